@@ -10,6 +10,7 @@
 //	error            Inject returns ErrInjected
 //	sleep(50ms)      sleep, then continue
 //	N*action         do action only for the next N hits, then disarm
+//	after(K):action  let the first K hits pass, then act
 //	off              disarm
 //
 // for example TROUPE_FAILPOINTS='walBeforeFsync=sleep(20ms);applierPanic=1*panic'.
@@ -44,6 +45,7 @@ type action struct {
 	kind  kind
 	sleep time.Duration
 	left  int64 // hits left; <0 means unlimited
+	skip  int64 // hits to let pass before acting
 }
 
 var (
@@ -67,6 +69,11 @@ func Inject(name string) error {
 		return nil
 	}
 	hits[name]++
+	if a.skip > 0 {
+		a.skip--
+		mu.Unlock()
+		return nil
+	}
 	k, d := a.kind, a.sleep
 	if a.left > 0 {
 		a.left--
@@ -145,6 +152,14 @@ func LoadSpec(list string) error {
 
 func parse(spec string) (*action, error) {
 	a := &action{left: -1}
+	if strings.HasPrefix(spec, "after(") {
+		n, rest, ok := strings.Cut(spec[len("after("):], "):")
+		k, err := strconv.ParseInt(n, 10, 64)
+		if !ok || err != nil || k < 0 {
+			return nil, fmt.Errorf("bad after(K): prefix in %q", spec)
+		}
+		a.skip, spec = k, rest
+	}
 	if n, rest, ok := strings.Cut(spec, "*"); ok {
 		c, err := strconv.ParseInt(n, 10, 64)
 		if err != nil || c <= 0 {

@@ -37,8 +37,27 @@ func TestInjectActions(t *testing.T) {
 	}
 }
 
+func TestAfter(t *testing.T) {
+	if err := Enable("d", "after(2):1*error"); err != nil {
+		t.Fatal(err)
+	}
+	defer Disable("d")
+	var errs int
+	for i := 0; i < 5; i++ {
+		if Inject("d") != nil {
+			errs++
+			if i != 2 {
+				t.Fatalf("error at hit %d, want hit 2", i)
+			}
+		}
+	}
+	if errs != 1 {
+		t.Fatalf("errors = %d, want 1", errs)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
-	for _, spec := range []string{"x", "a=boom", "a=0*panic", "a=sleep(x)"} {
+	for _, spec := range []string{"x", "a=boom", "a=0*panic", "a=sleep(x)", "a=after(x):panic"} {
 		if err := LoadSpec(spec); err == nil {
 			t.Errorf("LoadSpec(%q) accepted", spec)
 		}
