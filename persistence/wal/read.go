@@ -1,0 +1,225 @@
+package wal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// ReadAll reads the whole log and returns its metadata, the last hard
+// state (empty if none), and the entries after from, with later entries
+// replacing earlier ones at the same or a higher index. A torn tail of the
+// last segment is repaired (logged at Warn); any other damage is refused
+// with ErrCorrupt. A non-zero from must be a marker saved in the log
+// (ErrSnapshotNotFound). On success the WAL is ready to append after the
+// last record; ReadAll may be called once.
+func (w *WAL) ReadAll(from SnapshotMarker) (metadata []byte, hs *raftpb.HardState, ents []*raftpb.Entry, err error) {
+	if w.closed {
+		return nil, nil, nil, ErrClosed
+	}
+	if w.ready {
+		return nil, nil, nil, fmt.Errorf("wal: ReadAll called twice on %s", w.dir)
+	}
+	r := reader{w: w, from: from, hs: &raftpb.HardState{}}
+	var end segmentEnd
+	for i, s := range w.segs {
+		if end, err = r.readSegment(s, i == len(w.segs)-1); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if from.Index != 0 && !r.foundFrom {
+		return nil, nil, nil, fmt.Errorf("%w: index %d term %d in %s", ErrSnapshotNotFound, from.Index, from.Term, w.dir)
+	}
+	w.metadata, w.hs = r.metadata, r.hs
+	if err := w.openTail(end); err != nil {
+		return nil, nil, nil, err
+	}
+	w.ready = true
+	return r.metadata, proto.CloneOf(r.hs), r.ents, nil
+}
+
+// reader accumulates what ReadAll has decoded so far.
+type reader struct {
+	w         *WAL
+	from      SnapshotMarker
+	buf       []byte
+	metadata  []byte
+	hs        *raftpb.HardState
+	ents      []*raftpb.Entry
+	foundFrom bool
+}
+
+// segmentEnd describes the end of the last segment's valid records.
+type segmentEnd struct {
+	offset int64 // first byte after the last valid record
+	dirty  bool  // bytes after offset are not all zero: zero them
+	size   int64 // file size
+}
+
+func (r *reader) readSegment(s segment, last bool) (segmentEnd, error) {
+	path := r.w.path(s)
+	data, err := r.readFile(path)
+	if err != nil {
+		return segmentEnd{}, err
+	}
+	off := 0
+	for {
+		typ, body, n, res := decodeRecord(data[off:])
+		if res == decodeOK {
+			if err := r.apply(typ, body); err != nil {
+				return segmentEnd{}, fmt.Errorf("%w: record at offset %d of %s: %w; %s", ErrCorrupt, off, path, err, corruptFix)
+			}
+			off += n
+			continue
+		}
+		if next := validRecordAfter(data, off+1); next >= 0 {
+			return segmentEnd{}, fmt.Errorf("%w: damaged record at offset %d of %s (%s) is followed by a valid record at offset %d; %s",
+				ErrCorrupt, off, path, res, next, corruptFix)
+		}
+		if res != decodeEnd && !last {
+			return segmentEnd{}, fmt.Errorf("%w: damaged record at offset %d of %s (%s), which is not the last segment; %s",
+				ErrCorrupt, off, path, res, corruptFix)
+		}
+		if res != decodeEnd {
+			r.w.log.Warn("wal torn tail truncated", "file", path, "offset", off,
+				"dropped_bytes", len(data)-off, "reason", res.String())
+		}
+		return segmentEnd{offset: int64(off), dirty: !allZero(data[off:]), size: int64(len(data))}, nil
+	}
+}
+
+func (r *reader) readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("wal: open %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("wal: stat %s: %w", path, err)
+	}
+	if int64(cap(r.buf)) < fi.Size() {
+		r.buf = make([]byte, fi.Size())
+	}
+	r.buf = r.buf[:fi.Size()]
+	if _, err := io.ReadFull(f, r.buf); err != nil {
+		return nil, fmt.Errorf("wal: read %s: %w", path, err)
+	}
+	return r.buf, nil
+}
+
+// apply folds one valid record into the reader's state.
+func (r *reader) apply(typ recordType, body []byte) error {
+	switch typ {
+	case recMetadata:
+		if r.metadata == nil {
+			r.metadata = bytes.Clone(body)
+			if r.metadata == nil {
+				r.metadata = []byte{}
+			}
+		} else if !bytes.Equal(r.metadata, body) {
+			return fmt.Errorf("metadata differs from the first segment's")
+		}
+	case recEntry:
+		e := &raftpb.Entry{}
+		if err := proto.Unmarshal(body, e); err != nil {
+			return fmt.Errorf("decode entry: %w", err)
+		}
+		return r.applyEntry(e)
+	case recHardState:
+		hs := &raftpb.HardState{}
+		if err := proto.Unmarshal(body, hs); err != nil {
+			return fmt.Errorf("decode hard state: %w", err)
+		}
+		r.hs = hs
+	case recSnapshot:
+		m, err := decodeMarker(body)
+		if err != nil {
+			return err
+		}
+		if m == r.from {
+			r.foundFrom = true
+		}
+		r.w.snap = m
+		r.w.lastIndex = max(r.w.lastIndex, m.Index)
+	}
+	return nil
+}
+
+func (r *reader) applyEntry(e *raftpb.Entry) error {
+	idx := e.GetIndex()
+	r.w.lastIndex = idx
+	if idx <= r.from.Index {
+		return nil
+	}
+	pos := idx - r.from.Index - 1
+	if pos > uint64(len(r.ents)) {
+		return fmt.Errorf("%w: entry %d follows entry %d (snapshot at %d)",
+			ErrMissingEntries, idx, r.from.Index+uint64(len(r.ents)), r.from.Index)
+	}
+	r.ents = append(r.ents[:pos], e)
+	return nil
+}
+
+// openTail opens the last segment for appending at end.offset, zeroing
+// whatever follows it (a torn record or garbage) and growing the file back
+// to full size, so that no stale bytes can ever be read as records.
+func (w *WAL) openTail(end segmentEnd) error {
+	s := w.segs[len(w.segs)-1]
+	path := w.path(s)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("wal: open %s: %w", path, err)
+	}
+	capacity := max(end.size, w.opts.SegmentSizeBytes)
+	if end.dirty || end.size < capacity {
+		err = f.Truncate(end.offset)
+		if err == nil {
+			err = preallocate(f, capacity)
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("wal: repair tail of %s at %d: %w", path, end.offset, err)
+		}
+	}
+	w.f, w.tail, w.capacity = f, end.offset, capacity
+	return nil
+}
+
+func encodeMarker(m SnapshotMarker) []byte {
+	b := make([]byte, 16)
+	binary.LittleEndian.PutUint64(b, m.Index)
+	binary.LittleEndian.PutUint64(b[8:], m.Term)
+	return b
+}
+
+func decodeMarker(b []byte) (SnapshotMarker, error) {
+	if len(b) != 16 {
+		return SnapshotMarker{}, fmt.Errorf("snapshot marker is %d bytes, want 16", len(b))
+	}
+	return SnapshotMarker{Index: binary.LittleEndian.Uint64(b), Term: binary.LittleEndian.Uint64(b[8:])}, nil
+}
+
+func (d decodeResult) String() string {
+	switch d {
+	case decodeOK:
+		return "ok"
+	case decodeEnd:
+		return "end of log"
+	case decodeTorn:
+		return "record cut short"
+	case decodeBadCRC:
+		return "checksum mismatch"
+	case decodeBadFrame:
+		return "bad length or type"
+	}
+	return fmt.Sprintf("decodeResult(%d)", int(d))
+}
