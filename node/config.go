@@ -1,0 +1,536 @@
+package node
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults, as etcd 3.4 has them, except that troupe listens on 127.0.0.1
+// rather than localhost (which may resolve to ::1 first) and keeps its data
+// in "<name>.troupe".
+const (
+	DefaultName                = "default"
+	DefaultListenClientURL     = "http://127.0.0.1:2379"
+	DefaultListenPeerURL       = "http://127.0.0.1:2380"
+	DefaultInitialClusterState = ClusterStateNew
+	DefaultInitialClusterToken = "etcd-cluster"
+	DefaultSnapshotCount       = 100000
+	DefaultHeartbeatInterval   = 100 * time.Millisecond
+	DefaultElectionTimeout     = 1000 * time.Millisecond
+	DefaultQuotaBackendBytes   = 2 * 1024 * 1024 * 1024 // what --quota-backend-bytes=0 means
+	DefaultMaxRequestBytes     = 1572864                // 1.5 MiB
+	DefaultMaxTxnOps           = 128
+	DefaultLogLevel            = "info"
+	DefaultListenActorURL      = "127.0.0.1:2378"
+
+	// MaxElectionTimeout is etcd's upper bound on --election-timeout.
+	MaxElectionTimeout = 50 * time.Second
+)
+
+// Values of --initial-cluster-state.
+const (
+	ClusterStateNew      = "new"
+	ClusterStateExisting = "existing"
+)
+
+// DataDirSuffix is appended to --name when --data-dir is not given.
+const DataDirSuffix = ".troupe"
+
+// Config is a member's configuration, with etcd's flag names and meaning.
+// Start it from Default, change fields or parse flags registered by
+// RegisterFlags, then call Validate.
+type Config struct {
+	// Name is the human-readable name of this member (--name). It keys this
+	// member in InitialCluster.
+	Name string
+	// DataDir holds the WAL, snapshots and backend (--data-dir). When only
+	// --name is given it defaults to "<name>.troupe".
+	DataDir string
+
+	// ListenClientURLs are where the etcd v3 gRPC API listens.
+	ListenClientURLs []url.URL
+	// AdvertiseClientURLs are told to clients (member list, endpoints).
+	AdvertiseClientURLs []url.URL
+	// ListenPeerURLs are where raft traffic from other members arrives.
+	ListenPeerURLs []url.URL
+	// InitialAdvertisePeerURLs are this member's peer URLs as the rest of
+	// the cluster sees them; they must match this member in InitialCluster.
+	InitialAdvertisePeerURLs []url.URL
+
+	// InitialCluster is "name=peerURL,name=peerURL,..." for bootstrapping.
+	// When not given it is built from Name and InitialAdvertisePeerURLs.
+	InitialCluster string
+	// InitialClusterState is "new" or "existing" (joining a running cluster).
+	InitialClusterState string
+	// InitialClusterToken separates clusters bootstrapped from the same
+	// member list; it seeds the cluster and member IDs.
+	InitialClusterToken string
+
+	// SnapshotCount is the number of applied entries that triggers a
+	// snapshot, after which older WAL segments can be released.
+	SnapshotCount uint64
+	// HeartbeatInterval is raft's tick; the flag is in milliseconds.
+	HeartbeatInterval time.Duration
+	// ElectionTimeout must be at least 5 heartbeats (etcd's rule) and at most
+	// MaxElectionTimeout; the flag is in milliseconds.
+	ElectionTimeout time.Duration
+
+	// QuotaBackendBytes raises the NOSPACE alarm when the backend grows past
+	// it: 0 means DefaultQuotaBackendBytes, a negative value disables the
+	// quota (as etcd). See BackendQuotaBytes.
+	QuotaBackendBytes int64
+	// MaxRequestBytes is the largest client request accepted.
+	MaxRequestBytes uint
+	// MaxTxnOps is the most operations one Txn may carry.
+	MaxTxnOps uint
+
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// LogFormat is "" (tint on a terminal, JSON otherwise), "text" or "json".
+	LogFormat string
+
+	// ListenActorURL is the protoactor remote address (host:port) of the
+	// actor API; empty disables it. troupe's own, not an etcd flag.
+	ListenActorURL string
+
+	// Logger receives all logs; nil means slog.Default(). Not a flag.
+	Logger *slog.Logger
+
+	// Which flags were given explicitly; set by the flag values only, so a
+	// Config built in code is never checked against flag-only rules.
+	set struct {
+		dataDir, initialCluster, listenClient, advertiseClient bool
+	}
+}
+
+// Default returns etcd 3.4's defaults, listening on 127.0.0.1.
+func Default() Config {
+	c := Config{
+		Name:                     DefaultName,
+		DataDir:                  DefaultName + DataDirSuffix,
+		ListenClientURLs:         []url.URL{mustURL(DefaultListenClientURL)},
+		AdvertiseClientURLs:      []url.URL{mustURL(DefaultListenClientURL)},
+		ListenPeerURLs:           []url.URL{mustURL(DefaultListenPeerURL)},
+		InitialAdvertisePeerURLs: []url.URL{mustURL(DefaultListenPeerURL)},
+		InitialClusterState:      DefaultInitialClusterState,
+		InitialClusterToken:      DefaultInitialClusterToken,
+		SnapshotCount:            DefaultSnapshotCount,
+		HeartbeatInterval:        DefaultHeartbeatInterval,
+		ElectionTimeout:          DefaultElectionTimeout,
+		MaxRequestBytes:          DefaultMaxRequestBytes,
+		MaxTxnOps:                DefaultMaxTxnOps,
+		LogLevel:                 DefaultLogLevel,
+		ListenActorURL:           DefaultListenActorURL,
+	}
+	c.InitialCluster = c.InitialClusterFromName(c.Name)
+	return c
+}
+
+func mustURL(s string) url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return *u
+}
+
+// InitialClusterFromName returns "name=u1,name=u2" for this member's
+// InitialAdvertisePeerURLs, as etcd builds --initial-cluster by default.
+func (c *Config) InitialClusterFromName(name string) string {
+	parts := make([]string, 0, len(c.InitialAdvertisePeerURLs))
+	for _, u := range c.InitialAdvertisePeerURLs {
+		parts = append(parts, name+"="+u.String())
+	}
+	return strings.Join(parts, ",")
+}
+
+// BackendQuotaBytes is the effective backend quota: QuotaBackendBytes, with
+// 0 meaning DefaultQuotaBackendBytes; a negative result means no quota.
+func (c *Config) BackendQuotaBytes() int64 {
+	if c.QuotaBackendBytes == 0 {
+		return DefaultQuotaBackendBytes
+	}
+	return c.QuotaBackendBytes
+}
+
+// ParseInitialCluster parses "name=url,name=url" into peer URLs per member
+// name; a name may appear more than once, one URL each time.
+func ParseInitialCluster(s string) (map[string][]url.URL, error) {
+	members := map[string][]url.URL{}
+	seen := map[string]string{}
+	for _, term := range strings.Split(s, ",") {
+		term = strings.TrimSpace(term)
+		if term == "" {
+			continue
+		}
+		name, raw, ok := strings.Cut(term, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--initial-cluster term %q is not name=peerURL", term)
+		}
+		u, err := parseURL("--initial-cluster", raw)
+		if err != nil {
+			return nil, err
+		}
+		if other, dup := seen[u.String()]; dup {
+			return nil, fmt.Errorf("--initial-cluster lists peer URL %s twice (members %q and %q); give each member its own URLs", u.String(), other, name)
+		}
+		seen[u.String()] = name
+		members[name] = append(members[name], *u)
+	}
+	if len(members) == 0 {
+		return nil, errors.New("--initial-cluster is empty; set it like 'default=http://127.0.0.1:2380'")
+	}
+	return members, nil
+}
+
+// Validate checks the configuration as etcd does and returns an error that
+// names the flag at fault and how to fix it.
+func (c *Config) Validate() error {
+	if c.Name == "" {
+		return errors.New("--name is empty; give this member a name such as 'default'")
+	}
+	if c.DataDir == "" {
+		return errors.New("--data-dir is empty; give a directory such as '" + c.Name + DataDirSuffix + "'")
+	}
+	for _, f := range []struct {
+		flag string
+		urls []url.URL
+	}{
+		{"--listen-client-urls", c.ListenClientURLs},
+		{"--advertise-client-urls", c.AdvertiseClientURLs},
+		{"--listen-peer-urls", c.ListenPeerURLs},
+		{"--initial-advertise-peer-urls", c.InitialAdvertisePeerURLs},
+	} {
+		if err := checkURLs(f.flag, f.urls); err != nil {
+			return err
+		}
+	}
+	if c.set.listenClient && !c.set.advertiseClient {
+		return errors.New("--advertise-client-urls is required when --listen-client-urls is set explicitly")
+	}
+	if err := c.validateCluster(); err != nil {
+		return err
+	}
+	if err := c.validateRaft(); err != nil {
+		return err
+	}
+	if c.MaxRequestBytes == 0 {
+		return fmt.Errorf("--max-request-bytes must be > 0 (default %d)", DefaultMaxRequestBytes)
+	}
+	if c.MaxTxnOps == 0 {
+		return fmt.Errorf("--max-txn-ops must be > 0 (default %d)", DefaultMaxTxnOps)
+	}
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		return err
+	}
+	if err := checkLogFormat(c.LogFormat); err != nil {
+		return err
+	}
+	if c.ListenActorURL != "" {
+		if err := checkHostPort(c.ListenActorURL); err != nil {
+			return fmt.Errorf("--listen-actor-url %q: %w; use host:port such as %s, or '' to disable the actor API", c.ListenActorURL, err, DefaultListenActorURL)
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateCluster() error {
+	switch c.InitialClusterState {
+	case ClusterStateNew, ClusterStateExisting:
+	default:
+		return fmt.Errorf("--initial-cluster-state %q is not 'new' or 'existing'", c.InitialClusterState)
+	}
+	members, err := ParseInitialCluster(c.InitialCluster)
+	if err != nil {
+		return err
+	}
+	own, ok := members[c.Name]
+	if !ok {
+		return fmt.Errorf("--initial-cluster %q has no member named %q (--name); add '%s' to it", c.InitialCluster, c.Name, c.InitialClusterFromName(c.Name))
+	}
+	if !sameURLs(own, c.InitialAdvertisePeerURLs) {
+		return fmt.Errorf("--initial-cluster has %s=%s but --initial-advertise-peer-urls is %s; make them list the same URLs", c.Name, joinURLs(own), joinURLs(c.InitialAdvertisePeerURLs))
+	}
+	return nil
+}
+
+func (c *Config) validateRaft() error {
+	if c.SnapshotCount == 0 {
+		return fmt.Errorf("--snapshot-count must be > 0 (default %d)", DefaultSnapshotCount)
+	}
+	hb, el := c.HeartbeatInterval.Milliseconds(), c.ElectionTimeout.Milliseconds()
+	if hb <= 0 || c.HeartbeatInterval%time.Millisecond != 0 {
+		return fmt.Errorf("--heartbeat-interval must be a whole number of milliseconds > 0 (set to %v)", c.HeartbeatInterval)
+	}
+	if el <= 0 || c.ElectionTimeout%time.Millisecond != 0 {
+		return fmt.Errorf("--election-timeout must be a whole number of milliseconds > 0 (set to %v)", c.ElectionTimeout)
+	}
+	if 5*hb > el {
+		return fmt.Errorf("--election-timeout[%dms] should be at least as 5 times as --heartbeat-interval[%dms]; raise --election-timeout to %d or more", el, hb, 5*hb)
+	}
+	if c.ElectionTimeout > MaxElectionTimeout {
+		return fmt.Errorf("--election-timeout[%dms] is too long, and should be set less than %dms", el, MaxElectionTimeout.Milliseconds())
+	}
+	return nil
+}
+
+// checkURLs refuses what troupe cannot serve: etcd allows https and unix
+// sockets, troupe has no TLS and listens on TCP only (so far).
+func checkURLs(flagName string, urls []url.URL) error {
+	if len(urls) == 0 {
+		return fmt.Errorf("%s is empty; give at least one URL such as %s", flagName, exampleURL(flagName))
+	}
+	for _, u := range urls {
+		if err := checkURL(flagName, &u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func exampleURL(flagName string) string {
+	if strings.Contains(flagName, "peer") {
+		return DefaultListenPeerURL
+	}
+	return DefaultListenClientURL
+}
+
+func checkURL(flagName string, u *url.URL) error {
+	switch u.Scheme {
+	case "http":
+	case "https", "unixs":
+		return fmt.Errorf("%s %q: TLS is not supported by troupe yet; use http://", flagName, u.String())
+	default:
+		return fmt.Errorf("%s %q: scheme must be http (like %s)", flagName, u.String(), exampleURL(flagName))
+	}
+	if u.Path != "" && u.Path != "/" {
+		return fmt.Errorf("%s %q: URL must not contain a path; use scheme://host:port", flagName, u.String())
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%s %q: URL must be scheme://host:port only", flagName, u.String())
+	}
+	if err := checkHostPort(u.Host); err != nil {
+		return fmt.Errorf("%s %q: %w; use scheme://host:port like %s", flagName, u.String(), err, exampleURL(flagName))
+	}
+	return nil
+}
+
+func checkHostPort(hostport string) error {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return errors.New("address does not have the form host:port")
+	}
+	if host == "" {
+		return errors.New("host is empty")
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("port %q is not a number in 1-65535", port)
+	}
+	return nil
+}
+
+func parseURL(flagName, s string) (*url.URL, error) {
+	s = strings.TrimSpace(s)
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %v", flagName, s, err)
+	}
+	if err := checkURL(flagName, u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func sameURLs(a, b []url.URL) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	set := map[string]int{}
+	for _, u := range a {
+		set[canonical(u)]++
+	}
+	for _, u := range b {
+		set[canonical(u)]--
+	}
+	for _, n := range set {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func canonical(u url.URL) string {
+	u.Path = ""
+	return strings.ToLower(u.Scheme + "://" + u.Host)
+}
+
+func joinURLs(urls []url.URL) string {
+	s := make([]string, len(urls))
+	for i, u := range urls {
+		s[i] = u.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// Help notes for flags whose value troupe accepts but does not act on yet.
+const (
+	noteClustering = " (used once clustering lands; a single member serves alone until then)"
+	noteQuota      = " (used once the backend quota lands)"
+)
+
+// RegisterFlags binds c's fields to etcd's flag names in fs, with etcd's
+// help text; the current field values are the defaults shown. Durations
+// are given in milliseconds as etcd does.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.Var(&nameValue{c}, "name", "Human-readable name for this member.")
+	fs.Var(&dataDirValue{c}, "data-dir", "Path to the data directory. Defaults to '<name>"+DataDirSuffix+"'.")
+	fs.Uint64Var(&c.SnapshotCount, "snapshot-count", c.SnapshotCount, "Number of committed transactions to trigger a snapshot to disk.")
+	fs.Var((*msValue)(&c.HeartbeatInterval), "heartbeat-interval", "Time (in milliseconds) of a heartbeat interval.")
+	fs.Var((*msValue)(&c.ElectionTimeout), "election-timeout", "Time (in milliseconds) for an election to timeout. See tuning documentation for details.")
+	fs.Var(&urlsValue{urls: &c.ListenPeerURLs}, "listen-peer-urls", "List of URLs to listen on for peer traffic."+noteClustering)
+	fs.Var(&urlsValue{urls: &c.ListenClientURLs, set: &c.set.listenClient}, "listen-client-urls", "List of URLs to listen on for client traffic.")
+	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota)."+noteQuota)
+	fs.UintVar(&c.MaxTxnOps, "max-txn-ops", c.MaxTxnOps, "Maximum number of operations permitted in a transaction.")
+	fs.UintVar(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "Maximum client request size in bytes the server will accept.")
+
+	fs.Var(&peerURLsValue{c}, "initial-advertise-peer-urls", "List of this member's peer URLs to advertise to the rest of the cluster."+noteClustering)
+	fs.Var(&initialClusterValue{c}, "initial-cluster", "Initial cluster configuration for bootstrapping."+noteClustering)
+	fs.StringVar(&c.InitialClusterState, "initial-cluster-state", c.InitialClusterState, "Initial cluster state ('new' or 'existing')."+noteClustering)
+	fs.StringVar(&c.InitialClusterToken, "initial-cluster-token", c.InitialClusterToken, "Initial cluster token for the etcd cluster during bootstrap."+noteClustering)
+	fs.Var(&urlsValue{urls: &c.AdvertiseClientURLs, set: &c.set.advertiseClient}, "advertise-client-urls", "List of this member's client URLs to advertise to the public.")
+
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error.")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "Log format: 'text' (coloured on a terminal), 'json', or '' for text on a terminal and json otherwise. troupe only.")
+	fs.StringVar(&c.ListenActorURL, "listen-actor-url", c.ListenActorURL, "host:port of the protoactor remote endpoint serving the actor API ('' disables it). troupe only.")
+}
+
+// nameValue sets Name and, unless given explicitly, the DataDir and
+// InitialCluster derived from it, whatever the order of the flags.
+type nameValue struct{ c *Config }
+
+func (v *nameValue) String() string {
+	if v.c == nil {
+		return ""
+	}
+	return v.c.Name
+}
+
+func (v *nameValue) Set(s string) error {
+	v.c.Name = s
+	if !v.c.set.dataDir {
+		v.c.DataDir = s + DataDirSuffix
+	}
+	if !v.c.set.initialCluster {
+		v.c.InitialCluster = v.c.InitialClusterFromName(s)
+	}
+	return nil
+}
+
+type dataDirValue struct{ c *Config }
+
+func (v *dataDirValue) String() string {
+	if v.c == nil {
+		return ""
+	}
+	return v.c.DataDir
+}
+
+func (v *dataDirValue) Set(s string) error {
+	v.c.DataDir, v.c.set.dataDir = s, true
+	return nil
+}
+
+type initialClusterValue struct{ c *Config }
+
+func (v *initialClusterValue) String() string {
+	if v.c == nil {
+		return ""
+	}
+	return v.c.InitialCluster
+}
+
+func (v *initialClusterValue) Set(s string) error {
+	v.c.InitialCluster, v.c.set.initialCluster = s, true
+	return nil
+}
+
+// peerURLsValue sets InitialAdvertisePeerURLs and, unless given
+// explicitly, the InitialCluster derived from them.
+type peerURLsValue struct{ c *Config }
+
+func (v *peerURLsValue) String() string {
+	if v.c == nil {
+		return ""
+	}
+	return joinURLs(v.c.InitialAdvertisePeerURLs)
+}
+
+func (v *peerURLsValue) Set(s string) error {
+	if err := (&urlsValue{urls: &v.c.InitialAdvertisePeerURLs}).Set(s); err != nil {
+		return err
+	}
+	if !v.c.set.initialCluster {
+		v.c.InitialCluster = v.c.InitialClusterFromName(v.c.Name)
+	}
+	return nil
+}
+
+// urlsValue is a comma-separated list of URLs; Validate checks them.
+type urlsValue struct {
+	urls *[]url.URL
+	set  *bool // optional: records an explicit value
+}
+
+func (v *urlsValue) String() string {
+	if v.urls == nil {
+		return ""
+	}
+	return joinURLs(*v.urls)
+}
+
+func (v *urlsValue) Set(s string) error {
+	var urls []url.URL
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		u, err := url.Parse(part)
+		if err != nil {
+			return fmt.Errorf("%q is not a URL; want scheme://host:port such as %s", part, DefaultListenClientURL)
+		}
+		urls = append(urls, *u)
+	}
+	*v.urls = urls
+	if v.set != nil {
+		*v.set = true
+	}
+	return nil
+}
+
+// msValue is a time.Duration given on the command line in milliseconds.
+type msValue time.Duration
+
+func (v *msValue) String() string {
+	if v == nil {
+		return "0"
+	}
+	return strconv.FormatInt(time.Duration(*v).Milliseconds(), 10)
+}
+
+func (v *msValue) Set(s string) error {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return errors.New("want a whole number of milliseconds")
+	}
+	*v = msValue(time.Duration(n) * time.Millisecond)
+	return nil
+}
