@@ -1,0 +1,395 @@
+// Package e2etest starts a single-member etcd-compatible server as a real
+// process for end-to-end tests: either troupe (built once per test binary
+// from ./cmd/troupe) or real etcd, chosen by -e2e.server=troupe|etcd or the
+// TROUPE_E2E_SERVER environment variable (the flag wins; default troupe).
+//
+// Every server gets free ports on 127.0.0.1 and a data dir of its own; its
+// stdout and stderr go to a log file whose tail is dumped when the test fails.
+// Cleanup is registered with t.Cleanup, so tests never stop servers by hand
+// unless the stop is what they test.
+package e2etest
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// Server kinds.
+const (
+	Troupe = "troupe"
+	Etcd   = "etcd"
+)
+
+// EnvServer names the environment variable that selects the server kind when
+// -e2e.server is not given.
+const EnvServer = "TROUPE_E2E_SERVER"
+
+var serverFlag = flag.String("e2e.server", "", "server under test: troupe or etcd (default $"+EnvServer+", else troupe)")
+
+// Bounds on waiting for a process; generous for a loaded 2-core machine.
+const (
+	readyTimeout = 30 * time.Second
+	stopTimeout  = 15 * time.Second
+	logTailBytes = 64 << 10
+)
+
+// Kind returns the server kind selected for this test binary.
+func Kind() string {
+	k := *serverFlag
+	if k == "" {
+		k = os.Getenv(EnvServer)
+	}
+	if k == "" {
+		k = Troupe
+	}
+	return k
+}
+
+// Config describes one server to start. The zero value starts the kind
+// selected by Kind on a fresh temp data dir.
+type Config struct {
+	Kind    string   // Troupe or Etcd; empty means Kind()
+	DataDir string   // empty means a new t.TempDir()
+	Env     []string // extra environment, "K=V"
+	Args    []string // extra command-line flags
+}
+
+// Server is one running (or stopped) server process.
+type Server struct {
+	t       testing.TB
+	kind    string
+	name    string
+	bin     string
+	args    []string
+	env     []string
+	dataDir string
+	logPath string
+
+	clientURL string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the current process has exited
+	werr error
+}
+
+// Start starts a server as described by cfg and waits until it serves
+// clients. It fails the test if the server does not become ready in time.
+func Start(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	s, err := launch(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func launch(t testing.TB, cfg Config) (*Server, error) {
+	kind := cfg.Kind
+	if kind == "" {
+		kind = Kind()
+	}
+	var bin string
+	switch kind {
+	case Troupe:
+		b, err := TroupeBinary()
+		if err != nil {
+			return nil, err
+		}
+		bin = b
+	case Etcd:
+		b, err := exec.LookPath("etcd")
+		if err != nil {
+			return nil, fmt.Errorf("e2etest: etcd not found in PATH (run scripts/test.sh, which installs Debian's etcd-server): %w", err)
+		}
+		bin = b
+	default:
+		return nil, fmt.Errorf("e2etest: unknown server kind %q (want %s or %s)", kind, Troupe, Etcd)
+	}
+	dataDir := cfg.DataDir
+	if dataDir == "" {
+		dataDir = filepath.Join(t.TempDir(), "data")
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	name := "e2e"
+	client := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	args := []string{
+		"--name", name,
+		"--data-dir", dataDir,
+		"--listen-client-urls", client,
+		"--advertise-client-urls", client,
+		"--listen-peer-urls", peer,
+		"--initial-advertise-peer-urls", peer,
+		"--initial-cluster", name + "=" + peer,
+	}
+	if kind == Troupe {
+		args = append([]string{"serve"}, args...)
+		args = append(args, "--listen-actor-url", fmt.Sprintf("127.0.0.1:%d", ports[2]))
+	}
+	args = append(args, cfg.Args...)
+	logDir := t.TempDir()
+	s := &Server{
+		t: t, kind: kind, name: name, bin: bin, args: args,
+		env:       append(os.Environ(), cfg.Env...),
+		dataDir:   dataDir,
+		logPath:   filepath.Join(logDir, kind+".log"),
+		clientURL: client,
+	}
+	t.Cleanup(s.cleanup)
+	if err := s.startProcess(); err != nil {
+		return nil, err
+	}
+	if err := s.waitReady(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Kind reports whether this is Troupe or Etcd.
+func (s *Server) Kind() string { return s.kind }
+
+// Name is the member name.
+func (s *Server) Name() string { return s.name }
+
+// Endpoint is the client URL, e.g. http://127.0.0.1:23790.
+func (s *Server) Endpoint() string { return s.clientURL }
+
+// PeerURL is the advertised peer URL.
+func (s *Server) PeerURL() string {
+	for i, a := range s.args {
+		if a == "--initial-advertise-peer-urls" {
+			return s.args[i+1]
+		}
+	}
+	return ""
+}
+
+// DataDir is the server's data directory; it survives Kill and Restart.
+func (s *Server) DataDir() string { return s.dataDir }
+
+// LogPath is the file holding the server's stdout and stderr of every run.
+func (s *Server) LogPath() string { return s.logPath }
+
+// Log returns everything the server printed so far, over all runs.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(s.logPath)
+	return string(b)
+}
+
+// PID returns the pid of the current process, or 0 if it is not running.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil || s.exited() {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// Alive reports whether the current process is still running.
+func (s *Server) Alive() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil && !s.exited()
+}
+
+func (s *Server) exited() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Server) startProcess() error {
+	f, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(f, "=== e2etest: %s %s\n", s.bin, strings.Join(s.args, " "))
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Env = s.env
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("e2etest: start %s: %w", s.bin, err)
+	}
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.cmd, s.done, s.werr = cmd, done, nil
+	s.mu.Unlock()
+	go func() {
+		werr := cmd.Wait()
+		f.Close()
+		s.mu.Lock()
+		s.werr = werr
+		s.mu.Unlock()
+		close(done)
+	}()
+	return nil
+}
+
+// waitReady polls Get until it succeeds, the process exits or readyTimeout.
+func (s *Server) waitReady() error {
+	cli, err := s.newClient(2 * time.Second)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	deadline := time.Now().Add(readyTimeout)
+	var last error
+	for time.Now().Before(deadline) {
+		if !s.Alive() {
+			return fmt.Errorf("e2etest: %s exited before serving clients (%v); log:\n%s", s.kind, s.waitErr(), s.logTail())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, last = cli.Get(ctx, "e2etest-ready")
+		cancel()
+		if last == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("e2etest: %s not ready after %v: %v; log:\n%s", s.kind, readyTimeout, last, s.logTail())
+}
+
+func (s *Server) waitErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.werr
+}
+
+// Kill sends SIGKILL and waits for the process to exit.
+func (s *Server) Kill() {
+	s.t.Helper()
+	s.signalAndWait(syscall.SIGKILL, stopTimeout)
+}
+
+// Stop sends SIGTERM and waits for exit; after stopTimeout it kills the
+// process and fails the test.
+func (s *Server) Stop() {
+	s.t.Helper()
+	if !s.signalAndWait(syscall.SIGTERM, stopTimeout) {
+		s.t.Errorf("e2etest: %s did not exit %v after SIGTERM; killed", s.kind, stopTimeout)
+		s.signalAndWait(syscall.SIGKILL, stopTimeout)
+	}
+}
+
+func (s *Server) signalAndWait(sig syscall.Signal, d time.Duration) bool {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.mu.Unlock()
+	if cmd == nil {
+		return true
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// Restart starts the server again on the same data dir and ports after Kill
+// or Stop (stopping it first with SIGTERM if it still runs) and waits until
+// it serves clients.
+func (s *Server) Restart() {
+	s.t.Helper()
+	if s.Alive() {
+		s.Stop()
+	}
+	if err := s.startProcess(); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := s.waitReady(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// ExitError returns the result of the last process's Wait (nil while it
+// runs or after a clean exit).
+func (s *Server) ExitError() error { return s.waitErr() }
+
+// Client returns a new clientv3 client for the server, closed at cleanup.
+func (s *Server) Client(t testing.TB) *clientv3.Client {
+	t.Helper()
+	cli, err := s.newClient(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+func (s *Server) newClient(dial time.Duration) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{
+		Endpoints:          []string{s.clientURL},
+		DialTimeout:        dial,
+		MaxCallSendMsgSize: 8 << 20,
+		MaxCallRecvMsgSize: 64 << 20,
+		Logger:             zap.NewNop(),
+	})
+}
+
+func (s *Server) cleanup() {
+	if s.Alive() {
+		if !s.signalAndWait(syscall.SIGTERM, stopTimeout) {
+			s.signalAndWait(syscall.SIGKILL, stopTimeout)
+		}
+	}
+	if s.t.Failed() {
+		s.t.Logf("e2etest: %s log (%s), tail:\n%s", s.kind, s.logPath, s.logTail())
+	}
+}
+
+func (s *Server) logTail() string {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	if len(b) > logTailBytes {
+		b = append([]byte("...\n"), b[len(b)-logTailBytes:]...)
+	}
+	return string(b)
+}
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1, holding all n
+// listeners open at once so that they differ.
+func freePorts(n int) ([]int, error) {
+	ls := make([]net.Listener, 0, n)
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("e2etest: free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
