@@ -1,0 +1,143 @@
+package actorapi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+)
+
+// The remote reader of the served protoactor version trusts its peers: in
+// remote/endpoint_reader.go, onMessageBatch indexes TypeNames, Senders and
+// Targets with the envelope's numbers unchecked, and the proto serializer
+// (remote/proto_serializer.go, Deserialize) calls New on the result of
+// protoregistry.GlobalTypes.FindMessageByName without checking it, so a type
+// this process has not linked in is a nil dereference. ListProcesses and
+// GetProcessDiagnostics panic("implement me"). gRPC does not recover panics
+// in handlers, so any of these ends the process.
+//
+// The guard sits in front of the reader as gRPC interceptors: every received
+// MessageBatch is checked envelope by envelope and the ones the reader
+// cannot handle, or that are not accepted types, are dropped and logged
+// (the stream and the other envelopes carry on); a panic that still happens
+// in a handler is recovered, logged with its stack and ends only that
+// stream or call.
+
+// DefaultAcceptedTypes are the message types a served endpoint takes from
+// remote peers: the actor API request, and what remote watches need.
+var DefaultAcceptedTypes = []string{
+	"troupe.v1.KVRequest",
+	"actor.Watch",
+	"actor.Unwatch",
+	"actor.Terminated",
+}
+
+// guard checks inbound remote traffic; see above.
+type guard struct {
+	accepted map[string]bool
+	log      *slog.Logger
+}
+
+func newGuard(accepted []string, log *slog.Logger) *guard {
+	g := &guard{accepted: make(map[string]bool, len(accepted)), log: log}
+	for _, t := range accepted {
+		g.accepted[t] = true
+	}
+	return g
+}
+
+func (g *guard) serverOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainStreamInterceptor(g.stream),
+		grpc.ChainUnaryInterceptor(g.unary),
+	}
+}
+
+func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			g.log.Error("recovered panic in remote stream", "method", info.FullMethod, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = status.Errorf(codes.Internal, "actorapi: panic in %s", info.FullMethod)
+		}
+	}()
+	return handler(srv, &guardedStream{ServerStream: ss, g: g})
+}
+
+func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			g.log.Error("recovered panic in remote call", "method", info.FullMethod, "panic", fmt.Sprint(r))
+			resp, err = nil, status.Errorf(codes.Unimplemented, "actorapi: %s failed", info.FullMethod)
+		}
+	}()
+	return handler(ctx, req)
+}
+
+// guardedStream filters every MessageBatch the remote reader receives.
+type guardedStream struct {
+	grpc.ServerStream
+	g *guard
+}
+
+func (s *guardedStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if rm, ok := m.(*remote.RemoteMessage); ok {
+		if batch := rm.GetMessageBatch(); batch != nil {
+			s.g.filter(batch)
+		}
+	}
+	return nil
+}
+
+// filter removes from batch, in place, the envelopes the reader cannot
+// handle safely or that are not accepted.
+func (g *guard) filter(batch *remote.MessageBatch) {
+	kept := batch.Envelopes[:0]
+	for _, env := range batch.Envelopes {
+		if reason := g.reject(batch, env); reason != "" {
+			g.log.Warn("dropping remote message", "reason", reason, "typeId", env.GetTypeId())
+			continue
+		}
+		kept = append(kept, env)
+	}
+	for i := len(kept); i < len(batch.Envelopes); i++ {
+		batch.Envelopes[i] = nil
+	}
+	batch.Envelopes = kept
+}
+
+// reject says why env must not reach the reader, or "" if it may.
+func (g *guard) reject(batch *remote.MessageBatch, env *remote.MessageEnvelope) string {
+	if env == nil {
+		return "nil envelope"
+	}
+	if t := env.GetTarget(); t < 0 || int(t) >= len(batch.GetTargets()) || batch.Targets[t] == nil {
+		return "target index out of range"
+	}
+	if s := env.GetSender(); s < 0 || int(s) > len(batch.GetSenders()) || (s > 0 && batch.Senders[s-1] == nil) {
+		return "sender index out of range"
+	}
+	if id := env.GetTypeId(); id < 0 || int(id) >= len(batch.GetTypeNames()) {
+		return "type index out of range"
+	}
+	if env.GetSerializerId() != 0 {
+		return "serializer is not protobuf"
+	}
+	name := batch.TypeNames[env.GetTypeId()]
+	if !g.accepted[name] {
+		return "type not accepted: " + name
+	}
+	if _, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(name)); err != nil {
+		return "type not linked in: " + name
+	}
+	return ""
+}

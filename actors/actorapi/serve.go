@@ -1,0 +1,163 @@
+package actorapi
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// EndpointName is the name the endpoint is spawned under: clients address
+// it as actor.NewPID(address, EndpointName).
+const EndpointName = "kv"
+
+// DefaultMaxMessageBytes is the gRPC send and receive limit of the remote
+// Serve starts. gRPC's limit applies to a whole remote batch (up to 1000
+// messages), so it is far above MaxRequestBytes.
+const DefaultMaxMessageBytes = 256 << 20
+
+// ServeConfig configures Serve.
+type ServeConfig struct {
+	// Address to listen on, host:port; port 0 picks a free port (see
+	// Server.Address).
+	Address string
+	// KV executes the operations; required.
+	KV etcdserverpb.KVServer
+	// MaxRequestBytes, MaxInFlight and DrainTimeout: see Config.
+	MaxRequestBytes int
+	MaxInFlight     int
+	DrainTimeout    time.Duration
+	// MaxMessageBytes is the gRPC send/receive limit of the remote, for
+	// both directions. Zero means DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	// AcceptedTypes are the protobuf message names remote peers may send;
+	// anything else is dropped before it reaches protoactor. Nil means
+	// DefaultAcceptedTypes.
+	AcceptedTypes []string
+	// Logger for the actor system, the endpoint, the guard and gRPC's own
+	// errors; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is a running actor API: an actor system of its own, its remote,
+// and the endpoint.
+type Server struct {
+	system   *actor.ActorSystem
+	remote   *remote.Remote
+	endpoint *actor.PID
+}
+
+// Serve starts an actor system with a remote listening at cfg.Address and
+// spawns the endpoint (Props) in it as EndpointName. Inbound remote traffic
+// passes the guard (guard.go) first, so malformed or foreign messages are
+// dropped instead of crashing the process.
+func Serve(cfg ServeConfig) (*Server, error) {
+	if cfg.KV == nil {
+		return nil, errors.New("actorapi: ServeConfig.KV is nil")
+	}
+	host, portText, err := net.SplitHostPort(cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("actorapi: address %q: %w", cfg.Address, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return nil, fmt.Errorf("actorapi: address %q: port: %w", cfg.Address, err)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	accepted := cfg.AcceptedTypes
+	if accepted == nil {
+		accepted = DefaultAcceptedTypes
+	}
+	g := newGuard(accepted, logger.With("actor", "actorapi", "part", "guard"))
+
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	serverOpts := append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
+		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
+	}, g.serverOptions()...)
+	rcfg := remote.Configure(host, port,
+		remote.WithServerOptions(serverOpts...),
+		remote.WithDialOptions(DialOptions(cfg.MaxMessageBytes)...),
+	)
+	r := remote.NewRemote(system, rcfg)
+	if err := startRemote(r); err != nil {
+		return nil, fmt.Errorf("actorapi: listen on %s: %w", cfg.Address, err)
+	}
+	// Remote.Start silenced gRPC's logger for the whole process (etcd's
+	// gRPC server included); put back one that reports errors.
+	SetGRPCLogger(logger)
+
+	pid, err := system.Root.SpawnNamed(Props(Config{
+		KV:              cfg.KV,
+		MaxRequestBytes: cfg.MaxRequestBytes,
+		MaxInFlight:     cfg.MaxInFlight,
+		DrainTimeout:    cfg.DrainTimeout,
+		Logger:          logger,
+	}), EndpointName)
+	if err != nil {
+		r.Shutdown(false)
+		return nil, fmt.Errorf("actorapi: spawn endpoint: %w", err)
+	}
+	return &Server{system: system, remote: r, endpoint: pid}, nil
+}
+
+// startRemote turns the panic Remote.Start raises when it cannot listen
+// into an error.
+func startRemote(r *remote.Remote) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%v", p)
+		}
+	}()
+	r.Start()
+	return nil
+}
+
+// DialOptions are remote dial options with insecure transport and the given
+// send/receive limit (remote.WithDialOptions replaces protoactor's
+// defaults, so the transport credentials must be repeated). Clients use the
+// same, so that large replies are not refused on their side.
+func DialOptions(maxMessageBytes int) []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(maxMessageBytes),
+			grpc.MaxCallSendMsgSize(maxMessageBytes),
+		),
+	}
+}
+
+// Address is the host:port the server listens on, with the real port when
+// ServeConfig.Address asked for port 0.
+func (s *Server) Address() string { return s.system.ProcessRegistry.Address }
+
+// PID of the endpoint.
+func (s *Server) PID() *actor.PID { return s.endpoint }
+
+// System is the server's own actor system.
+func (s *Server) System() *actor.ActorSystem { return s.system }
+
+// Stop stops the endpoint (cancelling and draining running operations,
+// whose replies still go out) and then the remote. ActorSystem.Shutdown
+// alone would leave the actors running.
+func (s *Server) Stop() {
+	if err := s.system.Root.StopFuture(s.endpoint).Wait(); err != nil {
+		s.system.Logger().Error("stopping actor api endpoint", "error", err)
+	}
+	s.remote.Shutdown(true)
+	s.system.Shutdown()
+}
