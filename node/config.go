@@ -382,8 +382,8 @@ func joinURLs(urls []url.URL) string {
 
 // Help notes for flags whose value troupe accepts but does not act on yet.
 const (
-	noteClustering = " (used once clustering lands; a single member serves alone until then)"
-	noteQuota      = " (used once the backend quota lands)"
+	noteClustering = "\nChecked, but used only once clustering lands: a member serves alone until then."
+	noteQuota      = "\nChecked, but used only once the backend quota lands."
 )
 
 // RegisterFlags binds c's fields to etcd's flag names in fs, with etcd's

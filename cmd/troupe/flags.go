@@ -1,0 +1,59 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// flagGroups orders `troupe serve --help` as etcd --help does; flags not
+// listed here still print, under "Other".
+var flagGroups = []struct {
+	title string
+	names []string
+}{
+	{"Member", []string{"name", "data-dir", "snapshot-count", "heartbeat-interval", "election-timeout",
+		"listen-peer-urls", "listen-client-urls", "quota-backend-bytes", "max-txn-ops", "max-request-bytes"}},
+	{"Clustering", []string{"initial-advertise-peer-urls", "initial-cluster", "initial-cluster-state",
+		"initial-cluster-token", "advertise-client-urls"}},
+	{"Logging", []string{"log-level", "log-format"}},
+	{"troupe", []string{"listen-actor-url"}},
+}
+
+// serveUsage prints the flags in etcd's help layout:
+//
+//	--name 'default'
+//	  Human-readable name for this member.
+func serveUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, "Usage:\n\n  troupe serve [flags]\n    Start a troupe member, an etcd v3.4 compatible server.\n")
+	printed := map[string]bool{}
+	for _, g := range flagGroups {
+		fmt.Fprintf(w, "\n%s:\n", g.title)
+		for _, name := range g.names {
+			if f := fs.Lookup(name); f != nil {
+				printFlag(w, f)
+				printed[name] = true
+			}
+		}
+	}
+	var other []*flag.Flag
+	fs.VisitAll(func(f *flag.Flag) {
+		if !printed[f.Name] {
+			other = append(other, f)
+		}
+	})
+	if len(other) > 0 {
+		fmt.Fprint(w, "\nOther:\n")
+		for _, f := range other {
+			printFlag(w, f)
+		}
+	}
+}
+
+func printFlag(w io.Writer, f *flag.Flag) {
+	fmt.Fprintf(w, "  --%s '%s'\n", f.Name, f.DefValue)
+	for _, line := range strings.Split(f.Usage, "\n") {
+		fmt.Fprintf(w, "    %s\n", line)
+	}
+}

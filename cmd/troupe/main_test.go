@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func runArgs(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--help"}, "troupe serve [flags]"},
+		{[]string{"help"}, "troupe version"},
+		{[]string{"version"}, "troupe Version:"},
+		{[]string{"--version"}, "etcd API Version: 3.4"},
+		{[]string{"serve", "--help"}, "--initial-cluster 'default=http://127.0.0.1:2380'"},
+		{[]string{"serve", "-h"}, "--listen-actor-url '127.0.0.1:2378'"},
+	} {
+		code, out, _ := runArgs(tc.args...)
+		if code != exitOK || !strings.Contains(out, tc.want) {
+			t.Errorf("%q: exit %d, stdout %q; want 0 and %q", tc.args, code, out, tc.want)
+		}
+	}
+}
+
+func TestServeHelpListsEveryFlagOnce(t *testing.T) {
+	_, out, _ := runArgs("serve", "--help")
+	for _, name := range []string{"name", "data-dir", "heartbeat-interval", "election-timeout",
+		"listen-client-urls", "advertise-client-urls", "listen-peer-urls", "initial-advertise-peer-urls",
+		"initial-cluster", "initial-cluster-state", "initial-cluster-token", "snapshot-count",
+		"quota-backend-bytes", "max-request-bytes", "max-txn-ops", "log-level", "log-format", "listen-actor-url"} {
+		if n := strings.Count(out, "  --"+name+" '"); n != 1 {
+			t.Errorf("--%s listed %d times", name, n)
+		}
+	}
+	if strings.Contains(out, "Other:") {
+		t.Errorf("a flag is missing from flagGroups:\n%s", out)
+	}
+}
+
+func TestUsageErrorsExit2(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "Usage:"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"serve", "--bogus"}, "flag provided but not defined"},
+		{[]string{"serve", "--heartbeat-interval=abc"}, "flag -heartbeat-interval: want a whole number of milliseconds"},
+		{[]string{"serve", "--election-timeout=300"}, "--election-timeout[300ms] should be at least as 5 times"},
+		{[]string{"serve", "--name=x", "--initial-cluster=y=http://127.0.0.1:2380"}, `no member named "x"`},
+		{[]string{"serve", "extra"}, `unexpected argument "extra"`},
+		{[]string{"serve", "--log-level=loud"}, "--log-level"},
+	} {
+		code, _, errOut := runArgs(tc.args...)
+		if code != exitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}
+
+func TestBadFailpointSpecExit2(t *testing.T) {
+	t.Setenv("TROUPE_FAILPOINTS", "walBeforeFsync")
+	code, _, errOut := runArgs("serve")
+	if code != exitUsage || !strings.Contains(errOut, "TROUPE_FAILPOINTS") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}
