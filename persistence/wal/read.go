@@ -3,6 +3,7 @@ package wal
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -72,6 +73,9 @@ func (r *reader) readSegment(s segment, last bool) (segmentEnd, error) {
 		typ, body, n, res := decodeRecord(data[off:])
 		if res == decodeOK {
 			if err := r.apply(typ, body); err != nil {
+				if errors.Is(err, ErrMissingEntries) {
+					return segmentEnd{}, fmt.Errorf("%w (record at offset %d of %s)", err, off, path)
+				}
 				return segmentEnd{}, fmt.Errorf("%w: record at offset %d of %s: %w; %s", ErrCorrupt, off, path, err, corruptFix)
 			}
 			off += n
@@ -89,7 +93,10 @@ func (r *reader) readSegment(s segment, last bool) (segmentEnd, error) {
 			r.w.log.Warn("wal torn tail truncated", "file", path, "offset", off,
 				"dropped_bytes", len(data)-off, "reason", res.String())
 		}
-		return segmentEnd{offset: int64(off), dirty: !allZero(data[off:]), size: int64(len(data))}, nil
+		// A record whose padding was cut off by the end of the file ends
+		// unaligned; appending resumes at the next aligned offset.
+		aligned := (off + recordAlign - 1) / recordAlign * recordAlign
+		return segmentEnd{offset: int64(aligned), dirty: !allZero(data[off:]), size: int64(len(data))}, nil
 	}
 }
 
@@ -190,7 +197,7 @@ func (w *WAL) openTail(end segmentEnd) error {
 			return fmt.Errorf("wal: repair tail of %s at %d: %w", path, end.offset, err)
 		}
 	}
-	w.f, w.tail, w.capacity = f, end.offset, capacity
+	w.f, w.fpath, w.tail, w.capacity = f, path, end.offset, capacity
 	return nil
 }
 

@@ -96,8 +96,9 @@ type WAL struct {
 	closed    bool
 	failed    error // sticky: set by the first failed write or sync
 	f         *os.File
-	tail      int64 // write offset in f
-	capacity  int64 // size of f
+	fpath     string // path of f (f.Name() keeps the temporary name)
+	tail      int64  // write offset in f
+	capacity  int64  // size of f
 	buf       []byte
 	lastIndex uint64 // index of the last entry record written
 	hs        *raftpb.HardState
@@ -195,7 +196,7 @@ func (w *WAL) Close() error {
 			}
 		}
 		if cerr := w.f.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("wal: close %s: %w", w.f.Name(), cerr)
+			err = fmt.Errorf("wal: close %s: %w", w.fpath, cerr)
 		}
 		w.f = nil
 	}

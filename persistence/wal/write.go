@@ -97,7 +97,7 @@ func (w *WAL) write(p []byte) error {
 		return nil
 	}
 	if _, err := w.f.WriteAt(p, w.tail); err != nil {
-		return w.fail(fmt.Errorf("wal: write %s at %d: %w", w.f.Name(), w.tail, err))
+		return w.fail(fmt.Errorf("wal: write %s at %d: %w", w.fpath, w.tail, err))
 	}
 	w.tail += int64(len(p))
 	w.writes.Add(1)
@@ -108,10 +108,10 @@ func (w *WAL) write(p []byte) error {
 // sync runs the walBeforeFsync failpoint, then fdatasyncs the segment.
 func (w *WAL) sync() error {
 	if err := failpoint.Inject(FailpointBeforeFsync); err != nil {
-		return w.fail(fmt.Errorf("wal: sync %s: %w", w.f.Name(), err))
+		return w.fail(fmt.Errorf("wal: sync %s: %w", w.fpath, err))
 	}
 	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
-		return w.fail(fmt.Errorf("wal: fdatasync %s: %w", w.f.Name(), err))
+		return w.fail(fmt.Errorf("wal: fdatasync %s: %w", w.fpath, err))
 	}
 	w.fsyncs.Add(1)
 	return nil
@@ -127,7 +127,7 @@ func (w *WAL) cut(s segment, free int64) error {
 			return err
 		}
 		if err := w.f.Close(); err != nil {
-			return w.fail(fmt.Errorf("wal: close %s: %w", w.f.Name(), err))
+			return w.fail(fmt.Errorf("wal: close %s: %w", w.fpath, err))
 		}
 		w.f = nil
 	}
@@ -165,7 +165,7 @@ func (w *WAL) cut(s segment, free int64) error {
 		os.Remove(tmp)
 		return w.fail(fmt.Errorf("wal: new segment %s: %w", final, err))
 	}
-	w.f, w.tail, w.capacity = f, int64(len(hdr)), size
+	w.f, w.fpath, w.tail, w.capacity = f, final, int64(len(hdr)), size
 	if n := len(w.segs); n == 0 || w.segs[n-1] != s {
 		w.segs = append(w.segs, s)
 	}
