@@ -1,0 +1,196 @@
+package mvcc
+
+import (
+	"github.com/google/btree"
+)
+
+// generation is one life of a key: from its creation to its tombstone
+// (the last revision of every generation but the newest).
+type generation struct {
+	created revision   // revision that created the key in this life
+	ver     int64      // version of the key at revs[len(revs)-1]
+	revs    []revision // ascending
+}
+
+// keyIndex holds every revision of one key that compaction has kept.
+// Invariant: the last generation is the only one that may be empty or open
+// (without a tombstone); every other one ends with its tombstone.
+type keyIndex struct {
+	key  string
+	gens []generation
+}
+
+func lessKeyIndex(a, b *keyIndex) bool { return a.key < b.key }
+
+// put records a new revision of the key. created and ver are only used
+// when the put starts a generation (rebuilding from disk, where a
+// compacted generation no longer starts at its creation).
+func (ki *keyIndex) put(rev, created revision, ver int64) {
+	if len(ki.gens) == 0 {
+		ki.gens = append(ki.gens, generation{})
+	}
+	g := &ki.gens[len(ki.gens)-1]
+	if len(g.revs) == 0 {
+		g.created = created
+		g.ver = ver - 1
+	}
+	g.revs = append(g.revs, rev)
+	g.ver++
+}
+
+// tombstone ends the live generation at rev.
+func (ki *keyIndex) tombstone(rev revision) {
+	ki.put(rev, rev, 1)
+	ki.gens = append(ki.gens, generation{})
+}
+
+// live returns the generation the key is in now, or nil if it is deleted.
+func (ki *keyIndex) live() *generation {
+	if len(ki.gens) == 0 {
+		return nil
+	}
+	g := &ki.gens[len(ki.gens)-1]
+	if len(g.revs) == 0 {
+		return nil
+	}
+	return g
+}
+
+// get returns the revision holding the key's value at atRev, if the key
+// existed then.
+func (ki *keyIndex) get(atRev int64) (revision, bool) {
+	last := len(ki.gens) - 1
+	for i := last; i >= 0; i-- {
+		g := &ki.gens[i]
+		if len(g.revs) == 0 {
+			continue
+		}
+		if i != last && g.revs[len(g.revs)-1].main <= atRev {
+			return revision{}, false // deleted at or before atRev
+		}
+		if g.revs[0].main > atRev {
+			continue
+		}
+		for j := len(g.revs) - 1; j >= 0; j-- {
+			if g.revs[j].main <= atRev {
+				return g.revs[j], true
+			}
+		}
+	}
+	return revision{}, false
+}
+
+// removedRev is a revision compaction dropped, to delete from the bucket.
+type removedRev struct {
+	rev  revision
+	tomb bool
+}
+
+// compact drops every revision not needed to read the key at atRev or
+// later, as etcd: it keeps the newest revision <= atRev of the generation
+// alive at atRev unless that revision is the tombstone. It appends the
+// dropped revisions to removed and reports whether the key is now gone.
+func (ki *keyIndex) compact(atRev int64, removed []removedRev) ([]removedRev, bool) {
+	gi := 0
+	for gi < len(ki.gens)-1 {
+		g := &ki.gens[gi]
+		if g.revs[len(g.revs)-1].main > atRev {
+			break
+		}
+		for j, r := range g.revs {
+			removed = append(removed, removedRev{rev: r, tomb: j == len(g.revs)-1})
+		}
+		gi++
+	}
+	g := &ki.gens[gi]
+	keep := -1
+	for j := len(g.revs) - 1; j >= 0; j-- {
+		if g.revs[j].main <= atRev {
+			keep = j
+			break
+		}
+	}
+	if keep > 0 {
+		for _, r := range g.revs[:keep] {
+			removed = append(removed, removedRev{rev: r})
+		}
+		g.revs = append([]revision(nil), g.revs[keep:]...)
+	}
+	if len(g.revs) == 1 && gi != len(ki.gens)-1 {
+		// only the tombstone is left of this generation
+		removed = append(removed, removedRev{rev: g.revs[0], tomb: true})
+		gi++
+	}
+	ki.gens = ki.gens[gi:]
+	empty := len(ki.gens) == 1 && len(ki.gens[0].revs) == 0
+	return removed, empty
+}
+
+// treeIndex maps keys to their keyIndex in key order.
+type treeIndex struct {
+	tree *btree.BTreeG[*keyIndex]
+}
+
+func newTreeIndex() *treeIndex {
+	return &treeIndex{tree: btree.NewG(32, lessKeyIndex)}
+}
+
+func (t *treeIndex) lookup(key []byte) *keyIndex {
+	ki, _ := t.tree.Get(&keyIndex{key: string(key)})
+	return ki
+}
+
+// getOrCreate returns the keyIndex of key, adding an empty one if missing.
+func (t *treeIndex) getOrCreate(key []byte) *keyIndex {
+	if ki := t.lookup(key); ki != nil {
+		return ki
+	}
+	ki := &keyIndex{key: string(key)}
+	t.tree.ReplaceOrInsert(ki)
+	return ki
+}
+
+// visit calls f for every key in [key, end) in key order until f returns
+// false. end nil means key alone; an empty non-nil end means no upper
+// bound.
+func (t *treeIndex) visit(key, end []byte, f func(ki *keyIndex) bool) {
+	if end == nil {
+		if ki := t.lookup(key); ki != nil {
+			f(ki)
+		}
+		return
+	}
+	pivot := &keyIndex{key: string(key)}
+	if len(end) == 0 {
+		t.tree.AscendGreaterOrEqual(pivot, f)
+		return
+	}
+	if string(end) <= string(key) {
+		return
+	}
+	t.tree.AscendRange(pivot, &keyIndex{key: string(end)}, f)
+}
+
+// keyRev is one key's revision found by a range.
+type keyRev struct {
+	key string
+	rev revision
+}
+
+// revisions returns the revision of every key in [key, end) alive at
+// atRev, in key order, at most limit of them when limit > 0 and none when
+// limit < 0, and how many there are in all.
+func (t *treeIndex) revisions(key, end []byte, atRev int64, limit int) ([]keyRev, int) {
+	var out []keyRev
+	total := 0
+	t.visit(key, end, func(ki *keyIndex) bool {
+		if rev, ok := ki.get(atRev); ok {
+			if limit == 0 || len(out) < limit {
+				out = append(out, keyRev{key: ki.key, rev: rev})
+			}
+			total++
+		}
+		return true
+	})
+	return out, total
+}

@@ -1,0 +1,379 @@
+package mvcc
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// ErrAlreadyApplied is returned by a write whose raft index is not above
+// ConsistentIndex: the entry was applied before (the raft log is replayed
+// after a restart) and is skipped without any change.
+var ErrAlreadyApplied = errors.New("mvcc: entry already applied")
+
+// DefaultBatchLimit is the number of pending changes after which a write
+// commits the batch itself (etcd's batch limit).
+const DefaultBatchLimit = 10000
+
+// bucket and meta key names, as etcd creates them.
+var (
+	keyBucket  = []byte("key")
+	metaBucket = []byte("meta")
+	allBuckets = [][]byte{
+		keyBucket, metaBucket, []byte("lease"), []byte("alarm"), []byte("members"),
+		[]byte("members_removed"), []byte("cluster"), []byte("auth"),
+		[]byte("authUsers"), []byte("authRoles"),
+	}
+	consistentIndexKey = []byte("consistent_index")
+	scheduledCompactKey = []byte("scheduledCompactRev")
+	finishedCompactKey  = []byte("finishedCompactRev")
+)
+
+// Options tunes a Store.
+type Options struct {
+	// Logger receives open and compaction messages; nil means slog.Default().
+	Logger *slog.Logger
+	// BatchLimit is the number of pending changes (writes plus compaction
+	// deletes) at which a write commits the batch itself; 0 means
+	// DefaultBatchLimit.
+	BatchLimit int
+	// NoSync skips fsync on bbolt commits. For tests only: a crash can
+	// lose committed data.
+	NoSync bool
+	// LeaseChecker reports whether a lease exists. A Put naming a lease
+	// for which it returns false fails with ErrGRPCLeaseNotFound; nil
+	// means no lease exists.
+	LeaseChecker func(id int64) bool
+}
+
+// Store is the MVCC key-value store. See the package documentation for the
+// goroutine rules.
+type Store struct {
+	path   string
+	db     *bolt.DB
+	lg     *slog.Logger
+	limit  int
+	leases func(id int64) bool
+
+	// ci is the highest applied raft index, pending or committed.
+	ci atomic.Uint64
+
+	// mu guards everything below: the writer holds it exclusively while it
+	// changes them, readers hold it shared.
+	mu         sync.RWMutex
+	index      *treeIndex
+	currentRev int64 // revision of the last write; 1 in an empty store
+	compactRev int64 // -1 until the first compaction
+	pending    *batch
+	closed     bool
+}
+
+// batch is the set of changes not yet committed to bbolt.
+type batch struct {
+	puts     map[revision]pendingPut
+	order    []revision // puts in ascending revision order
+	deletes  [][]byte   // bucket keys removed by compaction
+	ciDirty  bool
+	compacts int64 // compaction revision to record; 0 for none
+}
+
+type pendingPut struct {
+	key   []byte // bucket key
+	value []byte // marshalled mvccpb.KeyValue
+}
+
+func newBatch() *batch { return &batch{puts: make(map[revision]pendingPut)} }
+
+func (b *batch) size() int { return len(b.order) + len(b.deletes) }
+
+func (b *batch) empty() bool {
+	return len(b.order) == 0 && len(b.deletes) == 0 && !b.ciDirty && b.compacts == 0
+}
+
+// Open opens (creating it if missing) the bbolt file at path, creates
+// etcd's buckets and rebuilds the key index from the "key" bucket. If a
+// compaction was scheduled but not finished (an etcd file), it is finished.
+func Open(path string, opts Options) (*Store, error) {
+	lg := opts.Logger
+	if lg == nil {
+		lg = slog.Default()
+	}
+	limit := opts.BatchLimit
+	if limit <= 0 {
+		limit = DefaultBatchLimit
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("mvcc: open %s: another process holds its lock; stop it or use another data dir: %w", path, err)
+		}
+		return nil, fmt.Errorf("mvcc: open %s (check the path and its permissions, or restore the file from a snapshot): %w", path, err)
+	}
+	s := &Store{
+		path: path, db: db, lg: lg, limit: limit, leases: opts.LeaseChecker,
+		index: newTreeIndex(), currentRev: 1, compactRev: -1, pending: newBatch(),
+	}
+	if err := s.load(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("mvcc: open %s (the file is damaged; restore it from a snapshot): %w", path, err)
+	}
+	return s, nil
+}
+
+// load creates missing buckets and rebuilds the in-memory state.
+func (s *Store) load() error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %q: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	scheduled := int64(0)
+	err = s.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(metaBucket)
+		if v := meta.Get(consistentIndexKey); len(v) == 8 {
+			s.ci.Store(binary.BigEndian.Uint64(v))
+		}
+		if v := meta.Get(finishedCompactKey); v != nil {
+			rev, _, err := parseBucketKey(v)
+			if err != nil {
+				return fmt.Errorf("meta %s: %w", finishedCompactKey, err)
+			}
+			s.compactRev = rev.main
+		}
+		if v := meta.Get(scheduledCompactKey); v != nil {
+			rev, _, err := parseBucketKey(v)
+			if err != nil {
+				return fmt.Errorf("meta %s: %w", scheduledCompactKey, err)
+			}
+			scheduled = rev.main
+		}
+		return tx.Bucket(keyBucket).ForEach(s.restoreEntry)
+	})
+	if err != nil {
+		return err
+	}
+	if s.currentRev < s.compactRev {
+		s.currentRev = s.compactRev
+	}
+	if scheduled > s.compactRev && scheduled <= s.currentRev {
+		s.lg.Info("finishing interrupted compaction", "path", s.path, "revision", scheduled)
+		s.compactLocked(scheduled)
+		if err := s.Commit(); err != nil {
+			return err
+		}
+	}
+	s.lg.Info("opened mvcc store", "path", s.path, "revision", s.currentRev,
+		"compact-revision", s.compactRev, "consistent-index", s.ci.Load())
+	return nil
+}
+
+// restoreEntry adds one "key" bucket entry to the index.
+func (s *Store) restoreEntry(k, v []byte) error {
+	rev, tomb, err := parseBucketKey(k)
+	if err != nil {
+		return fmt.Errorf("bucket key: %w", err)
+	}
+	kv := &mvccpb.KeyValue{}
+	if err := proto.Unmarshal(v, kv); err != nil {
+		return fmt.Errorf("bucket key revision %d_%d: %w", rev.main, rev.sub, err)
+	}
+	if rev.main > s.currentRev {
+		s.currentRev = rev.main
+	}
+	if tomb {
+		if ki := s.index.lookup(kv.Key); ki != nil && ki.live() != nil {
+			ki.tombstone(rev)
+		}
+		return nil
+	}
+	s.index.getOrCreate(kv.Key).put(rev, revision{main: kv.CreateRevision}, kv.Version)
+	return nil
+}
+
+// Close commits the pending batch and closes the file.
+func (s *Store) Close() error {
+	if s.closed {
+		return nil
+	}
+	err := s.Commit()
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	if cerr := s.db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("mvcc: close %s: %w", s.path, cerr)
+	}
+	return err
+}
+
+// Path returns the bbolt file's path.
+func (s *Store) Path() string { return s.path }
+
+// ConsistentIndex returns the highest raft index applied, including
+// applications still in the pending batch.
+func (s *Store) ConsistentIndex() uint64 { return s.ci.Load() }
+
+// SetConsistentIndex records that the raft entry at index was applied
+// (for entries that are not KV requests). A lower index is ignored.
+// Writer goroutine only.
+func (s *Store) SetConsistentIndex(index uint64) {
+	if index <= s.ci.Load() {
+		return
+	}
+	s.mu.Lock()
+	s.ci.Store(index)
+	s.pending.ciDirty = true
+	s.mu.Unlock()
+}
+
+// Rev returns the current store revision (1 in an empty store).
+func (s *Store) Rev() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.currentRev
+}
+
+// CompactRev returns the revision of the last compaction, -1 if none.
+func (s *Store) CompactRev() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.compactRev
+}
+
+// DBSize returns the file's size and the bytes of it in use (the size less
+// the free pages), as etcd's db size and db size in use.
+func (s *Store) DBSize() (total, inUse int64) {
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		total = tx.Size()
+		return nil
+	})
+	free := int64(s.db.Stats().FreePageN) * int64(s.db.Info().PageSize)
+	return total, total - free
+}
+
+// Commit writes the pending batch and the consistent index to bbolt in one
+// transaction. Writer goroutine only.
+func (s *Store) Commit() error {
+	b := s.pending // only this goroutine replaces or changes it
+	if b.empty() {
+		return nil
+	}
+	ci := s.ci.Load()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		kb := tx.Bucket(keyBucket)
+		kb.FillPercent = 0.9 // revisions are appended in order
+		for _, rev := range b.order {
+			if p, ok := b.puts[rev]; ok {
+				if err := kb.Put(p.key, p.value); err != nil {
+					return err
+				}
+			}
+		}
+		for _, k := range b.deletes {
+			if err := kb.Delete(k); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(metaBucket)
+		var ciBytes [8]byte
+		binary.BigEndian.PutUint64(ciBytes[:], ci)
+		if err := meta.Put(consistentIndexKey, ciBytes[:]); err != nil {
+			return err
+		}
+		if b.compacts != 0 {
+			rb := bucketKey(revision{main: b.compacts}, false)
+			if err := meta.Put(scheduledCompactKey, rb); err != nil {
+				return err
+			}
+			if err := meta.Put(finishedCompactKey, rb); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mvcc: commit to %s: %w", s.path, err)
+	}
+	s.mu.Lock()
+	s.pending = newBatch()
+	s.mu.Unlock()
+	return nil
+}
+
+// maybeCommit commits when the batch reached the limit. Writer only.
+func (s *Store) maybeCommit() error {
+	if s.pending.size() < s.limit {
+		return nil
+	}
+	return s.Commit()
+}
+
+// compactLocked drops from the index every revision not needed at rev or
+// later and schedules their deletion. Caller holds mu exclusively.
+func (s *Store) compactLocked(rev int64) {
+	s.compactRev = rev
+	var removed []removedRev
+	var gone []*keyIndex
+	s.index.tree.Ascend(func(ki *keyIndex) bool {
+		var empty bool
+		removed, empty = ki.compact(rev, removed)
+		if empty {
+			gone = append(gone, ki)
+		}
+		return true
+	})
+	for _, ki := range gone {
+		s.index.tree.Delete(ki)
+	}
+	b := s.pending
+	for _, r := range removed {
+		if _, ok := b.puts[r.rev]; ok {
+			delete(b.puts, r.rev)
+			continue
+		}
+		b.deletes = append(b.deletes, bucketKey(r.rev, r.tomb))
+	}
+	b.compacts = rev
+	s.lg.Debug("compacted", "path", s.path, "revision", rev, "removed", len(removed))
+}
+
+// readValue returns the KeyValue stored at rev, from the pending batch or
+// from bbolt (opening the read transaction *tx on first use). Caller holds
+// mu (shared or exclusive).
+func (s *Store) readValue(tx **bolt.Tx, rev revision) (*mvccpb.KeyValue, error) {
+	var v []byte
+	if p, ok := s.pending.puts[rev]; ok {
+		v = p.value
+	} else {
+		if *tx == nil {
+			t, err := s.db.Begin(false)
+			if err != nil {
+				return nil, fmt.Errorf("mvcc: read %s: %w", s.path, err)
+			}
+			*tx = t
+		}
+		v = (*tx).Bucket(keyBucket).Get(bucketKey(rev, false))
+		if v == nil {
+			return nil, fmt.Errorf("mvcc: %s: revision %d_%d in the index is missing from the key bucket", s.path, rev.main, rev.sub)
+		}
+	}
+	kv := &mvccpb.KeyValue{}
+	if err := proto.Unmarshal(v, kv); err != nil {
+		return nil, fmt.Errorf("mvcc: %s: revision %d_%d: %w", s.path, rev.main, rev.sub, err)
+	}
+	return kv, nil
+}
+

@@ -1,0 +1,295 @@
+package mvcc
+
+import (
+	"bytes"
+	"fmt"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+)
+
+// Txn applies the raft entry at index carrying req. Writer goroutine only.
+//
+// As etcd 3.4: every compare (nested ones too) is evaluated against the
+// store before the transaction; the chosen branches are checked before
+// anything is written (ErrGRPCKeyNotFound for ignore_value/ignore_lease on
+// a missing key, ErrGRPCLeaseNotFound, ErrGRPCFutureRev/ErrGRPCCompacted
+// for a range revision), so a failed check writes nothing. All writes share
+// one new revision with sub-revisions 0, 1, 2...; a transaction that
+// changes nothing keeps the revision. Reads inside see earlier writes.
+// Call ValidateTxn before proposing.
+func (s *Store) Txn(index uint64, req *pb.TxnRequest) (*pb.TxnResponse, error) {
+	w, err := s.beginWrite(index)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := w.applyTxnRequest(req)
+	if cerr := w.end(); cerr != nil {
+		return nil, cerr
+	}
+	return resp, err
+}
+
+func (w *writeTxn) applyTxnRequest(req *pb.TxnRequest) (*pb.TxnResponse, error) {
+	path, err := w.compareToPath(req)
+	if err != nil {
+		return nil, err
+	}
+	if !txnReadOnly(req) {
+		if _, err := checkRequests(req, path, w.checkPuts); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := checkRequests(req, path, w.checkRanges); err != nil {
+		return nil, err
+	}
+	resp, _ := newTxnResp(req, path)
+	if _, err := w.applyTxn(req, path, resp); err != nil {
+		// the checks above rule this out; a half-applied txn cannot be undone
+		panic(fmt.Sprintf("mvcc: unexpected error inside txn: %v", err))
+	}
+	resp.Header.Revision = w.beginRev
+	if w.changes > 0 {
+		resp.Header.Revision++
+	}
+	return resp, nil
+}
+
+// branch returns the ops of the branch path chose.
+func branch(req *pb.TxnRequest, succeeded bool) []*pb.RequestOp {
+	if succeeded {
+		return req.Success
+	}
+	return req.Failure
+}
+
+// compareToPath evaluates the compares of req and of the nested txns of
+// the chosen branches, depth first, all before any write.
+func (w *writeTxn) compareToPath(req *pb.TxnRequest) ([]bool, error) {
+	ok, err := w.applyCompares(req.Compare)
+	if err != nil {
+		return nil, err
+	}
+	path := []bool{ok}
+	for _, op := range branch(req, ok) {
+		if t, isTxn := op.Request.(*pb.RequestOp_RequestTxn); isTxn && t.RequestTxn != nil {
+			sub, err := w.compareToPath(t.RequestTxn)
+			if err != nil {
+				return nil, err
+			}
+			path = append(path, sub...)
+		}
+	}
+	return path, nil
+}
+
+func (w *writeTxn) applyCompares(cmps []*pb.Compare) (bool, error) {
+	for _, c := range cmps {
+		ok, err := w.applyCompare(c)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// applyCompare holds when every key in the compare's range satisfies it. A
+// missing key compares as a zero KeyValue, except that a VALUE compare on
+// no key at all fails.
+func (w *writeTxn) applyCompare(c *pb.Compare) (bool, error) {
+	rr, err := w.rangeKeys(c.Key, rangeEnd(c.RangeEnd), 0, 0, false)
+	if err != nil {
+		return false, err
+	}
+	if len(rr.kvs) == 0 {
+		if c.Target == pb.Compare_VALUE {
+			return false, nil
+		}
+		return compareKV(c, &mvccpb.KeyValue{}), nil
+	}
+	for _, kv := range rr.kvs {
+		if !compareKV(c, kv) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func compareKV(c *pb.Compare, kv *mvccpb.KeyValue) bool {
+	var result int
+	switch c.Target {
+	case pb.Compare_VALUE:
+		v := []byte{}
+		if t, _ := c.TargetUnion.(*pb.Compare_Value); t != nil {
+			v = t.Value
+		}
+		result = bytes.Compare(kv.Value, v)
+	case pb.Compare_CREATE:
+		result = cmpInt64(kv.CreateRevision, c.GetCreateRevision())
+	case pb.Compare_MOD:
+		result = cmpInt64(kv.ModRevision, c.GetModRevision())
+	case pb.Compare_VERSION:
+		result = cmpInt64(kv.Version, c.GetVersion())
+	case pb.Compare_LEASE:
+		result = cmpInt64(kv.Lease, c.GetLease())
+	}
+	switch c.Result {
+	case pb.Compare_EQUAL:
+		return result == 0
+	case pb.Compare_NOT_EQUAL:
+		return result != 0
+	case pb.Compare_GREATER:
+		return result > 0
+	case pb.Compare_LESS:
+		return result < 0
+	}
+	return true
+}
+
+// txnReadOnly reports whether req has no put or delete in any branch.
+func txnReadOnly(req *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{req.Success, req.Failure} {
+		for _, op := range ops {
+			switch t := op.Request.(type) {
+			case *pb.RequestOp_RequestPut, *pb.RequestOp_RequestDeleteRange:
+				return false
+			case *pb.RequestOp_RequestTxn:
+				if t.RequestTxn != nil && !txnReadOnly(t.RequestTxn) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// checkRequests runs check on the ops of every chosen branch, depth first,
+// and returns how many nested txns it walked.
+func checkRequests(req *pb.TxnRequest, path []bool, check func([]*pb.RequestOp) error) (int, error) {
+	ops := branch(req, path[0])
+	if err := check(ops); err != nil {
+		return 0, err
+	}
+	txns := 0
+	for _, op := range ops {
+		if t, ok := op.Request.(*pb.RequestOp_RequestTxn); ok && t.RequestTxn != nil {
+			n, err := checkRequests(t.RequestTxn, path[1:], check)
+			if err != nil {
+				return 0, err
+			}
+			txns += n + 1
+			path = path[n+1:]
+		}
+	}
+	return txns, nil
+}
+
+// checkPuts fails puts that would fail when applied, against the store
+// before the txn.
+func (w *writeTxn) checkPuts(ops []*pb.RequestOp) error {
+	for _, op := range ops {
+		t, ok := op.Request.(*pb.RequestOp_RequestPut)
+		if !ok || t.RequestPut == nil {
+			continue
+		}
+		p := t.RequestPut
+		if p.IgnoreValue || p.IgnoreLease {
+			prev, err := w.get(p.Key)
+			if err != nil {
+				return err
+			}
+			if prev == nil {
+				return rpctypes.ErrGRPCKeyNotFound
+			}
+		}
+		if p.Lease != 0 && !w.s.leaseExists(p.Lease) {
+			return rpctypes.ErrGRPCLeaseNotFound
+		}
+	}
+	return nil
+}
+
+// checkRanges fails ranges at a future or compacted revision.
+func (w *writeTxn) checkRanges(ops []*pb.RequestOp) error {
+	for _, op := range ops {
+		t, ok := op.Request.(*pb.RequestOp_RequestRange)
+		if !ok || t.RequestRange == nil || t.RequestRange.Revision == 0 {
+			continue
+		}
+		switch rev := t.RequestRange.Revision; {
+		case rev > w.beginRev:
+			return rpctypes.ErrGRPCFutureRev
+		case rev < w.s.compactRev:
+			return rpctypes.ErrGRPCCompacted
+		}
+	}
+	return nil
+}
+
+// newTxnResp builds the response skeleton of the chosen branches.
+func newTxnResp(req *pb.TxnRequest, path []bool) (*pb.TxnResponse, int) {
+	ops := branch(req, path[0])
+	resp := &pb.TxnResponse{Header: &pb.ResponseHeader{}, Succeeded: path[0], Responses: make([]*pb.ResponseOp, len(ops))}
+	txns := 0
+	for i, op := range ops {
+		r := &pb.ResponseOp{}
+		switch t := op.Request.(type) {
+		case *pb.RequestOp_RequestRange:
+			r.Response = &pb.ResponseOp_ResponseRange{}
+		case *pb.RequestOp_RequestPut:
+			r.Response = &pb.ResponseOp_ResponsePut{}
+		case *pb.RequestOp_RequestDeleteRange:
+			r.Response = &pb.ResponseOp_ResponseDeleteRange{}
+		case *pb.RequestOp_RequestTxn:
+			if t.RequestTxn != nil {
+				sub, n := newTxnResp(t.RequestTxn, path[1:])
+				r.Response = &pb.ResponseOp_ResponseTxn{ResponseTxn: sub}
+				txns += n + 1
+				path = path[n+1:]
+			}
+		}
+		resp.Responses[i] = r
+	}
+	return resp, txns
+}
+
+// applyTxn runs the chosen branches in order and fills resp.
+func (w *writeTxn) applyTxn(req *pb.TxnRequest, path []bool, resp *pb.TxnResponse) (int, error) {
+	txns := 0
+	for i, op := range branch(req, path[0]) {
+		r := resp.Responses[i]
+		switch t := op.Request.(type) {
+		case *pb.RequestOp_RequestRange:
+			rr, err := rangeIn(&w.view, t.RequestRange)
+			if err != nil {
+				return 0, err
+			}
+			r.Response = &pb.ResponseOp_ResponseRange{ResponseRange: rr}
+		case *pb.RequestOp_RequestPut:
+			pr, err := w.applyPut(t.RequestPut)
+			if err != nil {
+				return 0, err
+			}
+			r.Response = &pb.ResponseOp_ResponsePut{ResponsePut: pr}
+		case *pb.RequestOp_RequestDeleteRange:
+			dr, err := w.applyDeleteRange(t.RequestDeleteRange)
+			if err != nil {
+				return 0, err
+			}
+			r.Response = &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: dr}
+		case *pb.RequestOp_RequestTxn:
+			if t.RequestTxn == nil {
+				continue
+			}
+			sub := r.Response.(*pb.ResponseOp_ResponseTxn).ResponseTxn
+			n, err := w.applyTxn(t.RequestTxn, path[1:], sub)
+			if err != nil {
+				return 0, err
+			}
+			txns += n + 1
+			path = path[n+1:]
+		}
+	}
+	return txns, nil
+}

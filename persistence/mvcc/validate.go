@@ -1,0 +1,196 @@
+package mvcc
+
+import (
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+)
+
+// DefaultMaxTxnOps is etcd's default limit on the operations of a txn
+// (--max-txn-ops).
+const DefaultMaxTxnOps = 128
+
+// ValidateRange checks a RangeRequest before it is served, as etcd's gRPC
+// layer: ErrGRPCEmptyKey.
+func ValidateRange(req *pb.RangeRequest) error {
+	if len(req.Key) == 0 {
+		return rpctypes.ErrGRPCEmptyKey
+	}
+	return nil
+}
+
+// ValidatePut checks a PutRequest before it is proposed: ErrGRPCEmptyKey,
+// ErrGRPCValueProvided (ignore_value with a value), ErrGRPCLeaseProvided
+// (ignore_lease with a lease).
+func ValidatePut(req *pb.PutRequest) error {
+	if len(req.Key) == 0 {
+		return rpctypes.ErrGRPCEmptyKey
+	}
+	if req.IgnoreValue && len(req.Value) != 0 {
+		return rpctypes.ErrGRPCValueProvided
+	}
+	if req.IgnoreLease && req.Lease != 0 {
+		return rpctypes.ErrGRPCLeaseProvided
+	}
+	return nil
+}
+
+// ValidateDeleteRange checks a DeleteRangeRequest before it is proposed:
+// ErrGRPCEmptyKey.
+func ValidateDeleteRange(req *pb.DeleteRangeRequest) error {
+	if len(req.Key) == 0 {
+		return rpctypes.ErrGRPCEmptyKey
+	}
+	return nil
+}
+
+// ValidateCompact checks a CompactionRequest before it is proposed. etcd
+// 3.4 checks nothing there: a bad revision fails when applied.
+func ValidateCompact(req *pb.CompactionRequest) error { return nil }
+
+// ValidateTxn checks a TxnRequest before it is proposed, as etcd's gRPC
+// layer: ErrGRPCTooManyOps when the compares or a branch exceed maxTxnOps
+// (a nested txn gets what its parent leaves), ErrGRPCEmptyKey for a compare
+// or op without key, ErrGRPCKeyNotFound for an empty op, and then
+// ErrGRPCDuplicateKey when a branch (nested txns included) writes a key
+// twice or puts a key it also deletes.
+func ValidateTxn(req *pb.TxnRequest, maxTxnOps int) error {
+	if err := checkTxn(req, maxTxnOps); err != nil {
+		return err
+	}
+	if _, _, err := checkIntervals(req.Success); err != nil {
+		return err
+	}
+	_, _, err := checkIntervals(req.Failure)
+	return err
+}
+
+func checkTxn(req *pb.TxnRequest, maxTxnOps int) error {
+	opc := max(len(req.Compare), len(req.Success), len(req.Failure))
+	if opc > maxTxnOps {
+		return rpctypes.ErrGRPCTooManyOps
+	}
+	for _, c := range req.Compare {
+		if len(c.Key) == 0 {
+			return rpctypes.ErrGRPCEmptyKey
+		}
+	}
+	for _, ops := range [][]*pb.RequestOp{req.Success, req.Failure} {
+		for _, op := range ops {
+			if err := checkOp(op, maxTxnOps-opc); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func checkOp(op *pb.RequestOp, maxTxnOps int) error {
+	switch t := op.GetRequest().(type) {
+	case *pb.RequestOp_RequestRange:
+		return ValidateRange(t.RequestRange)
+	case *pb.RequestOp_RequestPut:
+		return ValidatePut(t.RequestPut)
+	case *pb.RequestOp_RequestDeleteRange:
+		return ValidateDeleteRange(t.RequestDeleteRange)
+	case *pb.RequestOp_RequestTxn:
+		return checkTxn(t.RequestTxn, maxTxnOps)
+	default:
+		return rpctypes.ErrGRPCKeyNotFound // empty op
+	}
+}
+
+// interval is a half-open key range [begin, end); an empty end is +inf
+// (etcd's string-affine intervals: a range_end of "\x00" is a plain
+// string there, so such a delete overlaps nothing).
+type interval struct{ begin, end string }
+
+func pointInterval(k string) interval { return interval{begin: k, end: k + "\x00"} }
+
+func lessAffine(a, b string) bool { // a < b, "" being +inf
+	if a == "" {
+		return false
+	}
+	if b == "" {
+		return true
+	}
+	return a < b
+}
+
+func (iv interval) overlaps(o interval) bool {
+	return lessAffine(iv.begin, o.end) && lessAffine(o.begin, iv.end)
+}
+
+func anyOverlaps(ivs []interval, k string) bool {
+	p := pointInterval(k)
+	for _, iv := range ivs {
+		if lessAffine(iv.begin, iv.end) && iv.overlaps(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkIntervals returns the keys put and ranges deleted by ops and their
+// nested txns, failing with ErrGRPCDuplicateKey as etcd's checkIntervals:
+// the two branches of a nested txn may put the same key, nothing else may.
+func checkIntervals(ops []*pb.RequestOp) (map[string]struct{}, []interval, error) {
+	var dels []interval
+	for _, op := range ops {
+		t, ok := op.Request.(*pb.RequestOp_RequestDeleteRange)
+		if !ok || t.RequestDeleteRange == nil {
+			continue
+		}
+		d := t.RequestDeleteRange
+		if len(d.RangeEnd) != 0 {
+			dels = append(dels, interval{begin: string(d.Key), end: string(d.RangeEnd)})
+		} else {
+			dels = append(dels, pointInterval(string(d.Key)))
+		}
+	}
+	puts := make(map[string]struct{})
+	for _, op := range ops {
+		t, ok := op.Request.(*pb.RequestOp_RequestTxn)
+		if !ok || t.RequestTxn == nil {
+			continue
+		}
+		putsThen, delsThen, err := checkIntervals(t.RequestTxn.Success)
+		if err != nil {
+			return nil, dels, err
+		}
+		putsElse, delsElse, err := checkIntervals(t.RequestTxn.Failure)
+		if err != nil {
+			return nil, dels, err
+		}
+		for k := range putsThen {
+			if _, dup := puts[k]; dup || anyOverlaps(dels, k) {
+				return nil, dels, rpctypes.ErrGRPCDuplicateKey
+			}
+			puts[k] = struct{}{}
+		}
+		for k := range putsElse {
+			if _, dup := puts[k]; dup {
+				if _, then := putsThen[k]; !then {
+					return nil, dels, rpctypes.ErrGRPCDuplicateKey
+				}
+			}
+			if anyOverlaps(dels, k) {
+				return nil, dels, rpctypes.ErrGRPCDuplicateKey
+			}
+			puts[k] = struct{}{}
+		}
+		dels = append(dels, delsThen...)
+		dels = append(dels, delsElse...)
+	}
+	for _, op := range ops {
+		t, ok := op.Request.(*pb.RequestOp_RequestPut)
+		if !ok || t.RequestPut == nil {
+			continue
+		}
+		k := string(t.RequestPut.Key)
+		if _, dup := puts[k]; dup || anyOverlaps(dels, k) {
+			return nil, dels, rpctypes.ErrGRPCDuplicateKey
+		}
+		puts[k] = struct{}{}
+	}
+	return puts, dels, nil
+}

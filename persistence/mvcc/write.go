@@ -1,0 +1,201 @@
+package mvcc
+
+import (
+	"fmt"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/protobuf/proto"
+)
+
+// writeTxn is one write request in progress: every change it makes gets
+// revision beginRev+1 and the next sub-revision. Its reads see its own
+// earlier changes. The caller holds s.mu exclusively.
+type writeTxn struct {
+	view
+	beginRev int64
+	changes  int64
+}
+
+// beginWrite takes the write lock, checks and records the raft index, and
+// starts a write. The caller must call end.
+func (s *Store) beginWrite(index uint64) (*writeTxn, error) {
+	if s.closed {
+		return nil, fmt.Errorf("mvcc: %s is closed", s.path)
+	}
+	if index <= s.ci.Load() {
+		return nil, ErrAlreadyApplied
+	}
+	s.mu.Lock()
+	s.ci.Store(index)
+	s.pending.ciDirty = true
+	return &writeTxn{view: view{s: s, curRev: s.currentRev}, beginRev: s.currentRev}, nil
+}
+
+// end publishes the write's revision, releases the lock and commits the
+// batch if it is full.
+func (w *writeTxn) end() error {
+	w.close()
+	if w.changes > 0 {
+		w.s.currentRev = w.beginRev + 1
+	}
+	w.s.mu.Unlock()
+	return w.s.maybeCommit()
+}
+
+// put writes a new version of key.
+func (w *writeTxn) put(key, value []byte, lease int64) {
+	rev := revision{main: w.beginRev + 1, sub: w.changes}
+	ki := w.s.index.getOrCreate(key)
+	kv := &mvccpb.KeyValue{Key: key, Value: value, CreateRevision: rev.main, ModRevision: rev.main, Version: 1, Lease: lease}
+	if g := ki.live(); g != nil {
+		kv.CreateRevision = g.created.main
+		kv.Version = g.ver + 1
+	}
+	w.add(rev, false, kv)
+	ki.put(rev, rev, 1)
+	w.changes++
+	w.curRev = w.beginRev + 1
+}
+
+// deleteRange writes tombstones for the keys in [key, end) that are alive
+// and returns how many.
+func (w *writeTxn) deleteRange(key, end []byte) int64 {
+	var kis []*keyIndex
+	w.s.index.visit(key, end, func(ki *keyIndex) bool {
+		if ki.live() != nil {
+			kis = append(kis, ki)
+		}
+		return true
+	})
+	for _, ki := range kis {
+		rev := revision{main: w.beginRev + 1, sub: w.changes}
+		w.add(rev, true, &mvccpb.KeyValue{Key: []byte(ki.key)})
+		ki.tombstone(rev)
+		w.changes++
+		w.curRev = w.beginRev + 1
+	}
+	return int64(len(kis))
+}
+
+// add puts one "key" bucket entry into the pending batch.
+func (w *writeTxn) add(rev revision, tomb bool, kv *mvccpb.KeyValue) {
+	b, err := proto.Marshal(kv)
+	if err != nil {
+		panic(fmt.Sprintf("mvcc: marshal KeyValue: %v", err)) // cannot fail for a valid message
+	}
+	p := w.s.pending
+	p.puts[rev] = pendingPut{key: bucketKey(rev, tomb), value: b}
+	p.order = append(p.order, rev)
+}
+
+func (s *Store) leaseExists(id int64) bool {
+	return s.leases != nil && s.leases(id)
+}
+
+// Put applies the raft entry at index carrying req. Writer goroutine only.
+// Errors: ErrAlreadyApplied (nothing done), ErrGRPCLeaseNotFound,
+// ErrGRPCKeyNotFound (ignore_value or ignore_lease on a missing key); the
+// index counts as applied for these. Call ValidatePut before proposing.
+func (s *Store) Put(index uint64, req *pb.PutRequest) (*pb.PutResponse, error) {
+	w, err := s.beginWrite(index)
+	if err != nil {
+		return nil, err
+	}
+	var resp *pb.PutResponse
+	if req.Lease != 0 && !s.leaseExists(req.Lease) {
+		err = rpctypes.ErrGRPCLeaseNotFound
+	} else {
+		resp, err = w.applyPut(req)
+	}
+	if cerr := w.end(); cerr != nil {
+		return nil, cerr
+	}
+	return resp, err
+}
+
+func (w *writeTxn) applyPut(req *pb.PutRequest) (*pb.PutResponse, error) {
+	resp := &pb.PutResponse{Header: &pb.ResponseHeader{}}
+	value, lease := req.Value, req.Lease
+	if req.IgnoreValue || req.IgnoreLease || req.PrevKv {
+		prev, err := w.get(req.Key)
+		if err != nil {
+			return nil, err
+		}
+		if (req.IgnoreValue || req.IgnoreLease) && prev == nil {
+			return nil, rpctypes.ErrGRPCKeyNotFound
+		}
+		if req.IgnoreValue {
+			value = prev.Value
+		}
+		if req.IgnoreLease {
+			lease = prev.Lease
+		}
+		if req.PrevKv {
+			resp.PrevKv = prev
+		}
+	}
+	w.put(req.Key, value, lease)
+	resp.Header.Revision = w.beginRev + 1
+	return resp, nil
+}
+
+// DeleteRange applies the raft entry at index carrying req. Writer
+// goroutine only. Deleting nothing does not change the revision.
+func (s *Store) DeleteRange(index uint64, req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	w, err := s.beginWrite(index)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := w.applyDeleteRange(req)
+	if cerr := w.end(); cerr != nil {
+		return nil, cerr
+	}
+	return resp, err
+}
+
+func (w *writeTxn) applyDeleteRange(req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	resp := &pb.DeleteRangeResponse{Header: &pb.ResponseHeader{}}
+	end := rangeEnd(req.RangeEnd)
+	if req.PrevKv {
+		rr, err := w.rangeKeys(req.Key, end, 0, 0, false)
+		if err != nil {
+			return nil, err
+		}
+		resp.PrevKvs = rr.kvs
+	}
+	resp.Deleted = w.deleteRange(req.Key, end)
+	resp.Header.Revision = w.beginRev
+	if resp.Deleted != 0 || w.changes > 0 {
+		resp.Header.Revision = w.beginRev + 1
+	}
+	return resp, nil
+}
+
+// Compact applies the raft entry at index carrying req: it removes every
+// version not needed to read at req.Revision or later, from the index at
+// once and from the file with the pending batch. Writer goroutine only.
+// Errors: ErrGRPCCompacted (req.Revision is not above the last compaction),
+// ErrGRPCFutureRev (above the current revision).
+func (s *Store) Compact(index uint64, req *pb.CompactionRequest) (*pb.CompactionResponse, error) {
+	w, err := s.beginWrite(index)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case req.Revision <= s.compactRev:
+		err = rpctypes.ErrGRPCCompacted
+	case req.Revision > s.currentRev:
+		err = rpctypes.ErrGRPCFutureRev
+	default:
+		s.compactLocked(req.Revision)
+	}
+	if cerr := w.end(); cerr != nil {
+		return nil, cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CompactionResponse{Header: &pb.ResponseHeader{Revision: w.beginRev}}, nil
+}
