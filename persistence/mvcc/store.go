@@ -141,7 +141,7 @@ func (s *Store) load() error {
 	if err != nil {
 		return err
 	}
-	scheduled := int64(0)
+	scheduled := int64(-1)
 	err = s.db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(metaBucket)
 		if v := meta.Get(consistentIndexKey); len(v) == 8 {
