@@ -60,7 +60,7 @@ func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	if format == LogFormatJSON || (format == LogFormatAuto && !tty) {
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl})), nil
 	}
-	return slog.New(tint.NewHandler(w, &tint.Options{
+	return slog.New(tint.NewTextHandler(w, &tint.Options{
 		Level:      lvl,
 		TimeFormat: time.StampMilli,
 		NoColor:    !tty,
