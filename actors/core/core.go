@@ -1,0 +1,285 @@
+// Package core is the core supervisor of one member: everything that
+// shares raft's in-memory state (raft with its ticker, wal, applier,
+// snapshotter).
+//
+// Its Started handler is the start-up sequence, modelled on etcd's
+// NewServer: check the directories, load the newest snapshot, open the
+// backend and check it against the snapshot, open and replay the WAL,
+// rebuild raft's storage, then spawn wal, applier, snapshotter and raft.
+// Every step that fails ends the start-up with a StartupError that names
+// the file and the fix.
+//
+// Any failure of a child escalates: the node restarts the core as a whole,
+// which stops the children, releases the files, and runs Started again:
+// an in-process recovery is the same code path as a process restart.
+package core
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/troupedb/troupe/actors/applier"
+	raftactor "github.com/troupedb/troupe/actors/raft"
+	"github.com/troupedb/troupe/actors/snapshotter"
+	walactor "github.com/troupedb/troupe/actors/wal"
+	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/persistence/mvcc"
+	"github.com/troupedb/troupe/persistence/snap"
+	"github.com/troupedb/troupe/persistence/wal"
+)
+
+// Config of the core.
+type Config struct {
+	DataDir           string // the member's data dir (holds member/)
+	Peers             []raft.Peer
+	SnapshotCount     uint64
+	HeartbeatInterval time.Duration
+	ElectionTicks     int
+	WALSegmentBytes   int64
+	State             *memberstate.State
+	Logger            *slog.Logger
+}
+
+// StartupError is a start-up step that failed: restarting will not help.
+// The node stops the process with it.
+type StartupError struct {
+	Step string
+	Err  error
+}
+
+func (e *StartupError) Error() string { return fmt.Sprintf("start-up: %s: %v", e.Step, e.Err) }
+func (e *StartupError) Unwrap() error { return e.Err }
+
+// Paths of a member's files under its data dir, as etcd lays them out.
+func WALDir(dataDir string) string  { return filepath.Join(dataDir, "member", "wal") }
+func SnapDir(dataDir string) string { return filepath.Join(dataDir, "member", "snap") }
+func DBPath(dataDir string) string  { return filepath.Join(SnapDir(dataDir), "db") }
+
+// Props returns the core's props. Child failures escalate to the node.
+func Props(cfg Config) *actor.Props {
+	res := &resources{}
+	return actor.PropsFromProducer(
+		func() actor.Actor { return &core{cfg: cfg, res: res} },
+		actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive {
+			return actor.EscalateDirective
+		})),
+	)
+}
+
+// resources outlive one incarnation of the core: a new incarnation closes
+// what the previous one left open before it opens the files again.
+type resources struct {
+	store *mvcc.Store
+}
+
+func (r *resources) close(log *slog.Logger) {
+	if r.store != nil {
+		if err := r.store.Close(); err != nil {
+			log.Error("close backend", "err", err)
+		}
+		r.store = nil
+	}
+}
+
+type core struct {
+	cfg Config
+	res *resources
+	log *slog.Logger
+}
+
+// Receive dispatches on the message type.
+func (c *core) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		c.handleStarted(ctx)
+	case *actor.Restarting, *actor.Stopping:
+		c.cfg.State.SetCore(nil, nil)
+	case *actor.Stopped:
+		c.res.close(c.logger())
+	case *actor.Terminated:
+	default:
+		c.logger().Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
+	}
+}
+
+func (c *core) logger() *slog.Logger {
+	if c.log == nil {
+		c.log = c.cfg.Logger.With("actor", "core", "member", c.cfg.State.MemberID)
+	}
+	return c.log
+}
+
+func (c *core) handleStarted(ctx actor.Context) {
+	log := c.logger()
+	c.res.close(log) // files of a previous incarnation, if any
+	start := time.Now()
+	if err := c.startup(ctx); err != nil {
+		c.res.close(log)
+		panic(err)
+	}
+	log.Info("core started", "took", time.Since(start).Round(time.Millisecond))
+	ctx.Send(ctx.Parent(), &messages.CoreStarted{})
+}
+
+// recovered is what the start-up read from disk.
+type recovered struct {
+	snapshot *raftpb.Snapshot // nil when none
+	hs       *raftpb.HardState
+	ents     []*raftpb.Entry
+	wal      *wal.WAL
+	fresh    bool // a new member: bootstrap raft
+}
+
+func (c *core) startup(ctx actor.Context) error {
+	dd := c.cfg.DataDir
+	for _, d := range []string{WALDir(dd), SnapDir(dd)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return &StartupError{"check data dir", fmt.Errorf("create %s: %w (fix: make --data-dir writable)", d, err)}
+		}
+	}
+	ss, err := snap.New(SnapDir(dd), snap.Options{Logger: c.cfg.Logger})
+	if err != nil {
+		return &StartupError{"open snapshot dir", err}
+	}
+	sn, err := ss.Load()
+	if errors.Is(err, snap.ErrNoSnapshot) {
+		sn, err = nil, nil
+	}
+	if err != nil {
+		return &StartupError{"load snapshot", err}
+	}
+	store, err := mvcc.Open(DBPath(dd), mvcc.Options{Logger: c.cfg.Logger})
+	if err != nil {
+		return &StartupError{"open backend", err}
+	}
+	c.res.store = store
+	if sn != nil && store.ConsistentIndex() < sn.GetMetadata().GetIndex() {
+		return &StartupError{"check backend", fmt.Errorf(
+			"backend %s is at index %d, older than snapshot %d (fix: restore the data dir from a snapshot, or remove it and re-add the member)",
+			DBPath(dd), store.ConsistentIndex(), sn.GetMetadata().GetIndex())}
+	}
+	rec, err := c.replayWAL(sn)
+	if err != nil {
+		return err
+	}
+	// raft starts from the snapshot, not from the backend's index: it hands
+	// the committed entries after the snapshot out again, so configuration
+	// changes reach raft; the applier skips what the backend holds.
+	if ci := store.ConsistentIndex(); ci > rec.hs.GetCommit() && len(rec.ents) > 0 && ci <= rec.ents[len(rec.ents)-1].GetIndex() {
+		// The backend applied entries whose commit index had not reached
+		// the disk yet (commit-only hard states are written unsynced):
+		// they were committed, so the hard state may say so.
+		rec.hs.Commit = &ci
+	}
+	ms := raft.NewMemoryStorage()
+	if sn != nil {
+		if err := ms.ApplySnapshot(sn); err != nil {
+			return &StartupError{"restore raft storage", err}
+		}
+	}
+	if err := ms.SetHardState(rec.hs); err != nil {
+		return &StartupError{"restore raft storage", err}
+	}
+	if err := ms.Append(rec.ents); err != nil {
+		return &StartupError{"restore raft storage", fmt.Errorf("entries of %s do not follow the snapshot: %w", WALDir(dd), err)}
+	}
+	c.cfg.State.Applied.Reset(store.ConsistentIndex())
+	c.spawnChildren(ctx, ss, ms, store, rec)
+	c.cfg.State.SetCore(raftPID(ctx), store)
+	return nil
+}
+
+func raftPID(ctx actor.Context) *actor.PID {
+	return actor.NewPID(ctx.Self().Address, ctx.Self().Id+"/raft")
+}
+
+func (c *core) replayWAL(sn *raftpb.Snapshot) (*recovered, error) {
+	dir := WALDir(c.cfg.DataDir)
+	opts := wal.Options{SegmentSizeBytes: c.cfg.WALSegmentBytes, Logger: c.cfg.Logger}
+	meta := make([]byte, 16)
+	binary.BigEndian.PutUint64(meta, c.cfg.State.MemberID)
+	binary.BigEndian.PutUint64(meta[8:], c.cfg.State.ClusterID)
+	if !wal.Exist(dir) {
+		if sn != nil {
+			return nil, &StartupError{"open wal", fmt.Errorf("%s has a snapshot but %s has no WAL (fix: restore the data dir, or remove it and re-add the member)", SnapDir(c.cfg.DataDir), dir)}
+		}
+		w, err := wal.Create(dir, meta, opts)
+		if err != nil {
+			return nil, &StartupError{"create wal", err}
+		}
+		return &recovered{hs: &raftpb.HardState{}, wal: w, fresh: true}, nil
+	}
+	w, err := wal.Open(dir, opts)
+	if err != nil {
+		return nil, &StartupError{"open wal", err}
+	}
+	// Read from the start of what the WAL holds: the snapshot file is
+	// written before its WAL marker, so a crash in between leaves a
+	// snapshot without a marker; entries at or below the snapshot are
+	// dropped by raft's storage.
+	got, hs, ents, err := w.ReadAll(wal.SnapshotMarker{})
+	if err != nil {
+		_ = w.Close()
+		return nil, &StartupError{"replay wal", err}
+	}
+	if len(got) == 16 {
+		mid, cid := binary.BigEndian.Uint64(got), binary.BigEndian.Uint64(got[8:])
+		if mid != c.cfg.State.MemberID || cid != c.cfg.State.ClusterID {
+			_ = w.Close()
+			return nil, &StartupError{"check wal", fmt.Errorf(
+				"%s belongs to member %x of cluster %x, but the flags make member %x of cluster %x (fix: start with the flags the data dir was made with, or use another --data-dir)",
+				dir, mid, cid, c.cfg.State.MemberID, c.cfg.State.ClusterID)}
+		}
+	}
+	return &recovered{snapshot: sn, hs: hs, ents: ents, wal: w}, nil
+}
+
+func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.MemoryStorage, store *mvcc.Store, rec *recovered) {
+	st, log := c.cfg.State, c.cfg.Logger
+	raftPID := raftPID(ctx)
+	walPID, err := ctx.SpawnNamed(walactor.Props(walactor.Config{
+		Dir: WALDir(c.cfg.DataDir), WAL: rec.wal, Raft: raftPID, Logger: log,
+	}), "wal")
+	must(err)
+	snapPID, err := ctx.SpawnNamed(snapshotter.Props(snapshotter.Config{
+		Snap: ss, Storage: ms, WAL: walPID, MemberID: st.MemberID, Logger: log,
+	}), "snapshotter")
+	must(err)
+	var snapIndex uint64
+	if rec.snapshot != nil {
+		snapIndex = rec.snapshot.GetMetadata().GetIndex()
+	}
+	applierPID, err := ctx.SpawnNamed(applier.Props(applier.Config{
+		Store: store, State: st, Snapshotter: snapPID, SnapshotCount: c.cfg.SnapshotCount,
+		SnapshotIndex: snapIndex, Logger: log,
+	}), "applier")
+	must(err)
+	var peers []raft.Peer
+	if rec.fresh {
+		peers = c.cfg.Peers
+	}
+	_, err = ctx.SpawnNamed(raftactor.Props(raftactor.Config{
+		ID: st.MemberID, Storage: ms, Bootstrap: peers,
+		ElectionTick: c.cfg.ElectionTicks, HeartbeatTick: 1, TickInterval: c.cfg.HeartbeatInterval,
+		WAL: walPID, Applier: applierPID, State: st, Logger: log,
+	}), "raft")
+	must(err)
+}
+
+// must panics on a spawn error: names are fixed and the previous
+// incarnation's children are gone, so a clash is a broken invariant.
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
+}

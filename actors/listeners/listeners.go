@@ -1,0 +1,136 @@
+// Package listeners is the listeners actor: it owns the member's client
+// endpoints (the etcd v3 gRPC API on every --listen-client-urls address)
+// and their serving goroutines, started in Started and stopped in Stopping,
+// so a restart of the actor rebinds cleanly.
+//
+// Out: ListenersStarted to the parent once every endpoint accepts.
+package listeners
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/messages"
+)
+
+// grpcOverheadBytes is what etcd allows on top of --max-request-bytes for
+// gRPC framing; larger messages are refused by gRPC itself.
+const grpcOverheadBytes = 512 * 1024
+
+// Config of the listeners actor.
+type Config struct {
+	ClientURLs      []url.URL
+	State           *memberstate.State
+	MaxRequestBytes int
+	MaxTxnOps       int
+	RequestTimeout  time.Duration
+	Logger          *slog.Logger
+}
+
+// ListenError is a client endpoint that cannot be bound: restarting will not
+// help, the node stops with it.
+type ListenError struct {
+	URL string
+	Err error
+}
+
+func (e *ListenError) Error() string {
+	return fmt.Sprintf("listen on client url %s: %v (fix: free the port or change --listen-client-urls)", e.URL, e.Err)
+}
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// Props returns the listeners actor's props.
+func Props(cfg Config) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return &listeners{cfg: cfg} })
+}
+
+type listeners struct {
+	cfg     Config
+	log     *slog.Logger
+	servers []*grpc.Server
+	done    []chan struct{}
+}
+
+// Receive dispatches on the message type.
+func (l *listeners) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		l.handleStarted(ctx)
+	case *actor.Stopping, *actor.Restarting:
+		l.stop()
+	case *actor.Stopped:
+	default:
+		l.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
+	}
+}
+
+func (l *listeners) handleStarted(ctx actor.Context) {
+	l.log = l.cfg.Logger.With("actor", "listeners", "member", l.cfg.State.MemberID)
+	kv := NewKV(KVConfig{
+		State: l.cfg.State, Root: ctx.ActorSystem().Root,
+		MaxRequestBytes: l.cfg.MaxRequestBytes, MaxTxnOps: l.cfg.MaxTxnOps,
+		RequestTimeout: l.cfg.RequestTimeout,
+	})
+	for _, u := range l.cfg.ClientURLs {
+		lis, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			l.stop()
+			panic(&ListenError{URL: u.String(), Err: err})
+		}
+		srv := l.newGRPCServer(kv)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := srv.Serve(lis); err != nil {
+				l.log.Error("grpc serve", "url", u.String(), "err", err)
+			}
+		}()
+		l.servers = append(l.servers, srv)
+		l.done = append(l.done, done)
+		l.log.Info("serving client requests", "url", u.String())
+	}
+	ctx.Send(ctx.Parent(), &messages.ListenersStarted{})
+}
+
+func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
+	srv := grpc.NewServer(
+		grpc.MaxRecvMsgSize(l.cfg.MaxRequestBytes+grpcOverheadBytes),
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.MaxConcurrentStreams(math.MaxUint32),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: false}),
+	)
+	pb.RegisterKVServer(srv, kv)
+	pb.RegisterMaintenanceServer(srv, &Maintenance{State: l.cfg.State})
+	pb.RegisterClusterServer(srv, &Cluster{State: l.cfg.State})
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(srv, hs)
+	return srv
+}
+
+// stop closes every endpoint and waits for its serving goroutine.
+func (l *listeners) stop() {
+	for i, srv := range l.servers {
+		stopped := make(chan struct{})
+		go func() { srv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(2 * time.Second):
+			srv.Stop() // streams that do not end on their own
+		}
+		<-l.done[i]
+	}
+	l.servers, l.done = nil, nil
+}

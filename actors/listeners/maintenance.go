@@ -1,0 +1,65 @@
+package listeners
+
+import (
+	"context"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/troupedb/troupe/internal/memberstate"
+)
+
+// ServerVersion is the etcd version troupe answers as: clients (Kubernetes
+// among them) check it, and troupe speaks etcd 3.4's API.
+const ServerVersion = "3.4.23"
+
+// Maintenance serves the parts of etcd's Maintenance service this member
+// has: Status. The rest answers Unimplemented until it lands.
+type Maintenance struct {
+	pb.UnimplementedMaintenanceServer
+	State *memberstate.State
+}
+
+// Status reports this member's view, with etcd 3.4's fields.
+func (m *Maintenance) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
+	st := m.State
+	resp := &pb.StatusResponse{
+		Header:           &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.MemberID, RaftTerm: st.Term()},
+		Version:          ServerVersion,
+		Leader:           st.Leader(),
+		RaftIndex:        st.RaftIndex(),
+		RaftTerm:         st.Term(),
+		RaftAppliedIndex: st.Applied.Current(),
+		IsLearner:        st.Self.IsLearner,
+	}
+	if store := st.Store(); store != nil {
+		resp.DbSize, resp.DbSizeInUse = store.DBSize()
+		resp.Header.Revision = store.Rev()
+	} else {
+		resp.Errors = append(resp.Errors, "core is restarting")
+	}
+	return resp, nil
+}
+
+// Cluster serves etcd's Cluster service; membership changes come with the
+// cluster work, MemberList now.
+type Cluster struct {
+	pb.UnimplementedClusterServer
+	State *memberstate.State
+}
+
+// MemberList lists the members this member knows.
+func (c *Cluster) MemberList(ctx context.Context, _ *pb.MemberListRequest) (*pb.MemberListResponse, error) {
+	st := c.State
+	resp := &pb.MemberListResponse{
+		Header: &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.MemberID, RaftTerm: st.Term()},
+	}
+	if store := st.Store(); store != nil {
+		resp.Header.Revision = store.Rev()
+	}
+	for _, m := range st.Members() {
+		resp.Members = append(resp.Members, &pb.Member{
+			ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner,
+		})
+	}
+	return resp, nil
+}

@@ -1,0 +1,415 @@
+// Package raft is the raft actor: it owns one raft.RawNode with
+// AsyncStorageWrites and is the only code that touches it.
+//
+// In: Propose (batched into one MsgProp per mailbox run), ReadIndex
+// (batched into one raft ReadIndex round), Tick (from its ticker child),
+// Appended (from the wal actor), Applied (from the applier), and raft
+// messages from peers.
+// Out: Append to the wal actor, Apply to the applier, raft messages to
+// peers, results of proposals and reads through the wait registry.
+//
+// Invariants: at most one Append is in flight, and the next Ready is not
+// taken until the wal actor answers. That back-pressure is what batches:
+// proposals pile up while the WAL syncs and the next Ready carries them all.
+// Raft's storage learns entries only after they are durable.
+//
+// A restart of this actor is a restart of the core: the core re-runs the
+// start-up sequence and spawns a new raft actor from what is on disk.
+package raft
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupedb/troupe/actors/ticker"
+	"github.com/troupedb/troupe/failpoint"
+	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/messages"
+)
+
+// Config of the raft actor. Collaborators are injected so tests can put
+// recorders in their place.
+type Config struct {
+	ID            uint64
+	Storage       *raft.MemoryStorage
+	Bootstrap     []raft.Peer // non-empty only for a brand-new member
+	ElectionTick  int
+	HeartbeatTick int
+	TickInterval  time.Duration // 0: no ticker child (tests tick by hand)
+
+	WAL     *actor.PID
+	Applier *actor.PID
+	// SendPeer carries a raft message to another member; nil drops it
+	// (a single member has no peers).
+	SendPeer func(m *raftpb.Message)
+
+	State  *memberstate.State
+	Logger *slog.Logger
+}
+
+// Props returns the raft actor's props.
+func Props(cfg Config) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return &raftActor{cfg: cfg} })
+}
+
+// maxParkedProposals bounds the proposals kept while there is no leader;
+// beyond it they fail at once with ErrNoLeader.
+const maxParkedProposals = 10000
+
+type proposeFlush struct{}
+type readFlush struct{}
+
+type readBatch struct {
+	ids   []uint64
+	ticks int // ticks waited; a batch older than an election is failed
+}
+
+type raftActor struct {
+	cfg Config
+	log *slog.Logger
+	rn  *raft.RawNode
+
+	// proposals and reads queued since the last flush
+	proposals   []*raftpb.Entry
+	proposalIDs []uint64
+	propQueued  bool
+	reads       []uint64
+	readQueued  bool
+	readSeq     uint64
+	readBatches map[uint64]*readBatch
+	parkedTicks int // ticks the queued proposals have waited for a leader
+
+	// appendInFlight is true from sending an Append until its Appended:
+	// no Ready is taken meanwhile.
+	appendInFlight bool
+	confState      *raftpb.ConfState
+	lastLeader     uint64
+}
+
+// Receive dispatches on the message type.
+func (r *raftActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		r.handleStarted(ctx)
+	case *actor.Stopping, *actor.Restarting, *actor.Stopped, *actor.Terminated:
+	case *messages.Propose:
+		r.handlePropose(ctx, msg)
+	case proposeFlush:
+		r.handleProposeFlush(ctx)
+	case *messages.ReadIndex:
+		r.handleReadIndex(ctx, msg)
+	case readFlush:
+		r.handleReadFlush(ctx)
+	case *messages.Tick:
+		r.handleTick(ctx)
+	case *messages.Appended:
+		r.handleAppended(ctx, msg)
+	case *messages.Applied:
+		r.handleApplied(ctx, msg)
+	case *raftpb.Message:
+		r.step(msg)
+		r.handleReady(ctx)
+	default:
+		r.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
+	}
+}
+
+func (r *raftActor) handleStarted(ctx actor.Context) {
+	r.log = r.cfg.Logger.With("actor", "raft", "member", r.cfg.ID)
+	r.readBatches = make(map[uint64]*readBatch)
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:                        r.cfg.ID,
+		ElectionTick:              r.cfg.ElectionTick,
+		HeartbeatTick:             r.cfg.HeartbeatTick,
+		Storage:                   r.cfg.Storage,
+		AsyncStorageWrites:        true,
+		MaxSizePerMsg:             1 << 20,
+		MaxInflightMsgs:           512,
+		MaxUncommittedEntriesSize: 1 << 30,
+		MaxCommittedSizePerReady:  64 << 20,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		Logger:                    raftLogger{r.log},
+	})
+	if err != nil {
+		panic(err) // the storage handed over by the start-up is broken
+	}
+	r.rn = rn
+	if len(r.cfg.Bootstrap) > 0 {
+		if err := rn.Bootstrap(r.cfg.Bootstrap); err != nil {
+			panic(err)
+		}
+	}
+	_, cs, err := r.cfg.Storage.InitialState()
+	if err != nil {
+		panic(err)
+	}
+	r.confState = cs
+	if r.soleVoter() && len(r.cfg.Bootstrap) == 0 {
+		// A lone voter need not wait an election timeout to lead.
+		_ = rn.Campaign()
+	}
+	if r.cfg.TickInterval > 0 {
+		ctx.SpawnNamed(ticker.Props(ticker.Config{Interval: r.cfg.TickInterval}), "ticker")
+	}
+	r.handleReady(ctx)
+}
+
+// soleVoter reports whether this member is the only voter.
+func (r *raftActor) soleVoter() bool {
+	st := r.rn.Status()
+	cfg := st.Config.Voters[0]
+	_, self := cfg[r.cfg.ID]
+	return len(cfg) == 1 && self && len(st.Config.Voters[1]) == 0
+}
+
+func (r *raftActor) handlePropose(ctx actor.Context, msg *messages.Propose) {
+	r.proposals = append(r.proposals, &raftpb.Entry{Data: msg.Data})
+	r.proposalIDs = append(r.proposalIDs, msg.ID)
+	if !r.propQueued {
+		r.propQueued = true
+		ctx.Send(ctx.Self(), proposeFlush{})
+	}
+}
+
+func (r *raftActor) handleProposeFlush(ctx actor.Context) {
+	r.propQueued = false
+	if len(r.proposals) == 0 {
+		return
+	}
+	m := &raftpb.Message{
+		Type:    raftpb.MsgProp.Enum(),
+		From:    proto.Uint64(r.cfg.ID),
+		Entries: r.proposals,
+	}
+	if r.rn.BasicStatus().Lead == raft.None && len(r.proposals) <= maxParkedProposals {
+		// No leader yet (start-up, election): keep the proposals and step
+		// them once one is known, as etcd's clients expect a short wait.
+		r.parkedTicks = 0
+		return
+	}
+	ids := r.proposalIDs
+	r.proposals, r.proposalIDs = nil, nil
+	if err := r.rn.Step(m); err != nil {
+		// No leader to take it (or too much uncommitted): tell the callers
+		// now rather than let them time out.
+		for _, id := range ids {
+			r.cfg.State.Waits.Trigger(id, rpctypes.ErrGRPCNoLeader)
+		}
+	}
+	r.handleReady(ctx)
+}
+
+func (r *raftActor) handleReadIndex(ctx actor.Context, msg *messages.ReadIndex) {
+	r.reads = append(r.reads, msg.ID)
+	if !r.readQueued {
+		r.readQueued = true
+		ctx.Send(ctx.Self(), readFlush{})
+	}
+}
+
+func (r *raftActor) handleReadFlush(ctx actor.Context) {
+	r.readQueued = false
+	if len(r.reads) == 0 {
+		return
+	}
+	ids := r.reads
+	r.reads = nil
+	if r.rn.BasicStatus().Lead == raft.None {
+		// Wait for a leader like proposals do; handleTick bounds the wait.
+		r.reads = ids
+		return
+	}
+	r.readSeq++
+	r.readBatches[r.readSeq] = &readBatch{ids: ids}
+	rctx := make([]byte, 8)
+	binary.BigEndian.PutUint64(rctx, r.readSeq)
+	r.rn.ReadIndex(rctx)
+	r.handleReady(ctx)
+}
+
+func (r *raftActor) handleTick(ctx actor.Context) {
+	r.rn.Tick()
+	r.expireReads()
+	if r.rn.BasicStatus().Lead == raft.None && r.soleVoter() {
+		// A lone voter need not wait an election timeout to lead; it can
+		// campaign once its bootstrap configuration is applied.
+		_ = r.rn.Campaign()
+	}
+	if len(r.proposals) > 0 || len(r.reads) > 0 {
+		r.parkedTicks++
+		if r.parkedTicks > 2*r.cfg.ElectionTick {
+			for _, id := range append(r.proposalIDs, r.reads...) {
+				r.cfg.State.Waits.Trigger(id, rpctypes.ErrGRPCNoLeader)
+			}
+			r.proposals, r.proposalIDs, r.reads = nil, nil, nil
+			r.parkedTicks = 0
+		}
+	} else {
+		r.parkedTicks = 0
+	}
+	r.handleReady(ctx)
+}
+
+// expireReads fails read batches that raft dropped (leader lost or
+// changed): raft never answers those.
+func (r *raftActor) expireReads() {
+	for seq, b := range r.readBatches {
+		b.ticks++
+		if b.ticks > 2*r.cfg.ElectionTick {
+			for _, id := range b.ids {
+				r.cfg.State.Waits.Trigger(id, rpctypes.ErrGRPCLeaderChanged)
+			}
+			delete(r.readBatches, seq)
+		}
+	}
+}
+
+func (r *raftActor) handleAppended(ctx actor.Context, msg *messages.Appended) {
+	m := msg.Msg
+	st := r.cfg.Storage
+	if m.Snapshot != nil && !raft.IsEmptySnap(m.Snapshot) {
+		if err := st.ApplySnapshot(m.Snapshot); err != nil {
+			panic(err)
+		}
+	}
+	if len(m.Entries) > 0 {
+		if err := st.Append(m.Entries); err != nil {
+			panic(err)
+		}
+	}
+	if m.Term != nil {
+		hs := &raftpb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}
+		if err := st.SetHardState(hs); err != nil {
+			panic(err)
+		}
+	}
+	r.appendInFlight = false
+	r.deliver(m.Responses)
+	r.handleReady(ctx)
+}
+
+func (r *raftActor) handleApplied(ctx actor.Context, msg *messages.Applied) {
+	r.deliver(msg.Msg.Responses)
+	r.handleReady(ctx)
+}
+
+// deliver steps responses meant for this member and sends the rest to
+// their members.
+func (r *raftActor) deliver(ms []*raftpb.Message) {
+	for _, m := range ms {
+		if m.GetTo() == r.cfg.ID {
+			r.step(m)
+		} else {
+			r.sendPeer(m)
+		}
+	}
+}
+
+func (r *raftActor) step(m *raftpb.Message) {
+	if err := r.rn.Step(m); err != nil {
+		r.log.Debug("step", "type", m.GetType().String(), "err", err)
+	}
+}
+
+func (r *raftActor) sendPeer(m *raftpb.Message) {
+	if r.cfg.SendPeer != nil {
+		r.cfg.SendPeer(m)
+	}
+}
+
+// handleReady takes one Ready unless an append is still in flight, and
+// hands its parts to the wal, the applier and the peers.
+func (r *raftActor) handleReady(ctx actor.Context) {
+	if r.appendInFlight || !r.rn.HasReady() {
+		return
+	}
+	_ = failpoint.Inject("raftPanic")
+	rd := r.rn.Ready()
+	if rd.SoftState != nil {
+		r.observeLeader(ctx, rd.SoftState.Lead)
+	}
+	for _, rs := range rd.ReadStates {
+		r.resolveRead(rs)
+	}
+	for _, m := range rd.Messages {
+		switch m.GetTo() {
+		case raft.LocalAppendThread:
+			r.appendInFlight = true
+			ctx.Send(r.cfg.WAL, &messages.Append{Msg: m})
+		case raft.LocalApplyThread:
+			r.applyConfChanges(m.Entries)
+			// Request, not Send: the applier answers the sender.
+			ctx.Request(r.cfg.Applier, &messages.Apply{Msg: m, ConfState: r.confState})
+		default:
+			r.sendPeer(m)
+		}
+	}
+	bs := r.rn.BasicStatus()
+	last, _ := r.cfg.Storage.LastIndex()
+	r.cfg.State.SetRaftStatus(bs.Lead, bs.GetTerm(), max(last, bs.GetCommit()))
+}
+
+func (r *raftActor) observeLeader(ctx actor.Context, lead uint64) {
+	if lead == r.lastLeader {
+		return
+	}
+	if lead != raft.None && len(r.proposals) > 0 && !r.propQueued {
+		r.propQueued = true
+		ctx.Send(ctx.Self(), proposeFlush{})
+	}
+	if lead != raft.None && len(r.reads) > 0 && !r.readQueued {
+		r.readQueued = true
+		ctx.Send(ctx.Self(), readFlush{})
+	}
+	r.log.Info("leader changed", "leader", lead, "previous", r.lastLeader)
+	r.lastLeader = lead
+}
+
+func (r *raftActor) resolveRead(rs raft.ReadState) {
+	if len(rs.RequestCtx) != 8 {
+		return
+	}
+	seq := binary.BigEndian.Uint64(rs.RequestCtx)
+	b, ok := r.readBatches[seq]
+	if !ok {
+		return
+	}
+	delete(r.readBatches, seq)
+	for _, id := range b.ids {
+		r.cfg.State.Waits.Trigger(id, rs.Index)
+	}
+}
+
+// applyConfChanges applies committed configuration changes to raft as it
+// hands them to the applier; raft's configuration is raft's own state.
+func (r *raftActor) applyConfChanges(ents []*raftpb.Entry) {
+	for _, e := range ents {
+		var cc raftpb.ConfChangeI
+		switch e.GetType() {
+		case raftpb.EntryConfChange:
+			var c raftpb.ConfChange
+			if err := proto.Unmarshal(e.Data, &c); err != nil {
+				panic(err) // a committed entry cannot be garbled
+			}
+			cc = &c
+		case raftpb.EntryConfChangeV2:
+			var c raftpb.ConfChangeV2
+			if err := proto.Unmarshal(e.Data, &c); err != nil {
+				panic(err)
+			}
+			cc = &c
+		default:
+			continue
+		}
+		r.confState = r.rn.ApplyConfChange(cc)
+	}
+}

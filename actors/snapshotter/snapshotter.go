@@ -1,0 +1,89 @@
+// Package snapshotter is the snapshotter actor: it turns a SaveSnapshot
+// from the applier into a raft snapshot file, then lets the WAL release the
+// segments it covers and compacts raft's in-memory log, keeping
+// CatchUpEntries for followers that are a little behind.
+//
+// In: SaveSnapshot. Out: ReleaseWAL to the wal actor, SnapshotSaved to the
+// sender. Order guarded: the snapshot file is durable before the WAL may
+// drop anything, so a crash between steps leaves a WAL that still covers
+// everything after the newest snapshot.
+package snapshotter
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.etcd.io/raft/v3"
+
+	"github.com/troupedb/troupe/failpoint"
+	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/persistence/snap"
+)
+
+// DefaultCatchUpEntries is how many entries stay in raft's log behind a
+// snapshot (etcd keeps 5000).
+const DefaultCatchUpEntries = 5000
+
+// Config of the snapshotter.
+type Config struct {
+	Snap           *snap.Snapshotter
+	Storage        *raft.MemoryStorage
+	WAL            *actor.PID
+	CatchUpEntries uint64
+	MemberID       uint64
+	Logger         *slog.Logger
+}
+
+// Props returns the snapshotter's props.
+func Props(cfg Config) *actor.Props {
+	if cfg.CatchUpEntries == 0 {
+		cfg.CatchUpEntries = DefaultCatchUpEntries
+	}
+	return actor.PropsFromProducer(func() actor.Actor { return &snapshotter{cfg: cfg} })
+}
+
+type snapshotter struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// Receive dispatches on the message type.
+func (s *snapshotter) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		s.log = s.cfg.Logger.With("actor", "snapshotter", "member", s.cfg.MemberID)
+	case *actor.Stopping, *actor.Restarting, *actor.Stopped:
+	case *messages.SaveSnapshot:
+		s.handleSaveSnapshot(ctx, msg)
+	default:
+		s.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
+	}
+}
+
+func (s *snapshotter) handleSaveSnapshot(ctx actor.Context, msg *messages.SaveSnapshot) {
+	_ = failpoint.Inject("snapshotterPanic")
+	sn, err := s.cfg.Storage.CreateSnapshot(msg.Index, msg.ConfState, nil)
+	if errors.Is(err, raft.ErrSnapOutOfDate) {
+		return // a newer snapshot exists already
+	}
+	if err != nil {
+		s.log.Warn("create snapshot", "index", msg.Index, "err", err)
+		return
+	}
+	if err := s.cfg.Snap.Save(sn); err != nil {
+		panic(fmt.Sprintf("snapshotter: save snapshot at %d: %v", msg.Index, err))
+	}
+	term := sn.GetMetadata().GetTerm()
+	ctx.Send(s.cfg.WAL, &messages.ReleaseWAL{Index: msg.Index, Term: term})
+	if msg.Index > s.cfg.CatchUpEntries {
+		if err := s.cfg.Storage.Compact(msg.Index - s.cfg.CatchUpEntries); err != nil && !errors.Is(err, raft.ErrCompacted) {
+			s.log.Warn("compact raft log", "index", msg.Index-s.cfg.CatchUpEntries, "err", err)
+		}
+	}
+	s.log.Info("snapshot saved", "index", msg.Index, "term", term)
+	if ctx.Sender() != nil {
+		ctx.Respond(&messages.SnapshotSaved{Index: msg.Index, Term: term})
+	}
+}

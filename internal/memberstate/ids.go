@@ -1,0 +1,59 @@
+package memberstate
+
+import (
+	"crypto/sha1"
+	"encoding/binary"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// idGenerator makes request ids as etcd's idutil does: the member's low 16
+// bits on top, then a millisecond timestamp taken at start, then a counter,
+// so ids differ across members and across restarts of one member.
+type idGenerator struct {
+	prefix uint64
+	suffix atomic.Uint64
+}
+
+const (
+	tsLen     = 5 * 8
+	cntLen    = 8
+	suffixLen = tsLen + cntLen
+)
+
+func newIDGenerator(memberID uint16, now time.Time) idGenerator {
+	g := idGenerator{prefix: uint64(memberID) << suffixLen}
+	unixMilli := uint64(now.UnixNano()) / uint64(time.Millisecond)
+	g.suffix.Store((unixMilli & (1<<tsLen - 1)) << cntLen)
+	return g
+}
+
+func (g *idGenerator) next() uint64 {
+	suffix := g.suffix.Add(1) & (1<<suffixLen - 1)
+	return g.prefix | suffix
+}
+
+// MemberID derives a member id from its peer URLs and the cluster token the
+// way etcd does, so that the same flags give the same ids as etcd.
+func MemberID(peerURLs []string, clusterToken string) uint64 {
+	urls := append([]string(nil), peerURLs...)
+	sort.Strings(urls)
+	b := []byte(strings.Join(urls, ""))
+	b = append(b, []byte(clusterToken)...)
+	hash := sha1.Sum(b)
+	return binary.BigEndian.Uint64(hash[:8])
+}
+
+// ClusterID derives the cluster id from the member ids, as etcd does.
+func ClusterID(memberIDs []uint64) uint64 {
+	ids := append([]uint64(nil), memberIDs...)
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	b := make([]byte, 8*len(ids))
+	for i, id := range ids {
+		binary.BigEndian.PutUint64(b[8*i:], id)
+	}
+	hash := sha1.Sum(b)
+	return binary.BigEndian.Uint64(hash[:8])
+}

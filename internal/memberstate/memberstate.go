@@ -1,0 +1,112 @@
+// Package memberstate is the state one member shares between its actors and
+// the goroutines that serve clients: identities, the current raft PID and
+// backend (both replaced when the core restarts), raft status figures, the
+// wait registry and the applied index. Everything here is safe for
+// concurrent use; actors write it, request goroutines read it, so reads
+// never queue in a mailbox.
+package memberstate
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupedb/troupe/internal/wait"
+	"github.com/troupedb/troupe/persistence/mvcc"
+)
+
+// Member is one member of the cluster as etcd's MemberList shows it.
+type Member struct {
+	ID         uint64
+	Name       string
+	PeerURLs   []string
+	ClientURLs []string
+	IsLearner  bool
+}
+
+// State is shared by one member's actors and client listeners.
+type State struct {
+	MemberID  uint64
+	ClusterID uint64
+	Self      Member
+
+	Waits   *wait.Registry
+	Applied *wait.Index
+
+	raftPID atomic.Pointer[actor.PID]
+	store   atomic.Pointer[mvcc.Store]
+	members atomic.Pointer[[]Member]
+
+	leader    atomic.Uint64
+	term      atomic.Uint64
+	raftIndex atomic.Uint64
+	restarts  atomic.Uint64
+
+	ids idGenerator
+}
+
+// New returns the state of member id in cluster cid.
+func New(self Member, clusterID uint64) *State {
+	s := &State{
+		MemberID:  self.ID,
+		ClusterID: clusterID,
+		Self:      self,
+		Waits:     wait.New(),
+		Applied:   wait.NewIndex(0),
+	}
+	s.ids = newIDGenerator(uint16(self.ID), time.Now())
+	s.members.Store(&[]Member{self})
+	return s
+}
+
+// NextID returns a request id unique across members and restarts.
+func (s *State) NextID() uint64 { return s.ids.next() }
+
+// SetCore records the raft actor and backend of a (re)started core; nil
+// values mark the core as down.
+func (s *State) SetCore(raft *actor.PID, store *mvcc.Store) {
+	s.raftPID.Store(raft)
+	s.store.Store(store)
+}
+
+// Raft returns the current raft actor, or nil while the core is down.
+func (s *State) Raft() *actor.PID { return s.raftPID.Load() }
+
+// Store returns the current backend, or nil while the core is down.
+func (s *State) Store() *mvcc.Store { return s.store.Load() }
+
+// SetRaftStatus records what the raft actor last saw.
+func (s *State) SetRaftStatus(leader, term, lastIndex uint64) {
+	s.leader.Store(leader)
+	s.term.Store(term)
+	s.raftIndex.Store(lastIndex)
+}
+
+// Leader returns the leader's member id, 0 when none is known.
+func (s *State) Leader() uint64 { return s.leader.Load() }
+
+// Term returns the raft term last seen.
+func (s *State) Term() uint64 { return s.term.Load() }
+
+// RaftIndex returns the last raft log index last seen.
+func (s *State) RaftIndex() uint64 { return s.raftIndex.Load() }
+
+// Members returns the cluster's members.
+func (s *State) Members() []Member { return *s.members.Load() }
+
+// SetMembers replaces the member list.
+func (s *State) SetMembers(ms []Member) { s.members.Store(&ms) }
+
+// CountRestart records a restart of the core.
+func (s *State) CountRestart() uint64 { return s.restarts.Add(1) }
+
+// Restarts reports how often the core restarted.
+func (s *State) Restarts() uint64 { return s.restarts.Load() }
+
+// Result is what a proposal's waiter receives once its entry is applied:
+// the response, or the client-visible error.
+type Result struct {
+	Resp any
+	Err  error
+}

@@ -1,0 +1,78 @@
+// Package wait connects a goroutine waiting for the outcome of a raft
+// request with the actor that learns it: a request id registered here is
+// triggered once, from any goroutine, with the result. It plays the part of
+// etcd's pkg/wait: a sharded map of buffered channels, cheaper than an actor
+// future per request.
+package wait
+
+import "sync"
+
+const shards = 64
+
+// Registry maps request ids to the channel their result goes to.
+type Registry struct {
+	shards [shards]shard
+}
+
+type shard struct {
+	mu sync.Mutex
+	m  map[uint64]chan any
+}
+
+// New returns an empty Registry.
+func New() *Registry {
+	r := &Registry{}
+	for i := range r.shards {
+		r.shards[i].m = make(map[uint64]chan any)
+	}
+	return r
+}
+
+// Register returns the channel that receives id's result. Registering an
+// id twice is a broken invariant: ids come from one generator.
+func (r *Registry) Register(id uint64) <-chan any {
+	s := &r.shards[id%shards]
+	ch := make(chan any, 1)
+	s.mu.Lock()
+	if _, dup := s.m[id]; dup {
+		s.mu.Unlock()
+		panic("wait: duplicate request id")
+	}
+	s.m[id] = ch
+	s.mu.Unlock()
+	return ch
+}
+
+// Trigger delivers x to id's waiter, if one is registered, and forgets id.
+// It never blocks. It reports whether a waiter was found.
+func (r *Registry) Trigger(id uint64, x any) bool {
+	s := &r.shards[id%shards]
+	s.mu.Lock()
+	ch, ok := s.m[id]
+	delete(s.m, id)
+	s.mu.Unlock()
+	if ok {
+		ch <- x
+	}
+	return ok
+}
+
+// Cancel forgets id without delivering anything (the waiter gave up).
+func (r *Registry) Cancel(id uint64) {
+	s := &r.shards[id%shards]
+	s.mu.Lock()
+	delete(s.m, id)
+	s.mu.Unlock()
+}
+
+// Len reports how many ids are waiting.
+func (r *Registry) Len() int {
+	n := 0
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}

@@ -1,0 +1,57 @@
+package messages
+
+import "go.etcd.io/raft/v3/raftpb"
+
+// Propose asks the raft actor to replicate one marshalled
+// etcdserverpb.InternalRaftRequest. The outcome reaches the proposer through
+// the wait registry under the request's header id, not as a reply message,
+// so a proposal costs no future. Proposals queued in the mailbox are stepped
+// as one MsgProp.
+type Propose struct {
+	ID   uint64
+	Data []byte
+}
+
+// ReadIndex asks the raft actor for a linearizable read index. The index
+// (uint64) or an error is delivered through the wait registry under ID.
+// Reads that queue up meanwhile share one raft ReadIndex round.
+type ReadIndex struct {
+	ID uint64
+}
+
+// Tick advances raft's logical clock by one heartbeat interval.
+type Tick struct{}
+
+// Apply asks the applier to apply a raft MsgStorageApply: committed entries
+// in index order. ConfState is raft's configuration after these entries,
+// kept for the snapshots the applier asks for.
+type Apply struct {
+	Msg       *raftpb.Message
+	ConfState *raftpb.ConfState
+}
+
+// Applied tells the raft actor that the entries of an Apply are applied;
+// the raft actor steps Msg.Responses.
+type Applied struct {
+	Msg *raftpb.Message
+}
+
+// SaveSnapshot asks the snapshotter to snapshot raft state at Index: the
+// backend already holds everything up to Index, committed.
+type SaveSnapshot struct {
+	Index     uint64
+	ConfState *raftpb.ConfState
+}
+
+// SnapshotSaved reports a snapshot durable at Index with Term.
+type SnapshotSaved struct {
+	Index uint64
+	Term  uint64
+}
+
+// CoreStarted tells the node that the core's start-up sequence finished
+// and the core serves proposals.
+type CoreStarted struct{}
+
+// ListenersStarted tells the node that the client listeners serve.
+type ListenersStarted struct{}

@@ -1,0 +1,276 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.etcd.io/raft/v3"
+
+	"github.com/troupedb/troupe/actors/core"
+	"github.com/troupedb/troupe/actors/listeners"
+	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/messages"
+)
+
+// Restart budget of the core: more than maxCoreRestarts failures within
+// restartWindow stop the node rather than loop.
+const (
+	maxCoreRestarts = 10
+	restartWindow   = time.Minute
+	startTimeout    = 60 * time.Second
+)
+
+// Node is one running troupe member.
+type Node struct {
+	cfg    Config
+	system *actor.ActorSystem
+	root   *actor.PID
+	state  *memberstate.State
+
+	done     chan error
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start runs the start-up sequence and returns once the member serves
+// clients, or with the error that stopped the start-up.
+func Start(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	state, peers, err := memberState(cfg)
+	if err != nil {
+		return nil, err
+	}
+	system := actor.NewActorSystemWithConfig(actor.Configure(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+			return cfg.Logger.With("lib", "protoactor")
+		}),
+	))
+	n := &Node{cfg: cfg, system: system, state: state, done: make(chan error, 1)}
+	ready := make(chan error, 1)
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &supervisor{cfg: cfg, state: state, peers: peers, ready: ready, done: n.done}
+	})
+	n.root, err = system.Root.SpawnNamed(props, "node")
+	if err != nil {
+		return nil, fmt.Errorf("spawn node: %w", err)
+	}
+	select {
+	case err := <-ready:
+		if err != nil {
+			n.shutdown()
+			return nil, err
+		}
+	case <-time.After(startTimeout):
+		n.shutdown()
+		return nil, fmt.Errorf("start-up did not finish in %s", startTimeout)
+	}
+	return n, nil
+}
+
+// memberState computes this member's identity from the flags, as etcd does.
+func memberState(cfg Config) (*memberstate.State, []raft.Peer, error) {
+	cluster, err := ParseInitialCluster(cfg.InitialCluster)
+	if err != nil {
+		return nil, nil, err
+	}
+	names := make([]string, 0, len(cluster))
+	for name := range cluster {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var (
+		self  memberstate.Member
+		ids   []uint64
+		peers []raft.Peer
+		all   []memberstate.Member
+	)
+	for _, name := range names {
+		urls := urlStrings(cluster[name])
+		id := memberstate.MemberID(urls, cfg.InitialClusterToken)
+		ids = append(ids, id)
+		peers = append(peers, raft.Peer{ID: id})
+		m := memberstate.Member{ID: id, Name: name, PeerURLs: urls}
+		if name == cfg.Name {
+			m.ClientURLs = urlStrings(cfg.AdvertiseClientURLs)
+			self = m
+		}
+		all = append(all, m)
+	}
+	if self.ID == 0 {
+		return nil, nil, fmt.Errorf("--initial-cluster has no member named %q (fix: add %s=<peer url> to it)", cfg.Name, cfg.Name)
+	}
+	st := memberstate.New(self, memberstate.ClusterID(ids))
+	st.SetMembers(all)
+	return st, peers, nil
+}
+
+func urlStrings(us []url.URL) []string {
+	out := make([]string, len(us))
+	for i := range us {
+		out[i] = us[i].String()
+	}
+	return out
+}
+
+// Stop stops the member gracefully: listeners first, then the core.
+func (n *Node) Stop() error {
+	n.stopOnce.Do(func() {
+		n.shutdown()
+		select {
+		case n.done <- nil:
+		default:
+		}
+	})
+	return n.stopErr
+}
+
+func (n *Node) shutdown() {
+	if err := n.system.Root.StopFuture(n.root).Wait(); err != nil {
+		n.stopErr = fmt.Errorf("stop node: %w", err)
+	}
+	n.system.Shutdown()
+}
+
+// Done receives nil after Stop, or the error that ended the member.
+func (n *Node) Done() <-chan error { return n.done }
+
+// MemberID returns this member's id.
+func (n *Node) MemberID() uint64 { return n.state.MemberID }
+
+// supervisor is the node actor, the root of the tree: it runs the start-up
+// sequence (core, then listeners) and decides what a failure means.
+type supervisor struct {
+	cfg   Config
+	state *memberstate.State
+	peers []raft.Peer
+	ready chan error
+	done  chan error
+	log   *slog.Logger
+
+	core, listeners *actor.PID
+	started         bool
+	fatal           error
+}
+
+// Receive dispatches on the message type.
+func (s *supervisor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		s.handleStarted(ctx)
+	case *messages.CoreStarted:
+		s.handleCoreStarted(ctx)
+	case *messages.ListenersStarted:
+		s.handleListenersStarted()
+	case *actor.Terminated:
+		s.handleTerminated(msg)
+	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
+	default:
+		s.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
+	}
+}
+
+func (s *supervisor) handleStarted(ctx actor.Context) {
+	s.log = s.cfg.Logger.With("actor", "node", "member", fmt.Sprintf("%x", s.state.MemberID))
+	electionTicks := int(s.cfg.ElectionTimeout / s.cfg.HeartbeatInterval)
+	pid, err := ctx.SpawnNamed(core.Props(core.Config{
+		DataDir: s.cfg.DataDir, Peers: s.peers, SnapshotCount: s.cfg.SnapshotCount,
+		HeartbeatInterval: s.cfg.HeartbeatInterval, ElectionTicks: electionTicks,
+		State: s.state, Logger: s.cfg.Logger,
+	}), "core")
+	if err != nil {
+		s.fail(fmt.Errorf("spawn core: %w", err))
+		return
+	}
+	s.core = pid
+}
+
+func (s *supervisor) handleCoreStarted(ctx actor.Context) {
+	if s.listeners != nil {
+		s.log.Info("core restarted from disk", "restarts", s.state.Restarts())
+		return
+	}
+	pid, err := ctx.SpawnNamed(listeners.Props(listeners.Config{
+		ClientURLs: s.cfg.ListenClientURLs, State: s.state,
+		MaxRequestBytes: int(s.cfg.MaxRequestBytes), MaxTxnOps: int(s.cfg.MaxTxnOps),
+		RequestTimeout: 5*time.Second + 2*s.cfg.ElectionTimeout,
+		Logger:         s.cfg.Logger,
+	}), "listeners")
+	if err != nil {
+		s.fail(fmt.Errorf("spawn listeners: %w", err))
+		return
+	}
+	s.listeners = pid
+}
+
+func (s *supervisor) handleListenersStarted() {
+	if s.started {
+		return
+	}
+	s.started = true
+	s.ready <- nil
+}
+
+func (s *supervisor) handleTerminated(msg *actor.Terminated) {
+	if s.fatal == nil {
+		return // a stop we asked for
+	}
+	who := "core"
+	if s.listeners != nil && msg.Who.Equal(s.listeners) {
+		who = "listeners"
+	}
+	s.log.Error("member stopped", "actor", who, "err", s.fatal)
+}
+
+// HandleFailure is the node's supervision: a start-up error stops the
+// member; any other failure restarts the failed child (the core as a whole)
+// within the restart budget.
+func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason any, _ any) {
+	err := asError(reason)
+	var se *core.StartupError
+	var le *listeners.ListenError
+	if errors.As(err, &se) || errors.As(err, &le) {
+		s.fail(err)
+		sup.StopChildren(sup.Children()...)
+		return
+	}
+	rs.Fail()
+	if n := rs.NumberOfFailures(restartWindow); n > maxCoreRestarts {
+		s.fail(fmt.Errorf("restart budget exhausted: %d failures of %s within %s, last: %w", n, child.Id, restartWindow, err))
+		sup.StopChildren(sup.Children()...)
+		return
+	}
+	s.state.CountRestart()
+	s.log.Warn("restarting after failure", "actor", child.Id, "reason", err, "failures", rs.NumberOfFailures(restartWindow))
+	sup.RestartChildren(child)
+}
+
+func (s *supervisor) fail(err error) {
+	if s.fatal != nil {
+		return
+	}
+	s.fatal = err
+	s.log.Error("stopping member", "err", err)
+	if !s.started {
+		s.ready <- err
+		return
+	}
+	select {
+	case s.done <- err:
+	default:
+	}
+}
+
+func asError(reason any) error {
+	if err, ok := reason.(error); ok {
+		return err
+	}
+	return fmt.Errorf("panic: %v", reason)
+}
