@@ -126,7 +126,7 @@ func TestEtcdScript(t *testing.T) {
 // recordGolden runs the script against a fresh etcd and writes the golden
 // file.
 func recordGolden(t *testing.T) {
-	kv := startEtcd(t)
+	kv := pb.NewKVClient(startEtcd(t))
 	out, err := os.Create(goldenPath)
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +176,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // startEtcd runs a single-member etcd in a temp dir until the test ends.
-func startEtcd(t *testing.T) pb.KVClient {
+func startEtcd(t *testing.T) *grpc.ClientConn {
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
 		t.Fatalf("-etcd needs etcd 3.4 in PATH: %v", err)
@@ -201,7 +201,7 @@ func startEtcd(t *testing.T) pb.KVClient {
 		_, err := kv.Range(ctx, &pb.RangeRequest{Key: []byte("ready")})
 		cancel()
 		if err == nil {
-			return kv
+			return conn
 		}
 		if i == 100 {
 			t.Fatalf("etcd did not start: %v", err)
