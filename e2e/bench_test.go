@@ -1,0 +1,89 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/troupedb/troupe/e2e/e2etest"
+)
+
+// BenchmarkPut measures Put of 256-byte values to distinct keys from
+// concurrent clients, each with a clientv3 client (a gRPC connection) of its
+// own, against troupe and etcd on a data dir on a real disk. It reports
+// puts/s and p50/p99 latency in ms. Run for example
+//
+//	go test ./e2e -run '^$' -bench 'BenchmarkPut' -benchtime 20000x
+func BenchmarkPut(b *testing.B) {
+	for _, kind := range []string{e2etest.Troupe, e2etest.Etcd} {
+		b.Run("server="+kind, func(b *testing.B) {
+			if kind == e2etest.Troupe {
+				if _, err := e2etest.TroupeBinary(); err != nil {
+					b.Skip(err)
+				}
+			}
+			s := e2etest.Start(b, e2etest.Config{Kind: kind, DataDir: filepath.Join(e2etest.DiskDir(b), "data")})
+			var run atomic.Int64
+			for _, clients := range []int{1, 64} {
+				b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+					benchPut(b, s, clients, run.Add(1))
+				})
+			}
+		})
+	}
+}
+
+func benchPut(b *testing.B, s *e2etest.Server, clients int, run int64) {
+	clis := make([]*clientv3.Client, clients)
+	for i := range clis {
+		clis[i] = s.Client(b)
+	}
+	value := strings.Repeat("v", 256)
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for _, cli := range clis {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				key := fmt.Sprintf("bench/%d/%010d", run, i)
+				t0 := time.Now()
+				c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_, err := cli.Put(c, key, value)
+				cancel()
+				lat[i] = time.Since(t0)
+				if err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err := failed.Load(); err != nil {
+		b.Fatalf("put failed: %v", *err)
+	}
+	slices.Sort(lat)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "puts/s")
+	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
+	b.ReportMetric(ms(lat[min(len(lat)-1, len(lat)*99/100)]), "p99-ms")
+}
