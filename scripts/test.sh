@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test of the module. The end-to-end tests (./e2e) also need real
+# etcd 3.4 and etcdctl (Debian's etcd-server and etcd-client): the e2e
+# differential test compares troupe with etcd, and etcdctl drives the server.
+# Extra arguments go to `go test`, e.g. scripts/test.sh -run TestRange -v.
+# TROUPE_E2E_SERVER=etcd scripts/test.sh runs the e2e suite against real etcd.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; then
+	echo "scripts/test.sh: etcd or etcdctl missing; installing Debian's etcd-server and etcd-client" >&2
+	if [ "$(id -u)" -eq 0 ]; then
+		sudo=()
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo=(sudo)
+	else
+		echo "scripts/test.sh: need root (or sudo) to apt-get install etcd-server etcd-client; install them and rerun" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	"${sudo[@]}" apt-get update
+	"${sudo[@]}" apt-get install -y --no-install-recommends etcd-server etcd-client
+	# Debian may start an etcd service on 2379/2380; the tests use free ports,
+	# so it does no harm, but it is not ours to keep running.
+fi
+
+exec go test -timeout 14m ./... "$@"
