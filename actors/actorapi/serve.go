@@ -42,6 +42,10 @@ type ServeConfig struct {
 	// anything else is dropped before it reaches protoactor. Nil means
 	// DefaultAcceptedTypes.
 	AcceptedTypes []string
+	// LeaveGRPCLogger keeps the discarding gRPC logger Remote.Start
+	// installs instead of calling SetGRPCLogger(Logger): for a process that
+	// sets gRPC's logger itself, once all its remotes have started.
+	LeaveGRPCLogger bool
 	// Logger for the actor system, the endpoint, the guard and gRPC's own
 	// errors; nil means slog.Default().
 	Logger *slog.Logger
@@ -98,8 +102,12 @@ func Serve(cfg ServeConfig) (*Server, error) {
 		return nil, fmt.Errorf("actorapi: listen on %s: %w", cfg.Address, err)
 	}
 	// Remote.Start silenced gRPC's logger for the whole process (etcd's
-	// gRPC server included); put back one that reports errors.
-	SetGRPCLogger(logger)
+	// gRPC server included); put back one that reports errors. Like
+	// Remote.Start's own call, this races with gRPC code already running
+	// in the process (grpclog.SetLoggerV2 is a plain global write).
+	if !cfg.LeaveGRPCLogger {
+		SetGRPCLogger(logger)
+	}
 
 	pid, err := system.Root.SpawnNamed(Props(Config{
 		KV:              cfg.KV,
