@@ -201,6 +201,7 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 		ClientURLs: s.cfg.ListenClientURLs, State: s.state,
 		MaxRequestBytes: int(s.cfg.MaxRequestBytes), MaxTxnOps: int(s.cfg.MaxTxnOps),
 		RequestTimeout: 5*time.Second + 2*s.cfg.ElectionTimeout,
+		ActorAddress:   s.cfg.ListenActorURL,
 		Logger:         s.cfg.Logger,
 	}), "listeners")
 	if err != nil {

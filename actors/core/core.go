@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -104,6 +105,12 @@ func (c *core) Receive(ctx actor.Context) {
 		c.handleStarted(ctx)
 	case *actor.Restarting, *actor.Stopping:
 		c.cfg.State.SetCore(nil, nil)
+		// Requests in flight may be lost with the mailboxes; tell their
+		// callers now (the outcome is unknown, as after etcd's timeouts)
+		// rather than let them wait for the request timeout.
+		if n := c.cfg.State.Waits.TriggerAll(rpctypes.ErrGRPCStopped); n > 0 {
+			c.logger().Warn("failed requests in flight", "count", n)
+		}
 	case *actor.Stopped:
 		c.res.close(c.logger())
 	case *actor.Terminated:
@@ -241,7 +248,10 @@ func (c *core) replayWAL(sn *raftpb.Snapshot) (*recovered, error) {
 				dir, mid, cid, c.cfg.State.MemberID, c.cfg.State.ClusterID)}
 		}
 	}
-	return &recovered{snapshot: sn, hs: hs, ents: ents, wal: w}, nil
+	// A WAL that holds nothing durable yet (the first start stopped before
+	// raft's bootstrap entries were written) is still a new member.
+	fresh := sn == nil && len(ents) == 0 && raft.IsEmptyHardState(hs)
+	return &recovered{snapshot: sn, hs: hs, ents: ents, wal: w, fresh: fresh}, nil
 }
 
 func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.MemoryStorage, store *mvcc.Store, rec *recovered) {

@@ -21,6 +21,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/troupedb/troupe/actors/actorapi"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/messages"
 )
@@ -36,7 +37,10 @@ type Config struct {
 	MaxRequestBytes int
 	MaxTxnOps       int
 	RequestTimeout  time.Duration
-	Logger          *slog.Logger
+	// ActorAddress is where the actor API listens (host:port, protoactor
+	// remote); empty disables it.
+	ActorAddress string
+	Logger       *slog.Logger
 }
 
 // ListenError is a client endpoint that cannot be bound: restarting will not
@@ -47,7 +51,7 @@ type ListenError struct {
 }
 
 func (e *ListenError) Error() string {
-	return fmt.Sprintf("listen on client url %s: %v (fix: free the port or change --listen-client-urls)", e.URL, e.Err)
+	return fmt.Sprintf("listen on %s: %v (fix: free the port or change --listen-client-urls / --listen-actor-url)", e.URL, e.Err)
 }
 func (e *ListenError) Unwrap() error { return e.Err }
 
@@ -61,6 +65,7 @@ type listeners struct {
 	log     *slog.Logger
 	servers []*grpc.Server
 	done    []chan struct{}
+	actors  *actorapi.Server
 }
 
 // Receive dispatches on the message type.
@@ -101,6 +106,17 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 		l.done = append(l.done, done)
 		l.log.Info("serving client requests", "url", u.String())
 	}
+	if l.cfg.ActorAddress != "" {
+		srv, err := actorapi.Serve(actorapi.ServeConfig{
+			Address: l.cfg.ActorAddress, KV: kv, MaxRequestBytes: l.cfg.MaxRequestBytes, Logger: l.cfg.Logger,
+		})
+		if err != nil {
+			l.stop()
+			panic(&ListenError{URL: l.cfg.ActorAddress, Err: err})
+		}
+		l.actors = srv
+		l.log.Info("serving actor API", "address", srv.Address())
+	}
 	ctx.Send(ctx.Parent(), &messages.ListenersStarted{})
 }
 
@@ -122,6 +138,10 @@ func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
 
 // stop closes every endpoint and waits for its serving goroutine.
 func (l *listeners) stop() {
+	if l.actors != nil {
+		l.actors.Stop()
+		l.actors = nil
+	}
 	for i, srv := range l.servers {
 		stopped := make(chan struct{})
 		go func() { srv.GracefulStop(); close(stopped) }()

@@ -6,6 +6,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/troupedb/troupe/failpoint"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/wal"
 )
@@ -43,6 +44,8 @@ func (a *walActor) handleFlush(ctx actor.Context) {
 	if len(a.pending) == 0 {
 		return
 	}
+	// Chaos tests restart the core through this point.
+	_ = failpoint.Inject("walPanic")
 	var hs *raftpb.HardState
 	ents := a.ents[:0]
 	for _, ap := range a.pending {

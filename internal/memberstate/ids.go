@@ -23,11 +23,10 @@ const (
 	suffixLen = tsLen + cntLen
 )
 
-func newIDGenerator(memberID uint16, now time.Time) idGenerator {
-	g := idGenerator{prefix: uint64(memberID) << suffixLen}
+func (g *idGenerator) init(memberID uint16, now time.Time) {
+	g.prefix = uint64(memberID) << suffixLen
 	unixMilli := uint64(now.UnixNano()) / uint64(time.Millisecond)
 	g.suffix.Store((unixMilli & (1<<tsLen - 1)) << cntLen)
-	return g
 }
 
 func (g *idGenerator) next() uint64 {

@@ -55,7 +55,7 @@ func New(self Member, clusterID uint64) *State {
 		Waits:     wait.New(),
 		Applied:   wait.NewIndex(0),
 	}
-	s.ids = newIDGenerator(uint16(self.ID), time.Now())
+	s.ids.init(uint16(self.ID), time.Now())
 	s.members.Store(&[]Member{self})
 	return s
 }

@@ -76,3 +76,20 @@ func (r *Registry) Len() int {
 	}
 	return n
 }
+
+// TriggerAll delivers x to every registered waiter and forgets them all,
+// as a restart of the core does for requests it can no longer answer.
+func (r *Registry) TriggerAll(x any) int {
+	n := 0
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		for id, ch := range s.m {
+			ch <- x
+			delete(s.m, id)
+			n++
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
