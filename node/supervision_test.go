@@ -178,7 +178,6 @@ func TestRestartBudgetExhausted(t *testing.T) {
 	}
 }
 
-
 // TestSnapshotsAndRestart: with a small --snapshot-count the member saves
 // snapshots while it works and restarts from the newest one.
 func TestSnapshotsAndRestart(t *testing.T) {
