@@ -34,9 +34,7 @@ func bucketKey(rev revision, tomb bool) []byte {
 		n = markedRevBytesLen
 	}
 	b := make([]byte, n)
-	binary.BigEndian.PutUint64(b, uint64(rev.main))
-	b[8] = '_'
-	binary.BigEndian.PutUint64(b[9:], uint64(rev.sub))
+	putRevBytes(b, rev)
 	if tomb {
 		b[revBytesLen] = tombstoneMark
 	}
@@ -58,4 +56,11 @@ func parseBucketKey(b []byte) (rev revision, tomb bool, err error) {
 	rev.main = int64(binary.BigEndian.Uint64(b))
 	rev.sub = int64(binary.BigEndian.Uint64(b[9:]))
 	return rev, tomb, nil
+}
+
+// putRevBytes writes rev's 17-byte encoding at the start of b.
+func putRevBytes(b []byte, rev revision) {
+	binary.BigEndian.PutUint64(b, uint64(rev.main))
+	b[8] = '_'
+	binary.BigEndian.PutUint64(b[9:], uint64(rev.sub))
 }

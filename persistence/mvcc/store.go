@@ -11,7 +11,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // ErrAlreadyApplied is returned by a write whose raft index is not above
@@ -32,7 +31,7 @@ var (
 		[]byte("members_removed"), []byte("cluster"), []byte("auth"),
 		[]byte("authUsers"), []byte("authRoles"),
 	}
-	consistentIndexKey = []byte("consistent_index")
+	consistentIndexKey  = []byte("consistent_index")
 	scheduledCompactKey = []byte("scheduledCompactRev")
 	finishedCompactKey  = []byte("finishedCompactRev")
 )
@@ -187,8 +186,8 @@ func (s *Store) restoreEntry(k, v []byte) error {
 	if err != nil {
 		return fmt.Errorf("bucket key: %w", err)
 	}
-	kv := &mvccpb.KeyValue{}
-	if err := proto.Unmarshal(v, kv); err != nil {
+	kv, err := decodeKV(v)
+	if err != nil {
 		return fmt.Errorf("bucket key revision %d_%d: %w", rev.main, rev.sub, err)
 	}
 	if rev.main > s.currentRev {
@@ -351,29 +350,32 @@ func (s *Store) compactLocked(rev int64) {
 }
 
 // readValue returns the KeyValue stored at rev, from the pending batch or
-// from bbolt (opening the read transaction *tx on first use). Caller holds
-// mu (shared or exclusive).
-func (s *Store) readValue(tx **bolt.Tx, rev revision) (*mvccpb.KeyValue, error) {
-	var v []byte
+// from bbolt (opening the view's read transaction on first use). Caller
+// holds mu (shared or exclusive).
+func (s *Store) readValue(v *view, rev revision) (*mvccpb.KeyValue, error) {
+	var val []byte
 	if p, ok := s.pending.puts[rev]; ok {
-		v = p.value
+		val = p.value
 	} else {
-		if *tx == nil {
+		if v.tx == nil {
 			t, err := s.db.Begin(false)
 			if err != nil {
 				return nil, fmt.Errorf("mvcc: read %s: %w", s.path, err)
 			}
-			*tx = t
+			v.tx = t
+			v.cur = t.Bucket(keyBucket).Cursor() // one cursor: its stack is reused
 		}
-		v = (*tx).Bucket(keyBucket).Get(bucketKey(rev, false))
-		if v == nil {
+		var k [revBytesLen]byte
+		putRevBytes(k[:], rev)
+		found, fv := v.cur.Seek(k[:])
+		if string(found) != string(k[:]) {
 			return nil, fmt.Errorf("mvcc: %s: revision %d_%d in the index is missing from the key bucket", s.path, rev.main, rev.sub)
 		}
+		val = fv
 	}
-	kv := &mvccpb.KeyValue{}
-	if err := proto.Unmarshal(v, kv); err != nil {
+	kv, err := decodeKV(val)
+	if err != nil {
 		return nil, fmt.Errorf("mvcc: %s: revision %d_%d: %w", s.path, rev.main, rev.sub, err)
 	}
 	return kv, nil
 }
-

@@ -1,9 +1,13 @@
 package mvcc
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -377,5 +381,87 @@ func TestConcurrentReadersOneWriter(t *testing.T) {
 	}
 	if got := ts.mustRange(get("k2")); string(got.Kvs[0].Value) != fmt.Sprint(writes-1) {
 		t.Fatalf("last value %v", got.Kvs)
+	}
+}
+
+func TestValidateNilAndEmpty(t *testing.T) {
+	for name, err := range map[string]error{
+		"nil range":      ValidateRange(nil),
+		"nil put":        ValidatePut(nil),
+		"nil delete":     ValidateDeleteRange(nil),
+		"nil put in txn": ValidateTxn(&pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{}}}}, DefaultMaxTxnOps),
+		"nil txn in txn": ValidateTxn(&pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestTxn{}}}}, DefaultMaxTxnOps),
+		"nil op":         ValidateTxn(&pb.TxnRequest{Failure: []*pb.RequestOp{nil}}, DefaultMaxTxnOps),
+		"nil compare":    ValidateTxn(&pb.TxnRequest{Compare: []*pb.Compare{nil}}, DefaultMaxTxnOps),
+	} {
+		switch name {
+		case "nil txn in txn":
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		case "nil op":
+			if err != rpctypes.ErrGRPCKeyNotFound {
+				t.Errorf("%s: %v", name, err)
+			}
+		default:
+			if err != rpctypes.ErrGRPCEmptyKey {
+				t.Errorf("%s: %v, want ErrGRPCEmptyKey", name, err)
+			}
+		}
+	}
+}
+
+func TestCheckIntervals(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ops  []*pb.RequestOp
+		dup  bool
+	}{
+		{"distinct puts", []*pb.RequestOp{opPut("a", ""), opPut("b", "")}, false},
+		{"put twice", []*pb.RequestOp{opPut("a", ""), opPut("a", "")}, true},
+		{"put in deleted range", []*pb.RequestOp{opDel("a", "c"), opPut("b", "")}, true},
+		{"put at deleted range end", []*pb.RequestOp{opDel("a", "c"), opPut("c", "")}, false},
+		{"put at deleted range start", []*pb.RequestOp{opPut("a", ""), opDel("a", "c")}, true},
+		{"put after delete-to-end (etcd misses it)", []*pb.RequestOp{opDel("a", "\x00"), opPut("b", "")}, false},
+		{"deletes overlap", []*pb.RequestOp{opDel("a", "c"), opDel("b", "d")}, false},
+		{"nested branches same key", []*pb.RequestOp{opTxn(&pb.TxnRequest{Success: []*pb.RequestOp{opPut("a", "")}, Failure: []*pb.RequestOp{opPut("a", "")}})}, false},
+		{"nested and parent put", []*pb.RequestOp{opPut("a", ""), opTxn(&pb.TxnRequest{Failure: []*pb.RequestOp{opPut("a", "")}})}, true},
+		{"nested delete covers parent put", []*pb.RequestOp{opPut("b", ""), opTxn(&pb.TxnRequest{Success: []*pb.RequestOp{opDel("a", "c")}})}, true},
+		{"two nested txns same key", []*pb.RequestOp{opTxn(&pb.TxnRequest{Success: []*pb.RequestOp{opPut("a", "")}}), opTxn(&pb.TxnRequest{Failure: []*pb.RequestOp{opPut("a", "")}})}, true},
+		{"deep nesting", []*pb.RequestOp{opDel("x", ""), opTxn(&pb.TxnRequest{Success: []*pb.RequestOp{opTxn(&pb.TxnRequest{Success: []*pb.RequestOp{opPut("x", "")}})}})}, true},
+	} {
+		_, _, err := checkIntervals(tc.ops)
+		if (err == rpctypes.ErrGRPCDuplicateKey) != tc.dup || (err != nil && err != rpctypes.ErrGRPCDuplicateKey) {
+			t.Errorf("%s: %v, want duplicate %v", tc.name, err, tc.dup)
+		}
+	}
+}
+
+func TestOpenErrorsNameTheFile(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("open of a directory: %v", err)
+	}
+	junk := filepath.Join(dir, "junk")
+	if err := os.WriteFile(junk, bytes.Repeat([]byte("x"), 8192), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(junk, Options{}); err == nil || !strings.Contains(err.Error(), junk) {
+		t.Errorf("open of a non-bbolt file: %v", err)
+	}
+}
+
+func TestDBSize(t *testing.T) {
+	ts := openTest(t, Options{})
+	total0, _ := ts.DBSize()
+	for i := 0; i < 2000; i++ {
+		ts.mustPut(fmt.Sprint("k", i), strings.Repeat("v", 100))
+	}
+	if err := ts.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	total, inUse := ts.DBSize()
+	if total <= total0 || inUse <= 0 || inUse > total {
+		t.Fatalf("DBSize = %d, %d (empty %d)", total, inUse, total0)
 	}
 }

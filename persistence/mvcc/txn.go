@@ -73,7 +73,7 @@ func (w *writeTxn) compareToPath(req *pb.TxnRequest) ([]bool, error) {
 	}
 	path := []bool{ok}
 	for _, op := range branch(req, ok) {
-		if t, isTxn := op.Request.(*pb.RequestOp_RequestTxn); isTxn && t.RequestTxn != nil {
+		if t, isTxn := op.GetRequest().(*pb.RequestOp_RequestTxn); isTxn && t.RequestTxn != nil {
 			sub, err := w.compareToPath(t.RequestTxn)
 			if err != nil {
 				return nil, err
@@ -151,7 +151,7 @@ func compareKV(c *pb.Compare, kv *mvccpb.KeyValue) bool {
 func txnReadOnly(req *pb.TxnRequest) bool {
 	for _, ops := range [][]*pb.RequestOp{req.Success, req.Failure} {
 		for _, op := range ops {
-			switch t := op.Request.(type) {
+			switch t := op.GetRequest().(type) {
 			case *pb.RequestOp_RequestPut, *pb.RequestOp_RequestDeleteRange:
 				return false
 			case *pb.RequestOp_RequestTxn:
@@ -173,7 +173,7 @@ func checkRequests(req *pb.TxnRequest, path []bool, check func([]*pb.RequestOp) 
 	}
 	txns := 0
 	for _, op := range ops {
-		if t, ok := op.Request.(*pb.RequestOp_RequestTxn); ok && t.RequestTxn != nil {
+		if t, ok := op.GetRequest().(*pb.RequestOp_RequestTxn); ok && t.RequestTxn != nil {
 			n, err := checkRequests(t.RequestTxn, path[1:], check)
 			if err != nil {
 				return 0, err
@@ -189,7 +189,7 @@ func checkRequests(req *pb.TxnRequest, path []bool, check func([]*pb.RequestOp) 
 // before the txn.
 func (w *writeTxn) checkPuts(ops []*pb.RequestOp) error {
 	for _, op := range ops {
-		t, ok := op.Request.(*pb.RequestOp_RequestPut)
+		t, ok := op.GetRequest().(*pb.RequestOp_RequestPut)
 		if !ok || t.RequestPut == nil {
 			continue
 		}
@@ -213,7 +213,7 @@ func (w *writeTxn) checkPuts(ops []*pb.RequestOp) error {
 // checkRanges fails ranges at a future or compacted revision.
 func (w *writeTxn) checkRanges(ops []*pb.RequestOp) error {
 	for _, op := range ops {
-		t, ok := op.Request.(*pb.RequestOp_RequestRange)
+		t, ok := op.GetRequest().(*pb.RequestOp_RequestRange)
 		if !ok || t.RequestRange == nil || t.RequestRange.Revision == 0 {
 			continue
 		}
@@ -234,7 +234,7 @@ func newTxnResp(req *pb.TxnRequest, path []bool) (*pb.TxnResponse, int) {
 	txns := 0
 	for i, op := range ops {
 		r := &pb.ResponseOp{}
-		switch t := op.Request.(type) {
+		switch t := op.GetRequest().(type) {
 		case *pb.RequestOp_RequestRange:
 			r.Response = &pb.ResponseOp_ResponseRange{}
 		case *pb.RequestOp_RequestPut:
@@ -259,7 +259,7 @@ func (w *writeTxn) applyTxn(req *pb.TxnRequest, path []bool, resp *pb.TxnRespons
 	txns := 0
 	for i, op := range branch(req, path[0]) {
 		r := resp.Responses[i]
-		switch t := op.Request.(type) {
+		switch t := op.GetRequest().(type) {
 		case *pb.RequestOp_RequestRange:
 			rr, err := rangeIn(&w.view, t.RequestRange)
 			if err != nil {

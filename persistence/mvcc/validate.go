@@ -12,7 +12,7 @@ const DefaultMaxTxnOps = 128
 // ValidateRange checks a RangeRequest before it is served, as etcd's gRPC
 // layer: ErrGRPCEmptyKey.
 func ValidateRange(req *pb.RangeRequest) error {
-	if len(req.Key) == 0 {
+	if len(req.GetKey()) == 0 {
 		return rpctypes.ErrGRPCEmptyKey
 	}
 	return nil
@@ -22,13 +22,13 @@ func ValidateRange(req *pb.RangeRequest) error {
 // ErrGRPCValueProvided (ignore_value with a value), ErrGRPCLeaseProvided
 // (ignore_lease with a lease).
 func ValidatePut(req *pb.PutRequest) error {
-	if len(req.Key) == 0 {
+	if len(req.GetKey()) == 0 {
 		return rpctypes.ErrGRPCEmptyKey
 	}
-	if req.IgnoreValue && len(req.Value) != 0 {
+	if req.GetIgnoreValue() && len(req.GetValue()) != 0 {
 		return rpctypes.ErrGRPCValueProvided
 	}
-	if req.IgnoreLease && req.Lease != 0 {
+	if req.GetIgnoreLease() && req.GetLease() != 0 {
 		return rpctypes.ErrGRPCLeaseProvided
 	}
 	return nil
@@ -37,7 +37,7 @@ func ValidatePut(req *pb.PutRequest) error {
 // ValidateDeleteRange checks a DeleteRangeRequest before it is proposed:
 // ErrGRPCEmptyKey.
 func ValidateDeleteRange(req *pb.DeleteRangeRequest) error {
-	if len(req.Key) == 0 {
+	if len(req.GetKey()) == 0 {
 		return rpctypes.ErrGRPCEmptyKey
 	}
 	return nil
@@ -65,16 +65,16 @@ func ValidateTxn(req *pb.TxnRequest, maxTxnOps int) error {
 }
 
 func checkTxn(req *pb.TxnRequest, maxTxnOps int) error {
-	opc := max(len(req.Compare), len(req.Success), len(req.Failure))
+	opc := max(len(req.GetCompare()), len(req.GetSuccess()), len(req.GetFailure()))
 	if opc > maxTxnOps {
 		return rpctypes.ErrGRPCTooManyOps
 	}
-	for _, c := range req.Compare {
-		if len(c.Key) == 0 {
+	for _, c := range req.GetCompare() {
+		if len(c.GetKey()) == 0 {
 			return rpctypes.ErrGRPCEmptyKey
 		}
 	}
-	for _, ops := range [][]*pb.RequestOp{req.Success, req.Failure} {
+	for _, ops := range [][]*pb.RequestOp{req.GetSuccess(), req.GetFailure()} {
 		for _, op := range ops {
 			if err := checkOp(op, maxTxnOps-opc); err != nil {
 				return err
@@ -136,7 +136,7 @@ func anyOverlaps(ivs []interval, k string) bool {
 func checkIntervals(ops []*pb.RequestOp) (map[string]struct{}, []interval, error) {
 	var dels []interval
 	for _, op := range ops {
-		t, ok := op.Request.(*pb.RequestOp_RequestDeleteRange)
+		t, ok := op.GetRequest().(*pb.RequestOp_RequestDeleteRange)
 		if !ok || t.RequestDeleteRange == nil {
 			continue
 		}
@@ -149,7 +149,7 @@ func checkIntervals(ops []*pb.RequestOp) (map[string]struct{}, []interval, error
 	}
 	puts := make(map[string]struct{})
 	for _, op := range ops {
-		t, ok := op.Request.(*pb.RequestOp_RequestTxn)
+		t, ok := op.GetRequest().(*pb.RequestOp_RequestTxn)
 		if !ok || t.RequestTxn == nil {
 			continue
 		}
@@ -182,7 +182,7 @@ func checkIntervals(ops []*pb.RequestOp) (map[string]struct{}, []interval, error
 		dels = append(dels, delsElse...)
 	}
 	for _, op := range ops {
-		t, ok := op.Request.(*pb.RequestOp_RequestPut)
+		t, ok := op.GetRequest().(*pb.RequestOp_RequestPut)
 		if !ok || t.RequestPut == nil {
 			continue
 		}

@@ -1,9 +1,9 @@
 package mvcc
 
 import (
+	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	bolt "go.etcd.io/bbolt"
 )
 
 // view reads the store at curRev, the revision a request sees as current:
@@ -14,7 +14,8 @@ import (
 type view struct {
 	s      *Store
 	curRev int64
-	tx     *bolt.Tx // opened on the first read that misses the batch
+	tx     *bolt.Tx     // opened on the first read that misses the batch
+	cur    *bolt.Cursor // on tx's "key" bucket
 }
 
 // rangeResult is the raw answer of a range in the index, before filters,
@@ -28,7 +29,7 @@ type rangeResult struct {
 func (v *view) close() {
 	if v.tx != nil {
 		_ = v.tx.Rollback()
-		v.tx = nil
+		v.tx, v.cur = nil, nil
 	}
 }
 
@@ -56,7 +57,7 @@ func (v *view) rangeKeys(key, end []byte, atRev int64, limit int64, countOnly bo
 	}
 	res.kvs = make([]*mvccpb.KeyValue, 0, len(revs))
 	for _, kr := range revs {
-		kv, err := v.s.readValue(&v.tx, kr.rev)
+		kv, err := v.s.readValue(v, kr.rev)
 		if err != nil {
 			return rangeResult{}, err
 		}

@@ -6,7 +6,6 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"google.golang.org/protobuf/proto"
 )
 
 // writeTxn is one write request in progress: every change it makes gets
@@ -81,12 +80,8 @@ func (w *writeTxn) deleteRange(key, end []byte) int64 {
 
 // add puts one "key" bucket entry into the pending batch.
 func (w *writeTxn) add(rev revision, tomb bool, kv *mvccpb.KeyValue) {
-	b, err := proto.Marshal(kv)
-	if err != nil {
-		panic(fmt.Sprintf("mvcc: marshal KeyValue: %v", err)) // cannot fail for a valid message
-	}
 	p := w.s.pending
-	p.puts[rev] = pendingPut{key: bucketKey(rev, tomb), value: b}
+	p.puts[rev] = pendingPut{key: bucketKey(rev, tomb), value: encodeKV(kv)}
 	p.order = append(p.order, rev)
 }
 
