@@ -15,8 +15,7 @@ import (
 // the compaction revision itself is readable). Call ValidateRange first.
 func (s *Store) Range(req *pb.RangeRequest) (*pb.RangeResponse, error) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	v := &view{s: s, curRev: s.currentRev}
+	v := &view{s: s, curRev: s.currentRev, unlock: s.mu.RUnlock}
 	defer v.close()
 	return rangeIn(v, req)
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
 // ErrAlreadyApplied is returned by a write whose raft index is not above
@@ -347,35 +346,4 @@ func (s *Store) compactLocked(rev int64) {
 	}
 	b.compacts = rev
 	s.lg.Debug("compacted", "path", s.path, "revision", rev, "removed", len(removed))
-}
-
-// readValue returns the KeyValue stored at rev, from the pending batch or
-// from bbolt (opening the view's read transaction on first use). Caller
-// holds mu (shared or exclusive).
-func (s *Store) readValue(v *view, rev revision) (*mvccpb.KeyValue, error) {
-	var val []byte
-	if p, ok := s.pending.puts[rev]; ok {
-		val = p.value
-	} else {
-		if v.tx == nil {
-			t, err := s.db.Begin(false)
-			if err != nil {
-				return nil, fmt.Errorf("mvcc: read %s: %w", s.path, err)
-			}
-			v.tx = t
-			v.cur = t.Bucket(keyBucket).Cursor() // one cursor: its stack is reused
-		}
-		var k [revBytesLen]byte
-		putRevBytes(k[:], rev)
-		found, fv := v.cur.Seek(k[:])
-		if string(found) != string(k[:]) {
-			return nil, fmt.Errorf("mvcc: %s: revision %d_%d in the index is missing from the key bucket", s.path, rev.main, rev.sub)
-		}
-		val = fv
-	}
-	kv, err := decodeKV(val)
-	if err != nil {
-		return nil, fmt.Errorf("mvcc: %s: revision %d_%d: %w", s.path, rev.main, rev.sub, err)
-	}
-	return kv, nil
 }

@@ -354,6 +354,11 @@ func TestConcurrentReadersOneWriter(t *testing.T) {
 					errs <- fmt.Errorf("torn txn at rev %d: %v", rev, resp.Kvs)
 					return
 				}
+				// txn i is revision i+2 and writes the value i
+				if len(resp.Kvs) != 2 && rev > 1 || len(resp.Kvs) == 2 && (resp.Kvs[0].ModRevision != rev || string(resp.Kvs[1].Value) != fmt.Sprint(rev-2)) {
+					errs <- fmt.Errorf("read at rev %d: %v", rev, resp.Kvs)
+					return
+				}
 			}
 		}()
 	}

@@ -1,6 +1,8 @@
 package mvcc
 
 import (
+	"fmt"
+
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -9,12 +11,21 @@ import (
 // view reads the store at curRev, the revision a request sees as current:
 // the store revision for a read, and inside a write transaction the
 // revision that includes the transaction's own earlier writes. The caller
-// holds s.mu (shared for reads, exclusive for writes) while it uses a view
-// and calls close at the end.
+// holds s.mu (shared for reads, exclusive for writes) when it creates a
+// view and calls close at the end.
+//
+// A read view sets unlock: its first rangeKeys releases the read lock as
+// soon as it has looked up the revisions in the index, taken the values
+// still in the pending batch and opened the bbolt read transaction. That
+// is safe: a revision missing from the batch was committed before the
+// batch was dropped (Commit writes bbolt first), so the transaction sees
+// it, and a later compaction cannot remove it from that transaction's
+// snapshot. Decoding and bbolt reads then run without blocking the writer.
 type view struct {
 	s      *Store
 	curRev int64
-	tx     *bolt.Tx     // opened on the first read that misses the batch
+	unlock func()       // releases the read lock; nil once done or for writers
+	tx     *bolt.Tx     // opened when a value is not in the pending batch
 	cur    *bolt.Cursor // on tx's "key" bucket
 }
 
@@ -26,7 +37,16 @@ type rangeResult struct {
 	rev   int64 // the current revision, for the response header
 }
 
+// release drops the read lock if the view still holds it.
+func (v *view) release() {
+	if v.unlock != nil {
+		v.unlock()
+		v.unlock = nil
+	}
+}
+
 func (v *view) close() {
+	v.release()
 	if v.tx != nil {
 		_ = v.tx.Rollback()
 		v.tx, v.cur = nil, nil
@@ -53,15 +73,41 @@ func (v *view) rangeKeys(key, end []byte, atRev int64, limit int64, countOnly bo
 	revs, total := v.s.index.revisions(key, end, atRev, max)
 	res := rangeResult{count: total, rev: v.curRev}
 	if countOnly {
+		v.release()
 		return res, nil
 	}
-	res.kvs = make([]*mvccpb.KeyValue, 0, len(revs))
-	for _, kr := range revs {
-		kv, err := v.s.readValue(v, kr.rev)
-		if err != nil {
-			return rangeResult{}, err
+	// under the lock: take what the pending batch holds, open bbolt for the rest
+	vals := make([][]byte, len(revs))
+	for i, kr := range revs {
+		if p, ok := v.s.pending.puts[kr.rev]; ok {
+			vals[i] = p.value
+		} else if v.tx == nil {
+			t, err := v.s.db.Begin(false)
+			if err != nil {
+				return rangeResult{}, fmt.Errorf("mvcc: read %s: %w", v.s.path, err)
+			}
+			v.tx = t
+			v.cur = t.Bucket(keyBucket).Cursor() // one cursor: its stack is reused
 		}
-		res.kvs = append(res.kvs, kv)
+	}
+	v.release()
+	res.kvs = make([]*mvccpb.KeyValue, len(revs))
+	for i, kr := range revs {
+		val := vals[i]
+		if val == nil {
+			var k [revBytesLen]byte
+			putRevBytes(k[:], kr.rev)
+			found, fv := v.cur.Seek(k[:])
+			if string(found) != string(k[:]) {
+				return rangeResult{}, fmt.Errorf("mvcc: %s: revision %d_%d in the index is missing from the key bucket", v.s.path, kr.rev.main, kr.rev.sub)
+			}
+			val = fv
+		}
+		kv, err := decodeKV(val)
+		if err != nil {
+			return rangeResult{}, fmt.Errorf("mvcc: %s: revision %d_%d: %w", v.s.path, kr.rev.main, kr.rev.sub, err)
+		}
+		res.kvs[i] = kv
 	}
 	return res, nil
 }
