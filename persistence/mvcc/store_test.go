@@ -416,6 +416,19 @@ func TestValidateNilAndEmpty(t *testing.T) {
 	}
 }
 
+func TestValidateSortTarget(t *testing.T) {
+	bad := &pb.RangeRequest{Key: []byte("a"), SortTarget: 9, SortOrder: pb.RangeRequest_ASCEND}
+	if err := ValidateRange(bad); err != rpctypes.ErrGRPCInvalidSortOption {
+		t.Errorf("range: %v", err)
+	}
+	if err := ValidateTxn(&pb.TxnRequest{Success: []*pb.RequestOp{opGet(bad)}}, DefaultMaxTxnOps); err != rpctypes.ErrGRPCInvalidSortOption {
+		t.Errorf("txn: %v", err)
+	}
+	if err := ValidateRange(&pb.RangeRequest{Key: []byte("a"), SortOrder: 7}); err != nil {
+		t.Errorf("unknown order: %v", err)
+	}
+}
+
 func TestCheckIntervals(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -10,10 +10,16 @@ import (
 const DefaultMaxTxnOps = 128
 
 // ValidateRange checks a RangeRequest before it is served, as etcd's gRPC
-// layer: ErrGRPCEmptyKey.
+// layer: ErrGRPCEmptyKey. It also refuses a sort target etcd does not know
+// with ErrGRPCInvalidSortOption (etcd 3.5's answer): etcd 3.4 crashes on
+// one when it sorts. An unknown sort order is accepted and means no
+// sorting, as in etcd 3.4.
 func ValidateRange(req *pb.RangeRequest) error {
 	if len(req.GetKey()) == 0 {
 		return rpctypes.ErrGRPCEmptyKey
+	}
+	if _, ok := pb.RangeRequest_SortTarget_name[int32(req.GetSortTarget())]; !ok {
+		return rpctypes.ErrGRPCInvalidSortOption
 	}
 	return nil
 }
