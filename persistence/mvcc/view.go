@@ -67,6 +67,9 @@ func (v *view) rangeKeys(key, end []byte, atRev int64, limit int64, countOnly bo
 		return rangeResult{}, rpctypes.ErrGRPCCompacted
 	}
 	max := int(limit)
+	if limit < 0 {
+		max = 0 // no limit, as etcd
+	}
 	if countOnly {
 		max = -1
 	}
