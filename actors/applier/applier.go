@@ -46,11 +46,12 @@ type Config struct {
 }
 
 // Props returns the applier's props.
-func Props(cfg Config) *actor.Props {
+// opts can add a dispatcher or mailbox.
+func Props(cfg Config, opts ...actor.PropsOption) *actor.Props {
 	if cfg.CommitInterval == 0 {
 		cfg.CommitInterval = DefaultCommitInterval
 	}
-	return actor.PropsFromProducer(func() actor.Actor { return &applier{cfg: cfg} })
+	return actor.PropsFromProducer(func() actor.Actor { return &applier{cfg: cfg} }, opts...)
 }
 
 type commitDue struct{}

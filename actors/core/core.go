@@ -32,6 +32,7 @@ import (
 	raftactor "github.com/troupedb/troupe/actors/raft"
 	"github.com/troupedb/troupe/actors/snapshotter"
 	walactor "github.com/troupedb/troupe/actors/wal"
+	"github.com/troupedb/troupe/internal/dispatch"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/mvcc"
@@ -80,10 +81,26 @@ func Props(cfg Config) *actor.Props {
 // resources outlive one incarnation of the core: a new incarnation closes
 // what the previous one left open before it opens the files again.
 type resources struct {
-	store *mvcc.Store
+	store       *mvcc.Store
+	dispatchers []*dispatch.Pinned
 }
 
+// pinned returns a new dispatcher owned by r, for one hot actor.
+func (r *resources) pinned() actor.PropsOption {
+	d := dispatch.NewPinned(hotThroughput)
+	r.dispatchers = append(r.dispatchers, d)
+	return actor.WithDispatcher(d)
+}
+
+// hotThroughput is how many messages a hot actor handles per mailbox run
+// before it yields (protoactor's default).
+const hotThroughput = 300
+
 func (r *resources) close(log *slog.Logger) {
+	for _, d := range r.dispatchers {
+		d.Stop()
+	}
+	r.dispatchers = nil
 	if r.store != nil {
 		if err := r.store.Close(); err != nil {
 			log.Error("close backend", "err", err)
@@ -259,7 +276,7 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 	raftPID := raftPID(ctx)
 	walPID, err := ctx.SpawnNamed(walactor.Props(walactor.Config{
 		Dir: WALDir(c.cfg.DataDir), WAL: rec.wal, Raft: raftPID, Logger: log,
-	}), "wal")
+	}, c.res.pinned()), "wal")
 	must(err)
 	snapPID, err := ctx.SpawnNamed(snapshotter.Props(snapshotter.Config{
 		Snap: ss, Storage: ms, WAL: walPID, MemberID: st.MemberID, Logger: log,
@@ -272,7 +289,7 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 	applierPID, err := ctx.SpawnNamed(applier.Props(applier.Config{
 		Store: store, State: st, Snapshotter: snapPID, SnapshotCount: c.cfg.SnapshotCount,
 		SnapshotIndex: snapIndex, Logger: log,
-	}), "applier")
+	}, c.res.pinned()), "applier")
 	must(err)
 	var peers []raft.Peer
 	if rec.fresh {
@@ -282,7 +299,7 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 		ID: st.MemberID, Storage: ms, Bootstrap: peers,
 		ElectionTick: c.cfg.ElectionTicks, HeartbeatTick: 1, TickInterval: c.cfg.HeartbeatInterval,
 		WAL: walPID, Applier: applierPID, State: st, Logger: log,
-	}), "raft")
+	}, c.res.pinned()), "raft")
 	must(err)
 }
 

@@ -30,6 +30,10 @@ import (
 // gRPC framing; larger messages are refused by gRPC itself.
 const grpcOverheadBytes = 512 * 1024
 
+// streamWorkers is the number of goroutines gRPC keeps for running RPCs;
+// RPCs beyond it get a goroutine of their own, as without the option.
+const streamWorkers = 256
+
 // Config of the listeners actor.
 type Config struct {
 	ClientURLs      []url.URL
@@ -125,6 +129,9 @@ func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
 		grpc.MaxRecvMsgSize(l.cfg.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
+		// Reused stream goroutines keep their grown stacks; a new goroutine
+		// per RPC regrows its stack every time.
+		grpc.NumStreamWorkers(streamWorkers),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: false}),
 	)
 	pb.RegisterKVServer(srv, kv)

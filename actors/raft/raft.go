@@ -56,13 +56,20 @@ type Config struct {
 }
 
 // Props returns the raft actor's props.
-func Props(cfg Config) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor { return &raftActor{cfg: cfg} })
+// opts can add a dispatcher or mailbox.
+func Props(cfg Config, opts ...actor.PropsOption) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return &raftActor{cfg: cfg} }, opts...)
 }
 
 // maxParkedProposals bounds the proposals kept while there is no leader;
 // beyond it they fail at once with ErrNoLeader.
 const maxParkedProposals = 10000
+
+// maxAppendsInFlight bounds the Appends the wal actor has not answered.
+// One would make every commit-only hard state (which needs no fsync) wait
+// for the previous batch; a small number keeps batching from back-pressure
+// while the next batch's Ready is prepared during the fsync.
+var maxAppendsInFlight = 2
 
 type proposeFlush struct{}
 type readFlush struct{}
@@ -87,9 +94,9 @@ type raftActor struct {
 	readBatches map[uint64]*readBatch
 	parkedTicks int // ticks the queued proposals have waited for a leader
 
-	// appendInFlight is true from sending an Append until its Appended:
-	// no Ready is taken meanwhile.
-	appendInFlight bool
+	// appendsInFlight counts Appends sent and not yet Appended; no Ready
+	// is taken while it is at maxAppendsInFlight.
+	appendsInFlight int
 	confState      *raftpb.ConfState
 	lastLeader     uint64
 }
@@ -292,7 +299,7 @@ func (r *raftActor) handleAppended(ctx actor.Context, msg *messages.Appended) {
 			panic(err)
 		}
 	}
-	r.appendInFlight = false
+	r.appendsInFlight--
 	r.deliver(m.Responses)
 	r.handleReady(ctx)
 }
@@ -329,7 +336,7 @@ func (r *raftActor) sendPeer(m *raftpb.Message) {
 // handleReady takes one Ready unless an append is still in flight, and
 // hands its parts to the wal, the applier and the peers.
 func (r *raftActor) handleReady(ctx actor.Context) {
-	if r.appendInFlight || !r.rn.HasReady() {
+	if r.appendsInFlight >= maxAppendsInFlight || !r.rn.HasReady() {
 		return
 	}
 	_ = failpoint.Inject("raftPanic")
@@ -343,7 +350,7 @@ func (r *raftActor) handleReady(ctx actor.Context) {
 	for _, m := range rd.Messages {
 		switch m.GetTo() {
 		case raft.LocalAppendThread:
-			r.appendInFlight = true
+			r.appendsInFlight++
 			ctx.Send(r.cfg.WAL, &messages.Append{Msg: m})
 		case raft.LocalApplyThread:
 			r.applyConfChanges(m.Entries)
