@@ -97,8 +97,8 @@ type raftActor struct {
 	// appendsInFlight counts Appends sent and not yet Appended; no Ready
 	// is taken while it is at maxAppendsInFlight.
 	appendsInFlight int
-	confState      *raftpb.ConfState
-	lastLeader     uint64
+	confState       *raftpb.ConfState
+	lastLeader      uint64
 }
 
 // Receive dispatches on the message type.
