@@ -31,6 +31,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
+	tuneGC(log)
 	n, err := node.Start(cfg)
 	if err != nil {
 		log.Error("start failed", "err", err)
