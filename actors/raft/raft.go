@@ -246,9 +246,11 @@ func (r *raftActor) handleReadFlush(ctx actor.Context) {
 func (r *raftActor) handleTick(ctx actor.Context) {
 	r.rn.Tick()
 	r.expireReads()
-	if r.rn.BasicStatus().Lead == raft.None && r.soleVoter() {
+	if bs := r.rn.BasicStatus(); bs.Lead == raft.None && bs.RaftState == raft.StateFollower && r.soleVoter() {
 		// A lone voter need not wait an election timeout to lead; it can
-		// campaign once its bootstrap configuration is applied.
+		// campaign once its bootstrap configuration is applied. Only from
+		// follower: a campaign in progress waits for its own vote to be
+		// durable, which may take longer than a tick.
 		_ = r.rn.Campaign()
 	}
 	if len(r.proposals) > 0 || len(r.reads) > 0 {
