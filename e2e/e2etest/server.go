@@ -79,6 +79,7 @@ type Server struct {
 	logPath string
 
 	clientURL string
+	actorAddr string // troupe's actor API, host:port; empty for etcd
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -139,14 +140,16 @@ func launch(t testing.TB, cfg Config) (*Server, error) {
 		"--initial-advertise-peer-urls", peer,
 		"--initial-cluster", name + "=" + peer,
 	}
+	var actorAddr string
 	if kind == Troupe {
+		actorAddr = fmt.Sprintf("127.0.0.1:%d", ports[2])
 		args = append([]string{"serve"}, args...)
-		args = append(args, "--listen-actor-url", fmt.Sprintf("127.0.0.1:%d", ports[2]))
+		args = append(args, "--listen-actor-url", actorAddr)
 	}
 	args = append(args, cfg.Args...)
 	logDir := t.TempDir()
 	s := &Server{
-		t: t, kind: kind, name: name, bin: bin, args: args,
+		t: t, kind: kind, name: name, bin: bin, args: args, actorAddr: actorAddr,
 		env:       append(os.Environ(), cfg.Env...),
 		dataDir:   dataDir,
 		logPath:   filepath.Join(logDir, kind+".log"),
@@ -183,6 +186,10 @@ func (s *Server) PeerURL() string {
 
 // DataDir is the server's data directory; it survives Kill and Restart.
 func (s *Server) DataDir() string { return s.dataDir }
+
+// ActorAddress returns troupe's actor API address (host:port), or "" for
+// etcd, which has none.
+func (s *Server) ActorAddress() string { return s.actorAddr }
 
 // LogPath is the file holding the server's stdout and stderr of every run.
 func (s *Server) LogPath() string { return s.logPath }

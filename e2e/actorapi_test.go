@@ -1,0 +1,76 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+
+	"github.com/troupedb/troupe/actors/actorapi"
+	"github.com/troupedb/troupe/client/actorclient"
+	"github.com/troupedb/troupe/e2e/e2etest"
+)
+
+// TestActorAPI talks to a real troupe process over protoactor remote, as an
+// actor-system program would, and checks the data is the one etcd clients
+// see.
+func TestActorAPI(t *testing.T) {
+	if e2etest.Kind() != e2etest.Troupe {
+		t.Skip("the actor API is troupe's own; etcd has none")
+	}
+	srv := e2etest.Start(t, e2etest.Config{Kind: e2etest.Troupe})
+	logger := slog.New(slog.DiscardHandler)
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	r := remote.NewRemote(system, remote.Configure("127.0.0.1", 0,
+		remote.WithDialOptions(actorapi.DialOptions(actorapi.DefaultMaxMessageBytes)...)))
+	r.Start()
+	t.Cleanup(func() { r.Shutdown(true); system.Shutdown() })
+	kv := actorclient.New(system, srv.ActorAddress(), actorclient.WithTimeout(10*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	put, err := kv.Put(ctx, &pb.PutRequest{Key: []byte("actor/a"), Value: []byte("1")})
+	if err != nil {
+		t.Fatalf("actor put: %v", err)
+	}
+	// What the actor API wrote, clientv3 reads, at the same revision.
+	get, err := srv.Client(t).Get(ctx, "actor/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(get.Kvs) != 1 || string(get.Kvs[0].Value) != "1" || get.Kvs[0].ModRevision != put.Header.Revision {
+		t.Fatalf("clientv3 sees %v, actor put at revision %d", get.Kvs, put.Header.Revision)
+	}
+	txn, err := kv.Txn(ctx, &pb.TxnRequest{
+		Compare: []*pb.Compare{{Key: []byte("actor/a"), Target: pb.Compare_VALUE, Result: pb.Compare_EQUAL,
+			TargetUnion: &pb.Compare_Value{Value: []byte("1")}}},
+		Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("actor/b"), Value: []byte("2")}}}},
+	})
+	if err != nil || !txn.Succeeded {
+		t.Fatalf("actor txn: %v %v", txn, err)
+	}
+	rng, err := kv.Range(ctx, &pb.RangeRequest{Key: []byte("actor/"), RangeEnd: []byte("actor0")})
+	if err != nil || rng.Count != 2 {
+		t.Fatalf("actor range: %v %v", rng, err)
+	}
+	if rng.Header.MemberId == 0 || rng.Header.ClusterId == 0 {
+		t.Fatalf("header without member and cluster ids: %v", rng.Header)
+	}
+	// Errors arrive as etcd's, code and message.
+	if _, err := kv.Put(ctx, &pb.PutRequest{Value: []byte("x")}); !errors.Is(err, rpctypes.ErrGRPCEmptyKey) {
+		t.Fatalf("empty key: got %v, want %v", err, rpctypes.ErrGRPCEmptyKey)
+	}
+	del, err := kv.Delete(ctx, &pb.DeleteRangeRequest{Key: []byte("actor/"), RangeEnd: []byte("actor0"), PrevKv: true})
+	if err != nil || del.Deleted != 2 || len(del.PrevKvs) != 2 {
+		t.Fatalf("actor delete: %v %v", del, err)
+	}
+	if _, err := kv.Compact(ctx, &pb.CompactionRequest{Revision: del.Header.Revision, Physical: true}); err != nil {
+		t.Fatalf("actor compact: %v", err)
+	}
+}
