@@ -101,7 +101,7 @@ func (s *KV) Txn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, erro
 		return nil, err
 	}
 	r := resp.(*pb.TxnResponse)
-	s.fillTxn(r)
+	s.fill(r.Header)
 	return r, nil
 }
 
@@ -208,22 +208,4 @@ func (s *KV) fill(h *pb.ResponseHeader) {
 	h.ClusterId = st.ClusterID
 	h.MemberId = st.MemberID
 	h.RaftTerm = st.Term()
-}
-
-// fillTxn fills the headers of a txn and of every response inside it, as
-// etcd does.
-func (s *KV) fillTxn(r *pb.TxnResponse) {
-	s.fill(r.Header)
-	for _, op := range r.Responses {
-		switch v := op.Response.(type) {
-		case *pb.ResponseOp_ResponseRange:
-			s.fill(v.ResponseRange.GetHeader())
-		case *pb.ResponseOp_ResponsePut:
-			s.fill(v.ResponsePut.GetHeader())
-		case *pb.ResponseOp_ResponseDeleteRange:
-			s.fill(v.ResponseDeleteRange.GetHeader())
-		case *pb.ResponseOp_ResponseTxn:
-			s.fillTxn(v.ResponseTxn)
-		}
-	}
 }

@@ -363,8 +363,7 @@ func (r *raftActor) handleReady(ctx actor.Context) {
 		}
 	}
 	bs := r.rn.BasicStatus()
-	last, _ := r.cfg.Storage.LastIndex()
-	r.cfg.State.SetRaftStatus(bs.Lead, bs.GetTerm(), max(last, bs.GetCommit()))
+	r.cfg.State.SetRaftStatus(bs.Lead, bs.GetTerm(), bs.GetCommit())
 }
 
 func (r *raftActor) observeLeader(ctx actor.Context, lead uint64) {

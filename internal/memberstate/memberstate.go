@@ -77,10 +77,10 @@ func (s *State) Raft() *actor.PID { return s.raftPID.Load() }
 func (s *State) Store() *mvcc.Store { return s.store.Load() }
 
 // SetRaftStatus records what the raft actor last saw.
-func (s *State) SetRaftStatus(leader, term, lastIndex uint64) {
+func (s *State) SetRaftStatus(leader, term, commitIndex uint64) {
 	s.leader.Store(leader)
 	s.term.Store(term)
-	s.raftIndex.Store(lastIndex)
+	s.raftIndex.Store(commitIndex)
 }
 
 // Leader returns the leader's member id, 0 when none is known.
@@ -89,7 +89,8 @@ func (s *State) Leader() uint64 { return s.leader.Load() }
 // Term returns the raft term last seen.
 func (s *State) Term() uint64 { return s.term.Load() }
 
-// RaftIndex returns the last raft log index last seen.
+// RaftIndex returns the committed raft index last seen, which etcd's
+// Status reports as raftIndex.
 func (s *State) RaftIndex() uint64 { return s.raftIndex.Load() }
 
 // Members returns the cluster's members.
