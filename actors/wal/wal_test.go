@@ -208,7 +208,7 @@ func TestWriteErrorPanicsWithoutAppended(t *testing.T) {
 			ctx.Send(pid, &messages.Append{Msg: appendMsg(nil, entry(1, 1))})
 		}
 	}, actor.WithSupervisor(stopOnFailure)))
-	defer sys.Root.StopFuture(parent).Wait()
+	defer func() { _ = sys.Root.StopFuture(parent).Wait() }()
 
 	select {
 	case reason := <-failures:
