@@ -103,6 +103,11 @@ type Config struct {
 	// Logger receives all logs; nil means slog.Default(). Not a flag.
 	Logger *slog.Logger
 
+	// WALSegmentBytes is the size of WAL segment files; 0 means the WAL's
+	// default (64 MiB). Not a flag: tests set it small to see segments
+	// released after snapshots.
+	WALSegmentBytes int64
+
 	// Which flags were given explicitly; set by the flag values only, so a
 	// Config built in code is never checked against flag-only rules.
 	set struct {

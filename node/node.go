@@ -183,6 +183,7 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 	pid, err := ctx.SpawnNamed(core.Props(core.Config{
 		DataDir: s.cfg.DataDir, Peers: s.peers, SnapshotCount: s.cfg.SnapshotCount,
 		HeartbeatInterval: s.cfg.HeartbeatInterval, ElectionTicks: electionTicks,
+		WALSegmentBytes: s.cfg.WALSegmentBytes,
 		State: s.state, Logger: s.cfg.Logger,
 	}), "core")
 	if err != nil {

@@ -14,8 +14,10 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/troupedb/troupe/failpoint"
+	"github.com/troupedb/troupe/persistence/snap"
 )
 
 // ack is one acknowledged put.
@@ -183,6 +185,7 @@ func TestRestartBudgetExhausted(t *testing.T) {
 func TestSnapshotsAndRestart(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.SnapshotCount = 100
+	cfg.WALSegmentBytes = 16 << 10
 	n, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -192,8 +195,29 @@ func TestSnapshotsAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	snaps, _ := filepath.Glob(filepath.Join(cfg.DataDir, "member", "snap", "*.snap"))
-	if len(snaps) == 0 {
-		t.Fatal("no snapshot files after 800 puts with --snapshot-count=100")
+	if len(snaps) == 0 || len(snaps) > 5 {
+		t.Fatalf("%d snapshot files after 800 puts with --snapshot-count=100, want 1 to 5 (old ones released)", len(snaps))
+	}
+	// 800 puts of ~60 bytes fill many 16 KiB segments; those before the
+	// newest snapshot are gone.
+	segs, _ := filepath.Glob(filepath.Join(cfg.DataDir, "member", "wal", "*.wal"))
+	if len(segs) == 0 || len(segs) > 4 {
+		t.Fatalf("%d WAL segments after snapshots, want old ones released", len(segs))
+	}
+	// A crash between writing a snapshot file and its WAL marker leaves a
+	// newest snapshot the WAL does not know: start-up uses the one before.
+	ss, err := snap.New(filepath.Join(cfg.DataDir, "member", "snap"), snap.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest, err := ss.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := proto.CloneOf(newest)
+	orphan.Metadata.Index = new(newest.GetMetadata().GetIndex() + 10)
+	if err := ss.Save(orphan); err != nil {
+		t.Fatal(err)
 	}
 	n, err = Start(cfg)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -175,27 +176,23 @@ func (c *core) startup(ctx actor.Context) error {
 	if err != nil {
 		return &StartupError{"open snapshot dir", err}
 	}
-	sn, err := ss.Load()
-	if errors.Is(err, snap.ErrNoSnapshot) {
-		sn, err = nil, nil
-	}
-	if err != nil {
-		return &StartupError{"load snapshot", err}
-	}
 	store, err := mvcc.Open(DBPath(dd), mvcc.Options{Logger: c.cfg.Logger})
 	if err != nil {
 		return &StartupError{"open backend", err}
 	}
 	c.res.store = store
+	rec, err := c.replayWAL(snapshotsNewestFirst(SnapDir(dd), c.logger()))
+	if err != nil {
+		return err
+	}
+	sn := rec.snapshot
 	if sn != nil && store.ConsistentIndex() < sn.GetMetadata().GetIndex() {
+		_ = rec.wal.Close()
 		return &StartupError{"check backend", fmt.Errorf(
 			"backend %s is at index %d, older than snapshot %d (fix: restore the data dir from a snapshot, or remove it and re-add the member)",
 			DBPath(dd), store.ConsistentIndex(), sn.GetMetadata().GetIndex())}
 	}
-	rec, err := c.replayWAL(sn)
-	if err != nil {
-		return err
-	}
+
 	// raft starts from the snapshot, not from the backend's index: it hands
 	// the committed entries after the snapshot out again, so configuration
 	// changes reach raft; the applier skips what the backend holds.
@@ -227,15 +224,36 @@ func raftPID(ctx actor.Context) *actor.PID {
 	return actor.NewPID(ctx.Self().Address, ctx.Self().Id+"/raft")
 }
 
-func (c *core) replayWAL(sn *raftpb.Snapshot) (*recovered, error) {
+// snapshotsNewestFirst reads the snapshot files of dir, newest first;
+// unreadable ones are logged and skipped.
+func snapshotsNewestFirst(dir string, log *slog.Logger) []*raftpb.Snapshot {
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.snap"))
+	sort.Sort(sort.Reverse(sort.StringSlice(paths))) // names are term-index in hex
+	var out []*raftpb.Snapshot
+	for _, p := range paths {
+		sn, err := snap.Read(p)
+		if err != nil {
+			log.Warn("skipping unreadable snapshot", "file", p, "err", err)
+			continue
+		}
+		out = append(out, sn)
+	}
+	return out
+}
+
+// replayWAL opens the WAL (creating it for a new member) and reads it from
+// the newest snapshot whose marker it holds. The snapshot file is written
+// before its marker, so a crash in between leaves a newest snapshot the WAL
+// does not know: the one before it is used, whose entries the WAL still has.
+func (c *core) replayWAL(snaps []*raftpb.Snapshot) (*recovered, error) {
 	dir := WALDir(c.cfg.DataDir)
 	opts := wal.Options{SegmentSizeBytes: c.cfg.WALSegmentBytes, Logger: c.cfg.Logger}
 	meta := make([]byte, 16)
 	binary.BigEndian.PutUint64(meta, c.cfg.State.MemberID)
 	binary.BigEndian.PutUint64(meta[8:], c.cfg.State.ClusterID)
 	if !wal.Exist(dir) {
-		if sn != nil {
-			return nil, &StartupError{"open wal", fmt.Errorf("%s has a snapshot but %s has no WAL (fix: restore the data dir, or remove it and re-add the member)", SnapDir(c.cfg.DataDir), dir)}
+		if len(snaps) > 0 {
+			return nil, &StartupError{"open wal", fmt.Errorf("%s has snapshots but %s has no WAL (fix: restore the data dir, or remove it and re-add the member)", SnapDir(c.cfg.DataDir), dir)}
 		}
 		w, err := wal.Create(dir, meta, opts)
 		if err != nil {
@@ -243,32 +261,49 @@ func (c *core) replayWAL(sn *raftpb.Snapshot) (*recovered, error) {
 		}
 		return &recovered{hs: &raftpb.HardState{}, wal: w, fresh: true}, nil
 	}
-	w, err := wal.Open(dir, opts)
-	if err != nil {
-		return nil, &StartupError{"open wal", err}
-	}
-	// Read from the start of what the WAL holds: the snapshot file is
-	// written before its WAL marker, so a crash in between leaves a
-	// snapshot without a marker; entries at or below the snapshot are
-	// dropped by raft's storage.
-	got, hs, ents, err := w.ReadAll(wal.SnapshotMarker{})
-	if err != nil {
-		_ = w.Close()
-		return nil, &StartupError{"replay wal", err}
-	}
-	if len(got) == 16 {
-		mid, cid := binary.BigEndian.Uint64(got), binary.BigEndian.Uint64(got[8:])
-		if mid != c.cfg.State.MemberID || cid != c.cfg.State.ClusterID {
-			_ = w.Close()
-			return nil, &StartupError{"check wal", fmt.Errorf(
-				"%s belongs to member %x of cluster %x, but the flags make member %x of cluster %x (fix: start with the flags the data dir was made with, or use another --data-dir)",
-				dir, mid, cid, c.cfg.State.MemberID, c.cfg.State.ClusterID)}
+	for i := 0; ; i++ {
+		var sn *raftpb.Snapshot
+		var from wal.SnapshotMarker
+		if i < len(snaps) {
+			sn = snaps[i]
+			from = wal.SnapshotMarker{Index: sn.GetMetadata().GetIndex(), Term: sn.GetMetadata().GetTerm()}
 		}
+		w, err := wal.Open(dir, opts)
+		if err != nil {
+			return nil, &StartupError{"open wal", err}
+		}
+		got, hs, ents, err := w.ReadAll(from)
+		if errors.Is(err, wal.ErrSnapshotNotFound) && i < len(snaps) {
+			_ = w.Close()
+			c.logger().Warn("snapshot has no marker in the WAL, trying an older one", "index", from.Index, "term", from.Term)
+			continue
+		}
+		if err != nil {
+			_ = w.Close()
+			return nil, &StartupError{"replay wal", err}
+		}
+		if err := c.checkMetadata(dir, got); err != nil {
+			_ = w.Close()
+			return nil, err
+		}
+		// A WAL that holds nothing durable yet (the first start stopped
+		// before raft's bootstrap entries were written) is still new.
+		fresh := sn == nil && len(ents) == 0 && raft.IsEmptyHardState(hs)
+		return &recovered{snapshot: sn, hs: hs, ents: ents, wal: w, fresh: fresh}, nil
 	}
-	// A WAL that holds nothing durable yet (the first start stopped before
-	// raft's bootstrap entries were written) is still a new member.
-	fresh := sn == nil && len(ents) == 0 && raft.IsEmptyHardState(hs)
-	return &recovered{snapshot: sn, hs: hs, ents: ents, wal: w, fresh: fresh}, nil
+}
+
+func (c *core) checkMetadata(dir string, got []byte) error {
+	if len(got) != 16 {
+		return nil
+	}
+	mid, cid := binary.BigEndian.Uint64(got), binary.BigEndian.Uint64(got[8:])
+	if mid != c.cfg.State.MemberID || cid != c.cfg.State.ClusterID {
+		return &StartupError{"check wal", fmt.Errorf(
+			"%s belongs to member %x of cluster %x, but the flags make member %x of cluster %x (fix: start with the flags the data dir was made with, or use another --data-dir)",
+			dir, mid, cid, c.cfg.State.MemberID, c.cfg.State.ClusterID)}
+	}
+	return nil
 }
 
 func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.MemoryStorage, store *mvcc.Store, rec *recovered) {

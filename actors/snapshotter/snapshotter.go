@@ -82,6 +82,10 @@ func (s *snapshotter) handleSaveSnapshot(ctx actor.Context, msg *messages.SaveSn
 			s.log.Warn("compact raft log", "index", msg.Index-s.cfg.CatchUpEntries, "err", err)
 		}
 	}
+	if err := s.cfg.Snap.ReleaseOlderThan(msg.Index); err != nil {
+		// Old snapshot files cost disk, not correctness.
+		s.log.Warn("release old snapshots", "err", err)
+	}
 	s.log.Info("snapshot saved", "index", msg.Index, "term", term)
 	if ctx.Sender() != nil {
 		ctx.Respond(&messages.SnapshotSaved{Index: msg.Index, Term: term})

@@ -102,6 +102,11 @@ func (a *walActor) saveSnapshot(s *raftpb.Snapshot) {
 }
 
 func (a *walActor) handleReleaseWAL(m *messages.ReleaseWAL) {
+	// The marker lets a restart replay from this snapshot once the
+	// segments before it are gone; the snapshot file is already durable.
+	if err := a.w.SaveSnapshot(wal.SnapshotMarker{Index: m.Index, Term: m.Term}); err != nil {
+		panic(fmt.Sprintf("wal: save snapshot marker %d: %v", m.Index, err))
+	}
 	if err := a.w.ReleaseTo(m.Index); err != nil {
 		// Old segments left behind cost disk, not correctness.
 		a.log.Error("wal release failed", "err", err, "index", m.Index)

@@ -8,7 +8,7 @@
 //
 //	*messages.Append      a MsgStorageAppend from the raft actor: entries,
 //	                      hard state (Msg.Term/Vote/Commit) and snapshot
-//	*messages.ReleaseWAL  a snapshot at Index is durable: drop older segments
+//	*messages.ReleaseWAL  a snapshot at Index is durable: write its marker, drop older segments
 //
 // Out, to Config.Raft:
 //
