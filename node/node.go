@@ -184,7 +184,7 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 		DataDir: s.cfg.DataDir, Peers: s.peers, SnapshotCount: s.cfg.SnapshotCount,
 		HeartbeatInterval: s.cfg.HeartbeatInterval, ElectionTicks: electionTicks,
 		WALSegmentBytes: s.cfg.WALSegmentBytes,
-		State: s.state, Logger: s.cfg.Logger,
+		State:           s.state, Logger: s.cfg.Logger,
 	}), "core")
 	if err != nil {
 		s.fail(fmt.Errorf("spawn core: %w", err))
