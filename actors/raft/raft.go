@@ -65,11 +65,11 @@ func Props(cfg Config, opts ...actor.PropsOption) *actor.Props {
 // beyond it they fail at once with ErrNoLeader.
 const maxParkedProposals = 10000
 
-// maxAppendsInFlight bounds the Appends the wal actor has not answered.
-// One would make every commit-only hard state (which needs no fsync) wait
-// for the previous batch; a small number keeps batching from back-pressure
-// while the next batch's Ready is prepared during the fsync.
-var maxAppendsInFlight = 2
+// maxAppendsInFlight bounds the Appends the wal actor has not answered:
+// while one is in flight, proposals pile up and the next Ready carries them
+// all. Measured at 64 clients, 2 in flight made batches smaller for no gain
+// in throughput (fsyncs cost CPU here too).
+var maxAppendsInFlight = 1
 
 type proposeFlush struct{}
 type readFlush struct{}
