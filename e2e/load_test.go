@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -237,5 +239,35 @@ func TestSupervisionUnderLoad(t *testing.T) {
 	t.Logf("%d log lines mention restart:\n%s", n, strings.Join(lines[:min(n, 6)], "\n"))
 	if n == 0 {
 		t.Errorf("server log has no restart line (want the core's restart logged)")
+	}
+}
+
+// TestRestartBudgetExitsNonZero: a core that fails on every restart stops
+// the process with a clear log line and exit status 1, instead of looping.
+func TestRestartBudgetExitsNonZero(t *testing.T) {
+	if e2etest.Kind() != e2etest.Troupe {
+		t.Skip("failpoints are troupe's; skipped for", e2etest.Kind())
+	}
+	// Ready first (a few Readys pass), then every Ready panics.
+	s := e2etest.Start(t, e2etest.Config{Env: []string{"TROUPE_FAILPOINTS=raftPanic=after(20):panic"}})
+	cli := s.Client(t)
+	for i := 0; i < 50 && s.Alive(); i++ {
+		c, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, _ = cli.Put(c, "budget", "x")
+		cancel()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Alive() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if s.Alive() {
+		t.Fatal("troupe still running after its core failed on every restart")
+	}
+	var ee *exec.ExitError
+	if err := s.ExitError(); !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want exit status 1", err)
+	}
+	if !strings.Contains(s.Log(), "restart budget exhausted") {
+		t.Fatalf("log does not say the restart budget was exhausted:\n%s", s.Log())
 	}
 }
