@@ -203,6 +203,7 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 		MaxRequestBytes: int(s.cfg.MaxRequestBytes), MaxTxnOps: int(s.cfg.MaxTxnOps),
 		RequestTimeout: 5*time.Second + 2*s.cfg.ElectionTimeout,
 		ActorAddress:   s.cfg.ListenActorURL,
+		QuotaBytes:     s.cfg.BackendQuotaBytes(),
 		Logger:         s.cfg.Logger,
 	}), "listeners")
 	if err != nil {

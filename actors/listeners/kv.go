@@ -26,6 +26,8 @@ type KVConfig struct {
 	// RequestTimeout bounds how long a request waits for raft; etcd uses
 	// 5 s plus two election timeouts.
 	RequestTimeout time.Duration
+	// QuotaBytes is --quota-backend-bytes in effect; <= 0 means no quota.
+	QuotaBytes int64
 }
 
 // KV serves etcd's KV service: writes go through raft and wait for the
@@ -68,6 +70,9 @@ func (s *KV) Put(ctx context.Context, req *pb.PutRequest) (*pb.PutResponse, erro
 	if err := mvcc.ValidatePut(req); err != nil {
 		return nil, err
 	}
+	if err := s.checkQuota(costPut(req)); err != nil {
+		return nil, err
+	}
 	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Put: req})
 	if err != nil {
 		return nil, err
@@ -94,6 +99,9 @@ func (s *KV) DeleteRange(ctx context.Context, req *pb.DeleteRangeRequest) (*pb.D
 // Txn runs a transaction at one revision.
 func (s *KV) Txn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, error) {
 	if err := mvcc.ValidateTxn(req, s.cfg.MaxTxnOps); err != nil {
+		return nil, err
+	}
+	if err := s.checkQuota(costTxn(req)); err != nil {
 		return nil, err
 	}
 	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Txn: req})

@@ -41,6 +41,7 @@ type Config struct {
 	MaxRequestBytes int
 	MaxTxnOps       int
 	RequestTimeout  time.Duration
+	QuotaBytes      int64 // <= 0: no quota
 	// ActorAddress is where the actor API listens (host:port, protoactor
 	// remote); empty disables it.
 	ActorAddress string
@@ -90,7 +91,7 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 	kv := NewKV(KVConfig{
 		State: l.cfg.State, Root: ctx.ActorSystem().Root,
 		MaxRequestBytes: l.cfg.MaxRequestBytes, MaxTxnOps: l.cfg.MaxTxnOps,
-		RequestTimeout: l.cfg.RequestTimeout,
+		RequestTimeout: l.cfg.RequestTimeout, QuotaBytes: l.cfg.QuotaBytes,
 	})
 	for _, u := range l.cfg.ClientURLs {
 		lis, err := net.Listen("tcp", u.Host)
