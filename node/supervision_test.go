@@ -263,3 +263,34 @@ func TestStartupErrorNamesFile(t *testing.T) {
 		t.Fatalf("error does not name the WAL: %v", err)
 	}
 }
+
+// TestPanicServingARequest: a panic on a gRPC goroutine fails that request
+// with Internal and leaves the member serving.
+func TestPanicServingARequest(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	c := client(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if err := failpoint.Enable("kvRangePanic", "1*panic"); err != nil {
+		t.Fatal(err)
+	}
+	defer failpoint.Disable("kvRangePanic")
+	_, err = c.Get(ctx, "k")
+	var ee rpctypes.EtcdError
+	if !errors.As(err, &ee) || ee.Code() != codes.Internal {
+		if status.Code(err) != codes.Internal {
+			t.Fatalf("get with a panicking handler: %v, want Internal", err)
+		}
+	}
+	if resp, err := c.Get(ctx, "k"); err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("get after the panic: %v %v", resp, err)
+	}
+}

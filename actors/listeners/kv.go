@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/troupedb/troupe/failpoint"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/mvcc"
@@ -45,6 +46,7 @@ var errCoreDown = status.Error(codes.Unavailable, "etcdserver: server stopped")
 
 // Range reads keys; see etcd's RangeRequest for every field.
 func (s *KV) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse, error) {
+	_ = failpoint.Inject("kvRangePanic")
 	if err := mvcc.ValidateRange(req); err != nil {
 		return nil, err
 	}

@@ -12,14 +12,18 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"runtime/debug"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	"github.com/troupedb/troupe/actors/actorapi"
 	"github.com/troupedb/troupe/internal/memberstate"
@@ -126,7 +130,16 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 }
 
 func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
+	// A panic while serving one request (a bug, or input nothing checked)
+	// fails that request with Internal and is logged; it must not take the
+	// process down, as an unrecovered panic on a gRPC goroutine would.
+	recovered := recovery.WithRecoveryHandler(func(p any) error {
+		l.log.Error("panic serving a request", "panic", p, "stack", string(debug.Stack()))
+		return status.Errorf(codes.Internal, "troupe: internal error: %v", p)
+	})
 	srv := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(recovered)),
+		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(recovered)),
 		grpc.MaxRecvMsgSize(l.cfg.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
