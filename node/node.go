@@ -81,6 +81,11 @@ func memberState(cfg Config) (*memberstate.State, []raft.Peer, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if len(cluster) > 1 {
+		// Until peers carry raft traffic, a member of a larger cluster
+		// could never reach a quorum: say so rather than hang.
+		return nil, nil, fmt.Errorf("--initial-cluster lists %d members; this troupe serves a single member (clustering comes with the peer transport): list only %s", len(cluster), cfg.Name)
+	}
 	names := make([]string, 0, len(cluster))
 	for name := range cluster {
 		names = append(names, name)
