@@ -3,6 +3,7 @@ package listeners
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -37,6 +38,9 @@ type KVConfig struct {
 type KV struct {
 	pb.UnimplementedKVServer
 	cfg KVConfig
+
+	// backend size last read for the quota check, and when (unix ns)
+	size, sizeAt atomic.Int64
 }
 
 // NewKV returns the KV service. The actor API serves the same value.

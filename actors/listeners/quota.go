@@ -1,6 +1,8 @@
 package listeners
 
 import (
+	"time"
+
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
@@ -19,15 +21,35 @@ func (s *KV) checkQuota(cost int) error {
 	if s.cfg.QuotaBytes <= 0 || cost == 0 {
 		return nil
 	}
-	st := s.cfg.State.Store()
-	if st == nil {
+	size, ok := s.dbSize()
+	if !ok {
 		return nil // the proposal will fail with the core down
 	}
-	size, _ := st.DBSize()
 	if size+int64(cost) >= s.cfg.QuotaBytes {
 		return rpctypes.ErrGRPCNoSpace
 	}
 	return nil
+}
+
+// dbSizeMaxAge bounds how stale the backend size the quota check uses may
+// be: reading it opens a bbolt transaction, too dear for every write. The
+// file grows by bbolt's mmap steps, so a few milliseconds of staleness lets
+// at most a few batches past a quota that was just reached.
+const dbSizeMaxAge = 10 * time.Millisecond
+
+func (s *KV) dbSize() (int64, bool) {
+	now := time.Now().UnixNano()
+	if at := s.sizeAt.Load(); now-at < int64(dbSizeMaxAge) {
+		return s.size.Load(), true
+	}
+	st := s.cfg.State.Store()
+	if st == nil {
+		return 0, false
+	}
+	size, _ := st.DBSize()
+	s.size.Store(size)
+	s.sizeAt.Store(now)
+	return size, true
 }
 
 func costPut(r *pb.PutRequest) int { return kvOverhead + len(r.Key) + len(r.Value) }
