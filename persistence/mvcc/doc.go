@@ -18,35 +18,55 @@
 // tombstone ends a generation), as etcd's treeIndex. It is rebuilt on Open
 // by scanning the "key" bucket.
 //
-// # Write batching
+// # Write batching: the three places a value can be
 //
 // Writes are not committed to bbolt one by one. Each write lands in an
 // in-memory pending batch (bucket key -> value, plus deletes made by
-// compaction, plus the consistent index) that readers consult before bbolt.
-// Commit writes the whole batch and the consistent index in ONE bbolt
-// transaction, so after a crash the applied index on disk always matches the
-// data on disk and replaying the raft log never applies an entry twice. A
-// write that makes the batch reach Options.BatchLimit commits it at once;
-// the applier also calls Commit periodically (every 100 ms).
+// compaction, plus the raft index of the last entry applied into it). A
+// commit writes a whole batch and that index in ONE bbolt transaction, so
+// after a crash the applied index on disk never names an entry whose data
+// is not on disk, and replaying the raft log never applies an entry twice.
+//
+// CommitAsync does that without blocking the writer: it turns the pending
+// batch into the committing batch, starts a new empty pending batch for
+// the writes that follow, and writes the committing batch on a goroutine
+// of the store. So a value is in exactly one of three places: the pending
+// batch, the committing batch, or bbolt; readers look in that order. The
+// committing batch is dropped, under the write lock, only after its bbolt
+// transaction committed, so a revision never falls between two places. One
+// batch commits at a time and batches commit in order: a compaction's
+// deletes of revisions committing or committed go into the pending batch,
+// after the batch that put them. CommitAsync while a commit runs does
+// nothing (the next call takes the grown batch). Commit waits for a
+// running commit and then writes the pending batch before it returns;
+// Close waits, commits and closes.
+//
+// A write that makes the pending batch reach Options.BatchLimit starts a
+// background commit; if one is still running when the batch reaches four
+// times the limit, the write waits for it, which bounds memory. The
+// applier also commits periodically (every 100 ms).
 //
 // # Concurrency
 //
 // Writes (Put, DeleteRange, Txn, Compact, SetConsistentIndex, Commit,
-// Close) must come from ONE goroutine, the applier: the store does not
-// order concurrent writers. Reads (Range, Rev, CompactRev,
+// CommitAsync, Close) must come from ONE goroutine, the applier: the store
+// does not order concurrent writers. Reads (Range, Rev, CompactRev,
 // ConsistentIndex, DBSize) are safe from any number of goroutines at the
-// same time as that writer. A write holds the store's write lock while it
-// changes the index and the pending batch; a read holds the read lock while
-// it looks up revisions in the index and fetches their values from the
-// pending batch or from a bbolt read transaction. Commit writes bbolt first
-// without the lock (the batch cannot change: only the writer goroutine
-// changes it) and then takes the write lock to drop the committed batch, so
-// a reader always finds each revision either in the batch or in bbolt.
+// same time as that writer and the commit goroutine. A write holds the
+// store's write lock while it changes the index and the pending batch; a
+// read holds the read lock while it looks up revisions in the index and
+// takes their values from the pending or committing batch or opens a bbolt
+// read transaction for the rest. A commit writes bbolt without the lock
+// (nobody changes a committing batch) and then takes the write lock to
+// drop the batch.
 //
 // # Errors
 //
 // Client-visible errors are returned as etcd's own rpctypes.ErrGRPC* values,
 // so the gRPC layer passes them on unchanged. Any other error means the
 // backend file failed; the caller must stop applying and crash (its state
-// can no longer be trusted).
+// can no longer be trusted). A failed commit, background or not, is
+// sticky: every later Put, DeleteRange, Txn, Compact, Commit, CommitAsync
+// and Close returns it, and
+// nothing more is committed (reads still see the batch that failed).
 package mvcc

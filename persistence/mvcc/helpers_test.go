@@ -2,6 +2,7 @@ package mvcc
 
 import (
 	"path/filepath"
+	"sync"
 	"testing"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -26,6 +27,41 @@ func openTest(t testing.TB, opts Options) *testStore {
 	t.Cleanup(func() { _ = ts.Close() })
 	return ts
 }
+
+// waitBackground waits for the running background commit, if any, and
+// leaves its result for the store's next call to find.
+func (ts *testStore) waitBackground() {
+	if ts.job != nil {
+		<-ts.job.done
+	}
+}
+
+// commitGate holds the first bbolt commit of a store inside its
+// transaction: entered is closed once it got there, and it goes on at
+// open. Later commits pass.
+type commitGate struct {
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+	calls   int // bbolt serializes write transactions, so no lock
+}
+
+// holdFirstCommit installs a commitGate on ts. A test that fails while the
+// gate is shut still ends: the gate opens before ts closes.
+func holdFirstCommit(ts *testStore) *commitGate {
+	g := &commitGate{entered: make(chan struct{}), release: make(chan struct{})}
+	ts.commitHook = func() error {
+		if g.calls++; g.calls == 1 {
+			close(g.entered)
+			<-g.release
+		}
+		return nil
+	}
+	ts.t.Cleanup(g.open)
+	return g
+}
+
+func (g *commitGate) open() { g.once.Do(func() { close(g.release) }) }
 
 // reopen closes the store and opens its file again.
 func (ts *testStore) reopen(opts Options) {

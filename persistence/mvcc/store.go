@@ -18,7 +18,7 @@ import (
 var ErrAlreadyApplied = errors.New("mvcc: entry already applied")
 
 // DefaultBatchLimit is the number of pending changes after which a write
-// commits the batch itself (etcd's batch limit).
+// starts committing the batch itself (etcd's batch limit).
 const DefaultBatchLimit = 10000
 
 // bucket and meta key names, as etcd creates them.
@@ -40,7 +40,8 @@ type Options struct {
 	// Logger receives open and compaction messages; nil means slog.Default().
 	Logger *slog.Logger
 	// BatchLimit is the number of pending changes (writes plus compaction
-	// deletes) at which a write commits the batch itself; 0 means
+	// deletes) at which a write starts a background commit of the batch
+	// itself (and at 4x which it waits for a running one); 0 means
 	// DefaultBatchLimit.
 	BatchLimit int
 	// NoSync skips fsync on bbolt commits. For tests only: a crash can
@@ -61,25 +62,49 @@ type Store struct {
 	limit  int
 	leases func(id int64) bool
 
-	// ci is the highest applied raft index, pending or committed.
+	// ci is the highest applied raft index, pending, committing or
+	// committed.
 	ci atomic.Uint64
 
+	// Writer goroutine only. job is the background commit started by
+	// CommitAsync, nil once the writer saw it end; failed is the first
+	// commit error, returned by every later write, Commit, CommitAsync and
+	// Close (sticky: the batch it failed to write stays in memory and no
+	// later batch may be committed past it).
+	job    *commitJob
+	failed error
+	// commitHook, when set (by tests, before the first write), runs inside
+	// every bbolt commit transaction; an error aborts that commit.
+	commitHook func() error
+
 	// mu guards everything below: the writer holds it exclusively while it
-	// changes them, readers hold it shared.
+	// changes them, readers hold it shared. The background commit takes it
+	// exclusively only to drop committing after the bbolt transaction.
 	mu         sync.RWMutex
 	index      *treeIndex
 	currentRev int64 // revision of the last write; 1 in an empty store
 	compactRev int64 // -1 until the first compaction
+	// pending takes new writes; committing, when not nil, is the batch
+	// being written to bbolt. A revision the index holds is in pending, in
+	// committing or else in bbolt: a batch leaves memory only after its
+	// bbolt transaction committed (until then a revision can be in both
+	// committing and bbolt; readers take it from memory).
 	pending    *batch
+	committing *batch
 	closed     bool
 }
 
-// batch is the set of changes not yet committed to bbolt.
+// batch is a set of changes not yet committed to bbolt. Only the writer
+// changes it, and only while it is pending: once it becomes the committing
+// batch nobody changes it.
 type batch struct {
-	puts     map[revision]pendingPut
-	order    []revision // puts in ascending revision order
-	deletes  [][]byte   // bucket keys removed by compaction
-	ciDirty  bool
+	puts    map[revision]pendingPut
+	order   []revision // puts in ascending revision order
+	deletes [][]byte   // bucket keys removed by compaction
+	// ci is the raft index of the last entry applied into this batch, 0 if
+	// none: the consistent index its transaction records, so the index on
+	// disk never names an entry whose data is not on disk with it.
+	ci       uint64
 	compacts int64 // compaction revision to record; 0 for none
 }
 
@@ -93,7 +118,7 @@ func newBatch() *batch { return &batch{puts: make(map[revision]pendingPut)} }
 func (b *batch) size() int { return len(b.order) + len(b.deletes) }
 
 func (b *batch) empty() bool {
-	return len(b.order) == 0 && len(b.deletes) == 0 && !b.ciDirty && b.compacts == 0
+	return len(b.order) == 0 && len(b.deletes) == 0 && b.ci == 0 && b.compacts == 0
 }
 
 // Open opens (creating it if missing) the bbolt file at path, creates
@@ -202,7 +227,9 @@ func (s *Store) restoreEntry(k, v []byte) error {
 	return nil
 }
 
-// Close commits the pending batch and closes the file.
+// Close waits for a background commit, commits the pending batch and
+// closes the file. After a commit error it closes the file without
+// committing and returns that error. Writer goroutine only.
 func (s *Store) Close() error {
 	if s.closed {
 		return nil
@@ -233,7 +260,7 @@ func (s *Store) SetConsistentIndex(index uint64) {
 	}
 	s.mu.Lock()
 	s.ci.Store(index)
-	s.pending.ciDirty = true
+	s.pending.ci = index
 	s.mu.Unlock()
 }
 
@@ -262,65 +289,12 @@ func (s *Store) DBSize() (total, inUse int64) {
 	return total, total - free
 }
 
-// Commit writes the pending batch and the consistent index to bbolt in one
-// transaction. Writer goroutine only.
-func (s *Store) Commit() error {
-	b := s.pending // only this goroutine replaces or changes it
-	if b.empty() {
-		return nil
-	}
-	ci := s.ci.Load()
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		kb := tx.Bucket(keyBucket)
-		kb.FillPercent = 0.9 // revisions are appended in order
-		for _, rev := range b.order {
-			if p, ok := b.puts[rev]; ok {
-				if err := kb.Put(p.key, p.value); err != nil {
-					return err
-				}
-			}
-		}
-		for _, k := range b.deletes {
-			if err := kb.Delete(k); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket(metaBucket)
-		var ciBytes [8]byte
-		binary.BigEndian.PutUint64(ciBytes[:], ci)
-		if err := meta.Put(consistentIndexKey, ciBytes[:]); err != nil {
-			return err
-		}
-		if b.compacts != 0 {
-			rb := bucketKey(revision{main: b.compacts}, false)
-			if err := meta.Put(scheduledCompactKey, rb); err != nil {
-				return err
-			}
-			if err := meta.Put(finishedCompactKey, rb); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("mvcc: commit to %s: %w", s.path, err)
-	}
-	s.mu.Lock()
-	s.pending = newBatch()
-	s.mu.Unlock()
-	return nil
-}
-
-// maybeCommit commits when the batch reached the limit. Writer only.
-func (s *Store) maybeCommit() error {
-	if s.pending.size() < s.limit {
-		return nil
-	}
-	return s.Commit()
-}
-
 // compactLocked drops from the index every revision not needed at rev or
-// later and schedules their deletion. Caller holds mu exclusively.
+// later and schedules their deletion. A revision still in the pending batch
+// is just left out of it; any other one (in the committing batch or in
+// bbolt) gets a delete in the pending batch, which commits after the batch
+// that put it. The committing batch is never changed. Caller holds mu
+// exclusively.
 func (s *Store) compactLocked(rev int64) {
 	s.compactRev = rev
 	var removed []removedRev

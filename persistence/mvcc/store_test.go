@@ -175,9 +175,14 @@ func TestBatchLimitCommits(t *testing.T) {
 	if entries, _ := committed(t, ts.Store); len(entries) != 0 {
 		t.Fatalf("committed %d entries below the limit", len(entries))
 	}
-	ts.mustPut("c", "1")
+	ts.mustPut("c", "1") // starts a background commit of the batch
+	ts.waitBackground()
 	if entries, ci := committed(t, ts.Store); len(entries) != 3 || ci != 3 {
 		t.Fatalf("at the limit: %d entries, index %d; want 3, 3", len(entries), ci)
+	}
+	ts.mustPut("d", "1")
+	if entries, _ := committed(t, ts.Store); len(entries) != 3 || ts.pending.size() != 1 {
+		t.Fatalf("after the limit: %d entries committed, %d pending; want 3, 1", len(entries), ts.pending.size())
 	}
 }
 
@@ -324,6 +329,10 @@ func TestKeyIndexCompact(t *testing.T) {
 	}
 }
 
+// TestConcurrentReadersOneWriter reads while one writer writes, compacts,
+// commits and starts background commits (also through the batch limit):
+// each revision a reader needs must be in the pending batch, the
+// committing one or bbolt (rangeKeys fails on one missing from all three).
 func TestConcurrentReadersOneWriter(t *testing.T) {
 	ts := openTest(t, Options{BatchLimit: 50})
 	const writes = 2000
@@ -372,8 +381,13 @@ func TestConcurrentReadersOneWriter(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if i%37 == 0 {
+		switch {
+		case i%37 == 0:
 			if err := ts.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		case i%3 == 0:
+			if err := ts.CommitAsync(); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -16,16 +16,17 @@ import (
 //
 // A read view sets unlock: its first rangeKeys releases the read lock as
 // soon as it has looked up the revisions in the index, taken the values
-// still in the pending batch and opened the bbolt read transaction. That
-// is safe: a revision missing from the batch was committed before the
-// batch was dropped (Commit writes bbolt first), so the transaction sees
-// it, and a later compaction cannot remove it from that transaction's
-// snapshot. Decoding and bbolt reads then run without blocking the writer.
+// still in the pending or the committing batch and opened the bbolt read
+// transaction. That is safe: under the lock a revision in neither batch
+// is in bbolt, because a batch is dropped (under the write lock) only
+// after its bbolt transaction committed; so the transaction sees it, and
+// a later compaction cannot remove it from that transaction's snapshot.
+// Decoding and bbolt reads then run without blocking the writer.
 type view struct {
 	s      *Store
 	curRev int64
 	unlock func()       // releases the read lock; nil once done or for writers
-	tx     *bolt.Tx     // opened when a value is not in the pending batch
+	tx     *bolt.Tx     // opened when a value is not in a batch
 	cur    *bolt.Cursor // on tx's "key" bucket
 }
 
@@ -79,11 +80,11 @@ func (v *view) rangeKeys(key, end []byte, atRev int64, limit int64, countOnly bo
 		v.release()
 		return res, nil
 	}
-	// under the lock: take what the pending batch holds, open bbolt for the rest
+	// under the lock: take what the batches hold, open bbolt for the rest
 	vals := make([][]byte, len(revs))
 	for i, kr := range revs {
-		if p, ok := v.s.pending.puts[kr.rev]; ok {
-			vals[i] = p.value
+		if val, ok := v.s.inMemory(kr.rev); ok {
+			vals[i] = val
 		} else if v.tx == nil {
 			t, err := v.s.db.Begin(false)
 			if err != nil {
@@ -113,6 +114,21 @@ func (v *view) rangeKeys(key, end []byte, atRev int64, limit int64, countOnly bo
 		res.kvs[i] = kv
 	}
 	return res, nil
+}
+
+// inMemory returns the value of rev from the pending batch or the
+// committing one (looked up in this order; a revision is in at most one).
+// The caller holds s.mu.
+func (s *Store) inMemory(rev revision) ([]byte, bool) {
+	if p, ok := s.pending.puts[rev]; ok {
+		return p.value, true
+	}
+	if c := s.committing; c != nil {
+		if p, ok := c.puts[rev]; ok {
+			return p.value, true
+		}
+	}
+	return nil, false
 }
 
 // get returns the key's current value in the view, or nil.

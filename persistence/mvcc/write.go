@@ -18,22 +18,26 @@ type writeTxn struct {
 }
 
 // beginWrite takes the write lock, checks and records the raft index, and
-// starts a write. The caller must call end.
+// starts a write. The caller must call end. A failed commit (sticky) fails
+// every write after it.
 func (s *Store) beginWrite(index uint64) (*writeTxn, error) {
 	if s.closed {
 		return nil, fmt.Errorf("mvcc: %s is closed", s.path)
+	}
+	if err := s.reap(); err != nil {
+		return nil, err
 	}
 	if index <= s.ci.Load() {
 		return nil, ErrAlreadyApplied
 	}
 	s.mu.Lock()
 	s.ci.Store(index)
-	s.pending.ciDirty = true
+	s.pending.ci = index
 	return &writeTxn{view: view{s: s, curRev: s.currentRev}, beginRev: s.currentRev}, nil
 }
 
-// end publishes the write's revision, releases the lock and commits the
-// batch if it is full.
+// end publishes the write's revision, releases the lock and starts a
+// commit of the batch if it is full (see maybeCommit).
 func (w *writeTxn) end() error {
 	w.close()
 	if w.changes > 0 {
