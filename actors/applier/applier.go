@@ -10,8 +10,10 @@
 // Invariants: entries apply in index order and at most once: the store
 // skips any index it already holds, so replaying the WAL after a crash or
 // a core restart is safe. The store commits to bbolt in batches (every
-// CommitInterval or when its batch is full), with the applied index in the
-// same transaction; durability comes from the WAL, not from that commit.
+// CommitInterval or when its batch is full), in the background, with the
+// applied index in the same transaction; durability comes from the WAL,
+// not from that commit. Before a snapshot the commit is synchronous: the
+// WAL may drop what the snapshot covers only once bbolt holds it.
 package applier
 
 import (
@@ -161,7 +163,8 @@ func (a *applier) scheduleCommit(ctx actor.Context) {
 
 func (a *applier) handleCommitDue() {
 	a.commitTimer = nil
-	if err := a.cfg.Store.Commit(); err != nil {
+	// In the background: applying goes on while bbolt writes and syncs.
+	if err := a.cfg.Store.CommitAsync(); err != nil {
 		panic(fmt.Sprintf("applier: commit backend %s: %v", a.cfg.Store.Path(), err))
 	}
 }

@@ -281,11 +281,15 @@ func (s *Store) CompactRev() int64 {
 // DBSize returns the file's size and the bytes of it in use (the size less
 // the free pages), as etcd's db size and db size in use.
 func (s *Store) DBSize() (total, inUse int64) {
+	var pageSize int64
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		total = tx.Size()
+		// Info reads the mmap without a lock; the read transaction holds
+		// off a remap meanwhile.
+		pageSize = int64(tx.DB().Info().PageSize)
 		return nil
 	})
-	free := int64(s.db.Stats().FreePageN) * int64(s.db.Info().PageSize)
+	free := int64(s.db.Stats().FreePageN) * pageSize
 	return total, total - free
 }
 
