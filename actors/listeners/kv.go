@@ -107,6 +107,9 @@ func (s *KV) Txn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, erro
 	if err := mvcc.ValidateTxn(req, s.cfg.MaxTxnOps); err != nil {
 		return nil, err
 	}
+	if mvcc.TxnReadOnly(req) {
+		return s.readTxn(ctx, req)
+	}
 	if err := s.checkQuota(costTxn(req)); err != nil {
 		return nil, err
 	}
@@ -117,6 +120,40 @@ func (s *KV) Txn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, erro
 	r := resp.(*pb.TxnResponse)
 	s.fill(r.Header)
 	return r, nil
+}
+
+// readTxn serves a txn without writes as etcd 3.4 does: after a
+// linearizable read barrier (unless every range in it is serializable),
+// from the backend, without a raft entry.
+func (s *KV) readTxn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, error) {
+	if !txnSerializable(req) {
+		if err := s.linearizableRead(ctx); err != nil {
+			return nil, err
+		}
+	}
+	st := s.cfg.State.Store()
+	if st == nil {
+		return nil, errCoreDown
+	}
+	resp, err := st.ReadTxn(req)
+	if err != nil {
+		return nil, err
+	}
+	s.fill(resp.Header)
+	return resp, nil
+}
+
+// txnSerializable reports whether every op of req's branches is a
+// serializable range, as etcd decides it (a nested txn makes it not).
+func txnSerializable(req *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{req.Success, req.Failure} {
+		for _, op := range ops {
+			if r := op.GetRequestRange(); r == nil || !r.Serializable {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Compact compacts the history up to a revision.

@@ -293,3 +293,27 @@ func (w *writeTxn) applyTxn(req *pb.TxnRequest, path []bool, resp *pb.TxnRespons
 	}
 	return txns, nil
 }
+
+// ReadTxn runs a transaction that only reads (TxnReadOnly) at the current
+// revision, as etcd 3.4 serves those: from the backend, not through raft.
+// Any goroutine. The read lock is held for the whole transaction, so its
+// compares and ranges see one revision.
+func (s *Store) ReadTxn(req *pb.TxnRequest) (*pb.TxnResponse, error) {
+	if !txnReadOnly(req) {
+		return nil, fmt.Errorf("mvcc: ReadTxn given a txn that writes")
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, fmt.Errorf("mvcc: %s is closed", s.path)
+	}
+	// A writeTxn that never writes: its view reads, and no write method is
+	// reached for a read-only request.
+	w := &writeTxn{view: view{s: s, curRev: s.currentRev}, beginRev: s.currentRev}
+	defer w.close()
+	return w.applyTxnRequest(req)
+}
+
+// TxnReadOnly reports whether req (nested txns included) has no put and no
+// delete, so it can be served without raft.
+func TxnReadOnly(req *pb.TxnRequest) bool { return txnReadOnly(req) }
