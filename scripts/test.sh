@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the module. The end-to-end tests (./e2e) also need real
+# Runs go vet and every test of the module, then the concurrent packages
+# under the race detector. The end-to-end tests (./e2e) also need real
 # etcd 3.4 and etcdctl (Debian's etcd-server and etcd-client): the e2e
 # differential test compares troupe with etcd, and etcdctl drives the server.
 # Extra arguments go to `go test`, e.g. scripts/test.sh -run TestRange -v.
@@ -25,4 +26,8 @@ if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; th
 	# so it does no harm, but it is not ours to keep running.
 fi
 
-exec go test -timeout 14m ./... "$@"
+go vet ./...
+go test -timeout 14m ./... "$@"
+# The actor and persistence packages again under the race detector (their
+# goroutines meet through mailboxes, locks and the wait registry).
+go test -race -timeout 10m ./actors/... ./persistence/... ./internal/... ./failpoint ./node "$@"
