@@ -55,3 +55,16 @@ type CoreStarted struct{}
 
 // ListenersStarted tells the node that the client listeners serve.
 type ListenersStarted struct{}
+
+// ProposeConfChange asks the raft actor to replicate a configuration
+// change. CC.ID carries the wait registry id; the applier triggers it with
+// the outcome once the change is applied.
+type ProposeConfChange struct {
+	CC *raftpb.ConfChange
+}
+
+// TransferLeadership asks the raft actor, when it leads, to hand
+// leadership to member To.
+type TransferLeadership struct {
+	To uint64
+}

@@ -138,8 +138,8 @@ func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
 		return status.Errorf(codes.Internal, "troupe: internal error: %v", p)
 	})
 	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(recovered)),
-		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(recovered)),
+		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(recovered), unaryGate(l.cfg.State)),
+		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(recovered), streamGate(l.cfg.State)),
 		grpc.MaxRecvMsgSize(l.cfg.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),

@@ -29,7 +29,7 @@ func (m *Maintenance) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.Stat
 		RaftIndex:        st.RaftIndex(),
 		RaftTerm:         st.Term(),
 		RaftAppliedIndex: st.Applied.Current(),
-		IsLearner:        st.Self.IsLearner,
+		IsLearner:        st.IsLearner(),
 	}
 	if store := st.Store(); store != nil {
 		resp.DbSize, resp.DbSizeInUse = store.DBSize()

@@ -124,6 +124,15 @@ func (r *raftActor) Receive(ctx actor.Context) {
 	case *raftpb.Message:
 		r.step(msg)
 		r.handleReady(ctx)
+	case *messages.ProposeConfChange:
+		r.handleProposeConfChange(ctx, msg)
+	case *messages.TransferLeadership:
+		r.rn.TransferLeader(msg.To)
+		r.handleReady(ctx)
+	case *messages.PeerUnreachable:
+		r.rn.ReportUnreachable(msg.ID)
+	case *messages.SnapshotReported:
+		r.handleSnapshotReported(ctx, msg)
 	default:
 		r.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
 	}
@@ -215,6 +224,23 @@ func (r *raftActor) handleProposeFlush(ctx actor.Context) {
 	r.handleReady(ctx)
 }
 
+func (r *raftActor) handleProposeConfChange(ctx actor.Context, msg *messages.ProposeConfChange) {
+	if err := r.rn.ProposeConfChange(msg.CC); err != nil {
+		r.cfg.State.Waits.Trigger(msg.CC.GetId(), rpctypes.ErrGRPCNoLeader)
+		return
+	}
+	r.handleReady(ctx)
+}
+
+func (r *raftActor) handleSnapshotReported(ctx actor.Context, msg *messages.SnapshotReported) {
+	status := raft.SnapshotFinish
+	if msg.Failed {
+		status = raft.SnapshotFailure
+	}
+	r.rn.ReportSnapshot(msg.ID, status)
+	r.handleReady(ctx)
+}
+
 func (r *raftActor) handleReadIndex(ctx actor.Context, msg *messages.ReadIndex) {
 	r.reads = append(r.reads, msg.ID)
 	if !r.readQueued {
@@ -246,6 +272,7 @@ func (r *raftActor) handleReadFlush(ctx actor.Context) {
 func (r *raftActor) handleTick(ctx actor.Context) {
 	r.rn.Tick()
 	r.expireReads()
+	r.publishProgress()
 	if bs := r.rn.BasicStatus(); bs.Lead == raft.None && bs.RaftState == raft.StateFollower && r.soleVoter() {
 		// A lone voter need not wait an election timeout to lead; it can
 		// campaign once its bootstrap configuration is applied. Only from
@@ -266,6 +293,21 @@ func (r *raftActor) handleTick(ctx actor.Context) {
 		r.parkedTicks = 0
 	}
 	r.handleReady(ctx)
+}
+
+// publishProgress records, on the leader, how far each member's log
+// matches, for the learner readiness check of MemberPromote.
+func (r *raftActor) publishProgress() {
+	st := r.rn.Status()
+	if st.RaftState != raft.StateLeader {
+		r.cfg.State.SetProgress(nil, 0)
+		return
+	}
+	match := make(map[uint64]uint64, len(st.Progress))
+	for id, pr := range st.Progress {
+		match[id] = pr.Match
+	}
+	r.cfg.State.SetProgress(match, st.GetCommit())
 }
 
 // expireReads fails read batches that raft dropped (leader lost or

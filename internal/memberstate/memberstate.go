@@ -44,6 +44,15 @@ type State struct {
 	restarts  atomic.Uint64
 
 	ids idGenerator
+
+	progress atomic.Pointer[progress]
+	learner  atomic.Bool
+}
+
+// progress is the leader's view of its followers' logs.
+type progress struct {
+	match  map[uint64]uint64
+	commit uint64
 }
 
 // New returns the state of member id in cluster cid.
@@ -92,6 +101,33 @@ func (s *State) Term() uint64 { return s.term.Load() }
 // RaftIndex returns the committed raft index last seen, which etcd's
 // Status reports as raftIndex.
 func (s *State) RaftIndex() uint64 { return s.raftIndex.Load() }
+
+// SetProgress records the leader's match index per member and its commit
+// index; nil when this member does not lead.
+func (s *State) SetProgress(match map[uint64]uint64, commit uint64) {
+	if match == nil {
+		s.progress.Store(nil)
+		return
+	}
+	s.progress.Store(&progress{match: match, commit: commit})
+}
+
+// Progress returns member id's match index and the leader's commit index,
+// ok only on the leader.
+func (s *State) Progress(id uint64) (match, commit uint64, ok bool) {
+	p := s.progress.Load()
+	if p == nil {
+		return 0, 0, false
+	}
+	m, ok := p.match[id]
+	return m, p.commit, ok
+}
+
+// IsLearner reports whether this member is a learner now.
+func (s *State) IsLearner() bool { return s.learner.Load() }
+
+// SetLearner records whether this member is a learner.
+func (s *State) SetLearner(v bool) { s.learner.Store(v) }
 
 // Members returns the cluster's members.
 func (s *State) Members() []Member { return *s.members.Load() }
