@@ -68,3 +68,17 @@ type ProposeConfChange struct {
 type TransferLeadership struct {
 	To uint64
 }
+
+// InstallSnapshot asks the applier to make the backend the database that
+// came with a raft snapshot, once the snapshot is durable in the WAL. Msg
+// is the MsgStorageAppend carrying it; the applier answers
+// SnapshotInstalled with the same Msg.
+type InstallSnapshot struct {
+	Msg *raftpb.Message
+}
+
+// SnapshotInstalled tells the raft actor the backend now holds the
+// snapshot of Msg; it then handles Msg as Appended.
+type SnapshotInstalled struct {
+	Msg *raftpb.Message
+}

@@ -44,7 +44,10 @@ type Config struct {
 	SnapshotCount  uint64 // entries between snapshots
 	SnapshotIndex  uint64 // index of the newest snapshot at start
 	CommitInterval time.Duration
-	Logger         *slog.Logger
+	// InstallSnapshot replaces the backend with the database received
+	// with the raft snapshot at index and returns the new backend.
+	InstallSnapshot func(index uint64) (*mvcc.Store, error)
+	Logger          *slog.Logger
 }
 
 // Props returns the applier's props.
@@ -77,6 +80,8 @@ func (a *applier) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 	case *messages.Apply:
 		a.handleApply(ctx, msg)
+	case *messages.InstallSnapshot:
+		a.handleInstallSnapshot(ctx, msg)
 	case commitDue:
 		a.handleCommitDue()
 	default:
@@ -142,6 +147,22 @@ func (a *applier) applyRequest(idx uint64, req *pb.InternalRaftRequest) (any, er
 		st.SetConsistentIndex(idx)
 		return nil, fmt.Errorf("applier: unsupported request in entry %d", idx)
 	}
+}
+
+func (a *applier) handleInstallSnapshot(ctx actor.Context, msg *messages.InstallSnapshot) {
+	md := msg.Msg.GetSnapshot().GetMetadata()
+	a.stopTimer()
+	st, err := a.cfg.InstallSnapshot(md.GetIndex())
+	if err != nil {
+		// The snapshot is durable in the WAL but the backend is not: a
+		// restart installs it from the snapshot dir or asks again.
+		panic(fmt.Sprintf("applier: install snapshot %d: %v", md.GetIndex(), err))
+	}
+	a.cfg.Store = st
+	a.snapIndex = md.GetIndex()
+	a.cfg.State.Applied.Reset(st.ConsistentIndex())
+	a.log.Info("installed snapshot from the leader", "index", md.GetIndex(), "backend-index", st.ConsistentIndex())
+	ctx.Respond(&messages.SnapshotInstalled{Msg: msg.Msg})
 }
 
 func (a *applier) snapshot(ctx actor.Context, index uint64, cs *raftpb.ConfState) {

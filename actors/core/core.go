@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -82,6 +83,7 @@ func Props(cfg Config) *actor.Props {
 // resources outlive one incarnation of the core: a new incarnation closes
 // what the previous one left open before it opens the files again.
 type resources struct {
+	mu          sync.Mutex // store is swapped by the applier on a snapshot install
 	store       *mvcc.Store
 	dispatchers []*dispatch.Pinned
 }
@@ -102,6 +104,8 @@ func (r *resources) close(log *slog.Logger) {
 		d.Stop()
 	}
 	r.dispatchers = nil
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.store != nil {
 		if err := r.store.Close(); err != nil {
 			log.Error("close backend", "err", err)
@@ -180,12 +184,22 @@ func (c *core) startup(ctx actor.Context) error {
 	if err != nil {
 		return &StartupError{"open backend", err}
 	}
+	c.res.mu.Lock()
 	c.res.store = store
+	c.res.mu.Unlock()
 	rec, err := c.replayWAL(snapshotsNewestFirst(SnapDir(dd), c.logger()))
 	if err != nil {
 		return err
 	}
 	sn := rec.snapshot
+	if sn != nil && store.ConsistentIndex() < sn.GetMetadata().GetIndex() {
+		// A snapshot from the leader became durable but the crash came
+		// before its database replaced the backend: finish the install.
+		if st, err := c.installSnapshotDB(ss, sn.GetMetadata().GetIndex(), nil); err == nil {
+			store = st
+			c.logger().Warn("finished installing a snapshot database after a restart", "index", sn.GetMetadata().GetIndex())
+		}
+	}
 	if sn != nil && store.ConsistentIndex() < sn.GetMetadata().GetIndex() {
 		_ = rec.wal.Close()
 		return &StartupError{"check backend", fmt.Errorf(
@@ -218,6 +232,43 @@ func (c *core) startup(ctx actor.Context) error {
 	c.spawnChildren(ctx, ss, ms, store, rec)
 	c.cfg.State.SetCore(raftPID(ctx), store)
 	return nil
+}
+
+// installSnapshotDB replaces the backend with the snapshot database for
+// index from the snapshot dir: close the backend, rename the file over it,
+// open it. Clients see the core as down meanwhile. raft, when not nil, is
+// the raft actor to publish again with the new backend.
+func (c *core) installSnapshotDB(ss *snap.Snapshotter, index uint64, raft *actor.PID) (*mvcc.Store, error) {
+	path, err := ss.DBFilePath(index)
+	if err != nil {
+		return nil, fmt.Errorf("find snapshot database %d in %s: %w", index, ss.Dir(), err)
+	}
+	c.res.mu.Lock()
+	defer c.res.mu.Unlock()
+	c.cfg.State.SetCore(nil, nil)
+	if c.res.store != nil {
+		if err := c.res.store.Close(); err != nil {
+			return nil, fmt.Errorf("close backend for snapshot install: %w", err)
+		}
+		c.res.store = nil
+	}
+	db := DBPath(c.cfg.DataDir)
+	if err := os.Rename(path, db); err != nil {
+		return nil, fmt.Errorf("install snapshot database %s as %s: %w", path, db, err)
+	}
+	if d, err := os.Open(filepath.Dir(db)); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	st, err := mvcc.Open(db, mvcc.Options{Logger: c.cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	c.res.store = st
+	if raft != nil {
+		c.cfg.State.SetCore(raft, st)
+	}
+	return st, nil
 }
 
 func raftPID(ctx actor.Context) *actor.PID {
@@ -310,7 +361,7 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 	st, log := c.cfg.State, c.cfg.Logger
 	raftPID := raftPID(ctx)
 	walPID, err := ctx.SpawnNamed(walactor.Props(walactor.Config{
-		Dir: WALDir(c.cfg.DataDir), WAL: rec.wal, Raft: raftPID, Logger: log,
+		Dir: WALDir(c.cfg.DataDir), WAL: rec.wal, Snap: ss, Raft: raftPID, Logger: log,
 	}, c.res.pinned()), "wal")
 	must(err)
 	snapPID, err := ctx.SpawnNamed(snapshotter.Props(snapshotter.Config{
@@ -324,6 +375,9 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 	applierPID, err := ctx.SpawnNamed(applier.Props(applier.Config{
 		Store: store, State: st, Snapshotter: snapPID, SnapshotCount: c.cfg.SnapshotCount,
 		SnapshotIndex: snapIndex, Logger: log,
+		InstallSnapshot: func(index uint64) (*mvcc.Store, error) {
+			return c.installSnapshotDB(ss, index, raftPID)
+		},
 	}, c.res.pinned()), "applier")
 	must(err)
 	var peers []raft.Peer

@@ -118,7 +118,15 @@ func (r *raftActor) Receive(ctx actor.Context) {
 	case *messages.Tick:
 		r.handleTick(ctx)
 	case *messages.Appended:
-		r.handleAppended(ctx, msg)
+		if sn := msg.Msg.GetSnapshot(); sn != nil && !raft.IsEmptySnap(sn) {
+			// A snapshot from the leader: the backend takes its database
+			// before raft hears the snapshot is in place.
+			ctx.Request(r.cfg.Applier, &messages.InstallSnapshot{Msg: msg.Msg})
+			return
+		}
+		r.handleAppended(ctx, &messages.Appended{Msg: msg.Msg})
+	case *messages.SnapshotInstalled:
+		r.handleAppended(ctx, &messages.Appended{Msg: msg.Msg})
 	case *messages.Applied:
 		r.handleApplied(ctx, msg)
 	case *raftpb.Message:
