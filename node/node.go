@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/troupedb/troupe/actors/core"
 	"github.com/troupedb/troupe/actors/listeners"
+	raftactor "github.com/troupedb/troupe/actors/raft"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/messages"
 )
@@ -125,9 +127,12 @@ func urlStrings(us []url.URL) []string {
 	return out
 }
 
-// Stop stops the member gracefully: listeners first, then the core.
+// Stop stops the member gracefully: a leader first hands leadership to
+// the most caught-up voter (so the cluster need not wait an election
+// timeout), then the tree stops, listeners and core.
 func (n *Node) Stop() error {
 	n.stopOnce.Do(func() {
+		n.transferLeadership()
 		n.shutdown()
 		select {
 		case n.done <- nil:
@@ -135,6 +140,24 @@ func (n *Node) Stop() error {
 		}
 	})
 	return n.stopErr
+}
+
+func (n *Node) transferLeadership() {
+	st := n.state
+	if st.Leader() != st.MemberID {
+		return
+	}
+	to := raftactor.BestTransferee(st)
+	if to == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.ElectionTimeout)
+	defer cancel()
+	if err := raftactor.TransferLeadership(ctx, n.system.Root, st, to); err != nil {
+		n.cfg.Logger.Warn("leadership transfer before stop failed", "to", fmt.Sprintf("%x", to), "err", err)
+		return
+	}
+	n.cfg.Logger.Info("handed leadership over before stopping", "to", fmt.Sprintf("%x", to))
 }
 
 func (n *Node) shutdown() {

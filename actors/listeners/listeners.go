@@ -75,6 +75,7 @@ type listeners struct {
 	servers []*grpc.Server
 	done    []chan struct{}
 	actors  *actorapi.Server
+	root    *actor.RootContext
 }
 
 // Receive dispatches on the message type.
@@ -92,6 +93,7 @@ func (l *listeners) Receive(ctx actor.Context) {
 
 func (l *listeners) handleStarted(ctx actor.Context) {
 	l.log = l.cfg.Logger.With("actor", "listeners", "member", l.cfg.State.MemberID)
+	l.root = ctx.ActorSystem().Root
 	kv := NewKV(KVConfig{
 		State: l.cfg.State, Root: ctx.ActorSystem().Root,
 		MaxRequestBytes: l.cfg.MaxRequestBytes, MaxTxnOps: l.cfg.MaxTxnOps,
@@ -149,7 +151,7 @@ func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: false}),
 	)
 	pb.RegisterKVServer(srv, kv)
-	pb.RegisterMaintenanceServer(srv, &Maintenance{State: l.cfg.State})
+	pb.RegisterMaintenanceServer(srv, &Maintenance{State: l.cfg.State, Root: l.root})
 	pb.RegisterClusterServer(srv, &Cluster{State: l.cfg.State})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

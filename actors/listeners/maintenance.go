@@ -3,6 +3,7 @@ package listeners
 import (
 	"context"
 
+	"github.com/asynkron/protoactor-go/actor"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/troupedb/troupe/internal/memberstate"
@@ -17,6 +18,7 @@ const ServerVersion = "3.4.23"
 type Maintenance struct {
 	pb.UnimplementedMaintenanceServer
 	State *memberstate.State
+	Root  *actor.RootContext
 }
 
 // Status reports this member's view, with etcd 3.4's fields.
