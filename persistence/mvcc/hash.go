@@ -7,11 +7,13 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
-// HashKV returns the CRC32C of the key bucket as etcd's HashKV computes
-// it: the bucket name, then every (bucket key, value) pair with a
-// revision <= rev in key order; rev 0 means the current revision. Members
-// that applied the same history have the same hash. Pairs still in the
-// pending or committing batch count as if committed; revisions a
+// HashKV returns the CRC32C of the key bucket as etcd 3.4's HashKV
+// computes it, so troupe and etcd members can be compared: the bucket
+// name, then every (bucket key, value) pair with a revision <= rev in key
+// order, where rev 0 means the current revision; below the last compaction
+// only the revisions a compaction at rev would keep count (etcd's quirk:
+// keep is taken at the hash revision, not at the compaction). Pairs still
+// in the pending or committing batch count as if committed; revisions a
 // compaction removes count as gone. Any goroutine; the writer waits while
 // the bucket is read.
 func (s *Store) HashKV(rev int64) (hash uint32, current, compacted int64, err error) {
@@ -26,9 +28,16 @@ func (s *Store) HashKV(rev int64) (hash uint32, current, compacted int64, err er
 		rev = current
 	case rev > current:
 		return 0, current, compacted, rpctypes.ErrGRPCFutureRev
-	case rev < compacted:
+	case rev <= compacted:
 		return 0, current, compacted, rpctypes.ErrGRPCCompacted
 	}
+	keep := map[revision]bool{}
+	s.index.visit([]byte{}, []byte{}, func(ki *keyIndex) bool {
+		if r, ok := ki.keepAt(rev); ok {
+			keep[r] = true
+		}
+		return true
+	})
 	gone := map[string]bool{}
 	for _, b := range []*batch{s.committing, s.pending} {
 		if b == nil {
@@ -41,10 +50,15 @@ func (s *Store) HashKV(rev int64) (hash uint32, current, compacted int64, err er
 	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
 	h.Write(keyBucket)
 	write := func(k, v []byte) {
-		if r, _, err := parseBucketKey(k); err == nil && r.main <= rev && !gone[string(k)] {
-			h.Write(k)
-			h.Write(v)
+		r, _, err := parseBucketKey(k)
+		if err != nil || r.main > rev || gone[string(k)] {
+			return
 		}
+		if r.main <= compacted && len(keep) > 0 && !keep[r] {
+			return
+		}
+		h.Write(k)
+		h.Write(v)
 	}
 	tx, err := s.db.Begin(false)
 	if err != nil {

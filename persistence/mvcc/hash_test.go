@@ -73,7 +73,47 @@ func TestHashKVIgnoresWhereDataSits(t *testing.T) {
 	if ha2 == ha {
 		t.Fatal("compaction did not change the hash")
 	}
-	if _, _, _, err := a.HashKV(10); err == nil {
-		t.Fatal("hash below the compaction revision accepted")
+	if _, _, _, err := a.HashKV(15); err == nil {
+		t.Fatal("hash at the compaction revision accepted (etcd refuses it)")
+	}
+}
+
+// TestHashKVMatchesEtcd replays a history recorded against etcd 3.4.23 and
+// checks the hashes etcdctl endpoint hashkv printed there.
+func TestHashKVMatchesEtcd(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// put a 1; put b 2; put a 3; del b
+	steps := []func(uint64) error{
+		func(i uint64) error {
+			_, err := s.Put(i, &pb.PutRequest{Key: []byte("a"), Value: []byte("1")})
+			return err
+		},
+		func(i uint64) error {
+			_, err := s.Put(i, &pb.PutRequest{Key: []byte("b"), Value: []byte("2")})
+			return err
+		},
+		func(i uint64) error {
+			_, err := s.Put(i, &pb.PutRequest{Key: []byte("a"), Value: []byte("3")})
+			return err
+		},
+		func(i uint64) error { _, err := s.DeleteRange(i, &pb.DeleteRangeRequest{Key: []byte("b")}); return err },
+	}
+	for i, step := range steps {
+		if err := step(uint64(i + 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h, _, _, _ := s.HashKV(0); h != 1125682900 {
+		t.Fatalf("hash %d, etcd 3.4.23 printed 1125682900", h)
+	}
+	if _, err := s.Compact(10, &pb.CompactionRequest{Revision: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if h, _, c, _ := s.HashKV(0); h != 1468967122 || c != 3 {
+		t.Fatalf("after compact 3: hash %d (compact %d), etcd 3.4.23 printed 1468967122", h, c)
 	}
 }

@@ -126,6 +126,29 @@ func (ki *keyIndex) compact(atRev int64, removed []removedRev) ([]removedRev, bo
 	return removed, empty
 }
 
+// keepAt returns the revision a compaction at atRev would keep, as etcd's
+// keyIndex.keep: the newest revision <= atRev of the generation alive at
+// atRev, unless that is the generation's tombstone.
+func (ki *keyIndex) keepAt(atRev int64) (revision, bool) {
+	if len(ki.gens) == 0 {
+		return revision{}, false
+	}
+	gi := 0
+	for gi < len(ki.gens)-1 && ki.gens[gi].revs[len(ki.gens[gi].revs)-1].main <= atRev {
+		gi++
+	}
+	g := &ki.gens[gi]
+	for j := len(g.revs) - 1; j >= 0; j-- {
+		if g.revs[j].main <= atRev {
+			if j == len(g.revs)-1 && gi != len(ki.gens)-1 {
+				return revision{}, false
+			}
+			return g.revs[j], true
+		}
+	}
+	return revision{}, false
+}
+
 // treeIndex maps keys to their keyIndex in key order.
 type treeIndex struct {
 	tree *btree.BTreeG[*keyIndex]
