@@ -141,3 +141,14 @@ func (g *guard) reject(batch *remote.MessageBatch, env *remote.MessageEnvelope) 
 	}
 	return ""
 }
+
+// GuardServerOptions returns gRPC server options that put the guard in
+// front of a protoactor remote's reader: envelopes the reader cannot handle
+// safely, or whose type is not in accepted (protobuf full names, e.g.
+// "troupe.v1.RaftEnvelope"), are dropped and logged, and a panic in a
+// handler ends only its stream or call. For remotes other than the actor
+// API's (the peer transport, actors/peers); pass them with
+// remote.WithServerOptions next to the message size limits.
+func GuardServerOptions(accepted []string, logger *slog.Logger) []grpc.ServerOption {
+	return newGuard(accepted, logger).serverOptions()
+}

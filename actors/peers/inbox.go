@@ -1,0 +1,142 @@
+package peers
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/troupedb/troupe/messages"
+)
+
+// inbox receives what other members send: raft envelopes (forwarded to
+// raft), snapshot chunks (handed to one receiving goroutine at a time), and
+// probes (answered at once).
+type inbox struct {
+	cfg   Config
+	log   *slog.Logger
+	drops *dropLog
+
+	// recv is the snapshot database being received, nil if none. A new
+	// transfer is refused until the goroutine of the current one has
+	// ended (receiveDone), so two never write the same temporary file.
+	recv *receiving
+}
+
+func inboxProps(cfg Config) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return &inbox{cfg: cfg} })
+}
+
+// Receive dispatches on the message type.
+func (in *inbox) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		in.log = in.cfg.Logger.With("actor", "peers", "part", "inbox", "member", in.cfg.Self)
+		in.drops = newDropLog(in.log, time.Second)
+	case *actor.Stopping, *actor.Restarting:
+		in.abortReceive("inbox stopping")
+	case *actor.Stopped:
+	case *messages.RaftEnvelope:
+		in.handleEnvelope(ctx, msg)
+	case *messages.SnapshotChunk:
+		in.handleChunk(ctx, msg)
+	case *receiveDone:
+		in.handleReceiveDone(msg)
+	case *messages.GetPeerStatus:
+		ctx.Respond(&messages.PeerStatus{ClusterId: in.cfg.ClusterID, Id: in.cfg.Self, Seq: msg.GetSeq()})
+	case *actor.DeadLetterResponse:
+	default:
+		in.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
+	}
+}
+
+func (in *inbox) handleEnvelope(ctx actor.Context, env *messages.RaftEnvelope) {
+	m := env.GetMsg()
+	switch {
+	case env.GetClusterId() != in.cfg.ClusterID:
+		in.drops.drop("cluster id mismatch", "from", env.GetFrom(), "cluster_id", env.GetClusterId())
+		return
+	case env.GetTo() != in.cfg.Self || m.GetTo() != in.cfg.Self:
+		in.drops.drop("not addressed to this member", "from", env.GetFrom(), "to", env.GetTo())
+		return
+	case m == nil:
+		in.drops.drop("empty envelope", "from", env.GetFrom())
+		return
+	}
+	if m.GetType() == raftpb.MsgSnap && !in.haveSnapshotDB(m) {
+		in.drops.drop("snapshot database not received", "from", env.GetFrom(), "index", m.GetSnapshot().GetMetadata().GetIndex())
+		return
+	}
+	raft := in.cfg.Raft()
+	if raft == nil {
+		in.drops.drop("raft not running", "from", env.GetFrom())
+		return
+	}
+	ctx.Send(raft, m)
+}
+
+// haveSnapshotDB reports whether the database of the MsgSnap's snapshot
+// was received completely (SaveDBFrom renames it into place only then).
+func (in *inbox) haveSnapshotDB(m *raftpb.Message) bool {
+	if in.cfg.Snap == nil {
+		return false
+	}
+	_, err := in.cfg.Snap.DBFilePath(m.GetSnapshot().GetMetadata().GetIndex())
+	return err == nil
+}
+
+func (in *inbox) handleChunk(ctx actor.Context, c *messages.SnapshotChunk) {
+	if reason := in.acceptChunk(ctx, c); reason != "" {
+		in.drops.drop("snapshot chunk refused: "+reason, "from", c.GetFrom(), "transfer", c.GetTransferId())
+		ctx.Respond(&messages.SnapshotChunkAck{TransferId: c.GetTransferId(), Offset: c.GetOffset(), Error: reason})
+	}
+}
+
+// acceptChunk hands c to the receiving goroutine (starting one for the
+// first chunk of a transfer), or says why it is refused.
+func (in *inbox) acceptChunk(ctx actor.Context, c *messages.SnapshotChunk) string {
+	switch {
+	case c.GetClusterId() != in.cfg.ClusterID:
+		return "cluster id mismatch"
+	case c.GetTo() != in.cfg.Self:
+		return "not addressed to this member"
+	case in.cfg.Snap == nil:
+		return "this member takes no snapshots"
+	}
+	if in.recv != nil && in.recv.transferID != c.GetTransferId() {
+		// A new transfer replaces a stale one (its sender gave up or
+		// died); the new one is retried by raft once the old is gone.
+		in.abortReceive("replaced by a new transfer")
+		return "busy with another transfer"
+	}
+	if in.recv == nil {
+		if c.GetOffset() != 0 {
+			return "unknown transfer"
+		}
+		in.recv = startReceive(ctx.ActorSystem(), ctx.Self(), in.cfg.Snap, c, in.log)
+	}
+	if reason := in.recv.take(c, ctx.Sender()); reason != "" {
+		in.abortReceive(reason)
+		return reason
+	}
+	return ""
+}
+
+func (in *inbox) handleReceiveDone(msg *receiveDone) {
+	if in.recv != nil && in.recv.transferID == msg.transferID {
+		in.recv = nil
+	}
+	if msg.err != nil {
+		in.log.Warn("receiving snapshot database failed", "transfer", msg.transferID, "index", msg.index, "err", msg.err)
+		return
+	}
+	in.log.Info("snapshot database received", "transfer", msg.transferID, "index", msg.index, "size_bytes", msg.size, "path", msg.path)
+}
+
+func (in *inbox) abortReceive(reason string) {
+	if in.recv != nil {
+		in.recv.abort(reason)
+	}
+}
