@@ -1,12 +1,10 @@
 package memberstate
 
 import (
-	"crypto/sha1"
-	"encoding/binary"
-	"sort"
-	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/troupedb/troupe/persistence/membership"
 )
 
 // idGenerator makes request ids as etcd's idutil does: the member's low 16
@@ -37,22 +35,8 @@ func (g *idGenerator) next() uint64 {
 // MemberID derives a member id from its peer URLs and the cluster token the
 // way etcd does, so that the same flags give the same ids as etcd.
 func MemberID(peerURLs []string, clusterToken string) uint64 {
-	urls := append([]string(nil), peerURLs...)
-	sort.Strings(urls)
-	b := []byte(strings.Join(urls, ""))
-	b = append(b, []byte(clusterToken)...)
-	hash := sha1.Sum(b)
-	return binary.BigEndian.Uint64(hash[:8])
+	return membership.NewMemberID(peerURLs, clusterToken, nil)
 }
 
 // ClusterID derives the cluster id from the member ids, as etcd does.
-func ClusterID(memberIDs []uint64) uint64 {
-	ids := append([]uint64(nil), memberIDs...)
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	b := make([]byte, 8*len(ids))
-	for i, id := range ids {
-		binary.BigEndian.PutUint64(b[8*i:], id)
-	}
-	hash := sha1.Sum(b)
-	return binary.BigEndian.Uint64(hash[:8])
-}
+func ClusterID(memberIDs []uint64) uint64 { return membership.ClusterID(memberIDs) }

@@ -148,8 +148,8 @@ func (s *Store) writeBatch(b *batch) error {
 }
 
 // fillTx puts b's changes into tx: the puts in revision order, then the
-// compaction deletes, then the batch's consistent index and compaction
-// revision.
+// compaction deletes, then the writes to other buckets, then the batch's
+// consistent index and compaction revision.
 func (s *Store) fillTx(tx *bolt.Tx, b *batch) error {
 	if s.commitHook != nil {
 		if err := s.commitHook(); err != nil {
@@ -169,6 +169,9 @@ func (s *Store) fillTx(tx *bolt.Tx, b *batch) error {
 		if err := kb.Delete(k); err != nil {
 			return err
 		}
+	}
+	if err := putOthers(tx, b.others); err != nil {
+		return err
 	}
 	meta := tx.Bucket(metaBucket)
 	if b.ci != 0 {

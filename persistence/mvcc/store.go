@@ -106,6 +106,9 @@ type batch struct {
 	// disk never names an entry whose data is not on disk with it.
 	ci       uint64
 	compacts int64 // compaction revision to record; 0 for none
+	// others are writes to buckets other than "key" (membership), in the
+	// order they were made; see members.go.
+	others []bucketOp
 }
 
 type pendingPut struct {
@@ -115,10 +118,10 @@ type pendingPut struct {
 
 func newBatch() *batch { return &batch{puts: make(map[revision]pendingPut)} }
 
-func (b *batch) size() int { return len(b.order) + len(b.deletes) }
+func (b *batch) size() int { return len(b.order) + len(b.deletes) + len(b.others) }
 
 func (b *batch) empty() bool {
-	return len(b.order) == 0 && len(b.deletes) == 0 && b.ci == 0 && b.compacts == 0
+	return len(b.order) == 0 && len(b.deletes) == 0 && b.ci == 0 && b.compacts == 0 && len(b.others) == 0
 }
 
 // Open opens (creating it if missing) the bbolt file at path, creates
