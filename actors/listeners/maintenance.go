@@ -41,27 +41,3 @@ func (m *Maintenance) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.Stat
 	}
 	return resp, nil
 }
-
-// Cluster serves etcd's Cluster service; membership changes come with the
-// cluster work, MemberList now.
-type Cluster struct {
-	pb.UnimplementedClusterServer
-	State *memberstate.State
-}
-
-// MemberList lists the members this member knows.
-func (c *Cluster) MemberList(ctx context.Context, _ *pb.MemberListRequest) (*pb.MemberListResponse, error) {
-	st := c.State
-	resp := &pb.MemberListResponse{
-		Header: &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.MemberID, RaftTerm: st.Term()},
-	}
-	if store := st.Store(); store != nil {
-		resp.Header.Revision = store.Rev()
-	}
-	for _, m := range st.Members() {
-		resp.Members = append(resp.Members, &pb.Member{
-			ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner,
-		})
-	}
-	return resp, nil
-}
