@@ -20,9 +20,11 @@ type inbox struct {
 	drops *dropLog
 
 	// recv is the snapshot database being received, nil if none. A new
-	// transfer is refused until the goroutine of the current one has
-	// ended (receiveDone), so two never write the same temporary file.
+	// transfer aborts it, and waits in next (its chunks queued) until the
+	// goroutine of recv has ended (receiveDone): two never write the same
+	// temporary file.
 	recv *receiving
+	next *receiving
 }
 
 func inboxProps(cfg Config) *actor.Props {
@@ -36,14 +38,14 @@ func (in *inbox) Receive(ctx actor.Context) {
 		in.log = in.cfg.Logger.With("actor", "peers", "part", "inbox", "member", in.cfg.Self)
 		in.drops = newDropLog(in.log, time.Second)
 	case *actor.Stopping, *actor.Restarting:
-		in.abortReceive("inbox stopping")
+		in.abortReceive(ctx, "inbox stopping")
 	case *actor.Stopped:
 	case *messages.RaftEnvelope:
 		in.handleEnvelope(ctx, msg)
 	case *messages.SnapshotChunk:
 		in.handleChunk(ctx, msg)
 	case *receiveDone:
-		in.handleReceiveDone(msg)
+		in.handleReceiveDone(ctx, msg)
 	case *messages.GetPeerStatus:
 		ctx.Respond(&messages.PeerStatus{ClusterId: in.cfg.ClusterID, Id: in.cfg.Self, Seq: msg.GetSeq()})
 	case *actor.DeadLetterResponse:
@@ -105,28 +107,54 @@ func (in *inbox) acceptChunk(ctx actor.Context, c *messages.SnapshotChunk) strin
 	case in.cfg.Snap == nil:
 		return "this member takes no snapshots"
 	}
-	if in.recv != nil && in.recv.transferID != c.GetTransferId() {
-		// A new transfer replaces a stale one (its sender gave up or
-		// died); the new one is retried by raft once the old is gone.
-		in.abortReceive("replaced by a new transfer")
-		return "busy with another transfer"
+	r, reason := in.transferOf(ctx, c)
+	if reason != "" {
+		return reason
 	}
-	if in.recv == nil {
-		if c.GetOffset() != 0 {
-			return "unknown transfer"
+	if reason := r.take(c, ctx.Sender()); reason != "" {
+		if r == in.recv {
+			in.recv.abort(reason)
+		} else {
+			in.next.refuse(ctx.ActorSystem(), reason)
+			in.next = nil
 		}
-		in.recv = startReceive(ctx.ActorSystem(), ctx.Self(), in.cfg.Snap, c, in.log)
-	}
-	if reason := in.recv.take(c, ctx.Sender()); reason != "" {
-		in.abortReceive(reason)
 		return reason
 	}
 	return ""
 }
 
-func (in *inbox) handleReceiveDone(msg *receiveDone) {
+// transferOf returns the transfer c belongs to, starting one for a first
+// chunk.
+func (in *inbox) transferOf(ctx actor.Context, c *messages.SnapshotChunk) (*receiving, string) {
+	tid := c.GetTransferId()
+	switch {
+	case in.recv != nil && in.recv.transferID == tid:
+		return in.recv, ""
+	case in.next != nil && in.next.transferID == tid:
+		return in.next, ""
+	case c.GetOffset() != 0:
+		return nil, "unknown transfer"
+	case in.recv == nil:
+		in.recv = newReceiving(c)
+		in.recv.start(ctx.ActorSystem(), ctx.Self(), in.cfg.Snap, in.log)
+		return in.recv, ""
+	}
+	// A new transfer replaces the current one (its sender gave up, or
+	// died) and starts once that one's goroutine has ended.
+	in.recv.abort("replaced by a newer transfer")
+	if in.next != nil {
+		in.next.refuse(ctx.ActorSystem(), "replaced by a newer transfer")
+	}
+	in.next = newReceiving(c)
+	return in.next, ""
+}
+
+func (in *inbox) handleReceiveDone(ctx actor.Context, msg *receiveDone) {
 	if in.recv != nil && in.recv.transferID == msg.transferID {
-		in.recv = nil
+		in.recv, in.next = in.next, nil
+		if in.recv != nil {
+			in.recv.start(ctx.ActorSystem(), ctx.Self(), in.cfg.Snap, in.log)
+		}
 	}
 	if msg.err != nil {
 		in.log.Warn("receiving snapshot database failed", "transfer", msg.transferID, "index", msg.index, "err", msg.err)
@@ -135,8 +163,12 @@ func (in *inbox) handleReceiveDone(msg *receiveDone) {
 	in.log.Info("snapshot database received", "transfer", msg.transferID, "index", msg.index, "size_bytes", msg.size, "path", msg.path)
 }
 
-func (in *inbox) abortReceive(reason string) {
+func (in *inbox) abortReceive(ctx actor.Context, reason string) {
 	if in.recv != nil {
 		in.recv.abort(reason)
+	}
+	if in.next != nil {
+		in.next.refuse(ctx.ActorSystem(), reason)
+		in.next = nil
 	}
 }

@@ -38,6 +38,7 @@ var errReceiveIdle = errors.New("peers: snapshot transfer idle, sender gone")
 // order of the chunks and queues them for the goroutine that writes them.
 type receiving struct {
 	transferID uint64
+	from       uint64
 	index      uint64
 	next       uint64 // offset of the next chunk
 	lastTaken  bool
@@ -66,19 +67,32 @@ type receiveDone struct {
 	err        error
 }
 
-// startReceive starts the goroutine that saves the database of the
-// transfer c begins with SaveDBFrom, reporting receiveDone to inbox.
-func startReceive(system *actor.ActorSystem, inbox *actor.PID, snapper *snap.Snapshotter, c *messages.SnapshotChunk, log *slog.Logger) *receiving {
+// newReceiving prepares to receive the transfer c begins; its chunks
+// queue until start.
+func newReceiving(c *messages.SnapshotChunk) *receiving {
 	s := &stream{chunks: make(chan chunkItem, receiveWindow), aborted: make(chan struct{})}
-	tid, index := c.GetTransferId(), c.GetIndex()
-	log.Info("receiving snapshot database", "from", c.GetFrom(), "transfer", tid, "index", index)
+	return &receiving{transferID: c.GetTransferId(), from: c.GetFrom(), index: c.GetIndex(), s: s}
+}
+
+// start starts the goroutine that saves the database with SaveDBFrom and
+// reports receiveDone to inbox.
+func (r *receiving) start(system *actor.ActorSystem, inbox *actor.PID, snapper *snap.Snapshotter, log *slog.Logger) {
+	s, tid, index := r.s, r.transferID, r.index
+	log.Info("receiving snapshot database", "from", r.from, "transfer", tid, "index", index)
 	go func() {
-		r := &chunkReader{s: s, system: system, transferID: tid}
-		path, err := snapper.SaveDBFrom(r, index)
-		r.finish(err)
-		system.Root.Send(inbox, &receiveDone{transferID: tid, index: index, size: r.size, path: path, err: err})
+		cr := &chunkReader{s: s, system: system, transferID: tid}
+		path, err := snapper.SaveDBFrom(cr, index)
+		cr.finish(err)
+		system.Root.Send(inbox, &receiveDone{transferID: tid, index: index, size: cr.size, path: path, err: err})
 	}()
-	return &receiving{transferID: tid, index: index, s: s}
+}
+
+// refuse aborts a transfer that was never started, answering its queued
+// chunks.
+func (r *receiving) refuse(system *actor.ActorSystem, reason string) {
+	r.abort(reason)
+	cr := &chunkReader{s: r.s, system: system, transferID: r.transferID}
+	cr.finish(errors.New(reason))
 }
 
 // take queues c for the writer, or says why the transfer must be aborted.

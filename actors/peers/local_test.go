@@ -1,0 +1,331 @@
+package peers
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupedb/troupe/actors/internal/actortest"
+	"github.com/troupedb/troupe/messages"
+)
+
+// The tests in this file run every member in one actor system, without
+// remote (so they run under -race): Config.InboxPID resolves "mem://mN"
+// to the inbox of the supervisor spawned as "mN/peers".
+
+func memInbox(system *actor.ActorSystem) func(uint64, string) (*actor.PID, error) {
+	return func(_ uint64, u string) (*actor.PID, error) {
+		name, ok := strings.CutPrefix(u, "mem://")
+		if !ok {
+			return nil, fmt.Errorf("not a mem url: %s", u)
+		}
+		return actor.NewPID(system.Address(), name+"/peers/"+InboxName), nil
+	}
+}
+
+func memURL(id uint64) []string { return []string{fmt.Sprintf("mem://m%d", id)} }
+
+// fastConfig probes quickly so that down and up are seen within a test.
+func fastConfig(system *actor.ActorSystem) Config {
+	return Config{
+		InboxPID:        memInbox(system),
+		ProbeInterval:   50 * time.Millisecond,
+		ProbeTimeout:    100 * time.Millisecond,
+		MaxProbeBackoff: 100 * time.Millisecond,
+	}
+}
+
+func startLocal(t *testing.T, system *actor.ActorSystem, id uint64, cfg Config) *member {
+	return startMember(t, system, id, fmt.Sprintf("m%d/peers", id), cfg)
+}
+
+// localCluster starts members 1..n, each knowing all others.
+func localCluster(t *testing.T, n int, tweak func(id uint64, cfg *Config)) []*member {
+	system := newSystem()
+	peers := map[uint64][]string{}
+	for id := uint64(1); id <= uint64(n); id++ {
+		peers[id] = memURL(id)
+	}
+	var ms []*member
+	for id := uint64(1); id <= uint64(n); id++ {
+		cfg := fastConfig(system)
+		if tweak != nil {
+			tweak(id, &cfg)
+		}
+		m := startLocal(t, system, id, cfg)
+		m.setPeers(peers)
+		ms = append(ms, m)
+	}
+	for _, m := range ms {
+		for _, o := range ms {
+			if o != m {
+				m.waitStatus(t, o.id, true)
+			}
+		}
+	}
+	return ms
+}
+
+func TestDeliverToTheRightMember(t *testing.T) {
+	ms := localCluster(t, 3, nil)
+	ms[0].send(2, raftpb.MsgApp, 7)
+	ms[0].send(3, raftpb.MsgApp, 8)
+	ms[2].send(2, raftpb.MsgHeartbeat, 9)
+	ms[0].send(9, raftpb.MsgApp, 10) // unknown member: dropped
+	ms[0].send(1, raftpb.MsgApp, 11) // itself: dropped
+
+	// Member 2 gets one message from each of 1 and 3, in any order.
+	fromTo := map[uint64]uint64{}
+	for range 2 {
+		got := ms[1].nextRaft(t)
+		fromTo[got.GetFrom()] = got.GetIndex()
+		if got.GetTo() != 2 {
+			t.Fatalf("member 2 got %v", got)
+		}
+	}
+	if fromTo[1] != 7 || fromTo[3] != 9 {
+		t.Fatalf("member 2 got from->index %v", fromTo)
+	}
+	got := ms[2].nextRaft(t)
+	if got.GetFrom() != 1 || got.GetTo() != 3 || got.GetIndex() != 8 {
+		t.Fatalf("member 3 got %v", got)
+	}
+	expectNoRaft[*raftpb.Message](t, ms[0])
+}
+
+func TestInboxDropsForeignEnvelopes(t *testing.T) {
+	ms := localCluster(t, 2, nil)
+	inbox, _ := memInbox(ms[0].system)(2, "mem://m2")
+	root := ms[0].system.Root
+	root.Send(inbox, &messages.RaftEnvelope{ClusterId: 0xbad, From: 1, To: 2, Msg: raftMsg(1, 2, raftpb.MsgApp, 1)})
+	root.Send(inbox, &messages.RaftEnvelope{ClusterId: testCluster, From: 1, To: 3, Msg: raftMsg(1, 3, raftpb.MsgApp, 2)})
+	root.Send(inbox, &messages.RaftEnvelope{ClusterId: testCluster, From: 1, To: 2})
+	// A MsgSnap whose database never came.
+	snapMsg := raftMsg(1, 2, raftpb.MsgSnap, 3)
+	snapMsg.Snapshot = &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(3), Term: proto.Uint64(1)}}
+	root.Send(inbox, &messages.RaftEnvelope{ClusterId: testCluster, From: 1, To: 2, Msg: snapMsg})
+	root.Send(inbox, &messages.RaftEnvelope{ClusterId: testCluster, From: 1, To: 2, Msg: raftMsg(1, 2, raftpb.MsgApp, 4)})
+	if got := ms[1].nextRaft(t); got.GetIndex() != 4 {
+		t.Fatalf("member 2 got %v, want only the envelope at index 4", got)
+	}
+}
+
+func TestDownPeerDoesNotBlockLivePeers(t *testing.T) {
+	system := newSystem()
+	m1 := startLocal(t, system, 1, fastConfig(system))
+	m2 := startLocal(t, system, 2, fastConfig(system))
+	all := map[uint64][]string{1: memURL(1), 2: memURL(2), 3: memURL(3)} // 3 is down
+	m1.setPeers(all)
+	m2.setPeers(all)
+	m1.waitStatus(t, 3, false)
+	m1.waitStatus(t, 2, true)
+
+	for i := uint64(1); i <= 100; i++ {
+		m1.send(3, raftpb.MsgApp, i)
+		m1.send(2, raftpb.MsgApp, i)
+	}
+	if u := actortest.Next[*messages.PeerUnreachable](t, m1.raft, waitFor); u.ID != 3 {
+		t.Fatalf("unreachable %d, want 3", u.ID)
+	}
+	for i := uint64(1); i <= 100; i++ {
+		if got := m2.nextRaft(t); got.GetIndex() != i {
+			t.Fatalf("member 2 got index %d, want %d", got.GetIndex(), i)
+		}
+	}
+
+	// Member 3 comes up: member 1 sees it active and reaches it.
+	m3 := startLocal(t, system, 3, fastConfig(system))
+	m3.setPeers(all)
+	m1.waitStatus(t, 3, true)
+	m1.send(3, raftpb.MsgApp, 500)
+	if got := m3.nextRaft(t); got.GetIndex() != 500 {
+		t.Fatalf("member 3 got %v", got)
+	}
+
+	// And goes down again.
+	m3.stop()
+	m1.waitStatus(t, 3, false)
+}
+
+func TestSetPeersAddsAndRemoves(t *testing.T) {
+	ms := localCluster(t, 2, nil)
+	ms[0].setPeers(map[uint64][]string{1: memURL(1)}) // 2 removed
+	ms[0].send(2, raftpb.MsgApp, 1)                   // dropped
+	delete(ms[0].latest, 2) // wait for the new peer actor's first probe
+	ms[0].setPeers(map[uint64][]string{1: memURL(1), 2: memURL(2)})
+	ms[0].waitStatus(t, 2, true)
+	ms[0].send(2, raftpb.MsgApp, 2)
+	if got := ms[1].nextRaft(t); got.GetIndex() != 2 {
+		t.Fatalf("member 2 got %v, want index 2 only", got)
+	}
+}
+
+func TestFilterDropsAndDelaysInOrder(t *testing.T) {
+	const delay = 200 * time.Millisecond
+	ms := localCluster(t, 3, func(id uint64, cfg *Config) {
+		cfg.Filter = func(from, to uint64, m *raftpb.Message) (bool, time.Duration) {
+			switch {
+			case from == 1 && to == 3: // member 3 cut off from 1
+				return true, 0
+			case m.GetIndex() == 1:
+				return false, delay
+			}
+			return false, 0
+		}
+	})
+	start := time.Now()
+	ms[0].send(2, raftpb.MsgApp, 1) // delayed
+	ms[0].send(2, raftpb.MsgApp, 2) // held behind it
+	ms[0].send(3, raftpb.MsgApp, 3) // dropped
+	ms[1].send(1, raftpb.MsgApp, 4) // another member: not held back
+	if got := ms[0].nextRaft(t); got.GetIndex() != 4 {
+		t.Fatalf("member 1 got %v", got)
+	}
+	if d := time.Since(start); d >= delay {
+		t.Errorf("member 1's message took %s, held back by another member's delay", d)
+	}
+	for _, want := range []uint64{1, 2} {
+		if got := ms[1].nextRaft(t); got.GetIndex() != want {
+			t.Fatalf("member 2 got index %d, want %d", got.GetIndex(), want)
+		}
+	}
+	if d := time.Since(start); d < delay {
+		t.Errorf("delayed message arrived after %s, want >= %s", d, delay)
+	}
+	ms[1].send(3, raftpb.MsgApp, 5) // 2 -> 3 is not cut
+	if got := ms[2].nextRaft(t); got.GetIndex() != 5 {
+		t.Fatalf("member 3 got %v, want only index 5", got)
+	}
+}
+
+func snapshotMsg(from, to, index uint64) *raftpb.Message {
+	m := raftMsg(from, to, raftpb.MsgSnap, 0)
+	m.Snapshot = &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(index), Term: proto.Uint64(1)}}
+	return m
+}
+
+func TestSnapshotDatabaseStreamedBeforeMsgSnap(t *testing.T) {
+	db := &fixedDB{data: make([]byte, 3<<20+123)}
+	_, _ = rand.Read(db.data)
+	ms := localCluster(t, 2, func(id uint64, cfg *Config) {
+		cfg.SnapshotDB = db.open
+		cfg.SnapshotChunkBytes = 64 << 10 // 49 chunks
+	})
+	ms[0].system.Root.Send(ms[0].sup, &messages.SendRaft{Msg: snapshotMsg(1, 2, 42)})
+
+	got := ms[1].nextRaft(t)
+	if got.GetType() != raftpb.MsgSnap || got.GetSnapshot().GetMetadata().GetIndex() != 42 {
+		t.Fatalf("member 2 got %v", got)
+	}
+	// The MsgSnap is forwarded only once the file is in place.
+	b, err := os.ReadFile(filepath.Join(ms[1].snap.Dir(), dbName(42)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b, db.data) {
+		t.Fatalf("received database differs: %d bytes, want %d", len(b), len(db.data))
+	}
+	rep := actortest.Next[*messages.SnapshotReported](t, ms[0].raft, waitFor)
+	if rep.ID != 2 || rep.Failed {
+		t.Fatalf("reported %+v", rep)
+	}
+	noTempFiles(t, ms[1].snap.Dir())
+}
+
+func TestSnapshotFailureLeavesNoFile(t *testing.T) {
+	db := &fixedDB{data: make([]byte, 1<<20), err: errors.New("disk on fire"), at: 300 << 10}
+	ms := localCluster(t, 2, func(id uint64, cfg *Config) {
+		cfg.SnapshotDB = db.open
+		cfg.SnapshotChunkBytes = 64 << 10
+	})
+	ms[0].system.Root.Send(ms[0].sup, &messages.SendRaft{Msg: snapshotMsg(1, 2, 42)})
+	rep := actortest.Next[*messages.SnapshotReported](t, ms[0].raft, waitFor)
+	if rep.ID != 2 || !rep.Failed {
+		t.Fatalf("reported %+v", rep)
+	}
+	// The receiver gives up on the transfer when the next one starts;
+	// the retry carries the whole database and succeeds.
+	db.mu.Lock()
+	db.err = nil
+	db.mu.Unlock()
+	var rep2 *messages.SnapshotReported
+	for range 5 {
+		ms[0].system.Root.Send(ms[0].sup, &messages.SendRaft{Msg: snapshotMsg(1, 2, 43)})
+		rep2 = actortest.Next[*messages.SnapshotReported](t, ms[0].raft, waitFor)
+		if !rep2.Failed {
+			break
+		}
+	}
+	if rep2.Failed {
+		t.Fatal("retried snapshot failed")
+	}
+	if got := ms[1].nextRaft(t); got.GetSnapshot().GetMetadata().GetIndex() != 43 {
+		t.Fatalf("member 2 got %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(ms[1].snap.Dir(), dbName(42))); !os.IsNotExist(err) {
+		t.Fatalf("database of the failed transfer: %v", err)
+	}
+	noTempFiles(t, ms[1].snap.Dir())
+}
+
+func TestSnapshotToDownPeerReportedFailed(t *testing.T) {
+	system := newSystem()
+	cfg := fastConfig(system)
+	cfg.SnapshotDB = (&fixedDB{data: []byte("db")}).open
+	m1 := startLocal(t, system, 1, cfg)
+	m1.setPeers(map[uint64][]string{1: memURL(1), 2: memURL(2)})
+	m1.waitStatus(t, 2, false)
+	system.Root.Send(m1.sup, &messages.SendRaft{Msg: snapshotMsg(1, 2, 5)})
+	rep := actortest.Next[*messages.SnapshotReported](t, m1.raft, waitFor)
+	if rep.ID != 2 || !rep.Failed {
+		t.Fatalf("reported %+v", rep)
+	}
+}
+
+func TestFilterDroppedSnapshotReportedFailed(t *testing.T) {
+	var mu sync.Mutex
+	ms := localCluster(t, 2, func(id uint64, cfg *Config) {
+		cfg.SnapshotDB = (&fixedDB{data: []byte("db")}).open
+		cfg.Filter = func(from, to uint64, m *raftpb.Message) (bool, time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			return m.GetType() == raftpb.MsgSnap, 0
+		}
+	})
+	ms[0].system.Root.Send(ms[0].sup, &messages.SendRaft{Msg: snapshotMsg(1, 2, 5)})
+	rep := actortest.Next[*messages.SnapshotReported](t, ms[0].raft, waitFor)
+	if rep.ID != 2 || !rep.Failed {
+		t.Fatalf("reported %+v", rep)
+	}
+}
+
+func noTempFiles(t *testing.T, dir string) {
+	t.Helper()
+	tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp"))
+	if len(tmps) > 0 {
+		t.Fatalf("temporary files left: %v", tmps)
+	}
+}
+
+func TestRemoteInboxPID(t *testing.T) {
+	pid, err := RemoteInboxPID(1, "http://127.0.0.1:2380")
+	if err != nil || pid.GetAddress() != "127.0.0.1:2380" || pid.GetId() != InboxID {
+		t.Fatalf("got %v, %v", pid, err)
+	}
+	for _, bad := range []string{"http://127.0.0.1", "::nope", "unix:///x"} {
+		if _, err := RemoteInboxPID(1, bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
