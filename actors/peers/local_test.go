@@ -162,7 +162,7 @@ func TestSetPeersAddsAndRemoves(t *testing.T) {
 	ms := localCluster(t, 2, nil)
 	ms[0].setPeers(map[uint64][]string{1: memURL(1)}) // 2 removed
 	ms[0].send(2, raftpb.MsgApp, 1)                   // dropped
-	delete(ms[0].latest, 2) // wait for the new peer actor's first probe
+	delete(ms[0].latest, 2)                           // wait for the new peer actor's first probe
 	ms[0].setPeers(map[uint64][]string{1: memURL(1), 2: memURL(2)})
 	ms[0].waitStatus(t, 2, true)
 	ms[0].send(2, raftpb.MsgApp, 2)
