@@ -329,3 +329,40 @@ func TestRemoteInboxPID(t *testing.T) {
 		}
 	}
 }
+
+// A peer actor that keeps failing is restarted maxRestarts times, then
+// stopped, and the supervisor fails so that its own supervisor decides.
+func TestPeerRestartBudgetEscalates(t *testing.T) {
+	system := newSystem()
+	escalated := make(chan any, 10)
+	parentProps := actor.PropsFromFunc(func(ctx actor.Context) {
+		if cfg, ok := ctx.Message().(Config); ok {
+			ctx.Respond(ctx.SpawnPrefix(Props(cfg), "m1/peers-"))
+		}
+	}, actor.WithSupervisor(actor.NewOneForOneStrategy(0, time.Minute, func(reason any) actor.Directive {
+		escalated <- reason
+		return actor.StopDirective
+	})))
+	parent := system.Root.Spawn(parentProps)
+	t.Cleanup(func() { _ = system.Root.StopFuture(parent).Wait() })
+	cfg := fastConfig(system)
+	cfg.Self, cfg.ClusterID, cfg.Logger = 1, testCluster, testLogger()
+	cfg.Filter = func(from, to uint64, m *raftpb.Message) (bool, time.Duration) { panic("filter failed") }
+	res, err := system.Root.RequestFuture(parent, cfg, waitFor).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup := res.(*actor.PID)
+	system.Root.Send(sup, &messages.SetPeers{Peers: map[uint64][]string{2: memURL(2)}})
+	for i := uint64(0); i <= maxRestarts; i++ {
+		system.Root.Send(sup, &messages.SendRaft{Msg: raftMsg(1, 2, raftpb.MsgApp, i)})
+	}
+	select {
+	case reason := <-escalated:
+		if !strings.Contains(fmt.Sprint(reason), "stopped after more than") {
+			t.Fatalf("escalated %v", reason)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("supervisor did not fail")
+	}
+}
