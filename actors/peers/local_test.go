@@ -158,6 +158,20 @@ func TestDownPeerDoesNotBlockLivePeers(t *testing.T) {
 	m1.waitStatus(t, 3, false)
 }
 
+func TestConfigPeersAtStart(t *testing.T) {
+	system := newSystem()
+	all := map[uint64][]string{1: memURL(1), 2: memURL(2)}
+	cfg := fastConfig(system)
+	cfg.Peers = func() map[uint64][]string { return all }
+	m1 := startLocal(t, system, 1, cfg)
+	m2 := startLocal(t, system, 2, cfg)
+	m1.waitStatus(t, 2, true)
+	m1.send(2, raftpb.MsgApp, 1)
+	if got := m2.nextRaft(t); got.GetIndex() != 1 {
+		t.Fatalf("member 2 got %v", got)
+	}
+}
+
 func TestSetPeersAddsAndRemoves(t *testing.T) {
 	ms := localCluster(t, 2, nil)
 	ms[0].setPeers(map[uint64][]string{1: memURL(1)}) // 2 removed

@@ -29,9 +29,9 @@
 //     next start).
 //   - Envelopes of another cluster, or for another member, are dropped.
 //
-// A restart of the supervisor re-spawns the inbox; the raft actor sends
-// SetPeers again when it (re)starts. A peer actor restarts alone; its
-// snapshot transfer, if any, is reported failed.
+// A restart of the supervisor re-spawns the inbox and the peer actors of
+// Config.Peers (the membership it last got by SetPeers is lost). A peer
+// actor restarts alone; its snapshot transfer, if any, is reported failed.
 package peers
 
 import (
@@ -80,6 +80,10 @@ type Config struct {
 	// both and the inbox drops those that do not match.
 	Self      uint64
 	ClusterID uint64
+	// Peers, if set, returns the members (id -> peer URLs) the supervisor
+	// starts with, on its first start and after a restart; SetPeers
+	// replaces them. Nil starts with none until a SetPeers.
+	Peers func() map[uint64][]string
 	// Raft returns the current raft actor, nil while the core restarts
 	// (messages for it are then dropped).
 	Raft func() *actor.PID

@@ -61,6 +61,9 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 	}
 	s.inbox = pid
 	s.log.Debug("peers inbox started", "pid", pid.String())
+	if s.cfg.Peers != nil {
+		s.handleSetPeers(ctx, &messages.SetPeers{Peers: s.cfg.Peers()})
+	}
 }
 
 // handleTerminated fails the supervisor when a child stopped that was not
