@@ -1,0 +1,227 @@
+// Package chaos checks an etcd-compatible cluster under faults: concurrent
+// clients run gets, puts and compare-and-swaps on a few keys while an
+// injector kills, stops, freezes and (for troupe) arms fault points in
+// members, all drawn from one seed. At the end the history must be
+// linearizable (porcupine), no acknowledged write may be lost, and every
+// member must hold the same data.
+//
+// The harness knows nothing of troupe's internals: it drives processes
+// through the Cluster interface and talks to them with clientv3, so it runs
+// against real etcd as well.
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// Config describes one schedule. Zero fields take the defaults noted.
+type Config struct {
+	Seed          int64         // 0: -chaos.seed, else a new one from the clock
+	Duration      time.Duration // workload and faults; 0: -chaos.duration
+	Clients       int           // concurrent workers; 0: 6
+	Keys          int           // keys "<KeyPrefix><n>"; 0: 4
+	KeyPrefix     string        // "": "chaos/k"
+	OpTimeout     time.Duration // per operation; 0: 2s
+	ErrorBackoff  time.Duration // a worker's pause after a failed op; 0: 100ms
+	OpInterval    time.Duration // a worker's pause between ops; 0: 5ms
+	FaultInterval time.Duration // mean pause between faults; 0: 500ms
+	HoldMin       time.Duration // shortest time a fault is held; 0: 300ms
+	HoldMax       time.Duration // longest; 0: 2.5s (above etcd's 1s election timeout)
+	Faults        []Fault       // nil: every fault the cluster supports
+	CheckTimeout  time.Duration // porcupine's budget; 0: 30s
+	// Logf prints progress (the seed first); nil prints nothing.
+	Logf func(format string, args ...any)
+}
+
+func (c *Config) setDefaults(cl Cluster) {
+	if c.Seed == 0 {
+		c.Seed = FlagSeed()
+	}
+	if c.Seed == 0 {
+		c.Seed = time.Now().UnixNano()
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.Duration, FlagDuration())
+	def(&c.OpTimeout, 2*time.Second)
+	def(&c.ErrorBackoff, 100*time.Millisecond)
+	def(&c.OpInterval, 5*time.Millisecond)
+	def(&c.FaultInterval, 500*time.Millisecond)
+	def(&c.HoldMin, 300*time.Millisecond)
+	def(&c.HoldMax, 2500*time.Millisecond)
+	def(&c.CheckTimeout, 30*time.Second)
+	if c.Clients == 0 {
+		c.Clients = 6
+	}
+	if c.Keys == 0 {
+		c.Keys = 4
+	}
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = "chaos/k"
+	}
+	if c.Faults == nil {
+		c.Faults = Supported(cl)
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+}
+
+func (c Config) key(n int) string { return fmt.Sprintf("%s%d", c.KeyPrefix, n) }
+
+// Report is the outcome of a schedule. A run passed if Violations and
+// Errors are both empty.
+type Report struct {
+	Seed     int64
+	Duration time.Duration  // of the workload
+	Faults   map[Fault]int  // applied, by kind
+	Ops      map[string]int // "<kind> <outcome>" -> count; "cas ok" counts both CAS results
+	CASWon   int            // acknowledged CAS whose comparison held
+
+	Linearizable  porcupine.CheckResult
+	CheckTime     time.Duration
+	Visualization string // porcupine's HTML, written on a violation
+
+	Convergence string // "hashkv at revision N" or "range at revision N"
+
+	Violations []string // safety: not linearizable, lost writes, members differ
+	Errors     []string // the harness could not do its job (a member did not come back)
+	History    []Op
+}
+
+// Failed reports whether the schedule found a problem.
+func (r *Report) Failed() bool { return len(r.Violations) > 0 || len(r.Errors) > 0 }
+
+func (r *Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "chaos: seed=%d workload %v, %d ops", r.Seed, r.Duration.Round(time.Millisecond), len(r.History))
+	fmt.Fprintf(&b, "\n  faults:")
+	for _, f := range sortedKeys(r.Faults) {
+		fmt.Fprintf(&b, " %s=%d", f, r.Faults[f])
+	}
+	fmt.Fprintf(&b, "\n  ops:")
+	for _, k := range sortedKeys(r.Ops) {
+		fmt.Fprintf(&b, " %s=%d", k, r.Ops[k])
+	}
+	fmt.Fprintf(&b, " (cas won=%d)", r.CASWon)
+	fmt.Fprintf(&b, "\n  porcupine: %s in %v", r.Linearizable, r.CheckTime.Round(time.Millisecond))
+	if r.Visualization != "" {
+		fmt.Fprintf(&b, ", visualization: %s", r.Visualization)
+	}
+	fmt.Fprintf(&b, "\n  convergence: %s", r.Convergence)
+	fmt.Fprintf(&b, "\n  violations: %d", len(r.Violations))
+	for _, v := range r.Violations {
+		fmt.Fprintf(&b, "\n    %s", v)
+	}
+	if len(r.Errors) > 0 {
+		fmt.Fprintf(&b, "\n  errors: %d", len(r.Errors))
+		for _, e := range r.Errors {
+			fmt.Fprintf(&b, "\n    %s", e)
+		}
+	}
+	return b.String()
+}
+
+func sortedKeys[K ~string, V any](m map[K]V) []K {
+	ks := make([]K, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool { return ks[i] < ks[j] })
+	return ks
+}
+
+// Run runs one schedule against c, which must be serving, and returns its
+// report. ctx bounds the whole run, checks included.
+func Run(ctx context.Context, c Cluster, cfg Config) *Report {
+	cfg.setDefaults(c)
+	cfg.Logf("chaos: seed=%d (replay: -chaos.seed=%d) duration=%v clients=%d keys=%d faults=%v",
+		cfg.Seed, cfg.Seed, cfg.Duration, cfg.Clients, cfg.Keys, cfg.Faults)
+	r := &Report{Seed: cfg.Seed, Faults: map[Fault]int{}, Ops: map[string]int{}}
+	hist := NewHistory()
+	var pids atomic.Int64
+	nextPID := func() int { return int(pids.Add(1) - 1) }
+
+	// Workload and faults, for cfg.Duration.
+	wctx, stop := context.WithTimeout(ctx, cfg.Duration)
+	defer stop()
+	w := &workload{cfg: cfg, eps: c.Endpoints(), hist: hist, nextPID: nextPID}
+	var wg sync.WaitGroup
+	var werrs sync.Map
+	for i := range cfg.Clients {
+		wg.Go(func() {
+			if err := w.run(wctx, i); err != nil {
+				werrs.Store(i, err)
+			}
+		})
+	}
+	in := &injector{c: c, cfg: cfg, faults: cfg.Faults, logf: cfg.Logf, counts: r.Faults}
+	in.rng = newRand(cfg.Seed, 1<<32)
+	if len(cfg.Faults) > 0 {
+		wg.Go(func() { in.run(wctx) })
+	}
+	wg.Wait()
+	r.Duration = hist.Now()
+	werrs.Range(func(_, v any) bool { r.Errors = append(r.Errors, v.(error).Error()); return true })
+	for _, err := range in.errs {
+		r.Errors = append(r.Errors, err.Error())
+	}
+
+	// Heal, read every key, check.
+	if err := heal(c); err != nil {
+		r.Errors = append(r.Errors, fmt.Sprintf("heal: %v", err))
+	}
+	r.check(ctx, c, cfg, hist, nextPID())
+	cfg.Logf("%s", r)
+	return r
+}
+
+func (r *Report) check(ctx context.Context, c Cluster, cfg Config, hist *History, pid int) {
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cli, err := newClient(c.Endpoints())
+	if err != nil {
+		r.Errors = append(r.Errors, err.Error())
+		return
+	}
+	defer cli.Close()
+	final, err := finalReads(cctx, cli, cfg, hist, pid)
+	if err != nil {
+		r.Errors = append(r.Errors, err.Error())
+	}
+	r.History = hist.Ops()
+	for _, op := range r.History {
+		r.Ops[op.Kind.String()+" "+op.Outcome.String()]++
+		if op.Kind == CAS && op.Outcome == OK && op.Succeeded {
+			r.CASWon++
+		}
+	}
+	if final != nil {
+		r.Violations = append(r.Violations, lostWrites(r.History, final)...)
+	}
+	start := time.Now()
+	res, vis, err := checkLinearizable(r.History, cfg.CheckTimeout)
+	r.Linearizable, r.CheckTime, r.Visualization = res, time.Since(start), vis
+	if err != nil {
+		r.Errors = append(r.Errors, fmt.Sprintf("porcupine visualization: %v", err))
+	}
+	if res == porcupine.Illegal {
+		r.Violations = append(r.Violations, "history is not linearizable (see the visualization)")
+	}
+	how, rev, err := converge(cctx, cli, c.Endpoints())
+	r.Convergence = fmt.Sprintf("%s at revision %d", how, rev)
+	if err != nil {
+		r.Violations = append(r.Violations, err.Error())
+	}
+}
