@@ -60,11 +60,11 @@ func (in *inbox) handleEnvelope(ctx actor.Context, env *messages.RaftEnvelope) {
 	case env.GetClusterId() != in.cfg.ClusterID:
 		in.drops.drop("cluster id mismatch", "from", env.GetFrom(), "cluster_id", env.GetClusterId())
 		return
-	case env.GetTo() != in.cfg.Self || m.GetTo() != in.cfg.Self:
-		in.drops.drop("not addressed to this member", "from", env.GetFrom(), "to", env.GetTo())
-		return
 	case m == nil:
 		in.drops.drop("empty envelope", "from", env.GetFrom())
+		return
+	case env.GetTo() != in.cfg.Self || m.GetTo() != in.cfg.Self:
+		in.drops.drop("not addressed to this member", "from", env.GetFrom(), "to", env.GetTo())
 		return
 	}
 	if m.GetType() == raftpb.MsgSnap && !in.haveSnapshotDB(m) {
