@@ -166,7 +166,7 @@ func Run(ctx context.Context, c Cluster, cfg Config) *Report {
 			}
 		})
 	}
-	in := &injector{c: c, cfg: cfg, faults: cfg.Faults, logf: cfg.Logf, counts: r.Faults}
+	in := &injector{c: c, cfg: cfg, faults: cfg.Faults, logf: cfg.Logf, counts: r.Faults, now: func() time.Duration { return hist.Now().Round(time.Millisecond) }}
 	in.rng = newRand(cfg.Seed, 1<<32)
 	if len(cfg.Faults) > 0 {
 		wg.Go(func() { in.run(wctx) })
@@ -216,8 +216,11 @@ func (r *Report) check(ctx context.Context, c Cluster, cfg Config, hist *History
 	if err != nil {
 		r.Errors = append(r.Errors, fmt.Sprintf("porcupine visualization: %v", err))
 	}
-	if res == porcupine.Illegal {
+	switch res {
+	case porcupine.Illegal:
 		r.Violations = append(r.Violations, "history is not linearizable (see the visualization)")
+	case porcupine.Unknown:
+		r.Errors = append(r.Errors, fmt.Sprintf("porcupine could not decide in %v: shorten the schedule or raise CheckTimeout", cfg.CheckTimeout))
 	}
 	how, rev, err := converge(cctx, cli, c.Endpoints())
 	r.Convergence = fmt.Sprintf("%s at revision %d", how, rev)

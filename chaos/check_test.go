@@ -143,7 +143,7 @@ func TestScheduleReplays(t *testing.T) {
 		f := &fakeCluster{alive: []bool{true, true, true}, leader: 1}
 		cfg := Config{Seed: seed, HoldMin: time.Microsecond, HoldMax: time.Microsecond}
 		cfg.setDefaults(f)
-		in := &injector{c: f, cfg: cfg, faults: cfg.Faults, rng: newRand(seed, 1<<32), logf: t.Logf, counts: map[Fault]int{}}
+		in := &injector{c: f, cfg: cfg, faults: cfg.Faults, rng: newRand(seed, 1<<32), logf: t.Logf, counts: map[Fault]int{}, now: func() time.Duration { return 0 }}
 		for range 30 {
 			f.record(string(in.faults[in.rng.IntN(len(in.faults))]))
 			if _, err := in.apply(Fault(f.calls[len(f.calls)-1]), in.hold()); err != nil {

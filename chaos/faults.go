@@ -52,6 +52,7 @@ type injector struct {
 	rng    *rand.Rand
 	faults []Fault
 	logf   func(string, ...any)
+	now    func() time.Duration // time on the history's clock
 
 	mu     sync.Mutex
 	counts map[Fault]int
@@ -68,16 +69,17 @@ func (in *injector) run(ctx context.Context) {
 		}
 		f := in.faults[in.rng.IntN(len(in.faults))]
 		hold := in.hold()
+		at := in.now()
 		desc, err := in.apply(f, hold)
 		if err != nil {
-			in.fail(fmt.Errorf("%s: %w", f, err))
+			in.fail(fmt.Errorf("%s at %v: %w", f, at, err))
 			continue
 		}
 		if desc != "" {
 			in.mu.Lock()
 			in.counts[f]++
 			in.mu.Unlock()
-			in.logf("chaos: %v %s %s held %v", time.Now().Format("15:04:05.000"), f, desc, hold)
+			in.logf("chaos: at %v %s %s, held %v, healed at %v", at, f, desc, hold.Round(time.Millisecond), in.now())
 		}
 	}
 }
