@@ -1,6 +1,8 @@
 package node
 
 import (
+	"go.etcd.io/raft/v3/raftpb"
+
 	"errors"
 	"flag"
 	"fmt"
@@ -102,6 +104,10 @@ type Config struct {
 
 	// Logger receives all logs; nil means slog.Default(). Not a flag.
 	Logger *slog.Logger
+
+	// PeerFilter is a test hook on every raft message this member sends:
+	// drop it or delay it (see actors/peers Config.Filter). Not a flag.
+	PeerFilter func(from, to uint64, m *raftpb.Message) (drop bool, delay time.Duration)
 
 	// WALSegmentBytes is the size of WAL segment files; 0 means the WAL's
 	// default (64 MiB). Not a flag: tests set it small to see segments

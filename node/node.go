@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"sort"
@@ -11,13 +12,16 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
 	"go.etcd.io/raft/v3"
 
 	"github.com/troupedb/troupe/actors/core"
 	"github.com/troupedb/troupe/actors/listeners"
+	"github.com/troupedb/troupe/actors/peers"
 	raftactor "github.com/troupedb/troupe/actors/raft"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/persistence/snap"
 )
 
 // Restart budget of the core: more than maxCoreRestarts failures within
@@ -32,6 +36,7 @@ const (
 type Node struct {
 	cfg    Config
 	system *actor.ActorSystem
+	remote *remote.Remote
 	root   *actor.PID
 	state  *memberstate.State
 
@@ -46,7 +51,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	state, peers, err := memberState(cfg)
+	state, boot, err := memberState(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -55,10 +60,16 @@ func Start(cfg Config) (*Node, error) {
 			return cfg.Logger.With("lib", "protoactor")
 		}),
 	))
-	n := &Node{cfg: cfg, system: system, state: state, done: make(chan error, 1)}
+	// The peer remote starts before any actor: actors spawned earlier
+	// would carry an address other members cannot answer.
+	rem, err := peers.StartRemote(system, cfg.ListenPeerURLs[0].Host, cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("listen on peer url %s: %w (fix: free the port or change --listen-peer-urls)", cfg.ListenPeerURLs[0].String(), err)
+	}
+	n := &Node{cfg: cfg, system: system, remote: rem, state: state, done: make(chan error, 1)}
 	ready := make(chan error, 1)
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &supervisor{cfg: cfg, state: state, peers: peers, ready: ready, done: n.done}
+		return &supervisor{cfg: cfg, state: state, boot: boot, ready: ready, done: n.done}
 	})
 	n.root, err = system.Root.SpawnNamed(props, "node")
 	if err != nil {
@@ -83,27 +94,22 @@ func memberState(cfg Config) (*memberstate.State, []raft.Peer, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(cluster) > 1 {
-		// Until peers carry raft traffic, a member of a larger cluster
-		// could never reach a quorum: say so rather than hang.
-		return nil, nil, fmt.Errorf("--initial-cluster lists %d members; this troupe serves a single member (clustering comes with the peer transport): list only %s", len(cluster), cfg.Name)
-	}
 	names := make([]string, 0, len(cluster))
 	for name := range cluster {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	var (
-		self  memberstate.Member
-		ids   []uint64
-		peers []raft.Peer
-		all   []memberstate.Member
+		self memberstate.Member
+		ids  []uint64
+		boot []raft.Peer
+		all  []memberstate.Member
 	)
 	for _, name := range names {
 		urls := urlStrings(cluster[name])
 		id := memberstate.MemberID(urls, cfg.InitialClusterToken)
 		ids = append(ids, id)
-		peers = append(peers, raft.Peer{ID: id})
+		boot = append(boot, raft.Peer{ID: id})
 		m := memberstate.Member{ID: id, Name: name, PeerURLs: urls}
 		if name == cfg.Name {
 			m.ClientURLs = urlStrings(cfg.AdvertiseClientURLs)
@@ -116,7 +122,7 @@ func memberState(cfg Config) (*memberstate.State, []raft.Peer, error) {
 	}
 	st := memberstate.New(self, memberstate.ClusterID(ids))
 	st.SetMembers(all)
-	return st, peers, nil
+	return st, boot, nil
 }
 
 func urlStrings(us []url.URL) []string {
@@ -164,6 +170,7 @@ func (n *Node) shutdown() {
 	if err := n.system.Root.StopFuture(n.root).Wait(); err != nil {
 		n.stopErr = fmt.Errorf("stop node: %w", err)
 	}
+	n.remote.Shutdown(true)
 	n.system.Shutdown()
 }
 
@@ -178,14 +185,14 @@ func (n *Node) MemberID() uint64 { return n.state.MemberID }
 type supervisor struct {
 	cfg   Config
 	state *memberstate.State
-	peers []raft.Peer
+	boot  []raft.Peer // raft's initial configuration, from --initial-cluster
 	ready chan error
 	done  chan error
 	log   *slog.Logger
 
-	core, listeners *actor.PID
-	started         bool
-	fatal           error
+	core, listeners, peersPID *actor.PID
+	started                   bool
+	fatal                     error
 }
 
 // Receive dispatches on the message type.
@@ -207,18 +214,61 @@ func (s *supervisor) Receive(ctx actor.Context) {
 
 func (s *supervisor) handleStarted(ctx actor.Context) {
 	s.log = s.cfg.Logger.With("actor", "node", "member", fmt.Sprintf("%x", s.state.MemberID))
+	if err := s.spawnPeers(ctx); err != nil {
+		s.fail(err)
+		return
+	}
 	electionTicks := int(s.cfg.ElectionTimeout / s.cfg.HeartbeatInterval)
 	pid, err := ctx.SpawnNamed(core.Props(core.Config{
-		DataDir: s.cfg.DataDir, Peers: s.peers, SnapshotCount: s.cfg.SnapshotCount,
+		DataDir: s.cfg.DataDir, Peers: s.boot, SnapshotCount: s.cfg.SnapshotCount,
 		HeartbeatInterval: s.cfg.HeartbeatInterval, ElectionTicks: electionTicks,
 		WALSegmentBytes: s.cfg.WALSegmentBytes,
-		State:           s.state, Logger: s.cfg.Logger,
+		State:           s.state, Logger: s.cfg.Logger, PeersPID: s.peersPID,
 	}), "core")
 	if err != nil {
 		s.fail(fmt.Errorf("spawn core: %w", err))
 		return
 	}
 	s.core = pid
+}
+
+// spawnPeers starts the peer transport and tells it the other members.
+func (s *supervisor) spawnPeers(ctx actor.Context) error {
+	ss, err := snap.New(core.SnapDir(s.cfg.DataDir), snap.Options{Logger: s.cfg.Logger})
+	if err != nil {
+		return &core.StartupError{Step: "open snapshot dir", Err: err}
+	}
+	st := s.state
+	pid, err := ctx.SpawnNamed(peers.Props(peers.Config{
+		Self: st.MemberID, ClusterID: st.ClusterID, Raft: st.Raft, Snap: ss,
+		SnapshotDB: func() (io.ReadCloser, error) {
+			store := st.Store()
+			if store == nil {
+				return nil, errors.New("backend is restarting")
+			}
+			return store.SnapshotDB()
+		},
+		OnStatus: st.SetPeerActive,
+		Filter:   s.cfg.PeerFilter,
+		Logger:   s.cfg.Logger,
+	}), peers.Name)
+	if err != nil {
+		return fmt.Errorf("spawn peers: %w", err)
+	}
+	s.peersPID = pid
+	ctx.Send(pid, &messages.SetPeers{Peers: peerURLs(st)})
+	return nil
+}
+
+// peerURLs maps every other member to its peer URLs.
+func peerURLs(st *memberstate.State) map[uint64][]string {
+	out := map[uint64][]string{}
+	for _, m := range st.Members() {
+		if m.ID != st.MemberID {
+			out[m.ID] = m.PeerURLs
+		}
+	}
+	return out
 }
 
 func (s *supervisor) handleCoreStarted(ctx actor.Context) {

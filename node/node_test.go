@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -94,13 +93,5 @@ func TestStartPutRestart(t *testing.T) {
 	}
 	if len(get.Kvs) != 1 || get.Kvs[0].ModRevision != put.Header.Revision {
 		t.Fatalf("after restart get = %v", get.Kvs)
-	}
-}
-
-func TestClusterOfSeveralRefused(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
-	cfg.InitialCluster += ",other=http://127.0.0.1:1"
-	if _, err := Start(cfg); err == nil || !strings.Contains(err.Error(), "single member") {
-		t.Fatalf("start with two members: %v", err)
 	}
 }

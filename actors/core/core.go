@@ -50,8 +50,10 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	ElectionTicks     int
 	WALSegmentBytes   int64
-	State             *memberstate.State
-	Logger            *slog.Logger
+	// PeersPID is the peers supervisor raft messages for other members go to.
+	PeersPID *actor.PID
+	State    *memberstate.State
+	Logger   *slog.Logger
 }
 
 // StartupError is a start-up step that failed: restarting will not help.
@@ -271,6 +273,16 @@ func (c *core) installSnapshotDB(ss *snap.Snapshotter, index uint64, raft *actor
 	return st, nil
 }
 
+// sendPeer returns the raft actor's way to other members: a message to the
+// peers supervisor, which never blocks the sender.
+func (c *core) sendPeer(ctx actor.Context) func(*raftpb.Message) {
+	if c.cfg.PeersPID == nil {
+		return nil
+	}
+	root, pid := ctx.ActorSystem().Root, c.cfg.PeersPID
+	return func(m *raftpb.Message) { root.Send(pid, &messages.SendRaft{Msg: m}) }
+}
+
 func raftPID(ctx actor.Context) *actor.PID {
 	return actor.NewPID(ctx.Self().Address, ctx.Self().Id+"/raft")
 }
@@ -388,6 +400,7 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 		ID: st.MemberID, Storage: ms, Bootstrap: peers,
 		ElectionTick: c.cfg.ElectionTicks, HeartbeatTick: 1, TickInterval: c.cfg.HeartbeatInterval,
 		WAL: walPID, Applier: applierPID, State: st, Logger: log,
+		SendPeer: c.sendPeer(ctx),
 	}, c.res.pinned()), "raft")
 	must(err)
 }

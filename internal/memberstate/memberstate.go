@@ -7,6 +7,7 @@
 package memberstate
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +48,9 @@ type State struct {
 
 	progress atomic.Pointer[progress]
 	learner  atomic.Bool
+
+	peerMu     sync.Mutex
+	peerActive map[uint64]time.Time // since when each member answers; absent: inactive
 }
 
 // progress is the leader's view of its followers' logs.
@@ -121,6 +125,34 @@ func (s *State) Progress(id uint64) (match, commit uint64, ok bool) {
 	}
 	m, ok := p.match[id]
 	return m, p.commit, ok
+}
+
+// SetPeerActive records that member id became active (answering) or
+// inactive, as the peer transport sees it.
+func (s *State) SetPeerActive(id uint64, active bool) {
+	s.peerMu.Lock()
+	defer s.peerMu.Unlock()
+	if s.peerActive == nil {
+		s.peerActive = map[uint64]time.Time{}
+	}
+	if !active {
+		delete(s.peerActive, id)
+		return
+	}
+	if _, ok := s.peerActive[id]; !ok {
+		s.peerActive[id] = time.Now()
+	}
+}
+
+// PeerActiveSince returns since when member id answers, zero if it does
+// not (this member itself counts as always active).
+func (s *State) PeerActiveSince(id uint64) time.Time {
+	if id == s.MemberID {
+		return time.Unix(1, 0)
+	}
+	s.peerMu.Lock()
+	defer s.peerMu.Unlock()
+	return s.peerActive[id]
 }
 
 // IsLearner reports whether this member is a learner now.

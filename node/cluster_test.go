@@ -1,0 +1,261 @@
+//go:build !race
+
+// Clusters of several members in one process run one protoactor remote per
+// member; protoactor's Remote.Start replaces gRPC's process-wide logger
+// without synchronisation, which the race detector reports whenever two
+// remotes start in one process. These tests therefore run without -race;
+// the single-member tests cover the actors under it.
+
+package node
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+)
+
+// testCluster is n members in this process on loopback ports.
+type testCluster struct {
+	t     *testing.T
+	cfgs  []Config
+	nodes []*Node
+	mu    sync.Mutex
+	cut   map[[2]uint64]bool // directed links that drop everything
+}
+
+func newTestCluster(t *testing.T, n int, tune func(*Config)) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, cut: map[[2]uint64]bool{}}
+	var initial []string
+	for i := 0; i < n; i++ {
+		cfg := testConfig(t, t.TempDir())
+		cfg.Name = fmt.Sprintf("m%d", i)
+		if tune != nil {
+			tune(&cfg)
+		}
+		cfg.PeerFilter = c.filter
+		c.cfgs = append(c.cfgs, cfg)
+		initial = append(initial, cfg.Name+"="+cfg.InitialAdvertisePeerURLs[0].String())
+	}
+	for i := range c.cfgs {
+		c.cfgs[i].InitialCluster = strings.Join(initial, ",")
+	}
+	c.nodes = make([]*Node, n)
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range c.cfgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.nodes[i], errs[i] = Start(c.cfgs[i])
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("start member %d: %v", i, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, nd := range c.nodes {
+			if nd != nil {
+				_ = nd.Stop()
+			}
+		}
+	})
+	c.waitLeader()
+	return c
+}
+
+func (c *testCluster) filter(from, to uint64, _ *raftpb.Message) (bool, time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cut[[2]uint64{from, to}], 0
+}
+
+// isolate cuts member i off from every other member, both ways.
+func (c *testCluster) isolate(i int, cut bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id := c.nodes[i].MemberID()
+	for j, nd := range c.nodes {
+		if j == i || nd == nil {
+			continue
+		}
+		c.cut[[2]uint64{id, nd.MemberID()}] = cut
+		c.cut[[2]uint64{nd.MemberID(), id}] = cut
+	}
+}
+
+// waitLeader waits until the running members agree on a leader and
+// returns its index.
+func (c *testCluster) waitLeader() int {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		var lead uint64
+		agree := true
+		for _, nd := range c.nodes {
+			if nd == nil {
+				continue
+			}
+			l := nd.state.Leader()
+			if l == 0 || (lead != 0 && l != lead) {
+				agree = false
+				break
+			}
+			lead = l
+		}
+		if agree && lead != 0 {
+			for i, nd := range c.nodes {
+				if nd != nil && nd.MemberID() == lead {
+					return i
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatal("members did not agree on a leader")
+	return -1
+}
+
+func (c *testCluster) client(i int) *clientv3.Client {
+	c.t.Helper()
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: []string{c.cfgs[i].ListenClientURLs[0].Host}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+func (c *testCluster) stop(i int) {
+	if err := c.nodes[i].Stop(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.nodes[i] = nil
+}
+
+func (c *testCluster) restart(i int) {
+	c.t.Helper()
+	nd, err := Start(c.cfgs[i])
+	if err != nil {
+		c.t.Fatalf("restart member %d: %v", i, err)
+	}
+	c.nodes[i] = nd
+}
+
+// waitValue polls a serializable read on member i until key has value.
+func (c *testCluster) waitValue(i int, key, value string) {
+	c.t.Helper()
+	cli := c.client(i)
+	deadline := time.Now().Add(20 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		resp, err := cli.Get(ctx, key, clientv3.WithSerializable())
+		cancel()
+		if err == nil && len(resp.Kvs) == 1 {
+			last = string(resp.Kvs[0].Value)
+			if last == value {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("member %d: %s = %q, want %q", i, key, last, value)
+}
+
+func put(t *testing.T, cli *clientv3.Client, k, v string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Put(ctx, k, v)
+	if err != nil {
+		t.Fatalf("put %s: %v", k, err)
+	}
+	return resp.Header.Revision
+}
+
+func TestClusterReplicatesAndReadsLinearizably(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	follower := (lead + 1) % 3
+	// A write through a follower is forwarded to the leader.
+	put(t, c.client(follower), "k", "v1")
+	for i := 0; i < 3; i++ {
+		// Linearizable reads on every member see it at once.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		resp, err := c.client(i).Get(ctx, "k")
+		cancel()
+		if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "v1" {
+			t.Fatalf("member %d linearizable get: %v %v", i, resp, err)
+		}
+	}
+}
+
+func TestClusterLeaderFailover(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	put(t, c.client((lead+1)%3), "before", "1")
+	c.stop(lead)
+	newLead := c.waitLeader()
+	if newLead == lead {
+		t.Fatal("stopped member still leads")
+	}
+	put(t, c.client(newLead), "after", "2")
+	c.restart(lead)
+	c.waitValue(lead, "after", "2")
+}
+
+func TestClusterPartitionedLeaderStepsDown(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	c.isolate(lead, true)
+	deadline := time.Now().Add(20 * time.Second)
+	var newLead int
+	for time.Now().Before(deadline) {
+		newLead = -1
+		for i, nd := range c.nodes {
+			if i != lead && nd.state.Leader() != 0 && nd.state.Leader() != c.nodes[lead].MemberID() {
+				newLead = i
+			}
+		}
+		if newLead >= 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if newLead < 0 {
+		t.Fatal("the majority did not elect a new leader")
+	}
+	put(t, c.client(newLead), "majority", "yes")
+	c.isolate(lead, false)
+	c.waitValue(lead, "majority", "yes")
+}
+
+// TestClusterSnapshotCatchUp: a member down while the others compact their
+// log past it catches up from a snapshot streamed to it.
+func TestClusterSnapshotCatchUp(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.SnapshotCount = 50 })
+	lead := c.waitLeader()
+	behind := (lead + 1) % 3
+	c.stop(behind)
+	cli := c.client(lead)
+	for i := 0; i < 5200; i++ { // past the 5000 catch-up entries kept after a snapshot
+		put(t, cli, fmt.Sprintf("s%05d", i), "x")
+	}
+	put(t, cli, "last", "done")
+	c.restart(behind)
+	c.waitValue(behind, "last", "done")
+	c.waitValue(behind, "s00000", "x")
+}
