@@ -111,8 +111,8 @@ func checkLinearizable(ops []Op, timeout time.Duration) (porcupine.CheckResult, 
 }
 
 // converge waits until every member holds the same data at the cluster's
-// final revision: HashKV at that revision where the server has it, else a
-// serializable Range of every key on each member. It returns the method
+// final revision: a serializable Range of every key on each member, and
+// HashKV at that revision where the server has it. It returns the method
 // used, the revision, and an error if the members differ or do not catch
 // up in time.
 func converge(ctx context.Context, cli *clientv3.Client, eps []string) (string, int64, error) {
@@ -131,19 +131,26 @@ func converge(ctx context.Context, cli *clientv3.Client, eps []string) (string, 
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	// Both ways where HashKV exists: the hash covers every revision, the
+	// range names the keys that differ.
+	how, err := rangeAll(ctx, eps, rev)
+	if err != nil {
+		return how, rev, err
+	}
 	hashes, err := hashAll(ctx, cli, eps, rev)
 	if status.Code(err) == codes.Unimplemented {
-		return rangeAll(ctx, eps, rev)
+		return how + " (no HashKV)", rev, nil
 	}
+	how = "range and hashkv"
 	if err != nil {
-		return "hashkv", rev, err
+		return how, rev, err
 	}
 	for i, h := range hashes {
 		if h != hashes[0] {
-			return "hashkv", rev, fmt.Errorf("chaos: members differ at revision %d: HashKV %s=%d, %s=%d", rev, member(0), hashes[0], member(i), h)
+			return how, rev, fmt.Errorf("chaos: members differ at revision %d: HashKV %s=%d, %s=%d", rev, member(0), hashes[0], member(i), h)
 		}
 	}
-	return "hashkv", rev, nil
+	return how, rev, nil
 }
 
 // hashAll asks each member for HashKV at rev, retrying while it has not
@@ -173,12 +180,12 @@ func hashAll(ctx context.Context, cli *clientv3.Client, eps []string, rev int64)
 
 // rangeAll compares a serializable Range of every key on each member, once
 // each member's revision reached rev.
-func rangeAll(ctx context.Context, eps []string, rev int64) (string, int64, error) {
+func rangeAll(ctx context.Context, eps []string, rev int64) (string, error) {
 	views := make([]string, len(eps))
 	for i, ep := range eps {
 		cli, err := newClient([]string{ep})
 		if err != nil {
-			return "range", rev, err
+			return "range", err
 		}
 		for {
 			c, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -194,7 +201,7 @@ func rangeAll(ctx context.Context, eps []string, rev int64) (string, int64, erro
 			}
 			if ctx.Err() != nil {
 				cli.Close()
-				return "range", rev, fmt.Errorf("chaos: %s did not reach revision %d: %v", member(i), rev, err)
+				return "range", fmt.Errorf("chaos: %s did not reach revision %d: %v", member(i), rev, err)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -202,8 +209,8 @@ func rangeAll(ctx context.Context, eps []string, rev int64) (string, int64, erro
 	}
 	for i, v := range views {
 		if v != views[0] {
-			return "range", rev, fmt.Errorf("chaos: members differ:\n  %s: %.600s\n  %s: %.600s", member(0), views[0], member(i), v)
+			return "range", fmt.Errorf("chaos: members differ:\n  %s: %.600s\n  %s: %.600s", member(0), views[0], member(i), v)
 		}
 	}
-	return "range", rev, nil
+	return "range", nil
 }
