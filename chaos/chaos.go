@@ -37,6 +37,10 @@ type Config struct {
 	HoldMax       time.Duration // longest; 0: 2.5s (above etcd's 1s election timeout)
 	Faults        []Fault       // nil: every fault the cluster supports
 	CheckTimeout  time.Duration // porcupine's budget; 0: 30s
+	// SerializableGets makes the workload's gets serializable, so that a
+	// lagging member may answer with stale data: only for checking that
+	// the harness catches such a violation.
+	SerializableGets bool
 	// Logf prints progress (the seed first); nil prints nothing.
 	Logf func(format string, args ...any)
 }

@@ -105,7 +105,11 @@ func (w *workload) do(ctx context.Context, cli *clientv3.Client, op *Op) {
 	switch op.Kind {
 	case Get:
 		var resp *clientv3.GetResponse
-		resp, err = cli.Get(octx, op.Key)
+		var opts []clientv3.OpOption
+		if w.cfg.SerializableGets {
+			opts = append(opts, clientv3.WithSerializable())
+		}
+		resp, err = cli.Get(octx, op.Key, opts...)
 		if err == nil {
 			op.Revision = resp.Header.Revision
 			if len(resp.Kvs) > 0 {
