@@ -7,12 +7,22 @@
 //
 // The harness knows nothing of troupe's internals: it drives processes
 // through the Cluster interface and talks to them with clientv3, so it runs
-// against real etcd as well.
+// against real etcd as well. The e2e package runs it on real processes:
+//
+//	go test ./e2e -run TestChaosProcesses -e2e.server=etcd -v
+//	go test ./e2e -run TestChaosProcesses -chaos.duration=10m -timeout=0 -v
+//	go test ./e2e -run TestChaosProcesses -chaos.seed=1234 -v   # replay
+//
+// The seed fixes the workload's choices and the sequence of faults and their
+// targets and hold times; the interleaving with the servers' own timing is
+// not reproducible, so a replay repeats the schedule, not the exact history.
 package chaos
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -99,6 +109,8 @@ type Report struct {
 
 	Convergence string // "hashkv at revision N" or "range at revision N"
 
+	HistoryFile string // every operation, one a line, written when the run failed
+
 	Violations []string // safety: not linearizable, lost writes, members differ
 	Errors     []string // the harness could not do its job (a member did not come back)
 	History    []Op
@@ -122,6 +134,9 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "\n  porcupine: %s in %v", r.Linearizable, r.CheckTime.Round(time.Millisecond))
 	if r.Visualization != "" {
 		fmt.Fprintf(&b, ", visualization: %s", r.Visualization)
+	}
+	if r.HistoryFile != "" {
+		fmt.Fprintf(&b, "\n  history: %s", r.HistoryFile)
 	}
 	fmt.Fprintf(&b, "\n  convergence: %s", r.Convergence)
 	fmt.Fprintf(&b, "\n  violations: %d", len(r.Violations))
@@ -187,6 +202,9 @@ func Run(ctx context.Context, c Cluster, cfg Config) *Report {
 		r.Errors = append(r.Errors, fmt.Sprintf("heal: %v", err))
 	}
 	r.check(ctx, c, cfg, hist, nextPID())
+	if r.Failed() {
+		r.writeHistory()
+	}
 	cfg.Logf("%s", r)
 	return r
 }
@@ -231,4 +249,24 @@ func (r *Report) check(ctx context.Context, c Cluster, cfg Config, hist *History
 	if err != nil {
 		r.Violations = append(r.Violations, err.Error())
 	}
+}
+
+// writeHistory writes every operation to a temp file for a failed run.
+func (r *Report) writeHistory() {
+	f, err := os.CreateTemp("", "chaos-history-*.txt")
+	if err != nil {
+		r.Errors = append(r.Errors, fmt.Sprintf("history file: %v", err))
+		return
+	}
+	defer f.Close()
+	w := bufio.NewWriter(f)
+	fmt.Fprintf(w, "# chaos seed=%d\n", r.Seed)
+	for _, op := range r.History {
+		fmt.Fprintln(w, op)
+	}
+	if err := w.Flush(); err != nil {
+		r.Errors = append(r.Errors, fmt.Sprintf("history file: %v", err))
+		return
+	}
+	r.HistoryFile = f.Name()
 }

@@ -88,7 +88,10 @@ func (o Op) String() string {
 	case o.Kind == CAS:
 		out = fmt.Sprint(o.Succeeded)
 	}
-	return fmt.Sprintf("p%d %s -> %s [%v, %v]", o.Process, in, out, o.Call, o.Return)
+	if o.Outcome == OK {
+		out += fmt.Sprintf(" rev=%d", o.Revision)
+	}
+	return fmt.Sprintf("p%d w%d %s -> %s [%v, %v]", o.Process, o.Worker, in, out, o.Call, o.Return)
 }
 
 // writes reports whether the op wrote its value for sure (acknowledged Put,
