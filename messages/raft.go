@@ -31,9 +31,13 @@ type Apply struct {
 }
 
 // Applied tells the raft actor that the entries of an Apply are applied;
-// the raft actor steps Msg.Responses.
+// the raft actor applies ConfChanges to raft's configuration, in order,
+// then steps Msg.Responses. ConfChanges holds one change per conf change
+// entry of the Apply: the committed one, or an empty change (node 0) for
+// one the membership refused, as etcd does.
 type Applied struct {
-	Msg *raftpb.Message
+	Msg         *raftpb.Message
+	ConfChanges []*raftpb.ConfChange
 }
 
 // SaveSnapshot asks the snapshotter to snapshot raft state at Index: the

@@ -21,6 +21,7 @@ import (
 	raftactor "github.com/troupedb/troupe/actors/raft"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/snap"
 )
 
@@ -109,7 +110,7 @@ func memberState(cfg Config) (*memberstate.State, []raft.Peer, error) {
 		urls := urlStrings(cluster[name])
 		id := memberstate.MemberID(urls, cfg.InitialClusterToken)
 		ids = append(ids, id)
-		boot = append(boot, raft.Peer{ID: id})
+		boot = append(boot, raft.Peer{ID: id, Context: membership.AddChange(membership.Member{ID: id, Name: name, PeerURLs: urls}).Context})
 		m := memberstate.Member{ID: id, Name: name, PeerURLs: urls}
 		if name == cfg.Name {
 			m.ClientURLs = urlStrings(cfg.AdvertiseClientURLs)
@@ -281,8 +282,9 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 		MaxRequestBytes: int(s.cfg.MaxRequestBytes), MaxTxnOps: int(s.cfg.MaxTxnOps),
 		RequestTimeout: 5*time.Second + 2*s.cfg.ElectionTimeout,
 		ActorAddress:   s.cfg.ListenActorURL,
-		QuotaBytes:     s.cfg.BackendQuotaBytes(),
-		Logger:         s.cfg.Logger,
+		Name:           s.cfg.Name, AdvertiseClientURLs: urlStrings(s.cfg.AdvertiseClientURLs),
+		QuotaBytes: s.cfg.BackendQuotaBytes(),
+		Logger:     s.cfg.Logger,
 	}), "listeners")
 	if err != nil {
 		s.fail(fmt.Errorf("spawn listeners: %w", err))
@@ -317,7 +319,7 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 	err := asError(reason)
 	var se *core.StartupError
 	var le *listeners.ListenError
-	if errors.As(err, &se) || errors.As(err, &le) {
+	if errors.As(err, &se) || errors.As(err, &le) || errors.Is(err, memberstate.ErrRemoved) {
 		s.fail(err)
 		sup.StopChildren(sup.Children()...)
 		return

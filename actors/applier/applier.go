@@ -24,12 +24,14 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/membershippb"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupedb/troupe/failpoint"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
 
@@ -45,9 +47,14 @@ type Config struct {
 	SnapshotIndex  uint64 // index of the newest snapshot at start
 	CommitInterval time.Duration
 	// InstallSnapshot replaces the backend with the database received
-	// with the raft snapshot at index and returns the new backend.
-	InstallSnapshot func(index uint64) (*mvcc.Store, error)
-	Logger          *slog.Logger
+	// with the raft snapshot at index and returns the new backend and the
+	// membership it holds.
+	InstallSnapshot func(index uint64) (*mvcc.Store, *membership.Cluster, error)
+	// Cluster is the applied membership; the applier is its one writer.
+	Cluster *membership.Cluster
+	// MembersChanged is told the members after a batch that changed them.
+	MembersChanged func(members []membership.Member)
+	Logger         *slog.Logger
 }
 
 // Props returns the applier's props.
@@ -65,8 +72,9 @@ type applier struct {
 	cfg Config
 	log *slog.Logger
 
-	snapIndex   uint64
-	commitTimer *time.Timer // non-nil while a commitDue is scheduled
+	snapIndex      uint64
+	commitTimer    *time.Timer // non-nil while a commitDue is scheduled
+	membersChanged bool        // during one Apply
 }
 
 // Receive dispatches on the message type.
@@ -92,19 +100,44 @@ func (a *applier) Receive(ctx actor.Context) {
 func (a *applier) handleApply(ctx actor.Context, msg *messages.Apply) {
 	_ = failpoint.Inject("applierPanic")
 	var last uint64
+	var ccs []*raftpb.ConfChange
+	a.membersChanged = false
 	for _, e := range msg.Msg.Entries {
-		a.applyEntry(e)
+		if e.GetType() == raftpb.EntryNormal {
+			a.applyEntry(e)
+		} else {
+			ccs = append(ccs, a.applyConfChange(e))
+		}
 		last = e.GetIndex()
 	}
 	if last > 0 {
 		a.cfg.State.Applied.Advance(last)
 	}
-	ctx.Respond(&messages.Applied{Msg: msg.Msg})
+	ctx.Respond(&messages.Applied{Msg: msg.Msg, ConfChanges: ccs})
+	if a.membersChanged && a.cfg.MembersChanged != nil {
+		a.cfg.MembersChanged(a.cfg.Cluster.Members())
+	}
 	if last > 0 && a.cfg.SnapshotCount > 0 && last-a.snapIndex >= a.cfg.SnapshotCount {
-		a.snapshot(ctx, last, msg.ConfState)
+		a.snapshot(ctx, last, a.confState())
 		return
 	}
 	a.scheduleCommit(ctx)
+}
+
+// confState is raft's configuration as the applied membership has it.
+func (a *applier) confState() *raftpb.ConfState {
+	cs := &raftpb.ConfState{}
+	if a.cfg.Cluster == nil {
+		return cs
+	}
+	for _, m := range a.cfg.Cluster.Members() {
+		if m.IsLearner {
+			cs.Learners = append(cs.Learners, m.ID)
+		} else {
+			cs.Voters = append(cs.Voters, m.ID)
+		}
+	}
+	return cs
 }
 
 func (a *applier) applyEntry(e *raftpb.Entry) {
@@ -113,9 +146,8 @@ func (a *applier) applyEntry(e *raftpb.Entry) {
 	if idx <= st.ConsistentIndex() {
 		return
 	}
-	if e.GetType() != raftpb.EntryNormal || len(e.Data) == 0 {
-		// Conf changes are raft's (the raft actor applied them); empty
-		// entries mark a new leader's term. Only the index moves.
+	if len(e.Data) == 0 {
+		// A new leader's empty entry: only the index moves.
 		st.SetConsistentIndex(idx)
 		return
 	}
@@ -141,6 +173,8 @@ func (a *applier) applyRequest(idx uint64, req *pb.InternalRaftRequest) (any, er
 		return st.Txn(idx, req.Txn)
 	case req.Compaction != nil:
 		return st.Compact(idx, req.Compaction)
+	case req.ClusterMemberAttrSet != nil:
+		return a.applyAttributes(idx, req.ClusterMemberAttrSet)
 	default:
 		// A request kind this member does not serve yet: it is still a
 		// committed entry, so the index moves and the caller hears why.
@@ -152,17 +186,90 @@ func (a *applier) applyRequest(idx uint64, req *pb.InternalRaftRequest) (any, er
 func (a *applier) handleInstallSnapshot(ctx actor.Context, msg *messages.InstallSnapshot) {
 	md := msg.Msg.GetSnapshot().GetMetadata()
 	a.stopTimer()
-	st, err := a.cfg.InstallSnapshot(md.GetIndex())
+	st, cl, err := a.cfg.InstallSnapshot(md.GetIndex())
 	if err != nil {
 		// The snapshot is durable in the WAL but the backend is not: a
 		// restart installs it from the snapshot dir or asks again.
 		panic(fmt.Sprintf("applier: install snapshot %d: %v", md.GetIndex(), err))
 	}
-	a.cfg.Store = st
+	a.cfg.Store, a.cfg.Cluster = st, cl
 	a.snapIndex = md.GetIndex()
+	if a.cfg.MembersChanged != nil {
+		a.cfg.MembersChanged(cl.Members())
+	}
 	a.cfg.State.Applied.Reset(st.ConsistentIndex())
 	a.log.Info("installed snapshot from the leader", "index", md.GetIndex(), "backend-index", st.ConsistentIndex())
 	ctx.Respond(&messages.SnapshotInstalled{Msg: msg.Msg})
+}
+
+// applyConfChange applies a committed membership change to the membership
+// and the backend (in the entry's batch, so a replay is idempotent) and
+// returns the change raft must apply: the entry's, or for one the
+// membership refuses, a change of node 0, as etcd does.
+func (a *applier) applyConfChange(e *raftpb.Entry) *raftpb.ConfChange {
+	idx := e.GetIndex()
+	var cc raftpb.ConfChange
+	if e.GetType() != raftpb.EntryConfChange {
+		panic(fmt.Sprintf("applier: entry %d is a %s; troupe proposes only ConfChange", idx, e.GetType()))
+	}
+	if err := proto.Unmarshal(e.Data, &cc); err != nil {
+		panic(fmt.Sprintf("applier: entry %d is not a ConfChange: %v", idx, err))
+	}
+	st, cl := a.cfg.Store, a.cfg.Cluster
+	if idx <= st.ConsistentIndex() {
+		// Replayed after a restart: the membership already holds what
+		// this change did; raft, rebuilt from the snapshot, needs it again.
+		if a.applied(&cc) {
+			return &cc
+		}
+		return refused(&cc)
+	}
+	change, err := cl.ApplyConfChange(&cc)
+	if err != nil {
+		if aerr := st.ApplyMembers(idx, nil, nil); aerr != nil && !errors.Is(aerr, mvcc.ErrAlreadyApplied) {
+			panic(fmt.Sprintf("applier: record refused conf change %d: %v", idx, aerr))
+		}
+		a.cfg.State.Waits.Trigger(cc.GetId(), memberstate.Result{Err: err})
+		a.log.Warn("conf change refused", "index", idx, "type", cc.GetType().String(), "node", fmt.Sprintf("%x", cc.GetNodeId()), "err", err)
+		return refused(&cc)
+	}
+	if err := st.ApplyMembers(idx, change.Put, change.Removed); err != nil && !errors.Is(err, mvcc.ErrAlreadyApplied) {
+		panic(fmt.Sprintf("applier: store conf change %d: %v", idx, err))
+	}
+	a.membersChanged = true
+	a.cfg.State.Waits.Trigger(cc.GetId(), memberstate.Result{Resp: cl.Members()})
+	a.log.Info("membership changed", "index", idx, "type", cc.GetType().String(), "node", fmt.Sprintf("%x", cc.GetNodeId()))
+	return &cc
+}
+
+// applied reports whether the membership shows cc as done.
+func (a *applier) applied(cc *raftpb.ConfChange) bool {
+	cl := a.cfg.Cluster
+	switch cc.GetType() {
+	case raftpb.ConfChangeRemoveNode:
+		return cl.Removed(cc.GetNodeId())
+	default:
+		_, ok := cl.Member(cc.GetNodeId())
+		return ok
+	}
+}
+
+func refused(cc *raftpb.ConfChange) *raftpb.ConfChange {
+	return &raftpb.ConfChange{Type: cc.Type, NodeId: proto.Uint64(0)}
+}
+
+// applyAttributes records a member's published name and client URLs.
+func (a *applier) applyAttributes(idx uint64, req *membershippb.ClusterMemberAttrSetRequest) (any, error) {
+	m, ok := a.cfg.Cluster.SetAttributes(req.Member_ID, req.GetMemberAttributes().GetName(), req.GetMemberAttributes().GetClientUrls())
+	var put []membership.Member
+	if ok {
+		put = []membership.Member{m}
+		a.membersChanged = true
+	}
+	if err := a.cfg.Store.ApplyMembers(idx, put, nil); err != nil && !errors.Is(err, mvcc.ErrAlreadyApplied) {
+		panic(fmt.Sprintf("applier: store member attributes %d: %v", idx, err))
+	}
+	return nil, nil
 }
 
 func (a *applier) snapshot(ctx actor.Context, index uint64, cs *raftpb.ConfState) {

@@ -37,6 +37,7 @@ import (
 	"github.com/troupedb/troupe/internal/dispatch"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/mvcc"
 	"github.com/troupedb/troupe/persistence/snap"
 	"github.com/troupedb/troupe/persistence/wal"
@@ -230,8 +231,14 @@ func (c *core) startup(ctx actor.Context) error {
 	if err := ms.Append(rec.ents); err != nil {
 		return &StartupError{"restore raft storage", fmt.Errorf("entries of %s do not follow the snapshot: %w", WALDir(dd), err)}
 	}
+	members, removed, err := store.LoadMembers()
+	if err != nil {
+		return &StartupError{"load members", fmt.Errorf("%s: %w", DBPath(dd), err)}
+	}
+	cl := membership.NewCluster(members, removed)
+	c.cfg.State.SetCluster(cl)
 	c.cfg.State.Applied.Reset(store.ConsistentIndex())
-	c.spawnChildren(ctx, ss, ms, store, rec)
+	c.spawnChildren(ctx, ss, ms, store, cl, rec)
 	c.cfg.State.SetCore(raftPID(ctx), store)
 	return nil
 }
@@ -271,6 +278,31 @@ func (c *core) installSnapshotDB(ss *snap.Snapshotter, index uint64, raft *actor
 		c.cfg.State.SetCore(raft, st)
 	}
 	return st, nil
+}
+
+// membersChanged returns what the applier calls after a membership
+// change: publish it to the peers and to the member's own state, and stop
+// the member for good if it was removed.
+func (c *core) membersChanged(ctx actor.Context) func([]membership.Member) {
+	root, peers, st := ctx.ActorSystem().Root, c.cfg.PeersPID, c.cfg.State
+	return func(members []membership.Member) {
+		urls := map[uint64][]string{}
+		self := false
+		for _, m := range members {
+			if m.ID == st.MemberID {
+				self = true
+				st.SetLearner(m.IsLearner)
+				continue
+			}
+			urls[m.ID] = m.PeerURLs
+		}
+		if cl := st.Cluster(); cl != nil && cl.Removed(st.MemberID) && !self {
+			panic(memberstate.ErrRemoved)
+		}
+		if peers != nil {
+			root.Send(peers, &messages.SetPeers{Peers: urls})
+		}
+	}
 }
 
 // sendPeer returns the raft actor's way to other members: a message to the
@@ -369,7 +401,7 @@ func (c *core) checkMetadata(dir string, got []byte) error {
 	return nil
 }
 
-func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.MemoryStorage, store *mvcc.Store, rec *recovered) {
+func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.MemoryStorage, store *mvcc.Store, cl *membership.Cluster, rec *recovered) {
 	st, log := c.cfg.State, c.cfg.Logger
 	raftPID := raftPID(ctx)
 	walPID, err := ctx.SpawnNamed(walactor.Props(walactor.Config{
@@ -387,9 +419,21 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 	applierPID, err := ctx.SpawnNamed(applier.Props(applier.Config{
 		Store: store, State: st, Snapshotter: snapPID, SnapshotCount: c.cfg.SnapshotCount,
 		SnapshotIndex: snapIndex, Logger: log,
-		InstallSnapshot: func(index uint64) (*mvcc.Store, error) {
-			return c.installSnapshotDB(ss, index, raftPID)
+		InstallSnapshot: func(index uint64) (*mvcc.Store, *membership.Cluster, error) {
+			st, err := c.installSnapshotDB(ss, index, raftPID)
+			if err != nil {
+				return nil, nil, err
+			}
+			members, removed, err := st.LoadMembers()
+			if err != nil {
+				return nil, nil, err
+			}
+			cl := membership.NewCluster(members, removed)
+			c.cfg.State.SetCluster(cl)
+			return st, cl, nil
 		},
+		Cluster:        cl,
+		MembersChanged: c.membersChanged(ctx),
 	}, c.res.pinned()), "applier")
 	must(err)
 	var peers []raft.Peer

@@ -49,7 +49,10 @@ type Config struct {
 	// ActorAddress is where the actor API listens (host:port, protoactor
 	// remote); empty disables it.
 	ActorAddress string
-	Logger       *slog.Logger
+	// Name and AdvertiseClientURLs are published into the membership.
+	Name                string
+	AdvertiseClientURLs []string
+	Logger              *slog.Logger
 }
 
 // ListenError is a client endpoint that cannot be bound: restarting will not
@@ -76,6 +79,8 @@ type listeners struct {
 	done    []chan struct{}
 	actors  *actorapi.Server
 	root    *actor.RootContext
+
+	publishStop, publishDone chan struct{} // the attribute publisher goroutine
 }
 
 // Receive dispatches on the message type.
@@ -128,6 +133,15 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 		l.actors = srv
 		l.log.Info("serving actor API", "address", srv.Address())
 	}
+	l.publishStop, l.publishDone = make(chan struct{}), make(chan struct{})
+	go func(stop, done chan struct{}) {
+		defer close(done)
+		if err := publishAttributes(l.root, kv, l.cfg.Name, l.cfg.AdvertiseClientURLs, stop); err != nil {
+			l.log.Debug("member attributes not published", "err", err)
+			return
+		}
+		l.log.Info("published member attributes", "name", l.cfg.Name, "client-urls", l.cfg.AdvertiseClientURLs)
+	}(l.publishStop, l.publishDone)
 	ctx.Send(ctx.Parent(), &messages.ListenersStarted{})
 }
 
@@ -152,7 +166,7 @@ func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
 	)
 	pb.RegisterKVServer(srv, kv)
 	pb.RegisterMaintenanceServer(srv, &Maintenance{State: l.cfg.State, Root: l.root})
-	pb.RegisterClusterServer(srv, &Cluster{State: l.cfg.State})
+	pb.RegisterClusterServer(srv, &Cluster{State: l.cfg.State, Backend: memberBackend{kv: kv}, RequestTimeout: l.cfg.RequestTimeout})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
@@ -161,6 +175,11 @@ func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
 
 // stop closes every endpoint and waits for its serving goroutine.
 func (l *listeners) stop() {
+	if l.publishStop != nil {
+		close(l.publishStop)
+		<-l.publishDone
+		l.publishStop = nil
+	}
 	if l.actors != nil {
 		l.actors.Stop()
 		l.actors = nil

@@ -357,6 +357,9 @@ func (r *raftActor) handleAppended(ctx actor.Context, msg *messages.Appended) {
 }
 
 func (r *raftActor) handleApplied(ctx actor.Context, msg *messages.Applied) {
+	for _, cc := range msg.ConfChanges {
+		r.confState = r.rn.ApplyConfChange(cc)
+	}
 	r.deliver(msg.Msg.Responses)
 	r.handleReady(ctx)
 }
@@ -405,7 +408,6 @@ func (r *raftActor) handleReady(ctx actor.Context) {
 			r.appendsInFlight++
 			ctx.Send(r.cfg.WAL, &messages.Append{Msg: m})
 		case raft.LocalApplyThread:
-			r.applyConfChanges(m.Entries)
 			// Request, not Send: the applier answers the sender.
 			ctx.Request(r.cfg.Applier, &messages.Apply{Msg: m, ConfState: r.confState})
 		default:
@@ -444,30 +446,5 @@ func (r *raftActor) resolveRead(rs raft.ReadState) {
 	delete(r.readBatches, seq)
 	for _, id := range b.ids {
 		r.cfg.State.Waits.Trigger(id, rs.Index)
-	}
-}
-
-// applyConfChanges applies committed configuration changes to raft as it
-// hands them to the applier; raft's configuration is raft's own state.
-func (r *raftActor) applyConfChanges(ents []*raftpb.Entry) {
-	for _, e := range ents {
-		var cc raftpb.ConfChangeI
-		switch e.GetType() {
-		case raftpb.EntryConfChange:
-			var c raftpb.ConfChange
-			if err := proto.Unmarshal(e.Data, &c); err != nil {
-				panic(err) // a committed entry cannot be garbled
-			}
-			cc = &c
-		case raftpb.EntryConfChangeV2:
-			var c raftpb.ConfChangeV2
-			if err := proto.Unmarshal(e.Data, &c); err != nil {
-				panic(err)
-			}
-			cc = &c
-		default:
-			continue
-		}
-		r.confState = r.rn.ApplyConfChange(cc)
 	}
 }

@@ -7,6 +7,7 @@
 package memberstate
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,17 +15,12 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/troupedb/troupe/internal/wait"
+	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
 
 // Member is one member of the cluster as etcd's MemberList shows it.
-type Member struct {
-	ID         uint64
-	Name       string
-	PeerURLs   []string
-	ClientURLs []string
-	IsLearner  bool
-}
+type Member = membership.Member
 
 // State is shared by one member's actors and client listeners.
 type State struct {
@@ -37,7 +33,8 @@ type State struct {
 
 	raftPID atomic.Pointer[actor.PID]
 	store   atomic.Pointer[mvcc.Store]
-	members atomic.Pointer[[]Member]
+	members atomic.Pointer[[]Member]             // from the flags, until the core knows better
+	cluster atomic.Pointer[membership.Cluster] // the applied membership, set by the core
 
 	leader    atomic.Uint64
 	term      atomic.Uint64
@@ -161,8 +158,22 @@ func (s *State) IsLearner() bool { return s.learner.Load() }
 // SetLearner records whether this member is a learner.
 func (s *State) SetLearner(v bool) { s.learner.Store(v) }
 
-// Members returns the cluster's members.
-func (s *State) Members() []Member { return *s.members.Load() }
+// Members returns the cluster's members: the applied membership once the
+// core has one, the flags' --initial-cluster before.
+func (s *State) Members() []Member {
+	if c := s.cluster.Load(); c != nil {
+		if ms := c.Members(); len(ms) > 0 {
+			return ms
+		}
+	}
+	return *s.members.Load()
+}
+
+// Cluster returns the applied membership, nil before the core started.
+func (s *State) Cluster() *membership.Cluster { return s.cluster.Load() }
+
+// SetCluster publishes the applied membership the core keeps.
+func (s *State) SetCluster(c *membership.Cluster) { s.cluster.Store(c) }
 
 // SetMembers replaces the member list.
 func (s *State) SetMembers(ms []Member) { s.members.Store(&ms) }
@@ -172,6 +183,10 @@ func (s *State) CountRestart() uint64 { return s.restarts.Add(1) }
 
 // Restarts reports how often the core restarted.
 func (s *State) Restarts() uint64 { return s.restarts.Load() }
+
+// ErrRemoved stops a member that the cluster removed: it may not come
+// back with the same id, as in etcd.
+var ErrRemoved = errors.New("the member has been permanently removed from the cluster")
 
 // Result is what a proposal's waiter receives once its entry is applied:
 // the response, or the client-visible error.
