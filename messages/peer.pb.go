@@ -346,10 +346,13 @@ func (x *GetPeerStatus) GetSeq() uint64 {
 // member id, so that a prober finds out when another member (or cluster)
 // listens at the address it was given.
 type PeerStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	Id            uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
-	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Id        uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	Seq       uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	// removed tells the asking member that the cluster removed it: it must
+	// stop (etcd answers a removed member's messages with 410 Gone).
+	Removed       bool `protobuf:"varint,4,opt,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -405,6 +408,106 @@ func (x *PeerStatus) GetSeq() uint64 {
 	return 0
 }
 
+func (x *PeerStatus) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
+}
+
+// GetMembers asks a member for the cluster's membership: a member joining
+// with --initial-cluster-state existing learns its own id and the cluster
+// id from the answer (matching its peer URLs), as etcd's members endpoint.
+type GetMembers struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMembers) Reset() {
+	*x = GetMembers{}
+	mi := &file_troupe_v1_peer_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMembers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMembers) ProtoMessage() {}
+
+func (x *GetMembers) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_v1_peer_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMembers.ProtoReflect.Descriptor instead.
+func (*GetMembers) Descriptor() ([]byte, []int) {
+	return file_troupe_v1_peer_proto_rawDescGZIP(), []int{5}
+}
+
+// Members answers GetMembers: the cluster id and each member as etcd's
+// JSON member record.
+type Members struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Members       [][]byte               `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Members) Reset() {
+	*x = Members{}
+	mi := &file_troupe_v1_peer_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Members) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Members) ProtoMessage() {}
+
+func (x *Members) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_v1_peer_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Members.ProtoReflect.Descriptor instead.
+func (*Members) Descriptor() ([]byte, []int) {
+	return file_troupe_v1_peer_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Members) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+func (x *Members) GetMembers() [][]byte {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 var File_troupe_v1_peer_proto protoreflect.FileDescriptor
 
 const file_troupe_v1_peer_proto_rawDesc = "" +
@@ -437,13 +540,20 @@ const file_troupe_v1_peer_proto_rawDesc = "" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\x04R\x04from\x12\x10\n" +
-	"\x03seq\x18\x03 \x01(\x04R\x03seq\"M\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\"g\n" +
 	"\n" +
 	"PeerStatus\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\x12\x10\n" +
-	"\x03seq\x18\x03 \x01(\x04R\x03seqB%Z#github.com/troupedb/troupe/messagesb\x06proto3"
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x18\n" +
+	"\aremoved\x18\x04 \x01(\bR\aremoved\"\f\n" +
+	"\n" +
+	"GetMembers\"B\n" +
+	"\aMembers\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x18\n" +
+	"\amembers\x18\x02 \x03(\fR\amembersB%Z#github.com/troupedb/troupe/messagesb\x06proto3"
 
 var (
 	file_troupe_v1_peer_proto_rawDescOnce sync.Once
@@ -457,17 +567,19 @@ func file_troupe_v1_peer_proto_rawDescGZIP() []byte {
 	return file_troupe_v1_peer_proto_rawDescData
 }
 
-var file_troupe_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_troupe_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_troupe_v1_peer_proto_goTypes = []any{
 	(*RaftEnvelope)(nil),     // 0: troupe.v1.RaftEnvelope
 	(*SnapshotChunk)(nil),    // 1: troupe.v1.SnapshotChunk
 	(*SnapshotChunkAck)(nil), // 2: troupe.v1.SnapshotChunkAck
 	(*GetPeerStatus)(nil),    // 3: troupe.v1.GetPeerStatus
 	(*PeerStatus)(nil),       // 4: troupe.v1.PeerStatus
-	(*raftpb.Message)(nil),   // 5: raftpb.Message
+	(*GetMembers)(nil),       // 5: troupe.v1.GetMembers
+	(*Members)(nil),          // 6: troupe.v1.Members
+	(*raftpb.Message)(nil),   // 7: raftpb.Message
 }
 var file_troupe_v1_peer_proto_depIdxs = []int32{
-	5, // 0: troupe.v1.RaftEnvelope.msg:type_name -> raftpb.Message
+	7, // 0: troupe.v1.RaftEnvelope.msg:type_name -> raftpb.Message
 	1, // [1:1] is the sub-list for method output_type
 	1, // [1:1] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
@@ -486,7 +598,7 @@ func file_troupe_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_v1_peer_proto_rawDesc), len(file_troupe_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

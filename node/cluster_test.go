@@ -259,3 +259,89 @@ func TestClusterSnapshotCatchUp(t *testing.T) {
 	c.waitValue(behind, "last", "done")
 	c.waitValue(behind, "s00000", "x")
 }
+
+// TestClusterMembership: a member added with MemberAdd joins with
+// --initial-cluster-state existing and catches up, a learner is added and
+// promoted once caught up, and a removed member stops for good.
+func TestClusterMembership(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	cli := c.client(lead)
+	put(t, cli, "before-join", "1")
+
+	cfg := testConfig(t, t.TempDir())
+	cfg.Name = "m3"
+	cfg.InitialClusterState = ClusterStateExisting
+	cfg.InitialCluster = c.cfgs[0].InitialCluster + ",m3=" + cfg.InitialAdvertisePeerURLs[0].String()
+	cfg.PeerFilter = c.filter
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// As etcd, a member is added only once the others have been connected
+	// for a while (5 s): retry "unhealthy cluster" until then.
+	var added *clientv3.MemberAddResponse
+	var err error
+	for i := 0; i < 100; i++ {
+		added, err = cli.MemberAdd(ctx, []string{cfg.InitialAdvertisePeerURLs[0].String()})
+		if err == nil || !strings.Contains(err.Error(), "unhealthy cluster") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("member add: %v", err)
+	}
+	if len(added.Members) != 4 || added.Member.Name != "" {
+		t.Fatalf("member add answered %v", added)
+	}
+	n4, err := Start(cfg)
+	if err != nil {
+		t.Fatalf("start the added member: %v", err)
+	}
+	c.cfgs = append(c.cfgs, cfg)
+	c.nodes = append(c.nodes, n4)
+	if n4.MemberID() != added.Member.ID {
+		t.Fatalf("joined as %x, added as %x", n4.MemberID(), added.Member.ID)
+	}
+	c.waitValue(3, "before-join", "1")
+	put(t, cli, "after-join", "2")
+	c.waitValue(3, "after-join", "2")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		list, err := cli.MemberList(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		named := 0
+		for _, m := range list.Members {
+			if m.Name != "" && len(m.ClientURLs) > 0 {
+				named++
+			}
+		}
+		if named == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("member list never showed 4 started members: %v", list.Members)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Remove the added member: it stops, the others go on.
+	if _, err := cli.MemberRemove(ctx, added.Member.ID); err != nil {
+		t.Fatalf("member remove: %v", err)
+	}
+	select {
+	case err := <-n4.Done():
+		if err == nil || !strings.Contains(err.Error(), "removed") {
+			t.Fatalf("removed member stopped with %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("removed member still running")
+	}
+	c.nodes[3] = nil
+	put(t, cli, "after-remove", "3")
+	list, err := cli.MemberList(ctx)
+	if err != nil || len(list.Members) != 3 {
+		t.Fatalf("member list after remove: %v %v", list, err)
+	}
+}

@@ -2,18 +2,22 @@ package node
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/troupedb/troupe/actors/core"
 	"github.com/troupedb/troupe/actors/listeners"
@@ -23,6 +27,7 @@ import (
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/snap"
+	"github.com/troupedb/troupe/persistence/wal"
 )
 
 // Restart budget of the core: more than maxCoreRestarts failures within
@@ -52,10 +57,6 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	state, boot, err := memberState(cfg)
-	if err != nil {
-		return nil, err
-	}
 	system := actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 			return cfg.Logger.With("lib", "protoactor")
@@ -66,6 +67,11 @@ func Start(cfg Config) (*Node, error) {
 	rem, err := peers.StartRemote(system, cfg.ListenPeerURLs[0].Host, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("listen on peer url %s: %w (fix: free the port or change --listen-peer-urls)", cfg.ListenPeerURLs[0].String(), err)
+	}
+	state, boot, err := identify(cfg, system)
+	if err != nil {
+		rem.Shutdown(false)
+		return nil, err
 	}
 	n := &Node{cfg: cfg, system: system, remote: rem, state: state, done: make(chan error, 1)}
 	ready := make(chan error, 1)
@@ -87,6 +93,83 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start-up did not finish in %s", startTimeout)
 	}
 	return n, nil
+}
+
+// identify decides who this member is, as etcd's start-up does: a data
+// dir that holds a WAL says so itself and the --initial-* flags are
+// ignored; a new member of a new cluster derives ids from the flags; a new
+// member joining an existing cluster asks the other members listed in
+// --initial-cluster for the membership and finds itself by peer URLs.
+// It returns raft's bootstrap configuration, empty unless the cluster is
+// new.
+func identify(cfg Config, system *actor.ActorSystem) (*memberstate.State, []raft.Peer, error) {
+	walDir := core.WALDir(cfg.DataDir)
+	if wal.Exist(walDir) {
+		return restartedMember(cfg, walDir)
+	}
+	st, boot, err := memberState(cfg)
+	if err != nil || cfg.InitialClusterState != ClusterStateExisting {
+		return st, boot, err
+	}
+	return joiningMember(cfg, system)
+}
+
+// restartedMember reads the member and cluster ids from the WAL.
+func restartedMember(cfg Config, walDir string) (*memberstate.State, []raft.Peer, error) {
+	md, err := wal.Metadata(walDir)
+	if err != nil {
+		return nil, nil, &core.StartupError{Step: "read member id", Err: err}
+	}
+	if len(md) != 16 {
+		return nil, nil, &core.StartupError{Step: "read member id", Err: fmt.Errorf("%s: metadata of %d bytes, want 16 (fix: use the data dir with the troupe that made it)", walDir, len(md))}
+	}
+	id, cid := binary.BigEndian.Uint64(md), binary.BigEndian.Uint64(md[8:])
+	self := memberstate.Member{ID: id, Name: cfg.Name, PeerURLs: urlStrings(cfg.InitialAdvertisePeerURLs), ClientURLs: urlStrings(cfg.AdvertiseClientURLs)}
+	st := memberstate.New(self, cid)
+	// Until the core loads the applied membership, the flags are the best
+	// guess of where the others are.
+	if _, boot, err := memberState(cfg); err == nil {
+		var all []memberstate.Member
+		for _, p := range boot {
+			if m, err := membership.ParseContext(&raftpb.ConfChange{Context: p.Context}); err == nil {
+				all = append(all, m.Member)
+			}
+		}
+		st.SetMembers(all)
+	}
+	return st, nil, nil
+}
+
+// joiningMember asks the cluster for its membership (the member must have
+// been added with MemberAdd first).
+func joiningMember(cfg Config, system *actor.ActorSystem) (*memberstate.State, []raft.Peer, error) {
+	cluster, err := ParseInitialCluster(cfg.InitialCluster)
+	if err != nil {
+		return nil, nil, err
+	}
+	own := urlStrings(cfg.InitialAdvertisePeerURLs)
+	var others []string
+	for name, urls := range cluster {
+		if name != cfg.Name {
+			others = append(others, urlStrings(urls)...)
+		}
+	}
+	cid, members, err := peers.FetchMembers(system, others, 3*time.Second)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--initial-cluster-state=existing: ask the cluster for its members: %w (fix: start the existing members first, or check --initial-cluster)", err)
+	}
+	want, _ := membership.ParsePeerURLs(own)
+	for _, m := range members {
+		if slices.Equal(m.PeerURLs, want) {
+			self := m
+			self.Name = cfg.Name
+			self.ClientURLs = urlStrings(cfg.AdvertiseClientURLs)
+			st := memberstate.New(self, cid)
+			st.SetMembers(members)
+			return st, nil, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("--initial-cluster-state=existing: the cluster has no member with peer URLs %v (fix: add it first with 'etcdctl member add %s --peer-urls=%s')", own, cfg.Name, strings.Join(own, ","))
 }
 
 // memberState computes this member's identity from the flags, as etcd does.
@@ -207,6 +290,14 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		s.handleListenersStarted()
 	case *actor.Terminated:
 		s.handleTerminated(msg)
+	case memberRemoved:
+		// Another member says the cluster removed this one: stop for good.
+		if s.fatal == nil {
+			s.fail(memberstate.ErrRemoved)
+			for _, c := range ctx.Children() {
+				ctx.Stop(c)
+			}
+		}
 	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
 	default:
 		s.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
@@ -233,6 +324,9 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 	s.core = pid
 }
 
+// memberRemoved: the peers heard that the cluster removed this member.
+type memberRemoved struct{}
+
 // spawnPeers starts the peer transport and tells it the other members.
 func (s *supervisor) spawnPeers(ctx actor.Context) error {
 	ss, err := snap.New(core.SnapDir(s.cfg.DataDir), snap.Options{Logger: s.cfg.Logger})
@@ -240,6 +334,7 @@ func (s *supervisor) spawnPeers(ctx actor.Context) error {
 		return &core.StartupError{Step: "open snapshot dir", Err: err}
 	}
 	st := s.state
+	root, self := ctx.ActorSystem().Root, ctx.Self()
 	pid, err := ctx.SpawnNamed(peers.Props(peers.Config{
 		Self: st.MemberID, ClusterID: st.ClusterID, Raft: st.Raft, Snap: ss,
 		SnapshotDB: func() (io.ReadCloser, error) {
@@ -250,8 +345,14 @@ func (s *supervisor) spawnPeers(ctx actor.Context) error {
 			return store.SnapshotDB()
 		},
 		OnStatus: st.SetPeerActive,
-		Filter:   s.cfg.PeerFilter,
-		Logger:   s.cfg.Logger,
+		Members:  st.Members,
+		Removed: func(id uint64) bool {
+			c := st.Cluster()
+			return c != nil && c.Removed(id)
+		},
+		OnRemoved: func() { root.Send(self, memberRemoved{}) },
+		Filter:    s.cfg.PeerFilter,
+		Logger:    s.cfg.Logger,
 	}), peers.Name)
 	if err != nil {
 		return fmt.Errorf("spawn peers: %w", err)

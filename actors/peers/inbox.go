@@ -47,7 +47,10 @@ func (in *inbox) Receive(ctx actor.Context) {
 	case *receiveDone:
 		in.handleReceiveDone(ctx, msg)
 	case *messages.GetPeerStatus:
-		ctx.Respond(&messages.PeerStatus{ClusterId: in.cfg.ClusterID, Id: in.cfg.Self, Seq: msg.GetSeq()})
+		removed := in.cfg.Removed != nil && in.cfg.Removed(msg.GetFrom())
+		ctx.Respond(&messages.PeerStatus{ClusterId: in.cfg.ClusterID, Id: in.cfg.Self, Seq: msg.GetSeq(), Removed: removed})
+	case *messages.GetMembers:
+		in.handleGetMembers(ctx)
 	case *actor.DeadLetterResponse:
 	default:
 		in.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
@@ -77,6 +80,17 @@ func (in *inbox) handleEnvelope(ctx actor.Context, env *messages.RaftEnvelope) {
 		return
 	}
 	ctx.Send(raft, m)
+}
+
+// handleGetMembers answers a joining member with the membership.
+func (in *inbox) handleGetMembers(ctx actor.Context) {
+	out := &messages.Members{ClusterId: in.cfg.ClusterID}
+	if in.cfg.Members != nil {
+		for _, m := range in.cfg.Members() {
+			out.Members = append(out.Members, m.Marshal())
+		}
+	}
+	ctx.Respond(out)
 }
 
 // haveSnapshotDB reports whether the database of the MsgSnap's snapshot

@@ -45,6 +45,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/snap"
 )
 
@@ -101,6 +102,15 @@ type Config struct {
 	// keep their order, so a delayed message holds back those after it).
 	// Nil sends everything at once.
 	Filter func(from, to uint64, m *raftpb.Message) (drop bool, delay time.Duration)
+	// Members returns the membership, for members that join and ask
+	// (GetMembers); nil answers none.
+	Members func() []membership.Member
+	// Removed reports whether the cluster removed member id; probes from
+	// it are answered with PeerStatus.removed. OnRemoved is called (on a
+	// peer actor's goroutine, possibly more than once) when another member
+	// says this one was removed.
+	Removed   func(id uint64) bool
+	OnRemoved func()
 	// OnStatus, if set, is told when a member becomes active (a probe was
 	// answered) or inactive (a probe timed out).
 	OnStatus func(id uint64, active bool)

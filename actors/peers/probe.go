@@ -32,6 +32,10 @@ func (p *peer) handlePeerStatus(ctx actor.Context, msg *messages.PeerStatus) {
 		p.probeFailed(ctx)
 		return
 	}
+	if msg.GetRemoved() && p.cfg.OnRemoved != nil {
+		// The cluster removed this member; the node stops it.
+		p.cfg.OnRemoved()
+	}
 	p.setActive(ctx)
 	p.backoff = minProbeBackoff
 	p.probeTimer = p.after(ctx, p.cfg.ProbeInterval, probeNow{})

@@ -35,6 +35,8 @@ var AcceptedTypes = []string{
 	"troupe.v1.SnapshotChunkAck",
 	"troupe.v1.GetPeerStatus",
 	"troupe.v1.PeerStatus",
+	"troupe.v1.GetMembers",
+	"troupe.v1.Members",
 	"actor.DeadLetterResponse",
 }
 

@@ -454,3 +454,24 @@ func TestStatsCountFsyncs(t *testing.T) {
 		t.Fatalf("%d fsyncs, want 1", got)
 	}
 }
+
+func TestMetadataWithoutOpening(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Create(dir, []byte("member-17"), Options{SegmentSizeBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 200; i++ { // several segments
+		if err := w.Save(nil, []*raftpb.Entry{{Index: &i, Term: proto.Uint64(1), Data: make([]byte, 100)}}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	md, err := Metadata(dir)
+	if err != nil || string(md) != "member-17" {
+		t.Fatalf("Metadata = %q, %v", md, err)
+	}
+	_ = w.Close()
+	if _, err := Metadata(t.TempDir()); err == nil {
+		t.Fatal("metadata of an empty dir")
+	}
+}
