@@ -131,7 +131,7 @@ func restartedMember(cfg Config, walDir string) (*memberstate.State, []raft.Peer
 	if _, boot, err := memberState(cfg); err == nil {
 		var all []memberstate.Member
 		for _, p := range boot {
-			if m, err := membership.ParseContext(&raftpb.ConfChange{Context: p.Context}); err == nil {
+			if m, err := membership.ParseContext(&raftpb.ConfChange{NodeId: &p.ID, Context: p.Context}); err == nil {
 				all = append(all, m.Member)
 			}
 		}
@@ -374,6 +374,11 @@ func peerURLs(st *memberstate.State) map[uint64][]string {
 }
 
 func (s *supervisor) handleCoreStarted(ctx actor.Context) {
+	// The core loaded the applied membership: the peers follow it from now
+	// on (the flags were only a first guess for a restarted member).
+	if c := s.state.Cluster(); c != nil && len(c.Members()) > 0 && s.peersPID != nil {
+		ctx.Send(s.peersPID, &messages.SetPeers{Peers: peerURLs(s.state)})
+	}
 	if s.listeners != nil {
 		s.log.Info("core restarted from disk", "restarts", s.state.Restarts())
 		return
