@@ -26,13 +26,15 @@ type testCluster struct {
 	t     *testing.T
 	cfgs  []Config
 	nodes []*Node
+	ids   []uint64 // member ids, fixed at the first start
 	mu    sync.Mutex
-	cut   map[[2]uint64]bool // directed links that drop everything
+	cut   map[[2]uint64]bool       // directed links that drop everything
+	delay map[uint64]time.Duration // messages from a member wait this long
 }
 
 func newTestCluster(t *testing.T, n int, tune func(*Config)) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, cut: map[[2]uint64]bool{}}
+	c := &testCluster{t: t, cut: map[[2]uint64]bool{}, delay: map[uint64]time.Duration{}}
 	var initial []string
 	for i := 0; i < n; i++ {
 		cfg := testConfig(t, t.TempDir())
@@ -63,6 +65,9 @@ func newTestCluster(t *testing.T, n int, tune func(*Config)) *testCluster {
 			t.Fatalf("start member %d: %v", i, err)
 		}
 	}
+	for _, nd := range c.nodes {
+		c.ids = append(c.ids, nd.MemberID())
+	}
 	t.Cleanup(func() {
 		for _, nd := range c.nodes {
 			if nd != nil {
@@ -77,20 +82,27 @@ func newTestCluster(t *testing.T, n int, tune func(*Config)) *testCluster {
 func (c *testCluster) filter(from, to uint64, _ *raftpb.Message) (bool, time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.cut[[2]uint64{from, to}], 0
+	return c.cut[[2]uint64{from, to}], c.delay[from]
+}
+
+// setDelay delays every message member id sends by d (0: none).
+func (c *testCluster) setDelay(id uint64, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.delay[id] = d
 }
 
 // isolate cuts member i off from every other member, both ways.
 func (c *testCluster) isolate(i int, cut bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	id := c.nodes[i].MemberID()
-	for j, nd := range c.nodes {
-		if j == i || nd == nil {
+	id := c.ids[i]
+	for j, other := range c.ids {
+		if j == i {
 			continue
 		}
-		c.cut[[2]uint64{id, nd.MemberID()}] = cut
-		c.cut[[2]uint64{nd.MemberID(), id}] = cut
+		c.cut[[2]uint64{id, other}] = cut
+		c.cut[[2]uint64{other, id}] = cut
 	}
 }
 
