@@ -411,10 +411,7 @@ func (s *supervisor) handleTerminated(msg *actor.Terminated) {
 	if s.fatal == nil {
 		return // a stop we asked for
 	}
-	who := "core"
-	if s.listeners != nil && msg.Who.Equal(s.listeners) {
-		who = "listeners"
-	}
+	who := msg.Who.Id
 	s.log.Error("member stopped", "actor", who, "err", s.fatal)
 }
 
