@@ -1,0 +1,107 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/troupedb/troupe/e2e/e2etest"
+)
+
+// BenchmarkClusterPut is BenchmarkPut against a 3-member cluster: Put of
+// 256-byte values to distinct keys from 64 and 256 concurrent clients, each
+// a clientv3 client (a gRPC connection) of its own configured with all three
+// members' endpoints, as etcd's benchmark tool does (clientv3 balances its
+// requests round-robin over them, so two thirds reach a follower, which
+// forwards them to the leader). It reports puts/s, p50/p99 latency in ms and
+// the CPU of the three server processes together per put. The members' data
+// dirs are on a real disk (see e2etest.DiskDir). Run for example
+//
+//	go test ./e2e -run '^$' -bench BenchmarkClusterPut -benchtime 20000x -count 3
+func BenchmarkClusterPut(b *testing.B) {
+	for _, kind := range []string{e2etest.Troupe, e2etest.Etcd} {
+		b.Run("server="+kind, func(b *testing.B) {
+			if kind == e2etest.Troupe {
+				if _, err := e2etest.TroupeBinary(); err != nil {
+					b.Skip(err)
+				}
+			}
+			// StartCluster puts the data dirs under t.TempDir(), which
+			// follows $TMPDIR: point it at a real disk.
+			b.Setenv("TMPDIR", e2etest.DiskDir(b))
+			c := e2etest.StartCluster(b, e2etest.ClusterConfig{Kind: kind, Size: 3})
+			var run atomic.Int64
+			for _, clients := range []int{64, 256} {
+				b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+					benchClusterPut(b, c, clients, run.Add(1))
+				})
+			}
+		})
+	}
+}
+
+func benchClusterPut(b *testing.B, c *e2etest.Cluster, clients int, run int64) {
+	clis := make([]*clientv3.Client, clients)
+	for i := range clis {
+		clis[i] = c.Client(b)
+	}
+	value := strings.Repeat("v", 256)
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	clusterCPU := func() time.Duration {
+		var sum time.Duration
+		for _, m := range c.Members() {
+			sum += processCPU(m.PID())
+		}
+		return sum
+	}
+	cpu0 := clusterCPU()
+	b.ResetTimer()
+	start := time.Now()
+	for _, cli := range clis {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				key := fmt.Sprintf("bench/%d/%010d", run, i)
+				t0 := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_, err := cli.Put(ctx, key, value)
+				cancel()
+				lat[i] = time.Since(t0)
+				if err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	cpu := clusterCPU() - cpu0
+	if err := failed.Load(); err != nil {
+		b.Fatalf("put failed: %v", *err)
+	}
+	slices.Sort(lat)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "puts/s")
+	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
+	b.ReportMetric(ms(lat[min(len(lat)-1, len(lat)*99/100)]), "p99-ms")
+	if cpu > 0 {
+		// CPU of all three members per put: steadier than throughput on a
+		// shared machine.
+		b.ReportMetric(float64(cpu/time.Microsecond)/float64(b.N), "server-cpu-us/put")
+	}
+}
