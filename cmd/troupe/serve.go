@@ -32,6 +32,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 
 	tuneGC(log)
+	startPprof(log)
 	n, err := node.Start(cfg)
 	if err != nil {
 		log.Error("start failed", "err", err)
