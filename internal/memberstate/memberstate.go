@@ -33,7 +33,7 @@ type State struct {
 
 	raftPID atomic.Pointer[actor.PID]
 	store   atomic.Pointer[mvcc.Store]
-	members atomic.Pointer[[]Member]             // from the flags, until the core knows better
+	members atomic.Pointer[[]Member]           // from the flags, until the core knows better
 	cluster atomic.Pointer[membership.Cluster] // the applied membership, set by the core
 
 	leader    atomic.Uint64
