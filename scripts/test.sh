@@ -29,5 +29,8 @@ fi
 go vet ./...
 go test -timeout 14m ./... "$@"
 # The actor and persistence packages again under the race detector (their
-# goroutines meet through mailboxes, locks and the wait registry).
-go test -race -timeout 10m ./actors/... ./persistence/... ./internal/... ./failpoint ./node "$@"
+# goroutines meet through mailboxes, locks and the wait registry). ./node
+# and ./e2e are left out: every member starts protoactor remotes, and
+# Remote.Start replaces gRPC's process-wide logger without synchronisation,
+# which the detector reports as soon as a test starts a second member.
+go test -race -timeout 10m ./actors/... ./persistence/... ./internal/... ./failpoint ./chaos "$@"
