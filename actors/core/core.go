@@ -34,6 +34,7 @@ import (
 	raftactor "github.com/troupedb/troupe/actors/raft"
 	"github.com/troupedb/troupe/actors/snapshotter"
 	walactor "github.com/troupedb/troupe/actors/wal"
+	"github.com/troupedb/troupe/failpoint"
 	"github.com/troupedb/troupe/internal/dispatch"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/messages"
@@ -261,6 +262,9 @@ func (c *core) installSnapshotDB(ss *snap.Snapshotter, index uint64, raft *actor
 		}
 		c.res.store = nil
 	}
+	// Chaos tests crash the install here: the backend is closed, the
+	// snapshot durable, the database not yet in place.
+	_ = failpoint.Inject("snapshotInstallPanic")
 	db := DBPath(c.cfg.DataDir)
 	if err := os.Rename(path, db); err != nil {
 		return nil, fmt.Errorf("install snapshot database %s as %s: %w", path, db, err)
