@@ -23,6 +23,7 @@ import (
 	"github.com/troupedb/troupe/actors/listeners"
 	"github.com/troupedb/troupe/actors/peers"
 	raftactor "github.com/troupedb/troupe/actors/raft"
+	"github.com/troupedb/troupe/internal/dispatch"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/membership"
@@ -275,6 +276,7 @@ type supervisor struct {
 	log   *slog.Logger
 
 	core, listeners, peersPID *actor.PID
+	peersDispatcher           *dispatch.Pinned // stopped with the node
 	started                   bool
 	fatal                     error
 }
@@ -298,7 +300,11 @@ func (s *supervisor) Receive(ctx actor.Context) {
 				ctx.Stop(c)
 			}
 		}
-	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
+	case *actor.Stopped:
+		if s.peersDispatcher != nil {
+			s.peersDispatcher.Stop()
+		}
+	case *actor.Stopping, *actor.Restarting:
 	default:
 		s.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
 	}
@@ -335,6 +341,7 @@ func (s *supervisor) spawnPeers(ctx actor.Context) error {
 	}
 	st := s.state
 	root, self := ctx.ActorSystem().Root, ctx.Self()
+	s.peersDispatcher = dispatch.NewPinned(300)
 	pid, err := ctx.SpawnNamed(peers.Props(peers.Config{
 		Self: st.MemberID, ClusterID: st.ClusterID, Raft: st.Raft, Snap: ss,
 		SnapshotDB: func() (io.ReadCloser, error) {

@@ -174,11 +174,12 @@ func RemoteInboxPID(_ uint64, peerURL string) (*actor.PID, error) {
 
 var errNoHostPort = errors.New("no host:port")
 
-// Props returns the props of the peers supervisor.
-func Props(cfg Config) *actor.Props {
+// Props returns the props of the peers supervisor; opts can add a
+// dispatcher (every raft message to another member passes through it).
+func Props(cfg Config, opts ...actor.PropsOption) *actor.Props {
 	cfg = cfg.withDefaults()
-	return actor.PropsFromProducer(
-		func() actor.Actor { return &supervisor{cfg: cfg} },
+	opts = append([]actor.PropsOption{
 		actor.WithSupervisor(actor.NewOneForOneStrategy(maxRestarts, restartWindow, actor.DefaultDecider)),
-	)
+	}, opts...)
+	return actor.PropsFromProducer(func() actor.Actor { return &supervisor{cfg: cfg} }, opts...)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/troupedb/troupe/internal/dispatch"
 	"github.com/troupedb/troupe/messages"
 )
 
@@ -24,6 +25,11 @@ type supervisor struct {
 	// out of restarts.
 	stopped  map[string]bool
 	stopping bool
+	// disps are the dispatchers of the children, by child id: each hot
+	// child runs its mailbox on one goroutine of its own, stopped once the
+	// child terminated.
+	disps map[string]*dispatch.Pinned
+	next  *dispatch.Pinned // made by pinned, for the child being spawned
 }
 
 type peerChild struct {
@@ -39,6 +45,10 @@ func (s *supervisor) Receive(ctx actor.Context) {
 	case *actor.Stopping, *actor.Restarting:
 		s.stopping = true
 	case *actor.Stopped:
+		for id, d := range s.disps {
+			d.Stop()
+			delete(s.disps, id)
+		}
 	case *actor.Terminated:
 		s.handleTerminated(msg)
 	case *messages.SetPeers:
@@ -55,11 +65,13 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 	s.peers = make(map[uint64]peerChild)
 	s.stopped = make(map[string]bool)
 	s.stopping = false
-	pid, err := ctx.SpawnNamed(inboxProps(s.cfg), InboxName)
+	s.disps = make(map[string]*dispatch.Pinned)
+	pid, err := ctx.SpawnNamed(s.pinned(inboxProps(s.cfg)), InboxName)
 	if err != nil {
 		panic(fmt.Errorf("peers: spawn inbox: %w", err))
 	}
 	s.inbox = pid
+	s.adopt(pid)
 	s.log.Debug("peers inbox started", "pid", pid.String())
 	if s.cfg.Peers != nil {
 		s.handleSetPeers(ctx, &messages.SetPeers{Peers: s.cfg.Peers()})
@@ -71,6 +83,10 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 // node decides what happens next.
 func (s *supervisor) handleTerminated(msg *actor.Terminated) {
 	id := msg.GetWho().GetId()
+	if d := s.disps[id]; d != nil {
+		d.Stop()
+		delete(s.disps, id)
+	}
 	if s.stopping || s.stopped[id] {
 		delete(s.stopped, id)
 		return
@@ -99,11 +115,27 @@ func (s *supervisor) handleSetPeers(ctx actor.Context, msg *messages.SetPeers) {
 			s.log.Error("peer has no usable peer url; not added", "peer", id, "urls", urls)
 			continue
 		}
-		pid := ctx.SpawnPrefix(peerProps(s.cfg, id, inboxes), fmt.Sprintf("peer-%x-", id))
+		pid := ctx.SpawnPrefix(s.pinned(peerProps(s.cfg, id, inboxes)), fmt.Sprintf("peer-%x-", id))
+		s.adopt(pid)
 		s.peers[id] = peerChild{pid: pid, urls: urls}
 		s.log.Info("peer added", "peer", id, "urls", urls)
 	}
 }
+
+// pinned gives props a dispatcher of its own, adopted by the next adopt.
+func (s *supervisor) pinned(props *actor.Props) *actor.Props {
+	s.next = dispatch.NewPinned(hotThroughput)
+	return props.Configure(actor.WithDispatcher(s.next))
+}
+
+// adopt records the dispatcher of the child just spawned.
+func (s *supervisor) adopt(pid *actor.PID) {
+	s.disps[pid.GetId()] = s.next
+	s.next = nil
+}
+
+// hotThroughput is how many messages a peer actor handles per mailbox run.
+const hotThroughput = 300
 
 func (s *supervisor) resolve(id uint64, urls []string) []*actor.PID {
 	var inboxes []*actor.PID
