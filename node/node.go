@@ -155,20 +155,31 @@ func joiningMember(cfg Config, system *actor.ActorSystem) (*memberstate.State, [
 			others = append(others, urlStrings(urls)...)
 		}
 	}
-	cid, members, err := peers.FetchMembers(system, others, 3*time.Second)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--initial-cluster-state=existing: ask the cluster for its members: %w (fix: start the existing members first, or check --initial-cluster)", err)
-	}
+	// Members apply a MemberAdd one after the other: one that has not yet
+	// may answer without this member, so ask each, for a few seconds.
 	want, _ := membership.ParsePeerURLs(own)
-	for _, m := range members {
-		if slices.Equal(m.PeerURLs, want) {
-			self := m
-			self.Name = cfg.Name
-			self.ClientURLs = urlStrings(cfg.AdvertiseClientURLs)
-			st := memberstate.New(self, cid)
-			st.SetMembers(members)
-			return st, nil, nil
+	var lastErr error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		for _, u := range others {
+			cid, members, err := peers.FetchMembers(system, []string{u}, time.Second)
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			for _, m := range members {
+				if slices.Equal(m.PeerURLs, want) {
+					self := m
+					self.Name = cfg.Name
+					self.ClientURLs = urlStrings(cfg.AdvertiseClientURLs)
+					st := memberstate.New(self, cid)
+					st.SetMembers(members)
+					return st, nil, nil
+				}
+			}
 		}
+	}
+	if lastErr != nil {
+		return nil, nil, fmt.Errorf("--initial-cluster-state=existing: ask the cluster for its members: %w (fix: start the existing members first, or check --initial-cluster)", lastErr)
 	}
 	return nil, nil, fmt.Errorf("--initial-cluster-state=existing: the cluster has no member with peer URLs %v (fix: add it first with 'etcdctl member add %s --peer-urls=%s')", own, cfg.Name, strings.Join(own, ","))
 }
