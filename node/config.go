@@ -393,7 +393,6 @@ func joinURLs(urls []url.URL) string {
 
 // Help notes for flags whose value troupe accepts but does not act on yet.
 const (
-	noteClustering = "\nChecked, but used only once clustering lands: a member serves alone until then."
 	noteQuota      = "\nWrites that would pass it fail with 'database space exceeded'; the NOSPACE alarm comes with the maintenance work."
 )
 
@@ -406,16 +405,16 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.SnapshotCount, "snapshot-count", c.SnapshotCount, "Number of committed transactions to trigger a snapshot to disk.")
 	fs.Var((*msValue)(&c.HeartbeatInterval), "heartbeat-interval", "Time (in milliseconds) of a heartbeat interval.")
 	fs.Var((*msValue)(&c.ElectionTimeout), "election-timeout", "Time (in milliseconds) for an election to timeout. See tuning documentation for details.")
-	fs.Var(&urlsValue{urls: &c.ListenPeerURLs}, "listen-peer-urls", "List of URLs to listen on for peer traffic."+noteClustering)
+	fs.Var(&urlsValue{urls: &c.ListenPeerURLs}, "listen-peer-urls", "List of URLs to listen on for peer traffic.")
 	fs.Var(&urlsValue{urls: &c.ListenClientURLs, set: &c.set.listenClient}, "listen-client-urls", "List of URLs to listen on for client traffic.")
 	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota)."+noteQuota)
 	fs.UintVar(&c.MaxTxnOps, "max-txn-ops", c.MaxTxnOps, "Maximum number of operations permitted in a transaction.")
 	fs.UintVar(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "Maximum client request size in bytes the server will accept.")
 
-	fs.Var(&peerURLsValue{c}, "initial-advertise-peer-urls", "List of this member's peer URLs to advertise to the rest of the cluster."+noteClustering)
-	fs.Var(&initialClusterValue{c}, "initial-cluster", "Initial cluster configuration for bootstrapping."+noteClustering)
-	fs.StringVar(&c.InitialClusterState, "initial-cluster-state", c.InitialClusterState, "Initial cluster state ('new' or 'existing')."+noteClustering)
-	fs.StringVar(&c.InitialClusterToken, "initial-cluster-token", c.InitialClusterToken, "Initial cluster token for the etcd cluster during bootstrap."+noteClustering)
+	fs.Var(&peerURLsValue{c}, "initial-advertise-peer-urls", "List of this member's peer URLs to advertise to the rest of the cluster.")
+	fs.Var(&initialClusterValue{c}, "initial-cluster", "Initial cluster configuration for bootstrapping.")
+	fs.StringVar(&c.InitialClusterState, "initial-cluster-state", c.InitialClusterState, "Initial cluster state ('new' or 'existing').")
+	fs.StringVar(&c.InitialClusterToken, "initial-cluster-token", c.InitialClusterToken, "Initial cluster token for the etcd cluster during bootstrap.")
 	fs.Var(&urlsValue{urls: &c.AdvertiseClientURLs, set: &c.set.advertiseClient}, "advertise-client-urls", "List of this member's client URLs to advertise to the public.")
 
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error.")
