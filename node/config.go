@@ -393,7 +393,7 @@ func joinURLs(urls []url.URL) string {
 
 // Help notes for flags whose value troupe accepts but does not act on yet.
 const (
-	noteQuota      = "\nWrites that would pass it fail with 'database space exceeded'; the NOSPACE alarm comes with the maintenance work."
+	noteQuota = "\nWrites that would pass it fail with 'database space exceeded'; the NOSPACE alarm comes with the maintenance work."
 )
 
 // RegisterFlags binds c's fields to etcd's flag names in fs, with etcd's
