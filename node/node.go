@@ -364,6 +364,8 @@ func (s *supervisor) spawnPeers(ctx actor.Context) error {
 		},
 		OnStatus: st.SetPeerActive,
 		Members:  st.Members,
+		// A restarted supervisor asks for the members again.
+		Peers: func() map[uint64][]string { return peerURLs(st) },
 		Removed: func(id uint64) bool {
 			c := st.Cluster()
 			return c != nil && c.Removed(id)
@@ -376,7 +378,6 @@ func (s *supervisor) spawnPeers(ctx actor.Context) error {
 		return fmt.Errorf("spawn peers: %w", err)
 	}
 	s.peersPID = pid
-	ctx.Send(pid, &messages.SetPeers{Peers: peerURLs(st)})
 	return nil
 }
 
