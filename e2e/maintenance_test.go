@@ -3,7 +3,14 @@ package e2e
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/troupedb/troupe/e2e/e2etest"
 )
 
 // jsonSnapshotStatus mirrors `etcdctl snapshot status -w json`.
@@ -44,4 +51,79 @@ func TestSnapshotSaveStatus(t *testing.T) {
 	}
 	// restore checks the sha256 appended as the last chunk
 	etcdctl(t, s, "", "snapshot", "restore", path, "--data-dir", filepath.Join(dir, "restored"))
+}
+
+// jsonEndpointStatus is one entry of `etcdctl endpoint status -w json`.
+type jsonEndpointStatus struct {
+	Status struct {
+		DbSize      int64 `json:"dbSize"`
+		DbSizeInUse int64 `json:"dbSizeInUse"`
+	} `json:"Status"`
+}
+
+func dbSize(t *testing.T, s *e2etest.Server) (total, inUse int64) {
+	t.Helper()
+	var st []jsonEndpointStatus
+	decodeJSON(t, etcdctl(t, s, "", "endpoint", "status", "-w", "json"), &st)
+	if len(st) != 1 {
+		t.Fatalf("endpoint status: %d entries", len(st))
+	}
+	return st[0].Status.DbSize, st[0].Status.DbSizeInUse
+}
+
+// waitDBSize polls the db size until ok accepts it (writes reach the file
+// within a commit interval).
+func waitDBSize(t *testing.T, s *e2etest.Server, what string, ok func(total, inUse int64) bool) int64 {
+	t.Helper()
+	for range 100 {
+		total, inUse := dbSize(t, s)
+		if ok(total, inUse) {
+			return total
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("db size never %s", what)
+	return 0
+}
+
+func TestDefragShrinksDB(t *testing.T) {
+	s, cli := startServer(t)
+	value := strings.Repeat("x", 4096)
+	for i := range 1000 {
+		_, err := cli.Put(ctx(t), fmt.Sprintf("defrag/%04d", i), value)
+		must(t, err)
+	}
+	// the puts must reach the file before the deletes and the compaction
+	waitDBSize(t, s, "above 4 MB", func(total, _ int64) bool { return total > 4<<20 })
+	resp, err := cli.Delete(ctx(t), "defrag/", clientv3.WithPrefix())
+	must(t, err)
+	_, err = cli.Compact(ctx(t), resp.Header.Revision, clientv3.WithCompactPhysical())
+	must(t, err)
+	// bbolt frees the pages of a transaction at the next one: keep writing
+	before := waitDBSize(t, s, "in use below 1 MB", func(_, inUse int64) bool {
+		_, err := cli.Put(ctx(t), "next", "v")
+		must(t, err)
+		return inUse < 1<<20
+	})
+
+	etcdctl(t, s, "", "defrag")
+	after, _ := dbSize(t, s)
+	if after >= before/2 {
+		t.Fatalf("db size %d after defrag, %d before: want it to shrink", after, before)
+	}
+	_, err = cli.Put(ctx(t), "after", "v")
+	must(t, err)
+	got, err := cli.Get(ctx(t), "after")
+	must(t, err)
+	if len(got.Kvs) != 1 {
+		t.Fatalf("get after defrag: %v", got.Kvs)
+	}
+	mc := pb.NewMaintenanceClient(cli.ActiveConnection())
+	h1, err := mc.Hash(ctx(t), &pb.HashRequest{})
+	must(t, err)
+	h2, err := mc.Hash(ctx(t), &pb.HashRequest{})
+	must(t, err)
+	if h1.Hash != h2.Hash || h1.Header.Revision != got.Header.Revision {
+		t.Fatalf("hash %d rev %d, then %d; want one hash at revision %d", h1.Hash, h1.Header.Revision, h2.Hash, got.Header.Revision)
+	}
 }
