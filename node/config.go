@@ -58,6 +58,9 @@ type Config struct {
 
 	// ListenClientURLs are where the etcd v3 gRPC API listens.
 	ListenClientURLs []url.URL
+	// ListenMetricsURLs serve /metrics and /health (etcd's
+	// --listen-metrics-urls); empty: only on the client URLs.
+	ListenMetricsURLs []url.URL
 	// AdvertiseClientURLs are told to clients (member list, endpoints).
 	AdvertiseClientURLs []url.URL
 	// ListenPeerURLs are where raft traffic from other members arrives.
@@ -407,6 +410,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var((*msValue)(&c.ElectionTimeout), "election-timeout", "Time (in milliseconds) for an election to timeout. See tuning documentation for details.")
 	fs.Var(&urlsValue{urls: &c.ListenPeerURLs}, "listen-peer-urls", "List of URLs to listen on for peer traffic.")
 	fs.Var(&urlsValue{urls: &c.ListenClientURLs, set: &c.set.listenClient}, "listen-client-urls", "List of URLs to listen on for client traffic.")
+	fs.Var(&urlsValue{urls: &c.ListenMetricsURLs}, "listen-metrics-urls", "List of URLs to listen on for the metrics and health endpoints.")
 	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota)."+noteQuota)
 	fs.UintVar(&c.MaxTxnOps, "max-txn-ops", c.MaxTxnOps, "Maximum number of operations permitted in a transaction.")
 	fs.UintVar(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "Maximum client request size in bytes the server will accept.")

@@ -1,16 +1,19 @@
 // Package listeners is the listeners actor: it owns the member's client
-// endpoints (the etcd v3 gRPC API on every --listen-client-urls address)
-// and their serving goroutines, started in Started and stopped in Stopping,
+// endpoints (the etcd v3 gRPC API and, on the same port, etcd's HTTP
+// endpoints on every --listen-client-urls address; /metrics and /health on
+// every --listen-metrics-urls address) and their serving goroutines, started in Started and stopped in Stopping,
 // so a restart of the actor rebinds cleanly.
 //
 // Out: ListenersStarted to the parent once every endpoint accepts.
 package listeners
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"net/url"
 	"runtime/debug"
 	"time"
@@ -27,6 +30,7 @@ import (
 
 	"github.com/troupedb/troupe/actors/actorapi"
 	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/messages"
 )
 
@@ -41,6 +45,7 @@ const streamWorkers = 256
 // Config of the listeners actor.
 type Config struct {
 	ClientURLs      []url.URL
+	MetricsURLs     []url.URL // --listen-metrics-urls
 	State           *memberstate.State
 	MaxRequestBytes int
 	MaxTxnOps       int
@@ -76,7 +81,9 @@ type listeners struct {
 	cfg     Config
 	log     *slog.Logger
 	servers []*grpc.Server
-	done    []chan struct{}
+	https   []*http.Server
+	roots   []net.Listener  // client listeners, split by connMux
+	done    []chan struct{} // one per serving goroutine
 	actors  *actorapi.Server
 	root    *actor.RootContext
 
@@ -110,17 +117,23 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 			l.stop()
 			panic(&ListenError{URL: u.String(), Err: err})
 		}
+		mux := newConnMux(lis)
 		srv := l.newGRPCServer(kv)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := srv.Serve(lis); err != nil {
-				l.log.Error("grpc serve", "url", u.String(), "err", err)
-			}
-		}()
+		l.roots = append(l.roots, lis)
 		l.servers = append(l.servers, srv)
-		l.done = append(l.done, done)
+		l.goServe(u, "grpc", func() error { return srv.Serve(mux.grpc) })
+		l.goServe(u, "http", l.newHTTPServer(mux.http, newClientHTTPHandler(l.cfg.State, kv)))
+		l.goServe(u, "mux", func() error { mux.serve(); return nil })
 		l.log.Info("serving client requests", "url", u.String())
+	}
+	for _, u := range l.cfg.MetricsURLs {
+		lis, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			l.stop()
+			panic(&ListenError{URL: u.String(), Err: err})
+		}
+		l.goServe(u, "http", l.newHTTPServer(lis, newMetricsHTTPHandler(l.cfg.State, kv)))
+		l.log.Info("serving metrics", "url", u.String())
 	}
 	if l.cfg.ActorAddress != "" {
 		srv, err := actorapi.Serve(actorapi.ServeConfig{
@@ -145,6 +158,25 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 	ctx.Send(ctx.Parent(), &messages.ListenersStarted{})
 }
 
+// goServe runs serve on a goroutine that stop waits for.
+func (l *listeners) goServe(u url.URL, what string, serve func() error) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := serve(); err != nil {
+			l.log.Error(what+" serve", "url", u.String(), "err", err)
+		}
+	}()
+	l.done = append(l.done, done)
+}
+
+// newHTTPServer returns the serving function of an HTTP server on lis.
+func (l *listeners) newHTTPServer(lis net.Listener, h http.Handler) func() error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	l.https = append(l.https, srv)
+	return func() error { return serveHTTP(srv, lis) }
+}
+
 func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
 	// A panic while serving one request (a bug, or input nothing checked)
 	// fails that request with Internal and is logged; it must not take the
@@ -154,8 +186,8 @@ func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
 		return status.Errorf(codes.Internal, "troupe: internal error: %v", p)
 	})
 	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(recovered), unaryGate(l.cfg.State)),
-		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(recovered), streamGate(l.cfg.State)),
+		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor, recovery.UnaryServerInterceptor(recovered), unaryGate(l.cfg.State)),
+		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor, recovery.StreamServerInterceptor(recovered), streamGate(l.cfg.State)),
 		grpc.MaxRecvMsgSize(l.cfg.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
@@ -184,7 +216,7 @@ func (l *listeners) stop() {
 		l.actors.Stop()
 		l.actors = nil
 	}
-	for i, srv := range l.servers {
+	for _, srv := range l.servers {
 		stopped := make(chan struct{})
 		go func() { srv.GracefulStop(); close(stopped) }()
 		select {
@@ -192,7 +224,19 @@ func (l *listeners) stop() {
 		case <-time.After(2 * time.Second):
 			srv.Stop() // streams that do not end on their own
 		}
-		<-l.done[i]
 	}
-	l.servers, l.done = nil, nil
+	for _, srv := range l.https {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if srv.Shutdown(ctx) != nil {
+			_ = srv.Close()
+		}
+		cancel()
+	}
+	for _, lis := range l.roots {
+		_ = lis.Close()
+	}
+	for _, done := range l.done {
+		<-done
+	}
+	l.servers, l.https, l.roots, l.done = nil, nil, nil, nil
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/troupedb/troupe/actors/ticker"
 	"github.com/troupedb/troupe/failpoint"
 	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/messages"
 )
 
@@ -430,6 +431,7 @@ func (r *raftActor) observeLeader(ctx actor.Context, lead uint64) {
 		r.readQueued = true
 		ctx.Send(ctx.Self(), readFlush{})
 	}
+	metrics.CountLeaderChange(lead)
 	r.log.Info("leader changed", "leader", lead, "previous", r.lastLeader)
 	r.lastLeader = lead
 }

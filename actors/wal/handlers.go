@@ -2,11 +2,13 @@ package wal
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/troupedb/troupe/failpoint"
+	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/wal"
 )
@@ -77,6 +79,7 @@ func (a *walActor) save(hs *raftpb.HardState, ents []*raftpb.Entry, sync bool) {
 	if hs == nil && len(ents) == 0 {
 		return
 	}
+	defer metrics.ObserveWALSync(sync, time.Now())
 	if err := a.w.Save(hs, ents, sync); err != nil {
 		a.log.Error("wal save failed; the log can no longer be trusted", "err", err, "entries", len(ents))
 		panic(fmt.Errorf("wal actor: %w", err))

@@ -1,0 +1,143 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	pmodel "github.com/prometheus/common/model"
+
+	"github.com/troupedb/troupe/e2e/e2etest"
+)
+
+type httpAnswer struct {
+	code        int
+	contentType string
+	body        string
+}
+
+func httpDo(t *testing.T, method, url string) httpAnswer {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx(t), method, url, nil)
+	must(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	must(t, err)
+	return httpAnswer{code: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), body: string(b)}
+}
+
+// TestHTTPEndpointsAsEtcd asks real etcd and the server under test the
+// same HTTP requests on their client port (where gRPC is served too) and
+// requires the same status, content type and body.
+func TestHTTPEndpointsAsEtcd(t *testing.T) {
+	sut, _ := startServer(t)
+	etcd := e2etest.Start(t, e2etest.Config{Kind: e2etest.Etcd})
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/health"}, {"GET", "/version"}, {"POST", "/health"}, {"GET", "/nope"},
+	} {
+		want := httpDo(t, r.method, etcd.Endpoint()+r.path)
+		got := httpDo(t, r.method, sut.Endpoint()+r.path)
+		if got != want {
+			t.Errorf("%s %s: etcd answers %+v, %s answers %+v", r.method, r.path, want, sut.Kind(), got)
+		}
+	}
+	if got := httpDo(t, "GET", sut.Endpoint()+"/version").body; got != `{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}` {
+		t.Errorf("/version = %s", got)
+	}
+}
+
+// TestHTTPMetrics checks that /metrics carries etcd's series dashboards
+// use, with values that follow the puts made.
+func TestHTTPMetrics(t *testing.T) {
+	s, cli := startServer(t)
+	for i := range 10 {
+		_, err := cli.Put(ctx(t), fmt.Sprintf("k%d", i), "v")
+		must(t, err)
+	}
+	_, err := cli.Get(ctx(t), "k0")
+	must(t, err)
+	a := httpDo(t, "GET", s.Endpoint()+"/metrics")
+	if a.code != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", a.code, a.body)
+	}
+	parser := expfmt.NewTextParser(pmodel.LegacyValidation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(a.body))
+	must(t, err)
+	value := func(name string, labels map[string]string) float64 {
+		t.Helper()
+		f, ok := fams[name]
+		if !ok {
+			t.Errorf("no series %s", name)
+			return 0
+		}
+		var sum float64
+		for _, m := range f.GetMetric() {
+			if !hasLabels(m, labels) {
+				continue
+			}
+			switch {
+			case m.GetGauge() != nil:
+				sum += m.GetGauge().GetValue()
+			case m.GetCounter() != nil:
+				sum += m.GetCounter().GetValue()
+			case m.GetHistogram() != nil:
+				sum += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+		return sum
+	}
+	checks := []struct {
+		name   string
+		labels map[string]string
+		ok     func(float64) bool
+		want   string
+	}{
+		{"etcd_server_has_leader", nil, func(v float64) bool { return v == 1 }, "1"},
+		{"etcd_server_leader_changes_seen_total", nil, func(v float64) bool { return v >= 1 }, ">= 1"},
+		{"etcd_server_proposals_committed_total", nil, func(v float64) bool { return v >= 10 }, ">= 10"},
+		{"etcd_server_proposals_applied_total", nil, func(v float64) bool { return v >= 10 }, ">= 10"},
+		{"etcd_server_proposals_pending", nil, func(v float64) bool { return v >= 0 }, ">= 0"},
+		{"etcd_server_proposals_failed_total", nil, func(v float64) bool { return v >= 0 }, ">= 0"},
+		{"etcd_disk_wal_fsync_duration_seconds", nil, func(v float64) bool { return v > 0 }, "count > 0"},
+		{"etcd_disk_backend_commit_duration_seconds", nil, func(v float64) bool { return v >= 0 }, "present"},
+		{"etcd_mvcc_db_total_size_in_bytes", nil, func(v float64) bool { return v > 0 }, "> 0"},
+		{"grpc_server_handled_total", map[string]string{
+			"grpc_type": "unary", "grpc_service": "etcdserverpb.KV", "grpc_method": "Put", "grpc_code": "OK",
+		}, func(v float64) bool { return v >= 10 }, ">= 10"},
+	}
+	if s.Kind() == e2etest.Troupe {
+		checks = append(checks, struct {
+			name   string
+			labels map[string]string
+			ok     func(float64) bool
+			want   string
+		}{"troupe_actor_restarts_total", map[string]string{"actor": "core"}, func(v float64) bool { return v == 0 }, "0"})
+	}
+	for _, c := range checks {
+		if v := value(c.name, c.labels); !c.ok(v) {
+			t.Errorf("%s%v = %v, want %s", c.name, c.labels, v, c.want)
+		}
+	}
+	if f := fams["etcd_disk_wal_fsync_duration_seconds"]; f != nil {
+		b := f.GetMetric()[0].GetHistogram().GetBucket()
+		if len(b) < 14 || b[0].GetUpperBound() != 0.001 || b[13].GetUpperBound() != 8.192 {
+			t.Errorf("fsync buckets %v, want from etcd's 0.001 .. 8.192", b)
+		}
+	}
+}
+
+func hasLabels(m *dto.Metric, want map[string]string) bool {
+	n := 0
+	for _, l := range m.GetLabel() {
+		if v, ok := want[l.GetName()]; ok && v == l.GetValue() {
+			n++
+		}
+	}
+	return n == len(want)
+}

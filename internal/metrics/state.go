@@ -1,0 +1,80 @@
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/troupedb/troupe/internal/memberstate"
+)
+
+// Registry returns a registry with the package's collectors, the Go and
+// process collectors, and gauges read from state at each scrape. Each call
+// makes a new registry, so a restarted listener registers nothing twice.
+func Registry(state *memberstate.State) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		WALFsyncSeconds, BackendCommitSeconds, LeaderChanges, ProposalsFailed, grpcHandled,
+	)
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	// etcd reports the committed and applied indexes as these "totals",
+	// as gauges.
+	reg.MustRegister(
+		gauge("etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.", func() float64 {
+			return boolFloat(state.Leader() != 0)
+		}),
+		gauge("etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.", func() float64 {
+			return boolFloat(state.Leader() == state.MemberID)
+		}),
+		gauge("etcd_server_proposals_committed_total", "The total number of consensus proposals committed.", func() float64 {
+			return float64(state.RaftIndex())
+		}),
+		gauge("etcd_server_proposals_applied_total", "The total number of consensus proposals applied.", func() float64 {
+			return float64(state.Applied.Current())
+		}),
+		gauge("etcd_server_proposals_pending", "The current number of pending proposals to commit.", func() float64 {
+			return float64(state.Waits.Len())
+		}),
+		gauge("etcd_mvcc_db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.", func() float64 {
+			return float64(dbSize(state, false))
+		}),
+		gauge("etcd_mvcc_db_total_size_in_use_in_bytes", "Total size of the underlying database logically in use in bytes.", func() float64 {
+			return float64(dbSize(state, true))
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "troupe_actor_restarts_total", Help: "Restarts of an actor by its supervisor.",
+			ConstLabels: prometheus.Labels{"actor": "core"},
+		}, func() float64 { return float64(state.Restarts()) }),
+	)
+	return reg
+}
+
+// Handler serves the registry of state in Prometheus' text format.
+func Handler(state *memberstate.State) http.Handler {
+	return promhttp.HandlerFor(Registry(state), promhttp.HandlerOpts{})
+}
+
+func dbSize(state *memberstate.State, inUse bool) int64 {
+	st := state.Store()
+	if st == nil {
+		return 0
+	}
+	total, used := st.DBSize()
+	if inUse {
+		return used
+	}
+	return total
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
