@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -126,4 +128,41 @@ func TestDefragShrinksDB(t *testing.T) {
 	if h1.Hash != h2.Hash || h1.Header.Revision != got.Header.Revision {
 		t.Fatalf("hash %d rev %d, then %d; want one hash at revision %d", h1.Hash, h1.Header.Revision, h2.Hash, got.Header.Revision)
 	}
+}
+
+// troupeCmd runs the troupe binary with args and returns stdout.
+func troupeCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	bin, err := e2etest.TroupeBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("troupe %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+// TestTroupeSnapshotSaveStatus checks `troupe snapshot save` writes a file
+// etcdctl accepts and `troupe snapshot status` prints what etcdctl prints.
+func TestTroupeSnapshotSaveStatus(t *testing.T) {
+	s, cli := startServer(t)
+	for i := range 5 {
+		_, err := cli.Put(ctx(t), fmt.Sprintf("tsnap/%d", i), "v")
+		must(t, err)
+	}
+	path := filepath.Join(t.TempDir(), "snap.db")
+	if out := troupeCmd(t, "snapshot", "save", path, "--endpoints", s.Endpoint()); out != "Snapshot saved at "+path+"\n" {
+		t.Fatalf("save printed %q", out)
+	}
+	for _, w := range []string{"simple", "json", "table"} {
+		want := etcdctl(t, s, "", "snapshot", "status", path, "-w", w)
+		if got := troupeCmd(t, "snapshot", "status", path, "-w", w); got != want {
+			t.Fatalf("status -w %s:\n%s\netcdctl:\n%s", w, got, want)
+		}
+	}
+	etcdctl(t, s, "", "snapshot", "restore", path, "--data-dir", filepath.Join(t.TempDir(), "restored"))
 }

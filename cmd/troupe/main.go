@@ -28,6 +28,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "snapshot":
+		return snapshot(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		return version(stdout)
 	case "help", "-h", "-help", "--help":
