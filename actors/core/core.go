@@ -37,6 +37,7 @@ import (
 	"github.com/troupedb/troupe/failpoint"
 	"github.com/troupedb/troupe/internal/dispatch"
 	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/mvcc"
@@ -184,7 +185,7 @@ func (c *core) startup(ctx actor.Context) error {
 	if err != nil {
 		return &StartupError{"open snapshot dir", err}
 	}
-	store, err := mvcc.Open(DBPath(dd), mvcc.Options{Logger: c.cfg.Logger})
+	store, err := mvcc.Open(DBPath(dd), mvcc.Options{Logger: c.cfg.Logger, CommitObserved: metrics.ObserveBackendCommit})
 	if err != nil {
 		return &StartupError{"open backend", err}
 	}
@@ -273,7 +274,7 @@ func (c *core) installSnapshotDB(ss *snap.Snapshotter, index uint64, raft *actor
 		_ = d.Sync()
 		_ = d.Close()
 	}
-	st, err := mvcc.Open(db, mvcc.Options{Logger: c.cfg.Logger})
+	st, err := mvcc.Open(db, mvcc.Options{Logger: c.cfg.Logger, CommitObserved: metrics.ObserveBackendCommit})
 	if err != nil {
 		return nil, err
 	}

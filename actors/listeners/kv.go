@@ -15,6 +15,7 @@ import (
 
 	"github.com/troupedb/troupe/failpoint"
 	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
@@ -187,6 +188,7 @@ func (s *KV) propose(ctx context.Context, r *pb.InternalRaftRequest) (any, error
 	s.cfg.Root.Send(raftPID, &messages.Propose{ID: id, Data: data})
 	res, err := s.await(ctx, id, ch)
 	if err != nil {
+		metrics.ProposalsFailed.Inc()
 		return nil, err
 	}
 	out := res.(memberstate.Result)

@@ -3,6 +3,7 @@ package mvcc
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -138,6 +139,9 @@ func (s *Store) swap() *batch {
 // without mu (only the writer changes batches, and never b): on the writer
 // goroutine from Commit, on the commit goroutine from CommitAsync.
 func (s *Store) writeBatch(b *batch) error {
+	if s.commitObserved != nil {
+		defer s.commitObserved(time.Now())
+	}
 	if err := s.db.Update(func(tx *bolt.Tx) error { return s.fillTx(tx, b) }); err != nil {
 		return fmt.Errorf("mvcc: commit to %s: %w", s.path, err)
 	}

@@ -51,6 +51,9 @@ type Options struct {
 	// for which it returns false fails with ErrGRPCLeaseNotFound; nil
 	// means no lease exists.
 	LeaseChecker func(id int64) bool
+	// CommitObserved, if set, is called after each bbolt commit of a batch
+	// with the time the commit started (for etcd's backend commit metric).
+	CommitObserved func(start time.Time)
 }
 
 // Store is the MVCC key-value store. See the package documentation for the
@@ -61,6 +64,8 @@ type Store struct {
 	lg     *slog.Logger
 	limit  int
 	leases func(id int64) bool
+	// commitObserved: see Options.CommitObserved.
+	commitObserved func(start time.Time)
 
 	// ci is the highest applied raft index, pending, committing or
 	// committed.
@@ -144,7 +149,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("mvcc: open %s (check the path and its permissions, or restore the file from a snapshot): %w", path, err)
 	}
 	s := &Store{
-		path: path, db: db, lg: lg, limit: limit, leases: opts.LeaseChecker,
+		path: path, db: db, lg: lg, limit: limit, leases: opts.LeaseChecker, commitObserved: opts.CommitObserved,
 		index: newTreeIndex(), currentRev: 1, compactRev: -1, pending: newBatch(),
 	}
 	if err := s.load(); err != nil {
