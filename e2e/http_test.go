@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -140,4 +141,29 @@ func hasLabels(m *dto.Metric, want map[string]string) bool {
 		}
 	}
 	return n == len(want)
+}
+
+// TestMetricsURL: --listen-metrics-urls serves /metrics and /health, as
+// etcd's metrics listener does.
+func TestMetricsURL(t *testing.T) {
+	if e2etest.Kind() != e2etest.Troupe {
+		t.Skip("checks troupe's flag wiring; etcd's is etcd's")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	e2etest.Start(t, e2etest.Config{Args: []string{"--listen-metrics-urls", "http://" + addr}})
+	for _, path := range []string{"/metrics", "/health"} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+	}
 }

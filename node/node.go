@@ -408,8 +408,8 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 		RequestTimeout: 5*time.Second + 2*s.cfg.ElectionTimeout,
 		ActorAddress:   s.cfg.ListenActorURL,
 		Name:           s.cfg.Name, AdvertiseClientURLs: urlStrings(s.cfg.AdvertiseClientURLs),
-		QuotaBytes: s.cfg.BackendQuotaBytes(),
-		Logger:     s.cfg.Logger,
+		QuotaBytes: s.cfg.BackendQuotaBytes(), MetricsURLs: s.cfg.ListenMetricsURLs,
+		Logger: s.cfg.Logger,
 	}), "listeners")
 	if err != nil {
 		s.fail(fmt.Errorf("spawn listeners: %w", err))
