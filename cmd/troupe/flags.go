@@ -14,7 +14,8 @@ var flagGroups = []struct {
 	names []string
 }{
 	{"Member", []string{"name", "data-dir", "snapshot-count", "heartbeat-interval", "election-timeout",
-		"listen-peer-urls", "listen-client-urls", "quota-backend-bytes", "max-txn-ops", "max-request-bytes"}},
+		"listen-peer-urls", "listen-client-urls", "quota-backend-bytes", "max-txn-ops", "max-request-bytes",
+		"listen-metrics-urls"}},
 	{"Clustering", []string{"initial-advertise-peer-urls", "initial-cluster", "initial-cluster-state",
 		"initial-cluster-token", "advertise-client-urls"}},
 	{"Logging", []string{"log-level", "log-format"}},

@@ -47,6 +47,11 @@ func usage(w io.Writer) {
   troupe serve [flags]
     Start a troupe member (an etcd v3.4 compatible server).
 
+  troupe snapshot save|status|restore ...
+    Save a member's database, show a snapshot file's status, or build a
+    new data dir from a snapshot (also one saved from etcd 3.4);
+    'troupe snapshot --help' for the flags.
+
   troupe version
     Show the version of troupe.
 

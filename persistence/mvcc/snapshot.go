@@ -12,7 +12,11 @@ import (
 // Commit). The copy is written by a goroutine that ends when the reader
 // is read to the end or closed. Any goroutine.
 func (s *Store) SnapshotDB() (io.ReadCloser, error) {
+	// Under the read lock: Defrag swaps s.db under the write lock. The
+	// transaction then holds the old file open until the copy is read.
+	s.mu.RLock()
 	tx, err := s.db.Begin(false)
+	s.mu.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("mvcc: snapshot %s: %w", s.path, err)
 	}

@@ -289,6 +289,9 @@ func (s *Store) CompactRev() int64 {
 // DBSize returns the file's size and the bytes of it in use (the size less
 // the free pages), as etcd's db size and db size in use.
 func (s *Store) DBSize() (total, inUse int64) {
+	// Under the read lock: Defrag swaps s.db under the write lock.
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	var pageSize int64
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		total = tx.Size()
