@@ -86,3 +86,13 @@ type InstallSnapshot struct {
 type SnapshotInstalled struct {
 	Msg *raftpb.Message
 }
+
+// CommitBackend asks the applier to commit everything it applied to bbolt
+// now; it answers BackendCommitted once the commit is durable. A snapshot
+// of the backend taken after that holds every applied write.
+type CommitBackend struct{}
+
+// BackendCommitted answers CommitBackend.
+type BackendCommitted struct {
+	Err error
+}

@@ -90,6 +90,8 @@ func (a *applier) Receive(ctx actor.Context) {
 		a.handleApply(ctx, msg)
 	case *messages.InstallSnapshot:
 		a.handleInstallSnapshot(ctx, msg)
+	case *messages.CommitBackend:
+		ctx.Respond(&messages.BackendCommitted{Err: a.cfg.Store.Commit()})
 	case commitDue:
 		a.handleCommitDue()
 	default:

@@ -3,8 +3,12 @@ package listeners
 import (
 	"crypto/sha256"
 	"fmt"
+	"github.com/troupedb/troupe/messages"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"io"
 	"os"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
@@ -27,6 +31,17 @@ func (m *Maintenance) Snapshot(_ *pb.SnapshotRequest, srv pb.Maintenance_Snapsho
 	store := m.State.Store()
 	if store == nil {
 		return errCoreDown
+	}
+	// Everything applied so far goes to bbolt first: the copy is of the
+	// committed file, and the applier commits only every 100 ms.
+	if pid := m.State.Applier(); pid != nil && m.Root != nil {
+		res, err := m.Root.RequestFuture(pid, &messages.CommitBackend{}, 10*time.Second).Result()
+		if err != nil {
+			return errCoreDown
+		}
+		if c, ok := res.(*messages.BackendCommitted); ok && c.Err != nil {
+			return status.Errorf(codes.Internal, "commit backend before snapshot: %v", c.Err)
+		}
 	}
 	rc, err := store.SnapshotDB()
 	if err != nil {

@@ -8,6 +8,7 @@ package memberstate
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,6 +79,16 @@ func (s *State) NextID() uint64 { return s.ids.next() }
 func (s *State) SetCore(raft *actor.PID, store *mvcc.Store) {
 	s.raftPID.Store(raft)
 	s.store.Store(store)
+}
+
+// Applier returns the current applier actor, or nil while the core is
+// down: it is the raft actor's sibling "applier" under the core.
+func (s *State) Applier() *actor.PID {
+	r := s.raftPID.Load()
+	if r == nil {
+		return nil
+	}
+	return actor.NewPID(r.Address, strings.TrimSuffix(r.Id, "/raft")+"/applier")
 }
 
 // Raft returns the current raft actor, or nil while the core is down.
