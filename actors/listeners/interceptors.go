@@ -16,11 +16,11 @@ import (
 // "hasleader" metadata) and this member knows none, as etcd does, so the
 // client can try another member instead of waiting.
 func requireLeader(st *memberstate.State, ctx context.Context) error {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
-		return nil
+	if st.Leader() != 0 {
+		return nil // the common case, without looking at the metadata
 	}
-	if vs := md.Get(rpctypes.MetadataRequireLeaderKey); len(vs) > 0 && vs[0] == rpctypes.MetadataHasLeader && st.Leader() == 0 {
+	// ValueFromIncomingContext reads one key without copying the metadata.
+	if vs := metadata.ValueFromIncomingContext(ctx, rpctypes.MetadataRequireLeaderKey); len(vs) > 0 && vs[0] == rpctypes.MetadataHasLeader {
 		return rpctypes.ErrGRPCNoLeader
 	}
 	return nil
