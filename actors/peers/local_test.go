@@ -135,8 +135,16 @@ func TestDownPeerDoesNotBlockLivePeers(t *testing.T) {
 		m1.send(3, raftpb.MsgApp, i)
 		m1.send(2, raftpb.MsgApp, i)
 	}
-	if u := actortest.Next[*messages.PeerUnreachable](t, m1.raft, waitFor); u.ID != 3 {
-		t.Fatalf("unreachable %d, want 3", u.ID)
+	// Member 3 must be reported; a report for 2 may come first when a probe
+	// of 2 ran late on a loaded machine (it is live again right after).
+	for n := 0; ; n++ {
+		u := actortest.Next[*messages.PeerUnreachable](t, m1.raft, waitFor)
+		if u.ID == 3 {
+			break
+		}
+		if n == 10 {
+			t.Fatalf("ten unreachable reports, none for member 3 (last %d)", u.ID)
+		}
 	}
 	for i := uint64(1); i <= 100; i++ {
 		if got := m2.nextRaft(t); got.GetIndex() != i {
