@@ -41,7 +41,7 @@ func fastConfig(system *actor.ActorSystem) Config {
 	return Config{
 		InboxPID:        memInbox(system),
 		ProbeInterval:   50 * time.Millisecond,
-		ProbeTimeout:    100 * time.Millisecond,
+		ProbeTimeout:    time.Second, // generous: -race on a loaded machine
 		MaxProbeBackoff: 100 * time.Millisecond,
 	}
 }
