@@ -2,6 +2,8 @@ package chaos
 
 import (
 	"flag"
+	"os"
+	"strconv"
 	"time"
 )
 
@@ -10,8 +12,22 @@ var (
 	durationFlag = flag.Duration("chaos.duration", 20*time.Second, "how long a chaos schedule runs its workload and faults")
 )
 
-// FlagSeed returns -chaos.seed (0 when not given: Run then picks one).
-func FlagSeed() int64 { return *seedFlag }
+// SeedEnv names the environment variable that gives the seed when
+// -chaos.seed is not set: the test script fixes it for CI, so a CI run
+// replays a known schedule, while local and long runs take new ones.
+const SeedEnv = "TROUPE_CHAOS_SEED"
+
+// FlagSeed returns -chaos.seed, else $TROUPE_CHAOS_SEED, else 0 (Run then
+// picks one).
+func FlagSeed() int64 {
+	if *seedFlag != 0 {
+		return *seedFlag
+	}
+	if v, err := strconv.ParseInt(os.Getenv(SeedEnv), 10, 64); err == nil {
+		return v
+	}
+	return 0
+}
 
 // FlagDuration returns -chaos.duration.
 func FlagDuration() time.Duration { return *durationFlag }
