@@ -48,18 +48,24 @@ func benchPut(b *testing.B, s *e2etest.Server, clients int, run int64) {
 	for i := range clis {
 		clis[i] = s.Client(b)
 	}
+	putLoad(b, clis, run, func() time.Duration { return processCPU(s.PID()) })
+}
+
+// putLoad runs b.N puts of 256-byte values to distinct keys, spread over
+// clis (one goroutine each), and reports puts/s, p50/p99 latency and the
+// server CPU per put, where serverCPU returns the CPU the server processes
+// have used so far.
+func putLoad(b *testing.B, clis []*clientv3.Client, run int64, serverCPU func() time.Duration) {
 	value := strings.Repeat("v", 256)
 	lat := make([]time.Duration, b.N)
 	var next atomic.Int64
 	var failed atomic.Pointer[error]
 	var wg sync.WaitGroup
-	cpu0 := processCPU(s.PID())
+	cpu0 := serverCPU()
 	b.ResetTimer()
 	start := time.Now()
 	for _, cli := range clis {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for {
 				i := next.Add(1) - 1
 				if i >= int64(b.N) {
@@ -76,12 +82,12 @@ func benchPut(b *testing.B, s *e2etest.Server, clients int, run int64) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	cpu := processCPU(s.PID()) - cpu0
+	cpu := serverCPU() - cpu0
 	if err := failed.Load(); err != nil {
 		b.Fatalf("put failed: %v", *err)
 	}

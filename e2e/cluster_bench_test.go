@@ -1,11 +1,7 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"slices"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,56 +48,12 @@ func benchClusterPut(b *testing.B, c *e2etest.Cluster, clients int, run int64) {
 	for i := range clis {
 		clis[i] = c.Client(b)
 	}
-	value := strings.Repeat("v", 256)
-	lat := make([]time.Duration, b.N)
-	var next atomic.Int64
-	var failed atomic.Pointer[error]
-	var wg sync.WaitGroup
-	clusterCPU := func() time.Duration {
+	// The CPU of all three members together.
+	putLoad(b, clis, run, func() time.Duration {
 		var sum time.Duration
 		for _, m := range c.Members() {
 			sum += processCPU(m.PID())
 		}
 		return sum
-	}
-	cpu0 := clusterCPU()
-	b.ResetTimer()
-	start := time.Now()
-	for _, cli := range clis {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(b.N) {
-					return
-				}
-				key := fmt.Sprintf("bench/%d/%010d", run, i)
-				t0 := time.Now()
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				_, err := cli.Put(ctx, key, value)
-				cancel()
-				lat[i] = time.Since(t0)
-				if err != nil {
-					failed.CompareAndSwap(nil, &err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	cpu := clusterCPU() - cpu0
-	if err := failed.Load(); err != nil {
-		b.Fatalf("put failed: %v", *err)
-	}
-	slices.Sort(lat)
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "puts/s")
-	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
-	b.ReportMetric(ms(lat[min(len(lat)-1, len(lat)*99/100)]), "p99-ms")
-	if cpu > 0 {
-		// CPU of all three members per put: steadier than throughput on a
-		// shared machine.
-		b.ReportMetric(float64(cpu/time.Microsecond)/float64(b.N), "server-cpu-us/put")
-	}
+	})
 }
