@@ -241,9 +241,15 @@ func (c *Cluster) Leader(t testing.TB) int {
 // name the same leader and that leader is one of them, and returns its
 // index.
 func (c *Cluster) WaitLeader(ctx context.Context) (int, error) {
+	return c.waitLeaderAmong(ctx, nil)
+}
+
+// waitLeaderAmong is WaitLeader that also leaves out the members skip
+// reports (nil: none).
+func (c *Cluster) waitLeaderAmong(ctx context.Context, skip func(i int) bool) (int, error) {
 	var last error
 	for {
-		i, err := c.LeaderOnce(ctx)
+		i, err := c.leaderAmong(ctx, skip)
 		if err == nil {
 			return i, nil
 		}
@@ -259,10 +265,16 @@ func (c *Cluster) WaitLeader(ctx context.Context) (int, error) {
 // LeaderOnce asks every live, unpaused member for its Status once and
 // returns the index of the leader they agree on.
 func (c *Cluster) LeaderOnce(ctx context.Context) (int, error) {
+	return c.leaderAmong(ctx, nil)
+}
+
+// leaderAmong is LeaderOnce that also leaves out the members skip reports
+// (nil: none).
+func (c *Cluster) leaderAmong(ctx context.Context, skip func(i int) bool) (int, error) {
 	byID := map[uint64]int{}
 	var leaders []uint64
 	for i, m := range c.members {
-		if !m.Alive() || c.Paused(i) {
+		if !m.Alive() || c.Paused(i) || (skip != nil && skip(i)) {
 			continue
 		}
 		st, err := c.status(ctx, i)
@@ -273,7 +285,7 @@ func (c *Cluster) LeaderOnce(ctx context.Context) (int, error) {
 		leaders = append(leaders, st.Leader)
 	}
 	if len(leaders) == 0 {
-		return -1, errors.New("no live member")
+		return -1, errors.New("no live, reachable member")
 	}
 	for _, l := range leaders {
 		if l != leaders[0] || l == 0 {
@@ -282,7 +294,7 @@ func (c *Cluster) LeaderOnce(ctx context.Context) (int, error) {
 	}
 	i, ok := byID[leaders[0]]
 	if !ok {
-		return -1, fmt.Errorf("leader %x is not a live member", leaders[0])
+		return -1, fmt.Errorf("leader %x is not a live, reachable member", leaders[0])
 	}
 	return i, nil
 }

@@ -317,48 +317,7 @@ func (c *NetnsCluster) Address(i int) string { return c.addr(i) }
 // not cut off from the others agree on, waiting until ctx is done. An
 // isolated member may still believe in an old leader; it is not asked.
 func (c *NetnsCluster) Leader(ctx context.Context) (int, error) {
-	var last error
-	for {
-		i, err := c.leaderOnce(ctx)
-		if err == nil {
-			return i, nil
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return -1, fmt.Errorf("e2etest: no leader: %w (last: %v)", ctx.Err(), last)
-		case <-time.After(clusterPollStep):
-		}
-	}
-}
-
-func (c *NetnsCluster) leaderOnce(ctx context.Context) (int, error) {
-	byID := map[uint64]int{}
-	var leaders []uint64
-	for i, m := range c.members {
-		if !m.Alive() || c.Paused(i) || c.Isolated(i) {
-			continue
-		}
-		st, err := c.status(ctx, i)
-		if err != nil {
-			return -1, fmt.Errorf("status of %s: %w", m.Name(), err)
-		}
-		byID[st.Header.MemberId] = i
-		leaders = append(leaders, st.Leader)
-	}
-	if len(leaders) == 0 {
-		return -1, errors.New("no live, connected member")
-	}
-	for _, l := range leaders {
-		if l != leaders[0] || l == 0 {
-			return -1, fmt.Errorf("members disagree on the leader: %x", leaders)
-		}
-	}
-	i, ok := byID[leaders[0]]
-	if !ok {
-		return -1, fmt.Errorf("leader %x is not a live, connected member", leaders[0])
-	}
-	return i, nil
+	return c.waitLeaderAmong(ctx, c.Isolated)
 }
 
 // Isolated reports whether member i cannot reach any other member (its link
