@@ -17,7 +17,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"go.etcd.io/raft/v3"
-	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/troupedb/troupe/actors/core"
 	"github.com/troupedb/troupe/actors/listeners"
@@ -129,14 +128,8 @@ func restartedMember(cfg Config, walDir string) (*memberstate.State, []raft.Peer
 	st := memberstate.New(self, cid)
 	// Until the core loads the applied membership, the flags are the best
 	// guess of where the others are.
-	if _, boot, err := memberState(cfg); err == nil {
-		var all []memberstate.Member
-		for _, p := range boot {
-			if m, err := membership.ParseContext(&raftpb.ConfChange{NodeId: &p.ID, Context: p.Context}); err == nil {
-				all = append(all, m.Member)
-			}
-		}
-		st.SetMembers(all)
+	if flags, _, err := memberState(cfg); err == nil {
+		st.SetMembers(flags.Members())
 	}
 	return st, nil, nil
 }
@@ -365,7 +358,7 @@ func (s *supervisor) spawnPeers(ctx actor.Context) error {
 		OnStatus: st.SetPeerActive,
 		Members:  st.Members,
 		// A restarted supervisor asks for the members again.
-		Peers: func() map[uint64][]string { return peerURLs(st) },
+		Peers: func() map[uint64][]string { return st.PeerURLs() },
 		Removed: func(id uint64) bool {
 			c := st.Cluster()
 			return c != nil && c.Removed(id)
@@ -373,7 +366,7 @@ func (s *supervisor) spawnPeers(ctx actor.Context) error {
 		OnRemoved: func() { root.Send(self, memberRemoved{}) },
 		Filter:    s.cfg.PeerFilter,
 		Logger:    s.cfg.Logger,
-	}), peers.Name)
+	}, actor.WithDispatcher(s.peersDispatcher)), peers.Name)
 	if err != nil {
 		return fmt.Errorf("spawn peers: %w", err)
 	}
@@ -381,22 +374,11 @@ func (s *supervisor) spawnPeers(ctx actor.Context) error {
 	return nil
 }
 
-// peerURLs maps every other member to its peer URLs.
-func peerURLs(st *memberstate.State) map[uint64][]string {
-	out := map[uint64][]string{}
-	for _, m := range st.Members() {
-		if m.ID != st.MemberID {
-			out[m.ID] = m.PeerURLs
-		}
-	}
-	return out
-}
-
 func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 	// The core loaded the applied membership: the peers follow it from now
 	// on (the flags were only a first guess for a restarted member).
 	if c := s.state.Cluster(); c != nil && len(c.Members()) > 0 && s.peersPID != nil {
-		ctx.Send(s.peersPID, &messages.SetPeers{Peers: peerURLs(s.state)})
+		ctx.Send(s.peersPID, &messages.SetPeers{Peers: s.state.PeerURLs()})
 	}
 	if s.listeners != nil {
 		s.log.Info("core restarted from disk", "restarts", s.state.Restarts())
