@@ -291,21 +291,19 @@ func (c *core) installSnapshotDB(ss *snap.Snapshotter, index uint64, raft *actor
 func (c *core) membersChanged(ctx actor.Context) func([]membership.Member) {
 	root, peers, st := ctx.ActorSystem().Root, c.cfg.PeersPID, c.cfg.State
 	return func(members []membership.Member) {
-		urls := map[uint64][]string{}
 		self := false
 		for _, m := range members {
 			if m.ID == st.MemberID {
 				self = true
 				st.SetLearner(m.IsLearner)
-				continue
 			}
-			urls[m.ID] = m.PeerURLs
 		}
 		if cl := st.Cluster(); cl != nil && cl.Removed(st.MemberID) && !self {
 			panic(memberstate.ErrRemoved)
 		}
 		if peers != nil {
-			root.Send(peers, &messages.SetPeers{Peers: urls})
+			// The applier published members through st's cluster already.
+			root.Send(peers, &messages.SetPeers{Peers: st.PeerURLs()})
 		}
 	}
 }

@@ -180,6 +180,18 @@ func (s *State) Members() []Member {
 	return *s.members.Load()
 }
 
+// PeerURLs maps every other member to its peer URLs, as the peer
+// transport needs them.
+func (s *State) PeerURLs() map[uint64][]string {
+	out := map[uint64][]string{}
+	for _, m := range s.Members() {
+		if m.ID != s.MemberID {
+			out[m.ID] = m.PeerURLs
+		}
+	}
+	return out
+}
+
 // Cluster returns the applied membership, nil before the core started.
 func (s *State) Cluster() *membership.Cluster { return s.cluster.Load() }
 
