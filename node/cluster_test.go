@@ -11,6 +11,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 
+	"github.com/troupedb/troupe/actors/core"
 	"github.com/troupedb/troupe/failpoint"
 )
 
@@ -169,6 +171,25 @@ func (c *testCluster) restart(i int) {
 }
 
 // waitValue polls a serializable read on member i until key has value.
+// waitSnapshot waits until member i saved a snapshot at index min or later
+// (its raft log is compacted in the same step).
+func (c *testCluster) waitSnapshot(i int, min uint64) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		// Only file names: snap.New would tidy the live member's directory.
+		names, _ := filepath.Glob(filepath.Join(core.SnapDir(c.cfgs[i].DataDir), "*.snap"))
+		for _, name := range names {
+			var term, index uint64
+			if _, err := fmt.Sscanf(filepath.Base(name), "%016x-%016x.snap", &term, &index); err == nil && index >= min {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("member %d saved no snapshot at index %d or later in 30s", i, min)
+}
+
 func (c *testCluster) waitValue(i int, key, value string) {
 	c.t.Helper()
 	cli := c.client(i)
@@ -269,6 +290,13 @@ func TestClusterSnapshotCatchUp(t *testing.T) {
 		put(t, cli, fmt.Sprintf("s%05d", i), "x")
 	}
 	put(t, cli, "last", "done")
+	// Snapshots are saved in the background: restart the member only once
+	// the others have compacted their logs past everything it has.
+	for i := range c.nodes {
+		if i != behind {
+			c.waitSnapshot(i, 5100)
+		}
+	}
 	// The install crashes once between closing the old backend and
 	// renaming the new one in: the core restarts and finishes it.
 	if err := failpoint.Enable("snapshotInstallPanic", "1*panic"); err != nil {
