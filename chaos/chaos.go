@@ -13,6 +13,14 @@
 //	go test ./e2e -run TestChaosProcesses -chaos.duration=10m -timeout=0 -v
 //	go test ./e2e -run TestChaosProcesses -chaos.seed=1234 -v   # replay
 //
+// Two more checkers stand ready for workloads with watches and leases
+// (not run by Run yet): CheckWatches compares what each watcher received
+// with the committed history (HistoryFromReads, ReadHistory,
+// HistoryFromWatch): in revision order, no gap, no duplicate, equal to what
+// was committed in its range; CheckLeases checks from a LeaseHistory that
+// no lease ended before its last acknowledged grant or keepalive's send
+// time plus its TTL, and that an acknowledged revoke removed its keys.
+//
 // The seed fixes the workload's choices and the sequence of faults and their
 // targets and hold times; the interleaving with the servers' own timing is
 // not reproducible, so a replay repeats the schedule, not the exact history.
