@@ -8,7 +8,7 @@ import (
 )
 
 func putEv(rev int64, k, v string) Event { return Event{Revision: rev, Key: k, Value: v} }
-func delEv(rev int64, k string) Event  { return Event{Revision: rev, Key: k, Delete: true} }
+func delEv(rev int64, k string) Event    { return Event{Revision: rev, Key: k, Delete: true} }
 
 func TestCheckWatches(t *testing.T) {
 	history := []Event{
