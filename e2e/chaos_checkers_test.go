@@ -145,10 +145,10 @@ func TestChaosLeaseChecker(t *testing.T) {
 	const ttl = 2 // seconds; etcd's minimum with the default election timeout
 	record := func(op chaos.LeaseOp, err error) chaos.LeaseOp {
 		op.Return = h.Now()
-		op.Outcome = chaos.OK
 		if err != nil {
-			t.Fatalf("%v: %v", op, err)
+			t.Fatalf("%v: %v", op.Kind, err)
 		}
+		op.Outcome = chaos.OK
 		h.Add(op)
 		return op
 	}
