@@ -19,6 +19,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/troupedb/troupe/e2e/e2etest"
 )
 
 // recipeTimeout bounds one recipe test's contended phase.
@@ -29,6 +31,19 @@ const recipeTimeout = 60 * time.Second
 // the lock at once.
 func TestRecipeMutex(t *testing.T) {
 	s, cli := startServer(t)
+	mutexCounter(t, cli, func(int) *clientv3.Client { return s.Client(t) })
+}
+
+// TestRecipeMutexCluster is TestRecipeMutex on three members, each client
+// on one member: the lock's lease and watch go through followers too.
+func TestRecipeMutexCluster(t *testing.T) {
+	c := e2etest.StartCluster(t, e2etest.ClusterConfig{})
+	mutexCounter(t, c.Client(t), func(i int) *clientv3.Client { return c.MemberClient(t, i%c.Size()) })
+}
+
+// mutexCounter runs the counter with n workers, worker i on client(i),
+// and checks the result with cli.
+func mutexCounter(t *testing.T, cli *clientv3.Client, client func(i int) *clientv3.Client) {
 	const n, m, counter = 5, 20, "/recipe/counter"
 	c, cancel := context.WithTimeout(context.Background(), recipeTimeout)
 	defer cancel()
@@ -37,7 +52,7 @@ func TestRecipeMutex(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wc := s.Client(t)
+		wc := client(i)
 		wg.Go(func() { errs[i] = mutexWorker(c, wc, counter, m, &holders) })
 	}
 	wg.Wait()
