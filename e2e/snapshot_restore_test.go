@@ -1,9 +1,10 @@
 package e2e
 
 // Snapshots saved with etcdctl and restored into a new member: from real
-// etcd 3.4 with leases, and from the server under test. The restore uses
-// the tool of the server under test (`troupe snapshot restore`, or
-// etcdctl's against etcd, which pins what troupe must match).
+// etcd 3.4 with leases, and from the server under test. A restore into
+// troupe uses `troupe snapshot restore`, one into etcd `etcdctl snapshot
+// restore`; with -e2e.server=etcd the first test restores into etcd,
+// which pins what troupe must match.
 
 import (
 	"fmt"
@@ -204,7 +205,8 @@ func TestSnapshotRestoreEtcdLeases(t *testing.T) {
 }
 
 // TestSnapshotRestoreFromEtcdctlSave: `etcdctl snapshot save` from the
-// server under test, restored with its own tool and served. (troupe's own
+// server under test, restored and served by troupe and by etcd, each with
+// its own restore tool: the file is etcd's format both ways. (troupe's own
 // save and restore are TestTroupeSnapshotRestore.)
 func TestSnapshotRestoreFromEtcdctlSave(t *testing.T) {
 	s, cli := startServer(t)
@@ -222,16 +224,20 @@ func TestSnapshotRestoreFromEtcdctlSave(t *testing.T) {
 	want := readView(t, cli, prefix, []int64{3, 6, 7}, false)
 	path := saveSnapshotAt(t, s, t.TempDir(), m.rev)
 
-	r := restoreAndStart(t, s.Kind(), s, path)
-	rcli := r.Client(t)
-	got := readView(t, rcli, prefix, []int64{3, 6, 7}, false)
-	requireSameView(t, got, want)
-	if fmt.Sprint(got.now) != fmt.Sprint(m.now(keys[:4]...)) {
-		t.Fatalf("restored keys %v, want %v", got.now, m.now(keys[:4]...))
-	}
-	p, err := rcli.Put(ctx(t), prefix+"after", "v")
-	must(t, err)
-	if p.Header.Revision != m.rev+1 {
-		t.Fatalf("put after restore at revision %d, want %d", p.Header.Revision, m.rev+1)
+	for _, kind := range []string{e2etest.Troupe, e2etest.Etcd} {
+		t.Run("served-by-"+kind, func(t *testing.T) {
+			r := restoreAndStart(t, kind, s, path)
+			rcli := r.Client(t)
+			got := readView(t, rcli, prefix, []int64{3, 6, 7}, false)
+			requireSameView(t, got, want)
+			if fmt.Sprint(got.now) != fmt.Sprint(m.now(keys[:4]...)) {
+				t.Fatalf("restored keys %v, want %v", got.now, m.now(keys[:4]...))
+			}
+			p, err := rcli.Put(ctx(t), prefix+"after", "v")
+			must(t, err)
+			if p.Header.Revision != m.rev+1 {
+				t.Fatalf("put after restore at revision %d, want %d", p.Header.Revision, m.rev+1)
+			}
+		})
 	}
 }
