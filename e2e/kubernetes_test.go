@@ -454,3 +454,58 @@ func TestKubernetesWatchCompacted(t *testing.T) {
 		t.Fatalf("watch from 4: %+v, want the put at 4 first", wr)
 	}
 }
+
+// TestKubernetesWatchCluster: an apiserver whose etcd client talks to a
+// follower watches there: events committed through the leader arrive in
+// order, and a progress request on the follower answers with the
+// revision it has applied.
+func TestKubernetesWatchCluster(t *testing.T) {
+	c := e2etest.StartCluster(t, e2etest.ClusterConfig{})
+	leader := c.Leader(t)
+	follower := (leader + 1) % c.Size()
+	wcli, fcli := c.MemberClient(t, leader), c.MemberClient(t, follower)
+	const prefix = "/registry/configmaps/"
+	first, err := wcli.Put(ctx(t), prefix+"a", "0")
+	must(t, err)
+
+	wctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wch := fcli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(first.Header.Revision), clientv3.WithPrevKV())
+	var last int64
+	revs := []int64{first.Header.Revision} // of the puts under the prefix
+	for i := range 20 {
+		p, err := wcli.Put(ctx(t), fmt.Sprintf("%s%c", prefix, 'a'+i%3), fmt.Sprint(i+1))
+		must(t, err)
+		revs = append(revs, p.Header.Revision)
+		p, err = wcli.Put(ctx(t), "/registry/other", fmt.Sprint(i))
+		must(t, err)
+		last = p.Header.Revision
+	}
+	var got []int64
+	existed := map[string]bool{}
+	for len(got) < len(revs) {
+		wr := nextWatch(t, wch)
+		must(t, wr.Err())
+		for _, ev := range wr.Events {
+			if existed[string(ev.Kv.Key)] != (ev.PrevKv != nil) {
+				t.Fatalf("event at %d: previous value %v, want one iff the key existed", ev.Kv.ModRevision, ev.PrevKv)
+			}
+			existed[string(ev.Kv.Key)] = true
+			got = append(got, ev.Kv.ModRevision)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(revs) {
+		t.Fatalf("events at revisions %v, want %v", got, revs)
+	}
+	// a linearizable read on the follower: it has applied everything
+	r, err := fcli.Get(ctx(t), "/registry/other")
+	must(t, err)
+	if r.Header.Revision != last {
+		t.Fatalf("follower read at revision %d, want %d", r.Header.Revision, last)
+	}
+	must(t, fcli.RequestProgress(wctx))
+	wr := nextWatch(t, wch)
+	if !wr.IsProgressNotify() || wr.Header.Revision != last {
+		t.Fatalf("progress on the follower: %+v (progress=%v), want revision %d", wr, wr.IsProgressNotify(), last)
+	}
+}
