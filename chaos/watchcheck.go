@@ -80,7 +80,8 @@ func (w Watched) inRange(key string) bool {
 // outside the range or before the start, no gap, each equal to the
 // committed one, and complete up to UpTo. The order of the events of one
 // revision (a transaction's writes) is not checked: a history read back by
-// Get cannot tell it. It returns one line per violation, at most one per
+// Get cannot tell it. The history must start at or before every
+// watcher's StartRev. It returns one line per violation, at most one per
 // watcher for the comparison with the history (the first difference).
 func CheckWatches(history []Event, watchers []Watched) []string {
 	var out []string
@@ -103,9 +104,9 @@ func checkWatch(history []Event, w Watched) []string {
 		}
 		if id := (Event{Revision: e.Revision, Key: e.Key}); seen[id] {
 			bad("event %d %v: duplicate", i, e)
-		} else {
-			seen[id] = true
+			continue
 		}
+		seen[Event{Revision: e.Revision, Key: e.Key}] = true
 		if !w.inRange(e.Key) || e.Revision < w.StartRev {
 			bad("event %d %v: outside the watched range or before the start", i, e)
 		} else {

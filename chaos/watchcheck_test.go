@@ -93,3 +93,12 @@ func TestCheckWatchesOneLinePerFault(t *testing.T) {
 		t.Fatalf("violations %q, want exactly one", got)
 	}
 }
+
+// TestCheckWatchesDuplicateOnce: a duplicate is reported as such only.
+func TestCheckWatchesDuplicateOnce(t *testing.T) {
+	history := []Event{putEv(2, "a", "1"), putEv(3, "a", "2")}
+	w := Watched{Name: "a", Key: "a", StartRev: 2, Events: []Event{history[0], history[0], history[1]}, UpTo: 3}
+	if got := CheckWatches(history, []Watched{w}); len(got) != 1 || !strings.Contains(got[0], "duplicate") {
+		t.Fatalf("violations %q, want one duplicate", got)
+	}
+}
