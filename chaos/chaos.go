@@ -55,6 +55,14 @@ type Config struct {
 	HoldMax       time.Duration // longest; 0: 2.5s (above etcd's 1s election timeout)
 	Faults        []Fault       // nil: every fault the cluster supports
 	CheckTimeout  time.Duration // porcupine's budget; 0: 30s
+	// Watchers watch the schedule's keys from its first revision through
+	// every fault; their events are checked against the committed history
+	// (ordered, no gap, no duplicate). 0: 3 (the most there are), < 0: none.
+	Watchers int
+	// LeaseWorkers grant, renew, read and revoke leases with one key each;
+	// no lease may end early. 0: 2, < 0: none.
+	LeaseWorkers int
+	LeaseTTL     time.Duration // granted TTL, whole seconds; 0: 3s
 	// SerializableGets makes the workload's gets serializable, so that a
 	// lagging member may answer with stale data: only for checking that
 	// the harness catches such a violation.
@@ -89,6 +97,13 @@ func (c *Config) setDefaults(cl Cluster) {
 	if c.Keys == 0 {
 		c.Keys = 4
 	}
+	if c.Watchers == 0 {
+		c.Watchers = 3
+	}
+	if c.LeaseWorkers == 0 {
+		c.LeaseWorkers = 2
+	}
+	def(&c.LeaseTTL, 3*time.Second)
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = "chaos/k"
 	}
@@ -110,6 +125,9 @@ type Report struct {
 	Faults   map[Fault]int  // applied, by kind
 	Ops      map[string]int // "<kind> <outcome>" -> count; "cas ok" counts both CAS results
 	CASWon   int            // acknowledged CAS whose comparison held
+
+	WatchEvents int            // events the watchers received, up to the final revision
+	LeaseOps    map[string]int // "<kind> <outcome>" -> count
 
 	Linearizable  porcupine.CheckResult
 	CheckTime     time.Duration
@@ -139,6 +157,10 @@ func (r *Report) String() string {
 		fmt.Fprintf(&b, " %s=%d", k, r.Ops[k])
 	}
 	fmt.Fprintf(&b, " (cas won=%d)", r.CASWon)
+	fmt.Fprintf(&b, "\n  watch events: %d; lease ops:", r.WatchEvents)
+	for _, k := range sortedKeys(r.LeaseOps) {
+		fmt.Fprintf(&b, " %s=%d", k, r.LeaseOps[k])
+	}
 	fmt.Fprintf(&b, "\n  porcupine: %s in %v", r.Linearizable, r.CheckTime.Round(time.Millisecond))
 	if r.Visualization != "" {
 		fmt.Fprintf(&b, ", visualization: %s", r.Visualization)
@@ -175,8 +197,21 @@ func Run(ctx context.Context, c Cluster, cfg Config) *Report {
 	cfg.setDefaults(c)
 	cfg.Logf("chaos: seed=%d (replay: -chaos.seed=%d) duration=%v clients=%d keys=%d faults=%v",
 		cfg.Seed, cfg.Seed, cfg.Duration, cfg.Clients, cfg.Keys, cfg.Faults)
-	r := &Report{Seed: cfg.Seed, Faults: map[Fault]int{}, Ops: map[string]int{}}
+	r := &Report{Seed: cfg.Seed, Faults: map[Fault]int{}, Ops: map[string]int{}, LeaseOps: map[string]int{}}
 	hist := NewHistory()
+	leases := NewLeaseHistory(hist)
+	start, err := firstRevision(ctx, c.Endpoints())
+	if err != nil {
+		r.Errors = append(r.Errors, err.Error())
+		return r
+	}
+	var recs []*recorder
+	if cfg.Watchers > 0 {
+		if recs, err = startRecorders(cfg, c.Endpoints(), start); err != nil {
+			r.Errors = append(r.Errors, err.Error())
+			return r
+		}
+	}
 	var pids atomic.Int64
 	nextPID := func() int { return int(pids.Add(1) - 1) }
 
@@ -190,6 +225,14 @@ func Run(ctx context.Context, c Cluster, cfg Config) *Report {
 		wg.Go(func() {
 			if err := w.run(wctx, i); err != nil {
 				werrs.Store(i, err)
+			}
+		})
+	}
+	lw := &leaseWorker{cfg: cfg, eps: c.Endpoints(), hist: leases}
+	for i := range max(cfg.LeaseWorkers, 0) {
+		wg.Go(func() {
+			if err := lw.run(wctx, i); err != nil {
+				werrs.Store(cfg.Clients+i, err)
 			}
 		})
 	}
@@ -209,7 +252,8 @@ func Run(ctx context.Context, c Cluster, cfg Config) *Report {
 	if err := heal(c); err != nil {
 		r.Errors = append(r.Errors, fmt.Sprintf("heal: %v", err))
 	}
-	r.check(ctx, c, cfg, hist, nextPID())
+	r.check(ctx, c, cfg, hist, nextPID(), recs, start)
+	r.checkLeases(leases.Ops())
 	if r.Failed() {
 		r.writeHistory()
 	}
@@ -217,7 +261,7 @@ func Run(ctx context.Context, c Cluster, cfg Config) *Report {
 	return r
 }
 
-func (r *Report) check(ctx context.Context, c Cluster, cfg Config, hist *History, pid int) {
+func (r *Report) check(ctx context.Context, c Cluster, cfg Config, hist *History, pid int, recs []*recorder, start int64) {
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	cli, err := newClient(c.Endpoints())
@@ -240,9 +284,9 @@ func (r *Report) check(ctx context.Context, c Cluster, cfg Config, hist *History
 	if final != nil {
 		r.Violations = append(r.Violations, lostWrites(r.History, final)...)
 	}
-	start := time.Now()
+	checkStart := time.Now()
 	res, vis, err := checkLinearizable(r.History, cfg.CheckTimeout)
-	r.Linearizable, r.CheckTime, r.Visualization = res, time.Since(start), vis
+	r.Linearizable, r.CheckTime, r.Visualization = res, time.Since(checkStart), vis
 	if err != nil {
 		r.Errors = append(r.Errors, fmt.Sprintf("porcupine visualization: %v", err))
 	}
@@ -256,6 +300,42 @@ func (r *Report) check(ctx context.Context, c Cluster, cfg Config, hist *History
 	r.Convergence = fmt.Sprintf("%s at revision %d", how, rev)
 	if err != nil {
 		r.Violations = append(r.Violations, err.Error())
+	}
+	if rev > 0 {
+		r.checkRecorders(cctx, cli, cfg, recs, start, rev)
+	} else {
+		for _, rec := range recs {
+			rec.stop(0, false)
+		}
+	}
+}
+
+func (r *Report) checkLeases(ops []LeaseOp) {
+	for _, op := range ops {
+		r.LeaseOps[op.Kind.String()+" "+op.Outcome.String()]++
+	}
+	r.Violations = append(r.Violations, CheckLeases(ops)...)
+}
+
+// firstRevision is the revision the schedule's watchers start from: the
+// one after the cluster's current revision.
+func firstRevision(ctx context.Context, eps []string) (int64, error) {
+	cli, err := newClient(eps)
+	if err != nil {
+		return 0, err
+	}
+	defer cli.Close()
+	for attempt := 0; ; attempt++ {
+		c, cancel := context.WithTimeout(ctx, 2*time.Second)
+		resp, err := cli.Get(c, "chaos-start")
+		cancel()
+		if err == nil {
+			return resp.Header.Revision + 1, nil
+		}
+		if attempt == 20 || ctx.Err() != nil {
+			return 0, fmt.Errorf("chaos: first revision: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -178,8 +178,8 @@ func hashAll(ctx context.Context, cli *clientv3.Client, eps []string, rev int64)
 	return hashes, nil
 }
 
-// rangeAll compares a serializable Range of every key on each member, once
-// each member's revision reached rev.
+// rangeAll compares a serializable Range of every key at rev on each
+// member, once each member's revision reached rev (ErrFutureRev before).
 func rangeAll(ctx context.Context, eps []string, rev int64) (string, error) {
 	views := make([]string, len(eps))
 	for i, ep := range eps {
@@ -189,14 +189,15 @@ func rangeAll(ctx context.Context, eps []string, rev int64) (string, error) {
 		}
 		for {
 			c, cancel := context.WithTimeout(ctx, 2*time.Second)
-			resp, err := cli.Get(c, "\x00", clientv3.WithFromKey(), clientv3.WithSerializable())
+			// At rev, not the latest: leases may still expire meanwhile.
+			resp, err := cli.Get(c, "\x00", clientv3.WithFromKey(), clientv3.WithSerializable(), clientv3.WithRev(rev))
 			cancel()
-			if err == nil && resp.Header.Revision >= rev {
+			if err == nil {
 				var s string
 				for _, kv := range resp.Kvs {
 					s += fmt.Sprintf("%q=%q c=%d m=%d v=%d; ", kv.Key, kv.Value, kv.CreateRevision, kv.ModRevision, kv.Version)
 				}
-				views[i] = fmt.Sprintf("rev=%d %s", resp.Header.Revision, s)
+				views[i] = fmt.Sprintf("rev=%d %s", rev, s)
 				break
 			}
 			if ctx.Err() != nil {
