@@ -48,6 +48,8 @@ type Config struct {
 
 	WAL     *actor.PID
 	Applier *actor.PID
+	// Lessor, when set, is told every leader change (LeaderChanged).
+	Lessor *actor.PID
 	// SendPeer carries a raft message to another member; nil drops it
 	// (a single member has no peers).
 	SendPeer func(m *raftpb.Message)
@@ -432,6 +434,9 @@ func (r *raftActor) observeLeader(ctx actor.Context, lead uint64) {
 		ctx.Send(ctx.Self(), readFlush{})
 	}
 	metrics.CountLeaderChange(lead)
+	if r.cfg.Lessor != nil {
+		ctx.Send(r.cfg.Lessor, &messages.LeaderChanged{Leader: lead, Term: r.rn.BasicStatus().GetTerm()})
+	}
 	r.log.Info("leader changed", "leader", lead, "previous", r.lastLeader)
 	r.lastLeader = lead
 }
