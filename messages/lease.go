@@ -38,3 +38,13 @@ type LeaseTTL struct {
 	GrantedTTL int64
 	Err        error
 }
+
+// GetLeases asks the leader's lessor for every lease id, soonest expiry
+// first, as etcd 3.4 lists them. It answers LeaseList.
+type GetLeases struct{}
+
+// LeaseList answers GetLeases. Err is ErrNotLeader on a follower.
+type LeaseList struct {
+	IDs []int64
+	Err error
+}

@@ -1,6 +1,8 @@
 package lessor
 
 import (
+	"cmp"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -194,4 +196,24 @@ func (l *lessor) handleGetTTL(msg *messages.GetLeaseTTL) *messages.LeaseTTL {
 		return &messages.LeaseTTL{}
 	}
 	return &messages.LeaseTTL{Found: true, Remaining: max(0, ls.expiry.Sub(now)), GrantedTTL: ls.ttl}
+}
+
+// handleGetLeases lists the leases soonest expiry first (ties by id).
+func (l *lessor) handleGetLeases() *messages.LeaseList {
+	st := l.cfg.State.Store()
+	if !l.leading || st == nil {
+		return &messages.LeaseList{Err: rpctypes.ErrGRPCNotLeader}
+	}
+	l.sync(st.Leases(), time.Now())
+	ids := make([]int64, 0, len(l.leases))
+	for id := range l.leases {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b int64) int {
+		if c := l.leases[a].expiry.Compare(l.leases[b].expiry); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	return &messages.LeaseList{IDs: ids}
 }

@@ -3,8 +3,9 @@
 // (persistence/mvcc); the lessor keeps only what etcd's primary lessor keeps
 // in memory: each lease's expiry, known only on the leader.
 //
-// In: LeaderChanged (from the raft actor), RenewLease and GetLeaseTTL (from
-// the Lease service; answered with LeaseRenewed and LeaseTTL), checkDue
+// In: LeaderChanged (from the raft actor), RenewLease, GetLeaseTTL and
+// GetLeases (from the Lease service; answered with LeaseRenewed, LeaseTTL
+// and LeaseList), checkDue
 // (its own timer, every CheckInterval).
 // Out: Propose to the raft actor with LeaseRevoke for expired leases and
 // LeaseCheckpoint for remaining TTLs.
@@ -146,6 +147,8 @@ func (l *lessor) Receive(ctx actor.Context) {
 		ctx.Respond(l.handleRenew(ctx, msg))
 	case *messages.GetLeaseTTL:
 		ctx.Respond(l.handleGetTTL(msg))
+	case *messages.GetLeases:
+		ctx.Respond(l.handleGetLeases())
 	default:
 		l.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
 	}

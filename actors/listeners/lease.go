@@ -177,13 +177,24 @@ func (s *Lease) timeToLiveOnce(ctx context.Context, req *pb.LeaseTimeToLiveReque
 	return resp, nil
 }
 
-// LeaseLeases lists this member's leases, as etcd 3.4 (no leader round).
+// LeaseLeases lists this member's leases, as etcd 3.4 (no leader round):
+// on the leader soonest expiry first, elsewhere by id (a follower knows no
+// expiry).
 func (s *Lease) LeaseLeases(ctx context.Context, req *pb.LeaseLeasesRequest) (*pb.LeaseLeasesResponse, error) {
-	store := s.kv.cfg.State.Store()
+	st := s.kv.cfg.State
+	store := st.Store()
 	if store == nil {
 		return nil, errCoreDown
 	}
 	resp := &pb.LeaseLeasesResponse{Header: s.header(), Leases: []*pb.LeaseStatus{}}
+	if st.Leader() == st.MemberID {
+		if res, err := s.askLessor(&messages.GetLeases{}); err == nil && res.(*messages.LeaseList).Err == nil {
+			for _, id := range res.(*messages.LeaseList).IDs {
+				resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: id})
+			}
+			return resp, nil
+		}
+	}
 	for _, l := range store.Leases() {
 		resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: l.ID})
 	}
