@@ -20,9 +20,11 @@ func (l *lessor) handleLeaderChanged(leader, term uint64) {
 	switch {
 	case leader == l.cfg.State.MemberID && (!l.leading || term != l.term):
 		l.promote(term)
-	case leader != l.cfg.State.MemberID && l.leading:
-		l.log.Info("lessor demoted", "leader", leader, "term", term)
-		l.leading, l.leases = false, map[int64]*leaseState{}
+	case leader != l.cfg.State.MemberID:
+		if l.leading {
+			l.log.Info("lessor demoted", "leader", leader, "term", term)
+		}
+		l.leading, l.promotePending, l.leases = false, false, map[int64]*leaseState{}
 	}
 }
 
@@ -30,11 +32,14 @@ func (l *lessor) handleLeaderChanged(leader, term uint64) {
 // doc). Without a backend (core starting) the next check promotes.
 func (l *lessor) promote(term uint64) {
 	st := l.cfg.State.Store()
+	l.term = term
 	if st == nil {
+		l.promotePending = true
 		return
 	}
 	now := time.Now()
-	l.leading, l.term, l.leases = true, term, map[int64]*leaseState{}
+	l.promotePending = false
+	l.leading, l.leases = true, map[int64]*leaseState{}
 	for _, rec := range st.Leases() {
 		left := rec.TTL
 		if rec.RemainingTTL > 0 {
@@ -61,13 +66,10 @@ func (l *lessor) scheduleCheckpoint(ls *leaseState, now time.Time) {
 
 func (l *lessor) handleCheckDue(ctx actor.Context) {
 	l.schedule(ctx)
-	s := l.cfg.State
-	if lead := s.Leader(); lead == s.MemberID && (!l.leading || s.Term() != l.term) {
-		l.handleLeaderChanged(lead, s.Term()) // in case a change went by unseen
-	} else if lead != s.MemberID && l.leading {
-		l.handleLeaderChanged(lead, s.Term())
+	if l.promotePending {
+		l.promote(l.term)
 	}
-	st := s.Store()
+	st := l.cfg.State.Store()
 	if !l.leading || st == nil {
 		return
 	}

@@ -112,8 +112,11 @@ type lessor struct {
 	// term promoted in. leases is empty unless leading.
 	leading bool
 	term    uint64
-	leases  map[int64]*leaseState
-	timer   *time.Timer // the next checkDue; nil when stopped
+	// promotePending: raft made this member leader while the backend was
+	// away (core starting); the next check promotes.
+	promotePending bool
+	leases         map[int64]*leaseState
+	timer          *time.Timer // the next checkDue; nil when stopped
 }
 
 // leaseState is what the leader knows of one lease beyond its record.
