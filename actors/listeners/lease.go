@@ -131,6 +131,19 @@ func (s *Lease) renewOnce(ctx context.Context, id int64, fs *forwardStream) (int
 	return r.TTL, r.Err
 }
 
+// LeaseKeepAliveOnce renews a lease once: the actor API's keep-alive.
+func (s *Lease) LeaseKeepAliveOnce(ctx context.Context, req *pb.LeaseKeepAliveRequest) (*pb.LeaseKeepAliveResponse, error) {
+	fs := &forwardStream{fwd: s.fwd}
+	defer fs.close()
+	resp := &pb.LeaseKeepAliveResponse{ID: req.ID, Header: s.header()}
+	ttl, err := s.renew(ctx, req.ID, fs)
+	if err != nil {
+		return nil, err
+	}
+	resp.TTL = ttl
+	return resp, nil
+}
+
 // LeaseTimeToLive reports a lease's remaining TTL as the leader counts it;
 // an unknown lease gets TTL -1, as etcd 3.4 answers.
 func (s *Lease) LeaseTimeToLive(ctx context.Context, req *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {

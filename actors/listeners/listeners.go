@@ -142,7 +142,7 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 	}
 	if l.cfg.ActorAddress != "" {
 		srv, err := actorapi.Serve(actorapi.ServeConfig{
-			Address: l.cfg.ActorAddress, KV: kv, MaxRequestBytes: l.cfg.MaxRequestBytes, Logger: l.cfg.Logger,
+			Address: l.cfg.ActorAddress, KV: kv, Lease: l.lease, MaxRequestBytes: l.cfg.MaxRequestBytes, Logger: l.cfg.Logger,
 		})
 		if err != nil {
 			l.stop()
