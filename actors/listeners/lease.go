@@ -9,6 +9,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/mvcc"
@@ -241,10 +243,12 @@ func (s *Lease) header() *pb.ResponseHeader {
 	return h
 }
 
-// retryable: the leader is changing (none known, or this member's lessor
-// is not promoted yet); asking again soon may succeed.
+// retryable: the leader is changing (none known, this member's lessor not
+// promoted yet, the old leader unreachable); asking again soon may
+// succeed. etcd retries the same way until the request timeout.
 func retryable(err error) bool {
-	return errors.Is(err, rpctypes.ErrGRPCNotLeader) || errors.Is(err, rpctypes.ErrGRPCNoLeader) || errors.Is(err, errNoLeaderURL)
+	return errors.Is(err, rpctypes.ErrGRPCNotLeader) || errors.Is(err, errNoLeaderURL) ||
+		status.Code(err) == codes.Unavailable
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
