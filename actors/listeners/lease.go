@@ -125,6 +125,9 @@ func (s *Lease) renewOnce(ctx context.Context, id int64, fs *forwardStream) (int
 	if lead := st.Leader(); lead != st.MemberID {
 		return fs.keepAlive(ctx, lead, id)
 	}
+	if err := s.waitApplied(ctx); err != nil {
+		return 0, err
+	}
 	res, err := s.askLessor(&messages.RenewLease{ID: id})
 	if err != nil {
 		return 0, err
@@ -171,6 +174,9 @@ func (s *Lease) timeToLiveOnce(ctx context.Context, req *pb.LeaseTimeToLiveReque
 		}
 		return resp, err
 	}
+	if err := s.waitApplied(ctx); err != nil {
+		return nil, err
+	}
 	res, err := s.askLessor(&messages.GetLeaseTTL{ID: req.ID})
 	if err != nil {
 		return nil, err
@@ -214,6 +220,18 @@ func (s *Lease) LeaseLeases(ctx context.Context, req *pb.LeaseLeasesRequest) (*p
 		resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: l.ID})
 	}
 	return resp, nil
+}
+
+// waitApplied waits until this member (the leader) has applied what it
+// knows committed, so that a lease granted through another member is
+// known here (as etcd 3.5's waitAppliedIndex; 3.4 can answer "not found"
+// for a lease a follower just granted).
+func (s *Lease) waitApplied(ctx context.Context) error {
+	st := s.kv.cfg.State
+	if err := st.Applied.Wait(ctx, st.RaftIndex()); err != nil {
+		return ctxErr(ctx, err)
+	}
+	return nil
 }
 
 // askLessor sends msg to this member's lessor and waits for its answer.
