@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os/exec"
@@ -182,7 +183,8 @@ func TestLeaseSurvivesRestart(t *testing.T) {
 
 // TestLeaseClusterLeaderKill: a lease outlives the kill of the leader for
 // at least its TTL, is kept alive through a follower (forwarded to the
-// leader), and expires under the new leader.
+// leader), and expires under the new leader; a lease kept alive by a
+// clientv3 KeepAlive stream on a surviving follower outlives the kill.
 func TestLeaseClusterLeaderKill(t *testing.T) {
 	c := e2etest.StartCluster(t, e2etest.ClusterConfig{})
 	leader := c.Leader(t)
@@ -203,9 +205,21 @@ func TestLeaseClusterLeaderKill(t *testing.T) {
 	}
 	_, err = fcli.Put(ctx(t), "killed/a", "v", clientv3.WithLease(g.ID))
 	must(t, err)
-	must(t, c.Kill(leader))
 	other := (leader + 2) % c.Size()
 	ocli := c.MemberClient(t, other)
+	kept, err := ocli.Grant(ctx(t), 5)
+	must(t, err)
+	_, err = ocli.Put(ctx(t), "killed/kept", "v", clientv3.WithLease(kept.ID))
+	must(t, err)
+	kactx, stop := context.WithCancel(context.Background())
+	defer stop()
+	kach, err := ocli.KeepAlive(kactx, kept.ID)
+	must(t, err)
+	go func() {
+		for range kach { // drain, as clientv3 wants
+		}
+	}()
+	must(t, c.Kill(leader))
 	// never early: the key is there for the whole TTL after the renewal
 	for time.Since(renewed) < 4500*time.Millisecond {
 		r, err := ocli.Get(ctx(t), "killed/a", clientv3.WithSerializable())
@@ -217,6 +231,11 @@ func TestLeaseClusterLeaderKill(t *testing.T) {
 	// expires under the new leader: TTL + election + extension + a check
 	gone := waitGone(t, ocli, "killed/a", 15*time.Second)
 	t.Logf("%s: key gone %v after the renewal", c.Kind(), gone.Sub(renewed).Round(100*time.Millisecond))
+	r, err := ocli.Get(ctx(t), "killed/kept")
+	must(t, err)
+	if len(r.Kvs) != 1 {
+		t.Fatalf("key of the lease kept alive through a follower is gone %v after the leader kill", time.Since(renewed))
+	}
 }
 
 var leaseIDs = regexp.MustCompile(`\b[0-9a-f]{16}\b`)
