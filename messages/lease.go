@@ -10,15 +10,15 @@ type LeaderChanged struct {
 }
 
 // RenewLease asks the leader's lessor to renew lease ID for its whole TTL
-// (one keep-alive). It answers LeaseRenewed.
+// (one keep-alive). It answers RenewLeaseResult.
 type RenewLease struct {
 	ID int64
 }
 
-// LeaseRenewed answers RenewLease: TTL is the lease's TTL in seconds, 0
+// RenewLeaseResult answers RenewLease: TTL is the lease's TTL in seconds, 0
 // when there is no such lease (or it just expired), as etcd 3.4 answers a
 // keep-alive. Err is ErrNotLeader when this member's lessor does not lead.
-type LeaseRenewed struct {
+type RenewLeaseResult struct {
 	TTL int64
 	Err error
 }
@@ -40,11 +40,11 @@ type LeaseTTL struct {
 }
 
 // GetLeases asks the leader's lessor for every lease id, soonest expiry
-// first, as etcd 3.4 lists them. It answers LeaseList.
+// first, as etcd 3.4 lists them. It answers Leases.
 type GetLeases struct{}
 
-// LeaseList answers GetLeases. Err is ErrNotLeader on a follower.
-type LeaseList struct {
+// Leases answers GetLeases. Err is ErrNotLeader on a follower.
+type Leases struct {
 	IDs []int64
 	Err error
 }

@@ -167,14 +167,14 @@ func (l *lessor) lookup(id int64, now time.Time) *leaseState {
 // handleRenew renews a lease for its whole TTL. An expired lease is not
 // renewed: its revoke is under way, and etcd answers such a keep-alive
 // with TTL 0 once the revoke is done.
-func (l *lessor) handleRenew(ctx actor.Context, msg *messages.RenewLease) *messages.LeaseRenewed {
+func (l *lessor) handleRenew(ctx actor.Context, msg *messages.RenewLease) *messages.RenewLeaseResult {
 	if !l.leading {
-		return &messages.LeaseRenewed{Err: rpctypes.ErrGRPCNotLeader}
+		return &messages.RenewLeaseResult{Err: rpctypes.ErrGRPCNotLeader}
 	}
 	now := time.Now()
 	ls := l.lookup(msg.ID, now)
 	if ls == nil || !now.Before(ls.expiry) {
-		return &messages.LeaseRenewed{}
+		return &messages.RenewLeaseResult{}
 	}
 	ls.expiry = now.Add(time.Duration(ls.ttl) * time.Second)
 	l.scheduleCheckpoint(ls, now)
@@ -185,7 +185,7 @@ func (l *lessor) handleRenew(ctx actor.Context, msg *messages.RenewLease) *messa
 			Checkpoints: []*pb.LeaseCheckpoint{{ID: msg.ID, Remaining_TTL: 0}},
 		}})
 	}
-	return &messages.LeaseRenewed{TTL: ls.ttl}
+	return &messages.RenewLeaseResult{TTL: ls.ttl}
 }
 
 func (l *lessor) handleGetTTL(msg *messages.GetLeaseTTL) *messages.LeaseTTL {
@@ -201,10 +201,10 @@ func (l *lessor) handleGetTTL(msg *messages.GetLeaseTTL) *messages.LeaseTTL {
 }
 
 // handleGetLeases lists the leases soonest expiry first (ties by id).
-func (l *lessor) handleGetLeases() *messages.LeaseList {
+func (l *lessor) handleGetLeases() *messages.Leases {
 	st := l.cfg.State.Store()
 	if !l.leading || st == nil {
-		return &messages.LeaseList{Err: rpctypes.ErrGRPCNotLeader}
+		return &messages.Leases{Err: rpctypes.ErrGRPCNotLeader}
 	}
 	l.sync(st.Leases(), time.Now())
 	ids := make([]int64, 0, len(l.leases))
@@ -217,5 +217,5 @@ func (l *lessor) handleGetLeases() *messages.LeaseList {
 		}
 		return cmp.Compare(a, b)
 	})
-	return &messages.LeaseList{IDs: ids}
+	return &messages.Leases{IDs: ids}
 }

@@ -4,8 +4,8 @@
 // in memory: each lease's expiry, known only on the leader.
 //
 // In: LeaderChanged (from the raft actor), RenewLease, GetLeaseTTL and
-// GetLeases (from the Lease service; answered with LeaseRenewed, LeaseTTL
-// and LeaseList), checkDue
+// GetLeases (from the Lease service; answered with RenewLeaseResult, LeaseTTL
+// and Leases), checkDue
 // (its own timer, every CheckInterval).
 // Out: Propose to the raft actor with LeaseRevoke for expired leases and
 // LeaseCheckpoint for remaining TTLs.

@@ -116,7 +116,7 @@ func TestLessorExpiresOnlyAsLeaderNeverEarly(t *testing.T) {
 		if ps := f.proposals(); len(ps) != 0 {
 			t.Fatalf("a follower proposed %v", ps)
 		}
-		if r := f.ask(&messages.RenewLease{ID: 1}).(*messages.LeaseRenewed); !errors.Is(r.Err, rpctypes.ErrGRPCNotLeader) {
+		if r := f.ask(&messages.RenewLease{ID: 1}).(*messages.RenewLeaseResult); !errors.Is(r.Err, rpctypes.ErrGRPCNotLeader) {
 			t.Fatalf("renew on a follower: %+v", r)
 		}
 
@@ -159,10 +159,10 @@ func TestLessorCheckpointsAndRenewals(t *testing.T) {
 		defer f.close()
 		f.sys.Root.Send(f.lessor, &messages.LeaderChanged{Leader: 1, Term: 2})
 		f.apply(&pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: 7, TTL: 20}})
-		if r := f.ask(&messages.RenewLease{ID: 7}).(*messages.LeaseRenewed); r.TTL != 20 || r.Err != nil {
+		if r := f.ask(&messages.RenewLease{ID: 7}).(*messages.RenewLeaseResult); r.TTL != 20 || r.Err != nil {
 			t.Fatalf("renew: %+v", r)
 		}
-		if r := f.ask(&messages.RenewLease{ID: 8}).(*messages.LeaseRenewed); r.TTL != 0 || r.Err != nil {
+		if r := f.ask(&messages.RenewLease{ID: 8}).(*messages.RenewLeaseResult); r.TTL != 0 || r.Err != nil {
 			t.Fatalf("renew of an unknown lease: %+v", r)
 		}
 		if r := f.ask(&messages.GetLeaseTTL{ID: 8}).(*messages.LeaseTTL); r.Found {
@@ -178,7 +178,7 @@ func TestLessorCheckpointsAndRenewals(t *testing.T) {
 			t.Fatalf("checkpoint %v, want ~10 s left for lease 7", cp)
 		}
 		f.apply(ps[0])
-		if r := f.ask(&messages.RenewLease{ID: 7}).(*messages.LeaseRenewed); r.TTL != 20 {
+		if r := f.ask(&messages.RenewLease{ID: 7}).(*messages.RenewLeaseResult); r.TTL != 20 {
 			t.Fatalf("renew after checkpoint: %+v", r)
 		}
 		ps = f.proposals()
@@ -200,7 +200,7 @@ func TestLessorCheckpointsAndRenewals(t *testing.T) {
 		if revokes != 1 {
 			t.Fatalf("%d revokes at expiry, want 1", revokes)
 		}
-		if r := f.ask(&messages.RenewLease{ID: 7}).(*messages.LeaseRenewed); r.TTL != 0 {
+		if r := f.ask(&messages.RenewLease{ID: 7}).(*messages.RenewLeaseResult); r.TTL != 0 {
 			t.Fatalf("renew of an expired lease: %+v", r)
 		}
 		time.Sleep(DefaultRetryInterval)

@@ -132,7 +132,7 @@ func (s *Lease) renewOnce(ctx context.Context, id int64, fs *forwardStream) (int
 	if err != nil {
 		return 0, err
 	}
-	r := res.(*messages.LeaseRenewed)
+	r := res.(*messages.RenewLeaseResult)
 	return r.TTL, r.Err
 }
 
@@ -209,8 +209,8 @@ func (s *Lease) LeaseLeases(ctx context.Context, req *pb.LeaseLeasesRequest) (*p
 	}
 	resp := &pb.LeaseLeasesResponse{Header: s.header(), Leases: []*pb.LeaseStatus{}}
 	if st.Leader() == st.MemberID {
-		if res, err := s.askLessor(&messages.GetLeases{}); err == nil && res.(*messages.LeaseList).Err == nil {
-			for _, id := range res.(*messages.LeaseList).IDs {
+		if res, err := s.askLessor(&messages.GetLeases{}); err == nil && res.(*messages.Leases).Err == nil {
+			for _, id := range res.(*messages.Leases).IDs {
 				resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: id})
 			}
 			return resp, nil
