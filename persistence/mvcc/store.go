@@ -55,12 +55,11 @@ type Options struct {
 // Store is the MVCC key-value store. See the package documentation for the
 // goroutine rules.
 type Store struct {
-	path  string
-	db    *bolt.DB
-	lg    *slog.Logger
-	limit int
-	// leases is the lease table (see lease.go), guarded by mu.
-	leases *leaseTable
+	path   string
+	db     *bolt.DB
+	lg     *slog.Logger
+	limit  int
+	leases *leaseTable // see lease.go; guarded by mu
 	// commitObserved: see Options.CommitObserved.
 	commitObserved func(start time.Time)
 
