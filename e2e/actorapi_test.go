@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/troupedb/troupe/actors/actorapi"
 	"github.com/troupedb/troupe/client/actorclient"
@@ -72,5 +73,46 @@ func TestActorAPI(t *testing.T) {
 	}
 	if _, err := kv.Compact(ctx, &pb.CompactionRequest{Revision: del.Header.Revision, Physical: true}); err != nil {
 		t.Fatalf("actor compact: %v", err)
+	}
+}
+
+// TestActorAPILeases grants, renews and revokes a lease over the actor
+// API; clientv3 sees the same lease.
+func TestActorAPILeases(t *testing.T) {
+	if e2etest.Kind() != e2etest.Troupe {
+		t.Skip("the actor API is troupe's own; etcd has none")
+	}
+	srv := e2etest.Start(t, e2etest.Config{Kind: e2etest.Troupe})
+	logger := slog.New(slog.DiscardHandler)
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	r := remote.NewRemote(system, remote.Configure("127.0.0.1", 0,
+		remote.WithDialOptions(actorapi.DialOptions(actorapi.DefaultMaxMessageBytes)...)))
+	r.Start()
+	t.Cleanup(func() { r.Shutdown(true); system.Shutdown() })
+	c := actorclient.New(system, srv.ActorAddress(), actorclient.WithTimeout(10*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	g, err := c.Grant(ctx, &pb.LeaseGrantRequest{TTL: 30})
+	if err != nil || g.ID == 0 || g.TTL != 30 {
+		t.Fatalf("actor grant: %v %v", g, err)
+	}
+	if _, err := c.Put(ctx, &pb.PutRequest{Key: []byte("actor/leased"), Lease: g.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if ka, err := c.KeepAliveOnce(ctx, &pb.LeaseKeepAliveRequest{ID: g.ID}); err != nil || ka.TTL != 30 {
+		t.Fatalf("actor keep-alive: %v %v", ka, err)
+	}
+	ttl, err := srv.Client(t).TimeToLive(ctx, clientv3.LeaseID(g.ID), clientv3.WithAttachedKeys())
+	if err != nil || ttl.GrantedTTL != 30 || len(ttl.Keys) != 1 {
+		t.Fatalf("clientv3 time to live of the actor's lease: %v %v", ttl, err)
+	}
+	if _, err := c.Revoke(ctx, &pb.LeaseRevokeRequest{ID: g.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Revoke(ctx, &pb.LeaseRevokeRequest{ID: g.ID}); !errors.Is(err, rpctypes.ErrGRPCLeaseNotFound) {
+		t.Fatalf("actor revoke twice: %v", err)
+	}
+	if tl, err := c.TimeToLive(ctx, &pb.LeaseTimeToLiveRequest{ID: g.ID}); err != nil || tl.TTL != -1 {
+		t.Fatalf("actor time to live of a revoked lease: %v %v", tl, err)
 	}
 }

@@ -391,7 +391,8 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 		ActorAddress:   s.cfg.ListenActorURL,
 		Name:           s.cfg.Name, AdvertiseClientURLs: urlStrings(s.cfg.AdvertiseClientURLs),
 		QuotaBytes: s.cfg.BackendQuotaBytes(), MetricsURLs: s.cfg.ListenMetricsURLs,
-		Logger: s.cfg.Logger,
+		MinLeaseTTL: s.cfg.minLeaseTTL(),
+		Logger:      s.cfg.Logger,
 	}), "listeners")
 	if err != nil {
 		s.fail(fmt.Errorf("spawn listeners: %w", err))

@@ -1,6 +1,8 @@
 // Package actorapi serves troupe's KV operations (Range, Put, DeleteRange,
-// Txn, Compact) to protoactor actor systems, as protobuf messages over
-// protoactor remote: the actor API.
+// Txn, Compact) and lease operations (Grant, Revoke, one-shot KeepAlive,
+// TimeToLive, Leases: *messages.LeaseRequest answered with one
+// *messages.LeaseResponse under the same rules, see lease.go) to protoactor
+// actor systems, as protobuf messages over protoactor remote: the actor API.
 //
 // Contract of the endpoint actor (Props):
 //
@@ -70,6 +72,9 @@ type Config struct {
 	// KV executes the operations; required. Its methods are called from many
 	// goroutines at once.
 	KV etcdserverpb.KVServer
+	// Lease executes LeaseRequests (see lease.go); nil answers them with
+	// ErrNoLeaseService.
+	Lease LeaseService
 	// MaxRequestBytes refuses operations whose protobuf encoding is larger,
 	// as etcd's --max-request-bytes does. Zero means DefaultMaxRequestBytes.
 	MaxRequestBytes int
@@ -145,6 +150,8 @@ func (e *endpoint) Receive(ctx actor.Context) {
 	case actor.AutoReceiveMessage, actor.SystemMessage:
 	case *messages.KVRequest:
 		e.handleKVRequest(ctx, msg)
+	case *messages.LeaseRequest:
+		e.handleLeaseRequest(ctx, msg)
 	default:
 		e.log.Warn("dropping unknown message", "type", fmt.Sprintf("%T", msg), "sender", ctx.Sender())
 	}

@@ -34,6 +34,7 @@ import (
 // remote peers: the actor API request, and what remote watches need.
 var DefaultAcceptedTypes = []string{
 	"troupe.v1.KVRequest",
+	"troupe.v1.LeaseRequest",
 	"actor.Watch",
 	"actor.Unwatch",
 	"actor.Terminated",

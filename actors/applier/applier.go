@@ -177,6 +177,12 @@ func (a *applier) applyRequest(idx uint64, req *pb.InternalRaftRequest) (any, er
 		return st.Compact(idx, req.Compaction)
 	case req.ClusterMemberAttrSet != nil:
 		return a.applyAttributes(idx, req.ClusterMemberAttrSet)
+	case req.LeaseGrant != nil:
+		return st.LeaseGrant(idx, req.LeaseGrant)
+	case req.LeaseRevoke != nil:
+		return st.LeaseRevoke(idx, req.LeaseRevoke)
+	case req.LeaseCheckpoint != nil:
+		return st.LeaseCheckpoint(idx, req.LeaseCheckpoint)
 	default:
 		// A request kind this member does not serve yet: it is still a
 		// committed entry, so the index moves and the caller hears why.

@@ -1,11 +1,11 @@
 // Package core is the core supervisor of one member: everything that
 // shares raft's in-memory state (raft with its ticker, wal, applier,
-// snapshotter).
+// snapshotter, lessor).
 //
 // Its Started handler is the start-up sequence, modelled on etcd's
 // NewServer: check the directories, load the newest snapshot, open the
 // backend and check it against the snapshot, open and replay the WAL,
-// rebuild raft's storage, then spawn wal, applier, snapshotter and raft.
+// rebuild raft's storage, then spawn wal, applier, snapshotter, lessor and raft.
 // Every step that fails ends the start-up with a StartupError that names
 // the file and the fix.
 //
@@ -31,6 +31,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/troupedb/troupe/actors/applier"
+	"github.com/troupedb/troupe/actors/lessor"
 	raftactor "github.com/troupedb/troupe/actors/raft"
 	"github.com/troupedb/troupe/actors/snapshotter"
 	walactor "github.com/troupedb/troupe/actors/wal"
@@ -439,6 +440,11 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 		MembersChanged: c.membersChanged(ctx),
 	}, c.res.pinned()), "applier")
 	must(err)
+	lessorPID, err := ctx.SpawnNamed(lessor.Props(lessor.Config{
+		State: st, Raft: raftPID, Logger: log,
+		Extension: time.Duration(c.cfg.ElectionTicks) * c.cfg.HeartbeatInterval,
+	}), "lessor")
+	must(err)
 	var peers []raft.Peer
 	if rec.fresh {
 		peers = c.cfg.Peers
@@ -446,7 +452,7 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 	_, err = ctx.SpawnNamed(raftactor.Props(raftactor.Config{
 		ID: st.MemberID, Storage: ms, Bootstrap: peers,
 		ElectionTick: c.cfg.ElectionTicks, HeartbeatTick: 1, TickInterval: c.cfg.HeartbeatInterval,
-		WAL: walPID, Applier: applierPID, State: st, Logger: log,
+		WAL: walPID, Applier: applierPID, Lessor: lessorPID, State: st, Logger: log,
 		SendPeer: c.sendPeer(ctx),
 	}, c.res.pinned()), "raft")
 	must(err)

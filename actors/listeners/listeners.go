@@ -51,6 +51,9 @@ type Config struct {
 	MaxTxnOps       int
 	RequestTimeout  time.Duration
 	QuotaBytes      int64 // <= 0: no quota
+	// MinLeaseTTL is the smallest TTL granted, in seconds (etcd: 1.5
+	// election timeouts rounded up).
+	MinLeaseTTL int64
 	// ActorAddress is where the actor API listens (host:port, protoactor
 	// remote); empty disables it.
 	ActorAddress string
@@ -86,6 +89,7 @@ type listeners struct {
 	done    []chan struct{} // one per serving goroutine
 	actors  *actorapi.Server
 	root    *actor.RootContext
+	lease   *Lease
 
 	publishStop, publishDone chan struct{} // the attribute publisher goroutine
 }
@@ -111,6 +115,7 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 		MaxRequestBytes: l.cfg.MaxRequestBytes, MaxTxnOps: l.cfg.MaxTxnOps,
 		RequestTimeout: l.cfg.RequestTimeout, QuotaBytes: l.cfg.QuotaBytes,
 	})
+	l.lease = NewLease(kv, l.cfg.MinLeaseTTL)
 	for _, u := range l.cfg.ClientURLs {
 		lis, err := net.Listen("tcp", u.Host)
 		if err != nil {
@@ -137,7 +142,7 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 	}
 	if l.cfg.ActorAddress != "" {
 		srv, err := actorapi.Serve(actorapi.ServeConfig{
-			Address: l.cfg.ActorAddress, KV: kv, MaxRequestBytes: l.cfg.MaxRequestBytes, Logger: l.cfg.Logger,
+			Address: l.cfg.ActorAddress, KV: kv, Lease: l.lease, MaxRequestBytes: l.cfg.MaxRequestBytes, Logger: l.cfg.Logger,
 		})
 		if err != nil {
 			l.stop()
@@ -197,6 +202,7 @@ func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: false}),
 	)
 	pb.RegisterKVServer(srv, kv)
+	pb.RegisterLeaseServer(srv, l.lease)
 	pb.RegisterMaintenanceServer(srv, &Maintenance{State: l.cfg.State, Root: l.root})
 	pb.RegisterClusterServer(srv, &Cluster{State: l.cfg.State, Backend: memberBackend{kv: kv}, RequestTimeout: l.cfg.RequestTimeout})
 	hs := health.NewServer()
@@ -237,6 +243,10 @@ func (l *listeners) stop() {
 	}
 	for _, done := range l.done {
 		<-done
+	}
+	if l.lease != nil {
+		l.lease.Close()
+		l.lease = nil
 	}
 	l.servers, l.https, l.roots, l.done = nil, nil, nil, nil
 }

@@ -48,6 +48,9 @@ type Config struct {
 
 	WAL     *actor.PID
 	Applier *actor.PID
+	// Lessor, when set, is told every change of leader or term
+	// (LeaderChanged).
+	Lessor *actor.PID
 	// SendPeer carries a raft message to another member; nil drops it
 	// (a single member has no peers).
 	SendPeer func(m *raftpb.Message)
@@ -100,6 +103,8 @@ type raftActor struct {
 	appendsInFlight int
 	confState       *raftpb.ConfState
 	lastLeader      uint64
+	// toldLeader and toldTerm are what the lessor was last told.
+	toldLeader, toldTerm uint64
 }
 
 // Receive dispatches on the message type.
@@ -417,6 +422,18 @@ func (r *raftActor) handleReady(ctx actor.Context) {
 	}
 	bs := r.rn.BasicStatus()
 	r.cfg.State.SetRaftStatus(bs.Lead, bs.GetTerm(), bs.GetCommit())
+	r.tellLessor(ctx, bs.Lead, bs.GetTerm())
+}
+
+// tellLessor sends the lessor the leader and term when either changed
+// since it was last told: a leader that lost and won again between two
+// Readies is a new term, and the lessor must promote again.
+func (r *raftActor) tellLessor(ctx actor.Context, lead, term uint64) {
+	if r.cfg.Lessor == nil || (lead == r.toldLeader && term == r.toldTerm) {
+		return
+	}
+	r.toldLeader, r.toldTerm = lead, term
+	ctx.Send(r.cfg.Lessor, &messages.LeaderChanged{Leader: lead, Term: term})
 }
 
 func (r *raftActor) observeLeader(ctx actor.Context, lead uint64) {

@@ -134,10 +134,37 @@ type result struct {
 // An error reply comes back as its gRPC status error; a context that ends
 // first returns ctx.Err(), as clientv3 does.
 func (c *Client) do(ctx context.Context, req *messages.KVRequest) (*messages.KVResponse, error) {
+	req.Id = c.nextID.Add(1)
+	msg, err := c.ask(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	resp, ok := msg.(*messages.KVResponse)
+	if !ok {
+		return nil, fmt.Errorf("%w: %T", ErrUnexpectedReply, msg)
+	}
+	if resp.GetId() != req.Id {
+		return nil, fmt.Errorf("%w: id %d for request %d", ErrUnexpectedReply, resp.GetId(), req.Id)
+	}
+	if e, ok := resp.GetResult().(*messages.KVResponse_Error); ok {
+		return nil, errorReply(e.Error)
+	}
+	return resp, nil
+}
+
+// errorReply is the error an error reply carries.
+func errorReply(e *messages.KVError) error {
+	if err := e.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: error reply with code OK", ErrUnexpectedReply)
+}
+
+// ask sends req and waits for any reply, the context's end or the timeout.
+func (c *Client) ask(ctx context.Context, req any) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	req.Id = c.nextID.Add(1)
 	timeout := c.timeout
 	if deadline, ok := ctx.Deadline(); ok {
 		timeout = time.Until(deadline)
@@ -168,20 +195,7 @@ func (c *Client) do(ctx context.Context, req *messages.KVRequest) (*messages.KVR
 		}
 		return nil, fmt.Errorf("actorclient: request to %s: %w", c.target, res.err)
 	}
-	resp, ok := res.msg.(*messages.KVResponse)
-	if !ok {
-		return nil, fmt.Errorf("%w: %T", ErrUnexpectedReply, res.msg)
-	}
-	if resp.GetId() != req.Id {
-		return nil, fmt.Errorf("%w: id %d for request %d", ErrUnexpectedReply, resp.GetId(), req.Id)
-	}
-	if e, ok := resp.GetResult().(*messages.KVResponse_Error); ok {
-		if err := e.Error.Err(); err != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: error reply with code OK", ErrUnexpectedReply)
-	}
-	return resp, nil
+	return res.msg, nil
 }
 
 func unexpected(resp *messages.KVResponse) error {

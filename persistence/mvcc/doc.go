@@ -11,6 +11,19 @@
 // marshalled mvccpb.KeyValue. "meta" holds "consistent_index" (8 bytes
 // big-endian) and "scheduledCompactRev"/"finishedCompactRev" (revision
 // encoding), so an etcd snapshot can be opened here and ours by etcd tools.
+// "lease" maps a lease id (8 bytes big-endian) to etcd's marshalled
+// leasepb.Lease {ID, TTL, RemainingTTL} (see lease.go).
+//
+// # Leases
+//
+// The store keeps every lease and the live keys attached to it in memory,
+// rebuilt on Open from the "lease" bucket and the last version of each key
+// in the "key" bucket. LeaseGrant, LeaseRevoke and LeaseCheckpoint are
+// writes like Put: their bucket changes go in the pending batch with the
+// raft index. A put with a lease attaches the key, an overwrite without it
+// or a delete detaches it; LeaseRevoke deletes the lease's keys in one
+// write at one revision. Expiry is not the store's business: the lessor
+// actor decides it and proposes revokes.
 //
 // # Index
 //
@@ -48,10 +61,11 @@
 //
 // # Concurrency
 //
-// Writes (Put, DeleteRange, Txn, Compact, SetConsistentIndex, Commit,
-// CommitAsync, Close) must come from ONE goroutine, the applier: the store
-// does not order concurrent writers. Reads (Range, Rev, CompactRev,
-// ConsistentIndex, DBSize) are safe from any number of goroutines at the
+// Writes (Put, DeleteRange, Txn, Compact, LeaseGrant, LeaseRevoke,
+// LeaseCheckpoint, SetConsistentIndex, Commit, CommitAsync, Close) must come
+// from ONE goroutine, the applier: the store does not order concurrent
+// writers. Reads (Range, Rev, CompactRev, ConsistentIndex, DBSize, Leases,
+// Lease) are safe from any number of goroutines at the
 // same time as that writer and the commit goroutine. A write holds the
 // store's write lock while it changes the index and the pending batch; a
 // read holds the read lock while it looks up revisions in the index and

@@ -47,10 +47,6 @@ type Options struct {
 	// NoSync skips fsync on bbolt commits. For tests only: a crash can
 	// lose committed data.
 	NoSync bool
-	// LeaseChecker reports whether a lease exists. A Put naming a lease
-	// for which it returns false fails with ErrGRPCLeaseNotFound; nil
-	// means no lease exists.
-	LeaseChecker func(id int64) bool
 	// CommitObserved, if set, is called after each bbolt commit of a batch
 	// with the time the commit started (for etcd's backend commit metric).
 	CommitObserved func(start time.Time)
@@ -63,7 +59,7 @@ type Store struct {
 	db     *bolt.DB
 	lg     *slog.Logger
 	limit  int
-	leases func(id int64) bool
+	leases *leaseTable // see lease.go; guarded by mu
 	// commitObserved: see Options.CommitObserved.
 	commitObserved func(start time.Time)
 
@@ -149,7 +145,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("mvcc: open %s (check the path and its permissions, or restore the file from a snapshot): %w", path, err)
 	}
 	s := &Store{
-		path: path, db: db, lg: lg, limit: limit, leases: opts.LeaseChecker, commitObserved: opts.CommitObserved,
+		path: path, db: db, lg: lg, limit: limit, leases: newLeaseTable(), commitObserved: opts.CommitObserved,
 		index: newTreeIndex(), currentRev: 1, compactRev: -1, pending: newBatch(),
 	}
 	if err := s.load(); err != nil {
@@ -192,7 +188,10 @@ func (s *Store) load() error {
 			}
 			scheduled = rev.main
 		}
-		return tx.Bucket(keyBucket).ForEach(s.restoreEntry)
+		if err := tx.Bucket(keyBucket).ForEach(s.restoreEntry); err != nil {
+			return err
+		}
+		return s.loadLeases(tx)
 	})
 	if err != nil {
 		return err
@@ -229,9 +228,12 @@ func (s *Store) restoreEntry(k, v []byte) error {
 		if ki := s.index.lookup(kv.Key); ki != nil && ki.live() != nil {
 			ki.tombstone(rev)
 		}
+		s.leases.attach(string(kv.Key), 0)
 		return nil
 	}
 	s.index.getOrCreate(kv.Key).put(rev, revision{main: kv.CreateRevision}, kv.Version)
+	// entries come in revision order: the last version's lease wins
+	s.leases.attach(string(kv.Key), kv.Lease)
 	return nil
 }
 

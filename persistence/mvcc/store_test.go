@@ -187,7 +187,8 @@ func TestBatchLimitCommits(t *testing.T) {
 }
 
 func TestLeases(t *testing.T) {
-	ts := openTest(t, Options{LeaseChecker: func(id int64) bool { return id == 7 }})
+	ts := openTest(t, Options{})
+	ts.grant(7, 60)
 	if _, err := ts.do(&pb.PutRequest{Key: []byte("a"), Value: []byte("1"), Lease: 8}); err != rpctypes.ErrGRPCLeaseNotFound {
 		t.Fatalf("unknown lease: %v", err)
 	}

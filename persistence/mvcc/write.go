@@ -58,6 +58,7 @@ func (w *writeTxn) put(key, value []byte, lease int64) {
 	}
 	w.add(rev, false, kv)
 	ki.put(rev, rev, 1)
+	w.s.leases.attach(string(key), lease)
 	w.changes++
 	w.curRev = w.beginRev + 1
 }
@@ -76,6 +77,7 @@ func (w *writeTxn) deleteRange(key, end []byte) int64 {
 		rev := revision{main: w.beginRev + 1, sub: w.changes}
 		w.add(rev, true, &mvccpb.KeyValue{Key: []byte(ki.key)})
 		ki.tombstone(rev)
+		w.s.leases.attach(ki.key, 0)
 		w.changes++
 		w.curRev = w.beginRev + 1
 	}
@@ -87,10 +89,6 @@ func (w *writeTxn) add(rev revision, tomb bool, kv *mvccpb.KeyValue) {
 	p := w.s.pending
 	p.puts[rev] = pendingPut{key: bucketKey(rev, tomb), value: encodeKV(kv)}
 	p.order = append(p.order, rev)
-}
-
-func (s *Store) leaseExists(id int64) bool {
-	return s.leases != nil && s.leases(id)
 }
 
 // Put applies the raft entry at index carrying req. Writer goroutine only.

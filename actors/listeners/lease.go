@@ -1,0 +1,281 @@
+package listeners
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/persistence/mvcc"
+)
+
+// leaseOverheadBytes is what etcd's quota counts for a lease grant.
+const leaseOverheadBytes = 64
+
+// leaderRetryInterval is how long a keep-alive or time-to-live waits
+// before it tries again while leadership is changing.
+const leaderRetryInterval = 50 * time.Millisecond
+
+// Lease serves etcd's Lease service. Grant and revoke go through raft like
+// KV writes. Keep-alive and time-to-live need the leader's clock: on the
+// leader they ask the lessor actor, on a follower they are forwarded to
+// the leader's Lease service over gRPC (see leaseForwarder).
+type Lease struct {
+	pb.UnimplementedLeaseServer
+	kv     *KV
+	minTTL int64
+	fwd    *leaseForwarder
+}
+
+// NewLease returns the Lease service; minTTL is the smallest TTL a lease
+// gets, in seconds (etcd: 1.5 election timeouts, rounded up). Close it
+// after the gRPC servers stopped.
+func NewLease(kv *KV, minTTL int64) *Lease {
+	return &Lease{kv: kv, minTTL: minTTL, fwd: newLeaseForwarder(kv.cfg.State)}
+}
+
+// Close drops the connections to other members.
+func (s *Lease) Close() { s.fwd.close() }
+
+// LeaseGrant creates a lease. ID 0 lets the server choose, as etcd: the
+// proposer picks the id before proposing, so every member applies the same.
+func (s *Lease) LeaseGrant(ctx context.Context, req *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
+	if req.TTL > mvcc.MaxLeaseTTL {
+		return nil, rpctypes.ErrGRPCLeaseTTLTooLarge
+	}
+	if err := s.kv.checkQuota(leaseOverheadBytes); err != nil {
+		return nil, err
+	}
+	r := &pb.LeaseGrantRequest{ID: req.ID, TTL: max(req.TTL, s.minTTL)}
+	for r.ID == 0 {
+		r.ID = int64(s.kv.cfg.State.NextID() & (1<<63 - 1))
+	}
+	resp, err := s.kv.propose(ctx, &pb.InternalRaftRequest{LeaseGrant: r})
+	if err != nil {
+		return nil, err
+	}
+	out := resp.(*pb.LeaseGrantResponse)
+	s.kv.fill(out.Header)
+	return out, nil
+}
+
+// LeaseRevoke revokes a lease and deletes its keys in one revision.
+func (s *Lease) LeaseRevoke(ctx context.Context, req *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
+	resp, err := s.kv.propose(ctx, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: req.ID}})
+	if err != nil {
+		return nil, err
+	}
+	out := resp.(*pb.LeaseRevokeResponse)
+	s.kv.fill(out.Header)
+	return out, nil
+}
+
+// LeaseKeepAlive renews leases for as long as the client streams requests.
+// An unknown lease gets TTL 0, as etcd 3.4 answers.
+func (s *Lease) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) error {
+	ctx := stream.Context()
+	fs := &forwardStream{fwd: s.fwd}
+	defer fs.close()
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		resp := &pb.LeaseKeepAliveResponse{ID: req.ID, Header: s.header()}
+		ttl, err := s.renew(ctx, req.ID, fs)
+		if err != nil {
+			return err
+		}
+		resp.TTL = ttl
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+// renew renews lease id on the leader: here through the lessor, or
+// through the leader's Lease service; it retries while leadership changes,
+// until the request timeout.
+func (s *Lease) renew(ctx context.Context, id int64, fs *forwardStream) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.kv.cfg.RequestTimeout)
+	defer cancel()
+	for {
+		ttl, err := s.renewOnce(ctx, id, fs)
+		if !retryable(err) {
+			return ttl, err
+		}
+		if werr := sleepCtx(ctx, leaderRetryInterval); werr != nil {
+			return 0, ctxErr(ctx, werr)
+		}
+	}
+}
+
+func (s *Lease) renewOnce(ctx context.Context, id int64, fs *forwardStream) (int64, error) {
+	st := s.kv.cfg.State
+	if lead := st.Leader(); lead != st.MemberID {
+		return fs.keepAlive(ctx, lead, id)
+	}
+	if err := s.waitApplied(ctx); err != nil {
+		return 0, err
+	}
+	res, err := s.askLessor(&messages.RenewLease{ID: id})
+	if err != nil {
+		return 0, err
+	}
+	r := res.(*messages.RenewLeaseResult)
+	return r.TTL, r.Err
+}
+
+// LeaseKeepAliveOnce renews a lease once: the actor API's keep-alive.
+func (s *Lease) LeaseKeepAliveOnce(ctx context.Context, req *pb.LeaseKeepAliveRequest) (*pb.LeaseKeepAliveResponse, error) {
+	fs := &forwardStream{fwd: s.fwd}
+	defer fs.close()
+	resp := &pb.LeaseKeepAliveResponse{ID: req.ID, Header: s.header()}
+	ttl, err := s.renew(ctx, req.ID, fs)
+	if err != nil {
+		return nil, err
+	}
+	resp.TTL = ttl
+	return resp, nil
+}
+
+// LeaseTimeToLive reports a lease's remaining TTL as the leader counts it;
+// an unknown lease gets TTL -1, as etcd 3.4 answers.
+func (s *Lease) LeaseTimeToLive(ctx context.Context, req *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.kv.cfg.RequestTimeout)
+	defer cancel()
+	for {
+		resp, err := s.timeToLiveOnce(ctx, req)
+		if !retryable(err) {
+			return resp, err
+		}
+		if werr := sleepCtx(ctx, leaderRetryInterval); werr != nil {
+			return nil, ctxErr(ctx, werr)
+		}
+	}
+}
+
+func (s *Lease) timeToLiveOnce(ctx context.Context, req *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
+	st := s.kv.cfg.State
+	if lead := st.Leader(); lead != st.MemberID {
+		resp, err := s.fwd.timeToLive(ctx, lead, req)
+		if err == nil {
+			resp.Header = s.header() // as etcd: the answering member's header
+		}
+		return resp, err
+	}
+	if err := s.waitApplied(ctx); err != nil {
+		return nil, err
+	}
+	res, err := s.askLessor(&messages.GetLeaseTTL{ID: req.ID})
+	if err != nil {
+		return nil, err
+	}
+	r := res.(*messages.LeaseTTL)
+	if r.Err != nil {
+		return nil, r.Err
+	}
+	resp := &pb.LeaseTimeToLiveResponse{Header: s.header(), ID: req.ID, TTL: -1}
+	if !r.Found {
+		return resp, nil
+	}
+	resp.TTL, resp.GrantedTTL = int64(r.Remaining.Seconds()), r.GrantedTTL
+	if req.Keys {
+		if store := st.Store(); store != nil {
+			_, resp.Keys, _ = store.Lease(req.ID, true)
+		}
+	}
+	return resp, nil
+}
+
+// LeaseLeases lists this member's leases, as etcd 3.4 (no leader round):
+// on the leader soonest expiry first, elsewhere by id (a follower knows no
+// expiry).
+func (s *Lease) LeaseLeases(ctx context.Context, req *pb.LeaseLeasesRequest) (*pb.LeaseLeasesResponse, error) {
+	st := s.kv.cfg.State
+	store := st.Store()
+	if store == nil {
+		return nil, errCoreDown
+	}
+	resp := &pb.LeaseLeasesResponse{Header: s.header(), Leases: []*pb.LeaseStatus{}}
+	if st.Leader() == st.MemberID {
+		if res, err := s.askLessor(&messages.GetLeases{}); err == nil && res.(*messages.Leases).Err == nil {
+			for _, id := range res.(*messages.Leases).IDs {
+				resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: id})
+			}
+			return resp, nil
+		}
+	}
+	for _, l := range store.Leases() {
+		resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: l.ID})
+	}
+	return resp, nil
+}
+
+// waitApplied waits until this member (the leader) has applied what it
+// knows committed, so that a lease granted through another member is
+// known here (as etcd 3.5's waitAppliedIndex; 3.4 can answer "not found"
+// for a lease a follower just granted).
+func (s *Lease) waitApplied(ctx context.Context) error {
+	st := s.kv.cfg.State
+	if err := st.Applied.Wait(ctx, st.RaftIndex()); err != nil {
+		return ctxErr(ctx, err)
+	}
+	return nil
+}
+
+// askLessor sends msg to this member's lessor and waits for its answer.
+func (s *Lease) askLessor(msg any) (any, error) {
+	pid := s.kv.cfg.State.Lessor()
+	if pid == nil {
+		return nil, errCoreDown
+	}
+	res, err := s.kv.cfg.Root.RequestFuture(pid, msg, s.kv.cfg.RequestTimeout).Result()
+	if errors.Is(err, actor.ErrTimeout) {
+		return nil, rpctypes.ErrGRPCTimeout
+	}
+	if err != nil {
+		return nil, errCoreDown
+	}
+	return res, nil
+}
+
+// header is a lease response's header: the member's figures and the
+// store's current revision, as etcd's header filler.
+func (s *Lease) header() *pb.ResponseHeader {
+	h := &pb.ResponseHeader{}
+	s.kv.fill(h)
+	if store := s.kv.cfg.State.Store(); store != nil {
+		h.Revision = store.Rev()
+	}
+	return h
+}
+
+// retryable: the leader is changing (none known, this member's lessor not
+// promoted yet, the old leader unreachable); asking again soon may
+// succeed. etcd retries the same way until the request timeout.
+func retryable(err error) bool {
+	return errors.Is(err, rpctypes.ErrGRPCNotLeader) || errors.Is(err, errNoLeaderURL) ||
+		status.Code(err) == codes.Unavailable
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
