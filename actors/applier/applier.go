@@ -31,6 +31,7 @@ import (
 	"github.com/troupedb/troupe/failpoint"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/persistence/alarm"
 	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
@@ -75,6 +76,7 @@ type applier struct {
 	snapIndex      uint64
 	commitTimer    *time.Timer // non-nil while a commitDue is scheduled
 	membersChanged bool        // during one Apply
+	alarms         alarm.Set   // applied alarms; see alarm.go
 }
 
 // Receive dispatches on the message type.
@@ -83,6 +85,7 @@ func (a *applier) Receive(ctx actor.Context) {
 	case *actor.Started:
 		a.log = a.cfg.Logger.With("actor", "applier", "member", a.cfg.State.MemberID)
 		a.snapIndex = a.cfg.SnapshotIndex
+		a.loadAlarms()
 	case *actor.Stopping, *actor.Restarting:
 		a.stopTimer()
 	case *actor.Stopped:
@@ -166,6 +169,9 @@ func (a *applier) applyEntry(e *raftpb.Entry) {
 
 func (a *applier) applyRequest(idx uint64, req *pb.InternalRaftRequest) (any, error) {
 	st := a.cfg.Store
+	if err := a.checkAlarms(idx, req); err != nil {
+		return nil, err
+	}
 	switch {
 	case req.Put != nil:
 		return st.Put(idx, req.Put)
@@ -177,6 +183,8 @@ func (a *applier) applyRequest(idx uint64, req *pb.InternalRaftRequest) (any, er
 		return st.Compact(idx, req.Compaction)
 	case req.ClusterMemberAttrSet != nil:
 		return a.applyAttributes(idx, req.ClusterMemberAttrSet)
+	case req.Alarm != nil:
+		return a.applyAlarm(idx, req.Alarm)
 	default:
 		// A request kind this member does not serve yet: it is still a
 		// committed entry, so the index moves and the caller hears why.
@@ -196,6 +204,7 @@ func (a *applier) handleInstallSnapshot(ctx actor.Context, msg *messages.Install
 	}
 	a.cfg.Store, a.cfg.Cluster = st, cl
 	a.snapIndex = md.GetIndex()
+	a.loadAlarms()
 	if a.cfg.MembersChanged != nil {
 		a.cfg.MembersChanged(cl.Members())
 	}

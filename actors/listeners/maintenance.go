@@ -5,6 +5,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/troupedb/troupe/internal/memberstate"
 )
@@ -19,6 +20,7 @@ type Maintenance struct {
 	pb.UnimplementedMaintenanceServer
 	State *memberstate.State
 	Root  *actor.RootContext
+	KV    *KV // proposes through raft (Alarm)
 }
 
 // Status reports this member's view, with etcd 3.4's fields.
@@ -39,5 +41,9 @@ func (m *Maintenance) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.Stat
 	} else {
 		resp.Errors = append(resp.Errors, "core is restarting")
 	}
+	if resp.Leader == 0 {
+		resp.Errors = append(resp.Errors, rpctypes.ErrNoLeader.Error())
+	}
+	resp.Errors = append(resp.Errors, alarmErrors(st.Alarms())...)
 	return resp, nil
 }

@@ -1,6 +1,7 @@
 package listeners
 
 import (
+	"context"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -12,12 +13,12 @@ import (
 const kvOverhead = 256
 
 // checkQuota refuses a write whose estimated cost would take the backend
-// file past --quota-backend-bytes, with etcd's ErrGRPCNoSpace. Writes that
-// add nothing (deletes, compactions) always pass, so space can be freed.
-// etcd also raises a NOSPACE alarm that keeps writes refused until an
-// operator disarms it; troupe's alarms come with the maintenance work, and
-// until then the check is made afresh for every write.
-func (s *KV) checkQuota(cost int) error {
+// file past --quota-backend-bytes, with etcd's ErrGRPCNoSpace, and raises
+// this member's NOSPACE alarm (see raiseNoSpace), which keeps writes that
+// add data refused on every member until an operator disarms it. Writes
+// that add nothing (deletes, compactions) always pass, so space can be
+// freed.
+func (s *KV) checkQuota(ctx context.Context, cost int) error {
 	if s.cfg.QuotaBytes <= 0 || cost == 0 {
 		return nil
 	}
@@ -26,6 +27,7 @@ func (s *KV) checkQuota(cost int) error {
 		return nil // the proposal will fail with the core down
 	}
 	if size+int64(cost) >= s.cfg.QuotaBytes {
+		s.raiseNoSpace(ctx)
 		return rpctypes.ErrGRPCNoSpace
 	}
 	return nil
