@@ -394,11 +394,6 @@ func joinURLs(urls []url.URL) string {
 	return strings.Join(s, ",")
 }
 
-// Help notes for flags whose value troupe accepts but does not act on yet.
-const (
-	noteQuota = "\nWrites that would pass it fail with 'database space exceeded'; the NOSPACE alarm comes with the maintenance work."
-)
-
 // RegisterFlags binds c's fields to etcd's flag names in fs, with etcd's
 // help text; the current field values are the defaults shown. Durations
 // are given in milliseconds as etcd does.
@@ -411,7 +406,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&urlsValue{urls: &c.ListenPeerURLs}, "listen-peer-urls", "List of URLs to listen on for peer traffic.")
 	fs.Var(&urlsValue{urls: &c.ListenClientURLs, set: &c.set.listenClient}, "listen-client-urls", "List of URLs to listen on for client traffic.")
 	fs.Var(&urlsValue{urls: &c.ListenMetricsURLs}, "listen-metrics-urls", "List of URLs to listen on for the metrics and health endpoints.")
-	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota)."+noteQuota)
+	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).")
 	fs.UintVar(&c.MaxTxnOps, "max-txn-ops", c.MaxTxnOps, "Maximum number of operations permitted in a transaction.")
 	fs.UintVar(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "Maximum client request size in bytes the server will accept.")
 

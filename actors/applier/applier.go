@@ -5,7 +5,12 @@
 // In: Apply (from the raft actor), commitDue (its own timer).
 // Out: Applied to the sender of Apply (the raft actor), SaveSnapshot to the
 // snapshotter every SnapshotCount entries, results through the wait
-// registry, the applied index through memberstate.
+// registry, the applied index and the active alarms through memberstate.
+//
+// Alarms (alarm.go): the applier holds the applied alarm set, loaded from
+// the backend at start and after a snapshot install; while NOSPACE or
+// CORRUPT is active it refuses the entries etcd's capped and corrupt
+// appliers refuse, on every member alike.
 //
 // Invariants: entries apply in index order and at most once: the store
 // skips any index it already holds, so replaying the WAL after a crash or
