@@ -398,6 +398,9 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 		return
 	}
 	s.listeners = pid
+	if err := s.spawnCompactor(ctx); err != nil {
+		s.fail(err)
+	}
 }
 
 func (s *supervisor) handleListenersStarted() {
