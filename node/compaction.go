@@ -11,6 +11,7 @@ import (
 
 	"github.com/troupedb/troupe/actors/compactor"
 	"github.com/troupedb/troupe/actors/listeners"
+	"github.com/troupedb/troupe/internal/metrics"
 )
 
 // Defaults of the auto compaction flags, as etcd 3.4's: off.
@@ -81,7 +82,7 @@ func (s *supervisor) spawnCompactor(ctx actor.Context) error {
 			return err
 		},
 		Logger: s.cfg.Logger,
-	}), "compactor")
+	}).Configure(metrics.Mailbox("compactor")), "compactor")
 	if err != nil {
 		return fmt.Errorf("spawn compactor: %w", err)
 	}

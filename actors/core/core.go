@@ -409,11 +409,11 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 	raftPID := raftPID(ctx)
 	walPID, err := ctx.SpawnNamed(walactor.Props(walactor.Config{
 		Dir: WALDir(c.cfg.DataDir), WAL: rec.wal, Snap: ss, Raft: raftPID, Logger: log,
-	}, c.res.pinned()), "wal")
+	}, c.res.pinned(), metrics.Mailbox("wal")), "wal")
 	must(err)
 	snapPID, err := ctx.SpawnNamed(snapshotter.Props(snapshotter.Config{
 		Snap: ss, Storage: ms, WAL: walPID, MemberID: st.MemberID, Logger: log,
-	}), "snapshotter")
+	}).Configure(metrics.Mailbox("snapshotter")), "snapshotter")
 	must(err)
 	var snapIndex uint64
 	if rec.snapshot != nil {
@@ -437,7 +437,7 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 		},
 		Cluster:        cl,
 		MembersChanged: c.membersChanged(ctx),
-	}, c.res.pinned()), "applier")
+	}, c.res.pinned(), metrics.Mailbox("applier")), "applier")
 	must(err)
 	var peers []raft.Peer
 	if rec.fresh {
@@ -448,7 +448,7 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 		ElectionTick: c.cfg.ElectionTicks, HeartbeatTick: 1, TickInterval: c.cfg.HeartbeatInterval,
 		WAL: walPID, Applier: applierPID, State: st, Logger: log,
 		SendPeer: c.sendPeer(ctx),
-	}, c.res.pinned()), "raft")
+	}, c.res.pinned(), metrics.Mailbox("raft")), "raft")
 	must(err)
 }
 
