@@ -26,20 +26,26 @@ const (
 // duration (in revision mode too, where its nanoseconds count as
 // revisions, as in etcd). A zero retention turns auto compaction off.
 func (c *Config) autoCompaction() (period time.Duration, revisions int64, err error) {
-	retention := c.AutoCompactionRetention
+	retention, mode := c.AutoCompactionRetention, c.AutoCompactionMode
 	if retention == "" {
 		retention = DefaultAutoCompactionRetention
+	}
+	if mode == "" { // a Config built in code
+		mode = DefaultAutoCompactionMode
 	}
 	var d time.Duration
 	if h, err := strconv.Atoi(retention); err == nil && h >= 0 {
 		d = time.Duration(h)
-		if c.AutoCompactionMode == compactor.ModePeriodic {
+		if mode == compactor.ModePeriodic {
 			d *= time.Hour
 		}
 	} else if d, err = time.ParseDuration(retention); err != nil {
 		return 0, 0, fmt.Errorf("--auto-compaction-retention %q: error parsing CompactionRetention: %v; give hours ('1') or a duration ('30m')", retention, err)
 	}
-	switch c.AutoCompactionMode {
+	if d == 0 {
+		return 0, 0, nil // off, whatever the mode (etcd checks it only when on)
+	}
+	switch mode {
 	case compactor.ModePeriodic:
 		if d < 0 {
 			return 0, 0, fmt.Errorf("--auto-compaction-retention %q is negative", retention)
@@ -62,6 +68,10 @@ func (s *supervisor) spawnCompactor(ctx actor.Context) error {
 	if err != nil || (period == 0 && revisions == 0) {
 		return err
 	}
+	mode := compactor.ModeRevision
+	if period > 0 {
+		mode = compactor.ModePeriodic
+	}
 	st := s.state
 	kv := listeners.NewKV(listeners.KVConfig{
 		State: st, Root: ctx.ActorSystem().Root,
@@ -69,7 +79,7 @@ func (s *supervisor) spawnCompactor(ctx actor.Context) error {
 		RequestTimeout: 5*time.Second + 2*s.cfg.ElectionTimeout,
 	})
 	_, err = ctx.SpawnNamed(compactor.Props(compactor.Config{
-		Mode: s.cfg.AutoCompactionMode, Period: period, Revisions: revisions,
+		Mode: mode, Period: period, Revisions: revisions,
 		Rev: func() int64 {
 			if store := st.Store(); store != nil {
 				return store.Rev()

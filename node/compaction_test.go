@@ -23,6 +23,7 @@ func TestAutoCompactionFlags(t *testing.T) {
 		{[]string{"--auto-compaction-retention", "soon"}, 0, 0, "error parsing CompactionRetention"},
 		{[]string{"--auto-compaction-retention", "-1h"}, 0, 0, "negative"},
 		{[]string{"--auto-compaction-mode", "daily", "--auto-compaction-retention", "1"}, 0, 0, "unsupported compaction mode"},
+		{[]string{"--auto-compaction-mode", "daily"}, 0, 0, ""}, // off: etcd checks the mode only when on
 	} {
 		c := parse(t, tc.args...)
 		period, revs, err := c.autoCompaction()
@@ -38,5 +39,13 @@ func TestAutoCompactionFlags(t *testing.T) {
 	}
 	if c := Default(); c.AutoCompactionMode != "periodic" || c.AutoCompactionRetention != "0" {
 		t.Errorf("defaults %q %q", c.AutoCompactionMode, c.AutoCompactionRetention)
+	}
+	// A Config built in code leaves both empty: off; a retention alone
+	// means the default mode.
+	if p, r, err := (&Config{}).autoCompaction(); p != 0 || r != 0 || err != nil {
+		t.Errorf("empty config: %v %d %v", p, r, err)
+	}
+	if p, _, err := (&Config{AutoCompactionRetention: "2"}).autoCompaction(); p != 2*time.Hour || err != nil {
+		t.Errorf("retention without mode: %v %v", p, err)
 	}
 }
