@@ -177,3 +177,37 @@ func TestAlarmCorrupt(t *testing.T) {
 	_, err = cli.Put(ctx(t), "k", "v2")
 	must(t, err)
 }
+
+// TestAlarmCluster: an alarm raised through one member is every member's:
+// the others list it and refuse writes that add data; a disarm through a
+// third member lifts it everywhere.
+func TestAlarmCluster(t *testing.T) {
+	c := e2etest.StartCluster(t, e2etest.ClusterConfig{Size: 3})
+	cli0, cli1, cli2 := c.MemberClient(t, 0), c.MemberClient(t, 1), c.MemberClient(t, 2)
+	st, err := cli0.Status(ctx(t), c.Member(0).Endpoint())
+	must(t, err)
+	id := st.Header.MemberId
+	_, err = pb.NewMaintenanceClient(cli0.ActiveConnection()).Alarm(ctx(t),
+		&pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: id, Alarm: pb.AlarmType_NOSPACE})
+	must(t, err)
+	want := fmt.Sprintf("memberID:%d alarm:NOSPACE \n", id)
+	for i := range c.Size() {
+		if out := etcdctl(t, c.Member(i), "", "alarm", "list"); out != want {
+			t.Fatalf("member %d: alarm list %q, want %q", i, out, want)
+		}
+	}
+	for i, cli := range []*clientv3.Client{cli1, cli2} {
+		_, err = cli.Put(ctx(t), "k", "v")
+		requireErr(t, err, rpctypes.ErrGRPCNoSpace)
+		if _, err := cli.Delete(ctx(t), "k"); err != nil {
+			t.Fatalf("member %d: delete under NOSPACE: %v", i+1, err)
+		}
+	}
+	if out := etcdctl(t, c.Member(2), "", "alarm", "disarm"); out != want {
+		t.Fatalf("disarm: %q", out)
+	}
+	for _, cli := range []*clientv3.Client{cli0, cli1, cli2} {
+		_, err = cli.Put(ctx(t), "k", "v")
+		must(t, err)
+	}
+}
