@@ -14,8 +14,9 @@ import (
 // among them) check it, and troupe speaks etcd 3.4's API.
 const ServerVersion = "3.4.23"
 
-// Maintenance serves the parts of etcd's Maintenance service this member
-// has: Status. The rest answers Unimplemented until it lands.
+// Maintenance serves etcd 3.4's Maintenance service: Status, Alarm
+// (alarm.go), Hash and Defragment (defrag.go), HashKV, Snapshot and
+// MoveLeader. What etcd 3.4 does not have answers Unimplemented.
 type Maintenance struct {
 	pb.UnimplementedMaintenanceServer
 	State *memberstate.State
@@ -23,7 +24,9 @@ type Maintenance struct {
 	KV    *KV // proposes through raft (Alarm)
 }
 
-// Status reports this member's view, with etcd 3.4's fields.
+// Status reports this member's view, with etcd 3.4's fields; errors says
+// "etcdserver: no leader" without a leader and lists the active alarms,
+// as etcd 3.4's.
 func (m *Maintenance) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
 	st := m.State
 	resp := &pb.StatusResponse{
