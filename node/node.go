@@ -324,7 +324,7 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 	electionTicks := int(s.cfg.ElectionTimeout / s.cfg.HeartbeatInterval)
 	pid, err := ctx.SpawnNamed(core.Props(core.Config{
 		DataDir: s.cfg.DataDir, Peers: s.boot, SnapshotCount: s.cfg.SnapshotCount,
-		HeartbeatInterval: s.cfg.HeartbeatInterval, ElectionTicks: electionTicks,
+		HeartbeatInterval: s.cfg.HeartbeatInterval, ElectionTicks: electionTicks, QuotaBytes: s.cfg.BackendQuotaBytes(),
 		WALSegmentBytes: s.cfg.WALSegmentBytes,
 		State:           s.state, Logger: s.cfg.Logger, PeersPID: s.peersPID,
 	}).Configure(metrics.Mailbox("core")), "core")

@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/troupedb/troupe/actors/internal/actortest"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/mvcc"
@@ -32,8 +33,14 @@ func entry(t *testing.T, index, id uint64, req *pb.InternalRaftRequest) *raftpb.
 // returns the results their waiters got.
 func applyAll(t *testing.T, store *mvcc.Store, state *memberstate.State, ents ...*raftpb.Entry) []memberstate.Result {
 	t.Helper()
-	sys := actor.NewActorSystem()
-	pid := sys.Root.Spawn(Props(Config{Store: store, State: state, Logger: slog.New(slog.DiscardHandler)}))
+	return applyWith(t, actor.NewActorSystem(), Config{Store: store, State: state}, ents...)
+}
+
+func applyWith(t *testing.T, sys *actor.ActorSystem, cfg Config, ents ...*raftpb.Entry) []memberstate.Result {
+	t.Helper()
+	state := cfg.State
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	pid := sys.Root.Spawn(Props(cfg))
 	defer func() { _ = sys.Root.StopFuture(pid).Wait() }()
 	var waits []<-chan any
 	for _, e := range ents {
@@ -97,5 +104,47 @@ func TestApplyAlarms(t *testing.T) {
 	}
 	if state2.Alarms().Len() != 0 {
 		t.Fatalf("alarms after disarm: %v", state2.Alarms().Get(pb.AlarmType_NONE))
+	}
+}
+
+// TestApplyPastQuota: a put whose cost takes the backend past the quota
+// at apply time still applies (every member applies the same entries) but
+// answers ErrGRPCNoSpace, and the member proposes its NOSPACE alarm,
+// as etcd's quota applier does.
+func TestApplyPastQuota(t *testing.T) {
+	store, err := mvcc.Open(filepath.Join(t.TempDir(), "db"), mvcc.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	sys := actor.NewActorSystem()
+	raftRec := actortest.NewRecorder(8)
+	state := memberstate.New(memberstate.Member{ID: 7, Name: "m"}, 1)
+	state.SetCore(sys.Root.Spawn(raftRec.Props()), store)
+	size, _ := store.DBSize()
+	res := applyWith(t, sys, Config{Store: store, State: state, QuotaBytes: size + 300},
+		entry(t, 1, 11, &pb.InternalRaftRequest{DeleteRange: &pb.DeleteRangeRequest{Key: []byte("a")}}),
+		entry(t, 2, 12, &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("a"), Value: []byte("v")}}),
+		entry(t, 3, 13, &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("b"), Value: make([]byte, 100)}}),
+		entry(t, 4, 14, &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("c"), Value: make([]byte, 100)}}),
+	)
+	if res[0].Err != nil || res[1].Err != nil {
+		t.Fatalf("delete, small put: %v %v", res[0].Err, res[1].Err)
+	}
+	for i := 2; i < 4; i++ {
+		if !errors.Is(res[i].Err, rpctypes.ErrGRPCNoSpace) {
+			t.Fatalf("put %d past the quota: %v", i, res[i].Err)
+		}
+	}
+	if store.Rev() != 4 {
+		t.Fatalf("revision %d: the puts past the quota must still apply", store.Rev())
+	}
+	p := actortest.Next[*messages.Propose](t, raftRec, 5*time.Second)
+	var req pb.InternalRaftRequest
+	if err := proto.Unmarshal(p.Data, &req); err != nil {
+		t.Fatal(err)
+	}
+	if a := req.Alarm; a == nil || a.Action != pb.AlarmRequest_ACTIVATE || a.MemberID != 7 || a.Alarm != pb.AlarmType_NOSPACE {
+		t.Fatalf("proposed %v, want this member's NOSPACE alarm", &req)
 	}
 }

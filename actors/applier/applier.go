@@ -52,6 +52,7 @@ type Config struct {
 	SnapshotCount  uint64 // entries between snapshots
 	SnapshotIndex  uint64 // index of the newest snapshot at start
 	CommitInterval time.Duration
+	QuotaBytes     int64 // --quota-backend-bytes in effect, <= 0: none; see quota.go
 	// InstallSnapshot replaces the backend with the database received
 	// with the raft snapshot at index and returns the new backend and the
 	// membership it holds.
@@ -82,6 +83,7 @@ type applier struct {
 	commitTimer    *time.Timer // non-nil while a commitDue is scheduled
 	membersChanged bool        // during one Apply
 	alarms         alarm.Set   // applied alarms; see alarm.go
+	quota          quotaState  // see quota.go
 }
 
 // Receive dispatches on the message type.
@@ -90,6 +92,7 @@ func (a *applier) Receive(ctx actor.Context) {
 	case *actor.Started:
 		a.log = a.cfg.Logger.With("actor", "applier", "member", a.cfg.State.MemberID)
 		a.snapIndex = a.cfg.SnapshotIndex
+		a.quota.root = ctx.ActorSystem().Root
 		a.loadAlarms()
 	case *actor.Stopping, *actor.Restarting:
 		a.stopTimer()
@@ -165,7 +168,7 @@ func (a *applier) applyEntry(e *raftpb.Entry) {
 	if err := proto.Unmarshal(e.Data, &req); err != nil {
 		panic(fmt.Sprintf("applier: entry %d is not an InternalRaftRequest: %v", idx, err))
 	}
-	resp, err := a.applyRequest(idx, &req)
+	resp, err := a.applyQuota(idx, &req)
 	if errors.Is(err, mvcc.ErrAlreadyApplied) {
 		return
 	}

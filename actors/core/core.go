@@ -53,6 +53,7 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	ElectionTicks     int
 	WALSegmentBytes   int64
+	QuotaBytes        int64 // --quota-backend-bytes in effect, <= 0: none
 	// PeersPID is the peers supervisor raft messages for other members go to.
 	PeersPID *actor.PID
 	State    *memberstate.State
@@ -421,7 +422,7 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 	}
 	applierPID, err := ctx.SpawnNamed(applier.Props(applier.Config{
 		Store: store, State: st, Snapshotter: snapPID, SnapshotCount: c.cfg.SnapshotCount,
-		SnapshotIndex: snapIndex, Logger: log,
+		SnapshotIndex: snapIndex, Logger: log, QuotaBytes: c.cfg.QuotaBytes,
 		InstallSnapshot: func(index uint64) (*mvcc.Store, *membership.Cluster, error) {
 			st, err := c.installSnapshotDB(ss, index, raftPID)
 			if err != nil {

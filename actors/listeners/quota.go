@@ -6,11 +6,9 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-)
 
-// Estimates of what a write adds to the backend, as etcd's quota makes
-// them: a key's metadata costs about kvOverhead bytes besides key and value.
-const kvOverhead = 256
+	"github.com/troupedb/troupe/persistence/alarm"
+)
 
 // checkQuota refuses a write whose estimated cost would take the backend
 // file past --quota-backend-bytes, with etcd's ErrGRPCNoSpace, and raises
@@ -54,22 +52,6 @@ func (s *KV) dbSize() (int64, bool) {
 	return size, true
 }
 
-func costPut(r *pb.PutRequest) int { return kvOverhead + len(r.Key) + len(r.Value) }
+func costPut(r *pb.PutRequest) int { return alarm.CostPut(r) }
 
-// costTxn is the cost of the costlier branch; nested txns count too.
-func costTxn(r *pb.TxnRequest) int {
-	return max(costOps(r.Success), costOps(r.Failure))
-}
-
-func costOps(ops []*pb.RequestOp) int {
-	n := 0
-	for _, op := range ops {
-		switch v := op.Request.(type) {
-		case *pb.RequestOp_RequestPut:
-			n += costPut(v.RequestPut)
-		case *pb.RequestOp_RequestTxn:
-			n += costTxn(v.RequestTxn)
-		}
-	}
-	return n
-}
+func costTxn(r *pb.TxnRequest) int { return alarm.CostTxn(r) }

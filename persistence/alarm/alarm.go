@@ -227,3 +227,45 @@ func Apply(s Set, r *pb.AlarmRequest) Result {
 	}
 	return res
 }
+
+// Estimates of what a request adds to the backend, as etcd's quota makes
+// them: a key's metadata costs about kvOverhead bytes besides key and
+// value, a lease leaseOverhead.
+const (
+	kvOverhead    = 256
+	leaseOverhead = 64
+)
+
+// Cost is what req adds to the backend by etcd's estimate: a put its key
+// and value plus overhead, a txn its costlier branch (nested txns
+// included), a lease grant its overhead; 0 for what frees or keeps space.
+func Cost(req *pb.InternalRaftRequest) int {
+	switch {
+	case req.Put != nil:
+		return CostPut(req.Put)
+	case req.Txn != nil:
+		return CostTxn(req.Txn)
+	case req.LeaseGrant != nil:
+		return leaseOverhead
+	}
+	return 0
+}
+
+// CostPut is the cost of one put.
+func CostPut(r *pb.PutRequest) int { return kvOverhead + len(r.Key) + len(r.Value) }
+
+// CostTxn is the cost of r's costlier branch.
+func CostTxn(r *pb.TxnRequest) int { return max(costOps(r.Success), costOps(r.Failure)) }
+
+func costOps(ops []*pb.RequestOp) int {
+	n := 0
+	for _, op := range ops {
+		switch v := op.Request.(type) {
+		case *pb.RequestOp_RequestPut:
+			n += CostPut(v.RequestPut)
+		case *pb.RequestOp_RequestTxn:
+			n += CostTxn(v.RequestTxn)
+		}
+	}
+	return n
+}
