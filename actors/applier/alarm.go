@@ -67,6 +67,9 @@ func (a *applier) applyAlarm(idx uint64, req *pb.AlarmRequest) (any, error) {
 	if res.Changed {
 		a.alarms = res.Set
 		a.cfg.State.SetAlarms(a.alarms)
+		// The alarm the quota check proposed is in (or was disarmed): a
+		// later excess may propose again.
+		a.quota.raised = false
 	}
 	return res.Resp, nil
 }
