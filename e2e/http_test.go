@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -63,42 +64,16 @@ func TestHTTPMetrics(t *testing.T) {
 	}
 	_, err := cli.Get(ctx(t), "k0")
 	must(t, err)
-	a := httpDo(t, "GET", s.Endpoint()+"/metrics")
-	if a.code != http.StatusOK {
-		t.Fatalf("/metrics: %d %s", a.code, a.body)
-	}
-	parser := expfmt.NewTextParser(pmodel.LegacyValidation)
-	fams, err := parser.TextToMetricFamilies(strings.NewReader(a.body))
-	must(t, err)
+	fams := scrape(t, s)
 	value := func(name string, labels map[string]string) float64 {
 		t.Helper()
-		f, ok := fams[name]
+		v, ok := metricValue(fams, name, labels)
 		if !ok {
-			t.Errorf("no series %s", name)
-			return 0
+			t.Errorf("no series %s%v", name, labels)
 		}
-		var sum float64
-		for _, m := range f.GetMetric() {
-			if !hasLabels(m, labels) {
-				continue
-			}
-			switch {
-			case m.GetGauge() != nil:
-				sum += m.GetGauge().GetValue()
-			case m.GetCounter() != nil:
-				sum += m.GetCounter().GetValue()
-			case m.GetHistogram() != nil:
-				sum += float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-		return sum
+		return v
 	}
-	checks := []struct {
-		name   string
-		labels map[string]string
-		ok     func(float64) bool
-		want   string
-	}{
+	checks := []metricCheck{
 		{"etcd_server_has_leader", nil, func(v float64) bool { return v == 1 }, "1"},
 		{"etcd_server_leader_changes_seen_total", nil, func(v float64) bool { return v >= 1 }, ">= 1"},
 		{"etcd_server_proposals_committed_total", nil, func(v float64) bool { return v >= 10 }, ">= 10"},
@@ -113,12 +88,18 @@ func TestHTTPMetrics(t *testing.T) {
 		}, func(v float64) bool { return v >= 10 }, ">= 10"},
 	}
 	if s.Kind() == e2etest.Troupe {
-		checks = append(checks, struct {
-			name   string
-			labels map[string]string
-			ok     func(float64) bool
-			want   string
-		}{"troupe_actor_restarts_total", map[string]string{"actor": "core"}, func(v float64) bool { return v == 0 }, "0"})
+		checks = append(checks, metricCheck{"troupe_actor_restarts_total", map[string]string{"actor": "core"}, func(v float64) bool { return v == 0 }, "0"})
+		// Every actor kind of a single member has processed messages (at
+		// least its Started) and reports its mailbox.
+		for _, kind := range []string{"node", "core", "raft", "ticker", "wal", "applier", "snapshotter", "peers", "inbox", "listeners", "actorapi"} {
+			labels := map[string]string{"actor": kind}
+			checks = append(checks,
+				metricCheck{"troupe_actor_messages_processed_total", labels, func(v float64) bool { return v > 0 }, "> 0"},
+				metricCheck{"troupe_actor_mailbox_length", labels, func(v float64) bool { return v >= 0 }, ">= 0"})
+		}
+		for _, kind := range []string{"raft", "wal", "applier"} {
+			checks = append(checks, metricCheck{"troupe_actor_messages_processed_total", map[string]string{"actor": kind}, func(v float64) bool { return v >= 10 }, ">= 10 (one per put at least)"})
+		}
 	}
 	for _, c := range checks {
 		if v := value(c.name, c.labels); !c.ok(v) {
@@ -131,6 +112,96 @@ func TestHTTPMetrics(t *testing.T) {
 			t.Errorf("fsync buckets %v, want from etcd's 0.001 .. 8.192", b)
 		}
 	}
+}
+
+type metricCheck struct {
+	name   string
+	labels map[string]string
+	ok     func(float64) bool
+	want   string
+}
+
+// scrape reads s's /metrics.
+func scrape(t *testing.T, s *e2etest.Server) map[string]*dto.MetricFamily {
+	t.Helper()
+	a := httpDo(t, "GET", s.Endpoint()+"/metrics")
+	if a.code != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", a.code, a.body)
+	}
+	parser := expfmt.NewTextParser(pmodel.LegacyValidation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(a.body))
+	must(t, err)
+	return fams
+}
+
+// metricValue sums the series of name with labels: gauge and counter
+// values, histogram sample counts; ok is false when there is none.
+func metricValue(fams map[string]*dto.MetricFamily, name string, labels map[string]string) (sum float64, ok bool) {
+	f, found := fams[name]
+	if !found {
+		return 0, false
+	}
+	for _, m := range f.GetMetric() {
+		if !hasLabels(m, labels) {
+			continue
+		}
+		ok = true
+		switch {
+		case m.GetGauge() != nil:
+			sum += m.GetGauge().GetValue()
+		case m.GetCounter() != nil:
+			sum += m.GetCounter().GetValue()
+		case m.GetHistogram() != nil:
+			sum += float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return sum, ok
+}
+
+// TestClusterMetrics: the series that need peers are there on every
+// member of a cluster: etcd_network_peer_round_trip_time_seconds per
+// other member ("To", its id in hex), and troupe's peer actors.
+func TestClusterMetrics(t *testing.T) {
+	c := e2etest.StartCluster(t, e2etest.ClusterConfig{Size: 3})
+	cli := c.Client(t)
+	_, err := cli.Put(ctx(t), "k", "v")
+	must(t, err)
+	for i, m := range c.Members() {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			fams := scrape(t, m)
+			n := 0
+			if f := fams["etcd_network_peer_round_trip_time_seconds"]; f != nil {
+				for _, s := range f.GetMetric() {
+					if s.GetHistogram().GetSampleCount() > 0 && hasLabelName(s, "To") {
+						n++
+					}
+				}
+			}
+			missing := n < 2
+			if c.Kind() == e2etest.Troupe {
+				if v, _ := metricValue(fams, "troupe_actor_messages_processed_total", map[string]string{"actor": "peer"}); v == 0 {
+					missing = true
+				}
+			}
+			if !missing {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("member %d: round trip times to %d peers after 15 s, want 2 (and troupe's peer actors counted)", i, n)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+}
+
+func hasLabelName(m *dto.Metric, name string) bool {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name && l.GetValue() != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func hasLabels(m *dto.Metric, want map[string]string) bool {

@@ -96,6 +96,11 @@ type Config struct {
 	// MaxTxnOps is the most operations one Txn may carry.
 	MaxTxnOps uint
 
+	// AutoCompactionMode is "periodic" or "revision"; AutoCompactionRetention
+	// is etcd's retention string ("0" = off; see node/compaction.go).
+	AutoCompactionMode      string
+	AutoCompactionRetention string
+
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 	// LogFormat is "" (tint on a terminal, JSON otherwise), "text" or "json".
@@ -142,6 +147,8 @@ func Default() Config {
 		MaxTxnOps:                DefaultMaxTxnOps,
 		LogLevel:                 DefaultLogLevel,
 		ListenActorURL:           DefaultListenActorURL,
+		AutoCompactionMode:       DefaultAutoCompactionMode,
+		AutoCompactionRetention:  DefaultAutoCompactionRetention,
 	}
 	c.InitialCluster = c.InitialClusterFromName(c.Name)
 	return c
@@ -240,6 +247,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxTxnOps == 0 {
 		return fmt.Errorf("--max-txn-ops must be > 0 (default %d)", DefaultMaxTxnOps)
+	}
+	if _, _, err := c.autoCompaction(); err != nil {
+		return err
 	}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		return err
@@ -394,11 +404,6 @@ func joinURLs(urls []url.URL) string {
 	return strings.Join(s, ",")
 }
 
-// Help notes for flags whose value troupe accepts but does not act on yet.
-const (
-	noteQuota = "\nWrites that would pass it fail with 'database space exceeded'; the NOSPACE alarm comes with the maintenance work."
-)
-
 // RegisterFlags binds c's fields to etcd's flag names in fs, with etcd's
 // help text; the current field values are the defaults shown. Durations
 // are given in milliseconds as etcd does.
@@ -411,9 +416,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&urlsValue{urls: &c.ListenPeerURLs}, "listen-peer-urls", "List of URLs to listen on for peer traffic.")
 	fs.Var(&urlsValue{urls: &c.ListenClientURLs, set: &c.set.listenClient}, "listen-client-urls", "List of URLs to listen on for client traffic.")
 	fs.Var(&urlsValue{urls: &c.ListenMetricsURLs}, "listen-metrics-urls", "List of URLs to listen on for the metrics and health endpoints.")
-	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota)."+noteQuota)
+	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).")
 	fs.UintVar(&c.MaxTxnOps, "max-txn-ops", c.MaxTxnOps, "Maximum number of operations permitted in a transaction.")
 	fs.UintVar(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "Maximum client request size in bytes the server will accept.")
+	fs.StringVar(&c.AutoCompactionRetention, "auto-compaction-retention", c.AutoCompactionRetention, "Auto compaction retention length. 0 means disable auto compaction.")
+	fs.StringVar(&c.AutoCompactionMode, "auto-compaction-mode", c.AutoCompactionMode, "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention.")
 
 	fs.Var(&peerURLsValue{c}, "initial-advertise-peer-urls", "List of this member's peer URLs to advertise to the rest of the cluster.")
 	fs.Var(&initialClusterValue{c}, "initial-cluster", "Initial cluster configuration for bootstrapping.")

@@ -24,6 +24,7 @@ import (
 	raftactor "github.com/troupedb/troupe/actors/raft"
 	"github.com/troupedb/troupe/internal/dispatch"
 	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/snap"
@@ -77,7 +78,7 @@ func Start(cfg Config) (*Node, error) {
 	ready := make(chan error, 1)
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &supervisor{cfg: cfg, state: state, boot: boot, ready: ready, done: n.done}
-	})
+	}, metrics.Mailbox("node"))
 	n.root, err = system.Root.SpawnNamed(props, "node")
 	if err != nil {
 		return nil, fmt.Errorf("spawn node: %w", err)
@@ -323,10 +324,10 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 	electionTicks := int(s.cfg.ElectionTimeout / s.cfg.HeartbeatInterval)
 	pid, err := ctx.SpawnNamed(core.Props(core.Config{
 		DataDir: s.cfg.DataDir, Peers: s.boot, SnapshotCount: s.cfg.SnapshotCount,
-		HeartbeatInterval: s.cfg.HeartbeatInterval, ElectionTicks: electionTicks,
+		HeartbeatInterval: s.cfg.HeartbeatInterval, ElectionTicks: electionTicks, QuotaBytes: s.cfg.BackendQuotaBytes(),
 		WALSegmentBytes: s.cfg.WALSegmentBytes,
 		State:           s.state, Logger: s.cfg.Logger, PeersPID: s.peersPID,
-	}), "core")
+	}).Configure(metrics.Mailbox("core")), "core")
 	if err != nil {
 		s.fail(fmt.Errorf("spawn core: %w", err))
 		return
@@ -366,7 +367,7 @@ func (s *supervisor) spawnPeers(ctx actor.Context) error {
 		OnRemoved: func() { root.Send(self, memberRemoved{}) },
 		Filter:    s.cfg.PeerFilter,
 		Logger:    s.cfg.Logger,
-	}, actor.WithDispatcher(s.peersDispatcher)), peers.Name)
+	}, actor.WithDispatcher(s.peersDispatcher), metrics.Mailbox("peers")), peers.Name)
 	if err != nil {
 		return fmt.Errorf("spawn peers: %w", err)
 	}
@@ -393,12 +394,15 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 		QuotaBytes: s.cfg.BackendQuotaBytes(), MetricsURLs: s.cfg.ListenMetricsURLs,
 		MinLeaseTTL: s.cfg.minLeaseTTL(),
 		Logger:      s.cfg.Logger,
-	}), "listeners")
+	}).Configure(metrics.Mailbox("listeners")), "listeners")
 	if err != nil {
 		s.fail(fmt.Errorf("spawn listeners: %w", err))
 		return
 	}
 	s.listeners = pid
+	if err := s.spawnCompactor(ctx); err != nil {
+		s.fail(err)
+	}
 }
 
 func (s *supervisor) handleListenersStarted() {

@@ -13,6 +13,8 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/troupedb/troupe/internal/metrics"
 )
 
 // EndpointName is the name the endpoint is spawned under: clients address
@@ -118,7 +120,7 @@ func Serve(cfg ServeConfig) (*Server, error) {
 		MaxInFlight:     cfg.MaxInFlight,
 		DrainTimeout:    cfg.DrainTimeout,
 		Logger:          logger,
-	}), EndpointName)
+	}).Configure(metrics.Mailbox("actorapi")), EndpointName)
 	if err != nil {
 		r.Shutdown(false)
 		return nil, fmt.Errorf("actorapi: spawn endpoint: %w", err)

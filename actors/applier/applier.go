@@ -5,7 +5,12 @@
 // In: Apply (from the raft actor), commitDue (its own timer).
 // Out: Applied to the sender of Apply (the raft actor), SaveSnapshot to the
 // snapshotter every SnapshotCount entries, results through the wait
-// registry, the applied index through memberstate.
+// registry, the applied index and the active alarms through memberstate.
+//
+// Alarms (alarm.go): the applier holds the applied alarm set, loaded from
+// the backend at start and after a snapshot install; while NOSPACE or
+// CORRUPT is active it refuses the entries etcd's capped and corrupt
+// appliers refuse, on every member alike.
 //
 // Invariants: entries apply in index order and at most once: the store
 // skips any index it already holds, so replaying the WAL after a crash or
@@ -31,6 +36,7 @@ import (
 	"github.com/troupedb/troupe/failpoint"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/persistence/alarm"
 	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
@@ -46,6 +52,7 @@ type Config struct {
 	SnapshotCount  uint64 // entries between snapshots
 	SnapshotIndex  uint64 // index of the newest snapshot at start
 	CommitInterval time.Duration
+	QuotaBytes     int64 // --quota-backend-bytes in effect, <= 0: none; see quota.go
 	// InstallSnapshot replaces the backend with the database received
 	// with the raft snapshot at index and returns the new backend and the
 	// membership it holds.
@@ -75,6 +82,8 @@ type applier struct {
 	snapIndex      uint64
 	commitTimer    *time.Timer // non-nil while a commitDue is scheduled
 	membersChanged bool        // during one Apply
+	alarms         alarm.Set   // applied alarms; see alarm.go
+	quota          quotaState  // see quota.go
 }
 
 // Receive dispatches on the message type.
@@ -83,6 +92,8 @@ func (a *applier) Receive(ctx actor.Context) {
 	case *actor.Started:
 		a.log = a.cfg.Logger.With("actor", "applier", "member", a.cfg.State.MemberID)
 		a.snapIndex = a.cfg.SnapshotIndex
+		a.quota.root = ctx.ActorSystem().Root
+		a.loadAlarms()
 	case *actor.Stopping, *actor.Restarting:
 		a.stopTimer()
 	case *actor.Stopped:
@@ -157,7 +168,7 @@ func (a *applier) applyEntry(e *raftpb.Entry) {
 	if err := proto.Unmarshal(e.Data, &req); err != nil {
 		panic(fmt.Sprintf("applier: entry %d is not an InternalRaftRequest: %v", idx, err))
 	}
-	resp, err := a.applyRequest(idx, &req)
+	resp, err := a.applyQuota(idx, &req)
 	if errors.Is(err, mvcc.ErrAlreadyApplied) {
 		return
 	}
@@ -166,6 +177,9 @@ func (a *applier) applyEntry(e *raftpb.Entry) {
 
 func (a *applier) applyRequest(idx uint64, req *pb.InternalRaftRequest) (any, error) {
 	st := a.cfg.Store
+	if err := a.checkAlarms(idx, req); err != nil {
+		return nil, err
+	}
 	switch {
 	case req.Put != nil:
 		return st.Put(idx, req.Put)
@@ -183,6 +197,8 @@ func (a *applier) applyRequest(idx uint64, req *pb.InternalRaftRequest) (any, er
 		return st.LeaseRevoke(idx, req.LeaseRevoke)
 	case req.LeaseCheckpoint != nil:
 		return st.LeaseCheckpoint(idx, req.LeaseCheckpoint)
+	case req.Alarm != nil:
+		return a.applyAlarm(idx, req.Alarm)
 	default:
 		// A request kind this member does not serve yet: it is still a
 		// committed entry, so the index moves and the caller hears why.
@@ -202,6 +218,7 @@ func (a *applier) handleInstallSnapshot(ctx actor.Context, msg *messages.Install
 	}
 	a.cfg.Store, a.cfg.Cluster = st, cl
 	a.snapIndex = md.GetIndex()
+	a.loadAlarms()
 	if a.cfg.MembersChanged != nil {
 		a.cfg.MembersChanged(cl.Members())
 	}

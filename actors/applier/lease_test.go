@@ -11,22 +11,12 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/troupedb/troupe/actors/internal/actortest"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
-
-func entry(t *testing.T, index uint64, req *pb.InternalRaftRequest) *raftpb.Entry {
-	t.Helper()
-	data, err := proto.Marshal(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &raftpb.Entry{Index: new(index), Term: new(uint64(1)), Type: raftpb.EntryNormal.Enum(), Data: data}
-}
 
 // TestApplyLeaseRequests: grant, checkpoint and revoke entries reach the
 // store and their waiters get the store's results and errors.
@@ -51,11 +41,11 @@ func TestApplyLeaseRequests(t *testing.T) {
 	}))
 	ws := []<-chan any{state.Waits.Register(1), state.Waits.Register(2), state.Waits.Register(3), state.Waits.Register(4)}
 	sys.Root.Send(raftPID, &messages.Apply{Msg: &raftpb.Message{Entries: []*raftpb.Entry{
-		entry(t, 1, &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: 1}, LeaseGrant: &pb.LeaseGrantRequest{ID: 7, TTL: 30}}),
-		entry(t, 2, &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: 2}, LeaseGrant: &pb.LeaseGrantRequest{ID: 7, TTL: 30}}),
-		entry(t, 3, &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: 3}, LeaseCheckpoint: &pb.LeaseCheckpointRequest{
+		entry(t, 1, 1, &pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: 7, TTL: 30}}),
+		entry(t, 2, 2, &pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: 7, TTL: 30}}),
+		entry(t, 3, 3, &pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{
 			Checkpoints: []*pb.LeaseCheckpoint{{ID: 7, Remaining_TTL: 12}}}}),
-		entry(t, 4, &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: 4}, LeaseRevoke: &pb.LeaseRevokeRequest{ID: 8}}),
+		entry(t, 4, 4, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: 8}}),
 	}}})
 	actortest.Next[*messages.Applied](t, raftRec, 5*time.Second)
 	var res []memberstate.Result

@@ -54,6 +54,7 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	ElectionTicks     int
 	WALSegmentBytes   int64
+	QuotaBytes        int64 // --quota-backend-bytes in effect, <= 0: none
 	// PeersPID is the peers supervisor raft messages for other members go to.
 	PeersPID *actor.PID
 	State    *memberstate.State
@@ -410,11 +411,11 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 	raftPID := raftPID(ctx)
 	walPID, err := ctx.SpawnNamed(walactor.Props(walactor.Config{
 		Dir: WALDir(c.cfg.DataDir), WAL: rec.wal, Snap: ss, Raft: raftPID, Logger: log,
-	}, c.res.pinned()), "wal")
+	}, c.res.pinned(), metrics.Mailbox("wal")), "wal")
 	must(err)
 	snapPID, err := ctx.SpawnNamed(snapshotter.Props(snapshotter.Config{
 		Snap: ss, Storage: ms, WAL: walPID, MemberID: st.MemberID, Logger: log,
-	}), "snapshotter")
+	}).Configure(metrics.Mailbox("snapshotter")), "snapshotter")
 	must(err)
 	var snapIndex uint64
 	if rec.snapshot != nil {
@@ -422,7 +423,7 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 	}
 	applierPID, err := ctx.SpawnNamed(applier.Props(applier.Config{
 		Store: store, State: st, Snapshotter: snapPID, SnapshotCount: c.cfg.SnapshotCount,
-		SnapshotIndex: snapIndex, Logger: log,
+		SnapshotIndex: snapIndex, Logger: log, QuotaBytes: c.cfg.QuotaBytes,
 		InstallSnapshot: func(index uint64) (*mvcc.Store, *membership.Cluster, error) {
 			st, err := c.installSnapshotDB(ss, index, raftPID)
 			if err != nil {
@@ -438,12 +439,12 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 		},
 		Cluster:        cl,
 		MembersChanged: c.membersChanged(ctx),
-	}, c.res.pinned()), "applier")
+	}, c.res.pinned(), metrics.Mailbox("applier")), "applier")
 	must(err)
 	lessorPID, err := ctx.SpawnNamed(lessor.Props(lessor.Config{
 		State: st, Raft: raftPID, Logger: log,
 		Extension: time.Duration(c.cfg.ElectionTicks) * c.cfg.HeartbeatInterval,
-	}), "lessor")
+	}).Configure(metrics.Mailbox("lessor")), "lessor")
 	must(err)
 	var peers []raft.Peer
 	if rec.fresh {
@@ -454,7 +455,7 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 		ElectionTick: c.cfg.ElectionTicks, HeartbeatTick: 1, TickInterval: c.cfg.HeartbeatInterval,
 		WAL: walPID, Applier: applierPID, Lessor: lessorPID, State: st, Logger: log,
 		SendPeer: c.sendPeer(ctx),
-	}, c.res.pinned()), "raft")
+	}, c.res.pinned(), metrics.Mailbox("raft")), "raft")
 	must(err)
 }
 

@@ -2,8 +2,13 @@ package listeners
 
 import (
 	"context"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/troupedb/troupe/messages"
 )
 
 // Hash hashes this member's whole backend as etcd 3.4 does (every bucket
@@ -26,11 +31,23 @@ func (m *Maintenance) Hash(ctx context.Context, _ *pb.HashRequest) (*pb.HashResp
 }
 
 // Defragment rewrites this member's backend file without its free pages
-// (only this member, as etcd). Requests wait while it runs.
+// (only this member, as etcd). Requests wait while it runs. As etcd, it
+// first commits what was applied, so the new file holds it: after a
+// compaction, the deletes free their pages before the copy and the file
+// shrinks at once (what frees space under a NOSPACE alarm).
 func (m *Maintenance) Defragment(ctx context.Context, _ *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
 	store := m.State.Store()
 	if store == nil {
 		return nil, errCoreDown
+	}
+	if pid := m.State.Applier(); pid != nil && m.Root != nil {
+		res, err := m.Root.RequestFuture(pid, &messages.CommitBackend{}, 10*time.Second).Result()
+		if err != nil {
+			return nil, errCoreDown
+		}
+		if c, ok := res.(*messages.BackendCommitted); ok && c.Err != nil {
+			return nil, status.Errorf(codes.Internal, "commit backend before defrag: %v", c.Err)
+		}
 	}
 	if err := store.Defrag(); err != nil {
 		return nil, err

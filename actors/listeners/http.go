@@ -82,10 +82,10 @@ func getOnly(h http.Handler) http.Handler {
 	})
 }
 
-// healthy is etcd 3.4's health check: a leader is known and a
-// linearizable read (through raft) succeeds within a second.
+// healthy is etcd 3.4's health check: no alarm is active, a leader is
+// known and a linearizable read (through raft) succeeds within a second.
 func healthy(ctx context.Context, state *memberstate.State, kv *KV) bool {
-	if state.Leader() == 0 {
+	if state.Alarms().Len() > 0 || state.Leader() == 0 {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
@@ -94,16 +94,17 @@ func healthy(ctx context.Context, state *memberstate.State, kv *KV) bool {
 }
 
 // healthHandler answers {"health":"true"} with 200, or {"health":"false"}
-// with 503, byte for byte as etcd 3.4.
+// with 503, byte for byte as etcd 3.4 (which sends the failure with
+// http.Error: a newline after it, and no reason; 3.5 added "reason").
 func healthHandler(state *memberstate.State, kv *KV) http.Handler {
 	return getOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, code := `{"health":"true"}`, http.StatusOK
 		if !healthy(r.Context(), state, kv) {
-			body, code = `{"health":"false"}`, http.StatusServiceUnavailable
+			http.Error(w, `{"health":"false"}`, http.StatusServiceUnavailable)
+			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(code)
-		_, _ = w.Write([]byte(body))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"health":"true"}`))
 	}))
 }
 

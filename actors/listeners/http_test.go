@@ -15,7 +15,7 @@ func TestHealthWithoutLeader(t *testing.T) {
 	state := memberstate.New(memberstate.Member{ID: 1}, 1)
 	rec := httptest.NewRecorder()
 	healthHandler(state, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/health", nil))
-	if rec.Code != 503 || rec.Body.String() != `{"health":"false"}` {
+	if rec.Code != 503 || rec.Body.String() != `{"health":"false"}`+"\n" {
 		t.Fatalf("got %d %s", rec.Code, rec.Body)
 	}
 }

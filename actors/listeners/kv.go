@@ -77,7 +77,7 @@ func (s *KV) Put(ctx context.Context, req *pb.PutRequest) (*pb.PutResponse, erro
 	if err := mvcc.ValidatePut(req); err != nil {
 		return nil, err
 	}
-	if err := s.checkQuota(costPut(req)); err != nil {
+	if err := s.checkQuota(ctx, costPut(req)); err != nil {
 		return nil, err
 	}
 	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Put: req})
@@ -111,7 +111,7 @@ func (s *KV) Txn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, erro
 	if mvcc.TxnReadOnly(req) {
 		return s.readTxn(ctx, req)
 	}
-	if err := s.checkQuota(costTxn(req)); err != nil {
+	if err := s.checkQuota(ctx, costTxn(req)); err != nil {
 		return nil, err
 	}
 	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Txn: req})
@@ -170,6 +170,9 @@ func (s *KV) Compact(ctx context.Context, req *pb.CompactionRequest) (*pb.Compac
 
 // propose replicates r through raft and waits for the applier's result.
 func (s *KV) propose(ctx context.Context, r *pb.InternalRaftRequest) (any, error) {
+	if err := s.checkAlarms(r); err != nil {
+		return nil, err
+	}
 	st := s.cfg.State
 	id := st.NextID()
 	r.Header = &pb.RequestHeader{ID: id}

@@ -13,11 +13,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/persistence/alarm"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
-
-// leaseOverheadBytes is what etcd's quota counts for a lease grant.
-const leaseOverheadBytes = 64
 
 // leaderRetryInterval is how long a keep-alive or time-to-live waits
 // before it tries again while leadership is changing.
@@ -50,10 +48,10 @@ func (s *Lease) LeaseGrant(ctx context.Context, req *pb.LeaseGrantRequest) (*pb.
 	if req.TTL > mvcc.MaxLeaseTTL {
 		return nil, rpctypes.ErrGRPCLeaseTTLTooLarge
 	}
-	if err := s.kv.checkQuota(leaseOverheadBytes); err != nil {
+	r := &pb.LeaseGrantRequest{ID: req.ID, TTL: max(req.TTL, s.minTTL)}
+	if err := s.kv.checkQuota(ctx, alarm.Cost(&pb.InternalRaftRequest{LeaseGrant: r})); err != nil {
 		return nil, err
 	}
-	r := &pb.LeaseGrantRequest{ID: req.ID, TTL: max(req.TTL, s.minTTL)}
 	for r.ID == 0 {
 		r.ID = int64(s.kv.cfg.State.NextID() & (1<<63 - 1))
 	}

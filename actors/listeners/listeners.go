@@ -203,7 +203,7 @@ func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
 	)
 	pb.RegisterKVServer(srv, kv)
 	pb.RegisterLeaseServer(srv, l.lease)
-	pb.RegisterMaintenanceServer(srv, &Maintenance{State: l.cfg.State, Root: l.root})
+	pb.RegisterMaintenanceServer(srv, &Maintenance{State: l.cfg.State, Root: l.root, KV: kv})
 	pb.RegisterClusterServer(srv, &Cluster{State: l.cfg.State, Backend: memberBackend{kv: kv}, RequestTimeout: l.cfg.RequestTimeout})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

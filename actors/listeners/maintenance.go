@@ -5,6 +5,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/troupedb/troupe/internal/memberstate"
 )
@@ -13,15 +14,19 @@ import (
 // among them) check it, and troupe speaks etcd 3.4's API.
 const ServerVersion = "3.4.23"
 
-// Maintenance serves the parts of etcd's Maintenance service this member
-// has: Status. The rest answers Unimplemented until it lands.
+// Maintenance serves etcd 3.4's Maintenance service: Status, Alarm
+// (alarm.go), Hash and Defragment (defrag.go), HashKV, Snapshot and
+// MoveLeader. What etcd 3.4 does not have answers Unimplemented.
 type Maintenance struct {
 	pb.UnimplementedMaintenanceServer
 	State *memberstate.State
 	Root  *actor.RootContext
+	KV    *KV // proposes through raft (Alarm)
 }
 
-// Status reports this member's view, with etcd 3.4's fields.
+// Status reports this member's view, with etcd 3.4's fields; errors says
+// "etcdserver: no leader" without a leader and lists the active alarms,
+// as etcd 3.4's.
 func (m *Maintenance) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
 	st := m.State
 	resp := &pb.StatusResponse{
@@ -39,5 +44,9 @@ func (m *Maintenance) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.Stat
 	} else {
 		resp.Errors = append(resp.Errors, "core is restarting")
 	}
+	if resp.Leader == 0 {
+		resp.Errors = append(resp.Errors, rpctypes.ErrNoLeader.Error())
+	}
+	resp.Errors = append(resp.Errors, alarmErrors(st.Alarms())...)
 	return resp, nil
 }

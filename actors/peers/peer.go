@@ -61,6 +61,7 @@ type peer struct {
 	// probing: at most one probe outstanding (seq), one timer pending.
 	status          status
 	seq             uint64
+	probeSent       time.Time // when the outstanding probe left
 	outstanding     bool
 	backoff         time.Duration
 	probeTimer      *time.Timer

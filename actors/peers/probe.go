@@ -1,8 +1,12 @@
 package peers
 
 import (
+	"strconv"
+	"time"
+
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/messages"
 )
 
@@ -16,6 +20,7 @@ import (
 func (p *peer) probe(ctx actor.Context) {
 	p.seq++
 	p.outstanding = true
+	p.probeSent = time.Now()
 	ctx.Request(p.inbox(), &messages.GetPeerStatus{ClusterId: p.cfg.ClusterID, From: p.cfg.Self, Seq: p.seq})
 	p.expireTimer = p.after(ctx, p.cfg.ProbeTimeout, probeExpired{seq: p.seq})
 }
@@ -32,6 +37,7 @@ func (p *peer) handlePeerStatus(ctx actor.Context, msg *messages.PeerStatus) {
 		p.probeFailed(ctx)
 		return
 	}
+	metrics.PeerRoundTripSeconds.WithLabelValues(strconv.FormatUint(p.id, 16)).Observe(time.Since(p.probeSent).Seconds())
 	if msg.GetRemoved() && p.cfg.OnRemoved != nil {
 		// The cluster removed this member; the node stops it.
 		p.cfg.OnRemoved()

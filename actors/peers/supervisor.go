@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/troupedb/troupe/internal/dispatch"
+	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/messages"
 )
 
@@ -66,7 +67,7 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 	s.stopped = make(map[string]bool)
 	s.stopping = false
 	s.disps = make(map[string]*dispatch.Pinned)
-	pid, err := ctx.SpawnNamed(s.pinned(inboxProps(s.cfg)), InboxName)
+	pid, err := ctx.SpawnNamed(s.pinned(inboxProps(s.cfg)).Configure(metrics.Mailbox("inbox")), InboxName)
 	if err != nil {
 		panic(fmt.Errorf("peers: spawn inbox: %w", err))
 	}
@@ -115,7 +116,7 @@ func (s *supervisor) handleSetPeers(ctx actor.Context, msg *messages.SetPeers) {
 			s.log.Error("peer has no usable peer url; not added", "peer", id, "urls", urls)
 			continue
 		}
-		pid := ctx.SpawnPrefix(s.pinned(peerProps(s.cfg, id, inboxes)), fmt.Sprintf("peer-%x-", id))
+		pid := ctx.SpawnPrefix(s.pinned(peerProps(s.cfg, id, inboxes)).Configure(metrics.Mailbox("peer")), fmt.Sprintf("peer-%x-", id))
 		s.adopt(pid)
 		s.peers[id] = peerChild{pid: pid, urls: urls}
 		s.log.Info("peer added", "peer", id, "urls", urls)

@@ -188,7 +188,7 @@ func (r *raftActor) handleStarted(ctx actor.Context) {
 		_ = rn.Campaign()
 	}
 	if r.cfg.TickInterval > 0 {
-		ctx.SpawnNamed(ticker.Props(ticker.Config{Interval: r.cfg.TickInterval}), "ticker")
+		ctx.SpawnNamed(ticker.Props(ticker.Config{Interval: r.cfg.TickInterval}).Configure(metrics.Mailbox("ticker")), "ticker")
 	}
 	r.handleReady(ctx)
 }

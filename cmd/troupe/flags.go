@@ -17,7 +17,7 @@ var flagGroups = []struct {
 		"listen-peer-urls", "listen-client-urls", "quota-backend-bytes", "max-txn-ops", "max-request-bytes",
 		"listen-metrics-urls"}},
 	{"Clustering", []string{"initial-advertise-peer-urls", "initial-cluster", "initial-cluster-state",
-		"initial-cluster-token", "advertise-client-urls"}},
+		"initial-cluster-token", "advertise-client-urls", "auto-compaction-retention", "auto-compaction-mode"}},
 	{"Logging", []string{"log-level", "log-format"}},
 	{"troupe", []string{"listen-actor-url"}},
 }

@@ -36,7 +36,8 @@ func TestServeHelpListsEveryFlagOnce(t *testing.T) {
 	for _, name := range []string{"name", "data-dir", "heartbeat-interval", "election-timeout",
 		"listen-client-urls", "advertise-client-urls", "listen-peer-urls", "initial-advertise-peer-urls",
 		"initial-cluster", "initial-cluster-state", "initial-cluster-token", "snapshot-count",
-		"quota-backend-bytes", "max-request-bytes", "max-txn-ops", "log-level", "log-format", "listen-actor-url"} {
+		"quota-backend-bytes", "max-request-bytes", "max-txn-ops", "log-level", "log-format", "listen-actor-url",
+		"auto-compaction-retention", "auto-compaction-mode"} {
 		if n := strings.Count(out, "  --"+name+" '"); n != 1 {
 			t.Errorf("--%s listed %d times", name, n)
 		}

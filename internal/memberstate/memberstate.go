@@ -16,6 +16,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/troupedb/troupe/internal/wait"
+	"github.com/troupedb/troupe/persistence/alarm"
 	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
@@ -46,6 +47,7 @@ type State struct {
 
 	progress atomic.Pointer[progress]
 	learner  atomic.Bool
+	alarms   atomic.Pointer[alarm.Set] // see alarms.go
 
 	peerMu     sync.Mutex
 	peerActive map[uint64]time.Time // since when each member answers; absent: inactive

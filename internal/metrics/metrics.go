@@ -41,6 +41,13 @@ var (
 		Namespace: "etcd", Subsystem: "server", Name: "proposals_failed_total",
 		Help: "The total number of failed proposals seen.",
 	})
+	// PeerRoundTripSeconds is the round trip of each answered probe of a
+	// peer, by the peer's member id in hex (etcd's "To" label).
+	PeerRoundTripSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "etcd", Subsystem: "network", Name: "peer_round_trip_time_seconds",
+		Help:    "Round-Trip-Time histogram between peers",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+	}, []string{"To"})
 	// grpcHandled counts finished RPCs, see the interceptors in grpc.go.
 	grpcHandled = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "grpc", Subsystem: "server", Name: "handled_total",

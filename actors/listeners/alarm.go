@@ -1,0 +1,54 @@
+package listeners
+
+import (
+	"context"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/troupedb/troupe/persistence/alarm"
+)
+
+// Alarm lists, raises or disarms alarms through raft, as etcd's
+// Maintenance.Alarm: every member applies the change. The answer has no
+// header, as etcd 3.4's. Disarming "all" (member 0, type NONE) is done by
+// clients (clientv3 lists the alarms and disarms each).
+func (m *Maintenance) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	resp, err := m.KV.propose(ctx, &pb.InternalRaftRequest{Alarm: r})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*pb.AlarmResponse), nil
+}
+
+// checkAlarms refuses, before it reaches raft, a request the applier
+// would refuse anyway while an alarm is active (see alarm.Check): the
+// client gets the same error without a raft round.
+func (s *KV) checkAlarms(r *pb.InternalRaftRequest) error {
+	return alarm.Check(s.cfg.State.Alarms(), r)
+}
+
+// raiseNoSpace proposes this member's NOSPACE alarm, as etcd's quota
+// check does when a write would pass the quota, and waits for it to apply
+// (bounded by ctx and the request timeout). Once it is active nothing is
+// proposed again: the alarm is already everyone's.
+func (s *KV) raiseNoSpace(ctx context.Context) {
+	st := s.cfg.State
+	for _, a := range st.Alarms().Get(pb.AlarmType_NOSPACE) {
+		if a.MemberID == st.MemberID {
+			return
+		}
+	}
+	_, _ = s.propose(ctx, &pb.InternalRaftRequest{Alarm: &pb.AlarmRequest{
+		Action: pb.AlarmRequest_ACTIVATE, MemberID: st.MemberID, Alarm: pb.AlarmType_NOSPACE,
+	}})
+}
+
+// alarmErrors are the Status errors of the active alarms, as etcd 3.4
+// prints them ("memberID:<id> alarm:NOSPACE ").
+func alarmErrors(set alarm.Set) []string {
+	var out []string
+	for _, a := range set.Get(pb.AlarmType_NONE) {
+		out = append(out, a.String())
+	}
+	return out
+}
