@@ -22,6 +22,7 @@ import (
 	"github.com/troupedb/troupe/actors/listeners"
 	"github.com/troupedb/troupe/actors/peers"
 	raftactor "github.com/troupedb/troupe/actors/raft"
+	"github.com/troupedb/troupe/actors/watchers"
 	"github.com/troupedb/troupe/internal/dispatch"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/messages"
@@ -318,6 +319,14 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 	s.log = s.cfg.Logger.With("actor", "node", "member", fmt.Sprintf("%x", s.state.MemberID))
 	if err := s.spawnPeers(ctx); err != nil {
 		s.fail(err)
+		return
+	}
+	// The watch hub before the core, beside it: a core restart keeps
+	// the client watches.
+	if _, err := ctx.SpawnNamed(watchers.Props(watchers.Config{
+		State: s.state, ProgressInterval: s.cfg.WatchProgressNotifyInterval, Logger: s.cfg.Logger,
+	}), "watchers"); err != nil {
+		s.fail(fmt.Errorf("spawn watchers: %w", err))
 		return
 	}
 	electionTicks := int(s.cfg.ElectionTimeout / s.cfg.HeartbeatInterval)

@@ -54,7 +54,10 @@ type Config struct {
 	Cluster *membership.Cluster
 	// MembersChanged is told the members after a batch that changed them.
 	MembersChanged func(members []membership.Member)
-	Logger         *slog.Logger
+	// Changes, if set, collects the store's events (the store's Changed
+	// hook adds to it); after each batch they go to the watch hub.
+	Changes *Changes
+	Logger  *slog.Logger
 }
 
 // Props returns the applier's props.
@@ -116,6 +119,7 @@ func (a *applier) handleApply(ctx actor.Context, msg *messages.Apply) {
 		a.cfg.State.Applied.Advance(last)
 	}
 	ctx.Respond(&messages.Applied{Msg: msg.Msg, ConfChanges: ccs})
+	a.publishEvents(ctx)
 	if a.membersChanged && a.cfg.MembersChanged != nil {
 		a.cfg.MembersChanged(a.cfg.Cluster.Members())
 	}
@@ -182,6 +186,19 @@ func (a *applier) applyRequest(idx uint64, req *pb.InternalRaftRequest) (any, er
 		// committed entry, so the index moves and the caller hears why.
 		st.SetConsistentIndex(idx)
 		return nil, fmt.Errorf("applier: unsupported request in entry %d", idx)
+	}
+}
+
+// publishEvents sends the batch's events to the watch hub: one message
+// per batch, never waiting for it. Without a hub they are dropped; a hub
+// that starts later reads history from the store.
+func (a *applier) publishEvents(ctx actor.Context) {
+	if a.cfg.Changes == nil {
+		return
+	}
+	evs := a.cfg.Changes.take()
+	if hub, _ := a.cfg.State.WatchHub(); hub != nil {
+		ctx.Send(hub, &messages.EventsApplied{Rev: a.cfg.Store.Rev(), Events: evs})
 	}
 }
 

@@ -37,9 +37,9 @@ func sameStrings(t *testing.T, what string, got, want []string) {
 // eventScript writes puts, a delete range, a txn and a no-op and returns
 // the events every revision should have.
 func eventScript(ts *testStore) []string {
-	ts.mustPut("a", "1") // rev 2
-	ts.mustPut("b", "1") // rev 3
-	ts.mustPut("a", "2") // rev 4
+	ts.mustPut("a", "1")                            // rev 2
+	ts.mustPut("b", "1")                            // rev 3
+	ts.mustPut("a", "2")                            // rev 4
 	if _, err := ts.do(del("a", "c")); err != nil { // rev 5: a, b
 		ts.t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func eventScript(ts *testStore) []string {
 		ts.t.Fatal(err)
 	}
 	txn := &pb.TxnRequest{Success: []*pb.RequestOp{opPut("c", "1"), opPut("d", "1"), opDel("e", "")}}
-	ts.mustPut("e", "0") // rev 6
+	ts.mustPut("e", "0")                  // rev 6
 	if _, err := ts.do(txn); err != nil { // rev 7: c, d, e deleted
 		ts.t.Fatal(err)
 	}

@@ -1,0 +1,42 @@
+package memberstate
+
+import (
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// watchHub is the watch hub actor as the applier and the watch streams
+// find it. The hub lives under the node, beside the core: a core restart
+// keeps it (and the client watches), a hub restart loses its watchers, so
+// each start closes the previous incarnation's channel and the streams
+// that used it create their watches again.
+type watchHub struct {
+	mu      sync.Mutex
+	pid     *actor.PID
+	started chan struct{} // closed when the next incarnation starts
+}
+
+// SetWatchHub records the (re)started watch hub.
+func (s *State) SetWatchHub(pid *actor.PID) {
+	h := &s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.started != nil {
+		close(h.started)
+	}
+	h.pid, h.started = pid, make(chan struct{})
+}
+
+// WatchHub returns the watch hub and a channel closed when it is replaced
+// by a new incarnation (which knows none of the old one's watches); a nil
+// PID while there is none.
+func (s *State) WatchHub() (*actor.PID, <-chan struct{}) {
+	h := &s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.started == nil {
+		h.started = make(chan struct{})
+	}
+	return h.pid, h.started
+}
