@@ -39,13 +39,12 @@ type WatchEvents struct {
 // current revision + 1). WatchID is chosen by the sink's owner and unique
 // within the sink. No reply: responses go to the sink.
 type CreateWatch struct {
-	Sink           WatchSink
-	WatchID        int64
-	Key, RangeEnd  []byte
-	StartRevision  int64
-	NoPut          bool
-	NoDelete       bool
-	ProgressNotify bool
+	Sink          WatchSink
+	WatchID       int64
+	Key, RangeEnd []byte
+	StartRevision int64
+	NoPut         bool
+	NoDelete      bool
 }
 
 // CancelWatch removes one watch of a sink; the hub sends it nothing after.
@@ -57,4 +56,12 @@ type CancelWatch struct {
 // DropSink removes every watch of a sink whose owner went away.
 type DropSink struct {
 	Sink WatchSink
+}
+
+// RequestWatchProgress asks for a progress notification of one watch: the
+// hub delivers an empty response at its revision if the watch is synced
+// (has every event up to it), and nothing otherwise, as etcd's.
+type RequestWatchProgress struct {
+	Sink    WatchSink
+	WatchID int64
 }

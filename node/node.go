@@ -324,7 +324,7 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 	// The watch hub before the core, beside it: a core restart keeps
 	// the client watches.
 	if _, err := ctx.SpawnNamed(watchers.Props(watchers.Config{
-		State: s.state, ProgressInterval: s.cfg.WatchProgressNotifyInterval, Logger: s.cfg.Logger,
+		State: s.state, Logger: s.cfg.Logger,
 	}), "watchers"); err != nil {
 		s.fail(fmt.Errorf("spawn watchers: %w", err))
 		return
@@ -400,6 +400,7 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 		ActorAddress:   s.cfg.ListenActorURL,
 		Name:           s.cfg.Name, AdvertiseClientURLs: urlStrings(s.cfg.AdvertiseClientURLs),
 		QuotaBytes: s.cfg.BackendQuotaBytes(), MetricsURLs: s.cfg.ListenMetricsURLs,
+		WatchProgressInterval: s.cfg.WatchProgressNotifyInterval, ElectionTimeout: s.cfg.ElectionTimeout,
 		Logger: s.cfg.Logger,
 	}), "listeners")
 	if err != nil {

@@ -57,7 +57,11 @@ type Config struct {
 	// Name and AdvertiseClientURLs are published into the membership.
 	Name                string
 	AdvertiseClientURLs []string
-	Logger              *slog.Logger
+	// WatchProgressInterval is --experimental-watch-progress-notify-interval;
+	// ElectionTimeout paces the no-leader check of watch streams.
+	WatchProgressInterval time.Duration
+	ElectionTimeout       time.Duration
+	Logger                *slog.Logger
 }
 
 // ListenError is a client endpoint that cannot be bound: restarting will not
@@ -197,12 +201,27 @@ func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: false}),
 	)
 	pb.RegisterKVServer(srv, kv)
+	pb.RegisterWatchServer(srv, l.newWatch())
 	pb.RegisterMaintenanceServer(srv, &Maintenance{State: l.cfg.State, Root: l.root})
 	pb.RegisterClusterServer(srv, &Cluster{State: l.cfg.State, Backend: memberBackend{kv: kv}, RequestTimeout: l.cfg.RequestTimeout})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
 	return srv
+}
+
+func (l *listeners) newWatch() *Watch {
+	progress, election := l.cfg.WatchProgressInterval, l.cfg.ElectionTimeout
+	if progress <= 0 {
+		progress = 10 * time.Minute // etcd's default
+	}
+	if election <= 0 {
+		election = time.Second
+	}
+	return NewWatch(WatchConfig{
+		State: l.cfg.State, Root: l.root, MaxRequestBytes: l.cfg.MaxRequestBytes,
+		ProgressInterval: progress, ElectionTimeout: election,
+	})
 }
 
 // stop closes every endpoint and waits for its serving goroutine.

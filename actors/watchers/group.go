@@ -15,7 +15,6 @@ type watcher struct {
 	key, end []byte // end nil: key alone; empty: no end
 	noPut    bool
 	noDelete bool
-	progress bool
 	// next is the first revision the watcher has not received: for an
 	// unsynced watcher where history resumes, for a synced one a floor
 	// (it may start beyond what the hub has seen; events below are not
@@ -64,11 +63,6 @@ func (w *watcher) pick(evs []*mvccpb.Event) []*mvccpb.Event {
 	return out
 }
 
-type sinkWatch struct {
-	sink messages.WatchSink
-	id   int64
-}
-
 // group is a set of watchers indexed for matching events: single-key
 // watchers by key, range watchers in one set (etcd keeps an interval
 // tree; ranges are few in practice, and a scan is exact).
@@ -94,6 +88,15 @@ func (g *group) add(w *watcher) {
 		g.keys[string(w.key)] = set
 	}
 	set[w] = struct{}{}
+}
+
+func (g *group) has(w *watcher) bool {
+	if w.end != nil {
+		_, ok := g.ranges[w]
+		return ok
+	}
+	_, ok := g.keys[string(w.key)][w]
+	return ok
 }
 
 func (g *group) remove(w *watcher) bool {

@@ -6,8 +6,8 @@
 // core restart (which replays the WAL) must not cancel client watches.
 //
 // In: EventsApplied (from the applier, one per Apply batch, never
-// blocking it), CreateWatch, CancelWatch, DropSink (from the sinks'
-// owners), its own syncDue and progressDue timers.
+// blocking it), CreateWatch, CancelWatch, RequestWatchProgress, DropSink
+// (from the sinks' owners), its own syncDue timer.
 // Out: WatchEvents to the sinks, through their non-blocking Deliver.
 //
 // Like etcd's watchable store it keeps synced watchers, which get each
@@ -47,16 +47,14 @@ import (
 // Defaults of Config.
 const (
 	DefaultSyncInterval       = 100 * time.Millisecond
-	DefaultProgressInterval   = 10 * time.Minute // etcd's --experimental-watch-progress-notify-interval
-	DefaultMaxWatchersPerSync = 512              // etcd's maxWatchersPerSync
-	DefaultSyncChunkEvents    = 1000             // events read from history per sync round
+	DefaultMaxWatchersPerSync = 512  // etcd's maxWatchersPerSync
+	DefaultSyncChunkEvents    = 1000 // events read from history per sync round
 )
 
 // Config of the hub.
 type Config struct {
 	State              *memberstate.State
 	SyncInterval       time.Duration
-	ProgressInterval   time.Duration
 	MaxWatchersPerSync int
 	SyncChunkEvents    int
 	Logger             *slog.Logger
@@ -66,9 +64,6 @@ type Config struct {
 func Props(cfg Config) *actor.Props {
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = DefaultSyncInterval
-	}
-	if cfg.ProgressInterval <= 0 {
-		cfg.ProgressInterval = DefaultProgressInterval
 	}
 	if cfg.MaxWatchersPerSync <= 0 {
 		cfg.MaxWatchersPerSync = DefaultMaxWatchersPerSync
@@ -83,7 +78,6 @@ func Props(cfg Config) *actor.Props {
 }
 
 type syncDue struct{}
-type progressDue struct{}
 
 type hub struct {
 	cfg Config
@@ -93,10 +87,9 @@ type hub struct {
 	rev      int64
 	synced   *group
 	unsynced *group
-	all      map[sinkWatch]*watcher
+	bySink   map[messages.WatchSink]map[int64]*watcher
 
-	syncTimer     *time.Timer // non-nil while a syncDue is scheduled
-	progressTimer *time.Timer
+	syncTimer *time.Timer // non-nil while a syncDue is scheduled
 }
 
 // Receive dispatches on the message type.
@@ -112,15 +105,14 @@ func (h *hub) Receive(ctx actor.Context) {
 	case *messages.CreateWatch:
 		h.handleCreate(ctx, msg)
 	case *messages.CancelWatch:
-		h.remove(sinkWatch{msg.Sink, msg.WatchID})
+		h.remove(msg.Sink, msg.WatchID)
 	case *messages.DropSink:
 		h.handleDropSink(msg)
 	case syncDue:
 		h.syncTimer = nil
 		h.handleSync(ctx)
-	case progressDue:
-		h.progressTimer = nil
-		h.handleProgress(ctx)
+	case *messages.RequestWatchProgress:
+		h.handleProgress(msg)
 	default:
 		h.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
 	}
@@ -128,7 +120,7 @@ func (h *hub) Receive(ctx actor.Context) {
 
 func (h *hub) handleStarted(ctx actor.Context) {
 	h.log = h.cfg.Logger.With("actor", "watchers", "member", h.cfg.State.MemberID)
-	h.synced, h.unsynced, h.all = newGroup(), newGroup(), map[sinkWatch]*watcher{}
+	h.synced, h.unsynced, h.bySink = newGroup(), newGroup(), map[messages.WatchSink]map[int64]*watcher{}
 	if st := h.cfg.State.Store(); st != nil {
 		h.rev = st.Rev()
 	}
@@ -137,44 +129,47 @@ func (h *hub) handleStarted(ctx actor.Context) {
 }
 
 func (h *hub) handleCreate(ctx actor.Context, msg *messages.CreateWatch) {
-	k := sinkWatch{msg.Sink, msg.WatchID}
-	if _, ok := h.all[k]; ok {
+	ws := h.bySink[msg.Sink]
+	if ws == nil {
+		ws = map[int64]*watcher{}
+		h.bySink[msg.Sink] = ws
+	}
+	if _, ok := ws[msg.WatchID]; ok {
 		// the owner chooses unique ids: a duplicate is a bug there
 		h.log.Warn("duplicate watch id ignored", "watch-id", msg.WatchID)
 		return
 	}
 	w := &watcher{
 		sink: msg.Sink, id: msg.WatchID, key: msg.Key, end: msg.RangeEnd,
-		noPut: msg.NoPut, noDelete: msg.NoDelete, progress: msg.ProgressNotify, next: max(msg.StartRevision, 1),
+		noPut: msg.NoPut, noDelete: msg.NoDelete, next: max(msg.StartRevision, 1),
 	}
-	h.all[k] = w
+	ws[w.id] = w
 	if h.rev != 0 && w.next <= h.rev {
 		h.unsynced.add(w)
 		h.scheduleSync(ctx, true)
 	} else {
 		h.synced.add(w)
 	}
-	if w.progress {
-		h.scheduleProgress(ctx)
-	}
 }
 
-func (h *hub) remove(k sinkWatch) {
-	w, ok := h.all[k]
+func (h *hub) remove(sink messages.WatchSink, id int64) {
+	ws := h.bySink[sink]
+	w, ok := ws[id]
 	if !ok {
 		return
 	}
-	delete(h.all, k)
+	delete(ws, id)
+	if len(ws) == 0 {
+		delete(h.bySink, sink)
+	}
 	if !h.synced.remove(w) {
 		h.unsynced.remove(w)
 	}
 }
 
 func (h *hub) handleDropSink(msg *messages.DropSink) {
-	for k := range h.all {
-		if k.sink == msg.Sink {
-			h.remove(k)
-		}
+	for id := range h.bySink[msg.Sink] {
+		h.remove(msg.Sink, id)
 	}
 }
 
@@ -320,28 +315,22 @@ func (h *hub) cancelCompacted(ws []*watcher, compactRev int64) bool {
 		}
 		w.compacted = true
 		if w.sink.Deliver(&messages.WatchEvents{WatchID: w.id, CompactRevision: compactRev, Canceled: true}) {
-			h.remove(sinkWatch{w.sink, w.id})
+			h.remove(w.sink, w.id)
 			removed = true
 		}
 	}
 	return removed
 }
 
-// handleProgress sends synced watchers that asked for progress
-// notifications an empty response at the hub's revision, as etcd's
-// progress notify; unsynced ones get events soon enough.
-func (h *hub) handleProgress(ctx actor.Context) {
-	wanted := false
-	h.synced.each(func(w *watcher) {
-		if w.progress {
-			wanted = true
-			w.sink.Deliver(&messages.WatchEvents{WatchID: w.id, Revision: h.rev})
-		}
-	})
-	h.unsynced.each(func(w *watcher) { wanted = wanted || w.progress })
-	if wanted {
-		h.scheduleProgress(ctx)
+// handleProgress sends a synced watcher an empty response at the hub's
+// revision, as etcd's progress notify; an unsynced one gets events soon
+// enough.
+func (h *hub) handleProgress(msg *messages.RequestWatchProgress) {
+	w, ok := h.bySink[msg.Sink][msg.WatchID]
+	if !ok || h.rev == 0 || !h.synced.has(w) {
+		return
 	}
+	w.sink.Deliver(&messages.WatchEvents{WatchID: w.id, Revision: h.rev})
 }
 
 func (h *hub) scheduleSync(ctx actor.Context, now bool) {
@@ -359,21 +348,9 @@ func (h *hub) scheduleSync(ctx actor.Context, now bool) {
 	h.syncTimer = time.AfterFunc(d, func() { root.Send(self, syncDue{}) })
 }
 
-func (h *hub) scheduleProgress(ctx actor.Context) {
-	if h.progressTimer != nil {
-		return
-	}
-	self, root := ctx.Self(), ctx.ActorSystem().Root
-	h.progressTimer = time.AfterFunc(h.cfg.ProgressInterval, func() { root.Send(self, progressDue{}) })
-}
-
 func (h *hub) stopTimers() {
 	if h.syncTimer != nil {
 		h.syncTimer.Stop()
 		h.syncTimer = nil
-	}
-	if h.progressTimer != nil {
-		h.progressTimer.Stop()
-		h.progressTimer = nil
 	}
 }
