@@ -227,9 +227,12 @@ func (ws *watchStream) handleCreate(creq *pb.WatchCreateRequest) error {
 		end = []byte{} // every key from key on
 	}
 	rev := st.Rev()
-	id, err := ws.watchID(creq.WatchId)
-	if err == nil && len(end) != 0 && bytes.Compare(key, end) >= 0 {
-		err = errEmptyWatcherRange
+	var id int64
+	var err error
+	if len(end) != 0 && bytes.Compare(key, end) >= 0 {
+		err = errEmptyWatcherRange // checked first: it takes no id
+	} else {
+		id, err = ws.watchID(creq.WatchId)
 	}
 	if err != nil {
 		return ws.stream.Send(&pb.WatchResponse{
