@@ -202,8 +202,8 @@ func TestWatchCreateCancelShapes(t *testing.T) {
 // with filters.
 func TestWatchStartRevisionAndFilters(t *testing.T) {
 	_, cli := startServer(t)
-	wput(t, cli, "k", "1")             // 2
-	wput(t, cli, "k", "2")             // 3
+	wput(t, cli, "k", "1")            // 2
+	wput(t, cli, "k", "2")            // 3
 	_, err := cli.Delete(ctx(t), "k") // 4
 	must(t, err)
 	wput(t, cli, "k", "3")     // 5

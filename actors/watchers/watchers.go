@@ -39,6 +39,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
+	"github.com/troupedb/troupe/failpoint"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/mvcc"
@@ -175,6 +176,8 @@ func (h *hub) handleDropSink(msg *messages.DropSink) {
 
 // handleEventsApplied delivers a batch to the synced watchers.
 func (h *hub) handleEventsApplied(ctx actor.Context, msg *messages.EventsApplied) {
+	// Chaos tests: a hub restart loses its watchers and this batch.
+	_ = failpoint.Inject("watchHubPanic")
 	evs := msg.Events
 	for len(evs) > 0 && evs[0].Kv.ModRevision <= h.rev {
 		evs = evs[1:] // applied again after a core restart
