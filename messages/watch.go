@@ -65,3 +65,7 @@ type RequestWatchProgress struct {
 	Sink    WatchSink
 	WatchID int64
 }
+
+// WatchWindow is how many troupe.v1.WatchResponse messages the actor API
+// sends a subscriber ahead of its WatchAck acknowledgements.
+const WatchWindow = 128

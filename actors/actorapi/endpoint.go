@@ -79,6 +79,8 @@ type Config struct {
 	// DrainTimeout bounds the wait for running operations when the endpoint
 	// stops. Zero means DefaultDrainTimeout.
 	DrainTimeout time.Duration
+	// Watch serves WatchRequests (see watch.go); nil refuses them.
+	Watch etcdserverpb.WatchServer
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -118,6 +120,8 @@ type endpoint struct {
 	inflight *sync.WaitGroup // running operations
 	ctx      context.Context // cancelled when the endpoint stops
 	cancel   context.CancelFunc
+
+	sessions map[string]*watchSession // watch sessions by subscriber PID
 }
 
 func newEndpoint(cfg Config) *endpoint {
@@ -142,9 +146,17 @@ func (e *endpoint) Receive(ctx actor.Context) {
 		e.handleStopped()
 	case *actor.Restarting:
 		e.cancel()
+	case *actor.Terminated:
+		e.handleTerminated(ctx, msg)
 	case actor.AutoReceiveMessage, actor.SystemMessage:
 	case *messages.KVRequest:
 		e.handleKVRequest(ctx, msg)
+	case *messages.WatchRequest:
+		e.handleWatchRequest(ctx, msg)
+	case *messages.WatchAck:
+		e.handleWatchAck(ctx, msg)
+	case sessionEnded:
+		e.dropSession(ctx, msg.s)
 	default:
 		e.log.Warn("dropping unknown message", "type", fmt.Sprintf("%T", msg), "sender", ctx.Sender())
 	}

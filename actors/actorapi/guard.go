@@ -34,6 +34,8 @@ import (
 // remote peers: the actor API request, and what remote watches need.
 var DefaultAcceptedTypes = []string{
 	"troupe.v1.KVRequest",
+	"troupe.v1.WatchRequest",
+	"troupe.v1.WatchAck",
 	"actor.Watch",
 	"actor.Unwatch",
 	"actor.Terminated",

@@ -31,6 +31,8 @@ type ServeConfig struct {
 	Address string
 	// KV executes the operations; required.
 	KV etcdserverpb.KVServer
+	// Watch serves watch sessions; nil refuses them.
+	Watch etcdserverpb.WatchServer
 	// MaxRequestBytes, MaxInFlight and DrainTimeout: see Config.
 	MaxRequestBytes int
 	MaxInFlight     int
@@ -111,6 +113,7 @@ func Serve(cfg ServeConfig) (*Server, error) {
 
 	pid, err := system.Root.SpawnNamed(Props(Config{
 		KV:              cfg.KV,
+		Watch:           cfg.Watch,
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		MaxInFlight:     cfg.MaxInFlight,
 		DrainTimeout:    cfg.DrainTimeout,

@@ -141,7 +141,7 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 	}
 	if l.cfg.ActorAddress != "" {
 		srv, err := actorapi.Serve(actorapi.ServeConfig{
-			Address: l.cfg.ActorAddress, KV: kv, MaxRequestBytes: l.cfg.MaxRequestBytes, Logger: l.cfg.Logger,
+			Address: l.cfg.ActorAddress, KV: kv, Watch: l.newWatch(), MaxRequestBytes: l.cfg.MaxRequestBytes, Logger: l.cfg.Logger,
 		})
 		if err != nil {
 			l.stop()

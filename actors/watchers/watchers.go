@@ -41,6 +41,7 @@ import (
 
 	"github.com/troupedb/troupe/failpoint"
 	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
@@ -103,15 +104,20 @@ func (h *hub) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 	case *messages.EventsApplied:
 		h.handleEventsApplied(ctx, msg)
+		h.report()
 	case *messages.CreateWatch:
 		h.handleCreate(ctx, msg)
+		h.report()
 	case *messages.CancelWatch:
 		h.remove(msg.Sink, msg.WatchID)
+		h.report()
 	case *messages.DropSink:
 		h.handleDropSink(msg)
+		h.report()
 	case syncDue:
 		h.syncTimer = nil
 		h.handleSync(ctx)
+		h.report()
 	case *messages.RequestWatchProgress:
 		h.handleProgress(msg)
 	default:
@@ -125,6 +131,7 @@ func (h *hub) handleStarted(ctx actor.Context) {
 	if st := h.cfg.State.Store(); st != nil {
 		h.rev = st.Rev()
 	}
+	h.report()
 	// Last: the sinks' owners re-create their watches on this signal.
 	h.cfg.State.SetWatchHub(ctx.Self())
 }
@@ -334,6 +341,12 @@ func (h *hub) handleProgress(msg *messages.RequestWatchProgress) {
 		return
 	}
 	w.sink.Deliver(&messages.WatchEvents{WatchID: w.id, Revision: h.rev})
+}
+
+// report publishes the watcher counts (etcd's debugging gauges).
+func (h *hub) report() {
+	metrics.WatcherTotal.Set(float64(h.synced.n + h.unsynced.n))
+	metrics.SlowWatcherTotal.Set(float64(h.unsynced.n))
 }
 
 func (h *hub) scheduleSync(ctx actor.Context, now bool) {

@@ -19,6 +19,7 @@ func Registry(state *memberstate.State) *prometheus.Registry {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		WALFsyncSeconds, BackendCommitSeconds, LeaderChanges, ProposalsFailed, grpcHandled,
+		WatcherTotal, SlowWatcherTotal,
 	)
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
