@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -59,6 +60,7 @@ type Server struct {
 	system   *actor.ActorSystem
 	remote   *remote.Remote
 	endpoint *actor.PID
+	stopOnce sync.Once
 }
 
 // Serve starts an actor system with a remote listening at cfg.Address and
@@ -164,8 +166,10 @@ func (s *Server) System() *actor.ActorSystem { return s.system }
 
 // Stop stops the endpoint (cancelling and draining running operations,
 // whose replies still go out) and then the remote. ActorSystem.Shutdown
-// alone would leave the actors running.
-func (s *Server) Stop() {
+// alone would leave the actors running. Later calls do nothing.
+func (s *Server) Stop() { s.stopOnce.Do(s.stop) }
+
+func (s *Server) stop() {
 	if err := s.system.Root.StopFuture(s.endpoint).Wait(); err != nil {
 		s.system.Logger().Error("stopping actor api endpoint", "error", err)
 	}
