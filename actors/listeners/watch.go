@@ -23,6 +23,8 @@ const (
 	// watchSinkLen is how many responses the hub may have queued for one
 	// stream (etcd's chanBufLen); past it the stream's watchers fall
 	// back to history, so a client that does not read costs no memory.
+	// 1024 made 10,000 watches on 10 streams catch up ~30 % faster but
+	// doubled their memory (BenchmarkWatchMemory).
 	watchSinkLen = 128
 	// watchCtrlLen bounds the requests read ahead of the sending loop
 	// (etcd's ctrlStreamBufLen); past it reading waits.

@@ -298,8 +298,14 @@ func (h *hub) handleSync(ctx actor.Context) {
 			h.synced.add(w)
 		}
 	}
-	if h.unsynced.n > 0 {
-		h.scheduleSync(ctx, more && last < upTo)
+	switch {
+	case h.unsynced.n == 0:
+	case more && (last < upTo || h.unsynced.n > len(ws)):
+		h.scheduleSync(ctx, true) // more history or more watchers: go on
+	case more:
+		h.scheduleAfter(ctx, retryInterval) // some sinks were full: soon
+	default:
+		h.scheduleSync(ctx, false)
 	}
 }
 
@@ -349,16 +355,26 @@ func (h *hub) report() {
 	metrics.SlowWatcherTotal.Set(float64(h.unsynced.n))
 }
 
+// retryInterval paces sync rounds while sinks drain (etcd retries its
+// victims every 10 ms).
+const retryInterval = 10 * time.Millisecond
+
+// scheduleSync schedules a sync round now, or after SyncInterval unless
+// one is scheduled already.
 func (h *hub) scheduleSync(ctx actor.Context, now bool) {
-	if h.syncTimer != nil {
-		if !now {
-			return
-		}
-		h.syncTimer.Stop()
-	}
-	d := h.cfg.SyncInterval
 	if now {
-		d = 0
+		h.scheduleAfter(ctx, 0)
+		return
+	}
+	if h.syncTimer == nil {
+		h.scheduleAfter(ctx, h.cfg.SyncInterval)
+	}
+}
+
+// scheduleAfter (re)schedules the sync round after d.
+func (h *hub) scheduleAfter(ctx actor.Context, d time.Duration) {
+	if h.syncTimer != nil {
+		h.syncTimer.Stop()
 	}
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	h.syncTimer = time.AfterFunc(d, func() { root.Send(self, syncDue{}) })
