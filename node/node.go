@@ -282,6 +282,7 @@ type supervisor struct {
 
 	core, listeners, peersPID *actor.PID
 	peersDispatcher           *dispatch.Pinned // stopped with the node
+	hubDispatcher             *dispatch.Pinned // the watch hub's; stopped with the node
 	started                   bool
 	fatal                     error
 }
@@ -309,6 +310,9 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		if s.peersDispatcher != nil {
 			s.peersDispatcher.Stop()
 		}
+		if s.hubDispatcher != nil {
+			s.hubDispatcher.Stop()
+		}
 	case *actor.Stopping, *actor.Restarting:
 	default:
 		s.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
@@ -323,9 +327,10 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 	}
 	// The watch hub before the core, beside it: a core restart keeps
 	// the client watches.
+	s.hubDispatcher = dispatch.NewPinned(300) // a hot actor: every batch passes it
 	if _, err := ctx.SpawnNamed(watchers.Props(watchers.Config{
 		State: s.state, Logger: s.cfg.Logger,
-	}), "watchers"); err != nil {
+	}, actor.WithDispatcher(s.hubDispatcher)), "watchers"); err != nil {
 		s.fail(fmt.Errorf("spawn watchers: %w", err))
 		return
 	}

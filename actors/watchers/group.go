@@ -134,6 +134,18 @@ func (g *group) each(f func(w *watcher)) {
 
 // affected returns the watchers some event of evs may concern.
 func (g *group) affected(evs []*mvccpb.Event) []*watcher {
+	if len(evs) == 1 || sameKey(evs) {
+		// the common batch: one key, no duplicates to weed out
+		set := g.keys[string(evs[0].Kv.Key)]
+		out := make([]*watcher, 0, len(set)+len(g.ranges))
+		for w := range set {
+			out = append(out, w)
+		}
+		for w := range g.ranges {
+			out = append(out, w)
+		}
+		return out
+	}
 	var out []*watcher
 	seen := map[*watcher]struct{}{}
 	for _, ev := range evs {
@@ -148,4 +160,13 @@ func (g *group) affected(evs []*mvccpb.Event) []*watcher {
 		out = append(out, w)
 	}
 	return out
+}
+
+func sameKey(evs []*mvccpb.Event) bool {
+	for _, ev := range evs[1:] {
+		if !bytes.Equal(ev.Kv.Key, evs[0].Kv.Key) {
+			return false
+		}
+	}
+	return true
 }

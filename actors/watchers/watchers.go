@@ -62,8 +62,8 @@ type Config struct {
 	Logger             *slog.Logger
 }
 
-// Props returns the hub's props.
-func Props(cfg Config) *actor.Props {
+// Props returns the hub's props; opts can add a dispatcher.
+func Props(cfg Config, opts ...actor.PropsOption) *actor.Props {
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = DefaultSyncInterval
 	}
@@ -76,7 +76,7 @@ func Props(cfg Config) *actor.Props {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return actor.PropsFromProducer(func() actor.Actor { return &hub{cfg: cfg} })
+	return actor.PropsFromProducer(func() actor.Actor { return &hub{cfg: cfg} }, opts...)
 }
 
 type syncDue struct{}
