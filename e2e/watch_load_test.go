@@ -275,3 +275,35 @@ func TestWatchRequireLeader(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchOnPausedMember: a member with a watch is paused (SIGSTOP)
+// while the others write thousands of keys; once it runs again its watch
+// delivers every event once, in order. (The snapshot install case, which
+// a pause does not force, is node's TestClusterWatchAcrossSnapshotInstall.)
+func TestWatchOnPausedMember(t *testing.T) {
+	cl := e2etest.StartCluster(t, e2etest.ClusterConfig{Size: 3, SnapshotCount: 100})
+	lead := cl.Leader(t)
+	behind := (lead + 1) % 3
+	wcli := cl.MemberClient(t, behind)
+	c, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	wl := &watchLog{stopKey: "snap/end"}
+	wc := wcli.Watch(c, "snap/", clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+	<-wc
+	done := make(chan struct{})
+	go func() { defer close(done); follow(c, wc, 1<<30, wl) }()
+	lcli := cl.MemberClient(t, lead)
+	first := putMany(t, []*clientv3.Client{lcli}, "snap/a", 50)
+	must(t, cl.Pause(behind))
+	during := putMany(t, []*clientv3.Client{lcli, cl.MemberClient(t, lead), cl.MemberClient(t, lead)}, "snap/b", 5200)
+	must(t, cl.Resume(behind))
+	end, err := lcli.Put(ctx(t), "snap/end", "x")
+	must(t, err)
+	select {
+	case <-done:
+	case <-c.Done():
+		t.Fatal("watch did not see every event")
+	}
+	want := append(append(first, during...), end.Header.Revision)
+	requireExactly(t, "watcher on the member that was behind", wl, want)
+}

@@ -219,6 +219,9 @@ func (a *applier) handleInstallSnapshot(ctx actor.Context, msg *messages.Install
 	a.cfg.State.Applied.Reset(st.ConsistentIndex())
 	a.log.Info("installed snapshot from the leader", "index", md.GetIndex(), "backend-index", st.ConsistentIndex())
 	ctx.Respond(&messages.SnapshotInstalled{Msg: msg.Msg})
+	// The new backend's revision, without events: the hub fills the gap
+	// from its history.
+	a.publishEvents(ctx)
 }
 
 // applyConfChange applies a committed membership change to the membership
