@@ -1,6 +1,7 @@
 // Package actorapi serves troupe's KV operations (Range, Put, DeleteRange,
-// Txn, Compact) to protoactor actor systems, as protobuf messages over
-// protoactor remote: the actor API.
+// Txn, Compact) and watches to protoactor actor systems, as protobuf
+// messages over protoactor remote: the actor API. Watches (WatchRequest,
+// WatchResponse, WatchAck, WatchEnded) are described in watch.go.
 //
 // Contract of the endpoint actor (Props):
 //
