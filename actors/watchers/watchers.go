@@ -137,6 +137,7 @@ func (h *hub) handleStarted(ctx actor.Context) {
 }
 
 func (h *hub) handleCreate(ctx actor.Context, msg *messages.CreateWatch) {
+	h.learnRev(ctx)
 	ws := h.bySink[msg.Sink]
 	if ws == nil {
 		ws = map[int64]*watcher{}
@@ -178,6 +179,20 @@ func (h *hub) remove(sink messages.WatchSink, id int64) {
 func (h *hub) handleDropSink(msg *messages.DropSink) {
 	for id := range h.bySink[msg.Sink] {
 		h.remove(msg.Sink, id)
+	}
+}
+
+// learnRev takes the store's revision as the hub's when the hub has none
+// yet (it starts before the core, and an idle member sends no batch), so
+// a watch from a past revision is served from history at once. Watchers
+// placed meanwhile resume from history.
+func (h *hub) learnRev(ctx actor.Context) {
+	if h.rev != 0 {
+		return
+	}
+	if st := h.cfg.State.Store(); st != nil {
+		h.unsyncAll(ctx)
+		h.rev = st.Rev()
 	}
 }
 

@@ -93,7 +93,11 @@ type fixture struct {
 	events []*mvccpb.Event
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureCore(t, false) }
+
+// newFixtureCore with noCore starts the hub before the store is published,
+// as the node does (the hub starts before the core).
+func newFixtureCore(t *testing.T, noCore bool) *fixture {
 	f := &fixture{t: t}
 	st, err := mvcc.Open(filepath.Join(t.TempDir(), "db"), mvcc.Options{
 		NoSync: true, Logger: slog.New(slog.DiscardHandler),
@@ -104,7 +108,9 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.store = st
 	f.state = memberstate.New(memberstate.Member{ID: 1, Name: "m"}, 1)
-	f.state.SetCore(nil, st)
+	if !noCore {
+		f.state.SetCore(nil, st)
+	}
 	f.sys = actor.NewActorSystem()
 	f.hub = f.sys.Root.Spawn(Props(Config{State: f.state, SyncInterval: 5 * time.Millisecond, SyncChunkEvents: 3, Logger: slog.New(slog.DiscardHandler)}))
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
@@ -270,4 +276,20 @@ func TestProgressOnlyWhenSynced(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestHubStartedBeforeCore: the hub starts before the core (no store, no
+// revision); a watch from a past revision on an idle member is served
+// from history as soon as the store is there, without waiting for a write.
+func TestHubStartedBeforeCore(t *testing.T) {
+	f := newFixtureCore(t, true)
+	f.put("a", "b", "a") // applied before the hub hears of anything
+	f.state.SetCore(nil, f.store)
+	sink := &testSink{room: -1}
+	f.watch(sink, 1, "a", "", 1)
+	sink.waitEvents(t, 1, "PUT a@2", "PUT a@4")
+	// and the batches that were in flight are not delivered twice
+	f.send(&messages.EventsApplied{Rev: 4})
+	f.send(f.put("a"))
+	sink.waitEvents(t, 1, "PUT a@2", "PUT a@4", "PUT a@5")
 }
