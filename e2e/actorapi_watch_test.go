@@ -13,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc/codes"
 
 	"github.com/troupedb/troupe/actors/actorapi"
 	"github.com/troupedb/troupe/client/actorclient"
@@ -152,4 +153,27 @@ func TestActorAPIWatch(t *testing.T) {
 	waitGauge(t, srv, "0")
 	t.Logf("watches of a stopped actor system removed after %v", time.Since(start).Round(time.Millisecond))
 	_ = w2 // its subscriber's system is gone: nothing to close
+
+	// the member stopping ends a watch with Unavailable: etcd's "server
+	// stopped" when it arrives before the remote closes, else the client
+	// sees the endpoint go away
+	system2, _ := actorSystem(t)
+	w4, err := actorclient.New(system2, srv.ActorAddress()).Watch(c, &pb.WatchCreateRequest{Key: []byte("aw/0")})
+	must(t, err)
+	start = time.Now()
+	srv.Stop()
+	t.Logf("member stopped in %v", time.Since(start).Round(time.Millisecond))
+	for {
+		select {
+		case _, ok := <-w4.C:
+			if !ok {
+				if code, _ := codeMsg(w4.Err()); code != codes.Unavailable {
+					t.Fatalf("watch ended with %v, want Unavailable", w4.Err())
+				}
+				return
+			}
+		case <-c.Done():
+			t.Fatal("watch still open after the member stopped")
+		}
+	}
 }

@@ -142,6 +142,7 @@ func (e *endpoint) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 	case *actor.Stopping:
+		e.endSessions()
 		e.cancel()
 	case *actor.Stopped:
 		e.handleStopped()
@@ -157,7 +158,7 @@ func (e *endpoint) Receive(ctx actor.Context) {
 	case *messages.WatchAck:
 		e.handleWatchAck(ctx, msg)
 	case sessionEnded:
-		e.dropSession(ctx, msg.s)
+		e.dropSession(ctx, msg.s, true)
 	default:
 		e.log.Warn("dropping unknown message", "type", fmt.Sprintf("%T", msg), "sender", ctx.Sender())
 	}

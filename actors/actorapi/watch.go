@@ -69,7 +69,7 @@ func (e *endpoint) handleWatchRequest(ctx actor.Context, msg *messages.WatchRequ
 	case s.reqs <- msg.GetRequest():
 	default:
 		s.end(rpctypes.ErrGRPCRequestTooManyRequests)
-		e.dropSession(ctx, s)
+		e.dropSession(ctx, s, true)
 	}
 }
 
@@ -112,11 +112,16 @@ func (s *watchSession) end(err error) {
 	s.cancel()
 }
 
-func (e *endpoint) dropSession(ctx actor.Context, s *watchSession) {
+// dropSession forgets s. unwatch is false for a subscriber that is gone:
+// an Unwatch to its address would only make protoactor dial it (and a
+// graceful remote shutdown then waits ~10 s for that dial).
+func (e *endpoint) dropSession(ctx actor.Context, s *watchSession, unwatch bool) {
 	s.cancel()
 	if e.sessions[s.sub.String()] == s {
 		delete(e.sessions, s.sub.String())
-		ctx.Unwatch(s.sub)
+		if unwatch {
+			ctx.Unwatch(s.sub)
+		}
 	}
 }
 
@@ -139,7 +144,7 @@ func (e *endpoint) handleWatchAck(ctx actor.Context, msg *messages.WatchAck) {
 // handleTerminated ends the session of a subscriber that went away.
 func (e *endpoint) handleTerminated(ctx actor.Context, msg *actor.Terminated) {
 	if s := e.sessions[msg.GetWho().String()]; s != nil {
-		e.dropSession(ctx, s)
+		e.dropSession(ctx, s, false)
 	}
 }
 
@@ -172,3 +177,11 @@ func (s *watchSession) SendMsg(any) error            { return errors.New("actora
 func (s *watchSession) RecvMsg(any) error            { return errors.New("actorapi: RecvMsg unused") }
 
 var _ etcdserverpb.Watch_WatchServer = (*watchSession)(nil)
+
+// endSessions tells every subscriber its stream ends because the endpoint
+// stops, as etcd's "server stopped", so it need not wait to notice.
+func (e *endpoint) endSessions() {
+	for _, s := range e.sessions {
+		s.end(rpctypes.ErrGRPCStopped)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/eventstream"
+	"github.com/asynkron/protoactor-go/remote"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -100,13 +102,25 @@ type subscriber struct {
 	created  chan *etcdserverpb.WatchResponse
 	w        *Watcher
 	done     bool
+	events   *eventstream.Subscription
 }
+
+// endpointGone: the client's remote lost the member's address.
+type endpointGone struct{}
 
 func (s *subscriber) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-		// the endpoint going away (member stopped, link lost) ends the watch
-		ctx.Watch(s.endpoint)
+		// The endpoint going away (member stopped, link lost) ends the
+		// watch. Not through ctx.Watch: a member would then owe this
+		// actor a Terminated, and dial a client that may be long gone
+		// when it stops.
+		root, self, addr := ctx.ActorSystem().Root, ctx.Self(), s.endpoint.Address
+		s.events = ctx.ActorSystem().EventStream.Subscribe(func(evt any) {
+			if e, ok := evt.(*remote.EndpointTerminatedEvent); ok && e.Address == addr {
+				root.Send(self, endpointGone{})
+			}
+		})
 		ctx.Request(s.endpoint, &messages.WatchRequest{Request: &etcdserverpb.WatchRequest{
 			RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: s.req},
 		}})
@@ -114,12 +128,14 @@ func (s *subscriber) Receive(ctx actor.Context) {
 		s.handleResponse(ctx, msg.GetResponse())
 	case *messages.WatchEnded:
 		s.finish(ctx, msg.GetError().Err())
-	case *actor.Terminated:
-		if msg.GetWho().Equal(s.endpoint) {
-			s.finish(ctx, ErrWatchEndpointGone)
-		}
+	case endpointGone:
+		s.finish(ctx, ErrWatchEndpointGone)
 	case *actor.Stopping:
 		s.finish(ctx, nil)
+	case *actor.Stopped:
+		if s.events != nil {
+			ctx.ActorSystem().EventStream.Unsubscribe(s.events)
+		}
 	}
 }
 
