@@ -3,7 +3,8 @@
 // waiting for it.
 //
 // In: Apply (from the raft actor), commitDue (its own timer).
-// Out: Applied to the sender of Apply (the raft actor), SaveSnapshot to the
+// Out: Applied to the sender of Apply (the raft actor), EventsApplied to
+// the watch hub (one per batch, never waiting for it), SaveSnapshot to the
 // snapshotter every SnapshotCount entries, results through the wait
 // registry, the applied index through memberstate.
 //
@@ -34,6 +35,11 @@ import (
 	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
+
+// maxQueuedEventBatches bounds the EventsApplied messages waiting in the
+// watch hub's mailbox; past it batches' events are dropped and the hub
+// reads them from the store (it sees the gap).
+const maxQueuedEventBatches = 1024
 
 // DefaultCommitInterval bounds how long applied data stays out of bbolt.
 const DefaultCommitInterval = 100 * time.Millisecond
@@ -197,7 +203,8 @@ func (a *applier) publishEvents(ctx actor.Context) {
 		return
 	}
 	evs := a.cfg.Changes.take()
-	if hub, _ := a.cfg.State.WatchHub(); hub != nil {
+	hub, _ := a.cfg.State.WatchHub()
+	if hub != nil && a.cfg.State.QueueEvents(maxQueuedEventBatches) {
 		ctx.Send(hub, &messages.EventsApplied{Rev: a.cfg.Store.Rev(), Events: evs})
 	}
 }

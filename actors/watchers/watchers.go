@@ -6,7 +6,9 @@
 // core restart (which replays the WAL) must not cancel client watches.
 //
 // In: EventsApplied (from the applier, one per Apply batch, never
-// blocking it), CreateWatch, CancelWatch, RequestWatchProgress, DropSink
+// blocking it; at most 1024 wait in the mailbox, see
+// memberstate.QueueEvents, beyond which the applier drops a batch's
+// events and the hub reads them from history), CreateWatch, CancelWatch, RequestWatchProgress, DropSink
 // (from the sinks' owners), its own syncDue timer.
 // Out: WatchEvents to the sinks, through their non-blocking Deliver.
 //
@@ -103,6 +105,7 @@ func (h *hub) Receive(ctx actor.Context) {
 		h.stopTimers()
 	case *actor.Stopped:
 	case *messages.EventsApplied:
+		h.cfg.State.EventsTaken()
 		h.handleEventsApplied(ctx, msg)
 		h.report()
 	case *messages.CreateWatch:

@@ -2,6 +2,7 @@ package memberstate
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -15,7 +16,25 @@ type watchHub struct {
 	mu      sync.Mutex
 	pid     *actor.PID
 	started chan struct{} // closed when the next incarnation starts
+	// queued counts EventsApplied messages sent and not yet taken, so the
+	// hub's mailbox stays bounded without the applier ever waiting.
+	queued atomic.Int64
 }
+
+// QueueEvents reserves room for one EventsApplied message to the hub and
+// reports whether there was some (fewer than limit queued). When there is
+// none the applier drops the batch's events: the hub finds the gap in the
+// next batch it gets and reads the store's history instead.
+func (s *State) QueueEvents(limit int64) bool {
+	if s.hub.queued.Add(1) > limit {
+		s.hub.queued.Add(-1)
+		return false
+	}
+	return true
+}
+
+// EventsTaken tells that the hub took one EventsApplied message.
+func (s *State) EventsTaken() { s.hub.queued.Add(-1) }
 
 // SetWatchHub records the (re)started watch hub.
 func (s *State) SetWatchHub(pid *actor.PID) {
