@@ -31,6 +31,9 @@ const (
 	DefaultMaxTxnOps           = 128
 	DefaultLogLevel            = "info"
 	DefaultListenActorURL      = "127.0.0.1:2378"
+	// DefaultWatchProgressNotifyInterval is etcd's default of
+	// --experimental-watch-progress-notify-interval.
+	DefaultWatchProgressNotifyInterval = 10 * time.Minute
 
 	// MaxElectionTimeout is etcd's upper bound on --election-timeout.
 	MaxElectionTimeout = 50 * time.Second
@@ -110,6 +113,11 @@ type Config struct {
 	// actor API; empty disables it. troupe's own, not an etcd flag.
 	ListenActorURL string
 
+	// WatchProgressNotifyInterval is how often a watch that asked for
+	// progress notifications gets one
+	// (--experimental-watch-progress-notify-interval).
+	WatchProgressNotifyInterval time.Duration
+
 	// Logger receives all logs; nil means slog.Default(). Not a flag.
 	Logger *slog.Logger
 
@@ -149,6 +157,8 @@ func Default() Config {
 		ListenActorURL:           DefaultListenActorURL,
 		AutoCompactionMode:       DefaultAutoCompactionMode,
 		AutoCompactionRetention:  DefaultAutoCompactionRetention,
+
+		WatchProgressNotifyInterval: DefaultWatchProgressNotifyInterval,
 	}
 	c.InitialCluster = c.InitialClusterFromName(c.Name)
 	return c
@@ -244,6 +254,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRequestBytes == 0 {
 		return fmt.Errorf("--max-request-bytes must be > 0 (default %d)", DefaultMaxRequestBytes)
+	}
+	if c.WatchProgressNotifyInterval <= 0 {
+		return fmt.Errorf("--experimental-watch-progress-notify-interval must be > 0 (default %s)", DefaultWatchProgressNotifyInterval)
 	}
 	if c.MaxTxnOps == 0 {
 		return fmt.Errorf("--max-txn-ops must be > 0 (default %d)", DefaultMaxTxnOps)
@@ -431,6 +444,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error.")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "Log format: 'text' (coloured on a terminal), 'json', or '' for text on a terminal and json otherwise. troupe only.")
 	fs.StringVar(&c.ListenActorURL, "listen-actor-url", c.ListenActorURL, "host:port of the protoactor remote endpoint serving the actor API ('' disables it). troupe only.")
+	fs.DurationVar(&c.WatchProgressNotifyInterval, "experimental-watch-progress-notify-interval", c.WatchProgressNotifyInterval, "Duration of periodic watch progress notifications.")
 }
 
 // nameValue sets Name and, unless given explicitly, the DataDir and

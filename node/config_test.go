@@ -44,10 +44,22 @@ func TestDefaultIsValid(t *testing.T) {
 		{c.LogLevel, "info"},
 		{c.LogFormat, ""},
 		{c.ListenActorURL, "127.0.0.1:2378"},
+		{c.WatchProgressNotifyInterval, 10 * time.Minute},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("default: got %v, want %v", tc.got, tc.want)
 		}
+	}
+}
+
+func TestWatchProgressNotifyIntervalFlag(t *testing.T) {
+	c := parse(t, "--experimental-watch-progress-notify-interval", "250ms")
+	if c.WatchProgressNotifyInterval != 250*time.Millisecond {
+		t.Fatalf("interval %v, want 250ms", c.WatchProgressNotifyInterval)
+	}
+	c.WatchProgressNotifyInterval = 0
+	if err := c.Validate(); err == nil {
+		t.Fatal("an interval of 0 validated")
 	}
 }
 

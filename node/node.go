@@ -22,6 +22,7 @@ import (
 	"github.com/troupedb/troupe/actors/listeners"
 	"github.com/troupedb/troupe/actors/peers"
 	raftactor "github.com/troupedb/troupe/actors/raft"
+	"github.com/troupedb/troupe/actors/watchers"
 	"github.com/troupedb/troupe/internal/dispatch"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/internal/metrics"
@@ -282,6 +283,7 @@ type supervisor struct {
 
 	core, listeners, peersPID *actor.PID
 	peersDispatcher           *dispatch.Pinned // stopped with the node
+	hubDispatcher             *dispatch.Pinned // the watch hub's; stopped with the node
 	started                   bool
 	fatal                     error
 }
@@ -309,6 +311,9 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		if s.peersDispatcher != nil {
 			s.peersDispatcher.Stop()
 		}
+		if s.hubDispatcher != nil {
+			s.hubDispatcher.Stop()
+		}
 	case *actor.Stopping, *actor.Restarting:
 	default:
 		s.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
@@ -319,6 +324,15 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 	s.log = s.cfg.Logger.With("actor", "node", "member", fmt.Sprintf("%x", s.state.MemberID))
 	if err := s.spawnPeers(ctx); err != nil {
 		s.fail(err)
+		return
+	}
+	// The watch hub before the core, beside it: a core restart keeps
+	// the client watches.
+	s.hubDispatcher = dispatch.NewPinned(300) // a hot actor: every batch passes it
+	if _, err := ctx.SpawnNamed(watchers.Props(watchers.Config{
+		State: s.state, Logger: s.cfg.Logger,
+	}, actor.WithDispatcher(s.hubDispatcher), metrics.Mailbox("watchers")), "watchers"); err != nil {
+		s.fail(fmt.Errorf("spawn watchers: %w", err))
 		return
 	}
 	electionTicks := int(s.cfg.ElectionTimeout / s.cfg.HeartbeatInterval)
@@ -392,8 +406,9 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 		ActorAddress:   s.cfg.ListenActorURL,
 		Name:           s.cfg.Name, AdvertiseClientURLs: urlStrings(s.cfg.AdvertiseClientURLs),
 		QuotaBytes: s.cfg.BackendQuotaBytes(), MetricsURLs: s.cfg.ListenMetricsURLs,
-		MinLeaseTTL: s.cfg.minLeaseTTL(),
-		Logger:      s.cfg.Logger,
+		MinLeaseTTL:           s.cfg.minLeaseTTL(),
+		WatchProgressInterval: s.cfg.WatchProgressNotifyInterval, ElectionTimeout: s.cfg.ElectionTimeout,
+		Logger: s.cfg.Logger,
 	}).Configure(metrics.Mailbox("listeners")), "listeners")
 	if err != nil {
 		s.fail(fmt.Errorf("spawn listeners: %w", err))

@@ -1,8 +1,10 @@
 // Package actorapi serves troupe's KV operations (Range, Put, DeleteRange,
-// Txn, Compact) and lease operations (Grant, Revoke, one-shot KeepAlive,
+// Txn, Compact), lease operations (Grant, Revoke, one-shot KeepAlive,
 // TimeToLive, Leases: *messages.LeaseRequest answered with one
-// *messages.LeaseResponse under the same rules, see lease.go) to protoactor
-// actor systems, as protobuf messages over protoactor remote: the actor API.
+// *messages.LeaseResponse under the same rules, see lease.go) and watches
+// to protoactor actor systems, as protobuf messages over protoactor remote:
+// the actor API. Watches (WatchRequest, WatchResponse, WatchAck,
+// WatchEnded) are described in watch.go.
 //
 // Contract of the endpoint actor (Props):
 //
@@ -84,6 +86,8 @@ type Config struct {
 	// DrainTimeout bounds the wait for running operations when the endpoint
 	// stops. Zero means DefaultDrainTimeout.
 	DrainTimeout time.Duration
+	// Watch serves WatchRequests (see watch.go); nil refuses them.
+	Watch etcdserverpb.WatchServer
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -123,6 +127,8 @@ type endpoint struct {
 	inflight *sync.WaitGroup // running operations
 	ctx      context.Context // cancelled when the endpoint stops
 	cancel   context.CancelFunc
+
+	sessions map[string]*watchSession // watch sessions by subscriber PID
 }
 
 func newEndpoint(cfg Config) *endpoint {
@@ -142,16 +148,25 @@ func (e *endpoint) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 	case *actor.Stopping:
+		e.endSessions()
 		e.cancel()
 	case *actor.Stopped:
 		e.handleStopped()
 	case *actor.Restarting:
 		e.cancel()
+	case *actor.Terminated:
+		e.handleTerminated(ctx, msg)
 	case actor.AutoReceiveMessage, actor.SystemMessage:
 	case *messages.KVRequest:
 		e.handleKVRequest(ctx, msg)
 	case *messages.LeaseRequest:
 		e.handleLeaseRequest(ctx, msg)
+	case *messages.WatchRequest:
+		e.handleWatchRequest(ctx, msg)
+	case *messages.WatchAck:
+		e.handleWatchAck(ctx, msg)
+	case sessionEnded:
+		e.dropSession(ctx, msg.s, true)
 	default:
 		e.log.Warn("dropping unknown message", "type", fmt.Sprintf("%T", msg), "sender", ctx.Sender())
 	}

@@ -35,6 +35,8 @@ import (
 var DefaultAcceptedTypes = []string{
 	"troupe.v1.KVRequest",
 	"troupe.v1.LeaseRequest",
+	"troupe.v1.WatchRequest",
+	"troupe.v1.WatchAck",
 	"actor.Watch",
 	"actor.Unwatch",
 	"actor.Terminated",

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -35,6 +36,8 @@ type ServeConfig struct {
 	KV etcdserverpb.KVServer
 	// Lease executes lease requests; nil refuses them.
 	Lease LeaseService
+	// Watch serves watch sessions; nil refuses them.
+	Watch etcdserverpb.WatchServer
 	// MaxRequestBytes, MaxInFlight and DrainTimeout: see Config.
 	MaxRequestBytes int
 	MaxInFlight     int
@@ -61,6 +64,7 @@ type Server struct {
 	system   *actor.ActorSystem
 	remote   *remote.Remote
 	endpoint *actor.PID
+	stopOnce sync.Once
 }
 
 // Serve starts an actor system with a remote listening at cfg.Address and
@@ -116,6 +120,7 @@ func Serve(cfg ServeConfig) (*Server, error) {
 	pid, err := system.Root.SpawnNamed(Props(Config{
 		KV:              cfg.KV,
 		Lease:           cfg.Lease,
+		Watch:           cfg.Watch,
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		MaxInFlight:     cfg.MaxInFlight,
 		DrainTimeout:    cfg.DrainTimeout,
@@ -166,8 +171,10 @@ func (s *Server) System() *actor.ActorSystem { return s.system }
 
 // Stop stops the endpoint (cancelling and draining running operations,
 // whose replies still go out) and then the remote. ActorSystem.Shutdown
-// alone would leave the actors running.
-func (s *Server) Stop() {
+// alone would leave the actors running. Later calls do nothing.
+func (s *Server) Stop() { s.stopOnce.Do(s.stop) }
+
+func (s *Server) stop() {
 	if err := s.system.Root.StopFuture(s.endpoint).Wait(); err != nil {
 		s.system.Logger().Error("stopping actor api endpoint", "error", err)
 	}

@@ -3,7 +3,8 @@
 // waiting for it.
 //
 // In: Apply (from the raft actor), commitDue (its own timer).
-// Out: Applied to the sender of Apply (the raft actor), SaveSnapshot to the
+// Out: Applied to the sender of Apply (the raft actor), EventsApplied to
+// the watch hub (one per batch, never waiting for it), SaveSnapshot to the
 // snapshotter every SnapshotCount entries, results through the wait
 // registry, the applied index and the active alarms through memberstate.
 //
@@ -41,6 +42,11 @@ import (
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
 
+// maxQueuedEventBatches bounds the EventsApplied messages waiting in the
+// watch hub's mailbox; past it batches' events are dropped and the hub
+// reads them from the store (it sees the gap).
+const maxQueuedEventBatches = 1024
+
 // DefaultCommitInterval bounds how long applied data stays out of bbolt.
 const DefaultCommitInterval = 100 * time.Millisecond
 
@@ -61,7 +67,10 @@ type Config struct {
 	Cluster *membership.Cluster
 	// MembersChanged is told the members after a batch that changed them.
 	MembersChanged func(members []membership.Member)
-	Logger         *slog.Logger
+	// Changes, if set, collects the store's events (the store's Changed
+	// hook adds to it); after each batch they go to the watch hub.
+	Changes *Changes
+	Logger  *slog.Logger
 }
 
 // Props returns the applier's props.
@@ -127,6 +136,7 @@ func (a *applier) handleApply(ctx actor.Context, msg *messages.Apply) {
 		a.cfg.State.Applied.Advance(last)
 	}
 	ctx.Respond(&messages.Applied{Msg: msg.Msg, ConfChanges: ccs})
+	a.publishEvents(ctx)
 	if a.membersChanged && a.cfg.MembersChanged != nil {
 		a.cfg.MembersChanged(a.cfg.Cluster.Members())
 	}
@@ -207,6 +217,20 @@ func (a *applier) applyRequest(idx uint64, req *pb.InternalRaftRequest) (any, er
 	}
 }
 
+// publishEvents sends the batch's events to the watch hub: one message
+// per batch, never waiting for it. Without a hub they are dropped; a hub
+// that starts later reads history from the store.
+func (a *applier) publishEvents(ctx actor.Context) {
+	if a.cfg.Changes == nil {
+		return
+	}
+	evs := a.cfg.Changes.take()
+	hub, _ := a.cfg.State.WatchHub()
+	if hub != nil && a.cfg.State.QueueEvents(maxQueuedEventBatches) {
+		ctx.Send(hub, &messages.EventsApplied{Rev: a.cfg.Store.Rev(), Events: evs})
+	}
+}
+
 func (a *applier) handleInstallSnapshot(ctx actor.Context, msg *messages.InstallSnapshot) {
 	md := msg.Msg.GetSnapshot().GetMetadata()
 	a.stopTimer()
@@ -225,6 +249,9 @@ func (a *applier) handleInstallSnapshot(ctx actor.Context, msg *messages.Install
 	a.cfg.State.Applied.Reset(st.ConsistentIndex())
 	a.log.Info("installed snapshot from the leader", "index", md.GetIndex(), "backend-index", st.ConsistentIndex())
 	ctx.Respond(&messages.SnapshotInstalled{Msg: msg.Msg})
+	// The new backend's revision, without events: the hub fills the gap
+	// from its history.
+	a.publishEvents(ctx)
 }
 
 // applyConfChange applies a committed membership change to the membership

@@ -125,6 +125,9 @@ type core struct {
 	cfg Config
 	res *resources
 	log *slog.Logger
+	// changes collects each Apply batch's events for the watch hub; every
+	// store this incarnation opens feeds it.
+	changes *applier.Changes
 }
 
 // Receive dispatches on the message type.
@@ -187,7 +190,8 @@ func (c *core) startup(ctx actor.Context) error {
 	if err != nil {
 		return &StartupError{"open snapshot dir", err}
 	}
-	store, err := mvcc.Open(DBPath(dd), mvcc.Options{Logger: c.cfg.Logger, CommitObserved: metrics.ObserveBackendCommit})
+	c.changes = &applier.Changes{}
+	store, err := mvcc.Open(DBPath(dd), c.storeOptions())
 	if err != nil {
 		return &StartupError{"open backend", err}
 	}
@@ -247,6 +251,11 @@ func (c *core) startup(ctx actor.Context) error {
 	return nil
 }
 
+// storeOptions are the options of every backend the core opens.
+func (c *core) storeOptions() mvcc.Options {
+	return mvcc.Options{Logger: c.cfg.Logger, CommitObserved: metrics.ObserveBackendCommit, Changed: c.changes.Add}
+}
+
 // installSnapshotDB replaces the backend with the snapshot database for
 // index from the snapshot dir: close the backend, rename the file over it,
 // open it. Clients see the core as down meanwhile. raft, when not nil, is
@@ -276,7 +285,7 @@ func (c *core) installSnapshotDB(ss *snap.Snapshotter, index uint64, raft *actor
 		_ = d.Sync()
 		_ = d.Close()
 	}
-	st, err := mvcc.Open(db, mvcc.Options{Logger: c.cfg.Logger, CommitObserved: metrics.ObserveBackendCommit})
+	st, err := mvcc.Open(db, c.storeOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -439,6 +448,7 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 		},
 		Cluster:        cl,
 		MembersChanged: c.membersChanged(ctx),
+		Changes:        c.changes,
 	}, c.res.pinned(), metrics.Mailbox("applier")), "applier")
 	must(err)
 	lessorPID, err := ctx.SpawnNamed(lessor.Props(lessor.Config{

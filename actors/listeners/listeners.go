@@ -60,7 +60,11 @@ type Config struct {
 	// Name and AdvertiseClientURLs are published into the membership.
 	Name                string
 	AdvertiseClientURLs []string
-	Logger              *slog.Logger
+	// WatchProgressInterval is --experimental-watch-progress-notify-interval;
+	// ElectionTimeout paces the no-leader check of watch streams.
+	WatchProgressInterval time.Duration
+	ElectionTimeout       time.Duration
+	Logger                *slog.Logger
 }
 
 // ListenError is a client endpoint that cannot be bound: restarting will not
@@ -142,7 +146,7 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 	}
 	if l.cfg.ActorAddress != "" {
 		srv, err := actorapi.Serve(actorapi.ServeConfig{
-			Address: l.cfg.ActorAddress, KV: kv, Lease: l.lease, MaxRequestBytes: l.cfg.MaxRequestBytes, Logger: l.cfg.Logger,
+			Address: l.cfg.ActorAddress, KV: kv, Lease: l.lease, Watch: l.newWatch(), MaxRequestBytes: l.cfg.MaxRequestBytes, Logger: l.cfg.Logger,
 		})
 		if err != nil {
 			l.stop()
@@ -203,12 +207,27 @@ func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
 	)
 	pb.RegisterKVServer(srv, kv)
 	pb.RegisterLeaseServer(srv, l.lease)
+	pb.RegisterWatchServer(srv, l.newWatch())
 	pb.RegisterMaintenanceServer(srv, &Maintenance{State: l.cfg.State, Root: l.root, KV: kv})
 	pb.RegisterClusterServer(srv, &Cluster{State: l.cfg.State, Backend: memberBackend{kv: kv}, RequestTimeout: l.cfg.RequestTimeout})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
 	return srv
+}
+
+func (l *listeners) newWatch() *Watch {
+	progress, election := l.cfg.WatchProgressInterval, l.cfg.ElectionTimeout
+	if progress <= 0 {
+		progress = 10 * time.Minute // etcd's default
+	}
+	if election <= 0 {
+		election = time.Second
+	}
+	return NewWatch(WatchConfig{
+		State: l.cfg.State, Root: l.root, MaxRequestBytes: l.cfg.MaxRequestBytes,
+		ProgressInterval: progress, ElectionTimeout: election,
+	})
 }
 
 // stop closes every endpoint and waits for its serving goroutine.

@@ -19,6 +19,7 @@ var flagGroups = []struct {
 	{"Clustering", []string{"initial-advertise-peer-urls", "initial-cluster", "initial-cluster-state",
 		"initial-cluster-token", "advertise-client-urls", "auto-compaction-retention", "auto-compaction-mode"}},
 	{"Logging", []string{"log-level", "log-format"}},
+	{"Experimental feature", []string{"experimental-watch-progress-notify-interval"}},
 	{"troupe", []string{"listen-actor-url"}},
 }
 

@@ -34,6 +34,7 @@ type State struct {
 	Applied *wait.Index
 
 	raftPID atomic.Pointer[actor.PID]
+	hub     watchHub // see watchhub.go
 	store   atomic.Pointer[mvcc.Store]
 	members atomic.Pointer[[]Member]           // from the flags, until the core knows better
 	cluster atomic.Pointer[membership.Cluster] // the applied membership, set by the core

@@ -20,6 +20,7 @@ func Registry(state *memberstate.State) *prometheus.Registry {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		WALFsyncSeconds, BackendCommitSeconds, LeaderChanges, ProposalsFailed, grpcHandled,
 		PeerRoundTripSeconds, actorCollector{},
+		WatcherTotal, SlowWatcherTotal,
 	)
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
 // ErrAlreadyApplied is returned by a write whose raft index is not above
@@ -50,6 +51,13 @@ type Options struct {
 	// CommitObserved, if set, is called after each bbolt commit of a batch
 	// with the time the commit started (for etcd's backend commit metric).
 	CommitObserved func(start time.Time)
+	// Changed, if set, is called on the writer goroutine at the end of
+	// every write transaction that changed something, with the new
+	// revision and its events in sub-revision order (a PUT with the new
+	// KeyValue, a DELETE with Key and ModRevision set, as etcd's). It must
+	// not call back into the store's writer methods; the events are not
+	// changed by the store afterwards.
+	Changed func(rev int64, events []*mvccpb.Event)
 }
 
 // Store is the MVCC key-value store. See the package documentation for the
@@ -62,6 +70,8 @@ type Store struct {
 	leases *leaseTable // see lease.go; guarded by mu
 	// commitObserved: see Options.CommitObserved.
 	commitObserved func(start time.Time)
+	// changed: see Options.Changed.
+	changed func(rev int64, events []*mvccpb.Event)
 
 	// ci is the highest applied raft index, pending, committing or
 	// committed.
@@ -145,7 +155,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("mvcc: open %s (check the path and its permissions, or restore the file from a snapshot): %w", path, err)
 	}
 	s := &Store{
-		path: path, db: db, lg: lg, limit: limit, leases: newLeaseTable(), commitObserved: opts.CommitObserved,
+		path: path, db: db, lg: lg, limit: limit, leases: newLeaseTable(), commitObserved: opts.CommitObserved, changed: opts.Changed,
 		index: newTreeIndex(), currentRev: 1, compactRev: -1, pending: newBatch(),
 	}
 	if err := s.load(); err != nil {

@@ -15,6 +15,9 @@ type writeTxn struct {
 	view
 	beginRev int64
 	changes  int64
+	// events are the changes as watch events, collected only when the
+	// store has a Changed hook.
+	events []*mvccpb.Event
 }
 
 // beginWrite takes the write lock, checks and records the raft index, and
@@ -44,6 +47,9 @@ func (w *writeTxn) end() error {
 		w.s.currentRev = w.beginRev + 1
 	}
 	w.s.mu.Unlock()
+	if w.changes > 0 && w.s.changed != nil {
+		w.s.changed(w.beginRev+1, w.events)
+	}
 	return w.s.maybeCommit()
 }
 
@@ -57,6 +63,9 @@ func (w *writeTxn) put(key, value []byte, lease int64) {
 		kv.Version = g.ver + 1
 	}
 	w.add(rev, false, kv)
+	if w.s.changed != nil {
+		w.events = append(w.events, &mvccpb.Event{Type: mvccpb.PUT, Kv: kv})
+	}
 	ki.put(rev, rev, 1)
 	w.s.leases.attach(string(key), lease)
 	w.changes++
@@ -76,6 +85,9 @@ func (w *writeTxn) deleteRange(key, end []byte) int64 {
 	for _, ki := range kis {
 		rev := revision{main: w.beginRev + 1, sub: w.changes}
 		w.add(rev, true, &mvccpb.KeyValue{Key: []byte(ki.key)})
+		if w.s.changed != nil {
+			w.events = append(w.events, &mvccpb.Event{Type: mvccpb.DELETE, Kv: &mvccpb.KeyValue{Key: []byte(ki.key), ModRevision: rev.main}})
+		}
 		ki.tombstone(rev)
 		w.s.leases.attach(ki.key, 0)
 		w.changes++

@@ -1,0 +1,295 @@
+package watchers
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/persistence/mvcc"
+)
+
+// testSink records what the hub delivers; room < 0 means unbounded,
+// otherwise it takes that many more responses and then reports full.
+type testSink struct {
+	mu   sync.Mutex
+	room int
+	got  []*messages.WatchEvents
+}
+
+func (s *testSink) Deliver(r *messages.WatchEvents) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.room == 0 {
+		return false
+	}
+	if s.room > 0 {
+		s.room--
+	}
+	s.got = append(s.got, r)
+	return true
+}
+
+func (s *testSink) setRoom(n int) {
+	s.mu.Lock()
+	s.room = n
+	s.mu.Unlock()
+}
+
+// events returns the events delivered to watch id as "PUT k@rev" strings,
+// and whether a compaction cancel arrived (as "CANCELED compact=N").
+func (s *testSink) events(id int64) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, r := range s.got {
+		if r.WatchID != id {
+			continue
+		}
+		if r.Canceled {
+			out = append(out, fmt.Sprintf("CANCELED compact=%d", r.CompactRevision))
+		}
+		for _, e := range r.Events {
+			out = append(out, fmt.Sprintf("%s %s@%d", e.Type, e.Kv.Key, e.Kv.ModRevision))
+		}
+	}
+	return out
+}
+
+// waitEvents waits until watch id got want (exactly, in order).
+func (s *testSink) waitEvents(t *testing.T, id int64, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := s.events(id)
+		if strings.Join(got, ",") == strings.Join(want, ",") {
+			return
+		}
+		if time.Now().After(deadline) || len(got) > len(want) {
+			t.Fatalf("watch %d got\n %q\nwant\n %q", id, got, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// fixture is a hub with a store, and an applier stand-in that writes to
+// the store and builds the EventsApplied the applier would send.
+type fixture struct {
+	t      *testing.T
+	sys    *actor.ActorSystem
+	hub    *actor.PID
+	state  *memberstate.State
+	store  *mvcc.Store
+	index  uint64
+	events []*mvccpb.Event
+}
+
+func newFixture(t *testing.T) *fixture { return newFixtureCore(t, false) }
+
+// newFixtureCore with noCore starts the hub before the store is published,
+// as the node does (the hub starts before the core).
+func newFixtureCore(t *testing.T, noCore bool) *fixture {
+	f := &fixture{t: t}
+	st, err := mvcc.Open(filepath.Join(t.TempDir(), "db"), mvcc.Options{
+		NoSync: true, Logger: slog.New(slog.DiscardHandler),
+		Changed: func(_ int64, evs []*mvccpb.Event) { f.events = append(f.events, evs...) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.store = st
+	f.state = memberstate.New(memberstate.Member{ID: 1, Name: "m"}, 1)
+	if !noCore {
+		f.state.SetCore(nil, st)
+	}
+	f.sys = actor.NewActorSystem()
+	f.hub = f.sys.Root.Spawn(Props(Config{State: f.state, SyncInterval: 5 * time.Millisecond, SyncChunkEvents: 3, Logger: slog.New(slog.DiscardHandler)}))
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if pid, _ := f.state.WatchHub(); pid != nil {
+			break // started: it read the store's revision
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("hub did not start")
+		}
+	}
+	t.Cleanup(func() {
+		_ = f.sys.Root.StopFuture(f.hub).Wait()
+		_ = st.Close()
+	})
+	return f
+}
+
+// put writes keys, one revision each, and returns the batch's message.
+func (f *fixture) put(keys ...string) *messages.EventsApplied {
+	f.t.Helper()
+	for _, k := range keys {
+		f.index++
+		if _, err := f.store.Put(f.index, &pb.PutRequest{Key: []byte(k), Value: []byte("v")}); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	msg := &messages.EventsApplied{Rev: f.store.Rev(), Events: f.events}
+	f.events = nil
+	return msg
+}
+
+func (f *fixture) send(msg any) { f.sys.Root.Send(f.hub, msg) }
+
+func (f *fixture) watch(sink messages.WatchSink, id int64, key, end string, start int64) {
+	c := &messages.CreateWatch{Sink: sink, WatchID: id, Key: []byte(key), StartRevision: start}
+	if end != "" {
+		c.RangeEnd = []byte(end)
+	}
+	f.send(c)
+}
+
+func TestSyncedWatchersGetBatches(t *testing.T) {
+	f := newFixture(t)
+	sink := &testSink{room: -1}
+	f.watch(sink, 1, "a", "", f.store.Rev()+1)
+	f.watch(sink, 2, "a", "c", f.store.Rev()+1)
+	f.send(f.put("a", "b", "c"))
+	sink.waitEvents(t, 1, "PUT a@2")
+	sink.waitEvents(t, 2, "PUT a@2", "PUT b@3")
+}
+
+func TestReplayedBatchesAreDropped(t *testing.T) {
+	f := newFixture(t)
+	sink := &testSink{room: -1}
+	f.watch(sink, 1, "a", "z", f.store.Rev()+1)
+	m1 := f.put("a")
+	m2 := f.put("b")
+	f.send(m1)
+	f.send(m2)
+	f.send(m1) // a core restart applies again what the hub has
+	f.send(&messages.EventsApplied{Rev: m2.Rev})
+	f.send(f.put("c"))
+	sink.waitEvents(t, 1, "PUT a@2", "PUT b@3", "PUT c@4")
+}
+
+func TestGapIsFilledFromHistory(t *testing.T) {
+	f := newFixture(t)
+	sink := &testSink{room: -1}
+	f.watch(sink, 1, "a", "z", f.store.Rev()+1)
+	f.send(f.put("a"))
+	f.put("b", "c") // lost: a snapshot install, a hub message dropped
+	f.send(f.put("d"))
+	sink.waitEvents(t, 1, "PUT a@2", "PUT b@3", "PUT c@4", "PUT d@5")
+}
+
+func TestStartRevisionInThePast(t *testing.T) {
+	f := newFixture(t)
+	f.send(f.put("a", "b", "a", "c", "a")) // revs 2..6; chunks of 3 events
+	sink := &testSink{room: -1}
+	f.watch(sink, 1, "a", "", 2)
+	f.watch(sink, 2, "a", "z", 4)
+	sink.waitEvents(t, 1, "PUT a@2", "PUT a@4", "PUT a@6")
+	sink.waitEvents(t, 2, "PUT a@4", "PUT c@5", "PUT a@6")
+	// then live
+	f.send(f.put("a"))
+	sink.waitEvents(t, 1, "PUT a@2", "PUT a@4", "PUT a@6", "PUT a@7")
+}
+
+func TestFullSinkCatchesUpFromHistory(t *testing.T) {
+	f := newFixture(t)
+	sink := &testSink{room: 1}
+	f.watch(sink, 1, "k", "l", f.store.Rev()+1)
+	for i := 0; i < 10; i++ {
+		f.send(f.put(fmt.Sprintf("k%d", i)))
+	}
+	sink.waitEvents(t, 1, "PUT k0@2")
+	time.Sleep(30 * time.Millisecond) // sync rounds find the sink full
+	sink.setRoom(-1)
+	var want []string
+	for i := 0; i < 10; i++ {
+		want = append(want, fmt.Sprintf("PUT k%d@%d", i, i+2))
+	}
+	sink.waitEvents(t, 1, want...)
+	// synced again: live events arrive
+	f.send(f.put("k10"))
+	sink.waitEvents(t, 1, append(want, "PUT k10@12")...)
+}
+
+func TestCompactedWatcherIsCanceled(t *testing.T) {
+	f := newFixture(t)
+	f.send(f.put("a", "a", "a", "a")) // 2..5
+	f.index++
+	if _, err := f.store.Compact(f.index, &pb.CompactionRequest{Revision: 4}); err != nil {
+		t.Fatal(err)
+	}
+	sink := &testSink{room: -1}
+	f.watch(sink, 1, "a", "", 2)
+	f.watch(sink, 2, "a", "", 4) // the compaction revision itself is kept, as etcd
+	sink.waitEvents(t, 1, "CANCELED compact=4")
+	sink.waitEvents(t, 2, "PUT a@4", "PUT a@5")
+	f.send(f.put("a"))
+	sink.waitEvents(t, 2, "PUT a@4", "PUT a@5", "PUT a@6")
+	sink.waitEvents(t, 1, "CANCELED compact=4") // nothing after the cancel
+}
+
+func TestCancelAndDropSink(t *testing.T) {
+	f := newFixture(t)
+	s1, s2 := &testSink{room: -1}, &testSink{room: -1}
+	f.watch(s1, 1, "a", "", f.store.Rev()+1)
+	f.watch(s1, 2, "a", "", f.store.Rev()+1)
+	f.watch(s2, 1, "a", "", f.store.Rev()+1)
+	f.send(&messages.CancelWatch{Sink: s1, WatchID: 1})
+	f.send(&messages.DropSink{Sink: s2})
+	f.send(f.put("a"))
+	s1.waitEvents(t, 2, "PUT a@2")
+	s1.waitEvents(t, 1)
+	s2.waitEvents(t, 1)
+}
+
+func TestProgressOnlyWhenSynced(t *testing.T) {
+	f := newFixture(t)
+	f.send(f.put("a"))
+	sink := &testSink{room: -1}
+	f.watch(sink, 1, "x", "", f.store.Rev()+1)
+	f.send(&messages.RequestWatchProgress{Sink: sink, WatchID: 1})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		sink.mu.Lock()
+		n := len(sink.got)
+		var r *messages.WatchEvents
+		if n > 0 {
+			r = sink.got[0]
+		}
+		sink.mu.Unlock()
+		if r != nil {
+			if r.WatchID != 1 || len(r.Events) != 0 || r.Revision != 2 {
+				t.Fatalf("progress %+v", r)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no progress notification")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestHubStartedBeforeCore: the hub starts before the core (no store, no
+// revision); a watch from a past revision on an idle member is served
+// from history as soon as the store is there, without waiting for a write.
+func TestHubStartedBeforeCore(t *testing.T) {
+	f := newFixtureCore(t, true)
+	f.put("a", "b", "a") // applied before the hub hears of anything
+	f.state.SetCore(nil, f.store)
+	sink := &testSink{room: -1}
+	f.watch(sink, 1, "a", "", 1)
+	sink.waitEvents(t, 1, "PUT a@2", "PUT a@4")
+	// and the batches that were in flight are not delivered twice
+	f.send(&messages.EventsApplied{Rev: 4})
+	f.send(f.put("a"))
+	sink.waitEvents(t, 1, "PUT a@2", "PUT a@4", "PUT a@5")
+}
