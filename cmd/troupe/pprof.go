@@ -10,8 +10,8 @@ import (
 // pprofEnv names the environment variable that, set to host:port, serves
 // Go's profiling endpoints (/debug/pprof/) there: a debugging aid for
 // measuring a member under load, off unless set. etcd's --enable-pprof
-// serves them on the client URL, which needs HTTP on the client listener
-// (it comes with the metrics work).
+// serves them on the client URL instead; troupe keeps them off the
+// client listener.
 const pprofEnv = "TROUPE_PPROF_ADDR"
 
 func startPprof(log *slog.Logger) {
