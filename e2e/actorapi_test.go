@@ -3,17 +3,13 @@ package e2e
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/remote"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/troupedb/troupe/actors/actorapi"
 	"github.com/troupedb/troupe/client/actorclient"
 	"github.com/troupedb/troupe/e2e/e2etest"
 )
@@ -26,12 +22,7 @@ func TestActorAPI(t *testing.T) {
 		t.Skip("the actor API is troupe's own; etcd has none")
 	}
 	srv := e2etest.Start(t, e2etest.Config{Kind: e2etest.Troupe})
-	logger := slog.New(slog.DiscardHandler)
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
-	r := remote.NewRemote(system, remote.Configure("127.0.0.1", 0,
-		remote.WithDialOptions(actorapi.DialOptions(actorapi.DefaultMaxMessageBytes)...)))
-	r.Start()
-	t.Cleanup(func() { r.Shutdown(true); system.Shutdown() })
+	system, _ := actorSystem(t)
 	kv := actorclient.New(system, srv.ActorAddress(), actorclient.WithTimeout(10*time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -83,12 +74,7 @@ func TestActorAPILeases(t *testing.T) {
 		t.Skip("the actor API is troupe's own; etcd has none")
 	}
 	srv := e2etest.Start(t, e2etest.Config{Kind: e2etest.Troupe})
-	logger := slog.New(slog.DiscardHandler)
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
-	r := remote.NewRemote(system, remote.Configure("127.0.0.1", 0,
-		remote.WithDialOptions(actorapi.DialOptions(actorapi.DefaultMaxMessageBytes)...)))
-	r.Start()
-	t.Cleanup(func() { r.Shutdown(true); system.Shutdown() })
+	system, _ := actorSystem(t)
 	c := actorclient.New(system, srv.ActorAddress(), actorclient.WithTimeout(10*time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

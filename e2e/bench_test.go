@@ -91,15 +91,7 @@ func putLoad(b *testing.B, clis []*clientv3.Client, run int64, serverCPU func() 
 	if err := failed.Load(); err != nil {
 		b.Fatalf("put failed: %v", *err)
 	}
-	slices.Sort(lat)
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "puts/s")
-	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
-	b.ReportMetric(ms(lat[min(len(lat)-1, len(lat)*99/100)]), "p99-ms")
-	if cpu > 0 {
-		// Server CPU per put: steadier than throughput on a shared machine.
-		b.ReportMetric(float64(cpu/time.Microsecond)/float64(b.N), "server-cpu-us/put")
-	}
+	reportLoad(b, lat, elapsed, cpu, "put")
 }
 
 // processCPU returns the user+system CPU time pid has used, from
@@ -119,4 +111,18 @@ func processCPU(pid int) time.Duration {
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// reportLoad reports a load run of b.N ops of kind unit ("put", "op"):
+// throughput, p50 and p99 latency, and the server's CPU per op.
+func reportLoad(b *testing.B, lat []time.Duration, elapsed, cpu time.Duration, unit string) {
+	slices.Sort(lat)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), unit+"s/s")
+	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
+	b.ReportMetric(ms(lat[min(len(lat)-1, len(lat)*99/100)]), "p99-ms")
+	if cpu > 0 {
+		// Server CPU per op: steadier than throughput on a shared machine.
+		b.ReportMetric(float64(cpu/time.Microsecond)/float64(b.N), "server-cpu-us/"+unit)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,12 +116,5 @@ func leaseLoad(b *testing.B, clis []*clientv3.Client, serverCPU func() time.Dura
 	if err := failed.Load(); err != nil {
 		b.Fatalf("lease op failed: %v", *err)
 	}
-	slices.Sort(lat)
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
-	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
-	b.ReportMetric(ms(lat[min(len(lat)-1, len(lat)*99/100)]), "p99-ms")
-	if cpu > 0 {
-		b.ReportMetric(float64(cpu/time.Microsecond)/float64(b.N), "server-cpu-us/op")
-	}
+	reportLoad(b, lat, elapsed, cpu, "op")
 }

@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sync"
@@ -64,15 +65,7 @@ func (c *Cluster) sortedLocked(votingOnly bool) []Member {
 			ms = append(ms, m.Clone())
 		}
 	}
-	slices.SortFunc(ms, func(a, b Member) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(ms, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	return ms
 }
 

@@ -2,6 +2,7 @@ package mvcc
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -252,15 +253,7 @@ func (s *Store) Leases() []Lease {
 	for _, l := range s.leases.leases {
 		out = append(out, l.Lease)
 	}
-	slices.SortFunc(out, func(a, b Lease) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Lease) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
