@@ -18,6 +18,7 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"go.etcd.io/raft/v3"
 
+	"github.com/troupedb/troupe/actors/actorapi"
 	"github.com/troupedb/troupe/actors/core"
 	"github.com/troupedb/troupe/actors/listeners"
 	"github.com/troupedb/troupe/actors/peers"
@@ -261,7 +262,7 @@ func (n *Node) shutdown() {
 	if err := n.system.Root.StopFuture(n.root).Wait(); err != nil {
 		n.stopErr = fmt.Errorf("stop node: %w", err)
 	}
-	n.remote.Shutdown(true)
+	actorapi.ShutdownRemote(n.remote, n.cfg.Logger)
 	n.system.Shutdown()
 }
 

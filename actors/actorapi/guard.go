@@ -2,9 +2,12 @@ package actorapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
@@ -46,6 +49,7 @@ var DefaultAcceptedTypes = []string{
 type guard struct {
 	accepted map[string]bool
 	log      *slog.Logger
+	streams  atomic.Int64 // inbound streams whose handler runs
 }
 
 func newGuard(accepted []string, log *slog.Logger) *guard {
@@ -70,6 +74,8 @@ func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 			err = status.Errorf(codes.Internal, "actorapi: panic in %s", info.FullMethod)
 		}
 	}()
+	g.streams.Add(1)
+	defer g.streams.Add(-1)
 	return handler(srv, &guardedStream{ServerStream: ss, g: g})
 }
 
@@ -91,7 +97,14 @@ type guardedStream struct {
 
 func (s *guardedStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
-		return err
+		if !errors.Is(err, io.EOF) {
+			s.g.log.Debug("remote stream ended", "err", err)
+		}
+		// The reader forgets a stream (endpointReaderConnections) only
+		// when it ends with io.EOF; one ending with an error stays listed
+		// with its channel closed, and Remote.Shutdown then sends on that
+		// channel and panics. Every end is an EOF to the reader.
+		return io.EOF
 	}
 	if rm, ok := m.(*remote.RemoteMessage); ok {
 		if batch := rm.GetMessageBatch(); batch != nil {

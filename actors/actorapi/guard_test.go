@@ -166,6 +166,22 @@ func TestGuardSurvivesBadTraffic(t *testing.T) {
 		}
 		assertServes(t, s)
 	})
+	waitStreamsEnded(t, s)
+}
+
+// waitStreamsEnded waits until only the server's stream from itself (the
+// endpoint writer of assertServes' client) is left: protoactor's
+// Remote.Shutdown and a stream's end race on that stream's channel (see
+// ShutdownRemote), which the race detector reports.
+func waitStreamsEnded(t *testing.T, s *Server) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.guard.streams.Load() > 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d inbound streams still open 5s after their clients closed", s.guard.streams.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // assertServes checks that the remote accepts a new peer and the endpoint

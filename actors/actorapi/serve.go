@@ -64,6 +64,7 @@ type Server struct {
 	system   *actor.ActorSystem
 	remote   *remote.Remote
 	endpoint *actor.PID
+	guard    *guard
 	stopOnce sync.Once
 }
 
@@ -130,7 +131,7 @@ func Serve(cfg ServeConfig) (*Server, error) {
 		r.Shutdown(false)
 		return nil, fmt.Errorf("actorapi: spawn endpoint: %w", err)
 	}
-	return &Server{system: system, remote: r, endpoint: pid}, nil
+	return &Server{guard: g, system: system, remote: r, endpoint: pid}, nil
 }
 
 // startRemote turns the panic Remote.Start raises when it cannot listen
@@ -178,6 +179,6 @@ func (s *Server) stop() {
 	if err := s.system.Root.StopFuture(s.endpoint).Wait(); err != nil {
 		s.system.Logger().Error("stopping actor api endpoint", "error", err)
 	}
-	s.remote.Shutdown(true)
+	ShutdownRemote(s.remote, s.system.Logger())
 	s.system.Shutdown()
 }
