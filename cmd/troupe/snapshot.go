@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -13,21 +11,14 @@ import (
 	"io"
 	"math"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 
-	"github.com/troupedb/troupe/actors/core"
-	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/node"
-	"github.com/troupedb/troupe/persistence/membership"
-	"github.com/troupedb/troupe/persistence/snap"
-	"github.com/troupedb/troupe/persistence/wal"
 )
 
 // snapshot runs `troupe snapshot save|status`, as etcdctl's (3.4) commands
@@ -284,13 +275,8 @@ func snapshotUsageError(stderr io.Writer, cmd string, err error) int {
 	return exitUsage
 }
 
-// snapshotRestore builds a data dir for a member of a new cluster from a
-// saved snapshot, as etcdctl's snapshot restore: the backend is the
-// snapshot's with the membership replaced by --initial-cluster and the
-// consistent index set to the number of members; the raft snapshot at that
-// index (term 1) holds them as voters, and the WAL holds its marker and a
-// hard state committing it, so `troupe serve` with the same flags starts
-// from the data as a restarted member.
+// snapshotRestore is `troupe snapshot restore`: node.Restore with
+// etcdctl's flags.
 func snapshotRestore(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("troupe snapshot restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -307,163 +293,14 @@ func snapshotRestore(args []string, stdout, stderr io.Writer) int {
 	if *dataDir == "" {
 		*dataDir = *name + ".etcd"
 	}
-	r := restore{file: path, dataDir: *dataDir, name: *name, initialCluster: *initialCluster, token: *token, peerURLs: *peerURLs, skipHash: *skipHash}
-	if err := r.run(); err != nil {
+	err = node.Restore(node.RestoreConfig{
+		File: path, DataDir: *dataDir, Name: *name, InitialCluster: *initialCluster,
+		Token: *token, PeerURLs: *peerURLs, SkipHashCheck: *skipHash,
+	})
+	if err != nil {
 		fmt.Fprintf(stderr, "troupe snapshot restore: %v\n", err)
 		return exitFailure
 	}
 	fmt.Fprintf(stdout, "Snapshot restored to %s\n", *dataDir)
 	return exitOK
-}
-
-type restore struct {
-	file, dataDir, name, initialCluster, token, peerURLs string
-	skipHash                                             bool
-}
-
-func (r restore) run() error {
-	if _, err := os.Stat(r.dataDir); err == nil {
-		return fmt.Errorf("data dir %s exists (fix: remove it or choose another --data-dir)", r.dataDir)
-	}
-	members, self, err := r.members()
-	if err != nil {
-		return err
-	}
-	ids := make([]uint64, len(members))
-	for i, m := range members {
-		ids[i] = m.ID
-	}
-	cid := memberstate.ClusterID(ids)
-	index, term := uint64(len(members)), uint64(1)
-	for _, d := range []string{core.SnapDir(r.dataDir), core.WALDir(r.dataDir)} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return err
-		}
-	}
-	if err := r.copyDB(core.DBPath(r.dataDir)); err != nil {
-		return err
-	}
-	if err := resetBackend(core.DBPath(r.dataDir), members, index); err != nil {
-		return err
-	}
-	ss, err := snap.New(core.SnapDir(r.dataDir), snap.Options{})
-	if err != nil {
-		return err
-	}
-	sn := &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{Index: &index, Term: &term, ConfState: &raftpb.ConfState{Voters: ids}}}
-	if err := ss.Save(sn); err != nil {
-		return fmt.Errorf("save raft snapshot: %w", err)
-	}
-	meta := make([]byte, 16)
-	binary.BigEndian.PutUint64(meta, self)
-	binary.BigEndian.PutUint64(meta[8:], cid)
-	w, err := wal.Create(core.WALDir(r.dataDir), meta, wal.Options{})
-	if err != nil {
-		return err
-	}
-	err = w.SaveSnapshot(wal.SnapshotMarker{Index: index, Term: term})
-	if err == nil {
-		err = w.Save(&raftpb.HardState{Term: &term, Commit: &index}, nil, true)
-	}
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// members returns the new cluster's members sorted by name, as serve
-// computes them, and this member's id.
-func (r restore) members() ([]membership.Member, uint64, error) {
-	cluster, err := node.ParseInitialCluster(r.initialCluster)
-	if err != nil {
-		return nil, 0, err
-	}
-	names := make([]string, 0, len(cluster))
-	for n := range cluster {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	var members []membership.Member
-	var self uint64
-	for _, n := range names {
-		var urls []string
-		for _, u := range cluster[n] {
-			urls = append(urls, u.String())
-		}
-		id := memberstate.MemberID(urls, r.token)
-		members = append(members, membership.Member{ID: id, Name: n, PeerURLs: urls})
-		if n == r.name {
-			self = id
-			if want := strings.Join(urls, ","); want != r.peerURLs {
-				return nil, 0, fmt.Errorf("--initial-advertise-peer-urls %s differ from %s in --initial-cluster", r.peerURLs, want)
-			}
-		}
-	}
-	if self == 0 {
-		return nil, 0, fmt.Errorf("--initial-cluster has no member named %q", r.name)
-	}
-	return members, self, nil
-}
-
-// copyDB copies the snapshot file to path, checking and dropping the
-// sha256 that snapshot save appends (etcd's restore does the same).
-func (r restore) copyDB(path string) error {
-	b, err := os.ReadFile(r.file)
-	if err != nil {
-		return err
-	}
-	if len(b)%512 == sha256.Size {
-		body, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
-		if got := sha256.Sum256(body); !bytes.Equal(got[:], sum) {
-			return fmt.Errorf("%s: sha256 mismatch (the file is damaged)", r.file)
-		}
-		b = body
-	} else if !r.skipHash {
-		return fmt.Errorf("%s has no sha256 of snapshot save (fix: --skip-hash-check for a copied db file)", r.file)
-	}
-	return os.WriteFile(path, b, 0o600)
-}
-
-// resetBackend replaces the members in the backend at path and sets its
-// consistent index.
-func resetBackend(path string, members []membership.Member, index uint64) error {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range []string{"members", "members_removed"} {
-			if tx.Bucket([]byte(name)) != nil {
-				if err := tx.DeleteBucket([]byte(name)); err != nil {
-					return err
-				}
-			}
-		}
-		mb, err := tx.CreateBucket([]byte("members"))
-		if err != nil {
-			return err
-		}
-		if _, err := tx.CreateBucket([]byte("members_removed")); err != nil {
-			return err
-		}
-		for i := range members {
-			if err := mb.Put(membership.Key(members[i].ID), members[i].Marshal()); err != nil {
-				return err
-			}
-		}
-		meta, err := tx.CreateBucketIfNotExists([]byte("meta"))
-		if err != nil {
-			return err
-		}
-		var ci [8]byte
-		binary.BigEndian.PutUint64(ci[:], index)
-		return meta.Put([]byte("consistent_index"), ci[:])
-	})
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("reset members in %s: %w", path, err)
-	}
-	return nil
 }
