@@ -126,7 +126,10 @@ func (s *Lease) renewOnce(ctx context.Context, id int64, fs *forwardStream) (int
 	if err := s.waitApplied(ctx); err != nil {
 		return 0, err
 	}
-	res, err := s.askLessor(&messages.RenewLease{ID: id})
+	res, err := s.askLessorConfirmed(ctx, &messages.RenewLease{ID: id}, func(res any) bool {
+		r := res.(*messages.RenewLeaseResult)
+		return r.Err == nil && r.TTL == 0
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -175,7 +178,10 @@ func (s *Lease) timeToLiveOnce(ctx context.Context, req *pb.LeaseTimeToLiveReque
 	if err := s.waitApplied(ctx); err != nil {
 		return nil, err
 	}
-	res, err := s.askLessor(&messages.GetLeaseTTL{ID: req.ID})
+	res, err := s.askLessorConfirmed(ctx, &messages.GetLeaseTTL{ID: req.ID}, func(res any) bool {
+		r := res.(*messages.LeaseTTL)
+		return r.Err == nil && !r.Found
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +236,23 @@ func (s *Lease) waitApplied(ctx context.Context) error {
 		return ctxErr(ctx, err)
 	}
 	return nil
+}
+
+// askLessorConfirmed asks the lessor, and when the answer is "no such
+// lease" (notFound) asks again after a ReadIndex round: a leader's applied
+// index can trail what is committed (a new leader learns that entries of
+// earlier terms are committed only once an entry of its own term is), so a
+// lease granted and acknowledged before this request may not be applied
+// here yet. The round costs only the not-found answers.
+func (s *Lease) askLessorConfirmed(ctx context.Context, msg any, notFound func(any) bool) (any, error) {
+	res, err := s.askLessor(msg)
+	if err != nil || !notFound(res) {
+		return res, err
+	}
+	if err := s.kv.linearizableRead(ctx); err != nil {
+		return nil, err
+	}
+	return s.askLessor(msg)
 }
 
 // askLessor sends msg to this member's lessor and waits for its answer.
