@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
@@ -50,6 +51,21 @@ type guard struct {
 	accepted map[string]bool
 	log      *slog.Logger
 	streams  atomic.Int64 // inbound streams whose handler runs
+	// endedAt is when a stream's handler last returned (unix ns):
+	// protoactor unlists the stream a moment later, on a goroutine of its
+	// own (see ShutdownRemote).
+	endedAt atomic.Int64
+}
+
+// streamSettle is how long after a stream ended protoactor may still list
+// it; Server.stop waits that long before shutting the remote down.
+const streamSettle = 100 * time.Millisecond
+
+// settle waits until no stream ended within streamSettle.
+func (g *guard) settle() {
+	if d := streamSettle - time.Since(time.Unix(0, g.endedAt.Load())); d > 0 {
+		time.Sleep(d)
+	}
 }
 
 func newGuard(accepted []string, log *slog.Logger) *guard {
@@ -75,7 +91,10 @@ func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 		}
 	}()
 	g.streams.Add(1)
-	defer g.streams.Add(-1)
+	defer func() {
+		g.streams.Add(-1)
+		g.endedAt.Store(time.Now().UnixNano())
+	}()
 	return handler(srv, &guardedStream{ServerStream: ss, g: g})
 }
 

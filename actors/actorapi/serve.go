@@ -179,6 +179,7 @@ func (s *Server) stop() {
 	if err := s.system.Root.StopFuture(s.endpoint).Wait(); err != nil {
 		s.system.Logger().Error("stopping actor api endpoint", "error", err)
 	}
+	s.guard.settle()
 	ShutdownRemote(s.remote, s.system.Logger())
 	s.system.Shutdown()
 }
