@@ -140,6 +140,8 @@ type Report struct {
 	Violations []string // safety: not linearizable, lost writes, members differ
 	Errors     []string // the harness could not do its job (a member did not come back)
 	History    []Op
+	// LeaseHistory is every lease operation, in call order.
+	LeaseHistory []LeaseOp
 }
 
 // Failed reports whether the schedule found a problem.
@@ -311,6 +313,7 @@ func (r *Report) check(ctx context.Context, c Cluster, cfg Config, hist *History
 }
 
 func (r *Report) checkLeases(ops []LeaseOp) {
+	r.LeaseHistory = ops
 	for _, op := range ops {
 		r.LeaseOps[op.Kind.String()+" "+op.Outcome.String()]++
 	}
@@ -349,6 +352,15 @@ func (r *Report) writeHistory() {
 	defer f.Close()
 	w := bufio.NewWriter(f)
 	fmt.Fprintf(w, "# chaos seed=%d\n", r.Seed)
+	for _, v := range r.Violations {
+		fmt.Fprintf(w, "# violation: %s\n", v)
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintf(w, "# error: %s\n", e)
+	}
+	for _, op := range r.LeaseHistory {
+		fmt.Fprintf(w, "# lease %s\n", op)
+	}
 	for _, op := range r.History {
 		fmt.Fprintln(w, op)
 	}
