@@ -18,9 +18,6 @@ import (
 // actor-system program would, and checks the data is the one etcd clients
 // see.
 func TestActorAPI(t *testing.T) {
-	if e2etest.Kind() != e2etest.Troupe {
-		t.Skip("the actor API is troupe's own; etcd has none")
-	}
 	srv := e2etest.Start(t, e2etest.Config{Kind: e2etest.Troupe})
 	system, _ := actorSystem(t)
 	kv := actorclient.New(system, srv.ActorAddress(), actorclient.WithTimeout(10*time.Second))
@@ -70,9 +67,6 @@ func TestActorAPI(t *testing.T) {
 // TestActorAPILeases grants, renews and revokes a lease over the actor
 // API; clientv3 sees the same lease.
 func TestActorAPILeases(t *testing.T) {
-	if e2etest.Kind() != e2etest.Troupe {
-		t.Skip("the actor API is troupe's own; etcd has none")
-	}
 	srv := e2etest.Start(t, e2etest.Config{Kind: e2etest.Troupe})
 	system, _ := actorSystem(t)
 	c := actorclient.New(system, srv.ActorAddress(), actorclient.WithTimeout(10*time.Second))

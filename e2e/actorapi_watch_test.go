@@ -79,9 +79,6 @@ func waitGauge(t *testing.T, s *e2etest.Server, want string) {
 // compaction cancel; its watches go away when it closes them or when its
 // actor system goes away.
 func TestActorAPIWatch(t *testing.T) {
-	if e2etest.Kind() != e2etest.Troupe {
-		t.Skip("the actor API is troupe's own; etcd has none")
-	}
 	srv := e2etest.Start(t, e2etest.Config{Kind: e2etest.Troupe})
 	cli := srv.Client(t)
 	system, stopSystem := actorSystem(t)

@@ -27,11 +27,6 @@ import (
 func BenchmarkPut(b *testing.B) {
 	for _, kind := range []string{e2etest.Troupe, e2etest.Etcd} {
 		b.Run("server="+kind, func(b *testing.B) {
-			if kind == e2etest.Troupe {
-				if _, err := e2etest.TroupeBinary(); err != nil {
-					b.Skip(err)
-				}
-			}
 			s := e2etest.Start(b, e2etest.Config{Kind: kind, DataDir: filepath.Join(e2etest.DiskDir(b), "data")})
 			var run atomic.Int64
 			for _, clients := range []int{1, 64, 256} {

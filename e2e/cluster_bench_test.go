@@ -24,11 +24,6 @@ import (
 func BenchmarkClusterPut(b *testing.B) {
 	for _, kind := range []string{e2etest.Troupe, e2etest.Etcd} {
 		b.Run("server="+kind, func(b *testing.B) {
-			if kind == e2etest.Troupe {
-				if _, err := e2etest.TroupeBinary(); err != nil {
-					b.Skip(err)
-				}
-			}
 			// StartCluster puts the data dirs under t.TempDir(), which
 			// follows $TMPDIR: point it at a real disk.
 			b.Setenv("TMPDIR", e2etest.DiskDir(b))

@@ -308,9 +308,6 @@ func etcdctlLeaseScript(t *testing.T, s *e2etest.Server) string {
 // TestLeaseEtcdSnapshotRestore restores a snapshot that real etcd made of
 // keys with leases: the leases come back with their keys attached.
 func TestLeaseEtcdSnapshotRestore(t *testing.T) {
-	if e2etest.Kind() != e2etest.Troupe {
-		t.Skip("troupe snapshot restore makes a troupe data dir")
-	}
 	ref := e2etest.Start(t, e2etest.Config{Kind: e2etest.Etcd})
 	rcli := ref.Client(t)
 	g, err := rcli.Grant(ctx(t), 600)
@@ -329,7 +326,7 @@ func TestLeaseEtcdSnapshotRestore(t *testing.T) {
 	dataDir := filepath.Join(dir, "restored")
 	flags := []string{"--initial-cluster", "e2e=" + peer, "--initial-advertise-peer-urls", peer}
 	troupeCmd(t, append([]string{"snapshot", "restore", path, "--data-dir", dataDir, "--name", "e2e"}, flags...)...)
-	s := e2etest.Start(t, e2etest.Config{DataDir: dataDir, Args: append(flags, "--listen-peer-urls", peer)})
+	s := e2etest.Start(t, e2etest.Config{Kind: e2etest.Troupe, DataDir: dataDir, Args: append(flags, "--listen-peer-urls", peer)})
 	cli := s.Client(t)
 	ttl, err := cli.TimeToLive(ctx(t), g.ID, clientv3.WithAttachedKeys())
 	must(t, err)

@@ -192,15 +192,12 @@ func TestDurabilityKill9(t *testing.T) {
 // raft, wal) mid-load and requires the process to survive by restarting the
 // core, with no acknowledged put lost. troupe only.
 func TestSupervisionUnderLoad(t *testing.T) {
-	if e2etest.Kind() != e2etest.Troupe {
-		t.Skip("failpoints are troupe's; skipped for", e2etest.Kind())
-	}
 	// The points are hit once per batch, and batches grow with concurrency:
 	// a few clients keep batches small, and the load goes on in rounds
 	// (bounded) until all three points have fired.
 	const round, maxRounds, clients = 2500, 6, 4
 	points := []string{"applierPanic", "walPanic", "raftPanic"}
-	s := e2etest.Start(t, e2etest.Config{Env: []string{
+	s := e2etest.Start(t, e2etest.Config{Kind: e2etest.Troupe, Env: []string{
 		"TROUPE_FAILPOINTS=applierPanic=after(1500):1*panic;raftPanic=after(3000):1*panic;walPanic=after(2000):1*panic",
 	}})
 	var acks []ack
@@ -245,11 +242,8 @@ func TestSupervisionUnderLoad(t *testing.T) {
 // TestRestartBudgetExitsNonZero: a core that fails on every restart stops
 // the process with a clear log line and exit status 1, instead of looping.
 func TestRestartBudgetExitsNonZero(t *testing.T) {
-	if e2etest.Kind() != e2etest.Troupe {
-		t.Skip("failpoints are troupe's; skipped for", e2etest.Kind())
-	}
 	// Ready first (a few Readys pass), then every Ready panics.
-	s := e2etest.Start(t, e2etest.Config{Env: []string{"TROUPE_FAILPOINTS=raftPanic=after(20):panic"}})
+	s := e2etest.Start(t, e2etest.Config{Kind: e2etest.Troupe, Env: []string{"TROUPE_FAILPOINTS=raftPanic=after(20):panic"}})
 	cli := s.Client(t)
 	for i := 0; i < 50 && s.Alive(); i++ {
 		c, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -173,10 +173,8 @@ func TestTroupeSnapshotSaveStatus(t *testing.T) {
 // membership is the new one, and writes go on from the snapshot's
 // revision.
 func TestTroupeSnapshotRestore(t *testing.T) {
-	if e2etest.Kind() != e2etest.Troupe {
-		t.Skip("troupe snapshot restore makes a troupe data dir")
-	}
-	s, cli := startServer(t)
+	s := e2etest.Start(t, e2etest.Config{Kind: e2etest.Troupe})
+	cli := s.Client(t)
 	for i := range 5 {
 		_, err := cli.Put(ctx(t), fmt.Sprintf("restore/%d", i), "v")
 		must(t, err)
@@ -199,7 +197,7 @@ func TestTroupeSnapshotRestore(t *testing.T) {
 	flags := []string{"--initial-cluster", "e2e=" + peer, "--initial-advertise-peer-urls", peer}
 	troupeCmd(t, append([]string{"snapshot", "restore", path, "--data-dir", dataDir, "--name", "e2e"}, flags...)...)
 
-	r := e2etest.Start(t, e2etest.Config{DataDir: dataDir, Args: append(flags, "--listen-peer-urls", peer)})
+	r := e2etest.Start(t, e2etest.Config{Kind: e2etest.Troupe, DataDir: dataDir, Args: append(flags, "--listen-peer-urls", peer)})
 	rcli := r.Client(t)
 	got, err := rcli.Get(ctx(t), "restore/", clientv3.WithPrefix())
 	must(t, err)

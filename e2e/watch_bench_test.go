@@ -19,11 +19,6 @@ import (
 func watchBenchServers(b *testing.B, f func(b *testing.B, s *e2etest.Server)) {
 	for _, kind := range []string{e2etest.Troupe, e2etest.Etcd} {
 		b.Run("server="+kind, func(b *testing.B) {
-			if kind == e2etest.Troupe {
-				if _, err := e2etest.TroupeBinary(); err != nil {
-					b.Skip(err)
-				}
-			}
 			f(b, e2etest.Start(b, e2etest.Config{Kind: kind}))
 		})
 	}

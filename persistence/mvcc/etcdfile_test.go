@@ -20,7 +20,7 @@ import (
 func TestEtcdFileCompatibility(t *testing.T) {
 	for _, bin := range []string{"etcd", "etcdctl"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s in PATH (scripts/test.sh installs Debian's etcd-server and etcd-client)", bin)
+			t.Fatalf("needs %s in PATH (scripts/test.sh installs Debian's etcd-server and etcd-client)", bin)
 		}
 	}
 	conn := startEtcd(t)
