@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -316,17 +315,9 @@ func TestLeaseEtcdSnapshotRestore(t *testing.T) {
 		_, err := rcli.Put(ctx(t), k, "v", clientv3.WithLease(g.ID))
 		must(t, err)
 	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "snap.db")
+	path := filepath.Join(t.TempDir(), "snap.db")
 	etcdctl(t, ref, "", "snapshot", "save", path)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	peer := "http://" + l.Addr().String()
-	_ = l.Close()
-	dataDir := filepath.Join(dir, "restored")
-	flags := []string{"--initial-cluster", "e2e=" + peer, "--initial-advertise-peer-urls", peer}
-	troupeCmd(t, append([]string{"snapshot", "restore", path, "--data-dir", dataDir, "--name", "e2e"}, flags...)...)
-	s := e2etest.Start(t, e2etest.Config{Kind: e2etest.Troupe, DataDir: dataDir, Args: append(flags, "--listen-peer-urls", peer)})
+	s, _ := restoreAndStart(t, e2etest.Troupe, nil, path)
 	cli := s.Client(t)
 	ttl, err := cli.TimeToLive(ctx(t), g.ID, clientv3.WithAttachedKeys())
 	must(t, err)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -189,15 +188,7 @@ func TestTroupeSnapshotRestore(t *testing.T) {
 			break
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	peer := "http://" + l.Addr().String()
-	_ = l.Close()
-	dataDir := filepath.Join(dir, "restored")
-	flags := []string{"--initial-cluster", "e2e=" + peer, "--initial-advertise-peer-urls", peer}
-	troupeCmd(t, append([]string{"snapshot", "restore", path, "--data-dir", dataDir, "--name", "e2e"}, flags...)...)
-
-	r := e2etest.Start(t, e2etest.Config{Kind: e2etest.Troupe, DataDir: dataDir, Args: append(flags, "--listen-peer-urls", peer)})
+	r, peer := restoreAndStart(t, e2etest.Troupe, nil, path)
 	rcli := r.Client(t)
 	got, err := rcli.Get(ctx(t), "restore/", clientv3.WithPrefix())
 	must(t, err)

@@ -38,8 +38,9 @@ func saveSnapshotAt(t *testing.T, s *e2etest.Server, dir string, rev int64) stri
 }
 
 // restoreAndStart restores the snapshot at path into a new one-member
-// cluster with the restore tool of kind and starts kind on it.
-func restoreAndStart(t *testing.T, kind string, tool *e2etest.Server, path string) *e2etest.Server {
+// cluster with the restore tool of kind, starts kind on it, and returns it
+// with the member's peer URL.
+func restoreAndStart(t *testing.T, kind string, tool *e2etest.Server, path string) (*e2etest.Server, string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
@@ -54,7 +55,7 @@ func restoreAndStart(t *testing.T, kind string, tool *e2etest.Server, path strin
 	default:
 		etcdctl(t, tool, "", args...)
 	}
-	return e2etest.Start(t, e2etest.Config{Kind: kind, DataDir: dataDir, Args: append(flags, "--listen-peer-urls", peer)})
+	return e2etest.Start(t, e2etest.Config{Kind: kind, DataDir: dataDir, Args: append(flags, "--listen-peer-urls", peer)}), peer
 }
 
 // storeView is what a client can read of a store: every key, the keys as
@@ -164,7 +165,7 @@ func TestSnapshotRestoreEtcdLeases(t *testing.T) {
 	}
 	path := saveSnapshotAt(t, src, t.TempDir(), rev)
 
-	r := restoreAndStart(t, e2etest.Kind(), src, path)
+	r, _ := restoreAndStart(t, e2etest.Kind(), src, path)
 	rcli := r.Client(t)
 	pastRevs := []int64{3, 6, 8, 10, rev - 1}
 	t.Run("keys", func(t *testing.T) {
@@ -226,7 +227,7 @@ func TestSnapshotRestoreFromEtcdctlSave(t *testing.T) {
 
 	for _, kind := range []string{e2etest.Troupe, e2etest.Etcd} {
 		t.Run("served-by-"+kind, func(t *testing.T) {
-			r := restoreAndStart(t, kind, s, path)
+			r, _ := restoreAndStart(t, kind, s, path)
 			rcli := r.Client(t)
 			got := readView(t, rcli, prefix, []int64{3, 6, 7}, false)
 			requireSameView(t, got, want)
