@@ -97,17 +97,7 @@ func launchCluster(t testing.TB, cfg ClusterConfig) (*Cluster, error) {
 	for i := range size {
 		client := fmt.Sprintf("http://127.0.0.1:%d", ports[3*i])
 		dataDir := filepath.Join(root, names[i]+".data")
-		args := []string{
-			"--name", names[i],
-			"--data-dir", dataDir,
-			"--listen-client-urls", client,
-			"--advertise-client-urls", client,
-			"--listen-peer-urls", peers[i],
-			"--initial-advertise-peer-urls", peers[i],
-			"--initial-cluster", strings.Join(initial, ","),
-			"--initial-cluster-state", "new",
-			"--initial-cluster-token", token,
-		}
+		args := memberArgs(names[i], dataDir, client, peers[i], initial, token)
 		if cfg.SnapshotCount > 0 {
 			args = append(args, "--snapshot-count", strconv.Itoa(cfg.SnapshotCount))
 		}
@@ -420,5 +410,21 @@ func (c *Cluster) cleanup() {
 		for _, m := range c.members {
 			c.t.Logf("e2etest: member %s (%s) log (%s), tail:\n%s", m.Name(), c.kind, m.LogPath(), m.logTail())
 		}
+	}
+}
+
+// memberArgs are the flags of a new cluster's member, the same for troupe
+// and etcd.
+func memberArgs(name, dataDir, clientURL, peerURL string, initial []string, token string) []string {
+	return []string{
+		"--name", name,
+		"--data-dir", dataDir,
+		"--listen-client-urls", clientURL,
+		"--advertise-client-urls", clientURL,
+		"--listen-peer-urls", peerURL,
+		"--initial-advertise-peer-urls", peerURL,
+		"--initial-cluster", strings.Join(initial, ","),
+		"--initial-cluster-state", "new",
+		"--initial-cluster-token", token,
 	}
 }

@@ -112,17 +112,7 @@ func StartNetnsCluster(t testing.TB, size int) *NetnsCluster {
 	for i := range size {
 		client := fmt.Sprintf("http://%s:%d", c.addr(i), netnsClientPort)
 		dataDir := filepath.Join(root, names[i]+".data")
-		args := []string{
-			"--name", names[i],
-			"--data-dir", dataDir,
-			"--listen-client-urls", client,
-			"--advertise-client-urls", client,
-			"--listen-peer-urls", peers[i],
-			"--initial-advertise-peer-urls", peers[i],
-			"--initial-cluster", strings.Join(initial, ","),
-			"--initial-cluster-state", "new",
-			"--initial-cluster-token", c.run,
-		}
+		args := memberArgs(names[i], dataDir, client, peers[i], initial, c.run)
 		if kind == Troupe {
 			args = append([]string{"serve"}, args...)
 			args = append(args, "--listen-actor-url", "")
