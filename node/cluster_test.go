@@ -171,8 +171,18 @@ func (c *testCluster) restart(i int) {
 }
 
 // waitValue polls a serializable read on member i until key has value.
-// waitSnapshot waits until member i saved a snapshot at index min or later
-// (its raft log is compacted in the same step).
+// waitOthersSnapshot waits until every member but behind saved a snapshot
+// at index min or later (its raft log is compacted in the same step).
+func (c *testCluster) waitOthersSnapshot(behind int, min uint64) {
+	c.t.Helper()
+	for i := range c.nodes {
+		if i != behind {
+			c.waitSnapshot(i, min)
+		}
+	}
+}
+
+// waitSnapshot waits until member i saved a snapshot at index min or later.
 func (c *testCluster) waitSnapshot(i int, min uint64) {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -297,11 +307,7 @@ func TestClusterSnapshotCatchUp(t *testing.T) {
 	put(t, cli, "last", "done")
 	// Snapshots are saved in the background: restart the member only once
 	// the others have compacted their logs past everything it has.
-	for i := range c.nodes {
-		if i != behind {
-			c.waitSnapshot(i, 5100)
-		}
-	}
+	c.waitOthersSnapshot(behind, 5100)
 	// The install crashes once between closing the old backend and
 	// renaming the new one in: the core restarts and finishes it.
 	if err := failpoint.Enable("snapshotInstallPanic", "1*panic"); err != nil {
