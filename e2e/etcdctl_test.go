@@ -35,6 +35,18 @@ func etcdctl(t *testing.T, s *e2etest.Server, stdin string, args ...string) stri
 	return out.String()
 }
 
+// sameAsEtcd runs script on real etcd and on the server under test and
+// fails if their outputs differ; what names the script in the message.
+func sameAsEtcd(t *testing.T, what string, script func(*testing.T, *e2etest.Server) string) {
+	t.Helper()
+	ref := e2etest.Start(t, e2etest.Config{Kind: e2etest.Etcd})
+	sut := e2etest.Start(t, e2etest.Config{})
+	want, got := script(t, ref), script(t, sut)
+	if want != got {
+		t.Fatalf("%s output differs:\n--- etcd\n%s\n--- %s\n%s", what, want, sut.Kind(), got)
+	}
+}
+
 // jsonHeader and jsonKV mirror etcdctl's -w json output (field names of
 // etcdserverpb's JSON tags; bytes in base64).
 type jsonHeader struct {

@@ -16,12 +16,7 @@ import (
 // test: replay from a revision with previous values, one key, a range, and
 // a start revision that was compacted.
 func TestEtcdctlWatch(t *testing.T) {
-	ref := e2etest.Start(t, e2etest.Config{Kind: e2etest.Etcd})
-	sut := e2etest.Start(t, e2etest.Config{})
-	want, got := etcdctlWatchScript(t, ref), etcdctlWatchScript(t, sut)
-	if want != got {
-		t.Fatalf("etcdctl watch output differs:\n--- etcd\n%s\n--- %s\n%s", want, sut.Kind(), got)
-	}
+	sameAsEtcd(t, "etcdctl watch", etcdctlWatchScript)
 }
 
 func etcdctlWatchScript(t *testing.T, s *e2etest.Server) string {

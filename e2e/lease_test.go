@@ -242,12 +242,7 @@ var leaseIDs = regexp.MustCompile(`\b[0-9a-f]{16}\b`)
 // TestLeaseEtcdctl compares etcdctl's lease commands on etcd and on the
 // server under test, lease ids replaced by the order they appeared in.
 func TestLeaseEtcdctl(t *testing.T) {
-	ref := e2etest.Start(t, e2etest.Config{Kind: e2etest.Etcd})
-	sut := e2etest.Start(t, e2etest.Config{})
-	want, got := etcdctlLeaseScript(t, ref), etcdctlLeaseScript(t, sut)
-	if want != got {
-		t.Fatalf("etcdctl lease output differs:\n--- etcd\n%s\n--- %s\n%s", want, sut.Kind(), got)
-	}
+	sameAsEtcd(t, "etcdctl lease", etcdctlLeaseScript)
 }
 
 func etcdctlLeaseScript(t *testing.T, s *e2etest.Server) string {
