@@ -265,3 +265,8 @@ func (s *KV) fill(h *pb.ResponseHeader) {
 	h.MemberId = st.MemberID
 	h.RaftTerm = st.Term()
 }
+
+// newHeader is this member's response header at revision rev.
+func newHeader(st *memberstate.State, rev int64) *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.MemberID, RaftTerm: st.Term(), Revision: rev}
+}

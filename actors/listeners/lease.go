@@ -274,12 +274,11 @@ func (s *Lease) askLessor(msg any) (any, error) {
 // header is a lease response's header: the member's figures and the
 // store's current revision, as etcd's header filler.
 func (s *Lease) header() *pb.ResponseHeader {
-	h := &pb.ResponseHeader{}
-	s.kv.fill(h)
+	var rev int64
 	if store := s.kv.cfg.State.Store(); store != nil {
-		h.Revision = store.Rev()
+		rev = store.Rev()
 	}
-	return h
+	return newHeader(s.kv.cfg.State, rev)
 }
 
 // retryable: the leader is changing (none known, this member's lessor not

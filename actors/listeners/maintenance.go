@@ -30,7 +30,7 @@ type Maintenance struct {
 func (m *Maintenance) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
 	st := m.State
 	resp := &pb.StatusResponse{
-		Header:           &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.MemberID, RaftTerm: st.Term()},
+		Header:           newHeader(st, 0),
 		Version:          ServerVersion,
 		Leader:           st.Leader(),
 		RaftIndex:        st.RaftIndex(),

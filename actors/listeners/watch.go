@@ -185,10 +185,7 @@ func (ws *watchStream) recvLoop(reqs chan<- *pb.WatchRequest, errc chan<- error,
 	}
 }
 
-func (ws *watchStream) header(rev int64) *pb.ResponseHeader {
-	st := ws.cfg.State
-	return &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.MemberID, RaftTerm: st.Term(), Revision: rev}
-}
+func (ws *watchStream) header(rev int64) *pb.ResponseHeader { return newHeader(ws.cfg.State, rev) }
 
 func (ws *watchStream) handleRequest(req *pb.WatchRequest) error {
 	switch r := req.RequestUnion.(type) {
