@@ -1,10 +1,15 @@
 package messages
 
-import "go.etcd.io/raft/v3/raftpb"
+import (
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/troupedb/troupe/persistence/membership"
+	"github.com/troupedb/troupe/persistence/mvcc"
+)
 
 // Propose asks the raft actor to replicate one marshalled
 // etcdserverpb.InternalRaftRequest. The outcome reaches the proposer through
-// the wait registry under the request's header id, not as a reply message,
+// raftclient's Proposals registry under the request's header id, not as a reply message,
 // so a proposal costs no future. Proposals queued in the mailbox are stepped
 // as one MsgProp.
 type Propose struct {
@@ -13,7 +18,7 @@ type Propose struct {
 }
 
 // ReadIndex asks the raft actor for a linearizable read index. The index
-// (uint64) or an error is delivered through the wait registry under ID.
+// or an error is delivered through raftclient's Reads registry under ID.
 // Reads that queue up meanwhile share one raft ReadIndex round.
 type ReadIndex struct {
 	ID uint64
@@ -61,8 +66,8 @@ type CoreStarted struct{}
 type ListenersStarted struct{}
 
 // ProposeConfChange asks the raft actor to replicate a configuration
-// change. CC.ID carries the wait registry id; the applier triggers it with
-// the outcome once the change is applied.
+// change. CC.ID carries the id in raftclient's ConfChanges registry; the
+// applier triggers it with the outcome once the change is applied.
 type ProposeConfChange struct {
 	CC *raftpb.ConfChange
 }
@@ -96,3 +101,29 @@ type CommitBackend struct{}
 type BackendCommitted struct {
 	Err error
 }
+
+// InstallBackend asks the core, from the applier, to replace the backend
+// with the snapshot database for raft index Index, which the snapshot dir
+// holds. The core answers BackendInstalled; the applier touches no store
+// meanwhile.
+type InstallBackend struct {
+	Index uint64
+}
+
+// BackendInstalled answers InstallBackend with the new backend and the
+// membership it holds, or why the install failed.
+type BackendInstalled struct {
+	Store   *mvcc.Store
+	Cluster *membership.Cluster
+	Err     error
+}
+
+// MembersChanged tells the core, from the applier, the members after an
+// Apply batch or a snapshot install that changed them.
+type MembersChanged struct {
+	Members []membership.Member
+}
+
+// MemberRemoved tells the node, from the peers, that another member says
+// the cluster removed this one.
+type MemberRemoved struct{}

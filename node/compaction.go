@@ -1,16 +1,13 @@
 package node
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/troupedb/troupe/actors/compactor"
-	"github.com/troupedb/troupe/actors/listeners"
 	"github.com/troupedb/troupe/internal/metrics"
 )
 
@@ -62,7 +59,8 @@ func (c *Config) autoCompaction() (period time.Duration, revisions int64, err er
 }
 
 // spawnCompactor starts the auto compactor when a retention is set. It
-// proposes compactions through the same KV service code clients use.
+// proposes compactions through the member's raft client, as the KV
+// service does for clients.
 func (s *supervisor) spawnCompactor(ctx actor.Context) error {
 	period, revisions, err := s.cfg.autoCompaction()
 	if err != nil || (period == 0 && revisions == 0) {
@@ -72,25 +70,9 @@ func (s *supervisor) spawnCompactor(ctx actor.Context) error {
 	if period > 0 {
 		mode = compactor.ModePeriodic
 	}
-	st := s.state
-	kv := listeners.NewKV(listeners.KVConfig{
-		State: st, Root: ctx.ActorSystem().Root,
-		MaxRequestBytes: int(s.cfg.MaxRequestBytes), MaxTxnOps: int(s.cfg.MaxTxnOps),
-		RequestTimeout: 5*time.Second + 2*s.cfg.ElectionTimeout,
-	})
 	_, err = ctx.SpawnNamed(compactor.Props(compactor.Config{
 		Mode: mode, Period: period, Revisions: revisions,
-		Rev: func() int64 {
-			if store := st.Store(); store != nil {
-				return store.Rev()
-			}
-			return 0
-		},
-		IsLeader: func() bool { return st.Leader() == st.MemberID },
-		Compact: func(ctx context.Context, rev int64) error {
-			_, err := kv.Compact(ctx, &pb.CompactionRequest{Revision: rev})
-			return err
-		},
+		Member: compactionMember{raft: s.raft},
 		Logger: s.cfg.Logger,
 	}).Configure(metrics.Mailbox("compactor")), "compactor")
 	if err != nil {

@@ -569,3 +569,7 @@ func (v *msValue) Set(s string) error {
 	*v = msValue(time.Duration(n) * time.Millisecond)
 	return nil
 }
+
+// requestTimeout bounds how long a request waits for raft, as etcd's:
+// 5 s plus two election timeouts.
+func (c *Config) requestTimeout() time.Duration { return 5*time.Second + 2*c.ElectionTimeout }

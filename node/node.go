@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -22,11 +21,11 @@ import (
 	"github.com/troupedb/troupe/actors/core"
 	"github.com/troupedb/troupe/actors/listeners"
 	"github.com/troupedb/troupe/actors/peers"
-	raftactor "github.com/troupedb/troupe/actors/raft"
 	"github.com/troupedb/troupe/actors/watchers"
 	"github.com/troupedb/troupe/internal/dispatch"
-	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/internal/memberview"
 	"github.com/troupedb/troupe/internal/metrics"
+	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/snap"
@@ -47,7 +46,8 @@ type Node struct {
 	system *actor.ActorSystem
 	remote *remote.Remote
 	root   *actor.PID
-	state  *memberstate.State
+	view   *memberview.View
+	raft   *raftclient.Client
 
 	done     chan error
 	stopOnce sync.Once
@@ -71,15 +71,21 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on peer url %s: %w (fix: free the port or change --listen-peer-urls)", cfg.ListenPeerURLs[0].String(), err)
 	}
-	state, boot, err := identify(cfg, system)
+	view, boot, err := identify(cfg, system)
 	if err != nil {
 		rem.Shutdown(false)
 		return nil, err
 	}
-	n := &Node{cfg: cfg, system: system, remote: rem, state: state, done: make(chan error, 1)}
+	// The raft client and its registries outlive core restarts: the
+	// listeners keep one client, the core publishes itself into it.
+	rc := raftclient.New(raftclient.Config{
+		Root: system.Root, View: view, Waits: raftclient.NewWaits(),
+		RequestTimeout: cfg.requestTimeout(), MaxRequestBytes: int(cfg.MaxRequestBytes),
+	})
+	n := &Node{cfg: cfg, system: system, remote: rem, view: view, raft: rc, done: make(chan error, 1)}
 	ready := make(chan error, 1)
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &supervisor{cfg: cfg, state: state, boot: boot, ready: ready, done: n.done}
+		return &supervisor{cfg: cfg, view: view, raft: rc, hub: &watchers.Link{}, boot: boot, ready: ready, done: n.done}
 	}, metrics.Mailbox("node"))
 	n.root, err = system.Root.SpawnNamed(props, "node")
 	if err != nil {
@@ -105,7 +111,7 @@ func Start(cfg Config) (*Node, error) {
 // --initial-cluster for the membership and finds itself by peer URLs.
 // It returns raft's bootstrap configuration, empty unless the cluster is
 // new.
-func identify(cfg Config, system *actor.ActorSystem) (*memberstate.State, []raft.Peer, error) {
+func identify(cfg Config, system *actor.ActorSystem) (*memberview.View, []raft.Peer, error) {
 	walDir := core.WALDir(cfg.DataDir)
 	if wal.Exist(walDir) {
 		return restartedMember(cfg, walDir)
@@ -118,7 +124,7 @@ func identify(cfg Config, system *actor.ActorSystem) (*memberstate.State, []raft
 }
 
 // restartedMember reads the member and cluster ids from the WAL.
-func restartedMember(cfg Config, walDir string) (*memberstate.State, []raft.Peer, error) {
+func restartedMember(cfg Config, walDir string) (*memberview.View, []raft.Peer, error) {
 	md, err := wal.Metadata(walDir)
 	if err != nil {
 		return nil, nil, &core.StartupError{Step: "read member id", Err: err}
@@ -127,8 +133,8 @@ func restartedMember(cfg Config, walDir string) (*memberstate.State, []raft.Peer
 		return nil, nil, &core.StartupError{Step: "read member id", Err: fmt.Errorf("%s: metadata of %d bytes, want 16 (fix: use the data dir with the troupe that made it)", walDir, len(md))}
 	}
 	id, cid := binary.BigEndian.Uint64(md), binary.BigEndian.Uint64(md[8:])
-	self := memberstate.Member{ID: id, Name: cfg.Name, PeerURLs: urlStrings(cfg.InitialAdvertisePeerURLs), ClientURLs: urlStrings(cfg.AdvertiseClientURLs)}
-	st := memberstate.New(self, cid)
+	self := memberview.Member{ID: id, Name: cfg.Name, PeerURLs: urlStrings(cfg.InitialAdvertisePeerURLs), ClientURLs: urlStrings(cfg.AdvertiseClientURLs)}
+	st := memberview.New(self, cid)
 	// Until the core loads the applied membership, the flags are the best
 	// guess of where the others are.
 	if flags, _, err := memberState(cfg); err == nil {
@@ -139,7 +145,7 @@ func restartedMember(cfg Config, walDir string) (*memberstate.State, []raft.Peer
 
 // joiningMember asks the cluster for its membership (the member must have
 // been added with MemberAdd first).
-func joiningMember(cfg Config, system *actor.ActorSystem) (*memberstate.State, []raft.Peer, error) {
+func joiningMember(cfg Config, system *actor.ActorSystem) (*memberview.View, []raft.Peer, error) {
 	cluster, err := ParseInitialCluster(cfg.InitialCluster)
 	if err != nil {
 		return nil, nil, err
@@ -167,7 +173,7 @@ func joiningMember(cfg Config, system *actor.ActorSystem) (*memberstate.State, [
 					self := m
 					self.Name = cfg.Name
 					self.ClientURLs = urlStrings(cfg.AdvertiseClientURLs)
-					st := memberstate.New(self, cid)
+					st := memberview.New(self, cid)
 					st.SetMembers(members)
 					return st, nil, nil
 				}
@@ -181,7 +187,7 @@ func joiningMember(cfg Config, system *actor.ActorSystem) (*memberstate.State, [
 }
 
 // memberState computes this member's identity from the flags, as etcd does.
-func memberState(cfg Config) (*memberstate.State, []raft.Peer, error) {
+func memberState(cfg Config) (*memberview.View, []raft.Peer, error) {
 	cluster, err := ParseInitialCluster(cfg.InitialCluster)
 	if err != nil {
 		return nil, nil, err
@@ -192,17 +198,17 @@ func memberState(cfg Config) (*memberstate.State, []raft.Peer, error) {
 	}
 	sort.Strings(names)
 	var (
-		self memberstate.Member
+		self memberview.Member
 		ids  []uint64
 		boot []raft.Peer
-		all  []memberstate.Member
+		all  []memberview.Member
 	)
 	for _, name := range names {
 		urls := urlStrings(cluster[name])
-		id := memberstate.MemberID(urls, cfg.InitialClusterToken)
+		id := membership.NewMemberID(urls, cfg.InitialClusterToken, nil)
 		ids = append(ids, id)
 		boot = append(boot, raft.Peer{ID: id, Context: membership.AddChange(membership.Member{ID: id, Name: name, PeerURLs: urls}).Context})
-		m := memberstate.Member{ID: id, Name: name, PeerURLs: urls}
+		m := memberview.Member{ID: id, Name: name, PeerURLs: urls}
 		if name == cfg.Name {
 			m.ClientURLs = urlStrings(cfg.AdvertiseClientURLs)
 			self = m
@@ -212,7 +218,7 @@ func memberState(cfg Config) (*memberstate.State, []raft.Peer, error) {
 	if self.ID == 0 {
 		return nil, nil, fmt.Errorf("--initial-cluster has no member named %q (fix: add %s=<peer url> to it)", cfg.Name, cfg.Name)
 	}
-	st := memberstate.New(self, memberstate.ClusterID(ids))
+	st := memberview.New(self, membership.ClusterID(ids))
 	st.SetMembers(all)
 	return st, boot, nil
 }
@@ -241,17 +247,16 @@ func (n *Node) Stop() error {
 }
 
 func (n *Node) transferLeadership() {
-	st := n.state
-	if st.Leader() != st.MemberID {
+	if !n.view.IsLeader() {
 		return
 	}
-	to := raftactor.BestTransferee(st)
+	to := n.view.BestTransferee()
 	if to == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.ElectionTimeout)
 	defer cancel()
-	if err := raftactor.TransferLeadership(ctx, n.system.Root, st, to); err != nil {
+	if err := n.raft.TransferLeadership(ctx, to); err != nil {
 		n.cfg.Logger.Warn("leadership transfer before stop failed", "to", fmt.Sprintf("%x", to), "err", err)
 		return
 	}
@@ -270,13 +275,15 @@ func (n *Node) shutdown() {
 func (n *Node) Done() <-chan error { return n.done }
 
 // MemberID returns this member's id.
-func (n *Node) MemberID() uint64 { return n.state.MemberID }
+func (n *Node) MemberID() uint64 { return n.view.MemberID }
 
 // supervisor is the node actor, the root of the tree: it runs the start-up
 // sequence (core, then listeners) and decides what a failure means.
 type supervisor struct {
 	cfg   Config
-	state *memberstate.State
+	view  *memberview.View
+	raft  *raftclient.Client
+	hub   *watchers.Link
 	boot  []raft.Peer // raft's initial configuration, from --initial-cluster
 	ready chan error
 	done  chan error
@@ -300,10 +307,10 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		s.handleListenersStarted()
 	case *actor.Terminated:
 		s.handleTerminated(msg)
-	case memberRemoved:
+	case *messages.MemberRemoved:
 		// Another member says the cluster removed this one: stop for good.
 		if s.fatal == nil {
-			s.fail(memberstate.ErrRemoved)
+			s.fail(core.ErrRemoved)
 			for _, c := range ctx.Children() {
 				ctx.Stop(c)
 			}
@@ -322,7 +329,7 @@ func (s *supervisor) Receive(ctx actor.Context) {
 }
 
 func (s *supervisor) handleStarted(ctx actor.Context) {
-	s.log = s.cfg.Logger.With("actor", "node", "member", fmt.Sprintf("%x", s.state.MemberID))
+	s.log = s.cfg.Logger.With("actor", "node", "member", fmt.Sprintf("%x", s.view.MemberID))
 	if err := s.spawnPeers(ctx); err != nil {
 		s.fail(err)
 		return
@@ -331,7 +338,7 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 	// the client watches.
 	s.hubDispatcher = dispatch.NewPinned(300) // a hot actor: every batch passes it
 	if _, err := ctx.SpawnNamed(watchers.Props(watchers.Config{
-		State: s.state, Logger: s.cfg.Logger,
+		MemberID: s.view.MemberID, Link: s.hub, Backend: s.raft, Logger: s.cfg.Logger,
 	}, actor.WithDispatcher(s.hubDispatcher), metrics.Mailbox("watchers")), "watchers"); err != nil {
 		s.fail(fmt.Errorf("spawn watchers: %w", err))
 		return
@@ -341,7 +348,7 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 		DataDir: s.cfg.DataDir, Peers: s.boot, SnapshotCount: s.cfg.SnapshotCount,
 		HeartbeatInterval: s.cfg.HeartbeatInterval, ElectionTicks: electionTicks, QuotaBytes: s.cfg.BackendQuotaBytes(),
 		WALSegmentBytes: s.cfg.WALSegmentBytes,
-		State:           s.state, Logger: s.cfg.Logger, PeersPID: s.peersPID,
+		Client:          s.raft, Hub: s.hub, Logger: s.cfg.Logger, PeersPID: s.peersPID,
 	}).Configure(metrics.Mailbox("core")), "core")
 	if err != nil {
 		s.fail(fmt.Errorf("spawn core: %w", err))
@@ -350,38 +357,18 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 	s.core = pid
 }
 
-// memberRemoved: the peers heard that the cluster removed this member.
-type memberRemoved struct{}
-
 // spawnPeers starts the peer transport and tells it the other members.
 func (s *supervisor) spawnPeers(ctx actor.Context) error {
 	ss, err := snap.New(core.SnapDir(s.cfg.DataDir), snap.Options{Logger: s.cfg.Logger})
 	if err != nil {
 		return &core.StartupError{Step: "open snapshot dir", Err: err}
 	}
-	st := s.state
-	root, self := ctx.ActorSystem().Root, ctx.Self()
 	s.peersDispatcher = dispatch.NewPinned(300)
 	pid, err := ctx.SpawnNamed(peers.Props(peers.Config{
-		Self: st.MemberID, ClusterID: st.ClusterID, Raft: st.Raft, Snap: ss,
-		SnapshotDB: func() (io.ReadCloser, error) {
-			store := st.Store()
-			if store == nil {
-				return nil, errors.New("backend is restarting")
-			}
-			return store.SnapshotDB()
-		},
-		OnStatus: st.SetPeerActive,
-		Members:  st.Members,
-		// A restarted supervisor asks for the members again.
-		Peers: func() map[uint64][]string { return st.PeerURLs() },
-		Removed: func(id uint64) bool {
-			c := st.Cluster()
-			return c != nil && c.Removed(id)
-		},
-		OnRemoved: func() { root.Send(self, memberRemoved{}) },
-		Filter:    s.cfg.PeerFilter,
-		Logger:    s.cfg.Logger,
+		Self: s.view.MemberID, ClusterID: s.view.ClusterID, Snap: ss,
+		Member: peerMember{View: s.view, raft: s.raft},
+		Filter: s.cfg.PeerFilter,
+		Logger: s.cfg.Logger,
 	}, actor.WithDispatcher(s.peersDispatcher), metrics.Mailbox("peers")), peers.Name)
 	if err != nil {
 		return fmt.Errorf("spawn peers: %w", err)
@@ -393,19 +380,18 @@ func (s *supervisor) spawnPeers(ctx actor.Context) error {
 func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 	// The core loaded the applied membership: the peers follow it from now
 	// on (the flags were only a first guess for a restarted member).
-	if c := s.state.Cluster(); c != nil && len(c.Members()) > 0 && s.peersPID != nil {
-		ctx.Send(s.peersPID, &messages.SetPeers{Peers: s.state.PeerURLs()})
+	if c := s.view.Cluster(); c != nil && len(c.Members()) > 0 && s.peersPID != nil {
+		ctx.Send(s.peersPID, &messages.SetPeers{Peers: s.view.PeerURLs()})
 	}
 	if s.listeners != nil {
-		s.log.Info("core restarted from disk", "restarts", s.state.Restarts())
+		s.log.Info("core restarted from disk", "restarts", s.view.Restarts())
 		return
 	}
 	pid, err := ctx.SpawnNamed(listeners.Props(listeners.Config{
-		ClientURLs: s.cfg.ListenClientURLs, State: s.state,
+		ClientURLs: s.cfg.ListenClientURLs, Raft: s.raft, Hub: s.hub,
 		MaxRequestBytes: int(s.cfg.MaxRequestBytes), MaxTxnOps: int(s.cfg.MaxTxnOps),
-		RequestTimeout: 5*time.Second + 2*s.cfg.ElectionTimeout,
-		ActorAddress:   s.cfg.ListenActorURL,
-		Name:           s.cfg.Name, AdvertiseClientURLs: urlStrings(s.cfg.AdvertiseClientURLs),
+		ActorAddress: s.cfg.ListenActorURL,
+		Name:         s.cfg.Name, AdvertiseClientURLs: urlStrings(s.cfg.AdvertiseClientURLs),
 		QuotaBytes: s.cfg.BackendQuotaBytes(), MetricsURLs: s.cfg.ListenMetricsURLs,
 		MinLeaseTTL:           s.cfg.minLeaseTTL(),
 		WatchProgressInterval: s.cfg.WatchProgressNotifyInterval, ElectionTimeout: s.cfg.ElectionTimeout,
@@ -444,7 +430,7 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 	err := asError(reason)
 	var se *core.StartupError
 	var le *listeners.ListenError
-	if errors.As(err, &se) || errors.As(err, &le) || errors.Is(err, memberstate.ErrRemoved) {
+	if errors.As(err, &se) || errors.As(err, &le) || errors.Is(err, core.ErrRemoved) {
 		s.fail(err)
 		sup.StopChildren(sup.Children()...)
 		return
@@ -455,7 +441,7 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 		sup.StopChildren(sup.Children()...)
 		return
 	}
-	s.state.CountRestart()
+	s.view.CountRestart()
 	s.log.Warn("restarting after failure", "actor", child.Id, "reason", err, "failures", rs.NumberOfFailures(restartWindow))
 	sup.RestartChildren(child)
 }

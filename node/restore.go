@@ -14,7 +14,6 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/troupedb/troupe/actors/core"
-	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/snap"
 	"github.com/troupedb/troupe/persistence/wal"
@@ -59,7 +58,7 @@ func (r restore) run() error {
 	for i, m := range members {
 		ids[i] = m.ID
 	}
-	cid := memberstate.ClusterID(ids)
+	cid := membership.ClusterID(ids)
 	index, term := uint64(len(members)), uint64(1)
 	for _, d := range []string{core.SnapDir(r.DataDir), core.WALDir(r.DataDir)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -116,7 +115,7 @@ func (r restore) members() ([]membership.Member, uint64, error) {
 		for _, u := range cluster[n] {
 			urls = append(urls, u.String())
 		}
-		id := memberstate.MemberID(urls, r.Token)
+		id := membership.NewMemberID(urls, r.Token, nil)
 		members = append(members, membership.Member{ID: id, Name: n, PeerURLs: urls})
 		if n == r.Name {
 			self = id

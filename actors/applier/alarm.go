@@ -33,7 +33,7 @@ func (a *applier) loadAlarms() {
 		as = append(as, al)
 	}
 	a.alarms = alarm.NewSet(as)
-	a.cfg.State.SetAlarms(a.alarms)
+	a.cfg.Client.View().SetAlarms(a.alarms)
 	if a.alarms.Len() > 0 {
 		a.log.Warn("alarms active", "alarms", fmt.Sprint(a.alarms.Get(pb.AlarmType_NONE)))
 	}
@@ -66,7 +66,7 @@ func (a *applier) applyAlarm(idx uint64, req *pb.AlarmRequest) (any, error) {
 	}
 	if res.Changed {
 		a.alarms = res.Set
-		a.cfg.State.SetAlarms(a.alarms)
+		a.cfg.Client.View().SetAlarms(a.alarms)
 		// The alarm the quota check proposed is in (or was disarmed): a
 		// later excess may propose again.
 		a.quota.raised = false

@@ -5,8 +5,11 @@
 // In: Apply (from the raft actor), commitDue (its own timer).
 // Out: Applied to the sender of Apply (the raft actor), EventsApplied to
 // the watch hub (one per batch, never waiting for it), SaveSnapshot to the
-// snapshotter every SnapshotCount entries, results through the wait
-// registry, the applied index and the active alarms through memberstate.
+// snapshotter every SnapshotCount entries, MembersChanged to the parent
+// (the core) after a batch that changed the membership, InstallBackend to
+// the parent for a snapshot from the leader; results through the
+// raftclient's wait registries, the applied index there too, and the
+// active alarms through the member view.
 //
 // Alarms (alarm.go): the applier holds the applied alarm set, loaded from
 // the backend at start and after a snapshot install; while NOSPACE or
@@ -35,7 +38,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupedb/troupe/failpoint"
-	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/actors/watchers"
+	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/alarm"
 	"github.com/troupedb/troupe/persistence/membership"
@@ -50,23 +54,26 @@ const maxQueuedEventBatches = 1024
 // DefaultCommitInterval bounds how long applied data stays out of bbolt.
 const DefaultCommitInterval = 100 * time.Millisecond
 
+// installTimeout bounds the wait for the core to swap the backend; past it
+// the applier fails and the core restarts, which finishes the install from
+// the snapshot dir.
+const installTimeout = time.Minute
+
 // Config of the applier.
 type Config struct {
-	Store          *mvcc.Store
-	State          *memberstate.State
-	Snapshotter    *actor.PID
+	Store *mvcc.Store
+	// Client is the member's raftclient: the applier answers its waiters,
+	// advances its applied index, and proposes the NOSPACE alarm with it.
+	Client *raftclient.Client
+	// Hub, if set, is where the watch hub is found.
+	Hub         *watchers.Link
+	Snapshotter *actor.PID
 	SnapshotCount  uint64 // entries between snapshots
 	SnapshotIndex  uint64 // index of the newest snapshot at start
 	CommitInterval time.Duration
 	QuotaBytes     int64 // --quota-backend-bytes in effect, <= 0: none; see quota.go
-	// InstallSnapshot replaces the backend with the database received
-	// with the raft snapshot at index and returns the new backend and the
-	// membership it holds.
-	InstallSnapshot func(index uint64) (*mvcc.Store, *membership.Cluster, error)
 	// Cluster is the applied membership; the applier is its one writer.
 	Cluster *membership.Cluster
-	// MembersChanged is told the members after a batch that changed them.
-	MembersChanged func(members []membership.Member)
 	// Changes, if set, collects the store's events (the store's Changed
 	// hook adds to it); after each batch they go to the watch hub.
 	Changes *Changes
@@ -99,7 +106,7 @@ type applier struct {
 func (a *applier) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-		a.log = a.cfg.Logger.With("actor", "applier", "member", a.cfg.State.MemberID)
+		a.log = a.cfg.Logger.With("actor", "applier", "member", a.cfg.Client.View().MemberID)
 		a.snapIndex = a.cfg.SnapshotIndex
 		a.quota.root = ctx.ActorSystem().Root
 		a.loadAlarms()
@@ -133,12 +140,12 @@ func (a *applier) handleApply(ctx actor.Context, msg *messages.Apply) {
 		last = e.GetIndex()
 	}
 	if last > 0 {
-		a.cfg.State.Applied.Advance(last)
+		a.cfg.Client.Waits().Applied.Advance(last)
 	}
 	ctx.Respond(&messages.Applied{Msg: msg.Msg, ConfChanges: ccs})
 	a.publishEvents(ctx)
-	if a.membersChanged && a.cfg.MembersChanged != nil {
-		a.cfg.MembersChanged(a.cfg.Cluster.Members())
+	if a.membersChanged {
+		ctx.Send(ctx.Parent(), &messages.MembersChanged{Members: a.cfg.Cluster.Members()})
 	}
 	if last > 0 && a.cfg.SnapshotCount > 0 && last-a.snapIndex >= a.cfg.SnapshotCount {
 		a.snapshot(ctx, last, a.confState())
@@ -182,7 +189,7 @@ func (a *applier) applyEntry(e *raftpb.Entry) {
 	if errors.Is(err, mvcc.ErrAlreadyApplied) {
 		return
 	}
-	a.cfg.State.Waits.Trigger(req.GetHeader().GetID(), memberstate.Result{Resp: resp, Err: err})
+	a.cfg.Client.Waits().Proposals.Trigger(req.GetHeader().GetID(), raftclient.Result{Resp: resp, Err: err})
 }
 
 func (a *applier) applyRequest(idx uint64, req *pb.InternalRaftRequest) (any, error) {
@@ -225,8 +232,11 @@ func (a *applier) publishEvents(ctx actor.Context) {
 		return
 	}
 	evs := a.cfg.Changes.take()
-	hub, _ := a.cfg.State.WatchHub()
-	if hub != nil && a.cfg.State.QueueEvents(maxQueuedEventBatches) {
+	if a.cfg.Hub == nil {
+		return
+	}
+	hub, _ := a.cfg.Hub.Hub()
+	if hub != nil && a.cfg.Hub.QueueEvents(maxQueuedEventBatches) {
 		ctx.Send(hub, &messages.EventsApplied{Rev: a.cfg.Store.Rev(), Events: evs})
 	}
 }
@@ -234,19 +244,28 @@ func (a *applier) publishEvents(ctx actor.Context) {
 func (a *applier) handleInstallSnapshot(ctx actor.Context, msg *messages.InstallSnapshot) {
 	md := msg.Msg.GetSnapshot().GetMetadata()
 	a.stopTimer()
-	st, cl, err := a.cfg.InstallSnapshot(md.GetIndex())
+	// The core owns the backend's files: it swaps them. The applier waits
+	// (nothing else may touch the store meanwhile, and raft sends no Apply
+	// before SnapshotInstalled).
+	res, err := ctx.RequestFuture(ctx.Parent(), &messages.InstallBackend{Index: md.GetIndex()}, installTimeout).Result()
+	installed, _ := res.(*messages.BackendInstalled)
+	if err == nil && installed == nil {
+		err = fmt.Errorf("core answered %T", res)
+	}
+	if err == nil {
+		err = installed.Err
+	}
 	if err != nil {
 		// The snapshot is durable in the WAL but the backend is not: a
 		// restart installs it from the snapshot dir or asks again.
 		panic(fmt.Sprintf("applier: install snapshot %d: %v", md.GetIndex(), err))
 	}
+	st, cl := installed.Store, installed.Cluster
 	a.cfg.Store, a.cfg.Cluster = st, cl
 	a.snapIndex = md.GetIndex()
 	a.loadAlarms()
-	if a.cfg.MembersChanged != nil {
-		a.cfg.MembersChanged(cl.Members())
-	}
-	a.cfg.State.Applied.Reset(st.ConsistentIndex())
+	ctx.Send(ctx.Parent(), &messages.MembersChanged{Members: cl.Members()})
+	a.cfg.Client.Waits().Applied.Reset(st.ConsistentIndex())
 	a.log.Info("installed snapshot from the leader", "index", md.GetIndex(), "backend-index", st.ConsistentIndex())
 	ctx.Respond(&messages.SnapshotInstalled{Msg: msg.Msg})
 	// The new backend's revision, without events: the hub fills the gap
@@ -281,7 +300,7 @@ func (a *applier) applyConfChange(e *raftpb.Entry) *raftpb.ConfChange {
 		if aerr := st.ApplyMembers(idx, nil, nil); aerr != nil && !errors.Is(aerr, mvcc.ErrAlreadyApplied) {
 			panic(fmt.Sprintf("applier: record refused conf change %d: %v", idx, aerr))
 		}
-		a.cfg.State.Waits.Trigger(cc.GetId(), memberstate.Result{Err: err})
+		a.cfg.Client.Waits().ConfChanges.Trigger(cc.GetId(), raftclient.ConfChangeResult{Err: err})
 		a.log.Warn("conf change refused", "index", idx, "type", cc.GetType().String(), "node", fmt.Sprintf("%x", cc.GetNodeId()), "err", err)
 		return refused(&cc)
 	}
@@ -289,7 +308,7 @@ func (a *applier) applyConfChange(e *raftpb.Entry) *raftpb.ConfChange {
 		panic(fmt.Sprintf("applier: store conf change %d: %v", idx, err))
 	}
 	a.membersChanged = true
-	a.cfg.State.Waits.Trigger(cc.GetId(), memberstate.Result{Resp: cl.Members()})
+	a.cfg.Client.Waits().ConfChanges.Trigger(cc.GetId(), raftclient.ConfChangeResult{Members: cl.Members()})
 	a.log.Info("membership changed", "index", idx, "type", cc.GetType().String(), "node", fmt.Sprintf("%x", cc.GetNodeId()))
 	return &cc
 }

@@ -65,25 +65,26 @@ func (a *applier) overQuota(req *pb.InternalRaftRequest) bool {
 // raiseNoSpace proposes this member's NOSPACE alarm unless it is active or
 // already proposed; nobody waits for it (etcd's applier does not either).
 func (a *applier) raiseNoSpace() {
-	st := a.cfg.State
+	c := a.cfg.Client
+	self := c.View().MemberID
 	for _, al := range a.alarms.Get(pb.AlarmType_NOSPACE) {
-		if al.MemberID == st.MemberID {
+		if al.MemberID == self {
 			return
 		}
 	}
-	raft := st.Raft()
-	if a.quota.raised || raft == nil || a.quota.root == nil {
+	core := c.Core()
+	if a.quota.raised || core == nil || a.quota.root == nil {
 		return
 	}
-	id := st.NextID()
+	id := c.NextID()
 	data, err := proto.Marshal(&pb.InternalRaftRequest{
 		Header: &pb.RequestHeader{ID: id},
-		Alarm:  &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: st.MemberID, Alarm: pb.AlarmType_NOSPACE},
+		Alarm:  &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: self, Alarm: pb.AlarmType_NOSPACE},
 	})
 	if err != nil {
 		panic(fmt.Sprintf("applier: marshal alarm request: %v", err))
 	}
 	a.quota.raised = true
 	a.log.Warn("applying raft message exceeded backend quota; raising the NOSPACE alarm", "quota-bytes", a.cfg.QuotaBytes, "db-size", a.quota.size)
-	a.quota.root.Send(raft, &messages.Propose{ID: id, Data: data})
+	a.quota.root.Send(core.Raft, &messages.Propose{ID: id, Data: data})
 }

@@ -59,14 +59,22 @@ type Config struct {
 	// Period.
 	CheckInterval time.Duration
 
-	// Rev returns the current revision of the store, 0 while unknown (the
-	// core is restarting).
-	Rev func() int64
+	// Member is the member compacted (see Member).
+	Member Member
+	Logger *slog.Logger
+}
+
+// Member is what the compactor needs of its member. The node implements it
+// with the member's raft client; tests with a fake.
+type Member interface {
+	// Rev returns the current revision of the store, 0 while unknown
+	// (the core is restarting).
+	Rev() int64
 	// IsLeader reports whether this member leads now.
-	IsLeader func() bool
-	// Compact proposes a compaction at rev and waits for it to apply.
-	Compact func(ctx context.Context, rev int64) error
-	Logger  *slog.Logger
+	IsLeader() bool
+	// Compact proposes a compaction at rev and waits for it to apply; it
+	// runs on the compactor's own goroutine, never on the actor's.
+	Compact(ctx context.Context, rev int64) error
 }
 
 // Props returns the compactor's props.
@@ -124,7 +132,7 @@ func (c *compactor) handleStarted(ctx actor.Context) {
 	if c.cfg.Mode == ModePeriodic {
 		c.lastSuccess = time.Now()
 		c.wait = c.cfg.Period
-		c.revs = []int64{c.cfg.Rev()}
+		c.revs = []int64{c.cfg.Member.Rev()}
 	}
 	c.log.Info("auto compaction on", "mode", c.cfg.Mode, "retention", c.retention(), "check-interval", c.interval())
 	c.schedule(ctx)
@@ -174,12 +182,12 @@ func (c *compactor) handleCheck(ctx actor.Context) {
 }
 
 func (c *compactor) checkPeriodic(ctx actor.Context) {
-	if c.cfg.IsLeader() && c.running == nil && time.Since(c.lastSuccess) >= c.wait {
+	if c.cfg.Member.IsLeader() && c.running == nil && time.Since(c.lastSuccess) >= c.wait {
 		// After the first period, compact every compactInterval.
 		c.wait = c.compactInterval()
 		c.start(ctx, c.revs[0])
 	}
-	if rev := c.cfg.Rev(); rev > 0 {
+	if rev := c.cfg.Member.Rev(); rev > 0 {
 		c.revs = append(c.revs, rev)
 		if len(c.revs) > c.retentions() {
 			c.revs = c.revs[1:]
@@ -188,11 +196,11 @@ func (c *compactor) checkPeriodic(ctx actor.Context) {
 }
 
 func (c *compactor) checkRevision(ctx actor.Context) {
-	if !c.cfg.IsLeader() || c.running != nil {
+	if !c.cfg.Member.IsLeader() || c.running != nil {
 		return
 	}
-	rev := c.cfg.Rev() - c.cfg.Revisions
-	if rev <= 0 || rev == c.prev || c.cfg.Rev() == 0 {
+	rev := c.cfg.Member.Rev() - c.cfg.Revisions
+	if rev <= 0 || rev == c.prev || c.cfg.Member.Rev() == 0 {
 		return
 	}
 	c.start(ctx, rev)
@@ -207,7 +215,7 @@ func (c *compactor) start(ctx actor.Context, rev int64) {
 	cctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	c.cancel, c.running = cancel, done
-	self, root, compact := ctx.Self(), ctx.ActorSystem().Root, c.cfg.Compact
+	self, root, compact := ctx.Self(), ctx.ActorSystem().Root, c.cfg.Member.Compact
 	go func() {
 		defer close(done)
 		err := compact(cctx, rev)

@@ -27,9 +27,11 @@ type fake struct {
 	revs []int64
 }
 
-func (f *fake) rev() int64 { return int64(time.Since(f.start)/time.Minute) + 1 }
+func (f *fake) Rev() int64 { return int64(time.Since(f.start)/time.Minute) + 1 }
 
-func (f *fake) compact(_ context.Context, rev int64) error {
+func (f *fake) IsLeader() bool { return f.leader.Load() }
+
+func (f *fake) Compact(_ context.Context, rev int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.revs = append(f.revs, rev)
@@ -54,7 +56,7 @@ func run(t *testing.T, cfg Config, steps func(f *fake)) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fake{start: time.Now()}
 		f.leader.Store(true)
-		cfg.Rev, cfg.IsLeader, cfg.Compact = f.rev, f.leader.Load, f.compact
+		cfg.Member = f
 		cfg.Logger = slog.New(slog.DiscardHandler)
 		sys := actor.NewActorSystem()
 		pid := sys.Root.Spawn(Props(cfg))

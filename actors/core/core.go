@@ -9,6 +9,16 @@
 // Every step that fails ends the start-up with a StartupError that names
 // the file and the fix.
 //
+// It publishes its raft, applier and lessor actors and its backend through
+// the member's raftclient.Client once started, and withdraws them (failing
+// the requests in flight) before it stops or restarts.
+//
+// In (from its children): InstallBackend (the applier, for a snapshot from
+// the leader: the core swaps the backend and answers BackendInstalled) and
+// MembersChanged (the applier: the core updates the member view, tells the
+// peers, and fails with ErrRemoved when the cluster removed this member).
+// Out: CoreStarted to the node, SetPeers to the peers.
+//
 // Any failure of a child escalates: the node restarts the core as a whole,
 // which stops the children, releases the files, and runs Started again:
 // an in-process recovery is the same code path as a process restart.
@@ -22,11 +32,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -35,10 +43,12 @@ import (
 	raftactor "github.com/troupedb/troupe/actors/raft"
 	"github.com/troupedb/troupe/actors/snapshotter"
 	walactor "github.com/troupedb/troupe/actors/wal"
+	"github.com/troupedb/troupe/actors/watchers"
 	"github.com/troupedb/troupe/failpoint"
 	"github.com/troupedb/troupe/internal/dispatch"
-	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/internal/memberview"
 	"github.com/troupedb/troupe/internal/metrics"
+	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/mvcc"
@@ -55,11 +65,21 @@ type Config struct {
 	ElectionTicks     int
 	WALSegmentBytes   int64
 	QuotaBytes        int64 // --quota-backend-bytes in effect, <= 0: none
-	// PeersPID is the peers supervisor raft messages for other members go to.
+	// PeersPID is the peers supervisor raft messages for other members go
+	// to, and SetPeers after a membership change; nil for a member with no
+	// peer transport (tests).
 	PeersPID *actor.PID
-	State    *memberstate.State
-	Logger   *slog.Logger
+	// Client is where the core publishes its actors and backend; its Waits
+	// are answered by the raft actor and the applier.
+	Client *raftclient.Client
+	// Hub is the watch hub (beside the core) the applier sends events to.
+	Hub    *watchers.Link
+	Logger *slog.Logger
 }
+
+// ErrRemoved stops a member that the cluster removed: it may not come
+// back with the same id, as in etcd.
+var ErrRemoved = errors.New("the member has been permanently removed from the cluster")
 
 // StartupError is a start-up step that failed: restarting will not help.
 // The node stops the process with it.
@@ -90,7 +110,6 @@ func Props(cfg Config) *actor.Props {
 // resources outlive one incarnation of the core: a new incarnation closes
 // what the previous one left open before it opens the files again.
 type resources struct {
-	mu          sync.Mutex // store is swapped by the applier on a snapshot install
 	store       *mvcc.Store
 	dispatchers []*dispatch.Pinned
 }
@@ -111,8 +130,6 @@ func (r *resources) close(log *slog.Logger) {
 		d.Stop()
 	}
 	r.dispatchers = nil
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.store != nil {
 		if err := r.store.Close(); err != nil {
 			log.Error("close backend", "err", err)
@@ -125,6 +142,10 @@ type core struct {
 	cfg Config
 	res *resources
 	log *slog.Logger
+	// snap is this incarnation's snapshot dir, published is what it
+	// published through the client.
+	snap      *snap.Snapshotter
+	published *raftclient.Core
 	// changes collects each Apply batch's events for the watch hub; every
 	// store this incarnation opens feeds it.
 	changes *applier.Changes
@@ -136,16 +157,20 @@ func (c *core) Receive(ctx actor.Context) {
 	case *actor.Started:
 		c.handleStarted(ctx)
 	case *actor.Restarting, *actor.Stopping:
-		c.cfg.State.SetCore(nil, nil)
+		c.cfg.Client.SetCore(nil)
 		// Requests in flight may be lost with the mailboxes; tell their
 		// callers now (the outcome is unknown, as after etcd's timeouts)
 		// rather than let them wait for the request timeout.
-		if n := c.cfg.State.Waits.TriggerAll(rpctypes.ErrGRPCStopped); n > 0 {
+		if n := c.cfg.Client.Waits().FailAll(raftclient.ErrStopped); n > 0 {
 			c.logger().Warn("failed requests in flight", "count", n)
 		}
 	case *actor.Stopped:
 		c.res.close(c.logger())
 	case *actor.Terminated:
+	case *messages.InstallBackend:
+		c.handleInstallBackend(ctx, msg)
+	case *messages.MembersChanged:
+		c.handleMembersChanged(ctx, msg)
 	default:
 		c.logger().Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
 	}
@@ -153,10 +178,12 @@ func (c *core) Receive(ctx actor.Context) {
 
 func (c *core) logger() *slog.Logger {
 	if c.log == nil {
-		c.log = c.cfg.Logger.With("actor", "core", "member", c.cfg.State.MemberID)
+		c.log = c.cfg.Logger.With("actor", "core", "member", c.view().MemberID)
 	}
 	return c.log
 }
+
+func (c *core) view() *memberview.View { return c.cfg.Client.View() }
 
 func (c *core) handleStarted(ctx actor.Context) {
 	log := c.logger()
@@ -190,14 +217,13 @@ func (c *core) startup(ctx actor.Context) error {
 	if err != nil {
 		return &StartupError{"open snapshot dir", err}
 	}
+	c.snap = ss
 	c.changes = &applier.Changes{}
 	store, err := mvcc.Open(DBPath(dd), c.storeOptions())
 	if err != nil {
 		return &StartupError{"open backend", err}
 	}
-	c.res.mu.Lock()
 	c.res.store = store
-	c.res.mu.Unlock()
 	rec, err := c.replayWAL(snapshotsNewestFirst(SnapDir(dd), c.logger()))
 	if err != nil {
 		return err
@@ -206,7 +232,7 @@ func (c *core) startup(ctx actor.Context) error {
 	if sn != nil && store.ConsistentIndex() < sn.GetMetadata().GetIndex() {
 		// A snapshot from the leader became durable but the crash came
 		// before its database replaced the backend: finish the install.
-		if st, err := c.installSnapshotDB(ss, sn.GetMetadata().GetIndex(), nil); err == nil {
+		if st, err := c.installSnapshotDB(sn.GetMetadata().GetIndex()); err == nil {
 			store = st
 			c.logger().Warn("finished installing a snapshot database after a restart", "index", sn.GetMetadata().GetIndex())
 		}
@@ -244,10 +270,11 @@ func (c *core) startup(ctx actor.Context) error {
 		return &StartupError{"load members", fmt.Errorf("%s: %w", DBPath(dd), err)}
 	}
 	cl := membership.NewCluster(members, removed)
-	c.cfg.State.SetCluster(cl)
-	c.cfg.State.Applied.Reset(store.ConsistentIndex())
-	c.spawnChildren(ctx, ss, ms, store, cl, rec)
-	c.cfg.State.SetCore(raftPID(ctx), store)
+	c.view().SetCluster(cl)
+	c.cfg.Client.Waits().Applied.Reset(store.ConsistentIndex())
+	c.published = c.spawnChildren(ctx, ms, store, cl, rec)
+	c.published.Store = store
+	c.cfg.Client.SetCore(c.published)
 	return nil
 }
 
@@ -258,16 +285,13 @@ func (c *core) storeOptions() mvcc.Options {
 
 // installSnapshotDB replaces the backend with the snapshot database for
 // index from the snapshot dir: close the backend, rename the file over it,
-// open it. Clients see the core as down meanwhile. raft, when not nil, is
-// the raft actor to publish again with the new backend.
-func (c *core) installSnapshotDB(ss *snap.Snapshotter, index uint64, raft *actor.PID) (*mvcc.Store, error) {
-	path, err := ss.DBFilePath(index)
+// open it. Clients see the core as down meanwhile.
+func (c *core) installSnapshotDB(index uint64) (*mvcc.Store, error) {
+	path, err := c.snap.DBFilePath(index)
 	if err != nil {
-		return nil, fmt.Errorf("find snapshot database %d in %s: %w", index, ss.Dir(), err)
+		return nil, fmt.Errorf("find snapshot database %d in %s: %w", index, c.snap.Dir(), err)
 	}
-	c.res.mu.Lock()
-	defer c.res.mu.Unlock()
-	c.cfg.State.SetCore(nil, nil)
+	c.cfg.Client.SetCore(nil)
 	if c.res.store != nil {
 		if err := c.res.store.Close(); err != nil {
 			return nil, fmt.Errorf("close backend for snapshot install: %w", err)
@@ -290,47 +314,50 @@ func (c *core) installSnapshotDB(ss *snap.Snapshotter, index uint64, raft *actor
 		return nil, err
 	}
 	c.res.store = st
-	if raft != nil {
-		c.cfg.State.SetCore(raft, st)
-	}
 	return st, nil
 }
 
-// membersChanged returns what the applier calls after a membership
-// change: publish it to the peers and to the member's own state, and stop
-// the member for good if it was removed.
-func (c *core) membersChanged(ctx actor.Context) func([]membership.Member) {
-	root, peers, st := ctx.ActorSystem().Root, c.cfg.PeersPID, c.cfg.State
-	return func(members []membership.Member) {
-		self := false
-		for _, m := range members {
-			if m.ID == st.MemberID {
-				self = true
-				st.SetLearner(m.IsLearner)
-			}
-		}
-		if cl := st.Cluster(); cl != nil && cl.Removed(st.MemberID) && !self {
-			panic(memberstate.ErrRemoved)
-		}
-		if peers != nil {
-			// The applier published members through st's cluster already.
-			root.Send(peers, &messages.SetPeers{Peers: st.PeerURLs()})
-		}
+// handleInstallBackend installs the snapshot database the applier asks
+// for, publishes the new backend and membership, and answers the applier,
+// which waits for it.
+func (c *core) handleInstallBackend(ctx actor.Context, msg *messages.InstallBackend) {
+	st, err := c.installSnapshotDB(msg.Index)
+	if err != nil {
+		ctx.Respond(&messages.BackendInstalled{Err: err})
+		return
 	}
+	members, removed, err := st.LoadMembers()
+	if err != nil {
+		ctx.Respond(&messages.BackendInstalled{Err: fmt.Errorf("load members of %s: %w", st.Path(), err)})
+		return
+	}
+	cl := membership.NewCluster(members, removed)
+	c.view().SetCluster(cl)
+	pub := *c.published
+	pub.Store = st
+	c.published = &pub
+	c.cfg.Client.SetCore(c.published)
+	ctx.Respond(&messages.BackendInstalled{Store: st, Cluster: cl})
 }
 
-// sendPeer returns the raft actor's way to other members: a message to the
-// peers supervisor, which never blocks the sender.
-func (c *core) sendPeer(ctx actor.Context) func(*raftpb.Message) {
-	if c.cfg.PeersPID == nil {
-		return nil
+// handleMembersChanged publishes a membership change to the member view
+// and the peers, and stops the member for good if it was removed.
+func (c *core) handleMembersChanged(ctx actor.Context, msg *messages.MembersChanged) {
+	v := c.view()
+	self := false
+	for _, m := range msg.Members {
+		if m.ID == v.MemberID {
+			self = true
+			v.SetLearner(m.IsLearner)
+		}
 	}
-	root, pid := ctx.ActorSystem().Root, c.cfg.PeersPID
-	return func(m *raftpb.Message) { root.Send(pid, &messages.SendRaft{Msg: m}) }
-}
-
-func raftPID(ctx actor.Context) *actor.PID {
-	return actor.NewPID(ctx.Self().Address, ctx.Self().Id+"/raft")
+	if v.Removed(v.MemberID) && !self {
+		panic(ErrRemoved)
+	}
+	if c.cfg.PeersPID != nil {
+		// The applier published the members through the view's cluster.
+		ctx.Send(c.cfg.PeersPID, &messages.SetPeers{Peers: v.PeerURLs()})
+	}
 }
 
 // snapshotsNewestFirst reads the snapshot files of dir, newest first;
@@ -358,8 +385,8 @@ func (c *core) replayWAL(snaps []*raftpb.Snapshot) (*recovered, error) {
 	dir := WALDir(c.cfg.DataDir)
 	opts := wal.Options{SegmentSizeBytes: c.cfg.WALSegmentBytes, Logger: c.cfg.Logger}
 	meta := make([]byte, 16)
-	binary.BigEndian.PutUint64(meta, c.cfg.State.MemberID)
-	binary.BigEndian.PutUint64(meta[8:], c.cfg.State.ClusterID)
+	binary.BigEndian.PutUint64(meta, c.view().MemberID)
+	binary.BigEndian.PutUint64(meta[8:], c.view().ClusterID)
 	if !wal.Exist(dir) {
 		if len(snaps) > 0 {
 			return nil, &StartupError{"open wal", fmt.Errorf("%s has snapshots but %s has no WAL (fix: restore the data dir, or remove it and re-add the member)", SnapDir(c.cfg.DataDir), dir)}
@@ -407,23 +434,27 @@ func (c *core) checkMetadata(dir string, got []byte) error {
 		return nil
 	}
 	mid, cid := binary.BigEndian.Uint64(got), binary.BigEndian.Uint64(got[8:])
-	if mid != c.cfg.State.MemberID || cid != c.cfg.State.ClusterID {
+	if mid != c.view().MemberID || cid != c.view().ClusterID {
 		return &StartupError{"check wal", fmt.Errorf(
 			"%s belongs to member %x of cluster %x, but the flags make member %x of cluster %x (fix: start with the flags the data dir was made with, or use another --data-dir)",
-			dir, mid, cid, c.cfg.State.MemberID, c.cfg.State.ClusterID)}
+			dir, mid, cid, c.view().MemberID, c.view().ClusterID)}
 	}
 	return nil
 }
 
-func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.MemoryStorage, store *mvcc.Store, cl *membership.Cluster, rec *recovered) {
-	st, log := c.cfg.State, c.cfg.Logger
-	raftPID := raftPID(ctx)
+// spawnChildren spawns the core's actors in start-up order and returns
+// what the core publishes of them (the backend is added by the caller).
+func (c *core) spawnChildren(ctx actor.Context, ms *raft.MemoryStorage, store *mvcc.Store, cl *membership.Cluster, rec *recovered) *raftclient.Core {
+	id, log := c.view().MemberID, c.cfg.Logger
+	// The raft actor is spawned last but the others answer it: its PID is
+	// fixed by its name under this core.
+	raftPID := actor.NewPID(ctx.Self().Address, ctx.Self().Id+"/raft")
 	walPID, err := ctx.SpawnNamed(walactor.Props(walactor.Config{
-		Dir: WALDir(c.cfg.DataDir), WAL: rec.wal, Snap: ss, Raft: raftPID, Logger: log,
+		Dir: WALDir(c.cfg.DataDir), WAL: rec.wal, Snap: c.snap, Raft: raftPID, Logger: log,
 	}, c.res.pinned(), metrics.Mailbox("wal")), "wal")
 	must(err)
 	snapPID, err := ctx.SpawnNamed(snapshotter.Props(snapshotter.Config{
-		Snap: ss, Storage: ms, WAL: walPID, MemberID: st.MemberID, Logger: log,
+		Snap: c.snap, Storage: ms, WAL: walPID, MemberID: id, Logger: log,
 	}).Configure(metrics.Mailbox("snapshotter")), "snapshotter")
 	must(err)
 	var snapIndex uint64
@@ -431,28 +462,13 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 		snapIndex = rec.snapshot.GetMetadata().GetIndex()
 	}
 	applierPID, err := ctx.SpawnNamed(applier.Props(applier.Config{
-		Store: store, State: st, Snapshotter: snapPID, SnapshotCount: c.cfg.SnapshotCount,
+		Store: store, Client: c.cfg.Client, Hub: c.cfg.Hub, Snapshotter: snapPID, SnapshotCount: c.cfg.SnapshotCount,
 		SnapshotIndex: snapIndex, Logger: log, QuotaBytes: c.cfg.QuotaBytes,
-		InstallSnapshot: func(index uint64) (*mvcc.Store, *membership.Cluster, error) {
-			st, err := c.installSnapshotDB(ss, index, raftPID)
-			if err != nil {
-				return nil, nil, err
-			}
-			members, removed, err := st.LoadMembers()
-			if err != nil {
-				return nil, nil, err
-			}
-			cl := membership.NewCluster(members, removed)
-			c.cfg.State.SetCluster(cl)
-			return st, cl, nil
-		},
-		Cluster:        cl,
-		MembersChanged: c.membersChanged(ctx),
-		Changes:        c.changes,
+		Cluster: cl, Changes: c.changes,
 	}, c.res.pinned(), metrics.Mailbox("applier")), "applier")
 	must(err)
 	lessorPID, err := ctx.SpawnNamed(lessor.Props(lessor.Config{
-		State: st, Raft: raftPID, Logger: log,
+		Client: c.cfg.Client, Raft: raftPID, Logger: log,
 		Extension: time.Duration(c.cfg.ElectionTicks) * c.cfg.HeartbeatInterval,
 	}).Configure(metrics.Mailbox("lessor")), "lessor")
 	must(err)
@@ -460,13 +476,17 @@ func (c *core) spawnChildren(ctx actor.Context, ss *snap.Snapshotter, ms *raft.M
 	if rec.fresh {
 		peers = c.cfg.Peers
 	}
-	_, err = ctx.SpawnNamed(raftactor.Props(raftactor.Config{
-		ID: st.MemberID, Storage: ms, Bootstrap: peers,
+	pid, err := ctx.SpawnNamed(raftactor.Props(raftactor.Config{
+		ID: id, Storage: ms, Bootstrap: peers,
 		ElectionTick: c.cfg.ElectionTicks, HeartbeatTick: 1, TickInterval: c.cfg.HeartbeatInterval,
-		WAL: walPID, Applier: applierPID, Lessor: lessorPID, State: st, Logger: log,
-		SendPeer: c.sendPeer(ctx),
+		WAL: walPID, Applier: applierPID, Lessor: lessorPID, Peers: c.cfg.PeersPID,
+		Waits: c.cfg.Client.Waits(), View: c.view(), Logger: log,
 	}, c.res.pinned(), metrics.Mailbox("raft")), "raft")
 	must(err)
+	if !pid.Equal(raftPID) {
+		panic(fmt.Sprintf("core: raft actor spawned as %s, want %s", pid, raftPID))
+	}
+	return &raftclient.Core{Raft: raftPID, Applier: applierPID, Lessor: lessorPID}
 }
 
 // must panics on a spawn error: names are fixed and the previous

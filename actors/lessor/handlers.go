@@ -18,9 +18,9 @@ import (
 // in between.
 func (l *lessor) handleLeaderChanged(leader, term uint64) {
 	switch {
-	case leader == l.cfg.State.MemberID && (!l.leading || term != l.term):
+	case leader == l.cfg.Client.View().MemberID && (!l.leading || term != l.term):
 		l.promote(term)
-	case leader != l.cfg.State.MemberID:
+	case leader != l.cfg.Client.View().MemberID:
 		if l.leading {
 			l.log.Info("lessor demoted", "leader", leader, "term", term)
 		}
@@ -31,7 +31,7 @@ func (l *lessor) handleLeaderChanged(leader, term uint64) {
 // promote gives every lease its expiry from its record (see the package
 // doc). Without a backend (core starting) the next check promotes.
 func (l *lessor) promote(term uint64) {
-	st := l.cfg.State.Store()
+	st := l.cfg.Client.Store()
 	l.term = term
 	if st == nil {
 		l.promotePending = true
@@ -69,7 +69,7 @@ func (l *lessor) handleCheckDue(ctx actor.Context) {
 	if l.promotePending {
 		l.promote(l.term)
 	}
-	st := l.cfg.State.Store()
+	st := l.cfg.Client.Store()
 	if !l.leading || st == nil {
 		return
 	}
@@ -149,7 +149,7 @@ func (l *lessor) checkpoint(ctx actor.Context, now time.Time) {
 // lookup returns the leader's state of lease id, adding a lease the store
 // gained since the last check; nil when the store has no such lease.
 func (l *lessor) lookup(id int64, now time.Time) *leaseState {
-	st := l.cfg.State.Store()
+	st := l.cfg.Client.Store()
 	if st == nil {
 		return nil
 	}
@@ -202,7 +202,7 @@ func (l *lessor) handleGetTTL(msg *messages.GetLeaseTTL) *messages.LeaseTTL {
 
 // handleGetLeases lists the leases soonest expiry first (ties by id).
 func (l *lessor) handleGetLeases() *messages.Leases {
-	st := l.cfg.State.Store()
+	st := l.cfg.Client.Store()
 	if !l.leading || st == nil {
 		return &messages.Leases{Err: rpctypes.ErrGRPCNotLeader}
 	}

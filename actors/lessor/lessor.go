@@ -41,7 +41,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
 )
 
@@ -69,7 +69,9 @@ const (
 
 // Config of the lessor.
 type Config struct {
-	State *memberstate.State
+	// Client gives the running backend (leases live there) and request
+	// ids for proposals.
+	Client *raftclient.Client
 	// Raft is where proposals go.
 	Raft *actor.PID
 	// Extension is added to every expiry on promotion; etcd uses the
@@ -136,7 +138,7 @@ type leaseState struct {
 func (l *lessor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-		l.log = l.cfg.Logger.With("actor", "lessor", "member", l.cfg.State.MemberID)
+		l.log = l.cfg.Logger.With("actor", "lessor", "member", l.cfg.Client.View().MemberID)
 		l.leases = map[int64]*leaseState{}
 		l.schedule(ctx)
 	case *actor.Stopping, *actor.Restarting:
@@ -172,7 +174,7 @@ func (l *lessor) stopTimer() {
 // propose sends req to raft without waiting: a lost revoke is retried
 // after RetryInterval, a lost checkpoint only costs precision.
 func (l *lessor) propose(ctx actor.Context, req *pb.InternalRaftRequest) {
-	req.Header = &pb.RequestHeader{ID: l.cfg.State.NextID()}
+	req.Header = &pb.RequestHeader{ID: l.cfg.Client.NextID()}
 	data, err := proto.Marshal(req)
 	if err != nil {
 		panic(fmt.Sprintf("lessor: marshal %T: %v", req, err)) // only valid messages are built here

@@ -13,18 +13,14 @@ import (
 // header, as etcd 3.4's. Disarming "all" (member 0, type NONE) is done by
 // clients (clientv3 lists the alarms and disarms each).
 func (m *Maintenance) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
-	resp, err := m.KV.propose(ctx, &pb.InternalRaftRequest{Alarm: r})
-	if err != nil {
-		return nil, err
-	}
-	return resp.(*pb.AlarmResponse), nil
+	return proposeAs[*pb.AlarmResponse](ctx, m.KV, &pb.InternalRaftRequest{Alarm: r})
 }
 
 // checkAlarms refuses, before it reaches raft, a request the applier
 // would refuse anyway while an alarm is active (see alarm.Check): the
 // client gets the same error without a raft round.
 func (s *KV) checkAlarms(r *pb.InternalRaftRequest) error {
-	return alarm.Check(s.cfg.State.Alarms(), r)
+	return alarm.Check(s.cfg.Raft.View().Alarms(), r)
 }
 
 // raiseNoSpace proposes this member's NOSPACE alarm, as etcd's quota
@@ -32,7 +28,7 @@ func (s *KV) checkAlarms(r *pb.InternalRaftRequest) error {
 // (bounded by ctx and the request timeout). Once it is active nothing is
 // proposed again: the alarm is already everyone's.
 func (s *KV) raiseNoSpace(ctx context.Context) {
-	st := s.cfg.State
+	st := s.cfg.Raft.View()
 	for _, a := range st.Alarms().Get(pb.AlarmType_NOSPACE) {
 		if a.MemberID == st.MemberID {
 			return

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/internal/memberview"
 	"github.com/troupedb/troupe/persistence/membership"
 )
 
@@ -79,10 +79,10 @@ var (
 
 // Cluster serves etcd's Cluster service. With a Backend it serves every
 // method as etcd 3.4; without one (a member started before peers were
-// wired) it lists State's members and refuses changes.
+// wired) it lists View's members and refuses changes.
 type Cluster struct {
 	pb.UnimplementedClusterServer
-	State   *memberstate.State
+	View    *memberview.View
 	Backend ClusterBackend
 	// RequestTimeout bounds a MemberPromote forwarded to the leader; 0
 	// means defaultForwardTimeout.
@@ -125,7 +125,7 @@ func (c *Cluster) MemberList(ctx context.Context, _ *pb.MemberListRequest) (*pb.
 }
 
 func (c *Cluster) stateMemberList() *pb.MemberListResponse {
-	st := c.State
+	st := c.View
 	resp := &pb.MemberListResponse{
 		Header: &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.MemberID, RaftTerm: st.Term()},
 	}

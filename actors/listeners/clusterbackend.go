@@ -6,26 +6,24 @@ import (
 	"slices"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/membershippb"
 	"go.etcd.io/raft/v3/raftpb"
 
-	"github.com/troupedb/troupe/internal/memberstate"
-	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/internal/memberview"
+	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/persistence/membership"
 )
 
 // memberBackend is the Cluster service's view of this member: membership
-// from memberstate, conf changes proposed to the raft actor and awaited
-// through the wait registry, like KV requests.
+// from the member view, conf changes proposed through the raft client.
 type memberBackend struct {
-	kv *KV
+	raft *raftclient.Client
 }
 
 var _ ClusterBackend = memberBackend{}
 
-func (b memberBackend) st() *memberstate.State { return b.kv.cfg.State }
+func (b memberBackend) st() *memberview.View { return b.raft.View() }
 
 func (b memberBackend) Members() *membership.Cluster {
 	if c := b.st().Cluster(); c != nil {
@@ -38,7 +36,7 @@ func (b memberBackend) ClusterID() uint64 { return b.st().ClusterID }
 func (b memberBackend) MemberID() uint64  { return b.st().MemberID }
 func (b memberBackend) Term() uint64      { return b.st().Term() }
 func (b memberBackend) IsLearner() bool   { return b.st().IsLearner() }
-func (b memberBackend) IsLeader() bool    { return b.st().Leader() == b.st().MemberID }
+func (b memberBackend) IsLeader() bool    { return b.st().IsLeader() }
 
 func (b memberBackend) PeerActiveSince(id uint64) time.Time { return b.st().PeerActiveSince(id) }
 
@@ -62,39 +60,22 @@ func (b memberBackend) LeaderClientURLs() []string {
 }
 
 func (b memberBackend) ProposeConfChange(ctx context.Context, cc *raftpb.ConfChange) ([]membership.Member, error) {
-	st := b.st()
-	raftPID := st.Raft()
-	if raftPID == nil {
-		return nil, errCoreDown
-	}
-	id := st.NextID()
-	cc.Id = &id
-	ch := st.Waits.Register(id)
-	b.kv.cfg.Root.Send(raftPID, &messages.ProposeConfChange{CC: cc})
-	res, err := b.kv.await(ctx, id, ch)
-	if err != nil {
-		return nil, err
-	}
-	out := res.(memberstate.Result)
-	if out.Err != nil {
-		return nil, out.Err
-	}
-	return out.Resp.([]membership.Member), nil
+	return b.raft.ProposeConfChange(ctx, cc)
 }
 
 // publishAttributes makes this member's name and client URLs part of the
 // membership through raft, as etcd's publish does at start: other members
 // list them, and a member counts as started once it has a name. It retries
 // until the applied membership shows them or stop is closed.
-func publishAttributes(root *actor.RootContext, kv *KV, name string, clientURLs []string, stop <-chan struct{}) error {
-	st := kv.cfg.State
+func publishAttributes(kv *KV, name string, clientURLs []string, stop <-chan struct{}) error {
+	st := kv.cfg.Raft.View()
 	for {
 		if c := st.Cluster(); c != nil {
 			if m, ok := c.Member(st.MemberID); ok && m.Name == name && slices.Equal(m.ClientURLs, clientURLs) {
 				return nil
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), kv.cfg.RequestTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), kv.cfg.Raft.RequestTimeout())
 		go func() {
 			select {
 			case <-stop:

@@ -2,20 +2,15 @@ package listeners
 
 import (
 	"context"
-	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
-	"github.com/troupedb/troupe/messages"
 )
 
 // Hash hashes this member's whole backend as etcd 3.4 does (every bucket
 // but the consistent index); compare members with HashKV instead, which
 // does not count membership or lease records written at different times.
 func (m *Maintenance) Hash(ctx context.Context, _ *pb.HashRequest) (*pb.HashResponse, error) {
-	store := m.State.Store()
+	store := m.KV.cfg.Raft.Store()
 	if store == nil {
 		return nil, errCoreDown
 	}
@@ -23,7 +18,7 @@ func (m *Maintenance) Hash(ctx context.Context, _ *pb.HashRequest) (*pb.HashResp
 	if err != nil {
 		return nil, err
 	}
-	st := m.State
+	st := m.KV.cfg.Raft.View()
 	return &pb.HashResponse{
 		Header: &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.MemberID, RaftTerm: st.Term(), Revision: rev},
 		Hash:   h,
@@ -36,18 +31,12 @@ func (m *Maintenance) Hash(ctx context.Context, _ *pb.HashRequest) (*pb.HashResp
 // compaction, the deletes free their pages before the copy and the file
 // shrinks at once (what frees space under a NOSPACE alarm).
 func (m *Maintenance) Defragment(ctx context.Context, _ *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
-	store := m.State.Store()
+	store := m.KV.cfg.Raft.Store()
 	if store == nil {
 		return nil, errCoreDown
 	}
-	if pid := m.State.Applier(); pid != nil && m.Root != nil {
-		res, err := m.Root.RequestFuture(pid, &messages.CommitBackend{}, 10*time.Second).Result()
-		if err != nil {
-			return nil, errCoreDown
-		}
-		if c, ok := res.(*messages.BackendCommitted); ok && c.Err != nil {
-			return nil, status.Errorf(codes.Internal, "commit backend before defrag: %v", c.Err)
-		}
+	if err := m.KV.cfg.Raft.CommitBackend(ctx); err != nil {
+		return nil, err
 	}
 	if err := store.Defrag(); err != nil {
 		return nil, err

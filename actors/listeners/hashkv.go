@@ -9,7 +9,7 @@ import (
 // HashKV hashes the key history up to req.Revision (0: current) as etcd
 // does; members that applied the same history answer the same hash.
 func (m *Maintenance) HashKV(ctx context.Context, req *pb.HashKVRequest) (*pb.HashKVResponse, error) {
-	store := m.State.Store()
+	store := m.KV.cfg.Raft.Store()
 	if store == nil {
 		return nil, errCoreDown
 	}
@@ -17,7 +17,7 @@ func (m *Maintenance) HashKV(ctx context.Context, req *pb.HashKVRequest) (*pb.Ha
 	if err != nil {
 		return nil, err
 	}
-	st := m.State
+	st := m.KV.cfg.Raft.View()
 	return &pb.HashKVResponse{
 		Header:          &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.MemberID, RaftTerm: st.Term(), Revision: rev},
 		Hash:            h,

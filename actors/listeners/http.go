@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/internal/memberview"
 	"github.com/troupedb/troupe/internal/metrics"
 )
 
@@ -38,7 +38,7 @@ type versions struct {
 // newClientHTTPHandler serves etcd 3.4's HTTP endpoints of a client URL:
 // /health, /version, /metrics, and /readyz and /livez as etcd 3.5 serves
 // them (3.4 has neither).
-func newClientHTTPHandler(state *memberstate.State, kv *KV) http.Handler {
+func newClientHTTPHandler(state *memberview.View, kv *KV) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/health", healthHandler(state, kv))
 	mux.Handle("/version", getOnly(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -46,7 +46,7 @@ func newClientHTTPHandler(state *memberstate.State, kv *KV) http.Handler {
 		b, _ := json.Marshal(versions{Server: ServerVersion, Cluster: clusterVersion})
 		_, _ = w.Write(b)
 	})))
-	mux.Handle("/metrics", metrics.Handler(state))
+	mux.Handle("/metrics", metrics.Handler(kv.cfg.Raft))
 	mux.Handle("/readyz", probeHandler(state, kv, "readyz"))
 	mux.Handle("/livez", probeHandler(state, kv, "livez"))
 	return cors(mux)
@@ -54,10 +54,10 @@ func newClientHTTPHandler(state *memberstate.State, kv *KV) http.Handler {
 
 // newMetricsHTTPHandler serves a --listen-metrics-urls address: /metrics
 // and /health, as etcd does there.
-func newMetricsHTTPHandler(state *memberstate.State, kv *KV) http.Handler {
+func newMetricsHTTPHandler(state *memberview.View, kv *KV) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/health", healthHandler(state, kv))
-	mux.Handle("/metrics", metrics.Handler(state))
+	mux.Handle("/metrics", metrics.Handler(kv.cfg.Raft))
 	return mux
 }
 
@@ -84,7 +84,7 @@ func getOnly(h http.Handler) http.Handler {
 
 // healthy is etcd 3.4's health check: no alarm is active, a leader is
 // known and a linearizable read (through raft) succeeds within a second.
-func healthy(ctx context.Context, state *memberstate.State, kv *KV) bool {
+func healthy(ctx context.Context, state *memberview.View, kv *KV) bool {
 	if state.Alarms().Len() > 0 || state.Leader() == 0 {
 		return false
 	}
@@ -96,7 +96,7 @@ func healthy(ctx context.Context, state *memberstate.State, kv *KV) bool {
 // healthHandler answers {"health":"true"} with 200, or {"health":"false"}
 // with 503, byte for byte as etcd 3.4 (which sends the failure with
 // http.Error: a newline after it, and no reason; 3.5 added "reason").
-func healthHandler(state *memberstate.State, kv *KV) http.Handler {
+func healthHandler(state *memberview.View, kv *KV) http.Handler {
 	return getOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !healthy(r.Context(), state, kv) {
 			http.Error(w, `{"health":"false"}`, http.StatusServiceUnavailable)
@@ -110,7 +110,7 @@ func healthHandler(state *memberstate.State, kv *KV) http.Handler {
 
 // probeHandler answers as etcd 3.5's /readyz and /livez: "ok" with 200, or
 // "<name> check failed" with 503.
-func probeHandler(state *memberstate.State, kv *KV, name string) http.Handler {
+func probeHandler(state *memberview.View, kv *KV, name string) http.Handler {
 	return getOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -8,14 +8,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/internal/memberview"
 )
 
 // requireLeader fails a request at once with ErrGRPCNoLeader when the
 // client asked for a leader (clientv3.WithRequireLeader sets the
 // "hasleader" metadata) and this member knows none, as etcd does, so the
 // client can try another member instead of waiting.
-func requireLeader(st *memberstate.State, ctx context.Context) error {
+func requireLeader(st *memberview.View, ctx context.Context) error {
 	if st.Leader() != 0 {
 		return nil // the common case, without looking at the metadata
 	}
@@ -40,7 +40,7 @@ func learnerAllows(req any) bool {
 	}
 }
 
-func unaryGate(st *memberstate.State) grpc.UnaryServerInterceptor {
+func unaryGate(st *memberview.View) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if st.IsLearner() && !learnerAllows(req) {
 			return nil, rpctypes.ErrGRPCNotSupportedForLearner
@@ -52,7 +52,7 @@ func unaryGate(st *memberstate.State) grpc.UnaryServerInterceptor {
 	}
 }
 
-func streamGate(st *memberstate.State) grpc.StreamServerInterceptor {
+func streamGate(st *memberview.View) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if st.IsLearner() {
 			return rpctypes.ErrGRPCNotSupportedForLearner

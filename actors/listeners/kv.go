@@ -2,33 +2,23 @@ package listeners
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
-	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/troupedb/troupe/failpoint"
-	"github.com/troupedb/troupe/internal/memberstate"
-	"github.com/troupedb/troupe/internal/metrics"
-	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/internal/memberview"
+	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
 
 // KVConfig configures the KV service.
 type KVConfig struct {
-	State           *memberstate.State
-	Root            *actor.RootContext
+	// Raft proposes and reads through the member's raft actor (its
+	// RequestTimeout bounds every wait) and gives the running backend.
+	Raft            *raftclient.Client
 	MaxRequestBytes int
 	MaxTxnOps       int
-	// RequestTimeout bounds how long a request waits for raft; etcd uses
-	// 5 s plus two election timeouts.
-	RequestTimeout time.Duration
 	// QuotaBytes is --quota-backend-bytes in effect; <= 0 means no quota.
 	QuotaBytes int64
 }
@@ -47,7 +37,7 @@ type KV struct {
 // NewKV returns the KV service. The actor API serves the same value.
 func NewKV(cfg KVConfig) *KV { return &KV{cfg: cfg} }
 
-var errCoreDown = status.Error(codes.Unavailable, "etcdserver: server stopped")
+var errCoreDown = raftclient.ErrStopped
 
 // Range reads keys; see etcd's RangeRequest for every field.
 func (s *KV) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse, error) {
@@ -60,7 +50,7 @@ func (s *KV) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse
 			return nil, err
 		}
 	}
-	st := s.cfg.State.Store()
+	st := s.cfg.Raft.Store()
 	if st == nil {
 		return nil, errCoreDown
 	}
@@ -80,11 +70,10 @@ func (s *KV) Put(ctx context.Context, req *pb.PutRequest) (*pb.PutResponse, erro
 	if err := s.checkQuota(ctx, costPut(req)); err != nil {
 		return nil, err
 	}
-	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Put: req})
+	r, err := proposeAs[*pb.PutResponse](ctx, s, &pb.InternalRaftRequest{Put: req})
 	if err != nil {
 		return nil, err
 	}
-	r := resp.(*pb.PutResponse)
 	s.fill(r.Header)
 	return r, nil
 }
@@ -94,11 +83,10 @@ func (s *KV) DeleteRange(ctx context.Context, req *pb.DeleteRangeRequest) (*pb.D
 	if err := mvcc.ValidateDeleteRange(req); err != nil {
 		return nil, err
 	}
-	resp, err := s.propose(ctx, &pb.InternalRaftRequest{DeleteRange: req})
+	r, err := proposeAs[*pb.DeleteRangeResponse](ctx, s, &pb.InternalRaftRequest{DeleteRange: req})
 	if err != nil {
 		return nil, err
 	}
-	r := resp.(*pb.DeleteRangeResponse)
 	s.fill(r.Header)
 	return r, nil
 }
@@ -114,11 +102,10 @@ func (s *KV) Txn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, erro
 	if err := s.checkQuota(ctx, costTxn(req)); err != nil {
 		return nil, err
 	}
-	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Txn: req})
+	r, err := proposeAs[*pb.TxnResponse](ctx, s, &pb.InternalRaftRequest{Txn: req})
 	if err != nil {
 		return nil, err
 	}
-	r := resp.(*pb.TxnResponse)
 	s.fill(r.Header)
 	return r, nil
 }
@@ -132,7 +119,7 @@ func (s *KV) readTxn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, 
 			return nil, err
 		}
 	}
-	st := s.cfg.State.Store()
+	st := s.cfg.Raft.Store()
 	if st == nil {
 		return nil, errCoreDown
 	}
@@ -159,114 +146,49 @@ func txnSerializable(req *pb.TxnRequest) bool {
 
 // Compact compacts the history up to a revision.
 func (s *KV) Compact(ctx context.Context, req *pb.CompactionRequest) (*pb.CompactionResponse, error) {
-	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Compaction: req})
+	r, err := proposeAs[*pb.CompactionResponse](ctx, s, &pb.InternalRaftRequest{Compaction: req})
 	if err != nil {
 		return nil, err
 	}
-	r := resp.(*pb.CompactionResponse)
 	s.fill(r.Header)
 	return r, nil
 }
 
-// propose replicates r through raft and waits for the applier's result.
+// propose replicates r through raft and waits for the applier's result,
+// unless an active alarm refuses it first.
 func (s *KV) propose(ctx context.Context, r *pb.InternalRaftRequest) (any, error) {
 	if err := s.checkAlarms(r); err != nil {
 		return nil, err
 	}
-	st := s.cfg.State
-	id := st.NextID()
-	r.Header = &pb.RequestHeader{ID: id}
-	data, err := proto.Marshal(r)
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+	return s.cfg.Raft.Propose(ctx, r)
+}
+
+// proposeAs is propose for a request whose response type is known.
+func proposeAs[T any](ctx context.Context, s *KV, r *pb.InternalRaftRequest) (T, error) {
+	if err := s.checkAlarms(r); err != nil {
+		var zero T
+		return zero, err
 	}
-	if len(data) > s.cfg.MaxRequestBytes {
-		return nil, rpctypes.ErrGRPCRequestTooLarge
-	}
-	raftPID := st.Raft()
-	if raftPID == nil {
-		return nil, errCoreDown
-	}
-	ch := st.Waits.Register(id)
-	s.cfg.Root.Send(raftPID, &messages.Propose{ID: id, Data: data})
-	res, err := s.await(ctx, id, ch)
-	if err != nil {
-		metrics.ProposalsFailed.Inc()
-		return nil, err
-	}
-	out := res.(memberstate.Result)
-	if out.Err != nil {
-		return nil, out.Err
-	}
-	return out.Resp, nil
+	return raftclient.ProposeAs[T](ctx, s.cfg.Raft, r)
 }
 
 // linearizableRead returns once the applier has reached a read index that
 // raft confirmed after the call began.
 func (s *KV) linearizableRead(ctx context.Context) error {
-	st := s.cfg.State
-	raftPID := st.Raft()
-	if raftPID == nil {
-		return errCoreDown
-	}
-	id := st.NextID()
-	ch := st.Waits.Register(id)
-	s.cfg.Root.Send(raftPID, &messages.ReadIndex{ID: id})
-	res, err := s.await(ctx, id, ch)
-	if err != nil {
-		return err
-	}
-	switch v := res.(type) {
-	case uint64:
-		wctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-		defer cancel()
-		if err := st.Applied.Wait(wctx, v); err != nil {
-			return ctxErr(ctx, err)
-		}
-		return nil
-	case error:
-		return v
-	default:
-		return status.Errorf(codes.Internal, "read index: unexpected %T", v)
-	}
-}
-
-func (s *KV) await(ctx context.Context, id uint64, ch <-chan any) (any, error) {
-	t := time.NewTimer(s.cfg.RequestTimeout)
-	defer t.Stop()
-	select {
-	case x := <-ch:
-		if err, ok := x.(error); ok {
-			return nil, err
-		}
-		return x, nil
-	case <-ctx.Done():
-		s.cfg.State.Waits.Cancel(id)
-		return nil, ctxErr(ctx, ctx.Err())
-	case <-t.C:
-		s.cfg.State.Waits.Cancel(id)
-		return nil, rpctypes.ErrGRPCTimeout
-	}
-}
-
-func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		return rpctypes.ErrGRPCTimeout
-	}
-	return status.FromContextError(err).Err()
+	return s.cfg.Raft.LinearizableRead(ctx)
 }
 
 func (s *KV) fill(h *pb.ResponseHeader) {
 	if h == nil {
 		return
 	}
-	st := s.cfg.State
+	st := s.cfg.Raft.View()
 	h.ClusterId = st.ClusterID
 	h.MemberId = st.MemberID
 	h.RaftTerm = st.Term()
 }
 
 // newHeader is this member's response header at revision rev.
-func newHeader(st *memberstate.State, rev int64) *pb.ResponseHeader {
+func newHeader(st *memberview.View, rev int64) *pb.ResponseHeader {
 	return &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.MemberID, RaftTerm: st.Term(), Revision: rev}
 }

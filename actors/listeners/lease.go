@@ -6,12 +6,12 @@ import (
 	"io"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/alarm"
 	"github.com/troupedb/troupe/persistence/mvcc"
@@ -36,7 +36,7 @@ type Lease struct {
 // gets, in seconds (etcd: 1.5 election timeouts, rounded up). Close it
 // after the gRPC servers stopped.
 func NewLease(kv *KV, minTTL int64) *Lease {
-	return &Lease{kv: kv, minTTL: minTTL, fwd: newLeaseForwarder(kv.cfg.State)}
+	return &Lease{kv: kv, minTTL: minTTL, fwd: newLeaseForwarder(kv.cfg.Raft.View())}
 }
 
 // Close drops the connections to other members.
@@ -53,24 +53,22 @@ func (s *Lease) LeaseGrant(ctx context.Context, req *pb.LeaseGrantRequest) (*pb.
 		return nil, err
 	}
 	for r.ID == 0 {
-		r.ID = int64(s.kv.cfg.State.NextID() & (1<<63 - 1))
+		r.ID = int64(s.kv.cfg.Raft.NextID() & (1<<63 - 1))
 	}
-	resp, err := s.kv.propose(ctx, &pb.InternalRaftRequest{LeaseGrant: r})
+	out, err := proposeAs[*pb.LeaseGrantResponse](ctx, s.kv, &pb.InternalRaftRequest{LeaseGrant: r})
 	if err != nil {
 		return nil, err
 	}
-	out := resp.(*pb.LeaseGrantResponse)
 	s.kv.fill(out.Header)
 	return out, nil
 }
 
 // LeaseRevoke revokes a lease and deletes its keys in one revision.
 func (s *Lease) LeaseRevoke(ctx context.Context, req *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
-	resp, err := s.kv.propose(ctx, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: req.ID}})
+	out, err := proposeAs[*pb.LeaseRevokeResponse](ctx, s.kv, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: req.ID}})
 	if err != nil {
 		return nil, err
 	}
-	out := resp.(*pb.LeaseRevokeResponse)
 	s.kv.fill(out.Header)
 	return out, nil
 }
@@ -105,7 +103,7 @@ func (s *Lease) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) error {
 // through the leader's Lease service; it retries while leadership changes,
 // until the request timeout.
 func (s *Lease) renew(ctx context.Context, id int64, fs *forwardStream) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.kv.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.kv.cfg.Raft.RequestTimeout())
 	defer cancel()
 	for {
 		ttl, err := s.renewOnce(ctx, id, fs)
@@ -113,13 +111,13 @@ func (s *Lease) renew(ctx context.Context, id int64, fs *forwardStream) (int64, 
 			return ttl, err
 		}
 		if werr := sleepCtx(ctx, leaderRetryInterval); werr != nil {
-			return 0, ctxErr(ctx, werr)
+			return 0, raftclient.ContextError(ctx, werr)
 		}
 	}
 }
 
 func (s *Lease) renewOnce(ctx context.Context, id int64, fs *forwardStream) (int64, error) {
-	st := s.kv.cfg.State
+	st := s.kv.cfg.Raft.View()
 	if lead := st.Leader(); lead != st.MemberID {
 		return fs.keepAlive(ctx, lead, id)
 	}
@@ -153,7 +151,7 @@ func (s *Lease) LeaseKeepAliveOnce(ctx context.Context, req *pb.LeaseKeepAliveRe
 // LeaseTimeToLive reports a lease's remaining TTL as the leader counts it;
 // an unknown lease gets TTL -1, as etcd 3.4 answers.
 func (s *Lease) LeaseTimeToLive(ctx context.Context, req *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.kv.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.kv.cfg.Raft.RequestTimeout())
 	defer cancel()
 	for {
 		resp, err := s.timeToLiveOnce(ctx, req)
@@ -161,13 +159,13 @@ func (s *Lease) LeaseTimeToLive(ctx context.Context, req *pb.LeaseTimeToLiveRequ
 			return resp, err
 		}
 		if werr := sleepCtx(ctx, leaderRetryInterval); werr != nil {
-			return nil, ctxErr(ctx, werr)
+			return nil, raftclient.ContextError(ctx, werr)
 		}
 	}
 }
 
 func (s *Lease) timeToLiveOnce(ctx context.Context, req *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
-	st := s.kv.cfg.State
+	st := s.kv.cfg.Raft.View()
 	if lead := st.Leader(); lead != st.MemberID {
 		resp, err := s.fwd.timeToLive(ctx, lead, req)
 		if err == nil {
@@ -195,7 +193,7 @@ func (s *Lease) timeToLiveOnce(ctx context.Context, req *pb.LeaseTimeToLiveReque
 	}
 	resp.TTL, resp.GrantedTTL = int64(r.Remaining.Seconds()), r.GrantedTTL
 	if req.Keys {
-		if store := st.Store(); store != nil {
+		if store := s.kv.cfg.Raft.Store(); store != nil {
 			_, resp.Keys, _ = store.Lease(req.ID, true)
 		}
 	}
@@ -206,8 +204,8 @@ func (s *Lease) timeToLiveOnce(ctx context.Context, req *pb.LeaseTimeToLiveReque
 // on the leader soonest expiry first, elsewhere by id (a follower knows no
 // expiry).
 func (s *Lease) LeaseLeases(ctx context.Context, req *pb.LeaseLeasesRequest) (*pb.LeaseLeasesResponse, error) {
-	st := s.kv.cfg.State
-	store := st.Store()
+	st := s.kv.cfg.Raft.View()
+	store := s.kv.cfg.Raft.Store()
 	if store == nil {
 		return nil, errCoreDown
 	}
@@ -231,9 +229,9 @@ func (s *Lease) LeaseLeases(ctx context.Context, req *pb.LeaseLeasesRequest) (*p
 // known here (as etcd 3.5's waitAppliedIndex; 3.4 can answer "not found"
 // for a lease a follower just granted).
 func (s *Lease) waitApplied(ctx context.Context) error {
-	st := s.kv.cfg.State
-	if err := st.Applied.Wait(ctx, st.RaftIndex()); err != nil {
-		return ctxErr(ctx, err)
+	rc := s.kv.cfg.Raft
+	if err := rc.Waits().Applied.Wait(ctx, rc.View().RaftIndex()); err != nil {
+		return raftclient.ContextError(ctx, err)
 	}
 	return nil
 }
@@ -256,29 +254,16 @@ func (s *Lease) askLessorConfirmed(ctx context.Context, msg any, notFound func(a
 }
 
 // askLessor sends msg to this member's lessor and waits for its answer.
-func (s *Lease) askLessor(msg any) (any, error) {
-	pid := s.kv.cfg.State.Lessor()
-	if pid == nil {
-		return nil, errCoreDown
-	}
-	res, err := s.kv.cfg.Root.RequestFuture(pid, msg, s.kv.cfg.RequestTimeout).Result()
-	if errors.Is(err, actor.ErrTimeout) {
-		return nil, rpctypes.ErrGRPCTimeout
-	}
-	if err != nil {
-		return nil, errCoreDown
-	}
-	return res, nil
-}
+func (s *Lease) askLessor(msg any) (any, error) { return s.kv.cfg.Raft.AskLessor(msg) }
 
 // header is a lease response's header: the member's figures and the
 // store's current revision, as etcd's header filler.
 func (s *Lease) header() *pb.ResponseHeader {
 	var rev int64
-	if store := s.kv.cfg.State.Store(); store != nil {
+	if store := s.kv.cfg.Raft.Store(); store != nil {
 		rev = store.Rev()
 	}
-	return newHeader(s.kv.cfg.State, rev)
+	return newHeader(s.kv.cfg.Raft.View(), rev)
 }
 
 // retryable: the leader is changing (none known, this member's lessor not

@@ -12,7 +12,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/internal/memberview"
+	"github.com/troupedb/troupe/internal/raftclient"
 )
 
 // errNoLeaderURL: the leader has not published its client URLs yet.
@@ -30,13 +31,13 @@ var errNoLeaderURL = errors.New("listeners: the leader's client URL is not known
 // raft, a lost request/response pair would need its own timeouts). etcd
 // forwards over HTTP to the leader's peer URL for the same result.
 type leaseForwarder struct {
-	state *memberstate.State
+	state *memberview.View
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // by target host:port
 }
 
-func newLeaseForwarder(st *memberstate.State) *leaseForwarder {
+func newLeaseForwarder(st *memberview.View) *leaseForwarder {
 	return &leaseForwarder{state: st, conns: map[string]*grpc.ClientConn{}}
 }
 
@@ -140,7 +141,7 @@ func (fs *forwardStream) recv(ctx context.Context) (*pb.LeaseKeepAliveResponse, 
 	defer stop()
 	resp, err := fs.stream.Recv()
 	if err != nil && ctx.Err() != nil {
-		return nil, ctxErr(ctx, ctx.Err())
+		return nil, raftclient.ContextError(ctx, ctx.Err())
 	}
 	return resp, err
 }

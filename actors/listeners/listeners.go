@@ -29,8 +29,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/troupedb/troupe/actors/actorapi"
-	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/actors/watchers"
 	"github.com/troupedb/troupe/internal/metrics"
+	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
 )
 
@@ -44,12 +45,15 @@ const streamWorkers = 256
 
 // Config of the listeners actor.
 type Config struct {
-	ClientURLs      []url.URL
-	MetricsURLs     []url.URL // --listen-metrics-urls
-	State           *memberstate.State
+	ClientURLs  []url.URL
+	MetricsURLs []url.URL // --listen-metrics-urls
+	// Raft proposes and reads through this member's raft actor; its view
+	// is the member's read model.
+	Raft *raftclient.Client
+	// Hub finds the watch hub.
+	Hub             *watchers.Link
 	MaxRequestBytes int
 	MaxTxnOps       int
-	RequestTimeout  time.Duration
 	QuotaBytes      int64 // <= 0: no quota
 	// MinLeaseTTL is the smallest TTL granted, in seconds (etcd: 1.5
 	// election timeouts rounded up).
@@ -112,12 +116,11 @@ func (l *listeners) Receive(ctx actor.Context) {
 }
 
 func (l *listeners) handleStarted(ctx actor.Context) {
-	l.log = l.cfg.Logger.With("actor", "listeners", "member", l.cfg.State.MemberID)
+	l.log = l.cfg.Logger.With("actor", "listeners", "member", l.cfg.Raft.View().MemberID)
 	l.root = ctx.ActorSystem().Root
 	kv := NewKV(KVConfig{
-		State: l.cfg.State, Root: ctx.ActorSystem().Root,
-		MaxRequestBytes: l.cfg.MaxRequestBytes, MaxTxnOps: l.cfg.MaxTxnOps,
-		RequestTimeout: l.cfg.RequestTimeout, QuotaBytes: l.cfg.QuotaBytes,
+		Raft: l.cfg.Raft, MaxRequestBytes: l.cfg.MaxRequestBytes, MaxTxnOps: l.cfg.MaxTxnOps,
+		QuotaBytes: l.cfg.QuotaBytes,
 	})
 	l.lease = NewLease(kv, l.cfg.MinLeaseTTL)
 	for _, u := range l.cfg.ClientURLs {
@@ -131,7 +134,7 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 		l.roots = append(l.roots, lis)
 		l.servers = append(l.servers, srv)
 		l.goServe(u, "grpc", func() error { return srv.Serve(mux.grpc) })
-		l.goServe(u, "http", l.newHTTPServer(mux.http, newClientHTTPHandler(l.cfg.State, kv)))
+		l.goServe(u, "http", l.newHTTPServer(mux.http, newClientHTTPHandler(l.cfg.Raft.View(), kv)))
 		l.goServe(u, "mux", func() error { mux.serve(); return nil })
 		l.log.Info("serving client requests", "url", u.String())
 	}
@@ -141,7 +144,7 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 			l.stop()
 			panic(&ListenError{URL: u.String(), Err: err})
 		}
-		l.goServe(u, "http", l.newHTTPServer(lis, newMetricsHTTPHandler(l.cfg.State, kv)))
+		l.goServe(u, "http", l.newHTTPServer(lis, newMetricsHTTPHandler(l.cfg.Raft.View(), kv)))
 		l.log.Info("serving metrics", "url", u.String())
 	}
 	if l.cfg.ActorAddress != "" {
@@ -158,7 +161,7 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 	l.publishStop, l.publishDone = make(chan struct{}), make(chan struct{})
 	go func(stop, done chan struct{}) {
 		defer close(done)
-		if err := publishAttributes(l.root, kv, l.cfg.Name, l.cfg.AdvertiseClientURLs, stop); err != nil {
+		if err := publishAttributes(kv, l.cfg.Name, l.cfg.AdvertiseClientURLs, stop); err != nil {
 			l.log.Debug("member attributes not published", "err", err)
 			return
 		}
@@ -195,8 +198,8 @@ func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
 		return status.Errorf(codes.Internal, "troupe: internal error: %v", p)
 	})
 	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor, recovery.UnaryServerInterceptor(recovered), unaryGate(l.cfg.State)),
-		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor, recovery.StreamServerInterceptor(recovered), streamGate(l.cfg.State)),
+		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor, recovery.UnaryServerInterceptor(recovered), unaryGate(l.cfg.Raft.View())),
+		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor, recovery.StreamServerInterceptor(recovered), streamGate(l.cfg.Raft.View())),
 		grpc.MaxRecvMsgSize(l.cfg.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
@@ -208,8 +211,8 @@ func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
 	pb.RegisterKVServer(srv, kv)
 	pb.RegisterLeaseServer(srv, l.lease)
 	pb.RegisterWatchServer(srv, l.newWatch())
-	pb.RegisterMaintenanceServer(srv, &Maintenance{State: l.cfg.State, Root: l.root, KV: kv})
-	pb.RegisterClusterServer(srv, &Cluster{State: l.cfg.State, Backend: memberBackend{kv: kv}, RequestTimeout: l.cfg.RequestTimeout})
+	pb.RegisterMaintenanceServer(srv, &Maintenance{KV: kv})
+	pb.RegisterClusterServer(srv, &Cluster{View: l.cfg.Raft.View(), Backend: memberBackend{raft: l.cfg.Raft}, RequestTimeout: l.cfg.Raft.RequestTimeout()})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
@@ -225,7 +228,7 @@ func (l *listeners) newWatch() *Watch {
 		election = time.Second
 	}
 	return NewWatch(WatchConfig{
-		State: l.cfg.State, Root: l.root, MaxRequestBytes: l.cfg.MaxRequestBytes,
+		Raft: l.cfg.Raft, Hub: l.cfg.Hub, Root: l.root, MaxRequestBytes: l.cfg.MaxRequestBytes,
 		ProgressInterval: progress, ElectionTimeout: election,
 	})
 }

@@ -3,11 +3,8 @@ package listeners
 import (
 	"context"
 
-	"github.com/asynkron/protoactor-go/actor"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-
-	"github.com/troupedb/troupe/internal/memberstate"
 )
 
 // ServerVersion is the etcd version troupe answers as: clients (Kubernetes
@@ -19,26 +16,25 @@ const ServerVersion = "3.4.23"
 // MoveLeader. What etcd 3.4 does not have answers Unimplemented.
 type Maintenance struct {
 	pb.UnimplementedMaintenanceServer
-	State *memberstate.State
-	Root  *actor.RootContext
-	KV    *KV // proposes through raft (Alarm)
+	KV *KV // proposes and reads through raft
 }
 
 // Status reports this member's view, with etcd 3.4's fields; errors says
 // "etcdserver: no leader" without a leader and lists the active alarms,
 // as etcd 3.4's.
 func (m *Maintenance) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
-	st := m.State
+	rc := m.KV.cfg.Raft
+	st := rc.View()
 	resp := &pb.StatusResponse{
 		Header:           newHeader(st, 0),
 		Version:          ServerVersion,
 		Leader:           st.Leader(),
 		RaftIndex:        st.RaftIndex(),
 		RaftTerm:         st.Term(),
-		RaftAppliedIndex: st.Applied.Current(),
+		RaftAppliedIndex: rc.AppliedIndex(),
 		IsLearner:        st.IsLearner(),
 	}
-	if store := st.Store(); store != nil {
+	if store := rc.Store(); store != nil {
 		resp.DbSize, resp.DbSizeInUse = store.DBSize()
 		resp.Header.Revision = store.Rev()
 	} else {

@@ -4,16 +4,14 @@ import (
 	"context"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-
-	raftactor "github.com/troupedb/troupe/actors/raft"
 )
 
 // MoveLeader hands leadership to req.TargetID; only the leader can, as in
 // etcd (ErrGRPCNotLeader otherwise), and it returns once the target leads.
 func (m *Maintenance) MoveLeader(ctx context.Context, req *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
-	if err := raftactor.TransferLeadership(ctx, m.Root, m.State, req.TargetID); err != nil {
+	if err := m.KV.cfg.Raft.TransferLeadership(ctx, req.TargetID); err != nil {
 		return nil, err
 	}
-	st := m.State
+	st := m.KV.cfg.Raft.View()
 	return &pb.MoveLeaderResponse{Header: &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.MemberID, RaftTerm: st.Term()}}, nil
 }

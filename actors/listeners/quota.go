@@ -42,7 +42,7 @@ func (s *KV) dbSize() (int64, bool) {
 	if at := s.sizeAt.Load(); now-at < int64(dbSizeMaxAge) {
 		return s.size.Load(), true
 	}
-	st := s.cfg.State.Store()
+	st := s.cfg.Raft.Store()
 	if st == nil {
 		return 0, false
 	}

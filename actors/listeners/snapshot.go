@@ -3,12 +3,8 @@ package listeners
 import (
 	"crypto/sha256"
 	"fmt"
-	"github.com/troupedb/troupe/messages"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"io"
 	"os"
-	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
@@ -28,20 +24,14 @@ const snapshotChunkBytes = 32 * 1024
 // remaining_bytes) is known before the first chunk and the backend's read
 // transaction does not wait on a slow client.
 func (m *Maintenance) Snapshot(_ *pb.SnapshotRequest, srv pb.Maintenance_SnapshotServer) error {
-	store := m.State.Store()
+	store := m.KV.cfg.Raft.Store()
 	if store == nil {
 		return errCoreDown
 	}
 	// Everything applied so far goes to bbolt first: the copy is of the
 	// committed file, and the applier commits only every 100 ms.
-	if pid := m.State.Applier(); pid != nil && m.Root != nil {
-		res, err := m.Root.RequestFuture(pid, &messages.CommitBackend{}, 10*time.Second).Result()
-		if err != nil {
-			return errCoreDown
-		}
-		if c, ok := res.(*messages.BackendCommitted); ok && c.Err != nil {
-			return status.Errorf(codes.Internal, "commit backend before snapshot: %v", c.Err)
-		}
+	if err := m.KV.cfg.Raft.CommitBackend(srv.Context()); err != nil {
+		return err
 	}
 	rc, err := store.SnapshotDB()
 	if err != nil {

@@ -14,7 +14,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/actors/watchers"
+	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
 )
 
@@ -43,7 +44,10 @@ var (
 
 // WatchConfig configures the Watch service.
 type WatchConfig struct {
-	State           *memberstate.State
+	// Raft gives the member view and the running backend (history reads).
+	Raft *raftclient.Client
+	// Hub finds the watch hub; Root sends to it.
+	Hub             *watchers.Link
 	Root            *actor.RootContext
 	MaxRequestBytes int // fragment size for watches that ask for fragments
 	// ProgressInterval is how often a watch that asked for progress
@@ -105,7 +109,7 @@ func (s *Watch) Watch(stream pb.Watch_WatchServer) error {
 		cfg: s.cfg, stream: stream, sink: &chanSink{c: make(chan *messages.WatchEvents, watchSinkLen)},
 		watches: map[int64]*streamWatch{},
 	}
-	hub, replaced := s.cfg.State.WatchHub()
+	hub, replaced := s.cfg.Hub.Hub()
 	ws.hub = hub
 	defer func() {
 		if ws.hub != nil {
@@ -137,12 +141,12 @@ func (s *Watch) Watch(stream pb.Watch_WatchServer) error {
 		case <-replaced:
 			// a new hub knows none of our watches: create them again
 			// from where each one is
-			ws.hub, replaced = s.cfg.State.WatchHub()
+			ws.hub, replaced = s.cfg.Hub.Hub()
 			ws.recreate()
 		case <-progress.C:
 			ws.tickProgress()
 		case <-leaderCheck:
-			if noLeader = noLeader + 1; s.cfg.State.Leader() != 0 {
+			if noLeader = noLeader + 1; s.cfg.Raft.View().Leader() != 0 {
 				noLeader = 0
 			}
 			if noLeader >= maxNoLeaderChecks {
@@ -185,7 +189,9 @@ func (ws *watchStream) recvLoop(reqs chan<- *pb.WatchRequest, errc chan<- error,
 	}
 }
 
-func (ws *watchStream) header(rev int64) *pb.ResponseHeader { return newHeader(ws.cfg.State, rev) }
+func (ws *watchStream) header(rev int64) *pb.ResponseHeader {
+	return newHeader(ws.cfg.Raft.View(), rev)
+}
 
 func (ws *watchStream) handleRequest(req *pb.WatchRequest) error {
 	switch r := req.RequestUnion.(type) {
@@ -200,7 +206,7 @@ func (ws *watchStream) handleRequest(req *pb.WatchRequest) error {
 	case *pb.WatchRequest_ProgressRequest:
 		if r.ProgressRequest != nil {
 			// etcd 3.4: at once, at the current revision, for every watch
-			st := ws.cfg.State.Store()
+			st := ws.cfg.Raft.Store()
 			if st == nil {
 				return errCoreDown
 			}
@@ -211,7 +217,7 @@ func (ws *watchStream) handleRequest(req *pb.WatchRequest) error {
 }
 
 func (ws *watchStream) handleCreate(creq *pb.WatchCreateRequest) error {
-	st := ws.cfg.State.Store()
+	st := ws.cfg.Raft.Store()
 	if st == nil || ws.hub == nil {
 		return errCoreDown // clientv3 retries on another stream
 	}
@@ -293,7 +299,7 @@ func (ws *watchStream) handleCancel(id int64) error {
 		ws.cfg.Root.Send(ws.hub, &messages.CancelWatch{Sink: ws.sink, WatchID: id})
 	}
 	rev := int64(0)
-	if st := ws.cfg.State.Store(); st != nil {
+	if st := ws.cfg.Raft.Store(); st != nil {
 		rev = st.Rev()
 	}
 	return ws.stream.Send(&pb.WatchResponse{Header: ws.header(rev), WatchId: id, Canceled: true})
@@ -337,7 +343,7 @@ func (ws *watchStream) handleEvents(r *messages.WatchEvents) error {
 // withPrevKV returns copies of evs with each key's previous version, read
 // at the revision before the event, as etcd (none if compacted away).
 func (ws *watchStream) withPrevKV(evs []*mvccpb.Event) []*mvccpb.Event {
-	st := ws.cfg.State.Store()
+	st := ws.cfg.Raft.Store()
 	out := make([]*mvccpb.Event, len(evs))
 	for i, ev := range evs {
 		e := &mvccpb.Event{Type: ev.Type, Kv: ev.Kv}

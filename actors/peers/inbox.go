@@ -47,7 +47,7 @@ func (in *inbox) Receive(ctx actor.Context) {
 	case *receiveDone:
 		in.handleReceiveDone(ctx, msg)
 	case *messages.GetPeerStatus:
-		removed := in.cfg.Removed != nil && in.cfg.Removed(msg.GetFrom())
+		removed := in.cfg.Member.Removed(msg.GetFrom())
 		ctx.Respond(&messages.PeerStatus{ClusterId: in.cfg.ClusterID, Id: in.cfg.Self, Seq: msg.GetSeq(), Removed: removed})
 	case *messages.GetMembers:
 		in.handleGetMembers(ctx)
@@ -74,7 +74,7 @@ func (in *inbox) handleEnvelope(ctx actor.Context, env *messages.RaftEnvelope) {
 		in.drops.drop("snapshot database not received", "from", env.GetFrom(), "index", m.GetSnapshot().GetMetadata().GetIndex())
 		return
 	}
-	raft := in.cfg.Raft()
+	raft := in.cfg.Member.Raft()
 	if raft == nil {
 		in.drops.drop("raft not running", "from", env.GetFrom())
 		return
@@ -85,10 +85,8 @@ func (in *inbox) handleEnvelope(ctx actor.Context, env *messages.RaftEnvelope) {
 // handleGetMembers answers a joining member with the membership.
 func (in *inbox) handleGetMembers(ctx actor.Context) {
 	out := &messages.Members{ClusterId: in.cfg.ClusterID}
-	if in.cfg.Members != nil {
-		for _, m := range in.cfg.Members() {
-			out.Members = append(out.Members, m.Marshal())
-		}
+	for _, m := range in.cfg.Member.Members() {
+		out.Members = append(out.Members, m.Marshal())
 	}
 	ctx.Respond(out)
 }

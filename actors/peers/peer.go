@@ -208,13 +208,13 @@ func (p *peer) reportUnreachable(ctx actor.Context, force bool) {
 		return
 	}
 	p.lastUnreachable = now
-	if raft := p.cfg.Raft(); raft != nil {
+	if raft := p.cfg.Member.Raft(); raft != nil {
 		ctx.Send(raft, &messages.PeerUnreachable{ID: p.id})
 	}
 }
 
 func (p *peer) reportSnapshot(ctx actor.Context, failed bool) {
-	if raft := p.cfg.Raft(); raft != nil {
+	if raft := p.cfg.Member.Raft(); raft != nil {
 		ctx.Send(raft, &messages.SnapshotReported{ID: p.id, Failed: failed})
 	}
 }

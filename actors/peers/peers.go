@@ -6,7 +6,7 @@
 // "node/peers", OneForOne):
 //
 //   - inbox (InboxID): receives RaftEnvelopes from other members and
-//     forwards their *raftpb.Message to the raft actor (Config.Raft);
+//     forwards their *raftpb.Message to the raft actor (Member.Raft);
 //     receives snapshot databases as SnapshotChunks and saves them with
 //     snap.Snapshotter.SaveDBFrom; answers probes (GetPeerStatus).
 //   - one peer actor per other member: sends envelopes to that member's
@@ -14,7 +14,9 @@
 //
 // In: *messages.SetPeers and *messages.SendRaft (to the supervisor).
 // Out: *raftpb.Message, *messages.PeerUnreachable and
-// *messages.SnapshotReported to the raft actor.
+// *messages.SnapshotReported to the raft actor; *messages.MemberRemoved to
+// the supervisor's parent (the node) when another member says the cluster
+// removed this one.
 //
 // Invariants:
 //   - A member that is down costs only its own peer actor: nothing blocks
@@ -30,7 +32,7 @@
 //   - Envelopes of another cluster, or for another member, are dropped.
 //
 // A restart of the supervisor re-spawns the inbox and the peer actors of
-// Config.Peers (the membership it last got by SetPeers is lost). A peer
+// Member.PeerURLs (the membership it last got by SetPeers is lost). A peer
 // actor restarts alone; its snapshot transfer, if any, is reported failed.
 package peers
 
@@ -74,46 +76,59 @@ const (
 	DefaultSnapshotChunkBytes = 512 << 10
 )
 
-// Config of the peers supervisor. Funcs are called on actor goroutines and
-// must not block.
+// Member is the member the transport carries raft traffic for. The node
+// implements it with its raft client and member view; tests put an
+// in-memory member there. Its methods are called on actor goroutines (and
+// SnapshotDB on a transfer's own goroutine) and must not block.
+type Member interface {
+	// Raft returns the running raft actor, nil while the core restarts
+	// (messages for it are then dropped).
+	Raft() *actor.PID
+	// SnapshotDB opens the backend database to ship with a MsgSnap.
+	SnapshotDB() (io.ReadCloser, error)
+	// Members returns the membership, for members that join and ask
+	// (GetMembers).
+	Members() []membership.Member
+	// PeerURLs returns the other members' peer URLs, which the supervisor
+	// starts with (first start and restarts); SetPeers replaces them.
+	PeerURLs() map[uint64][]string
+	// Removed reports whether the cluster removed member id; probes from
+	// it are answered with PeerStatus.removed.
+	Removed(id uint64) bool
+	// SetPeerActive is told when a member becomes active (a probe was
+	// answered) or inactive (a probe timed out).
+	SetPeerActive(id uint64, active bool)
+}
+
+// noMember is the Member of a transport that serves none.
+type noMember struct{}
+
+func (noMember) Raft() *actor.PID                   { return nil }
+func (noMember) SnapshotDB() (io.ReadCloser, error) { return nil, errors.New("peers: no backend") }
+func (noMember) Members() []membership.Member       { return nil }
+func (noMember) PeerURLs() map[uint64][]string      { return nil }
+func (noMember) Removed(uint64) bool                { return false }
+func (noMember) SetPeerActive(uint64, bool)         {}
+
+// Config of the peers supervisor.
 type Config struct {
 	// Self is this member's id, ClusterID the cluster's; envelopes carry
 	// both and the inbox drops those that do not match.
 	Self      uint64
 	ClusterID uint64
-	// Peers, if set, returns the members (id -> peer URLs) the supervisor
-	// starts with, on its first start and after a restart; SetPeers
-	// replaces them. Nil starts with none until a SetPeers.
-	Peers func() map[uint64][]string
-	// Raft returns the current raft actor, nil while the core restarts
-	// (messages for it are then dropped).
-	Raft func() *actor.PID
+	// Member is the member this transport serves (see Member); nil
+	// serves none: no raft actor, no members, no snapshots.
+	Member Member
 	// Snap saves received snapshot databases (SaveDBFrom) and tells
 	// whether one exists (DBFilePath); nil refuses incoming snapshots.
 	// It is used from the inbox and its receiving goroutine, concurrently
 	// with the member's other users of it, on different files.
 	Snap *snap.Snapshotter
-	// SnapshotDB opens the backend database to ship with a MsgSnap; called
-	// on a transfer's own goroutine, never on an actor's. Nil fails every
-	// snapshot transfer.
-	SnapshotDB func() (io.ReadCloser, error)
 	// Filter is a test hook applied to every raft message before it is
 	// sent: drop it, or deliver it after delay (messages to one member
 	// keep their order, so a delayed message holds back those after it).
 	// Nil sends everything at once.
 	Filter func(from, to uint64, m *raftpb.Message) (drop bool, delay time.Duration)
-	// Members returns the membership, for members that join and ask
-	// (GetMembers); nil answers none.
-	Members func() []membership.Member
-	// Removed reports whether the cluster removed member id; probes from
-	// it are answered with PeerStatus.removed. OnRemoved is called (on a
-	// peer actor's goroutine, possibly more than once) when another member
-	// says this one was removed.
-	Removed   func(id uint64) bool
-	OnRemoved func()
-	// OnStatus, if set, is told when a member becomes active (a probe was
-	// answered) or inactive (a probe timed out).
-	OnStatus func(id uint64, active bool)
 	// InboxPID maps one of a member's peer URLs to the PID of its inbox.
 	// Nil means actor.NewPID(host:port of the URL, InboxID); an in-process
 	// test network can resolve to local PIDs instead (then messages are
@@ -147,8 +162,8 @@ func (c Config) withDefaults() Config {
 	if c.SnapshotChunkBytes <= 0 {
 		c.SnapshotChunkBytes = DefaultSnapshotChunkBytes
 	}
-	if c.Raft == nil {
-		c.Raft = func() *actor.PID { return nil }
+	if c.Member == nil {
+		c.Member = noMember{}
 	}
 	if c.InboxPID == nil {
 		c.InboxPID = RemoteInboxPID

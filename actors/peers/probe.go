@@ -38,9 +38,9 @@ func (p *peer) handlePeerStatus(ctx actor.Context, msg *messages.PeerStatus) {
 		return
 	}
 	metrics.PeerRoundTripSeconds.WithLabelValues(strconv.FormatUint(p.id, 16)).Observe(time.Since(p.probeSent).Seconds())
-	if msg.GetRemoved() && p.cfg.OnRemoved != nil {
+	if msg.GetRemoved() {
 		// The cluster removed this member; the node stops it.
-		p.cfg.OnRemoved()
+		ctx.Send(ctx.Parent(), &messages.MemberRemoved{})
 	}
 	p.setActive(ctx)
 	p.backoff = minProbeBackoff
@@ -68,9 +68,7 @@ func (p *peer) setActive(ctx actor.Context) {
 	}
 	p.status = statusActive
 	p.log.Info("peer became active", "inbox", p.inbox().String())
-	if p.cfg.OnStatus != nil {
-		p.cfg.OnStatus(p.id, true)
-	}
+	p.cfg.Member.SetPeerActive(p.id, true)
 }
 
 func (p *peer) setInactive(ctx actor.Context) {
@@ -79,9 +77,7 @@ func (p *peer) setInactive(ctx actor.Context) {
 	}
 	p.status = statusInactive
 	p.log.Warn("peer became inactive", "inbox", p.inbox().String())
-	if p.cfg.OnStatus != nil {
-		p.cfg.OnStatus(p.id, false)
-	}
+	p.cfg.Member.SetPeerActive(p.id, false)
 	p.reportUnreachable(ctx, true)
 	p.abortTransfer(ctx, "peer became inactive")
 }

@@ -40,7 +40,7 @@ type pendingAck struct {
 // saved it, or the first error; it stops early when ctx is cancelled.
 func (d *dbSender) run(ctx context.Context) (int64, error) {
 	if d.open == nil {
-		return 0, errors.New("peers: no snapshot database configured (Config.SnapshotDB)")
+		return 0, errors.New("peers: no snapshot database configured (Member.SnapshotDB)")
 	}
 	db, err := d.open()
 	if err != nil {

@@ -56,6 +56,11 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		s.handleSetPeers(ctx, msg)
 	case *messages.SendRaft:
 		s.handleSendRaft(ctx, msg)
+	case *messages.MemberRemoved:
+		// From a peer actor: the node decides (it stops the member).
+		if ctx.Parent() != nil {
+			ctx.Send(ctx.Parent(), msg)
+		}
 	default:
 		s.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
 	}
@@ -74,8 +79,8 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 	s.inbox = pid
 	s.adopt(pid)
 	s.log.Debug("peers inbox started", "pid", pid.String())
-	if s.cfg.Peers != nil {
-		s.handleSetPeers(ctx, &messages.SetPeers{Peers: s.cfg.Peers()})
+	if peers := s.cfg.Member.PeerURLs(); len(peers) > 0 {
+		s.handleSetPeers(ctx, &messages.SetPeers{Peers: peers})
 	}
 }
 

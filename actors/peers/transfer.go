@@ -26,7 +26,7 @@ func (p *peer) startTransfer(ctx actor.Context, m *raftpb.Message) {
 	s := &dbSender{
 		system:     ctx.ActorSystem(),
 		inbox:      p.transfer.inbox,
-		open:       p.cfg.SnapshotDB,
+		open:       p.cfg.Member.SnapshotDB,
 		chunkBytes: p.cfg.SnapshotChunkBytes,
 	}
 	s.head.ClusterId, s.head.From, s.head.To = p.cfg.ClusterID, p.cfg.Self, p.id

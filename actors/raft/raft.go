@@ -6,7 +6,9 @@
 // Appended (from the wal actor), Applied (from the applier), and raft
 // messages from peers.
 // Out: Append to the wal actor, Apply to the applier, raft messages to
-// peers, results of proposals and reads through the wait registry.
+// other members as SendRaft to the peers supervisor, failed proposals and
+// read indexes through raftclient's wait registries, leader, term and
+// progress to the member view.
 //
 // Invariants: at most one Append is in flight, and the next Ready is not
 // taken until the wal actor answers. That back-pressure is what batches:
@@ -31,8 +33,9 @@ import (
 
 	"github.com/troupedb/troupe/actors/ticker"
 	"github.com/troupedb/troupe/failpoint"
-	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/internal/memberview"
 	"github.com/troupedb/troupe/internal/metrics"
+	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
 )
 
@@ -51,11 +54,14 @@ type Config struct {
 	// Lessor, when set, is told every change of leader or term
 	// (LeaderChanged).
 	Lessor *actor.PID
-	// SendPeer carries a raft message to another member; nil drops it
-	// (a single member has no peers).
-	SendPeer func(m *raftpb.Message)
+	// Peers, the peers supervisor, carries raft messages to other members
+	// (as SendRaft); nil drops them (a member without peer transport).
+	Peers *actor.PID
 
-	State  *memberstate.State
+	// Waits are where failed proposals and read indexes are answered.
+	Waits *raftclient.Waits
+	// View is told the leader, term, commit index and progress.
+	View   *memberview.View
 	Logger *slog.Logger
 }
 
@@ -232,7 +238,7 @@ func (r *raftActor) handleProposeFlush(ctx actor.Context) {
 		// No leader to take it (or too much uncommitted): tell the callers
 		// now rather than let them time out.
 		for _, id := range ids {
-			r.cfg.State.Waits.Trigger(id, rpctypes.ErrGRPCNoLeader)
+			r.cfg.Waits.Proposals.Trigger(id, raftclient.Result{Err: rpctypes.ErrGRPCNoLeader})
 		}
 	}
 	r.handleReady(ctx)
@@ -240,7 +246,7 @@ func (r *raftActor) handleProposeFlush(ctx actor.Context) {
 
 func (r *raftActor) handleProposeConfChange(ctx actor.Context, msg *messages.ProposeConfChange) {
 	if err := r.rn.ProposeConfChange(msg.CC); err != nil {
-		r.cfg.State.Waits.Trigger(msg.CC.GetId(), rpctypes.ErrGRPCNoLeader)
+		r.cfg.Waits.ConfChanges.Trigger(msg.CC.GetId(), raftclient.ConfChangeResult{Err: rpctypes.ErrGRPCNoLeader})
 		return
 	}
 	r.handleReady(ctx)
@@ -297,8 +303,11 @@ func (r *raftActor) handleTick(ctx actor.Context) {
 	if len(r.proposals) > 0 || len(r.reads) > 0 {
 		r.parkedTicks++
 		if r.parkedTicks > 2*r.cfg.ElectionTick {
-			for _, id := range append(r.proposalIDs, r.reads...) {
-				r.cfg.State.Waits.Trigger(id, rpctypes.ErrGRPCNoLeader)
+			for _, id := range r.proposalIDs {
+				r.cfg.Waits.Proposals.Trigger(id, raftclient.Result{Err: rpctypes.ErrGRPCNoLeader})
+			}
+			for _, id := range r.reads {
+				r.cfg.Waits.Reads.Trigger(id, raftclient.ReadResult{Err: rpctypes.ErrGRPCNoLeader})
 			}
 			r.proposals, r.proposalIDs, r.reads = nil, nil, nil
 			r.parkedTicks = 0
@@ -314,14 +323,14 @@ func (r *raftActor) handleTick(ctx actor.Context) {
 func (r *raftActor) publishProgress() {
 	st := r.rn.Status()
 	if st.RaftState != raft.StateLeader {
-		r.cfg.State.SetProgress(nil, 0)
+		r.cfg.View.SetProgress(nil, 0)
 		return
 	}
 	match := make(map[uint64]uint64, len(st.Progress))
 	for id, pr := range st.Progress {
 		match[id] = pr.Match
 	}
-	r.cfg.State.SetProgress(match, st.GetCommit())
+	r.cfg.View.SetProgress(match, st.GetCommit())
 }
 
 // expireReads fails read batches that raft dropped (leader lost or
@@ -331,7 +340,7 @@ func (r *raftActor) expireReads() {
 		b.ticks++
 		if b.ticks > 2*r.cfg.ElectionTick {
 			for _, id := range b.ids {
-				r.cfg.State.Waits.Trigger(id, rpctypes.ErrGRPCLeaderChanged)
+				r.cfg.Waits.Reads.Trigger(id, raftclient.ReadResult{Err: rpctypes.ErrGRPCLeaderChanged})
 			}
 			delete(r.readBatches, seq)
 		}
@@ -358,7 +367,7 @@ func (r *raftActor) handleAppended(ctx actor.Context, msg *messages.Appended) {
 		}
 	}
 	r.appendsInFlight--
-	r.deliver(m.Responses)
+	r.deliver(ctx, m.Responses)
 	r.handleReady(ctx)
 }
 
@@ -366,18 +375,18 @@ func (r *raftActor) handleApplied(ctx actor.Context, msg *messages.Applied) {
 	for _, cc := range msg.ConfChanges {
 		r.confState = r.rn.ApplyConfChange(cc)
 	}
-	r.deliver(msg.Msg.Responses)
+	r.deliver(ctx, msg.Msg.Responses)
 	r.handleReady(ctx)
 }
 
 // deliver steps responses meant for this member and sends the rest to
 // their members.
-func (r *raftActor) deliver(ms []*raftpb.Message) {
+func (r *raftActor) deliver(ctx actor.Context, ms []*raftpb.Message) {
 	for _, m := range ms {
 		if m.GetTo() == r.cfg.ID {
 			r.step(m)
 		} else {
-			r.sendPeer(m)
+			r.sendPeer(ctx, m)
 		}
 	}
 }
@@ -388,9 +397,9 @@ func (r *raftActor) step(m *raftpb.Message) {
 	}
 }
 
-func (r *raftActor) sendPeer(m *raftpb.Message) {
-	if r.cfg.SendPeer != nil {
-		r.cfg.SendPeer(m)
+func (r *raftActor) sendPeer(ctx actor.Context, m *raftpb.Message) {
+	if r.cfg.Peers != nil {
+		ctx.Send(r.cfg.Peers, &messages.SendRaft{Msg: m})
 	}
 }
 
@@ -417,11 +426,11 @@ func (r *raftActor) handleReady(ctx actor.Context) {
 			// Request, not Send: the applier answers the sender.
 			ctx.Request(r.cfg.Applier, &messages.Apply{Msg: m, ConfState: r.confState})
 		default:
-			r.sendPeer(m)
+			r.sendPeer(ctx, m)
 		}
 	}
 	bs := r.rn.BasicStatus()
-	r.cfg.State.SetRaftStatus(bs.Lead, bs.GetTerm(), bs.GetCommit())
+	r.cfg.View.SetRaftStatus(bs.Lead, bs.GetTerm(), bs.GetCommit())
 	r.tellLessor(ctx, bs.Lead, bs.GetTerm())
 }
 
@@ -464,6 +473,6 @@ func (r *raftActor) resolveRead(rs raft.ReadState) {
 	}
 	delete(r.readBatches, seq)
 	for _, id := range b.ids {
-		r.cfg.State.Waits.Trigger(id, rs.Index)
+		r.cfg.Waits.Reads.Trigger(id, raftclient.ReadResult{Index: rs.Index})
 	}
 }

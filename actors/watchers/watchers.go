@@ -7,7 +7,7 @@
 //
 // In: EventsApplied (from the applier, one per Apply batch, never
 // blocking it; at most 1024 wait in the mailbox, see
-// memberstate.QueueEvents, beyond which the applier drops a batch's
+// Link.QueueEvents, beyond which the applier drops a batch's
 // events and the hub reads them from history), CreateWatch, CancelWatch, RequestWatchProgress, DropSink
 // (from the sinks' owners), its own syncDue timer.
 // Out: WatchEvents to the sinks, through their non-blocking Deliver.
@@ -15,7 +15,7 @@
 // Like etcd's watchable store it keeps synced watchers, which get each
 // batch's events straight from EventsApplied, and unsynced ones (a start
 // revision in the past, or a sink that was full): every SyncInterval it
-// reads history from the store (State.Store().Events) in bounded chunks
+// reads history from the store (Backend.Store().Events) in bounded chunks
 // for up to MaxWatchersPerSync of them and moves those that caught up
 // back to synced. Nothing queues in the hub: a sink that is full simply
 // makes its watcher unsynced, and history is the queue.
@@ -28,7 +28,7 @@
 // unsynced, so history fills the gap. A watcher whose next revision was
 // compacted away is canceled with the compact revision, as etcd's. A
 // restart of the hub loses its watchers: it publishes itself again
-// through memberstate.SetWatchHub, which tells the sinks' owners to create
+// through its Link, which tells the sinks' owners to create
 // their watches again from the revision each one reached.
 package watchers
 
@@ -42,7 +42,6 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/troupedb/troupe/failpoint"
-	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/mvcc"
@@ -57,11 +56,20 @@ const (
 
 // Config of the hub.
 type Config struct {
-	State              *memberstate.State
+	MemberID uint64
+	// Link is where the hub publishes itself and counts its queue.
+	Link *Link
+	// Backend gives the running core's store, nil while it is down.
+	Backend            Backend
 	SyncInterval       time.Duration
 	MaxWatchersPerSync int
 	SyncChunkEvents    int
 	Logger             *slog.Logger
+}
+
+// Backend is the running core's backend (a raftclient.Client).
+type Backend interface {
+	Store() *mvcc.Store
 }
 
 // Props returns the hub's props; opts can add a dispatcher.
@@ -105,7 +113,7 @@ func (h *hub) Receive(ctx actor.Context) {
 		h.stopTimers()
 	case *actor.Stopped:
 	case *messages.EventsApplied:
-		h.cfg.State.EventsTaken()
+		h.cfg.Link.EventsTaken()
 		h.handleEventsApplied(ctx, msg)
 		h.report()
 	case *messages.CreateWatch:
@@ -129,14 +137,14 @@ func (h *hub) Receive(ctx actor.Context) {
 }
 
 func (h *hub) handleStarted(ctx actor.Context) {
-	h.log = h.cfg.Logger.With("actor", "watchers", "member", h.cfg.State.MemberID)
+	h.log = h.cfg.Logger.With("actor", "watchers", "member", h.cfg.MemberID)
 	h.synced, h.unsynced, h.bySink = newGroup(), newGroup(), map[messages.WatchSink]map[int64]*watcher{}
-	if st := h.cfg.State.Store(); st != nil {
+	if st := h.cfg.Backend.Store(); st != nil {
 		h.rev = st.Rev()
 	}
 	h.report()
 	// Last: the sinks' owners re-create their watches on this signal.
-	h.cfg.State.SetWatchHub(ctx.Self())
+	h.cfg.Link.setHub(ctx.Self())
 }
 
 func (h *hub) handleCreate(ctx actor.Context, msg *messages.CreateWatch) {
@@ -193,7 +201,7 @@ func (h *hub) learnRev(ctx actor.Context) {
 	if h.rev != 0 {
 		return
 	}
-	if st := h.cfg.State.Store(); st != nil {
+	if st := h.cfg.Backend.Store(); st != nil {
 		h.unsyncAll(ctx)
 		h.rev = st.Rev()
 	}
@@ -259,7 +267,7 @@ func (h *hub) handleSync(ctx actor.Context) {
 	if h.unsynced.n == 0 {
 		return
 	}
-	st := h.cfg.State.Store()
+	st := h.cfg.Backend.Store()
 	if st == nil {
 		h.scheduleSync(ctx, false) // the core is restarting
 		return

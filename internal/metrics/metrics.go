@@ -5,7 +5,7 @@
 // Events are counted where they happen (the WAL's fsync, raft's leader
 // changes, gRPC calls) into the package-level collectors below; figures a
 // member already keeps (leader, applied index, db size, restarts) are read
-// from its memberstate.State when scraped, see Handler.
+// from its raftclient.Client when scraped, see Handler.
 package metrics
 
 import (

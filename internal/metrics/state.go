@@ -7,13 +7,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/internal/memberview"
+	"github.com/troupedb/troupe/persistence/mvcc"
 )
 
+// Member is what the gauges read at each scrape (a raftclient.Client).
+type Member interface {
+	View() *memberview.View
+	AppliedIndex() uint64
+	Pending() int
+	Store() *mvcc.Store // nil while the core is down
+}
+
 // Registry returns a registry with the package's collectors, the Go and
-// process collectors, and gauges read from state at each scrape. Each call
+// process collectors, and gauges read from m at each scrape. Each call
 // makes a new registry, so a restarted listener registers nothing twice.
-func Registry(state *memberstate.State) *prometheus.Registry {
+func Registry(m Member) *prometheus.Registry {
+	state := m.View()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -32,22 +42,22 @@ func Registry(state *memberstate.State) *prometheus.Registry {
 			return boolFloat(state.Leader() != 0)
 		}),
 		gauge("etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.", func() float64 {
-			return boolFloat(state.Leader() == state.MemberID)
+			return boolFloat(state.IsLeader())
 		}),
 		gauge("etcd_server_proposals_committed_total", "The total number of consensus proposals committed.", func() float64 {
 			return float64(state.RaftIndex())
 		}),
 		gauge("etcd_server_proposals_applied_total", "The total number of consensus proposals applied.", func() float64 {
-			return float64(state.Applied.Current())
+			return float64(m.AppliedIndex())
 		}),
 		gauge("etcd_server_proposals_pending", "The current number of pending proposals to commit.", func() float64 {
-			return float64(state.Waits.Len())
+			return float64(m.Pending())
 		}),
 		gauge("etcd_mvcc_db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.", func() float64 {
-			return float64(dbSize(state, false))
+			return float64(dbSize(m, false))
 		}),
 		gauge("etcd_mvcc_db_total_size_in_use_in_bytes", "Total size of the underlying database logically in use in bytes.", func() float64 {
-			return float64(dbSize(state, true))
+			return float64(dbSize(m, true))
 		}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "troupe_actor_restarts_total", Help: "Restarts of an actor by its supervisor.",
@@ -57,13 +67,13 @@ func Registry(state *memberstate.State) *prometheus.Registry {
 	return reg
 }
 
-// Handler serves the registry of state in Prometheus' text format.
-func Handler(state *memberstate.State) http.Handler {
-	return promhttp.HandlerFor(Registry(state), promhttp.HandlerOpts{})
+// Handler serves the registry of m in Prometheus' text format.
+func Handler(m Member) http.Handler {
+	return promhttp.HandlerFor(Registry(m), promhttp.HandlerOpts{})
 }
 
-func dbSize(state *memberstate.State, inUse bool) int64 {
-	st := state.Store()
+func dbSize(m Member, inUse bool) int64 {
+	st := m.Store()
 	if st == nil {
 		return 0
 	}

@@ -9,30 +9,32 @@ import "sync"
 
 const shards = 64
 
-// Registry maps request ids to the channel their result goes to.
-type Registry struct {
-	shards [shards]shard
+// Registry maps request ids to the channel their result, a T, goes to.
+// One registry holds one kind of result, so a waiter never has to guess
+// what it received.
+type Registry[T any] struct {
+	shards [shards]shard[T]
 }
 
-type shard struct {
+type shard[T any] struct {
 	mu sync.Mutex
-	m  map[uint64]chan any
+	m  map[uint64]chan T
 }
 
 // New returns an empty Registry.
-func New() *Registry {
-	r := &Registry{}
+func New[T any]() *Registry[T] {
+	r := &Registry[T]{}
 	for i := range r.shards {
-		r.shards[i].m = make(map[uint64]chan any)
+		r.shards[i].m = make(map[uint64]chan T)
 	}
 	return r
 }
 
 // Register returns the channel that receives id's result. Registering an
 // id twice is a broken invariant: ids come from one generator.
-func (r *Registry) Register(id uint64) <-chan any {
+func (r *Registry[T]) Register(id uint64) <-chan T {
 	s := &r.shards[id%shards]
-	ch := make(chan any, 1)
+	ch := make(chan T, 1)
 	s.mu.Lock()
 	if _, dup := s.m[id]; dup {
 		s.mu.Unlock()
@@ -45,7 +47,7 @@ func (r *Registry) Register(id uint64) <-chan any {
 
 // Trigger delivers x to id's waiter, if one is registered, and forgets id.
 // It never blocks. It reports whether a waiter was found.
-func (r *Registry) Trigger(id uint64, x any) bool {
+func (r *Registry[T]) Trigger(id uint64, x T) bool {
 	s := &r.shards[id%shards]
 	s.mu.Lock()
 	ch, ok := s.m[id]
@@ -58,7 +60,7 @@ func (r *Registry) Trigger(id uint64, x any) bool {
 }
 
 // Cancel forgets id without delivering anything (the waiter gave up).
-func (r *Registry) Cancel(id uint64) {
+func (r *Registry[T]) Cancel(id uint64) {
 	s := &r.shards[id%shards]
 	s.mu.Lock()
 	delete(s.m, id)
@@ -66,7 +68,7 @@ func (r *Registry) Cancel(id uint64) {
 }
 
 // Len reports how many ids are waiting.
-func (r *Registry) Len() int {
+func (r *Registry[T]) Len() int {
 	n := 0
 	for i := range r.shards {
 		s := &r.shards[i]
@@ -79,7 +81,7 @@ func (r *Registry) Len() int {
 
 // TriggerAll delivers x to every registered waiter and forgets them all,
 // as a restart of the core does for requests it can no longer answer.
-func (r *Registry) TriggerAll(x any) int {
+func (r *Registry[T]) TriggerAll(x T) int {
 	n := 0
 	for i := range r.shards {
 		s := &r.shards[i]

@@ -8,7 +8,7 @@ import (
 )
 
 func TestRegistryTriggerOnce(t *testing.T) {
-	r := New()
+	r := New[string]()
 	ch := r.Register(7)
 	if !r.Trigger(7, "x") {
 		t.Fatal("trigger found no waiter")

@@ -1,10 +1,8 @@
-package memberstate
+package raftclient
 
 import (
 	"sync/atomic"
 	"time"
-
-	"github.com/troupedb/troupe/persistence/membership"
 )
 
 // idGenerator makes request ids as etcd's idutil does: the member's low 16
@@ -31,12 +29,3 @@ func (g *idGenerator) next() uint64 {
 	suffix := g.suffix.Add(1) & (1<<suffixLen - 1)
 	return g.prefix | suffix
 }
-
-// MemberID derives a member id from its peer URLs and the cluster token the
-// way etcd does, so that the same flags give the same ids as etcd.
-func MemberID(peerURLs []string, clusterToken string) uint64 {
-	return membership.NewMemberID(peerURLs, clusterToken, nil)
-}
-
-// ClusterID derives the cluster id from the member ids, as etcd does.
-func ClusterID(memberIDs []uint64) uint64 { return membership.ClusterID(memberIDs) }

@@ -1,4 +1,4 @@
-package memberstate
+package watchers
 
 import (
 	"testing"
@@ -7,38 +7,38 @@ import (
 )
 
 func TestQueueEventsIsBounded(t *testing.T) {
-	s := New(Member{ID: 1}, 1)
+	var l Link
 	for i := 0; i < 3; i++ {
-		if !s.QueueEvents(3) {
+		if !l.QueueEvents(3) {
 			t.Fatalf("message %d refused under the limit", i)
 		}
 	}
-	if s.QueueEvents(3) {
+	if l.QueueEvents(3) {
 		t.Fatal("a fourth message queued with a limit of 3")
 	}
-	s.EventsTaken()
-	if !s.QueueEvents(3) {
+	l.EventsTaken()
+	if !l.QueueEvents(3) {
 		t.Fatal("refused after one was taken")
 	}
 }
 
-func TestWatchHubSignalsReplacement(t *testing.T) {
-	s := New(Member{ID: 1}, 1)
-	pid, replaced := s.WatchHub()
+func TestLinkSignalsReplacement(t *testing.T) {
+	var l Link
+	pid, replaced := l.Hub()
 	if pid != nil {
 		t.Fatal("a hub before any started")
 	}
-	s.SetWatchHub(actor.NewPID("local", "watchers"))
+	l.setHub(actor.NewPID("local", "watchers"))
 	select {
 	case <-replaced:
 	default:
 		t.Fatal("the first hub's start was not signalled")
 	}
-	pid, replaced = s.WatchHub()
+	pid, replaced = l.Hub()
 	if pid == nil {
-		t.Fatal("no hub after SetWatchHub")
+		t.Fatal("no hub after setHub")
 	}
-	s.SetWatchHub(pid) // a restart
+	l.setHub(pid) // a restart
 	select {
 	case <-replaced:
 	default:
