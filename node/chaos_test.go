@@ -92,7 +92,7 @@ func (ic *inprocCluster) Leader(ctx context.Context) (int, error) {
 			if n == nil {
 				continue
 			}
-			l := n.state.Leader()
+			l := n.view.Leader()
 			if l == 0 || (lead != 0 && l != lead) {
 				agree = false
 			}

@@ -122,7 +122,7 @@ func (c *testCluster) waitLeader() int {
 			if nd == nil {
 				continue
 			}
-			l := nd.state.Leader()
+			l := nd.view.Leader()
 			if l == 0 || (lead != 0 && l != lead) {
 				agree = false
 				break
@@ -271,7 +271,7 @@ func TestClusterPartitionedLeaderStepsDown(t *testing.T) {
 	for time.Now().Before(deadline) {
 		newLead = -1
 		for i, nd := range c.nodes {
-			if i != lead && nd.state.Leader() != 0 && nd.state.Leader() != c.nodes[lead].MemberID() {
+			if i != lead && nd.view.Leader() != 0 && nd.view.Leader() != c.nodes[lead].MemberID() {
 				newLead = i
 			}
 		}
@@ -473,7 +473,7 @@ func TestClusterLearnerAndMoveLeader(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	deadline = time.Now().Add(10 * time.Second)
-	for n.state.IsLearner() {
+	for n.view.IsLearner() {
 		if time.Now().After(deadline) {
 			t.Fatal("promoted member still thinks it is a learner")
 		}

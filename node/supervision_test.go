@@ -140,7 +140,7 @@ func TestCorePanicsMidLoad(t *testing.T) {
 			t.Errorf("failpoint %s never reached", p)
 		}
 	}
-	if r := n.state.Restarts(); r < 3 {
+	if r := n.view.Restarts(); r < 3 {
 		t.Errorf("core restarted %d times, want at least 3", r)
 	}
 	select {

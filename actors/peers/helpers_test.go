@@ -1,6 +1,7 @@
 package peers
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/troupedb/troupe/actors/internal/actortest"
 	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/snap"
 )
 
@@ -49,9 +51,34 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// testMember is the in-memory Member of a test: a recorder for its raft
+// actor, peer status changes on a channel, the peers it starts with and
+// the snapshot database it ships.
+type testMember struct {
+	raft   *actor.PID
+	status chan statusChange
+	peers  map[uint64][]string
+	db     *fixedDB
+}
+
+func (m *testMember) Raft() *actor.PID { return m.raft }
+
+func (m *testMember) SnapshotDB() (io.ReadCloser, error) {
+	if m.db == nil {
+		return nil, errors.New("test member has no snapshot database")
+	}
+	return m.db.open()
+}
+
+func (m *testMember) Members() []membership.Member         { return nil }
+func (m *testMember) PeerURLs() map[uint64][]string        { return m.peers }
+func (m *testMember) Removed(uint64) bool                  { return false }
+func (m *testMember) SetPeerActive(id uint64, active bool) { m.status <- statusChange{id, active} }
+
 // startMember spawns the peers supervisor of member id in system under
-// name; cfg's Self, ClusterID (unless set), Raft, Snap and OnStatus are
-// filled in.
+// name; cfg's Self, ClusterID (unless set), Snap and Member (a copy of
+// cfg's *testMember, if any, with its raft recorder and status channel)
+// are filled in.
 func startMember(t *testing.T, system *actor.ActorSystem, id uint64, name string, cfg Config) *member {
 	t.Helper()
 	m := &member{id: id, system: system, raft: actortest.NewRecorder(1000), status: make(chan statusChange, 1000), latest: map[uint64]bool{}}
@@ -65,9 +92,13 @@ func startMember(t *testing.T, system *actor.ActorSystem, id uint64, name string
 	if cfg.ClusterID == 0 {
 		cfg.ClusterID = testCluster
 	}
-	cfg.Raft = func() *actor.PID { return m.raftPID }
+	tm := &testMember{}
+	if given, ok := cfg.Member.(*testMember); ok {
+		*tm = *given // cfg is shared by the members of a test
+	}
+	tm.raft, tm.status = m.raftPID, m.status
+	cfg.Member = tm
 	cfg.Snap = s
-	cfg.OnStatus = func(id uint64, active bool) { m.status <- statusChange{id, active} }
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger().With("test_member", id)
 	}

@@ -170,7 +170,7 @@ func TestConfigPeersAtStart(t *testing.T) {
 	system := newSystem()
 	all := map[uint64][]string{1: memURL(1), 2: memURL(2)}
 	cfg := fastConfig(system)
-	cfg.Peers = func() map[uint64][]string { return all }
+	cfg.Member = &testMember{peers: all}
 	m1 := startLocal(t, system, 1, cfg)
 	m2 := startLocal(t, system, 2, cfg)
 	m1.waitStatus(t, 2, true)
@@ -241,7 +241,7 @@ func TestSnapshotDatabaseStreamedBeforeMsgSnap(t *testing.T) {
 	db := &fixedDB{data: make([]byte, 3<<20+123)}
 	_, _ = rand.Read(db.data)
 	ms := localCluster(t, 2, func(id uint64, cfg *Config) {
-		cfg.SnapshotDB = db.open
+		cfg.Member = &testMember{db: db}
 		cfg.SnapshotChunkBytes = 64 << 10 // 49 chunks
 	})
 	ms[0].system.Root.Send(ms[0].sup, &messages.SendRaft{Msg: snapshotMsg(1, 2, 42)})
@@ -268,7 +268,7 @@ func TestSnapshotDatabaseStreamedBeforeMsgSnap(t *testing.T) {
 func TestSnapshotFailureLeavesNoFile(t *testing.T) {
 	db := &fixedDB{data: make([]byte, 1<<20), err: errors.New("disk on fire"), at: 300 << 10}
 	ms := localCluster(t, 2, func(id uint64, cfg *Config) {
-		cfg.SnapshotDB = db.open
+		cfg.Member = &testMember{db: db}
 		cfg.SnapshotChunkBytes = 64 << 10
 	})
 	ms[0].system.Root.Send(ms[0].sup, &messages.SendRaft{Msg: snapshotMsg(1, 2, 42)})
@@ -304,7 +304,7 @@ func TestSnapshotFailureLeavesNoFile(t *testing.T) {
 func TestSnapshotToDownPeerReportedFailed(t *testing.T) {
 	system := newSystem()
 	cfg := fastConfig(system)
-	cfg.SnapshotDB = (&fixedDB{data: []byte("db")}).open
+	cfg.Member = &testMember{db: &fixedDB{data: []byte("db")}}
 	m1 := startLocal(t, system, 1, cfg)
 	m1.setPeers(map[uint64][]string{1: memURL(1), 2: memURL(2)})
 	m1.waitStatus(t, 2, false)
@@ -318,7 +318,7 @@ func TestSnapshotToDownPeerReportedFailed(t *testing.T) {
 func TestFilterDroppedSnapshotReportedFailed(t *testing.T) {
 	var mu sync.Mutex
 	ms := localCluster(t, 2, func(id uint64, cfg *Config) {
-		cfg.SnapshotDB = (&fixedDB{data: []byte("db")}).open
+		cfg.Member = &testMember{db: &fixedDB{data: []byte("db")}}
 		cfg.Filter = func(from, to uint64, m *raftpb.Message) (bool, time.Duration) {
 			mu.Lock()
 			defer mu.Unlock()

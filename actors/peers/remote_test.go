@@ -168,7 +168,7 @@ func TestRemoteDownPeerThenBack(t *testing.T) {
 func TestRemoteSnapshot(t *testing.T) {
 	db := &fixedDB{data: make([]byte, 5<<20+321)}
 	_, _ = rand.Read(db.data)
-	ms := remoteCluster(t, 2, Config{SnapshotDB: db.open}) // 512 KiB chunks
+	ms := remoteCluster(t, 2, Config{Member: &testMember{db: db}}) // 512 KiB chunks
 	// Raft traffic keeps flowing around the transfer.
 	ms[0].send(2, raftpb.MsgHeartbeat, 0)
 	ms[0].system.Root.Send(ms[0].sup, &messages.SendRaft{Msg: snapshotMsg(1, 2, 77)})
