@@ -321,6 +321,15 @@ func (c *core) installSnapshotDB(index uint64) (*mvcc.Store, error) {
 // for, publishes the new backend and membership, and answers the applier,
 // which waits for it.
 func (c *core) handleInstallBackend(ctx actor.Context, msg *messages.InstallBackend) {
+	defer func() {
+		// A crash mid-install is the applier's failure, as if it had
+		// installed itself: it gets the error and fails, and the restart
+		// that follows finishes the install from the snapshot dir. The
+		// core must answer: the applier waits for it.
+		if r := recover(); r != nil {
+			ctx.Respond(&messages.BackendInstalled{Err: fmt.Errorf("install snapshot database %d: panic: %v", msg.Index, r)})
+		}
+	}()
 	st, err := c.installSnapshotDB(msg.Index)
 	if err != nil {
 		ctx.Respond(&messages.BackendInstalled{Err: err})
