@@ -180,13 +180,7 @@ func (c *Client) Propose(ctx context.Context, req *pb.InternalRaftRequest) (any,
 	if co == nil {
 		return nil, ErrStopped
 	}
-	reg := c.cfg.Waits.Proposals
-	ch := reg.Register(id)
-	c.cfg.Root.Send(co.Raft, &messages.Propose{ID: id, Data: data})
-	res, err := await(ctx, c, reg, id, ch)
-	if err == nil {
-		err = res.Err
-	}
+	res, err := ask(ctx, c, c.cfg.Waits.Proposals, id, co.Raft, &messages.Propose{ID: id, Data: data})
 	if err != nil {
 		metrics.ProposalsFailed.Inc()
 		return nil, err
@@ -218,13 +212,7 @@ func (c *Client) ProposeConfChange(ctx context.Context, cc *raftpb.ConfChange) (
 	}
 	id := c.NextID()
 	cc.Id = &id
-	reg := c.cfg.Waits.ConfChanges
-	ch := reg.Register(id)
-	c.cfg.Root.Send(co.Raft, &messages.ProposeConfChange{CC: cc})
-	res, err := await(ctx, c, reg, id, ch)
-	if err == nil {
-		err = res.Err
-	}
+	res, err := ask(ctx, c, c.cfg.Waits.ConfChanges, id, co.Raft, &messages.ProposeConfChange{CC: cc})
 	if err != nil {
 		return nil, err
 	}
@@ -239,13 +227,7 @@ func (c *Client) ReadIndex(ctx context.Context) (uint64, error) {
 		return 0, ErrStopped
 	}
 	id := c.NextID()
-	reg := c.cfg.Waits.Reads
-	ch := reg.Register(id)
-	c.cfg.Root.Send(co.Raft, &messages.ReadIndex{ID: id})
-	res, err := await(ctx, c, reg, id, ch)
-	if err == nil {
-		err = res.Err
-	}
+	res, err := ask(ctx, c, c.cfg.Waits.Reads, id, co.Raft, &messages.ReadIndex{ID: id})
 	if err != nil {
 		return 0, err
 	}
@@ -339,14 +321,30 @@ func (c *Client) AskLessor(msg any) (any, error) {
 	return res, nil
 }
 
-// await waits for id's outcome on ch, bounded by ctx and the request
-// timeout; a waiter that gives up cancels id.
-func await[T any](ctx context.Context, c *Client, reg *wait.Registry[T], id uint64, ch <-chan T) (T, error) {
+// outcome is a result type of one of the registries.
+type outcome interface {
+	Result | ReadResult | ConfChangeResult
+	failure() error
+}
+
+func (r Result) failure() error           { return r.Err }
+func (r ReadResult) failure() error       { return r.Err }
+func (r ConfChangeResult) failure() error { return r.Err }
+
+// ask registers id in reg, sends msg to the raft actor and waits for id's
+// outcome, bounded by ctx and the request timeout; a waiter that gives up
+// cancels id. The error is the wait's or the outcome's.
+func ask[T outcome](ctx context.Context, c *Client, reg *wait.Registry[T], id uint64, raft *actor.PID, msg any) (T, error) {
 	var zero T
+	ch := reg.Register(id)
+	c.cfg.Root.Send(raft, msg)
 	t := time.NewTimer(c.cfg.RequestTimeout)
 	defer t.Stop()
 	select {
 	case x := <-ch:
+		if err := x.failure(); err != nil {
+			return zero, err
+		}
 		return x, nil
 	case <-ctx.Done():
 		reg.Cancel(id)

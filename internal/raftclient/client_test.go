@@ -1,0 +1,122 @@
+package raftclient
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupedb/troupe/internal/memberview"
+	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/persistence/membership"
+)
+
+// fakeRaft answers as the raft actor and applier would: a Put with a
+// PutResponse, a ReadIndex with index 7, a conf change with one member;
+// anything with the key "silent" gets no answer.
+func fakeRaft(w *Waits) actor.ReceiveFunc {
+	return func(ctx actor.Context) {
+		switch m := ctx.Message().(type) {
+		case *messages.Propose:
+			var req pb.InternalRaftRequest
+			if err := proto.Unmarshal(m.Data, &req); err != nil {
+				panic(err)
+			}
+			if string(req.GetPut().GetKey()) == "silent" {
+				return
+			}
+			w.Proposals.Trigger(m.ID, Result{Resp: &pb.PutResponse{Header: &pb.ResponseHeader{Revision: 2}}})
+		case *messages.ReadIndex:
+			w.Reads.Trigger(m.ID, ReadResult{Index: 7})
+		case *messages.ProposeConfChange:
+			w.ConfChanges.Trigger(m.CC.GetId(), ConfChangeResult{Members: []membership.Member{{ID: 9}}})
+		}
+	}
+}
+
+func newClient(t *testing.T) (*Client, *actor.ActorSystem) {
+	sys := actor.NewActorSystem()
+	w := NewWaits()
+	c := New(Config{
+		Root: sys.Root, View: memberview.New(memberview.Member{ID: 1}, 1), Waits: w,
+		RequestTimeout: time.Second, MaxRequestBytes: 64,
+	})
+	raft := sys.Root.Spawn(actor.PropsFromFunc(fakeRaft(w)))
+	c.SetCore(&Core{Raft: raft})
+	t.Cleanup(func() {
+		_ = sys.Root.StopFuture(raft).Wait()
+		sys.Shutdown()
+	})
+	return c, sys
+}
+
+func TestClientRoundTrips(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, _ := newClient(t)
+		ctx := context.Background()
+		put, err := ProposeAs[*pb.PutResponse](ctx, c, &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("k")}})
+		if err != nil || put.GetHeader().GetRevision() != 2 {
+			t.Fatalf("propose: %v, %v", put, err)
+		}
+		if _, err := ProposeAs[*pb.TxnResponse](ctx, c, &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("k")}}); status.Code(err) != codes.Internal {
+			t.Fatalf("a response of another type: %v, want Internal", err)
+		}
+		if idx, err := c.ReadIndex(ctx); err != nil || idx != 7 {
+			t.Fatalf("read index %d, %v", idx, err)
+		}
+		ms, err := c.ProposeConfChange(ctx, &raftpb.ConfChange{})
+		if err != nil || len(ms) != 1 || ms[0].ID != 9 {
+			t.Fatalf("conf change %v, %v", ms, err)
+		}
+		if n := c.Pending(); n != 0 {
+			t.Fatalf("%d requests still pending", n)
+		}
+	})
+}
+
+func TestClientErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, _ := newClient(t)
+		ctx := context.Background()
+		big := &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("k"), Value: make([]byte, 100)}}
+		if _, err := c.Propose(ctx, big); !errors.Is(err, rpctypes.ErrGRPCRequestTooLarge) {
+			t.Fatalf("large request: %v", err)
+		}
+		silent := &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("silent")}}
+		if _, err := c.Propose(ctx, silent); !errors.Is(err, rpctypes.ErrGRPCTimeout) {
+			t.Fatalf("unanswered request: %v, want the request timeout", err)
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		time.AfterFunc(10*time.Millisecond, cancel)
+		if _, err := c.Propose(cctx, silent); status.Code(err) != codes.Canceled {
+			t.Fatalf("canceled request: %v", err)
+		}
+		if n := c.Pending(); n != 0 {
+			t.Fatalf("%d given-up requests still registered", n)
+		}
+		c.SetCore(nil)
+		if _, err := c.ReadIndex(ctx); !errors.Is(err, ErrStopped) {
+			t.Fatalf("core down: %v", err)
+		}
+	})
+}
+
+func TestFailAllAnswersEveryRegistry(t *testing.T) {
+	w := NewWaits()
+	p, r, cc := w.Proposals.Register(1), w.Reads.Register(2), w.ConfChanges.Register(3)
+	if n := w.FailAll(ErrStopped); n != 3 {
+		t.Fatalf("failed %d, want 3", n)
+	}
+	if (<-p).Err != ErrStopped || (<-r).Err != ErrStopped || (<-cc).Err != ErrStopped {
+		t.Fatal("a waiter did not get the error")
+	}
+}
