@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"hash/crc32"
 
+	bolt "go.etcd.io/bbolt"
+
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
@@ -73,7 +75,13 @@ func (s *Store) HashKV(rev int64) (hash uint32, current, compacted int64, err er
 	}); err != nil {
 		return 0, current, compacted, fmt.Errorf("mvcc: hash %s: %w", s.path, err)
 	}
-	for _, b := range []*batch{s.committing, s.pending} {
+	committing := s.committing
+	if committing != nil && committing.inTx(tx) {
+		// The commit reached bbolt before this read transaction began;
+		// it leaves memory only once it can take mu, after this hash.
+		committing = nil
+	}
+	for _, b := range []*batch{committing, s.pending} {
 		if b == nil {
 			continue
 		}
@@ -84,4 +92,16 @@ func (s *Store) HashKV(rev int64) (hash uint32, current, compacted int64, err er
 		}
 	}
 	return h.Sum32(), current, compacted, nil
+}
+
+// inTx reports whether tx already holds b's puts: the committing batch is
+// written to bbolt without the store's lock, so a reader holding the lock
+// may see it both in bbolt and in memory.
+func (b *batch) inTx(tx *bolt.Tx) bool {
+	for _, r := range b.order {
+		if p, ok := b.puts[r]; ok {
+			return tx.Bucket(keyBucket).Get(p.key) != nil
+		}
+	}
+	return false // no puts: nothing of b is hashed either way
 }

@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
+
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
@@ -116,4 +118,32 @@ func TestHashKVMatchesEtcd(t *testing.T) {
 	if h, _, c, _ := s.HashKV(0); h != 1468967122 || c != 3 {
 		t.Fatalf("after compact 3: hash %d (compact %d), etcd 3.4.23 printed 1468967122", h, c)
 	}
+}
+
+// TestHashKVCommitInBoltAndMemory: the committing batch reaches bbolt
+// before it leaves memory; a hash taken in between counts it once.
+func TestHashKVCommitInBoltAndMemory(t *testing.T) {
+	ts := openTest(t, Options{})
+	ts.mustPut("a", "1")
+	ts.mustPut("b", "2")
+	want, _, _, err := ts.HashKV(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := ts.swap()
+	if err := ts.db.Update(func(tx *bolt.Tx) error { return ts.fillTx(tx, b) }); err != nil {
+		t.Fatal(err)
+	}
+	// Committed to bbolt, still the committing batch: the moment before
+	// writeBatch takes the lock to drop it.
+	got, _, _, err := ts.HashKV(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("hash %d while the batch is in bbolt and in memory, want %d", got, want)
+	}
+	ts.mu.Lock()
+	ts.committing = nil
+	ts.mu.Unlock()
 }
