@@ -80,10 +80,7 @@ func (r restore) run() error {
 	if err := ss.Save(sn); err != nil {
 		return fmt.Errorf("save raft snapshot: %w", err)
 	}
-	meta := make([]byte, 16)
-	binary.BigEndian.PutUint64(meta, self)
-	binary.BigEndian.PutUint64(meta[8:], cid)
-	w, err := wal.Create(core.WALDir(r.DataDir), meta, wal.Options{})
+	w, err := wal.Create(core.WALDir(r.DataDir), wal.Metadata{MemberID: self, ClusterID: cid}, wal.Options{})
 	if err != nil {
 		return err
 	}
