@@ -53,7 +53,7 @@ var errCoreDown = status.Error(codes.Unavailable, "etcdserver: server stopped")
 func (s *KV) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse, error) {
 	_ = failpoint.Inject("kvRangePanic")
 	if err := mvcc.ValidateRange(req); err != nil {
-		return nil, err
+		return nil, toGRPC(err)
 	}
 	if !req.Serializable {
 		if err := s.linearizableRead(ctx); err != nil {
@@ -66,7 +66,7 @@ func (s *KV) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse
 	}
 	resp, err := st.Range(req)
 	if err != nil {
-		return nil, err
+		return nil, toGRPC(err)
 	}
 	s.fill(resp.Header)
 	return resp, nil
@@ -75,7 +75,7 @@ func (s *KV) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse
 // Put writes one key.
 func (s *KV) Put(ctx context.Context, req *pb.PutRequest) (*pb.PutResponse, error) {
 	if err := mvcc.ValidatePut(req); err != nil {
-		return nil, err
+		return nil, toGRPC(err)
 	}
 	if err := s.checkQuota(ctx, costPut(req)); err != nil {
 		return nil, err
@@ -92,7 +92,7 @@ func (s *KV) Put(ctx context.Context, req *pb.PutRequest) (*pb.PutResponse, erro
 // DeleteRange deletes a key or a range.
 func (s *KV) DeleteRange(ctx context.Context, req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
 	if err := mvcc.ValidateDeleteRange(req); err != nil {
-		return nil, err
+		return nil, toGRPC(err)
 	}
 	resp, err := s.propose(ctx, &pb.InternalRaftRequest{DeleteRange: req})
 	if err != nil {
@@ -106,7 +106,7 @@ func (s *KV) DeleteRange(ctx context.Context, req *pb.DeleteRangeRequest) (*pb.D
 // Txn runs a transaction at one revision.
 func (s *KV) Txn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, error) {
 	if err := mvcc.ValidateTxn(req, s.cfg.MaxTxnOps); err != nil {
-		return nil, err
+		return nil, toGRPC(err)
 	}
 	if mvcc.TxnReadOnly(req) {
 		return s.readTxn(ctx, req)
@@ -138,7 +138,7 @@ func (s *KV) readTxn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, 
 	}
 	resp, err := st.ReadTxn(req)
 	if err != nil {
-		return nil, err
+		return nil, toGRPC(err)
 	}
 	s.fill(resp.Header)
 	return resp, nil
@@ -171,7 +171,7 @@ func (s *KV) Compact(ctx context.Context, req *pb.CompactionRequest) (*pb.Compac
 // propose replicates r through raft and waits for the applier's result.
 func (s *KV) propose(ctx context.Context, r *pb.InternalRaftRequest) (any, error) {
 	if err := s.checkAlarms(r); err != nil {
-		return nil, err
+		return nil, toGRPC(err)
 	}
 	st := s.cfg.State
 	id := st.NextID()
@@ -196,7 +196,7 @@ func (s *KV) propose(ctx context.Context, r *pb.InternalRaftRequest) (any, error
 	}
 	out := res.(memberstate.Result)
 	if out.Err != nil {
-		return nil, out.Err
+		return nil, toGRPC(out.Err)
 	}
 	return out.Resp, nil
 }
