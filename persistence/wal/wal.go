@@ -6,9 +6,10 @@
 //
 // A WAL is a directory of segment files named %016x-%016x.wal (sequence
 // number, first index), each preallocated to Options.SegmentSizeBytes with
-// zeros. Every segment starts with the metadata given to Create, the latest
-// snapshot marker and the latest hard state, so removing older segments
-// never loses them. Records are framed with a length and a CRC32C (see
+// zeros. Every segment starts with the metadata given to Create (the
+// member and cluster ids, in the versioned format of metadata.go), the
+// latest snapshot marker and the latest hard state, so removing older
+// segments never loses them. Records are framed with a length and a CRC32C (see
 // record.go); a record never spans segments; a segment that cannot take the
 // next record is synced and followed by a new one.
 //
