@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -125,16 +124,12 @@ func identify(cfg Config, system *actor.ActorSystem) (*memberview.View, []raft.P
 
 // restartedMember reads the member and cluster ids from the WAL.
 func restartedMember(cfg Config, walDir string) (*memberview.View, []raft.Peer, error) {
-	md, err := wal.Metadata(walDir)
+	md, err := wal.ReadMetadata(walDir)
 	if err != nil {
 		return nil, nil, &core.StartupError{Step: "read member id", Err: err}
 	}
-	if len(md) != 16 {
-		return nil, nil, &core.StartupError{Step: "read member id", Err: fmt.Errorf("%s: metadata of %d bytes, want 16 (fix: use the data dir with the troupe that made it)", walDir, len(md))}
-	}
-	id, cid := binary.BigEndian.Uint64(md), binary.BigEndian.Uint64(md[8:])
-	self := memberview.Member{ID: id, Name: cfg.Name, PeerURLs: urlStrings(cfg.InitialAdvertisePeerURLs), ClientURLs: urlStrings(cfg.AdvertiseClientURLs)}
-	st := memberview.New(self, cid)
+	self := memberview.Member{ID: md.MemberID, Name: cfg.Name, PeerURLs: urlStrings(cfg.InitialAdvertisePeerURLs), ClientURLs: urlStrings(cfg.AdvertiseClientURLs)}
+	st := memberview.New(self, md.ClusterID)
 	// Until the core loads the applied membership, the flags are the best
 	// guess of where the others are.
 	if flags, _, err := memberState(cfg); err == nil {

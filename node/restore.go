@@ -3,18 +3,16 @@ package node
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
-	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/troupedb/troupe/actors/core"
 	"github.com/troupedb/troupe/persistence/membership"
+	"github.com/troupedb/troupe/persistence/mvcc"
 	"github.com/troupedb/troupe/persistence/snap"
 	"github.com/troupedb/troupe/persistence/wal"
 )
@@ -68,7 +66,7 @@ func (r restore) run() error {
 	if err := r.copyDB(core.DBPath(r.DataDir)); err != nil {
 		return err
 	}
-	if err := resetBackend(core.DBPath(r.DataDir), members, index); err != nil {
+	if err := mvcc.ReplaceMembers(core.DBPath(r.DataDir), members, index); err != nil {
 		return err
 	}
 	ss, err := snap.New(core.SnapDir(r.DataDir), snap.Options{})
@@ -79,10 +77,7 @@ func (r restore) run() error {
 	if err := ss.Save(sn); err != nil {
 		return fmt.Errorf("save raft snapshot: %w", err)
 	}
-	meta := make([]byte, 16)
-	binary.BigEndian.PutUint64(meta, self)
-	binary.BigEndian.PutUint64(meta[8:], cid)
-	w, err := wal.Create(core.WALDir(r.DataDir), meta, wal.Options{})
+	w, err := wal.Create(core.WALDir(r.DataDir), wal.Metadata{MemberID: self, ClusterID: cid}, wal.Options{})
 	if err != nil {
 		return err
 	}
@@ -147,48 +142,4 @@ func (r restore) copyDB(path string) error {
 		return fmt.Errorf("%s has no sha256 of snapshot save (fix: --skip-hash-check for a copied db file)", r.File)
 	}
 	return os.WriteFile(path, b, 0o600)
-}
-
-// resetBackend replaces the members in the backend at path and sets its
-// consistent index.
-func resetBackend(path string, members []membership.Member, index uint64) error {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range []string{"members", "members_removed"} {
-			if tx.Bucket([]byte(name)) != nil {
-				if err := tx.DeleteBucket([]byte(name)); err != nil {
-					return err
-				}
-			}
-		}
-		mb, err := tx.CreateBucket([]byte("members"))
-		if err != nil {
-			return err
-		}
-		if _, err := tx.CreateBucket([]byte("members_removed")); err != nil {
-			return err
-		}
-		for i := range members {
-			if err := mb.Put(membership.Key(members[i].ID), members[i].Marshal()); err != nil {
-				return err
-			}
-		}
-		meta, err := tx.CreateBucketIfNotExists([]byte("meta"))
-		if err != nil {
-			return err
-		}
-		var ci [8]byte
-		binary.BigEndian.PutUint64(ci[:], index)
-		return meta.Put([]byte("consistent_index"), ci[:])
-	})
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("reset members in %s: %w", path, err)
-	}
-	return nil
 }

@@ -9,13 +9,13 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupedb/troupe/actors/internal/actortest"
 	"github.com/troupedb/troupe/internal/memberstate"
 	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/persistence/alarm"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
 
@@ -85,7 +85,7 @@ func TestApplyAlarms(t *testing.T) {
 	if res[0].Err != nil || res[1].Err != nil || len(res[1].Resp.(*pb.AlarmResponse).Alarms) != 1 {
 		t.Fatalf("put, activate: %+v %+v", res[0], res[1])
 	}
-	if !errors.Is(res[2].Err, rpctypes.ErrGRPCNoSpace) || res[3].Err != nil {
+	if !errors.Is(res[2].Err, alarm.ErrNoSpace) || res[3].Err != nil {
 		t.Fatalf("put, delete under NOSPACE: %v, %v", res[2].Err, res[3].Err)
 	}
 	if !state.Alarms().Has(pb.AlarmType_NOSPACE) || store.ConsistentIndex() != 4 {
@@ -99,7 +99,7 @@ func TestApplyAlarms(t *testing.T) {
 		entry(t, 6, 16, &pb.InternalRaftRequest{Alarm: disarm}),
 		entry(t, 7, 17, &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("d")}}),
 	)
-	if !errors.Is(res[0].Err, rpctypes.ErrGRPCNoSpace) || res[1].Err != nil || res[2].Err != nil {
+	if !errors.Is(res[0].Err, alarm.ErrNoSpace) || res[1].Err != nil || res[2].Err != nil {
 		t.Fatalf("after restart: %+v", res)
 	}
 	if state2.Alarms().Len() != 0 {
@@ -109,7 +109,7 @@ func TestApplyAlarms(t *testing.T) {
 
 // TestApplyPastQuota: a put whose cost takes the backend past the quota
 // at apply time still applies (every member applies the same entries) but
-// answers ErrGRPCNoSpace, and the member proposes its NOSPACE alarm,
+// answers alarm.ErrNoSpace, and the member proposes its NOSPACE alarm,
 // as etcd's quota applier does.
 func TestApplyPastQuota(t *testing.T) {
 	store, err := mvcc.Open(filepath.Join(t.TempDir(), "db"), mvcc.Options{NoSync: true})
@@ -132,7 +132,7 @@ func TestApplyPastQuota(t *testing.T) {
 		t.Fatalf("delete, small put: %v %v", res[0].Err, res[1].Err)
 	}
 	for i := 2; i < 4; i++ {
-		if !errors.Is(res[i].Err, rpctypes.ErrGRPCNoSpace) {
+		if !errors.Is(res[i].Err, alarm.ErrNoSpace) {
 			t.Fatalf("put %d past the quota: %v", i, res[i].Err)
 		}
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/troupedb/troupe/actors/internal/actortest"
@@ -60,7 +59,7 @@ func TestApplyLeaseRequests(t *testing.T) {
 	if g, ok := res[0].Resp.(*pb.LeaseGrantResponse); !ok || g.ID != 7 || g.TTL != 30 {
 		t.Fatalf("grant result %+v", res[0])
 	}
-	if !errors.Is(res[1].Err, rpctypes.ErrGRPCLeaseExist) || !errors.Is(res[3].Err, rpctypes.ErrGRPCLeaseNotFound) {
+	if !errors.Is(res[1].Err, mvcc.ErrLeaseExists) || !errors.Is(res[3].Err, mvcc.ErrLeaseNotFound) {
 		t.Fatalf("errors: grant again %v, revoke unknown %v", res[1].Err, res[3].Err)
 	}
 	if l, _, ok := store.Lease(7, false); !ok || l.RemainingTTL != 12 {

@@ -6,7 +6,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupedb/troupe/messages"
@@ -36,7 +35,7 @@ type quotaState struct {
 }
 
 // applyQuota applies req as applyRequest does and, when it passed the
-// quota, answers ErrGRPCNoSpace and raises the alarm.
+// quota, answers alarm.ErrNoSpace and raises the alarm.
 func (a *applier) applyQuota(idx uint64, req *pb.InternalRaftRequest) (any, error) {
 	over := a.overQuota(req)
 	resp, err := a.applyRequest(idx, req)
@@ -44,7 +43,7 @@ func (a *applier) applyQuota(idx uint64, req *pb.InternalRaftRequest) (any, erro
 		return resp, err
 	}
 	a.raiseNoSpace()
-	return resp, rpctypes.ErrGRPCNoSpace
+	return resp, alarm.ErrNoSpace
 }
 
 func (a *applier) overQuota(req *pb.InternalRaftRequest) bool {

@@ -30,7 +30,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"github.com/troupedb/troupe/persistence/mvcc"
 )
 
 // Modes of --auto-compaction-mode.
@@ -228,7 +228,7 @@ func (c *compactor) start(ctx actor.Context, rev int64) {
 func (c *compactor) handleCompacted(msg compacted) {
 	c.cancel()
 	c.cancel, c.running = nil, nil
-	if msg.err != nil && !errors.Is(msg.err, rpctypes.ErrGRPCCompacted) {
+	if msg.err != nil && !errors.Is(msg.err, mvcc.ErrCompacted) {
 		c.log.Warn("auto-compaction failed; retrying at the next check", "revision", msg.rev, "err", msg.err, "retry-after", c.interval())
 		return
 	}

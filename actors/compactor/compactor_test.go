@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"github.com/troupedb/troupe/persistence/mvcc"
 )
 
 // fake is the compactor's world: a revision that grows by one every
@@ -39,7 +39,7 @@ func (f *fake) Compact(_ context.Context, rev int64) error {
 		return errors.New("no leader")
 	}
 	if len(f.revs) > 1 && f.revs[len(f.revs)-2] >= rev {
-		return rpctypes.ErrGRPCCompacted
+		return mvcc.ErrCompacted
 	}
 	return nil
 }

@@ -25,7 +25,6 @@
 package core
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -393,9 +392,7 @@ func snapshotsNewestFirst(dir string, log *slog.Logger) []*raftpb.Snapshot {
 func (c *core) replayWAL(snaps []*raftpb.Snapshot) (*recovered, error) {
 	dir := WALDir(c.cfg.DataDir)
 	opts := wal.Options{SegmentSizeBytes: c.cfg.WALSegmentBytes, Logger: c.cfg.Logger}
-	meta := make([]byte, 16)
-	binary.BigEndian.PutUint64(meta, c.view().MemberID)
-	binary.BigEndian.PutUint64(meta[8:], c.view().ClusterID)
+	meta := wal.Metadata{MemberID: c.view().MemberID, ClusterID: c.view().ClusterID}
 	if !wal.Exist(dir) {
 		if len(snaps) > 0 {
 			return nil, &StartupError{"open wal", fmt.Errorf("%s has snapshots but %s has no WAL (fix: restore the data dir, or remove it and re-add the member)", SnapDir(c.cfg.DataDir), dir)}
@@ -438,11 +435,8 @@ func (c *core) replayWAL(snaps []*raftpb.Snapshot) (*recovered, error) {
 	}
 }
 
-func (c *core) checkMetadata(dir string, got []byte) error {
-	if len(got) != 16 {
-		return nil
-	}
-	mid, cid := binary.BigEndian.Uint64(got), binary.BigEndian.Uint64(got[8:])
+func (c *core) checkMetadata(dir string, got wal.Metadata) error {
+	mid, cid := got.MemberID, got.ClusterID
 	if mid != c.view().MemberID || cid != c.view().ClusterID {
 		return &StartupError{"check wal", fmt.Errorf(
 			"%s belongs to member %x of cluster %x, but the flags make member %x of cluster %x (fix: start with the flags the data dir was made with, or use another --data-dir)",

@@ -2,7 +2,6 @@ package listeners
 
 import (
 	"context"
-	"errors"
 	"net/url"
 	"time"
 
@@ -291,35 +290,6 @@ func (c *Cluster) promoteAt(ctx context.Context, clientURL string, req *pb.Membe
 	}
 	defer conn.Close()
 	return pb.NewClusterClient(conn).MemberPromote(ctx, req)
-}
-
-// toGRPC maps a membership change error to what etcd 3.4 sends.
-func toGRPC(err error) error {
-	switch {
-	case errors.Is(err, membership.ErrIDRemoved), errors.Is(err, membership.ErrIDNotFound):
-		return rpctypes.ErrGRPCMemberNotFound
-	case errors.Is(err, membership.ErrIDExists):
-		return rpctypes.ErrGRPCMemberExist
-	case errors.Is(err, membership.ErrPeerURLExists):
-		return rpctypes.ErrGRPCPeerURLExist
-	case errors.Is(err, membership.ErrMemberNotLearner):
-		return rpctypes.ErrGRPCMemberNotLearner
-	case errors.Is(err, membership.ErrTooManyLearners):
-		return rpctypes.ErrGRPCTooManyLearners
-	case errors.Is(err, membership.ErrBadURLs):
-		return rpctypes.ErrGRPCMemberBadURLs
-	case errors.Is(err, membership.ErrNotEnoughStarted):
-		return errNotEnoughStarted
-	case errors.Is(err, membership.ErrLearnerNotReady):
-		return rpctypes.ErrGRPCLearnerNotReady
-	case errors.Is(err, membership.ErrUnhealthy):
-		return rpctypes.ErrGRPCUnhealthy
-	case errors.Is(err, context.DeadlineExceeded):
-		return rpctypes.ErrGRPCTimeout
-	case errors.Is(err, context.Canceled):
-		return rpctypes.ErrGRPCCanceled
-	}
-	return err
 }
 
 func toPB(ms []membership.Member) []*pb.Member {

@@ -15,7 +15,7 @@ func (m *Maintenance) HashKV(ctx context.Context, req *pb.HashKVRequest) (*pb.Ha
 	}
 	h, rev, compacted, err := store.HashKV(req.Revision)
 	if err != nil {
-		return nil, err
+		return nil, toGRPC(err)
 	}
 	st := m.KV.cfg.Raft.View()
 	return &pb.HashKVResponse{

@@ -43,7 +43,7 @@ var errCoreDown = raftclient.ErrStopped
 func (s *KV) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse, error) {
 	_ = failpoint.Inject("kvRangePanic")
 	if err := mvcc.ValidateRange(req); err != nil {
-		return nil, err
+		return nil, toGRPC(err)
 	}
 	if !req.Serializable {
 		if err := s.linearizableRead(ctx); err != nil {
@@ -56,7 +56,7 @@ func (s *KV) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse
 	}
 	resp, err := st.Range(req)
 	if err != nil {
-		return nil, err
+		return nil, toGRPC(err)
 	}
 	s.fill(resp.Header)
 	return resp, nil
@@ -65,7 +65,7 @@ func (s *KV) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse
 // Put writes one key.
 func (s *KV) Put(ctx context.Context, req *pb.PutRequest) (*pb.PutResponse, error) {
 	if err := mvcc.ValidatePut(req); err != nil {
-		return nil, err
+		return nil, toGRPC(err)
 	}
 	if err := s.checkQuota(ctx, costPut(req)); err != nil {
 		return nil, err
@@ -81,7 +81,7 @@ func (s *KV) Put(ctx context.Context, req *pb.PutRequest) (*pb.PutResponse, erro
 // DeleteRange deletes a key or a range.
 func (s *KV) DeleteRange(ctx context.Context, req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
 	if err := mvcc.ValidateDeleteRange(req); err != nil {
-		return nil, err
+		return nil, toGRPC(err)
 	}
 	r, err := proposeAs[*pb.DeleteRangeResponse](ctx, s, &pb.InternalRaftRequest{DeleteRange: req})
 	if err != nil {
@@ -94,7 +94,7 @@ func (s *KV) DeleteRange(ctx context.Context, req *pb.DeleteRangeRequest) (*pb.D
 // Txn runs a transaction at one revision.
 func (s *KV) Txn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, error) {
 	if err := mvcc.ValidateTxn(req, s.cfg.MaxTxnOps); err != nil {
-		return nil, err
+		return nil, toGRPC(err)
 	}
 	if mvcc.TxnReadOnly(req) {
 		return s.readTxn(ctx, req)
@@ -125,7 +125,7 @@ func (s *KV) readTxn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, 
 	}
 	resp, err := st.ReadTxn(req)
 	if err != nil {
-		return nil, err
+		return nil, toGRPC(err)
 	}
 	s.fill(resp.Header)
 	return resp, nil
@@ -158,18 +158,20 @@ func (s *KV) Compact(ctx context.Context, req *pb.CompactionRequest) (*pb.Compac
 // unless an active alarm refuses it first.
 func (s *KV) propose(ctx context.Context, r *pb.InternalRaftRequest) (any, error) {
 	if err := s.checkAlarms(r); err != nil {
-		return nil, err
+		return nil, toGRPC(err)
 	}
-	return s.cfg.Raft.Propose(ctx, r)
+	resp, err := s.cfg.Raft.Propose(ctx, r)
+	return resp, toGRPC(err)
 }
 
 // proposeAs is propose for a request whose response type is known.
 func proposeAs[T any](ctx context.Context, s *KV, r *pb.InternalRaftRequest) (T, error) {
 	if err := s.checkAlarms(r); err != nil {
 		var zero T
-		return zero, err
+		return zero, toGRPC(err)
 	}
-	return raftclient.ProposeAs[T](ctx, s.cfg.Raft, r)
+	resp, err := raftclient.ProposeAs[T](ctx, s.cfg.Raft, r)
+	return resp, toGRPC(err)
 }
 
 // linearizableRead returns once the applier has reached a read index that

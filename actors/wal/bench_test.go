@@ -26,7 +26,7 @@ func BenchmarkAppendConcurrent(b *testing.B) {
 
 func benchAppend(b *testing.B, appenders int) {
 	dir := filepath.Join(b.TempDir(), "wal")
-	w, err := wal.Create(dir, nil, wal.Options{Logger: quiet})
+	w, err := wal.Create(dir, wal.Metadata{}, wal.Options{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}

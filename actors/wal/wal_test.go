@@ -39,10 +39,13 @@ type fixture struct {
 	events chan any
 }
 
+// testMetadata is the metadata of the fixture's WAL.
+var testMetadata = wal.Metadata{MemberID: 1, ClusterID: 2}
+
 func start(t *testing.T, snaps *snap.Snapshotter) *fixture {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "wal")
-	w, err := wal.Create(dir, []byte("meta"), wal.Options{SegmentSizeBytes: 1 << 20, Logger: quiet})
+	w, err := wal.Create(dir, testMetadata, wal.Options{SegmentSizeBytes: 1 << 20, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,8 +174,8 @@ func TestDurableAfterStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(meta) != "meta" || !proto.Equal(hs, hardState(2, 1, 12)) {
-		t.Fatalf("metadata %q hard state %v", meta, hs)
+	if meta != testMetadata || !proto.Equal(hs, hardState(2, 1, 12)) {
+		t.Fatalf("metadata %+v hard state %v", meta, hs)
 	}
 	if len(ents) != 2 || ents[0].GetIndex() != 11 || ents[1].GetIndex() != 12 {
 		t.Fatalf("entries %v", ents)
@@ -188,7 +191,7 @@ func TestWriteErrorPanicsWithoutAppended(t *testing.T) {
 	sys := actor.NewActorSystem()
 	defer sys.Shutdown()
 	dir := filepath.Join(t.TempDir(), "wal")
-	w, err := wal.Create(dir, nil, wal.Options{Logger: quiet})
+	w, err := wal.Create(dir, wal.Metadata{}, wal.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

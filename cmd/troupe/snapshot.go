@@ -2,23 +2,21 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"math"
 	"os"
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/troupedb/troupe/node"
+	"github.com/troupedb/troupe/persistence/mvcc"
 )
 
 // snapshot runs `troupe snapshot save|status`, as etcdctl's (3.4) commands
@@ -163,48 +161,14 @@ func snapshotStatus(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// readSnapshotStatus checks the file's integrity and hashes it as etcdctl
-// 3.4 does: every bucket's name, keys and values (CRC32C), counting the
-// keys; the revision is the key bucket's last one.
+// readSnapshotStatus reads the file's status as etcdctl 3.4 does (see
+// mvcc.ReadSnapshotStatus).
 func readSnapshotStatus(path string) (snapshotFileStatus, error) {
-	var st snapshotFileStatus
-	if _, err := os.Stat(path); err != nil {
-		return st, err
-	}
-	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	st, err := mvcc.ReadSnapshotStatus(path)
 	if err != nil {
-		return st, fmt.Errorf("open %s: %w", path, err)
+		return snapshotFileStatus{}, err
 	}
-	defer func() { _ = db.Close() }()
-	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	err = db.View(func(tx *bolt.Tx) error {
-		var errs []string
-		for err := range tx.Check() {
-			errs = append(errs, err.Error())
-		}
-		if len(errs) > 0 {
-			return fmt.Errorf("snapshot file integrity check failed, %d errors:\n%s", len(errs), strings.Join(errs, "\n"))
-		}
-		st.TotalSize = tx.Size()
-		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			h.Write(name)
-			isKey := string(name) == "key"
-			return b.ForEach(func(k, v []byte) error {
-				h.Write(k)
-				h.Write(v)
-				if isKey && len(k) >= 8 {
-					st.Revision = int64(binary.BigEndian.Uint64(k))
-				}
-				st.TotalKey++
-				return nil
-			})
-		})
-	})
-	if err != nil {
-		return st, fmt.Errorf("read %s: %w", path, err)
-	}
-	st.Hash = h.Sum32()
-	return st, nil
+	return snapshotFileStatus{Hash: st.Hash, Revision: st.Revision, TotalKey: st.TotalKeys, TotalSize: st.TotalSizeBytes}, nil
 }
 
 func writeSnapshotStatus(w io.Writer, format string, st snapshotFileStatus) {

@@ -14,7 +14,6 @@ import (
 	"slices"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -146,11 +145,11 @@ func members(as []Alarm) []*pb.AlarmMember {
 // Check returns the error with which the active alarms of s refuse req,
 // nil if it may apply; etcd's applierV3Capped and applierV3Corrupt:
 //   - NOSPACE refuses what adds data: Put, a Txn with a put in either
-//     branch (nested txns included), LeaseGrant: ErrGRPCNoSpace.
+//     branch (nested txns included), LeaseGrant: ErrNoSpace.
 //     Deletes, compactions, lease revokes and alarm changes pass, so an
 //     operator can free space and disarm.
 //   - CORRUPT refuses every write: Put, DeleteRange, Txn, Compaction,
-//     LeaseGrant, LeaseRevoke: ErrGRPCCorrupt. Reads do not go through
+//     LeaseGrant, LeaseRevoke: ErrCorrupt. Reads do not go through
 //     raft and are served.
 //
 // CORRUPT is checked first, as etcd wraps the capped applier in the
@@ -161,10 +160,10 @@ func Check(s Set, req *pb.InternalRaftRequest) error {
 	}
 	if s.Has(pb.AlarmType_CORRUPT) && (req.Put != nil || req.DeleteRange != nil || req.Txn != nil ||
 		req.Compaction != nil || req.LeaseGrant != nil || req.LeaseRevoke != nil) {
-		return rpctypes.ErrGRPCCorrupt
+		return ErrCorrupt
 	}
 	if s.Has(pb.AlarmType_NOSPACE) && (req.Put != nil || req.LeaseGrant != nil || (req.Txn != nil && TxnPuts(req.Txn))) {
-		return rpctypes.ErrGRPCNoSpace
+		return ErrNoSpace
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
 // TestKeyEtcdFormat: the bucket key is the marshalled AlarmMember as etcd
@@ -82,18 +81,18 @@ func TestCheck(t *testing.T) {
 		want error
 	}{
 		{"no alarm put", Set{}, put, nil},
-		{"nospace put", nospace, put, rpctypes.ErrGRPCNoSpace},
-		{"nospace nested txn put", nospace, nested, rpctypes.ErrGRPCNoSpace},
-		{"nospace lease grant", nospace, grant, rpctypes.ErrGRPCNoSpace},
+		{"nospace put", nospace, put, ErrNoSpace},
+		{"nospace nested txn put", nospace, nested, ErrNoSpace},
+		{"nospace lease grant", nospace, grant, ErrNoSpace},
 		{"nospace delete", nospace, del, nil},
 		{"nospace txn of deletes", nospace, txnDel, nil},
 		{"nospace compact", nospace, compact, nil},
 		{"nospace revoke", nospace, revoke, nil},
 		{"nospace disarm", nospace, disarm, nil},
-		{"corrupt put", corrupt, put, rpctypes.ErrGRPCCorrupt},
-		{"corrupt delete", corrupt, del, rpctypes.ErrGRPCCorrupt},
-		{"corrupt compact", corrupt, compact, rpctypes.ErrGRPCCorrupt},
-		{"corrupt revoke", corrupt, revoke, rpctypes.ErrGRPCCorrupt},
+		{"corrupt put", corrupt, put, ErrCorrupt},
+		{"corrupt delete", corrupt, del, ErrCorrupt},
+		{"corrupt compact", corrupt, compact, ErrCorrupt},
+		{"corrupt revoke", corrupt, revoke, ErrCorrupt},
 		{"corrupt disarm", corrupt, disarm, nil},
 	} {
 		if got := Check(tc.set, tc.req); !errors.Is(got, tc.want) {

@@ -9,8 +9,8 @@
 // on by default) are here too, as pure functions of the view and of what the
 // caller knows about its peers (Health) and raft progress; the checks it
 // runs when the change is applied are Cluster.ValidateConfChange. The
-// errors are this package's sentinels; the gRPC layer maps them to etcd's
-// rpctypes values.
+// errors are this package's sentinels; the API layer maps them to etcd's
+// gRPC errors.
 //
 // Plain Go: no actors, no disk (persistence/mvcc stores the records).
 package membership

@@ -3,7 +3,7 @@ package membership
 import "errors"
 
 // Errors of membership changes. Each names the etcd error it stands for;
-// the gRPC layer turns them into etcd's rpctypes values.
+// the API layer turns them into etcd's gRPC errors.
 var (
 	// ErrIDRemoved: the id was removed before and cannot come back
 	// (etcd's membership.ErrIDRemoved, "member not found" to clients).

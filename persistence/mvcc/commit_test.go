@@ -9,7 +9,6 @@ import (
 	"testing/synctest"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
 // revsOf lists the revisions of committed bucket entries.
@@ -89,7 +88,7 @@ func TestCompactionDeletesCommitAfterTheirPuts(t *testing.T) {
 	if _, ok := ts.committing.puts[revision{main: 2}]; !ok || len(ts.pending.deletes) != 1 {
 		t.Fatalf("compaction changed the committing batch or queued %d deletes", len(ts.pending.deletes))
 	}
-	if _, err := ts.Range(&pb.RangeRequest{Key: []byte("a"), Revision: 2}); err != rpctypes.ErrGRPCCompacted {
+	if _, err := ts.Range(&pb.RangeRequest{Key: []byte("a"), Revision: 2}); !errors.Is(err, ErrCompacted) {
 		t.Fatalf("read below the compaction: %v", err)
 	}
 	if got := ts.mustRange(get("a")); string(got.Kvs[0].Value) != "2" {

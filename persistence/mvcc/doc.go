@@ -76,9 +76,10 @@
 //
 // # Errors
 //
-// Client-visible errors are returned as etcd's own rpctypes.ErrGRPC* values,
-// so the gRPC layer passes them on unchanged. Any other error means the
-// backend file failed; the caller must stop applying and crash (its state
+// Client-visible errors are this package's sentinels (errors.go: ErrEmptyKey,
+// ErrCompacted, ErrLeaseNotFound, ...); the API layer maps them to etcd's
+// gRPC errors. ErrAlreadyApplied tells the applier an entry was skipped.
+// Any other error means the backend file failed; the caller must stop applying and crash (its state
 // can no longer be trusted). A failed commit, background or not, is
 // sticky: every later Put, DeleteRange, Txn, Compact, Commit, CommitAsync
 // and Close returns it, and

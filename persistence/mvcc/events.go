@@ -1,16 +1,11 @@
 package mvcc
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
-
-// ErrCompacted is returned by Events when the revisions asked for are
-// compacted away.
-var ErrCompacted = errors.New("mvcc: required revision has been compacted")
 
 // Events returns the watch events of revisions fromRev..toRev (both
 // included; toRev <= 0 means the current revision) in revision and

@@ -5,8 +5,6 @@ import (
 	"hash/crc32"
 
 	bolt "go.etcd.io/bbolt"
-
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
 // HashKV returns the CRC32C of the key bucket as etcd 3.4's HashKV
@@ -29,9 +27,9 @@ func (s *Store) HashKV(rev int64) (hash uint32, current, compacted int64, err er
 	case rev == 0:
 		rev = current
 	case rev > current:
-		return 0, current, compacted, rpctypes.ErrGRPCFutureRev
+		return 0, current, compacted, ErrFutureRev
 	case rev <= compacted:
-		return 0, current, compacted, rpctypes.ErrGRPCCompacted
+		return 0, current, compacted, ErrCompacted
 	}
 	keep := map[revision]bool{}
 	s.index.visit([]byte{}, []byte{}, func(ki *keyIndex) bool {

@@ -11,7 +11,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -159,8 +158,8 @@ func (s *Store) leaseExists(id int64) bool {
 
 // LeaseGrant applies the raft entry at index granting req.ID (chosen by the
 // proposer, never 0) for req.TTL seconds (the proposer applied the minimum
-// TTL). Errors: ErrAlreadyApplied, ErrGRPCLeaseExist,
-// ErrGRPCLeaseTTLTooLarge; the index counts as applied for the latter two.
+// TTL). Errors: ErrAlreadyApplied, ErrLeaseExists,
+// ErrLeaseTTLTooLarge; the index counts as applied for the latter two.
 // Writer goroutine only.
 func (s *Store) LeaseGrant(index uint64, req *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
 	w, err := s.beginWrite(index)
@@ -170,11 +169,11 @@ func (s *Store) LeaseGrant(index uint64, req *pb.LeaseGrantRequest) (*pb.LeaseGr
 	var resp *pb.LeaseGrantResponse
 	switch {
 	case req.ID == 0:
-		err = rpctypes.ErrGRPCLeaseNotFound
+		err = ErrLeaseNotFound
 	case req.TTL > MaxLeaseTTL:
-		err = rpctypes.ErrGRPCLeaseTTLTooLarge
+		err = ErrLeaseTTLTooLarge
 	case s.leaseExists(req.ID):
-		err = rpctypes.ErrGRPCLeaseExist
+		err = ErrLeaseExists
 	default:
 		l := Lease{ID: req.ID, TTL: req.TTL}
 		s.leases.leases[l.ID] = &leaseEntry{Lease: l, keys: map[string]struct{}{}}
@@ -190,7 +189,7 @@ func (s *Store) LeaseGrant(index uint64, req *pb.LeaseGrantRequest) (*pb.LeaseGr
 // LeaseRevoke applies the raft entry at index revoking req.ID: the lease
 // record and every key attached to it go in ONE write (one revision, so
 // watchers see the deletes together). Errors: ErrAlreadyApplied,
-// ErrGRPCLeaseNotFound. Writer goroutine only.
+// ErrLeaseNotFound. Writer goroutine only.
 func (s *Store) LeaseRevoke(index uint64, req *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
 	w, err := s.beginWrite(index)
 	if err != nil {
@@ -198,7 +197,7 @@ func (s *Store) LeaseRevoke(index uint64, req *pb.LeaseRevokeRequest) (*pb.Lease
 	}
 	var resp *pb.LeaseRevokeResponse
 	if l := s.leases.leases[req.ID]; l == nil {
-		err = rpctypes.ErrGRPCLeaseNotFound
+		err = ErrLeaseNotFound
 	} else {
 		keys := make([]string, 0, len(l.keys))
 		for k := range l.keys {

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
 func (ts *testStore) grant(id, ttl int64) {
@@ -57,9 +56,9 @@ func TestLeaseGrantErrors(t *testing.T) {
 		req  *pb.LeaseGrantRequest
 		want error
 	}{
-		{&pb.LeaseGrantRequest{ID: 7, TTL: 5}, rpctypes.ErrGRPCLeaseExist},
-		{&pb.LeaseGrantRequest{ID: 8, TTL: MaxLeaseTTL + 1}, rpctypes.ErrGRPCLeaseTTLTooLarge},
-		{&pb.LeaseGrantRequest{ID: 0, TTL: 5}, rpctypes.ErrGRPCLeaseNotFound},
+		{&pb.LeaseGrantRequest{ID: 7, TTL: 5}, ErrLeaseExists},
+		{&pb.LeaseGrantRequest{ID: 8, TTL: MaxLeaseTTL + 1}, ErrLeaseTTLTooLarge},
+		{&pb.LeaseGrantRequest{ID: 0, TTL: 5}, ErrLeaseNotFound},
 	} {
 		ts.index++
 		if _, err := ts.LeaseGrant(ts.index, c.req); !errors.Is(err, c.want) {
@@ -114,10 +113,10 @@ func TestLeaseKeysAttachDetachAndRevoke(t *testing.T) {
 		}
 	}
 	ts.index++
-	if _, err := ts.LeaseRevoke(ts.index, &pb.LeaseRevokeRequest{ID: 1}); !errors.Is(err, rpctypes.ErrGRPCLeaseNotFound) {
+	if _, err := ts.LeaseRevoke(ts.index, &pb.LeaseRevokeRequest{ID: 1}); !errors.Is(err, ErrLeaseNotFound) {
 		t.Fatalf("second revoke: %v", err)
 	}
-	if _, err := ts.do(&pb.PutRequest{Key: []byte("a"), Lease: 1}); !errors.Is(err, rpctypes.ErrGRPCLeaseNotFound) {
+	if _, err := ts.do(&pb.PutRequest{Key: []byte("a"), Lease: 1}); !errors.Is(err, ErrLeaseNotFound) {
 		t.Fatalf("put with revoked lease: %v", err)
 	}
 	ts.reopen(Options{})

@@ -11,7 +11,7 @@ import (
 // Range answers a RangeRequest at the current revision, or at
 // req.Revision when set. Any goroutine. Header.Revision is the current
 // store revision (also for a historical read, as etcd). Errors:
-// ErrGRPCFutureRev, ErrGRPCCompacted (a revision below the last compaction;
+// ErrFutureRev, ErrCompacted (a revision below the last compaction;
 // the compaction revision itself is readable). Call ValidateRange first.
 func (s *Store) Range(req *pb.RangeRequest) (*pb.RangeResponse, error) {
 	s.mu.RLock()

@@ -14,7 +14,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -155,7 +154,7 @@ func TestAlreadyApplied(t *testing.T) {
 		t.Fatalf("rev %d after skipped entries, want 2", ts.Rev())
 	}
 	// a failing request still counts as applied
-	if _, err := ts.Put(6, &pb.PutRequest{Key: []byte("x"), IgnoreValue: true}); err != rpctypes.ErrGRPCKeyNotFound {
+	if _, err := ts.Put(6, &pb.PutRequest{Key: []byte("x"), IgnoreValue: true}); !errors.Is(err, ErrKeyNotFound) {
 		t.Fatal(err)
 	}
 	if ts.ConsistentIndex() != 6 {
@@ -189,7 +188,7 @@ func TestBatchLimitCommits(t *testing.T) {
 func TestLeases(t *testing.T) {
 	ts := openTest(t, Options{})
 	ts.grant(7, 60)
-	if _, err := ts.do(&pb.PutRequest{Key: []byte("a"), Value: []byte("1"), Lease: 8}); err != rpctypes.ErrGRPCLeaseNotFound {
+	if _, err := ts.do(&pb.PutRequest{Key: []byte("a"), Value: []byte("1"), Lease: 8}); !errors.Is(err, ErrLeaseNotFound) {
 		t.Fatalf("unknown lease: %v", err)
 	}
 	if _, err := ts.do(&pb.PutRequest{Key: []byte("a"), Value: []byte("1"), Lease: 7}); err != nil {
@@ -202,7 +201,7 @@ func TestLeases(t *testing.T) {
 		t.Fatalf("ignore_lease lost the lease: %v", kv)
 	}
 	resp, err := ts.do(&pb.TxnRequest{Compare: []*pb.Compare{cmpLease("a", eq, 7)}, Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("b"), Lease: 9}}}}})
-	if err != rpctypes.ErrGRPCLeaseNotFound {
+	if !errors.Is(err, ErrLeaseNotFound) {
 		t.Fatalf("txn with unknown lease: %v %v", resp, err)
 	}
 	ts.reopen(Options{})
@@ -228,7 +227,7 @@ func TestCompactionRemovesDataAndSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	// a@3 is kept (latest <= 5), a@2, b@4 and b's tombstone @5 go
-	if _, err := ts.Range(&pb.RangeRequest{Key: []byte("a"), Revision: 4}); err != rpctypes.ErrGRPCCompacted {
+	if _, err := ts.Range(&pb.RangeRequest{Key: []byte("a"), Revision: 4}); !errors.Is(err, ErrCompacted) {
 		t.Fatalf("read below compaction: %v", err)
 	}
 	got := ts.mustRange(&pb.RangeRequest{Key: []byte("a"), RangeEnd: []byte("\x00"), Revision: 5})
@@ -250,7 +249,7 @@ func TestCompactionRemovesDataAndSurvivesReopen(t *testing.T) {
 	if ts.CompactRev() != 5 || ts.Rev() != 7 {
 		t.Fatalf("after reopen: compact %d rev %d", ts.CompactRev(), ts.Rev())
 	}
-	if _, err := ts.do(&pb.CompactionRequest{Revision: 5}); err != rpctypes.ErrGRPCCompacted {
+	if _, err := ts.do(&pb.CompactionRequest{Revision: 5}); !errors.Is(err, ErrCompacted) {
 		t.Fatalf("compact again after reopen: %v", err)
 	}
 	got = ts.mustRange(&pb.RangeRequest{Key: []byte("a"), Revision: 6})
@@ -352,7 +351,7 @@ func TestConcurrentReadersOneWriter(t *testing.T) {
 				}
 				rev := ts.Rev()
 				resp, err := ts.Range(&pb.RangeRequest{Key: []byte("k"), RangeEnd: []byte("l"), Revision: rev})
-				if err == rpctypes.ErrGRPCCompacted {
+				if errors.Is(err, ErrCompacted) {
 					continue
 				}
 				if err != nil {
@@ -420,12 +419,12 @@ func TestValidateNilAndEmpty(t *testing.T) {
 				t.Errorf("%s: %v", name, err)
 			}
 		case "nil op":
-			if err != rpctypes.ErrGRPCKeyNotFound {
+			if !errors.Is(err, ErrKeyNotFound) {
 				t.Errorf("%s: %v", name, err)
 			}
 		default:
-			if err != rpctypes.ErrGRPCEmptyKey {
-				t.Errorf("%s: %v, want ErrGRPCEmptyKey", name, err)
+			if !errors.Is(err, ErrEmptyKey) {
+				t.Errorf("%s: %v, want ErrEmptyKey", name, err)
 			}
 		}
 	}
@@ -433,10 +432,10 @@ func TestValidateNilAndEmpty(t *testing.T) {
 
 func TestValidateSortTarget(t *testing.T) {
 	bad := &pb.RangeRequest{Key: []byte("a"), SortTarget: 9, SortOrder: pb.RangeRequest_ASCEND}
-	if err := ValidateRange(bad); err != rpctypes.ErrGRPCInvalidSortOption {
+	if err := ValidateRange(bad); !errors.Is(err, ErrInvalidSortOption) {
 		t.Errorf("range: %v", err)
 	}
-	if err := ValidateTxn(&pb.TxnRequest{Success: []*pb.RequestOp{opGet(bad)}}, DefaultMaxTxnOps); err != rpctypes.ErrGRPCInvalidSortOption {
+	if err := ValidateTxn(&pb.TxnRequest{Success: []*pb.RequestOp{opGet(bad)}}, DefaultMaxTxnOps); !errors.Is(err, ErrInvalidSortOption) {
 		t.Errorf("txn: %v", err)
 	}
 	if err := ValidateRange(&pb.RangeRequest{Key: []byte("a"), SortOrder: 7}); err != nil {
@@ -464,7 +463,7 @@ func TestCheckIntervals(t *testing.T) {
 		{"deep nesting", []*pb.RequestOp{opDel("x", ""), opTxn(&pb.TxnRequest{Success: []*pb.RequestOp{opTxn(&pb.TxnRequest{Success: []*pb.RequestOp{opPut("x", "")}})}})}, true},
 	} {
 		_, _, err := checkIntervals(tc.ops)
-		if (err == rpctypes.ErrGRPCDuplicateKey) != tc.dup || (err != nil && err != rpctypes.ErrGRPCDuplicateKey) {
+		if (errors.Is(err, ErrDuplicateKey)) != tc.dup || (err != nil && !errors.Is(err, ErrDuplicateKey)) {
 			t.Errorf("%s: %v, want duplicate %v", tc.name, err, tc.dup)
 		}
 	}

@@ -6,15 +6,14 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
 // Txn applies the raft entry at index carrying req. Writer goroutine only.
 //
 // As etcd 3.4: every compare (nested ones too) is evaluated against the
 // store before the transaction; the chosen branches are checked before
-// anything is written (ErrGRPCKeyNotFound for ignore_value/ignore_lease on
-// a missing key, ErrGRPCLeaseNotFound, ErrGRPCFutureRev/ErrGRPCCompacted
+// anything is written (ErrKeyNotFound for ignore_value/ignore_lease on
+// a missing key, ErrLeaseNotFound, ErrFutureRev/ErrCompacted
 // for a range revision), so a failed check writes nothing. All writes share
 // one new revision with sub-revisions 0, 1, 2...; a transaction that
 // changes nothing keeps the revision. Reads inside see earlier writes.
@@ -200,11 +199,11 @@ func (w *writeTxn) checkPuts(ops []*pb.RequestOp) error {
 				return err
 			}
 			if prev == nil {
-				return rpctypes.ErrGRPCKeyNotFound
+				return ErrKeyNotFound
 			}
 		}
 		if p.Lease != 0 && !w.s.leaseExists(p.Lease) {
-			return rpctypes.ErrGRPCLeaseNotFound
+			return ErrLeaseNotFound
 		}
 	}
 	return nil
@@ -219,9 +218,9 @@ func (w *writeTxn) checkRanges(ops []*pb.RequestOp) error {
 		}
 		switch rev := t.RequestRange.Revision; {
 		case rev > w.beginRev:
-			return rpctypes.ErrGRPCFutureRev
+			return ErrFutureRev
 		case rev < w.s.compactRev:
-			return rpctypes.ErrGRPCCompacted
+			return ErrCompacted
 		}
 	}
 	return nil

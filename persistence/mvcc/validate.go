@@ -2,7 +2,6 @@ package mvcc
 
 import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
 // DefaultMaxTxnOps is etcd's default limit on the operations of a txn
@@ -10,41 +9,41 @@ import (
 const DefaultMaxTxnOps = 128
 
 // ValidateRange checks a RangeRequest before it is served, as etcd's gRPC
-// layer: ErrGRPCEmptyKey. It also refuses a sort target etcd does not know
-// with ErrGRPCInvalidSortOption (etcd 3.5's answer): etcd 3.4 crashes on
+// layer: ErrEmptyKey. It also refuses a sort target etcd does not know
+// with ErrInvalidSortOption (etcd 3.5's answer): etcd 3.4 crashes on
 // one when it sorts. An unknown sort order is accepted and means no
 // sorting, as in etcd 3.4.
 func ValidateRange(req *pb.RangeRequest) error {
 	if len(req.GetKey()) == 0 {
-		return rpctypes.ErrGRPCEmptyKey
+		return ErrEmptyKey
 	}
 	if _, ok := pb.RangeRequest_SortTarget_name[int32(req.GetSortTarget())]; !ok {
-		return rpctypes.ErrGRPCInvalidSortOption
+		return ErrInvalidSortOption
 	}
 	return nil
 }
 
-// ValidatePut checks a PutRequest before it is proposed: ErrGRPCEmptyKey,
-// ErrGRPCValueProvided (ignore_value with a value), ErrGRPCLeaseProvided
+// ValidatePut checks a PutRequest before it is proposed: ErrEmptyKey,
+// ErrValueProvided (ignore_value with a value), ErrLeaseProvided
 // (ignore_lease with a lease).
 func ValidatePut(req *pb.PutRequest) error {
 	if len(req.GetKey()) == 0 {
-		return rpctypes.ErrGRPCEmptyKey
+		return ErrEmptyKey
 	}
 	if req.GetIgnoreValue() && len(req.GetValue()) != 0 {
-		return rpctypes.ErrGRPCValueProvided
+		return ErrValueProvided
 	}
 	if req.GetIgnoreLease() && req.GetLease() != 0 {
-		return rpctypes.ErrGRPCLeaseProvided
+		return ErrLeaseProvided
 	}
 	return nil
 }
 
 // ValidateDeleteRange checks a DeleteRangeRequest before it is proposed:
-// ErrGRPCEmptyKey.
+// ErrEmptyKey.
 func ValidateDeleteRange(req *pb.DeleteRangeRequest) error {
 	if len(req.GetKey()) == 0 {
-		return rpctypes.ErrGRPCEmptyKey
+		return ErrEmptyKey
 	}
 	return nil
 }
@@ -54,10 +53,10 @@ func ValidateDeleteRange(req *pb.DeleteRangeRequest) error {
 func ValidateCompact(req *pb.CompactionRequest) error { return nil }
 
 // ValidateTxn checks a TxnRequest before it is proposed, as etcd's gRPC
-// layer: ErrGRPCTooManyOps when the compares or a branch exceed maxTxnOps
-// (a nested txn gets what its parent leaves), ErrGRPCEmptyKey for a compare
-// or op without key, ErrGRPCKeyNotFound for an empty op, and then
-// ErrGRPCDuplicateKey when a branch (nested txns included) writes a key
+// layer: ErrTooManyOps when the compares or a branch exceed maxTxnOps
+// (a nested txn gets what its parent leaves), ErrEmptyKey for a compare
+// or op without key, ErrKeyNotFound for an empty op, and then
+// ErrDuplicateKey when a branch (nested txns included) writes a key
 // twice or puts a key it also deletes.
 func ValidateTxn(req *pb.TxnRequest, maxTxnOps int) error {
 	if err := checkTxn(req, maxTxnOps); err != nil {
@@ -73,11 +72,11 @@ func ValidateTxn(req *pb.TxnRequest, maxTxnOps int) error {
 func checkTxn(req *pb.TxnRequest, maxTxnOps int) error {
 	opc := max(len(req.GetCompare()), len(req.GetSuccess()), len(req.GetFailure()))
 	if opc > maxTxnOps {
-		return rpctypes.ErrGRPCTooManyOps
+		return ErrTooManyOps
 	}
 	for _, c := range req.GetCompare() {
 		if len(c.GetKey()) == 0 {
-			return rpctypes.ErrGRPCEmptyKey
+			return ErrEmptyKey
 		}
 	}
 	for _, ops := range [][]*pb.RequestOp{req.GetSuccess(), req.GetFailure()} {
@@ -101,7 +100,7 @@ func checkOp(op *pb.RequestOp, maxTxnOps int) error {
 	case *pb.RequestOp_RequestTxn:
 		return checkTxn(t.RequestTxn, maxTxnOps)
 	default:
-		return rpctypes.ErrGRPCKeyNotFound // empty op
+		return ErrKeyNotFound // empty op
 	}
 }
 
@@ -137,7 +136,7 @@ func anyOverlaps(ivs []interval, k string) bool {
 }
 
 // checkIntervals returns the keys put and ranges deleted by ops and their
-// nested txns, failing with ErrGRPCDuplicateKey as etcd's checkIntervals:
+// nested txns, failing with ErrDuplicateKey as etcd's checkIntervals:
 // the two branches of a nested txn may put the same key, nothing else may.
 func checkIntervals(ops []*pb.RequestOp) (map[string]struct{}, []interval, error) {
 	var dels []interval
@@ -169,18 +168,18 @@ func checkIntervals(ops []*pb.RequestOp) (map[string]struct{}, []interval, error
 		}
 		for k := range putsThen {
 			if _, dup := puts[k]; dup || anyOverlaps(dels, k) {
-				return nil, dels, rpctypes.ErrGRPCDuplicateKey
+				return nil, dels, ErrDuplicateKey
 			}
 			puts[k] = struct{}{}
 		}
 		for k := range putsElse {
 			if _, dup := puts[k]; dup {
 				if _, then := putsThen[k]; !then {
-					return nil, dels, rpctypes.ErrGRPCDuplicateKey
+					return nil, dels, ErrDuplicateKey
 				}
 			}
 			if anyOverlaps(dels, k) {
-				return nil, dels, rpctypes.ErrGRPCDuplicateKey
+				return nil, dels, ErrDuplicateKey
 			}
 			puts[k] = struct{}{}
 		}
@@ -194,7 +193,7 @@ func checkIntervals(ops []*pb.RequestOp) (map[string]struct{}, []interval, error
 		}
 		k := string(t.RequestPut.Key)
 		if _, dup := puts[k]; dup || anyOverlaps(dels, k) {
-			return nil, dels, rpctypes.ErrGRPCDuplicateKey
+			return nil, dels, ErrDuplicateKey
 		}
 		puts[k] = struct{}{}
 	}

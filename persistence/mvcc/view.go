@@ -5,7 +5,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
 // view reads the store at curRev, the revision a request sees as current:
@@ -59,13 +58,13 @@ func (v *view) close() {
 // count when countOnly. end nil means key alone, empty means no end.
 func (v *view) rangeKeys(key, end []byte, atRev int64, limit int64, countOnly bool) (rangeResult, error) {
 	if atRev > v.curRev {
-		return rangeResult{}, rpctypes.ErrGRPCFutureRev
+		return rangeResult{}, ErrFutureRev
 	}
 	if atRev <= 0 {
 		atRev = v.curRev
 	}
 	if atRev < v.s.compactRev {
-		return rangeResult{}, rpctypes.ErrGRPCCompacted
+		return rangeResult{}, ErrCompacted
 	}
 	max := int(limit)
 	if limit < 0 {

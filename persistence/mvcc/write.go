@@ -5,7 +5,6 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
 // writeTxn is one write request in progress: every change it makes gets
@@ -104,8 +103,8 @@ func (w *writeTxn) add(rev revision, tomb bool, kv *mvccpb.KeyValue) {
 }
 
 // Put applies the raft entry at index carrying req. Writer goroutine only.
-// Errors: ErrAlreadyApplied (nothing done), ErrGRPCLeaseNotFound,
-// ErrGRPCKeyNotFound (ignore_value or ignore_lease on a missing key); the
+// Errors: ErrAlreadyApplied (nothing done), ErrLeaseNotFound,
+// ErrKeyNotFound (ignore_value or ignore_lease on a missing key); the
 // index counts as applied for these. Call ValidatePut before proposing.
 func (s *Store) Put(index uint64, req *pb.PutRequest) (*pb.PutResponse, error) {
 	w, err := s.beginWrite(index)
@@ -114,7 +113,7 @@ func (s *Store) Put(index uint64, req *pb.PutRequest) (*pb.PutResponse, error) {
 	}
 	var resp *pb.PutResponse
 	if req.Lease != 0 && !s.leaseExists(req.Lease) {
-		err = rpctypes.ErrGRPCLeaseNotFound
+		err = ErrLeaseNotFound
 	} else {
 		resp, err = w.applyPut(req)
 	}
@@ -133,7 +132,7 @@ func (w *writeTxn) applyPut(req *pb.PutRequest) (*pb.PutResponse, error) {
 			return nil, err
 		}
 		if (req.IgnoreValue || req.IgnoreLease) && prev == nil {
-			return nil, rpctypes.ErrGRPCKeyNotFound
+			return nil, ErrKeyNotFound
 		}
 		if req.IgnoreValue {
 			value = prev.Value
@@ -185,8 +184,8 @@ func (w *writeTxn) applyDeleteRange(req *pb.DeleteRangeRequest) (*pb.DeleteRange
 // Compact applies the raft entry at index carrying req: it removes every
 // version not needed to read at req.Revision or later, from the index at
 // once and from the file with the pending batch. Writer goroutine only.
-// Errors: ErrGRPCCompacted (req.Revision is not above the last compaction),
-// ErrGRPCFutureRev (above the current revision).
+// Errors: ErrCompacted (req.Revision is not above the last compaction),
+// ErrFutureRev (above the current revision).
 func (s *Store) Compact(index uint64, req *pb.CompactionRequest) (*pb.CompactionResponse, error) {
 	w, err := s.beginWrite(index)
 	if err != nil {
@@ -194,9 +193,9 @@ func (s *Store) Compact(index uint64, req *pb.CompactionRequest) (*pb.Compaction
 	}
 	switch {
 	case req.Revision <= s.compactRev:
-		err = rpctypes.ErrGRPCCompacted
+		err = ErrCompacted
 	case req.Revision > s.currentRev:
-		err = rpctypes.ErrGRPCFutureRev
+		err = ErrFutureRev
 	default:
 		s.compactLocked(req.Revision)
 	}

@@ -30,6 +30,11 @@ var (
 	// after a failed fsync the file contents are unknown, so the WAL must
 	// be reopened (and the tail re-verified) before it is used again.
 	ErrFailed = errors.New("wal: an earlier write failed")
+	// ErrUnknownMetadataVersion is returned by ReadMetadata, ReadAll and
+	// Metadata.Unmarshal when the metadata has a version this troupe does
+	// not read: a newer troupe made the WAL. Run that version (or a newer
+	// one) on the data dir.
+	ErrUnknownMetadataVersion = errors.New("wal: unknown metadata version")
 )
 
 // corruptFix is the operator's fix appended to every ErrCorrupt.

@@ -17,31 +17,35 @@ import (
 // replacing earlier ones at the same or a higher index. A torn tail of the
 // last segment is repaired (logged at Warn); any other damage is refused
 // with ErrCorrupt. A non-zero from must be a marker saved in the log
-// (ErrSnapshotNotFound). On success the WAL is ready to append after the
-// last record; ReadAll may be called once.
-func (w *WAL) ReadAll(from SnapshotMarker) (metadata []byte, hs *raftpb.HardState, ents []*raftpb.Entry, err error) {
+// (ErrSnapshotNotFound); metadata of a version this troupe does not read
+// is refused with ErrUnknownMetadataVersion. On success the WAL is ready
+// to append after the last record; ReadAll may be called once.
+func (w *WAL) ReadAll(from SnapshotMarker) (md Metadata, hs *raftpb.HardState, ents []*raftpb.Entry, err error) {
 	if w.closed {
-		return nil, nil, nil, ErrClosed
+		return Metadata{}, nil, nil, ErrClosed
 	}
 	if w.ready {
-		return nil, nil, nil, fmt.Errorf("wal: ReadAll called twice on %s", w.dir)
+		return Metadata{}, nil, nil, fmt.Errorf("wal: ReadAll called twice on %s", w.dir)
 	}
 	r := reader{w: w, from: from, hs: &raftpb.HardState{}}
 	var end segmentEnd
 	for i, s := range w.segs {
 		if end, err = r.readSegment(s, i == len(w.segs)-1); err != nil {
-			return nil, nil, nil, err
+			return Metadata{}, nil, nil, err
 		}
 	}
 	if from.Index != 0 && !r.foundFrom {
-		return nil, nil, nil, fmt.Errorf("%w: index %d term %d in %s", ErrSnapshotNotFound, from.Index, from.Term, w.dir)
+		return Metadata{}, nil, nil, fmt.Errorf("%w: index %d term %d in %s", ErrSnapshotNotFound, from.Index, from.Term, w.dir)
+	}
+	if md, err = parseMetadata(w.dir, r.metadata); err != nil {
+		return Metadata{}, nil, nil, err
 	}
 	w.metadata, w.hs = r.metadata, r.hs
 	if err := w.openTail(end); err != nil {
-		return nil, nil, nil, err
+		return Metadata{}, nil, nil, err
 	}
 	w.ready = true
-	return r.metadata, proto.CloneOf(r.hs), r.ents, nil
+	return md, proto.CloneOf(r.hs), r.ents, nil
 }
 
 // reader accumulates what ReadAll has decoded so far.

@@ -22,7 +22,7 @@ import (
 type recordType byte
 
 const (
-	// recMetadata holds the bytes given to Create (member and cluster ids);
+	// recMetadata holds the Metadata given to Create (Metadata.Marshal);
 	// every segment starts with one.
 	recMetadata recordType = 1
 	// recEntry holds a proto-encoded raftpb.Entry.

@@ -6,9 +6,10 @@
 //
 // A WAL is a directory of segment files named %016x-%016x.wal (sequence
 // number, first index), each preallocated to Options.SegmentSizeBytes with
-// zeros. Every segment starts with the metadata given to Create, the latest
-// snapshot marker and the latest hard state, so removing older segments
-// never loses them. Records are framed with a length and a CRC32C (see
+// zeros. Every segment starts with the metadata given to Create (the
+// member and cluster ids, in the versioned format of metadata.go), the
+// latest snapshot marker and the latest hard state, so removing older
+// segments never loses them. Records are framed with a length and a CRC32C (see
 // record.go); a record never spans segments; a segment that cannot take the
 // next record is synced and followed by a new one.
 //
@@ -88,7 +89,10 @@ type WAL struct {
 	log  *slog.Logger
 	lock *os.File // flocked directory, held until Close
 
-	segs     []segment // oldest first; the last one is being written
+	segs []segment // oldest first; the last one is being written
+	// metadata is the metadata record's body as the first segment has
+	// it; every new segment gets the same bytes (a WAL made with an
+	// older metadata version keeps it), as ReadAll requires.
 	metadata []byte
 
 	// Writer state, valid once ready (after Create or ReadAll).
@@ -114,8 +118,15 @@ func Exist(dir string) bool {
 }
 
 // Create makes a new WAL in dir (created if missing) whose every segment
-// carries metadata, and returns it ready to write.
-func Create(dir string, metadata []byte, opts Options) (*WAL, error) {
+// carries md (in the current metadata version), and returns it ready to
+// write.
+func Create(dir string, md Metadata, opts Options) (*WAL, error) {
+	return create(dir, md.Marshal(), opts)
+}
+
+// create is Create with the metadata record's bytes; tests use it to write
+// older metadata versions.
+func create(dir string, metadata []byte, opts Options) (*WAL, error) {
 	if Exist(dir) {
 		return nil, fmt.Errorf("%w: %s", ErrExist, dir)
 	}

@@ -32,9 +32,12 @@ func hardState(term, vote, commit uint64) *raftpb.HardState {
 	return &raftpb.HardState{Term: new(term), Vote: new(vote), Commit: new(commit)}
 }
 
+// testMetadata is the metadata of the WALs mustCreate makes.
+var testMetadata = Metadata{MemberID: 1, ClusterID: 2}
+
 func mustCreate(t testing.TB, dir string, segmentSizeBytes int64) *WAL {
 	t.Helper()
-	w, err := Create(dir, []byte("member-1"), Options{SegmentSizeBytes: segmentSizeBytes})
+	w, err := Create(dir, testMetadata, Options{SegmentSizeBytes: segmentSizeBytes})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -50,7 +53,7 @@ func mustSave(t testing.TB, w *WAL, hs *raftpb.HardState, es []*raftpb.Entry) {
 
 type readResult struct {
 	w    *WAL
-	meta []byte
+	meta Metadata
 	hs   *raftpb.HardState
 	ents []*raftpb.Entry
 }
@@ -107,8 +110,8 @@ func TestRoundTrip(t *testing.T) {
 			}
 			r := reopen(t, dir, SnapshotMarker{})
 			defer r.w.Close()
-			if string(r.meta) != "member-1" {
-				t.Fatalf("metadata %q", r.meta)
+			if r.meta != testMetadata {
+				t.Fatalf("metadata %+v", r.meta)
 			}
 			want := tt.hs
 			if want == nil {
@@ -131,7 +134,7 @@ func TestExistAndLock(t *testing.T) {
 	if !Exist(dir) {
 		t.Fatal("!Exist after Create")
 	}
-	if _, err := Create(dir, nil, Options{}); !errors.Is(err, ErrExist) {
+	if _, err := Create(dir, Metadata{}, Options{}); !errors.Is(err, ErrExist) {
 		t.Fatalf("second Create: %v, want ErrExist", err)
 	}
 	if _, err := Open(dir, Options{}); !errors.Is(err, ErrLocked) {
@@ -191,8 +194,8 @@ func TestRollover(t *testing.T) {
 			r := reopen(t, dir, SnapshotMarker{})
 			defer r.w.Close()
 			equalEntries(t, r.ents, ents(1, n, 1, tt.entryBytes))
-			if string(r.meta) != "member-1" {
-				t.Fatalf("metadata %q", r.meta)
+			if r.meta != testMetadata {
+				t.Fatalf("metadata %+v", r.meta)
 			}
 		})
 	}
@@ -368,8 +371,8 @@ func TestReleaseAfterSnapshot(t *testing.T) {
 
 	r := reopen(t, dir, snap)
 	equalEntries(t, r.ents, append(ents(301, 500, 1, 100), ents(501, 510, 2, 100)...))
-	if string(r.meta) != "member-1" || !proto.Equal(r.hs, hardState(2, 1, 500)) {
-		t.Fatalf("metadata %q hard state %v", r.meta, r.hs)
+	if r.meta != testMetadata || !proto.Equal(r.hs, hardState(2, 1, 500)) {
+		t.Fatalf("metadata %+v hard state %v", r.meta, r.hs)
 	}
 	r.w.Close()
 
@@ -452,26 +455,5 @@ func TestStatsCountFsyncs(t *testing.T) {
 	w.Save(hardState(1, 1, 100), nil, false)
 	if got := w.Stats().Fsyncs - base; got != 1 {
 		t.Fatalf("%d fsyncs, want 1", got)
-	}
-}
-
-func TestMetadataWithoutOpening(t *testing.T) {
-	dir := t.TempDir()
-	w, err := Create(dir, []byte("member-17"), Options{SegmentSizeBytes: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := uint64(1); i <= 200; i++ { // several segments
-		if err := w.Save(nil, []*raftpb.Entry{{Index: &i, Term: proto.Uint64(1), Data: make([]byte, 100)}}, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	md, err := Metadata(dir)
-	if err != nil || string(md) != "member-17" {
-		t.Fatalf("Metadata = %q, %v", md, err)
-	}
-	_ = w.Close()
-	if _, err := Metadata(t.TempDir()); err == nil {
-		t.Fatal("metadata of an empty dir")
 	}
 }
