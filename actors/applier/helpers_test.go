@@ -41,7 +41,7 @@ func openStore(t *testing.T) *mvcc.Store {
 // the actors the test spawns.
 func newSystem(t *testing.T) *actor.ActorSystem {
 	sys := actortest.NewSystem()
-	t.Cleanup(sys.Shutdown)
+	t.Cleanup(func() { actortest.Shutdown(sys) })
 	return sys
 }
 

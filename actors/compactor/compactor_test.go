@@ -11,8 +11,9 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+
+	"github.com/troupedb/troupe/actors/internal/actortest"
 )
 
 // fake is the compactor's world: a revision that grows by one every
@@ -58,13 +59,13 @@ func run(t *testing.T, cfg Config, steps func(f *fake)) {
 		f.leader.Store(true)
 		cfg.Member = f
 		cfg.Logger = slog.New(slog.DiscardHandler)
-		sys := actor.NewActorSystem()
+		sys := actortest.NewSystem()
 		pid := sys.Root.Spawn(Props(cfg))
 		steps(f)
 		if err := sys.Root.StopFuture(pid).Wait(); err != nil {
 			t.Fatal(err)
 		}
-		sys.Shutdown()
+		actortest.Shutdown(sys)
 	})
 }
 

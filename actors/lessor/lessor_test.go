@@ -60,7 +60,7 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) close() {
 	_ = f.sys.Root.StopFuture(f.lessor).Wait()
-	f.sys.Shutdown()
+	actortest.Shutdown(f.sys)
 	_ = f.store.Close()
 }
 

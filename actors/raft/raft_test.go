@@ -74,7 +74,7 @@ func stopAll(t *testing.T, sys *actor.ActorSystem, pids ...*actor.PID) {
 			t.Errorf("stop %s: %v", pid.Id, err)
 		}
 	}
-	sys.Shutdown()
+	actortest.Shutdown(sys)
 }
 
 // pending returns the messages a recorder holds once the actors are idle.

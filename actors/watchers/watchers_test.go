@@ -139,7 +139,7 @@ func runCore(t *testing.T, noCore bool, test func(t *testing.T, f *fixture)) {
 			if err := f.sys.Root.StopFuture(f.hub).Wait(); err != nil {
 				t.Error(err)
 			}
-			f.sys.Shutdown()
+			actortest.Shutdown(f.sys)
 			_ = st.Close()
 		}()
 		test(t, f)
