@@ -198,43 +198,51 @@ func TestReadIndexAnswersThroughWaits(t *testing.T) {
 	})
 }
 
+// noLeader starts member 2 of a two-member cluster whose peer never
+// answers: it has no leader. The raft messages for member 3 go to peers.
+func noLeader(t *testing.T, sys *actor.ActorSystem, waits *raftclient.Waits, peers *actortest.Recorder) *actor.PID {
+	t.Helper()
+	wal, applier := actortest.NewRecorder(64), actortest.NewRecorder(64)
+	ms := raft.NewMemoryStorage()
+	_ = ms.ApplySnapshot(&raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
+		Index: new(uint64(1)), Term: new(uint64(1)), ConfState: &raftpb.ConfState{Voters: []uint64{2, 3}},
+	}})
+	walPID, applierPID, peersPID := sys.Root.Spawn(wal.Props()), sys.Root.Spawn(applier.Props()), sys.Root.Spawn(peers.Props())
+	pid := sys.Root.Spawn(Props(Config{
+		ID: 2, Storage: ms, ElectionTick: 10, HeartbeatTick: 1,
+		WAL: walPID, Applier: applierPID, Peers: peersPID,
+		Waits: waits, View: memberview.New(memberview.Member{ID: 2, Name: "m"}, 1), Logger: testLogger(),
+	}))
+	t.Cleanup(func() { stopAll(t, sys, pid, walPID, applierPID, peersPID) })
+	return pid
+}
+
+func tick(sys *actor.ActorSystem, pid *actor.PID, n int) {
+	for range n {
+		sys.Root.Send(pid, &messages.Tick{})
+	}
+	synctest.Wait()
+}
+
 func TestProposalWithoutLeaderFailsAfterTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sys := actortest.NewSystem()
-		wal, applier := actortest.NewRecorder(64), actortest.NewRecorder(64)
 		waits := raftclient.NewWaits()
-		// Member 2 of a two-member cluster whose peer never answers: no
-		// leader.
-		ms := raft.NewMemoryStorage()
-		_ = ms.ApplySnapshot(&raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
-			Index: new(uint64(1)), Term: new(uint64(1)), ConfState: &raftpb.ConfState{Voters: []uint64{2, 3}},
-		}})
-		walPID, applierPID := sys.Root.Spawn(wal.Props()), sys.Root.Spawn(applier.Props())
 		peers := actortest.NewRecorder(1024)
-		peersPID := sys.Root.Spawn(peers.Props())
-		pid := sys.Root.Spawn(Props(Config{
-			ID: 2, Storage: ms, ElectionTick: 10, HeartbeatTick: 1,
-			WAL: walPID, Applier: applierPID, Peers: peersPID,
-			Waits: waits, View: memberview.New(memberview.Member{ID: 2, Name: "m"}, 1), Logger: testLogger(),
-		}))
-		defer stopAll(t, sys, pid, walPID, applierPID, peersPID)
+		pid := noLeader(t, sys, waits, peers)
 		prop := waits.Proposals.Register(7)
 		read := waits.Reads.Register(8)
 		sys.Root.Send(pid, &messages.Propose{ID: 7, Data: []byte("x")})
 		sys.Root.Send(pid, &messages.ReadIndex{ID: 8})
 		synctest.Wait() // both parked: no leader
 		// Parked for two election timeouts (20 ticks), then failed.
-		for i := 0; i < 20; i++ {
-			sys.Root.Send(pid, &messages.Tick{})
-		}
-		synctest.Wait()
+		tick(sys, pid, 20)
 		select {
 		case r := <-prop:
 			t.Fatalf("proposal failed after 20 ticks, want it parked for 2 election timeouts: %+v", r)
 		default:
 		}
-		sys.Root.Send(pid, &messages.Tick{})
-		synctest.Wait()
+		tick(sys, pid, 1)
 		select {
 		case r := <-prop:
 			if !errors.Is(r.Err, rpctypes.ErrGRPCNoLeader) {
@@ -263,6 +271,35 @@ func TestProposalWithoutLeaderFailsAfterTimeout(t *testing.T) {
 		}
 		if votes == 0 {
 			t.Fatal("no pre-vote sent to member 3 through the peers")
+		}
+	})
+}
+
+// TestParkedProposalsFailFromTheirOwnStart: the wait for a leader is
+// counted from the first parked proposal; later proposals do not restart
+// it for those already waiting.
+func TestParkedProposalsFailFromTheirOwnStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sys := actortest.NewSystem()
+		waits := raftclient.NewWaits()
+		pid := noLeader(t, sys, waits, actortest.NewRecorder(1024))
+		first := waits.Proposals.Register(7)
+		sys.Root.Send(pid, &messages.Propose{ID: 7, Data: []byte("x")})
+		synctest.Wait()
+		tick(sys, pid, 15)
+		second := waits.Proposals.Register(8)
+		sys.Root.Send(pid, &messages.Propose{ID: 8, Data: []byte("y")})
+		synctest.Wait()
+		tick(sys, pid, 6) // 21 ticks since the first was parked
+		for i, ch := range []<-chan raftclient.Result{first, second} {
+			select {
+			case r := <-ch:
+				if !errors.Is(r.Err, rpctypes.ErrGRPCNoLeader) {
+					t.Fatalf("proposal %d got %+v, want ErrGRPCNoLeader", i+1, r)
+				}
+			default:
+				t.Fatalf("proposal %d still parked 21 ticks after the first was parked", i+1)
+			}
 		}
 	})
 }
