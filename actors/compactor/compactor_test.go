@@ -11,7 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
+	"github.com/troupedb/troupe/actors/internal/actortest"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
 
@@ -58,13 +58,13 @@ func run(t *testing.T, cfg Config, steps func(f *fake)) {
 		f.leader.Store(true)
 		cfg.Member = f
 		cfg.Logger = slog.New(slog.DiscardHandler)
-		sys := actor.NewActorSystem()
+		sys := actortest.NewSystem()
 		pid := sys.Root.Spawn(Props(cfg))
 		steps(f)
 		if err := sys.Root.StopFuture(pid).Wait(); err != nil {
 			t.Fatal(err)
 		}
-		sys.Shutdown()
+		actortest.Shutdown(sys)
 	})
 }
 

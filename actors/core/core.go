@@ -214,7 +214,7 @@ func (c *core) startup(ctx actor.Context) error {
 	}
 	ss, err := snap.New(SnapDir(dd), snap.Options{Logger: c.cfg.Logger})
 	if err != nil {
-		return &StartupError{"open snapshot dir", err}
+		return &StartupError{"open snapshot dir", fmt.Errorf("%w (fix: make %s and its files writable, or remove what is left in it by hand)", err, SnapDir(dd))}
 	}
 	c.snap = ss
 	c.changes = &applier.Changes{}
@@ -252,21 +252,15 @@ func (c *core) startup(ctx actor.Context) error {
 		// they were committed, so the hard state may say so.
 		rec.hs.Commit = &ci
 	}
-	ms := raft.NewMemoryStorage()
-	if sn != nil {
-		if err := ms.ApplySnapshot(sn); err != nil {
-			return &StartupError{"restore raft storage", err}
-		}
-	}
-	if err := ms.SetHardState(rec.hs); err != nil {
-		return &StartupError{"restore raft storage", err}
-	}
-	if err := ms.Append(rec.ents); err != nil {
-		return &StartupError{"restore raft storage", fmt.Errorf("entries of %s do not follow the snapshot: %w", WALDir(dd), err)}
+	ms, err := restoreStorage(sn, rec)
+	if err != nil {
+		_ = rec.wal.Close()
+		return &StartupError{"restore raft storage", fmt.Errorf("%s: %w (%s)", WALDir(dd), err, restoreFix)}
 	}
 	members, removed, err := store.LoadMembers()
 	if err != nil {
-		return &StartupError{"load members", fmt.Errorf("%s: %w", DBPath(dd), err)}
+		_ = rec.wal.Close()
+		return &StartupError{"load members", fmt.Errorf("%s: %w (%s)", DBPath(dd), err, restoreFix)}
 	}
 	cl := membership.NewCluster(members, removed)
 	c.view().SetCluster(cl)
@@ -275,6 +269,27 @@ func (c *core) startup(ctx actor.Context) error {
 	c.published.Store = store
 	c.cfg.Client.SetCore(c.published)
 	return nil
+}
+
+// restoreFix is the operator's fix for a data dir whose files cannot be
+// used together.
+const restoreFix = "fix: restore the data dir from a snapshot, or remove it and re-add the member"
+
+// restoreStorage rebuilds raft's storage from the snapshot and the WAL.
+func restoreStorage(sn *raftpb.Snapshot, rec *recovered) (*raft.MemoryStorage, error) {
+	ms := raft.NewMemoryStorage()
+	if sn != nil {
+		if err := ms.ApplySnapshot(sn); err != nil {
+			return nil, err
+		}
+	}
+	if err := ms.SetHardState(rec.hs); err != nil {
+		return nil, err
+	}
+	if err := ms.Append(rec.ents); err != nil {
+		return nil, fmt.Errorf("entries do not follow the snapshot: %w", err)
+	}
+	return ms, nil
 }
 
 // storeOptions are the options of every backend the core opens.
@@ -411,8 +426,11 @@ func (c *core) replayWAL(snaps []*raftpb.Snapshot) (*recovered, error) {
 			from = wal.SnapshotMarker{Index: sn.GetMetadata().GetIndex(), Term: sn.GetMetadata().GetTerm()}
 		}
 		w, err := wal.Open(dir, opts)
+		if errors.Is(err, wal.ErrLocked) {
+			return nil, &StartupError{"open wal", fmt.Errorf("%w (fix: stop the other process that uses this data dir, or use another --data-dir)", err)}
+		}
 		if err != nil {
-			return nil, &StartupError{"open wal", err}
+			return nil, &StartupError{"open wal", fmt.Errorf("%w (fix: make %s readable and writable)", err, dir)}
 		}
 		got, hs, ents, err := w.ReadAll(from)
 		if errors.Is(err, wal.ErrSnapshotNotFound) && i < len(snaps) {
@@ -422,6 +440,9 @@ func (c *core) replayWAL(snaps []*raftpb.Snapshot) (*recovered, error) {
 		}
 		if err != nil {
 			_ = w.Close()
+			if !errors.Is(err, wal.ErrCorrupt) { // ErrCorrupt names its fix
+				err = fmt.Errorf("%w (%s)", err, restoreFix)
+			}
 			return nil, &StartupError{"replay wal", err}
 		}
 		if err := c.checkMetadata(dir, got); err != nil {

@@ -13,7 +13,9 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/actors/internal/actortest"
+	"github.com/troupedb/troupe/internal/memberview"
+	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
@@ -35,7 +37,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, sys: actor.NewActorSystem(), store: store, props: make(chan *pb.InternalRaftRequest, 100), started: time.Now()}
+	f := &fixture{t: t, sys: actortest.NewSystem(), store: store, props: make(chan *pb.InternalRaftRequest, 100), started: time.Now()}
 	raft := f.sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
 		if m, ok := ctx.Message().(*messages.Propose); ok {
 			var req pb.InternalRaftRequest
@@ -45,17 +47,20 @@ func newFixture(t *testing.T) *fixture {
 			f.props <- &req
 		}
 	}))
-	state := memberstate.New(memberstate.Member{ID: 1, Name: "m"}, 1)
-	state.SetCore(raft, store)
+	client := raftclient.New(raftclient.Config{
+		Root: f.sys.Root, View: memberview.New(memberview.Member{ID: 1, Name: "m"}, 1),
+		Waits: raftclient.NewWaits(), RequestTimeout: 5 * time.Second,
+	})
+	client.SetCore(&raftclient.Core{Raft: raft, Store: store})
 	f.lessor = f.sys.Root.Spawn(Props(Config{
-		State: state, Raft: raft, Extension: time.Second, Logger: slog.New(slog.DiscardHandler),
+		Client: client, Raft: raft, Extension: time.Second, Logger: slog.New(slog.DiscardHandler),
 	}))
 	return f
 }
 
 func (f *fixture) close() {
 	_ = f.sys.Root.StopFuture(f.lessor).Wait()
-	f.sys.Shutdown()
+	actortest.Shutdown(f.sys)
 	_ = f.store.Close()
 }
 

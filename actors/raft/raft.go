@@ -229,11 +229,14 @@ func (r *raftActor) handleProposeFlush(ctx actor.Context) {
 	if r.rn.BasicStatus().Lead == raft.None && len(r.proposals) <= maxParkedProposals {
 		// No leader yet (start-up, election): keep the proposals and step
 		// them once one is known, as etcd's clients expect a short wait.
-		r.parkedTicks = 0
+		// handleTick counts the wait from the first one parked.
 		return
 	}
 	ids := r.proposalIDs
 	r.proposals, r.proposalIDs = nil, nil
+	if len(r.reads) == 0 {
+		r.parkedTicks = 0 // nothing waits for a leader any more
+	}
 	if err := r.rn.Step(m); err != nil {
 		// No leader to take it (or too much uncommitted): tell the callers
 		// now rather than let them time out.

@@ -1,9 +1,10 @@
 package raft
 
 import (
+	"errors"
 	"log/slog"
 	"testing"
-	"time"
+	"testing/synctest"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -11,9 +12,14 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/troupedb/troupe/actors/internal/actortest"
-	"github.com/troupedb/troupe/internal/memberstate"
+	"github.com/troupedb/troupe/internal/memberview"
+	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
 )
+
+// Every test runs in a synctest bubble: ticks are sent by hand (no ticker
+// child), and synctest.Wait stands for "the actors did all they could",
+// so nothing waits on a wall clock.
 
 // fixture runs a raft actor whose wal and applier are recorders; the test
 // plays both: it answers Appends with Appended and Applies with Applied.
@@ -22,26 +28,25 @@ type fixture struct {
 	pid     *actor.PID
 	wal     *actortest.Recorder
 	applier *actortest.Recorder
-	state   *memberstate.State
+	view    *memberview.View
+	waits   *raftclient.Waits
 }
 
 const memberID = 1
 
-func testLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.Default()
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func testLogger() *slog.Logger { return actortest.Logger() }
 
+// newFixture starts member 1 of a new one-member cluster; call it inside a
+// bubble. The actor system is stopped by a cleanup, inside the bubble.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	sys := actor.NewActorSystem()
+	sys := actortest.NewSystem()
 	f := &fixture{
 		sys:     sys,
 		wal:     actortest.NewRecorder(1024),
 		applier: actortest.NewRecorder(1024),
-		state:   memberstate.New(memberstate.Member{ID: memberID, Name: "m"}, 1),
+		view:    memberview.New(memberview.Member{ID: memberID, Name: "m"}, 1),
+		waits:   raftclient.NewWaits(),
 	}
 	f.applier.Reply = func(msg any) any {
 		if a, ok := msg.(*messages.Apply); ok {
@@ -54,145 +59,247 @@ func newFixture(t *testing.T) *fixture {
 	f.pid = sys.Root.Spawn(Props(Config{
 		ID: memberID, Storage: raft.NewMemoryStorage(), Bootstrap: []raft.Peer{{ID: memberID}},
 		ElectionTick: 10, HeartbeatTick: 1,
-		WAL: walPID, Applier: applierPID, State: f.state, Logger: testLogger(),
+		WAL: walPID, Applier: applierPID, Waits: f.waits, View: f.view, Logger: testLogger(),
 	}))
-	t.Cleanup(func() { _ = sys.Root.StopFuture(f.pid).Wait() })
+	t.Cleanup(func() { stopAll(t, sys, f.pid, walPID, applierPID) })
 	return f
 }
 
-// persist answers the next Append as a durable WAL would, and returns it.
-func (f *fixture) persist(t *testing.T) *messages.Append {
+// stopAll stops the actors and the system, so no goroutine outlives the
+// bubble.
+func stopAll(t *testing.T, sys *actor.ActorSystem, pids ...*actor.PID) {
 	t.Helper()
-	a := actortest.Next[*messages.Append](t, f.wal, 5*time.Second)
-	f.sys.Root.Send(f.pid, &messages.Appended{Msg: a.Msg})
-	return a
+	for _, pid := range pids {
+		if err := sys.Root.StopFuture(pid).Wait(); err != nil {
+			t.Errorf("stop %s: %v", pid.Id, err)
+		}
+	}
+	actortest.Shutdown(sys)
+}
+
+// pending returns the messages a recorder holds once the actors are idle.
+func pending[T any](r *actortest.Recorder) []T {
+	synctest.Wait()
+	var out []T
+	for {
+		select {
+		case m := <-r.C:
+			if v, ok := m.(T); ok {
+				out = append(out, v)
+			}
+		default:
+			return out
+		}
+	}
+}
+
+// persistAll answers every Append as a durable WAL would, until the raft
+// actor sends no more, and returns them.
+func (f *fixture) persistAll() []*messages.Append {
+	var all []*messages.Append
+	for {
+		as := pending[*messages.Append](f.wal)
+		if len(as) == 0 {
+			return all
+		}
+		for _, a := range as {
+			f.sys.Root.Send(f.pid, &messages.Appended{Msg: a.Msg})
+		}
+		all = append(all, as...)
+	}
 }
 
 // elect drives the bootstrap and election by ticking and persisting until
 // the member leads.
 func (f *fixture) elect(t *testing.T) {
 	t.Helper()
-	for i := 0; i < 100 && f.state.Leader() != memberID; i++ {
+	for i := 0; i < 100 && f.view.Leader() != memberID; i++ {
 		f.sys.Root.Send(f.pid, &messages.Tick{})
-		select {
-		case m := <-f.wal.C:
-			f.sys.Root.Send(f.pid, &messages.Appended{Msg: m.(*messages.Append).Msg})
-		case <-time.After(20 * time.Millisecond):
-		}
+		f.persistAll()
 	}
-	if f.state.Leader() != memberID {
+	if f.view.Leader() != memberID {
 		t.Fatal("member did not become leader")
 	}
+	f.persistAll()
+	pending[*messages.Apply](f.applier) // the bootstrap configuration
 }
 
 func TestProposalsAreBatchedBehindTheWAL(t *testing.T) {
-	f := newFixture(t)
-	f.elect(t)
-	// Drain what the election left in flight.
-	for {
-		select {
-		case m := <-f.wal.C:
-			f.sys.Root.Send(f.pid, &messages.Appended{Msg: m.(*messages.Append).Msg})
-			continue
-		case <-time.After(50 * time.Millisecond):
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t)
+		f.elect(t)
+		// Hold the WAL: the first proposal's Append stays unanswered while
+		// more proposals arrive.
+		f.sys.Root.Send(f.pid, &messages.Propose{ID: 1, Data: []byte("a")})
+		first := pending[*messages.Append](f.wal)
+		if len(first) != 1 || len(first[0].Msg.Entries) != 1 {
+			t.Fatalf("first proposal: %d Appends, want 1 with its entry", len(first))
 		}
-		break
-	}
-	// Hold the WAL: the first proposal's Append stays unanswered while
-	// more proposals arrive.
-	f.sys.Root.Send(f.pid, &messages.Propose{ID: 1, Data: []byte("a")})
-	first := actortest.Next[*messages.Append](t, f.wal, 5*time.Second)
-	for i := uint64(2); i <= 50; i++ {
-		f.sys.Root.Send(f.pid, &messages.Propose{ID: i, Data: []byte("b")})
-	}
-	// With appends capped in flight, the rest arrive in at most a couple
-	// of Appends, not one per proposal.
-	var appends, entries int
-	entries += len(first.Msg.Entries)
-	f.sys.Root.Send(f.pid, &messages.Appended{Msg: first.Msg})
-	deadline := time.After(5 * time.Second)
-	for entries < 50 {
-		select {
-		case m := <-f.wal.C:
-			a := m.(*messages.Append)
-			appends++
-			entries += len(a.Msg.Entries)
-			f.sys.Root.Send(f.pid, &messages.Appended{Msg: a.Msg})
-		case <-deadline:
-			t.Fatalf("only %d of 50 entries appended", entries)
+		for i := uint64(2); i <= 50; i++ {
+			f.sys.Root.Send(f.pid, &messages.Propose{ID: i, Data: []byte("b")})
 		}
-	}
-	if appends > 4 {
-		t.Fatalf("49 queued proposals took %d appends, want them batched", appends)
-	}
-	// Every entry reaches the applier in index order, after it was durable.
-	var last uint64
-	seen := 0
-	for seen < 50 {
-		a := actortest.Next[*messages.Apply](t, f.applier, 5*time.Second)
-		for _, e := range a.Msg.Entries {
-			if e.GetIndex() <= last {
-				t.Fatalf("entry %d applied after %d", e.GetIndex(), last)
-			}
-			last = e.GetIndex()
-			if len(e.Data) > 0 {
-				seen++
+		if held := pending[*messages.Append](f.wal); len(held) != 0 {
+			t.Fatalf("%d Appends sent while one is in flight, want 0", len(held))
+		}
+		if got := pending[*messages.Apply](f.applier); len(got) != 0 {
+			t.Fatalf("%d Applies before the first entry was durable", len(got))
+		}
+		// The 49 queued proposals go out in one Append once the WAL
+		// answers.
+		f.sys.Root.Send(f.pid, &messages.Appended{Msg: first[0].Msg})
+		next := pending[*messages.Append](f.wal)
+		if len(next) != 1 || len(next[0].Msg.Entries) != 49 {
+			t.Fatalf("after the first Appended: %d Appends, want one with the 49 queued entries", len(next))
+		}
+		f.sys.Root.Send(f.pid, &messages.Appended{Msg: next[0].Msg})
+		f.persistAll()
+		// Every entry reaches the applier in index order, after it was
+		// durable.
+		var last uint64
+		seen := 0
+		for _, a := range pending[*messages.Apply](f.applier) {
+			for _, e := range a.Msg.Entries {
+				if e.GetIndex() <= last {
+					t.Fatalf("entry %d applied after %d", e.GetIndex(), last)
+				}
+				last = e.GetIndex()
+				if len(e.Data) > 0 {
+					seen++
+				}
 			}
 		}
-	}
+		if seen != 50 {
+			t.Fatalf("%d proposals applied, want 50", seen)
+		}
+	})
 }
 
 func TestReadIndexAnswersThroughWaits(t *testing.T) {
-	f := newFixture(t)
-	f.elect(t)
-	go func() {
-		for m := range f.wal.C {
-			f.sys.Root.Send(f.pid, &messages.Appended{Msg: m.(*messages.Append).Msg})
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t)
+		f.elect(t)
+		chs := make([]<-chan raftclient.ReadResult, 10)
+		for i := range chs {
+			chs[i] = f.waits.Reads.Register(uint64(100 + i))
+			f.sys.Root.Send(f.pid, &messages.ReadIndex{ID: uint64(100 + i)})
 		}
-	}()
-	chs := make([]<-chan any, 10)
-	for i := range chs {
-		chs[i] = f.state.Waits.Register(uint64(100 + i))
-		f.sys.Root.Send(f.pid, &messages.ReadIndex{ID: uint64(100 + i)})
-	}
-	for i, ch := range chs {
-		select {
-		case v := <-ch:
-			if _, ok := v.(uint64); !ok {
-				t.Fatalf("read %d got %v, want an index", i, v)
+		f.persistAll()
+		commit := f.view.RaftIndex()
+		for i, ch := range chs {
+			select {
+			case r := <-ch:
+				if r.Err != nil || r.Index != commit {
+					t.Fatalf("read %d got %+v, want index %d", i, r, commit)
+				}
+			default:
+				t.Fatalf("read %d not answered", i)
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("read %d not answered", i)
 		}
-	}
+	})
 }
 
-func TestProposalWithoutLeaderFailsAfterTimeout(t *testing.T) {
-	sys := actor.NewActorSystem()
+// noLeader starts member 2 of a two-member cluster whose peer never
+// answers: it has no leader. The raft messages for member 3 go to peers.
+func noLeader(t *testing.T, sys *actor.ActorSystem, waits *raftclient.Waits, peers *actortest.Recorder) *actor.PID {
+	t.Helper()
 	wal, applier := actortest.NewRecorder(64), actortest.NewRecorder(64)
-	state := memberstate.New(memberstate.Member{ID: 2, Name: "m"}, 1)
-	// Member 2 of a two-member cluster whose peer never answers: no leader.
 	ms := raft.NewMemoryStorage()
 	_ = ms.ApplySnapshot(&raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
 		Index: new(uint64(1)), Term: new(uint64(1)), ConfState: &raftpb.ConfState{Voters: []uint64{2, 3}},
 	}})
+	walPID, applierPID, peersPID := sys.Root.Spawn(wal.Props()), sys.Root.Spawn(applier.Props()), sys.Root.Spawn(peers.Props())
 	pid := sys.Root.Spawn(Props(Config{
 		ID: 2, Storage: ms, ElectionTick: 10, HeartbeatTick: 1,
-		WAL: sys.Root.Spawn(wal.Props()), Applier: sys.Root.Spawn(applier.Props()),
-		State: state, Logger: testLogger(),
+		WAL: walPID, Applier: applierPID, Peers: peersPID,
+		Waits: waits, View: memberview.New(memberview.Member{ID: 2, Name: "m"}, 1), Logger: testLogger(),
 	}))
-	defer func() { _ = sys.Root.StopFuture(pid).Wait() }()
-	ch := state.Waits.Register(7)
-	sys.Root.Send(pid, &messages.Propose{ID: 7, Data: []byte("x")})
-	for i := 0; i < 30; i++ {
+	t.Cleanup(func() { stopAll(t, sys, pid, walPID, applierPID, peersPID) })
+	return pid
+}
+
+func tick(sys *actor.ActorSystem, pid *actor.PID, n int) {
+	for range n {
 		sys.Root.Send(pid, &messages.Tick{})
 	}
-	select {
-	case v := <-ch:
-		if v != rpctypes.ErrGRPCNoLeader {
-			t.Fatalf("got %v, want ErrGRPCNoLeader", v)
+	synctest.Wait()
+}
+
+func TestProposalWithoutLeaderFailsAfterTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sys := actortest.NewSystem()
+		waits := raftclient.NewWaits()
+		peers := actortest.NewRecorder(1024)
+		pid := noLeader(t, sys, waits, peers)
+		prop := waits.Proposals.Register(7)
+		read := waits.Reads.Register(8)
+		sys.Root.Send(pid, &messages.Propose{ID: 7, Data: []byte("x")})
+		sys.Root.Send(pid, &messages.ReadIndex{ID: 8})
+		synctest.Wait() // both parked: no leader
+		// Parked for two election timeouts (20 ticks), then failed.
+		tick(sys, pid, 20)
+		select {
+		case r := <-prop:
+			t.Fatalf("proposal failed after 20 ticks, want it parked for 2 election timeouts: %+v", r)
+		default:
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("proposal without a leader never failed")
-	}
+		tick(sys, pid, 1)
+		select {
+		case r := <-prop:
+			if !errors.Is(r.Err, rpctypes.ErrGRPCNoLeader) {
+				t.Fatalf("proposal got %+v, want ErrGRPCNoLeader", r)
+			}
+		default:
+			t.Fatal("proposal without a leader never failed")
+		}
+		select {
+		case r := <-read:
+			if !errors.Is(r.Err, rpctypes.ErrGRPCNoLeader) {
+				t.Fatalf("read index got %+v, want ErrGRPCNoLeader", r)
+			}
+		default:
+			t.Fatal("read index without a leader never failed")
+		}
+		// The campaign went to the peers as SendRaft.
+		var votes int
+		for _, m := range pending[*messages.SendRaft](peers) {
+			if m.Msg.GetTo() != 3 {
+				t.Fatalf("raft message to %d, want member 3", m.Msg.GetTo())
+			}
+			if m.Msg.GetType() == raftpb.MsgPreVote {
+				votes++
+			}
+		}
+		if votes == 0 {
+			t.Fatal("no pre-vote sent to member 3 through the peers")
+		}
+	})
+}
+
+// TestParkedProposalsFailFromTheirOwnStart: the wait for a leader is
+// counted from the first parked proposal; later proposals do not restart
+// it for those already waiting.
+func TestParkedProposalsFailFromTheirOwnStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sys := actortest.NewSystem()
+		waits := raftclient.NewWaits()
+		pid := noLeader(t, sys, waits, actortest.NewRecorder(1024))
+		first := waits.Proposals.Register(7)
+		sys.Root.Send(pid, &messages.Propose{ID: 7, Data: []byte("x")})
+		synctest.Wait()
+		tick(sys, pid, 15)
+		second := waits.Proposals.Register(8)
+		sys.Root.Send(pid, &messages.Propose{ID: 8, Data: []byte("y")})
+		synctest.Wait()
+		tick(sys, pid, 6) // 21 ticks since the first was parked
+		for i, ch := range []<-chan raftclient.Result{first, second} {
+			select {
+			case r := <-ch:
+				if !errors.Is(r.Err, rpctypes.ErrGRPCNoLeader) {
+					t.Fatalf("proposal %d got %+v, want ErrGRPCNoLeader", i+1, r)
+				}
+			default:
+				t.Fatalf("proposal %d still parked 21 ticks after the first was parked", i+1)
+			}
+		}
+	})
 }

@@ -3,9 +3,9 @@ package snapshotter
 import (
 	"log/slog"
 	"testing"
+	"testing/synctest"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -17,55 +17,59 @@ import (
 // TestSaveThenReleaseThenCompact: the snapshot file is on disk before the
 // WAL hears it may release, and raft's log keeps the catch-up entries.
 func TestSaveThenReleaseThenCompact(t *testing.T) {
-	dir := t.TempDir()
-	ss, err := snap.New(dir, snap.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms := raft.NewMemoryStorage()
-	var ents []*raftpb.Entry
-	for i := uint64(1); i <= 100; i++ {
-		ents = append(ents, &raftpb.Entry{Index: new(i), Term: new(uint64(2))})
-	}
-	if err := ms.Append(ents); err != nil {
-		t.Fatal(err)
-	}
-	sys := actor.NewActorSystem()
-	wal := actortest.NewRecorder(4)
-	// When the release arrives, the snapshot must already be readable.
-	seen := make(chan *raftpb.Snapshot, 1)
-	wal.Reply = func(msg any) any {
-		if _, ok := msg.(*messages.ReleaseWAL); ok {
-			sn, err := ss.Load()
-			if err != nil {
-				t.Errorf("release before the snapshot file: %v", err)
-			}
-			seen <- sn
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		ss, err := snap.New(dir, snap.Options{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	}
-	pid := sys.Root.Spawn(Props(Config{
-		Snap: ss, Storage: ms, WAL: sys.Root.Spawn(wal.Props()), CatchUpEntries: 10,
-		MemberID: 1, Logger: slog.New(slog.DiscardHandler),
-	}))
-	defer func() { _ = sys.Root.StopFuture(pid).Wait() }()
-	res, err := sys.Root.RequestFuture(pid, &messages.SaveSnapshot{
-		Index: 80, ConfState: &raftpb.ConfState{Voters: []uint64{1}},
-	}, 5*time.Second).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if saved := res.(*messages.SnapshotSaved); saved.Index != 80 || saved.Term != 2 {
-		t.Fatalf("saved %+v, want index 80 term 2", saved)
-	}
-	rel := actortest.Next[*messages.ReleaseWAL](t, wal, 5*time.Second)
-	if rel.Index != 80 || rel.Term != 2 {
-		t.Fatalf("release %+v", rel)
-	}
-	if sn := <-seen; sn.GetMetadata().GetIndex() != 80 {
-		t.Fatalf("snapshot on disk at %d", sn.GetMetadata().GetIndex())
-	}
-	if first, _ := ms.FirstIndex(); first != 71 {
-		t.Fatalf("raft log starts at %d, want 71 (10 catch-up entries kept)", first)
-	}
+		ms := raft.NewMemoryStorage()
+		var ents []*raftpb.Entry
+		for i := uint64(1); i <= 100; i++ {
+			ents = append(ents, &raftpb.Entry{Index: new(i), Term: new(uint64(2))})
+		}
+		if err := ms.Append(ents); err != nil {
+			t.Fatal(err)
+		}
+		sys := actortest.NewSystem()
+		defer actortest.Shutdown(sys)
+		wal := actortest.NewRecorder(4)
+		// When the release arrives, the snapshot must already be readable.
+		seen := make(chan *raftpb.Snapshot, 1)
+		wal.Reply = func(msg any) any {
+			if _, ok := msg.(*messages.ReleaseWAL); ok {
+				sn, err := ss.Load()
+				if err != nil {
+					t.Errorf("release before the snapshot file: %v", err)
+				}
+				seen <- sn
+			}
+			return nil
+		}
+		pid := sys.Root.Spawn(Props(Config{
+			Snap: ss, Storage: ms, WAL: sys.Root.Spawn(wal.Props()), CatchUpEntries: 10,
+			MemberID: 1, Logger: slog.New(slog.DiscardHandler),
+		}))
+		defer func() { _ = sys.Root.StopFuture(pid).Wait() }()
+		// Timeouts on virtual time: they fail a hung test at no cost.
+		res, err := sys.Root.RequestFuture(pid, &messages.SaveSnapshot{
+			Index: 80, ConfState: &raftpb.ConfState{Voters: []uint64{1}},
+		}, 5*time.Second).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if saved := res.(*messages.SnapshotSaved); saved.Index != 80 || saved.Term != 2 {
+			t.Fatalf("saved %+v, want index 80 term 2", saved)
+		}
+		rel := actortest.Next[*messages.ReleaseWAL](t, wal, 5*time.Second)
+		if rel.Index != 80 || rel.Term != 2 {
+			t.Fatalf("release %+v", rel)
+		}
+		if sn := <-seen; sn.GetMetadata().GetIndex() != 80 {
+			t.Fatalf("snapshot on disk at %d", sn.GetMetadata().GetIndex())
+		}
+		if first, _ := ms.FirstIndex(); first != 71 {
+			t.Fatalf("raft log starts at %d, want 71 (10 catch-up entries kept)", first)
+		}
+	})
 }

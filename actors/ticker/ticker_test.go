@@ -7,6 +7,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/troupedb/troupe/actors/internal/actortest"
 	"github.com/troupedb/troupe/messages"
 )
 
@@ -14,7 +15,7 @@ import (
 // per interval, and none after the ticker stops.
 func TestTicksOnVirtualTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sys := actor.NewActorSystem()
+		sys := actortest.NewSystem()
 		ticks := make(chan struct{}, 100)
 		parent := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
 			switch ctx.Message().(type) {
@@ -37,6 +38,6 @@ func TestTicksOnVirtualTime(t *testing.T) {
 		if n := len(ticks); n != 10 {
 			t.Fatalf("ticks went on after stop: %d", n)
 		}
-		sys.Shutdown()
+		actortest.Shutdown(sys)
 	})
 }

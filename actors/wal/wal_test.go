@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/troupedb/troupe/actors/internal/actortest"
 	"github.com/troupedb/troupe/failpoint"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/snap"
@@ -49,12 +51,12 @@ func start(t *testing.T, snaps *snap.Snapshotter) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, sys: actor.NewActorSystem(), dir: dir, w: w, events: make(chan any, 10000)}
+	f := &fixture{t: t, sys: actortest.NewSystem(), dir: dir, w: w, events: make(chan any, 10000)}
 	raft := f.sys.Root.Spawn(recorder(f.events))
 	f.pid = f.sys.Root.Spawn(Props(Config{Dir: dir, WAL: w, Snap: snaps, Raft: raft, Logger: quiet}))
 	t.Cleanup(func() {
 		f.stop()
-		f.sys.Shutdown()
+		actortest.Shutdown(f.sys)
 	})
 	return f
 }
@@ -67,7 +69,8 @@ func (f *fixture) stop() {
 
 func (f *fixture) send(m *raftpb.Message) { f.sys.Root.Send(f.pid, &messages.Append{Msg: m}) }
 
-// next waits for the next Appended; the timeout only guards a hung test.
+// next waits for the next Appended; the timeout (virtual time: every test
+// runs in a synctest bubble) only fails a hung test.
 func (f *fixture) next() *messages.Appended {
 	f.t.Helper()
 	select {
@@ -96,136 +99,145 @@ func hardState(term, vote, commit uint64) *raftpb.HardState {
 }
 
 func TestAppendedInOrderOneFsyncPerBatch(t *testing.T) {
-	f := start(t, nil)
-	// Hold the first fsync so the other Appends queue behind its flush.
-	if err := failpoint.Enable(wal.FailpointBeforeFsync, "1*sleep(50ms)"); err != nil {
-		t.Fatal(err)
-	}
-	defer failpoint.Disable(wal.FailpointBeforeFsync)
-	base := f.w.Stats().Fsyncs
-	const n = 200
-	var sent []*raftpb.Message
-	for i := uint64(1); i <= n; i++ {
-		m := appendMsg(hardState(1, 1, i-1), entry(i, 1))
-		sent = append(sent, m)
-		f.send(m)
-	}
-	for i := range sent {
-		if got := f.next(); got.Msg != sent[i] {
-			t.Fatalf("Appended %d is for entry %d", i, got.Msg.GetEntries()[0].GetIndex())
+	synctest.Test(t, func(t *testing.T) {
+		f := start(t, nil)
+		// Hold the first fsync (50 ms of virtual time) so the other Appends
+		// queue behind its flush.
+		if err := failpoint.Enable(wal.FailpointBeforeFsync, "1*sleep(50ms)"); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if got := f.w.Stats().Fsyncs - base; got < 1 || got > 2 {
-		t.Fatalf("%d fsyncs for %d appends, want 1 or 2 (one per batch)", got, n)
-	}
+		defer failpoint.Disable(wal.FailpointBeforeFsync)
+		base := f.w.Stats().Fsyncs
+		const n = 200
+		var sent []*raftpb.Message
+		for i := uint64(1); i <= n; i++ {
+			m := appendMsg(hardState(1, 1, i-1), entry(i, 1))
+			sent = append(sent, m)
+			f.send(m)
+		}
+		for i := range sent {
+			if got := f.next(); got.Msg != sent[i] {
+				t.Fatalf("Appended %d is for entry %d", i, got.Msg.GetEntries()[0].GetIndex())
+			}
+		}
+		if got := f.w.Stats().Fsyncs - base; got < 1 || got > 2 {
+			t.Fatalf("%d fsyncs for %d appends, want 1 or 2 (one per batch)", got, n)
+		}
+	})
 }
 
 func TestCommitOnlyAppendsDoNotSync(t *testing.T) {
-	tests := []struct {
-		name      string
-		msg       *raftpb.Message
-		wantFsync int64
-	}{
-		{"commit advance", appendMsg(hardState(2, 1, 6)), 0},
-		{"term change", appendMsg(hardState(3, 0, 6)), 1},
-		{"vote change", appendMsg(hardState(3, 2, 6)), 1},
-		{"entries", appendMsg(nil, entry(6, 3)), 1},
-		{"commit with entries", appendMsg(hardState(3, 2, 6), entry(7, 3)), 1},
-	}
-	f := start(t, nil)
-	f.send(appendMsg(hardState(2, 1, 0), entry(1, 2), entry(2, 2), entry(3, 2), entry(4, 2), entry(5, 2)))
-	f.next()
-	for _, tt := range tests {
-		base := f.w.Stats().Fsyncs
-		f.send(tt.msg)
-		f.next()
-		if got := f.w.Stats().Fsyncs - base; got != tt.wantFsync {
-			t.Errorf("%s: %d fsyncs, want %d", tt.name, got, tt.wantFsync)
+	synctest.Test(t, func(t *testing.T) {
+		tests := []struct {
+			name      string
+			msg       *raftpb.Message
+			wantFsync int64
+		}{
+			{"commit advance", appendMsg(hardState(2, 1, 6)), 0},
+			{"term change", appendMsg(hardState(3, 0, 6)), 1},
+			{"vote change", appendMsg(hardState(3, 2, 6)), 1},
+			{"entries", appendMsg(nil, entry(6, 3)), 1},
+			{"commit with entries", appendMsg(hardState(3, 2, 6), entry(7, 3)), 1},
 		}
-	}
+		f := start(t, nil)
+		f.send(appendMsg(hardState(2, 1, 0), entry(1, 2), entry(2, 2), entry(3, 2), entry(4, 2), entry(5, 2)))
+		f.next()
+		for _, tt := range tests {
+			base := f.w.Stats().Fsyncs
+			f.send(tt.msg)
+			f.next()
+			if got := f.w.Stats().Fsyncs - base; got != tt.wantFsync {
+				t.Errorf("%s: %d fsyncs, want %d", tt.name, got, tt.wantFsync)
+			}
+		}
+	})
 }
 
 func TestDurableAfterStop(t *testing.T) {
-	sdir := filepath.Join(t.TempDir(), "snap")
-	snaps, err := snap.New(sdir, snap.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := start(t, snaps)
-	f.send(appendMsg(hardState(1, 1, 2), entry(1, 1), entry(2, 1), entry(3, 1)))
-	withSnap := appendMsg(hardState(2, 1, 10), entry(11, 2), entry(12, 2))
-	withSnap.Snapshot = &raftpb.Snapshot{Data: []byte("s"), Metadata: &raftpb.SnapshotMetadata{Index: new(uint64(10)), Term: new(uint64(2))}}
-	f.send(withSnap)
-	f.send(appendMsg(hardState(2, 1, 12)))
-	for range 3 {
-		f.next()
-	}
-	f.stop()
-	if !f.w.Closed() {
-		t.Fatal("WAL not closed on stop")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		sdir := filepath.Join(t.TempDir(), "snap")
+		snaps, err := snap.New(sdir, snap.Options{Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := start(t, snaps)
+		f.send(appendMsg(hardState(1, 1, 2), entry(1, 1), entry(2, 1), entry(3, 1)))
+		withSnap := appendMsg(hardState(2, 1, 10), entry(11, 2), entry(12, 2))
+		withSnap.Snapshot = &raftpb.Snapshot{Data: []byte("s"), Metadata: &raftpb.SnapshotMetadata{Index: new(uint64(10)), Term: new(uint64(2))}}
+		f.send(withSnap)
+		f.send(appendMsg(hardState(2, 1, 12)))
+		for range 3 {
+			f.next()
+		}
+		f.stop()
+		if !f.w.Closed() {
+			t.Fatal("WAL not closed on stop")
+		}
 
-	w, err := wal.Open(f.dir, wal.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	meta, hs, ents, err := w.ReadAll(wal.SnapshotMarker{Index: 10, Term: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if meta != testMetadata || !proto.Equal(hs, hardState(2, 1, 12)) {
-		t.Fatalf("metadata %+v hard state %v", meta, hs)
-	}
-	if len(ents) != 2 || ents[0].GetIndex() != 11 || ents[1].GetIndex() != 12 {
-		t.Fatalf("entries %v", ents)
-	}
-	s, err := snaps.Load()
-	if err != nil || s.GetMetadata().GetIndex() != 10 {
-		t.Fatalf("snapshot file: %v %v", s, err)
-	}
+		w, err := wal.Open(f.dir, wal.Options{Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		meta, hs, ents, err := w.ReadAll(wal.SnapshotMarker{Index: 10, Term: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if meta != testMetadata || !proto.Equal(hs, hardState(2, 1, 12)) {
+			t.Fatalf("metadata %+v hard state %v", meta, hs)
+		}
+		if len(ents) != 2 || ents[0].GetIndex() != 11 || ents[1].GetIndex() != 12 {
+			t.Fatalf("entries %v", ents)
+		}
+		s, err := snaps.Load()
+		if err != nil || s.GetMetadata().GetIndex() != 10 {
+			t.Fatalf("snapshot file: %v %v", s, err)
+		}
+	})
 }
 
 func TestWriteErrorPanicsWithoutAppended(t *testing.T) {
-	failures := make(chan any, 1)
-	sys := actor.NewActorSystem()
-	defer sys.Shutdown()
-	dir := filepath.Join(t.TempDir(), "wal")
-	w, err := wal.Create(dir, wal.Metadata{}, wal.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := failpoint.Enable(wal.FailpointBeforeFsync, "1*error"); err != nil {
-		t.Fatal(err)
-	}
-	defer failpoint.Disable(wal.FailpointBeforeFsync)
-	events := make(chan any, 10)
-	raft := sys.Root.Spawn(recorder(events))
-	stopOnFailure := actor.NewOneForOneStrategy(0, time.Second, func(reason any) actor.Directive {
-		failures <- reason
-		return actor.StopDirective
-	})
-	parent := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
-		if _, ok := ctx.Message().(*actor.Started); ok {
-			pid := ctx.Spawn(Props(Config{Dir: dir, WAL: w, Raft: raft, Logger: quiet}))
-			ctx.Send(pid, &messages.Append{Msg: appendMsg(nil, entry(1, 1))})
+	synctest.Test(t, func(t *testing.T) {
+		failures := make(chan any, 1)
+		sys := actortest.NewSystem()
+		defer actortest.Shutdown(sys)
+		dir := filepath.Join(t.TempDir(), "wal")
+		w, err := wal.Create(dir, wal.Metadata{}, wal.Options{Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}, actor.WithSupervisor(stopOnFailure)))
-	defer func() { _ = sys.Root.StopFuture(parent).Wait() }()
+		if err := failpoint.Enable(wal.FailpointBeforeFsync, "1*error"); err != nil {
+			t.Fatal(err)
+		}
+		defer failpoint.Disable(wal.FailpointBeforeFsync)
+		events := make(chan any, 10)
+		raft := sys.Root.Spawn(recorder(events))
+		stopOnFailure := actor.NewOneForOneStrategy(0, time.Second, func(reason any) actor.Directive {
+			failures <- reason
+			return actor.StopDirective
+		})
+		parent := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+			if _, ok := ctx.Message().(*actor.Started); ok {
+				pid := ctx.Spawn(Props(Config{Dir: dir, WAL: w, Raft: raft, Logger: quiet}))
+				ctx.Send(pid, &messages.Append{Msg: appendMsg(nil, entry(1, 1))})
+			}
+		}, actor.WithSupervisor(stopOnFailure)))
+		defer func() { _ = sys.Root.StopFuture(parent).Wait() }()
 
-	select {
-	case reason := <-failures:
-		if err, ok := reason.(error); !ok || !errors.Is(err, failpoint.ErrInjected) {
-			t.Fatalf("failure reason %v", reason)
+		select {
+		case reason := <-failures:
+			if err, ok := reason.(error); !ok || !errors.Is(err, failpoint.ErrInjected) {
+				t.Fatalf("failure reason %v", reason)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("actor did not fail")
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("actor did not fail")
-	}
-	select {
-	case e := <-events:
-		t.Fatalf("sent %T despite the failed fsync", e)
-	default:
-	}
+		select {
+		case e := <-events:
+			t.Fatalf("sent %T despite the failed fsync", e)
+		default:
+		}
+	})
 }
 
 func TestMustSync(t *testing.T) {

@@ -3,7 +3,7 @@ package metrics
 import (
 	"log/slog"
 	"testing"
-	"time"
+	"testing/synctest"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -14,8 +14,16 @@ type boom struct{}
 // TestMailboxMetrics: processed messages are counted, waiting ones show
 // as the length, a panic's lost message does not stay in the length, and
 // a stopped actor's count stays in the total.
+// It runs in a synctest bubble: synctest.Wait is "the actor did all it
+// could", so the checks need no polling.
 func TestMailboxMetrics(t *testing.T) {
-	sys := actor.NewActorSystem()
+	synctest.Test(t, testMailboxMetrics)
+}
+
+func testMailboxMetrics(t *testing.T) {
+	sys := actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.DiscardHandler)
+	})))
 	defer sys.Shutdown()
 	k := kindOf("test-mailbox")
 	release := make(chan struct{})
@@ -57,14 +65,13 @@ func TestMailboxMetrics(t *testing.T) {
 	}
 }
 
+// waitFor checks ok once the actors are idle.
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if ok() {
-			return
-		}
+	synctest.Wait()
+	if !ok() {
+		t.Fatalf("never: %s", what)
 	}
-	t.Fatalf("never: %s", what)
 }
 
 // BenchmarkMailbox is the cost of the actor metrics per message: one

@@ -242,6 +242,6 @@ func startEtcd(t *testing.T) *grpc.ClientConn {
 		if i == 100 {
 			t.Fatalf("etcd did not start: %v", err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // wall clock on purpose: a real etcd process (only with -etcd) elects itself in real time
 	}
 }
