@@ -1,7 +1,6 @@
 package core
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"testing"
@@ -107,11 +106,8 @@ func (m *member) stop() {
 }
 
 // walMeta is the WAL metadata of member id of cluster clusterID.
-func walMeta(id, clusterID uint64) []byte {
-	b := make([]byte, 16)
-	binary.BigEndian.PutUint64(b, id)
-	binary.BigEndian.PutUint64(b[8:], clusterID)
-	return b
+func walMeta(id, clusterID uint64) wal.Metadata {
+	return wal.Metadata{MemberID: id, ClusterID: clusterID}
 }
 
 // writeWAL makes the WAL of member 1 of cluster 1 in dataDir: a snapshot
