@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -25,28 +24,23 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/troupedb/troupe/actors/actorapi"
 	"github.com/troupedb/troupe/actors/watchers"
 	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/internal/raftclient"
+	"github.com/troupedb/troupe/internal/transport"
 	"github.com/troupedb/troupe/messages"
 )
-
-// grpcOverheadBytes is what etcd allows on top of --max-request-bytes for
-// gRPC framing; larger messages are refused by gRPC itself.
-const grpcOverheadBytes = 512 * 1024
-
-// streamWorkers is the number of goroutines gRPC keeps for running RPCs;
-// RPCs beyond it get a goroutine of their own, as without the option.
-const streamWorkers = 256
 
 // Config of the listeners actor.
 type Config struct {
 	ClientURLs  []url.URL
 	MetricsURLs []url.URL // --listen-metrics-urls
+	// Security of the client endpoints (gRPC and HTTP, the actor API) and
+	// of connections to other members' client endpoints; nil is plaintext.
+	Security *transport.Security
 	// Raft proposes and reads through this member's raft actor; its view
 	// is the member's read model.
 	Raft *raftclient.Client
@@ -122,24 +116,24 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 		Raft: l.cfg.Raft, MaxRequestBytes: l.cfg.MaxRequestBytes, MaxTxnOps: l.cfg.MaxTxnOps,
 		QuotaBytes: l.cfg.QuotaBytes,
 	})
-	l.lease = NewLease(kv, l.cfg.MinLeaseTTL)
+	l.lease = NewLease(kv, l.cfg.MinLeaseTTL, l.dialer())
 	for _, u := range l.cfg.ClientURLs {
-		lis, err := net.Listen("tcp", u.Host)
+		lis, err := transport.Listen(u, l.cfg.Security)
 		if err != nil {
 			l.stop()
 			panic(&ListenError{URL: u.String(), Err: err})
 		}
-		mux := newConnMux(lis)
+		mux := transport.NewConnMux(lis)
 		srv := l.newGRPCServer(kv)
 		l.roots = append(l.roots, lis)
 		l.servers = append(l.servers, srv)
-		l.goServe(u, "grpc", func() error { return srv.Serve(mux.grpc) })
-		l.goServe(u, "http", l.newHTTPServer(mux.http, newClientHTTPHandler(l.cfg.Raft.View(), kv)))
-		l.goServe(u, "mux", func() error { mux.serve(); return nil })
+		l.goServe(u, "grpc", func() error { return srv.Serve(mux.GRPC()) })
+		l.goServe(u, "http", l.newHTTPServer(mux.HTTP(), newClientHTTPHandler(l.cfg.Raft.View(), kv)))
+		l.goServe(u, "mux", func() error { mux.Serve(); return nil })
 		l.log.Info("serving client requests", "url", u.String())
 	}
 	for _, u := range l.cfg.MetricsURLs {
-		lis, err := net.Listen("tcp", u.Host)
+		lis, err := transport.Listen(u, l.cfg.Security)
 		if err != nil {
 			l.stop()
 			panic(&ListenError{URL: u.String(), Err: err})
@@ -149,7 +143,7 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 	}
 	if l.cfg.ActorAddress != "" {
 		srv, err := actorapi.Serve(actorapi.ServeConfig{
-			Address: l.cfg.ActorAddress, KV: kv, Lease: l.lease, Watch: l.newWatch(), MaxRequestBytes: l.cfg.MaxRequestBytes, Logger: l.cfg.Logger,
+			Address: l.cfg.ActorAddress, Security: l.cfg.Security, KV: kv, Lease: l.lease, Watch: l.newWatch(), MaxRequestBytes: l.cfg.MaxRequestBytes, Logger: l.cfg.Logger,
 		})
 		if err != nil {
 			l.stop()
@@ -197,27 +191,23 @@ func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
 		l.log.Error("panic serving a request", "panic", p, "stack", string(debug.Stack()))
 		return status.Errorf(codes.Internal, "troupe: internal error: %v", p)
 	})
-	srv := grpc.NewServer(
+	srv := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor, recovery.UnaryServerInterceptor(recovered), unaryGate(l.cfg.Raft.View())),
 		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor, recovery.StreamServerInterceptor(recovered), streamGate(l.cfg.Raft.View())),
-		grpc.MaxRecvMsgSize(l.cfg.MaxRequestBytes+grpcOverheadBytes),
-		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.MaxConcurrentStreams(math.MaxUint32),
-		// Reused stream goroutines keep their grown stacks; a new goroutine
-		// per RPC regrows its stack every time.
-		grpc.NumStreamWorkers(streamWorkers),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: false}),
-	)
+	}, transport.ServerOptions(l.cfg.Security, l.cfg.MaxRequestBytes)...)...)
 	pb.RegisterKVServer(srv, kv)
 	pb.RegisterLeaseServer(srv, l.lease)
 	pb.RegisterWatchServer(srv, l.newWatch())
 	pb.RegisterMaintenanceServer(srv, &Maintenance{KV: kv})
-	pb.RegisterClusterServer(srv, &Cluster{View: l.cfg.Raft.View(), Backend: memberBackend{raft: l.cfg.Raft}, RequestTimeout: l.cfg.Raft.RequestTimeout()})
+	pb.RegisterClusterServer(srv, &Cluster{View: l.cfg.Raft.View(), Backend: memberBackend{raft: l.cfg.Raft}, RequestTimeout: l.cfg.Raft.RequestTimeout(), dial: l.dialer()})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
 	return srv
 }
+
+// dialer connects to other members' client endpoints.
+func (l *listeners) dialer() transport.Dialer { return transport.Dialer{Security: l.cfg.Security} }
 
 func (l *listeners) newWatch() *Watch {
 	progress, election := l.cfg.WatchProgressInterval, l.cfg.ElectionTimeout
