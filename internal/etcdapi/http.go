@@ -1,10 +1,8 @@
-package listeners
+package etcdapi
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"net"
 	"net/http"
 	"time"
 
@@ -110,12 +108,4 @@ func probeHandler(state *memberview.View, kv *KV, name string) http.Handler {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	}))
-}
-
-// serveHTTP runs srv on lis until it is shut down.
-func serveHTTP(srv *http.Server, lis net.Listener) error {
-	if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }
