@@ -16,7 +16,6 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"go.etcd.io/raft/v3"
 
-	"github.com/troupedb/troupe/actors/actorapi"
 	"github.com/troupedb/troupe/actors/core"
 	"github.com/troupedb/troupe/actors/listeners"
 	"github.com/troupedb/troupe/actors/peers"
@@ -25,6 +24,7 @@ import (
 	"github.com/troupedb/troupe/internal/memberview"
 	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/internal/raftclient"
+	"github.com/troupedb/troupe/internal/transport"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/snap"
@@ -66,7 +66,7 @@ func Start(cfg Config) (*Node, error) {
 	))
 	// The peer remote starts before any actor: actors spawned earlier
 	// would carry an address other members cannot answer.
-	rem, err := peers.StartRemote(system, cfg.ListenPeerURLs[0].Host, cfg.Logger)
+	rem, err := peers.StartRemote(system, cfg.ListenPeerURLs[0].Host, cfg.peerSecurity(), cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("listen on peer url %s: %w (fix: free the port or change --listen-peer-urls)", cfg.ListenPeerURLs[0].String(), err)
 	}
@@ -262,7 +262,7 @@ func (n *Node) shutdown() {
 	if err := n.system.Root.StopFuture(n.root).Wait(); err != nil {
 		n.stopErr = fmt.Errorf("stop node: %w", err)
 	}
-	actorapi.ShutdownRemote(n.remote, n.cfg.Logger)
+	transport.ShutdownRemote(n.remote, n.cfg.Logger)
 	n.system.Shutdown()
 }
 
@@ -383,7 +383,7 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 		return
 	}
 	pid, err := ctx.SpawnNamed(listeners.Props(listeners.Config{
-		ClientURLs: s.cfg.ListenClientURLs, Raft: s.raft, Hub: s.hub,
+		ClientURLs: s.cfg.ListenClientURLs, Security: s.cfg.clientSecurity(), Raft: s.raft, Hub: s.hub,
 		MaxRequestBytes: int(s.cfg.MaxRequestBytes), MaxTxnOps: int(s.cfg.MaxTxnOps),
 		ActorAddress: s.cfg.ListenActorURL,
 		Name:         s.cfg.Name, AdvertiseClientURLs: urlStrings(s.cfg.AdvertiseClientURLs),

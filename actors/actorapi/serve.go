@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -13,9 +11,9 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/troupedb/troupe/internal/metrics"
+	"github.com/troupedb/troupe/internal/transport"
 )
 
 // EndpointName is the name the endpoint is spawned under: clients address
@@ -25,13 +23,28 @@ const EndpointName = "kv"
 // DefaultMaxMessageBytes is the gRPC send and receive limit of the remote
 // Serve starts. gRPC's limit applies to a whole remote batch (up to 1000
 // messages), so it is far above MaxRequestBytes.
-const DefaultMaxMessageBytes = 256 << 20
+const DefaultMaxMessageBytes = transport.DefaultMaxMessageBytes
+
+// DefaultAcceptedTypes are the message types a served endpoint takes from
+// remote peers: the actor API request, and what remote watches need.
+var DefaultAcceptedTypes = []string{
+	"troupe.v1.KVRequest",
+	"troupe.v1.LeaseRequest",
+	"troupe.v1.WatchRequest",
+	"troupe.v1.WatchAck",
+	"actor.Watch",
+	"actor.Unwatch",
+	"actor.Terminated",
+}
 
 // ServeConfig configures Serve.
 type ServeConfig struct {
 	// Address to listen on, host:port; port 0 picks a free port (see
 	// Server.Address).
 	Address string
+	// Security of the remote (its listener and its connections to the
+	// remotes of clients); nil is plaintext.
+	Security *transport.Security
 	// KV executes the operations; required.
 	KV etcdserverpb.KVServer
 	// Lease executes lease requests; nil refuses them.
@@ -64,50 +77,37 @@ type Server struct {
 	system   *actor.ActorSystem
 	remote   *remote.Remote
 	endpoint *actor.PID
-	guard    *guard
+	guard    *transport.Guard
 	stopOnce sync.Once
 }
 
 // Serve starts an actor system with a remote listening at cfg.Address and
 // spawns the endpoint (Props) in it as EndpointName. Inbound remote traffic
-// passes the guard (guard.go) first, so malformed or foreign messages are
-// dropped instead of crashing the process.
+// passes the guard (transport.Guard) first, so malformed or foreign
+// messages are dropped instead of crashing the process.
 func Serve(cfg ServeConfig) (*Server, error) {
 	if cfg.KV == nil {
 		return nil, errors.New("actorapi: ServeConfig.KV is nil")
 	}
-	host, portText, err := net.SplitHostPort(cfg.Address)
+	host, port, err := transport.SplitHostPort(cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("actorapi: address %q: %w", cfg.Address, err)
-	}
-	port, err := strconv.Atoi(portText)
-	if err != nil {
-		return nil, fmt.Errorf("actorapi: address %q: port: %w", cfg.Address, err)
 	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	if cfg.MaxMessageBytes <= 0 {
-		cfg.MaxMessageBytes = DefaultMaxMessageBytes
-	}
 	accepted := cfg.AcceptedTypes
 	if accepted == nil {
 		accepted = DefaultAcceptedTypes
 	}
-	g := newGuard(accepted, logger.With("actor", "actorapi", "part", "guard"))
 
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
-	serverOpts := append([]grpc.ServerOption{
-		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
-		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
-	}, g.serverOptions()...)
-	rcfg := remote.Configure(host, port,
-		remote.WithServerOptions(serverOpts...),
-		remote.WithDialOptions(DialOptions(cfg.MaxMessageBytes)...),
-	)
-	r := remote.NewRemote(system, rcfg)
-	if err := startRemote(r); err != nil {
+	r, g := transport.NewRemote(system, host, port, transport.RemoteConfig{
+		Security: cfg.Security, MaxMessageBytes: cfg.MaxMessageBytes, AcceptedTypes: accepted,
+		GuardLogger: logger.With("actor", "actorapi", "part", "guard"),
+	})
+	if err := transport.StartRemote(r); err != nil {
 		return nil, fmt.Errorf("actorapi: listen on %s: %w", cfg.Address, err)
 	}
 	// Remote.Start silenced gRPC's logger for the whole process (etcd's
@@ -115,7 +115,7 @@ func Serve(cfg ServeConfig) (*Server, error) {
 	// Remote.Start's own call, this races with gRPC code already running
 	// in the process (grpclog.SetLoggerV2 is a plain global write).
 	if !cfg.LeaveGRPCLogger {
-		SetGRPCLogger(logger)
+		transport.SetGRPCLogger(logger)
 	}
 
 	pid, err := system.Root.SpawnNamed(Props(Config{
@@ -134,31 +134,19 @@ func Serve(cfg ServeConfig) (*Server, error) {
 	return &Server{guard: g, system: system, remote: r, endpoint: pid}, nil
 }
 
-// startRemote turns the panic Remote.Start raises when it cannot listen
-// into an error.
-func startRemote(r *remote.Remote) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%v", p)
-		}
-	}()
-	r.Start()
-	return nil
+// DialOptions are the remote dial options a program calling the actor API
+// gives its own remote: plaintext transport and the given send/receive
+// limit (remote.WithDialOptions replaces protoactor's defaults, so the
+// transport credentials must be repeated), so that large replies are not
+// refused on its side. Same as transport.RemoteDialOptions, for programs
+// outside this module.
+func DialOptions(maxMessageBytes int) []grpc.DialOption {
+	return transport.RemoteDialOptions(nil, maxMessageBytes)
 }
 
-// DialOptions are remote dial options with insecure transport and the given
-// send/receive limit (remote.WithDialOptions replaces protoactor's
-// defaults, so the transport credentials must be repeated). Clients use the
-// same, so that large replies are not refused on their side.
-func DialOptions(maxMessageBytes int) []grpc.DialOption {
-	return []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(maxMessageBytes),
-			grpc.MaxCallSendMsgSize(maxMessageBytes),
-		),
-	}
-}
+// SetGRPCLogger is transport.SetGRPCLogger, for programs outside this
+// module: call it after Remote.Start, which silences gRPC's logger.
+func SetGRPCLogger(logger *slog.Logger) { transport.SetGRPCLogger(logger) }
 
 // Address is the host:port the server listens on, with the real port when
 // ServeConfig.Address asked for port 0.
@@ -179,7 +167,7 @@ func (s *Server) stop() {
 	if err := s.system.Root.StopFuture(s.endpoint).Wait(); err != nil {
 		s.system.Logger().Error("stopping actor api endpoint", "error", err)
 	}
-	s.guard.settle()
-	ShutdownRemote(s.remote, s.system.Logger())
+	s.guard.Settle()
+	transport.ShutdownRemote(s.remote, s.system.Logger())
 	s.system.Shutdown()
 }

@@ -1,52 +1,45 @@
 // Package listeners is the listeners actor: it owns the member's client
 // endpoints (the etcd v3 gRPC API and, on the same port, etcd's HTTP
 // endpoints on every --listen-client-urls address; /metrics and /health on
-// every --listen-metrics-urls address) and their serving goroutines, started in Started and stopped in Stopping,
-// so a restart of the actor rebinds cleanly.
+// every --listen-metrics-urls address; the actor API) and their serving
+// goroutines, started in Started and stopped in Stopping, so a restart of
+// the actor rebinds cleanly. What the endpoints answer is
+// internal/etcdapi's; how they listen and what their servers take is
+// internal/transport's. It also publishes this member's name and client
+// URLs into the membership.
 //
-// Out: ListenersStarted to the parent once every endpoint accepts.
+// Out: ListenersStarted to the parent once every endpoint accepts. A
+// client endpoint that cannot be bound fails the actor with a ListenError.
 package listeners
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"net/url"
-	"runtime/debug"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/status"
 
 	"github.com/troupedb/troupe/actors/actorapi"
 	"github.com/troupedb/troupe/actors/watchers"
-	"github.com/troupedb/troupe/internal/metrics"
+	"github.com/troupedb/troupe/internal/etcdapi"
 	"github.com/troupedb/troupe/internal/raftclient"
+	"github.com/troupedb/troupe/internal/transport"
 	"github.com/troupedb/troupe/messages"
 )
-
-// grpcOverheadBytes is what etcd allows on top of --max-request-bytes for
-// gRPC framing; larger messages are refused by gRPC itself.
-const grpcOverheadBytes = 512 * 1024
-
-// streamWorkers is the number of goroutines gRPC keeps for running RPCs;
-// RPCs beyond it get a goroutine of their own, as without the option.
-const streamWorkers = 256
 
 // Config of the listeners actor.
 type Config struct {
 	ClientURLs  []url.URL
 	MetricsURLs []url.URL // --listen-metrics-urls
+	// Security of the client endpoints (gRPC and HTTP, the actor API) and
+	// of connections to other members' client endpoints; nil is plaintext.
+	Security *transport.Security
 	// Raft proposes and reads through this member's raft actor; its view
 	// is the member's read model.
 	Raft *raftclient.Client
@@ -91,13 +84,12 @@ func Props(cfg Config) *actor.Props {
 type listeners struct {
 	cfg     Config
 	log     *slog.Logger
+	api     *etcdapi.Services
 	servers []*grpc.Server
 	https   []*http.Server
-	roots   []net.Listener  // client listeners, split by connMux
+	roots   []net.Listener  // client listeners, split by a transport.ConnMux
 	done    []chan struct{} // one per serving goroutine
 	actors  *actorapi.Server
-	root    *actor.RootContext
-	lease   *Lease
 
 	publishStop, publishDone chan struct{} // the attribute publisher goroutine
 }
@@ -117,57 +109,82 @@ func (l *listeners) Receive(ctx actor.Context) {
 
 func (l *listeners) handleStarted(ctx actor.Context) {
 	l.log = l.cfg.Logger.With("actor", "listeners", "member", l.cfg.Raft.View().MemberID)
-	l.root = ctx.ActorSystem().Root
-	kv := NewKV(KVConfig{
-		Raft: l.cfg.Raft, MaxRequestBytes: l.cfg.MaxRequestBytes, MaxTxnOps: l.cfg.MaxTxnOps,
-		QuotaBytes: l.cfg.QuotaBytes,
+	l.api = etcdapi.New(etcdapi.Config{
+		Raft: l.cfg.Raft, Hub: l.cfg.Hub, Root: ctx.ActorSystem().Root,
+		MaxRequestBytes: l.cfg.MaxRequestBytes, MaxTxnOps: l.cfg.MaxTxnOps, QuotaBytes: l.cfg.QuotaBytes,
+		MinLeaseTTL:           l.cfg.MinLeaseTTL,
+		WatchProgressInterval: l.cfg.WatchProgressInterval, ElectionTimeout: l.cfg.ElectionTimeout,
+		Dialer: transport.Dialer{Security: l.cfg.Security}, Logger: l.log,
 	})
-	l.lease = NewLease(kv, l.cfg.MinLeaseTTL)
 	for _, u := range l.cfg.ClientURLs {
-		lis, err := net.Listen("tcp", u.Host)
-		if err != nil {
-			l.stop()
-			panic(&ListenError{URL: u.String(), Err: err})
-		}
-		mux := newConnMux(lis)
-		srv := l.newGRPCServer(kv)
-		l.roots = append(l.roots, lis)
-		l.servers = append(l.servers, srv)
-		l.goServe(u, "grpc", func() error { return srv.Serve(mux.grpc) })
-		l.goServe(u, "http", l.newHTTPServer(mux.http, newClientHTTPHandler(l.cfg.Raft.View(), kv)))
-		l.goServe(u, "mux", func() error { mux.serve(); return nil })
-		l.log.Info("serving client requests", "url", u.String())
+		l.serveClients(u)
 	}
 	for _, u := range l.cfg.MetricsURLs {
-		lis, err := net.Listen("tcp", u.Host)
-		if err != nil {
-			l.stop()
-			panic(&ListenError{URL: u.String(), Err: err})
-		}
-		l.goServe(u, "http", l.newHTTPServer(lis, newMetricsHTTPHandler(l.cfg.Raft.View(), kv)))
-		l.log.Info("serving metrics", "url", u.String())
+		l.serveMetrics(u)
 	}
 	if l.cfg.ActorAddress != "" {
-		srv, err := actorapi.Serve(actorapi.ServeConfig{
-			Address: l.cfg.ActorAddress, KV: kv, Lease: l.lease, Watch: l.newWatch(), MaxRequestBytes: l.cfg.MaxRequestBytes, Logger: l.cfg.Logger,
-		})
-		if err != nil {
-			l.stop()
-			panic(&ListenError{URL: l.cfg.ActorAddress, Err: err})
-		}
-		l.actors = srv
-		l.log.Info("serving actor API", "address", srv.Address())
+		l.serveActorAPI()
 	}
+	l.startPublisher()
+	ctx.Send(ctx.Parent(), &messages.ListenersStarted{})
+}
+
+// serveClients serves the etcd API on u: gRPC and HTTP on one port.
+func (l *listeners) serveClients(u url.URL) {
+	lis := l.listen(u)
+	mux := transport.NewConnMux(lis)
+	srv := grpc.NewServer(append(l.api.ServerOptions(), transport.ServerOptions(l.cfg.Security, l.cfg.MaxRequestBytes)...)...)
+	l.api.Register(srv)
+	l.roots = append(l.roots, lis)
+	l.servers = append(l.servers, srv)
+	l.goServe(u, "grpc", func() error { return srv.Serve(mux.GRPC()) })
+	l.goServe(u, "http", l.newHTTPServer(mux.HTTP(), l.api.ClientHandler()))
+	l.goServe(u, "mux", func() error { mux.Serve(); return nil })
+	l.log.Info("serving client requests", "url", u.String())
+}
+
+// serveMetrics serves /metrics and /health on u.
+func (l *listeners) serveMetrics(u url.URL) {
+	l.goServe(u, "http", l.newHTTPServer(l.listen(u), l.api.MetricsHandler()))
+	l.log.Info("serving metrics", "url", u.String())
+}
+
+// listen binds u, or stops every endpoint and fails with a ListenError.
+func (l *listeners) listen(u url.URL) net.Listener {
+	lis, err := transport.Listen(u, l.cfg.Security)
+	if err != nil {
+		l.stop()
+		panic(&ListenError{URL: u.String(), Err: err})
+	}
+	return lis
+}
+
+// serveActorAPI starts the actor API on its own remote, serving the same
+// KV, Lease and Watch services as the gRPC API.
+func (l *listeners) serveActorAPI() {
+	srv, err := actorapi.Serve(actorapi.ServeConfig{
+		Address: l.cfg.ActorAddress, Security: l.cfg.Security, KV: l.api.KV(), Lease: l.api.Lease(), Watch: l.api.Watch(), MaxRequestBytes: l.cfg.MaxRequestBytes, Logger: l.cfg.Logger,
+	})
+	if err != nil {
+		l.stop()
+		panic(&ListenError{URL: l.cfg.ActorAddress, Err: err})
+	}
+	l.actors = srv
+	l.log.Info("serving actor API", "address", srv.Address())
+}
+
+// startPublisher publishes this member's attributes on a goroutine that
+// stop ends and waits for.
+func (l *listeners) startPublisher() {
 	l.publishStop, l.publishDone = make(chan struct{}), make(chan struct{})
-	go func(stop, done chan struct{}) {
+	go func(api *etcdapi.Services, stop, done chan struct{}) {
 		defer close(done)
-		if err := publishAttributes(kv, l.cfg.Name, l.cfg.AdvertiseClientURLs, stop); err != nil {
+		if err := api.PublishAttributes(l.cfg.Name, l.cfg.AdvertiseClientURLs, stop); err != nil {
 			l.log.Debug("member attributes not published", "err", err)
 			return
 		}
 		l.log.Info("published member attributes", "name", l.cfg.Name, "client-urls", l.cfg.AdvertiseClientURLs)
-	}(l.publishStop, l.publishDone)
-	ctx.Send(ctx.Parent(), &messages.ListenersStarted{})
+	}(l.api, l.publishStop, l.publishDone)
 }
 
 // goServe runs serve on a goroutine that stop waits for.
@@ -189,48 +206,12 @@ func (l *listeners) newHTTPServer(lis net.Listener, h http.Handler) func() error
 	return func() error { return serveHTTP(srv, lis) }
 }
 
-func (l *listeners) newGRPCServer(kv *KV) *grpc.Server {
-	// A panic while serving one request (a bug, or input nothing checked)
-	// fails that request with Internal and is logged; it must not take the
-	// process down, as an unrecovered panic on a gRPC goroutine would.
-	recovered := recovery.WithRecoveryHandler(func(p any) error {
-		l.log.Error("panic serving a request", "panic", p, "stack", string(debug.Stack()))
-		return status.Errorf(codes.Internal, "troupe: internal error: %v", p)
-	})
-	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor, recovery.UnaryServerInterceptor(recovered), unaryGate(l.cfg.Raft.View())),
-		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor, recovery.StreamServerInterceptor(recovered), streamGate(l.cfg.Raft.View())),
-		grpc.MaxRecvMsgSize(l.cfg.MaxRequestBytes+grpcOverheadBytes),
-		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.MaxConcurrentStreams(math.MaxUint32),
-		// Reused stream goroutines keep their grown stacks; a new goroutine
-		// per RPC regrows its stack every time.
-		grpc.NumStreamWorkers(streamWorkers),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: false}),
-	)
-	pb.RegisterKVServer(srv, kv)
-	pb.RegisterLeaseServer(srv, l.lease)
-	pb.RegisterWatchServer(srv, l.newWatch())
-	pb.RegisterMaintenanceServer(srv, &Maintenance{KV: kv})
-	pb.RegisterClusterServer(srv, &Cluster{View: l.cfg.Raft.View(), Backend: memberBackend{raft: l.cfg.Raft}, RequestTimeout: l.cfg.Raft.RequestTimeout()})
-	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(srv, hs)
-	return srv
-}
-
-func (l *listeners) newWatch() *Watch {
-	progress, election := l.cfg.WatchProgressInterval, l.cfg.ElectionTimeout
-	if progress <= 0 {
-		progress = 10 * time.Minute // etcd's default
+// serveHTTP runs srv on lis until it is shut down.
+func serveHTTP(srv *http.Server, lis net.Listener) error {
+	if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
 	}
-	if election <= 0 {
-		election = time.Second
-	}
-	return NewWatch(WatchConfig{
-		Raft: l.cfg.Raft, Hub: l.cfg.Hub, Root: l.root, MaxRequestBytes: l.cfg.MaxRequestBytes,
-		ProgressInterval: progress, ElectionTimeout: election,
-	})
+	return nil
 }
 
 // stop closes every endpoint and waits for its serving goroutine.
@@ -266,9 +247,9 @@ func (l *listeners) stop() {
 	for _, done := range l.done {
 		<-done
 	}
-	if l.lease != nil {
-		l.lease.Close()
-		l.lease = nil
+	if l.api != nil {
+		l.api.Close()
+		l.api = nil
 	}
 	l.servers, l.https, l.roots, l.done = nil, nil, nil, nil
 }

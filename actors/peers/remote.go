@@ -3,21 +3,18 @@ package peers
 import (
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
-	"google.golang.org/grpc"
 
-	"github.com/troupedb/troupe/actors/actorapi"
+	"github.com/troupedb/troupe/internal/transport"
 )
 
 // MaxMessageBytes is the gRPC send and receive limit of the peer remote,
 // for both directions. gRPC's limit applies to a whole remote batch
 // (endpointWriterBatchSize messages), so it is far above raft's
 // MaxSizePerMsg and the snapshot chunk size.
-const MaxMessageBytes = actorapi.DefaultMaxMessageBytes
+const MaxMessageBytes = transport.DefaultMaxMessageBytes
 
 // endpointWriterBatchSize bounds the messages protoactor puts in one gRPC
 // message (its default is 1000): with raft appends of up to ~1 MiB and
@@ -25,8 +22,8 @@ const MaxMessageBytes = actorapi.DefaultMaxMessageBytes
 const endpointWriterBatchSize = 64
 
 // AcceptedTypes are the protobuf message names the peer remote takes from
-// other members; anything else is dropped by the guard (actorapi's) before
-// it reaches protoactor's reader. DeadLetterResponse is what a remote
+// other members; anything else is dropped by the guard (transport.Guard)
+// before it reaches protoactor's reader. DeadLetterResponse is what a remote
 // answers a request to an actor it does not have (a probe of a member
 // whose inbox is not up).
 var AcceptedTypes = []string{
@@ -45,54 +42,29 @@ var AcceptedTypes = []string{
 // system.Address()). Call it before spawning any actor other members must
 // reach. Inbound traffic passes the guard with AcceptedTypes. Remote.Start
 // silences gRPC's logger process-wide; StartRemote puts back one that
-// reports errors to logger (actorapi.SetGRPCLogger).
+// reports errors to logger (transport.SetGRPCLogger). sec secures the
+// remote's listener and its connections to other members; nil is
+// plaintext.
 //
 // opts are applied after StartRemote's own remote options, e.g.
 // remote.WithAdvertisedHost("10.0.0.1:2380") when listening on 0.0.0.0.
 // Stop it with Shutdown(true) after the actor tree has stopped.
-func StartRemote(system *actor.ActorSystem, address string, logger *slog.Logger, opts ...remote.ConfigOption) (*remote.Remote, error) {
+func StartRemote(system *actor.ActorSystem, address string, sec *transport.Security, logger *slog.Logger, opts ...remote.ConfigOption) (*remote.Remote, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	host, portText, err := net.SplitHostPort(address)
+	host, port, err := transport.SplitHostPort(address)
 	if err != nil {
 		return nil, fmt.Errorf("peers: listen address %q: %w", address, err)
 	}
-	port, err := strconv.Atoi(portText)
-	if err != nil {
-		return nil, fmt.Errorf("peers: listen address %q: port: %w", address, err)
-	}
-	serverOpts := append([]grpc.ServerOption{
-		grpc.MaxRecvMsgSize(MaxMessageBytes),
-		grpc.MaxSendMsgSize(MaxMessageBytes),
-	}, actorapi.GuardServerOptions(AcceptedTypes, logger.With("actor", "peers", "part", "guard"))...)
-	all := append([]remote.ConfigOption{
-		remote.WithServerOptions(serverOpts...),
-		remote.WithDialOptions(DialOptions()...),
-		remote.WithEndpointWriterBatchSize(endpointWriterBatchSize),
-	}, opts...)
-	r := remote.NewRemote(system, remote.Configure(host, port, all...))
-	if err := start(r); err != nil {
+	all := append([]remote.ConfigOption{remote.WithEndpointWriterBatchSize(endpointWriterBatchSize)}, opts...)
+	r, _ := transport.NewRemote(system, host, port, transport.RemoteConfig{
+		Security: sec, MaxMessageBytes: MaxMessageBytes, AcceptedTypes: AcceptedTypes,
+		GuardLogger: logger.With("actor", "peers", "part", "guard"),
+	}, all...)
+	if err := transport.StartRemote(r); err != nil {
 		return nil, fmt.Errorf("peers: listen on %s: %w", address, err)
 	}
-	actorapi.SetGRPCLogger(logger)
+	transport.SetGRPCLogger(logger)
 	return r, nil
-}
-
-// DialOptions are the remote dial options of the peer remote: insecure
-// transport and MaxMessageBytes both ways.
-func DialOptions() []grpc.DialOption {
-	return actorapi.DialOptions(MaxMessageBytes)
-}
-
-// start turns the panic Remote.Start raises when it cannot listen into an
-// error.
-func start(r *remote.Remote) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%v", p)
-		}
-	}()
-	r.Start()
-	return nil
 }

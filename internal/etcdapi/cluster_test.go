@@ -1,4 +1,4 @@
-package listeners
+package etcdapi
 
 import (
 	"context"
@@ -10,10 +10,10 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/troupedb/troupe/internal/transport"
 	"github.com/troupedb/troupe/persistence/membership"
 )
 
@@ -86,18 +86,12 @@ func serve(t *testing.T, c *Cluster) pb.ClusterClient {
 	pb.RegisterClusterServer(srv, c)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	c.dial = transport.Dialer{NetDial: func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }}
+	conn, err := c.dial.Dial("passthrough:///bufnet")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	c.dial = func(string) (*grpc.ClientConn, error) {
-		return grpc.NewClient("passthrough:///bufnet",
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-			grpc.WithTransportCredentials(insecure.NewCredentials()))
-	}
 	return pb.NewClusterClient(conn)
 }
 

@@ -1,4 +1,4 @@
-package listeners
+package etcdapi
 
 import (
 	"context"
@@ -8,13 +8,12 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/troupedb/troupe/internal/memberview"
+	"github.com/troupedb/troupe/internal/transport"
 	"github.com/troupedb/troupe/persistence/membership"
 )
 
@@ -86,9 +85,9 @@ type Cluster struct {
 	// RequestTimeout bounds a MemberPromote forwarded to the leader; 0
 	// means defaultForwardTimeout.
 	RequestTimeout time.Duration
-	// dial opens a connection to a leader client address (host:port);
-	// nil means an insecure gRPC client. Tests replace it.
-	dial func(target string) (*grpc.ClientConn, error)
+	// dial opens connections to a leader client address (host:port);
+	// the zero Dialer dials plaintext TCP. Tests dial in memory.
+	dial transport.Dialer
 }
 
 func (c *Cluster) header() *pb.ResponseHeader {
@@ -278,13 +277,7 @@ func (c *Cluster) promoteAt(ctx context.Context, clientURL string, req *pb.Membe
 	if err != nil || u.Host == "" {
 		return nil, rpctypes.ErrGRPCMemberBadURLs
 	}
-	dial := c.dial
-	if dial == nil {
-		dial = func(target string) (*grpc.ClientConn, error) {
-			return grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		}
-	}
-	conn, err := dial(u.Host)
+	conn, err := c.dial.Dial(u.Host)
 	if err != nil {
 		return nil, err
 	}

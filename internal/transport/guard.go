@@ -1,4 +1,4 @@
-package actorapi
+package transport
 
 import (
 	"context"
@@ -34,20 +34,9 @@ import (
 // in a handler is recovered, logged with its stack and ends only that
 // stream or call.
 
-// DefaultAcceptedTypes are the message types a served endpoint takes from
-// remote peers: the actor API request, and what remote watches need.
-var DefaultAcceptedTypes = []string{
-	"troupe.v1.KVRequest",
-	"troupe.v1.LeaseRequest",
-	"troupe.v1.WatchRequest",
-	"troupe.v1.WatchAck",
-	"actor.Watch",
-	"actor.Unwatch",
-	"actor.Terminated",
-}
-
-// guard checks inbound remote traffic; see above.
-type guard struct {
+// Guard checks inbound remote traffic; see above. NewRemote puts one in
+// front of every remote it configures.
+type Guard struct {
 	accepted map[string]bool
 	log      *slog.Logger
 	streams  atomic.Int64 // inbound streams whose handler runs
@@ -58,32 +47,36 @@ type guard struct {
 }
 
 // streamSettle is how long after a stream ended protoactor may still list
-// it; Server.stop waits that long before shutting the remote down.
+// it; Settle waits that long, before a remote is shut down.
 const streamSettle = 100 * time.Millisecond
 
-// settle waits until no stream ended within streamSettle.
-func (g *guard) settle() {
+// Settle waits until no stream ended within streamSettle: call it before
+// ShutdownRemote, once the actors that used the remote have stopped.
+func (g *Guard) Settle() {
 	if d := streamSettle - time.Since(time.Unix(0, g.endedAt.Load())); d > 0 {
 		time.Sleep(d)
 	}
 }
 
-func newGuard(accepted []string, log *slog.Logger) *guard {
-	g := &guard{accepted: make(map[string]bool, len(accepted)), log: log}
+// Streams is the number of inbound streams whose handler runs.
+func (g *Guard) Streams() int64 { return g.streams.Load() }
+
+func newGuard(accepted []string, log *slog.Logger) *Guard {
+	g := &Guard{accepted: make(map[string]bool, len(accepted)), log: log}
 	for _, t := range accepted {
 		g.accepted[t] = true
 	}
 	return g
 }
 
-func (g *guard) serverOptions() []grpc.ServerOption {
+func (g *Guard) serverOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ChainStreamInterceptor(g.stream),
 		grpc.ChainUnaryInterceptor(g.unary),
 	}
 }
 
-func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+func (g *Guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			g.log.Error("recovered panic in remote stream", "method", info.FullMethod, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
@@ -98,7 +91,7 @@ func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 	return handler(srv, &guardedStream{ServerStream: ss, g: g})
 }
 
-func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+func (g *Guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			g.log.Error("recovered panic in remote call", "method", info.FullMethod, "panic", fmt.Sprint(r))
@@ -111,7 +104,7 @@ func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 // guardedStream filters every MessageBatch the remote reader receives.
 type guardedStream struct {
 	grpc.ServerStream
-	g *guard
+	g *Guard
 }
 
 func (s *guardedStream) RecvMsg(m any) error {
@@ -135,7 +128,7 @@ func (s *guardedStream) RecvMsg(m any) error {
 
 // filter removes from batch, in place, the envelopes the reader cannot
 // handle safely or that are not accepted.
-func (g *guard) filter(batch *remote.MessageBatch) {
+func (g *Guard) filter(batch *remote.MessageBatch) {
 	kept := batch.Envelopes[:0]
 	for _, env := range batch.Envelopes {
 		if reason := g.reject(batch, env); reason != "" {
@@ -151,7 +144,7 @@ func (g *guard) filter(batch *remote.MessageBatch) {
 }
 
 // reject says why env must not reach the reader, or "" if it may.
-func (g *guard) reject(batch *remote.MessageBatch, env *remote.MessageEnvelope) string {
+func (g *Guard) reject(batch *remote.MessageBatch, env *remote.MessageEnvelope) string {
 	if env == nil {
 		return "nil envelope"
 	}
@@ -175,15 +168,4 @@ func (g *guard) reject(batch *remote.MessageBatch, env *remote.MessageEnvelope) 
 		return "type not linked in: " + name
 	}
 	return ""
-}
-
-// GuardServerOptions returns gRPC server options that put the guard in
-// front of a protoactor remote's reader: envelopes the reader cannot handle
-// safely, or whose type is not in accepted (protobuf full names, e.g.
-// "troupe.v1.RaftEnvelope"), are dropped and logged, and a panic in a
-// handler ends only its stream or call. For remotes other than the actor
-// API's (the peer transport, actors/peers); pass them with
-// remote.WithServerOptions next to the message size limits.
-func GuardServerOptions(accepted []string, logger *slog.Logger) []grpc.ServerOption {
-	return newGuard(accepted, logger).serverOptions()
 }

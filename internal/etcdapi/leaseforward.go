@@ -1,4 +1,4 @@
-package listeners
+package etcdapi
 
 import (
 	"context"
@@ -10,10 +10,10 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/troupedb/troupe/internal/memberview"
 	"github.com/troupedb/troupe/internal/raftclient"
+	"github.com/troupedb/troupe/internal/transport"
 )
 
 // errNoLeaderURL: the leader has not published its client URLs yet.
@@ -32,13 +32,14 @@ var errNoLeaderURL = errors.New("listeners: the leader's client URL is not known
 // forwards over HTTP to the leader's peer URL for the same result.
 type leaseForwarder struct {
 	state *memberview.View
+	dial  transport.Dialer
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // by target host:port
 }
 
-func newLeaseForwarder(st *memberview.View) *leaseForwarder {
-	return &leaseForwarder{state: st, conns: map[string]*grpc.ClientConn{}}
+func newLeaseForwarder(st *memberview.View, dial transport.Dialer) *leaseForwarder {
+	return &leaseForwarder{state: st, dial: dial, conns: map[string]*grpc.ClientConn{}}
 }
 
 // client returns a Lease client of member lead.
@@ -67,7 +68,7 @@ func (f *leaseForwarder) client(lead uint64) (pb.LeaseClient, error) {
 	cc, ok := f.conns[target]
 	if !ok {
 		var err error
-		cc, err = grpc.NewClient("passthrough:///"+target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err = f.dial.Dial("passthrough:///" + target)
 		if err != nil {
 			return nil, fmt.Errorf("listeners: connect to leader %x at %s: %w", lead, target, err)
 		}

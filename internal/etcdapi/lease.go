@@ -1,4 +1,4 @@
-package listeners
+package etcdapi
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/troupedb/troupe/internal/raftclient"
+	"github.com/troupedb/troupe/internal/transport"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/alarm"
 	"github.com/troupedb/troupe/persistence/mvcc"
@@ -33,10 +34,10 @@ type Lease struct {
 }
 
 // NewLease returns the Lease service; minTTL is the smallest TTL a lease
-// gets, in seconds (etcd: 1.5 election timeouts, rounded up). Close it
-// after the gRPC servers stopped.
-func NewLease(kv *KV, minTTL int64) *Lease {
-	return &Lease{kv: kv, minTTL: minTTL, fwd: newLeaseForwarder(kv.cfg.Raft.View())}
+// gets, in seconds (etcd: 1.5 election timeouts, rounded up); dial
+// connects to the leader. Close it after the gRPC servers stopped.
+func NewLease(kv *KV, minTTL int64, dial transport.Dialer) *Lease {
+	return &Lease{kv: kv, minTTL: minTTL, fwd: newLeaseForwarder(kv.cfg.Raft.View(), dial)}
 }
 
 // Close drops the connections to other members.

@@ -1,4 +1,4 @@
-package actorapi
+package transport
 
 import (
 	"fmt"

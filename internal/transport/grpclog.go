@@ -1,4 +1,4 @@
-package actorapi
+package transport
 
 import (
 	"io"
@@ -12,7 +12,8 @@ import (
 // messages) to logger, and discard info and warnings, as gRPC's default
 // does. protoactor's Remote.Start replaces gRPC's logger with one that
 // discards everything, which also silences troupe's etcd gRPC server: call
-// this after every Remote.Start in the process (Serve does).
+// this after every Remote.Start in the process (actorapi.Serve and
+// peers.StartRemote do).
 func SetGRPCLogger(logger *slog.Logger) {
 	w := slogWriter{log: logger.With("component", "grpc")}
 	grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, w))

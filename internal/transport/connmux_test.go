@@ -1,24 +1,10 @@
-package listeners
+package transport
 
 import (
 	"io"
 	"net"
-	"net/http/httptest"
 	"testing"
-
-	"github.com/troupedb/troupe/internal/memberview"
 )
-
-// TestHealthWithoutLeader: etcd 3.4 answers 503 {"health":"false"} while
-// no leader is known.
-func TestHealthWithoutLeader(t *testing.T) {
-	state := memberview.New(memberview.Member{ID: 1}, 1)
-	rec := httptest.NewRecorder()
-	healthHandler(state, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/health", nil))
-	if rec.Code != 503 || rec.Body.String() != `{"health":"false"}`+"\n" {
-		t.Fatalf("got %d %s", rec.Code, rec.Body)
-	}
-}
 
 // TestConnMuxRoutes: the HTTP/2 preface goes to gRPC, anything else
 // (even 24 bytes or more at once) to HTTP, with the sniffed bytes replayed.
@@ -27,9 +13,9 @@ func TestConnMuxRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newConnMux(root)
+	m := NewConnMux(root)
 	done := make(chan struct{})
-	go func() { m.serve(); close(done) }()
+	go func() { m.Serve(); close(done) }()
 	for _, tc := range []struct {
 		send string
 		to   *chanListener

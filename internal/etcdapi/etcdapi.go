@@ -1,0 +1,170 @@
+// Package etcdapi is the etcd v3 API of a member as plain Go: the KV,
+// Watch, Lease, Cluster and Maintenance gRPC services (Auth will join
+// them here), the interceptors in front of them (metrics, panic recovery,
+// the learner and require-leader gates) and etcd's HTTP endpoints
+// (/health, /version, /metrics, /readyz, /livez). It owns no listener,
+// server or serving goroutine: the listeners actor builds the servers
+// (with internal/transport), registers the services on them and starts
+// and stops them; the actor API (actors/actorapi) serves the same KV,
+// Lease and Watch values.
+//
+// Contract:
+//   - Every method runs on gRPC or HTTP goroutines, concurrently. Writes
+//     go through raft (raftclient.Client.Propose) and return once the
+//     applier applied them; linearizable reads take a shared read index
+//     and then read the backend on the caller's goroutine; nothing waits
+//     in an actor's mailbox behind writes.
+//   - Answers and errors are etcd 3.4's, byte for byte where clients look
+//     (rpctypes errors, response headers, HTTP bodies). A few error texts
+//     still begin with "listeners:", the package these services came from;
+//     they are kept as clients have seen them.
+//   - Keep-alives and time-to-live requests on a follower, and a
+//     MemberPromote, are forwarded to the leader's client endpoint over
+//     gRPC (Config.Dialer); Close drops those connections, after the
+//     servers stopped.
+package etcdapi
+
+import (
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/troupedb/troupe/actors/watchers"
+	"github.com/troupedb/troupe/internal/metrics"
+	"github.com/troupedb/troupe/internal/raftclient"
+	"github.com/troupedb/troupe/internal/transport"
+)
+
+// Config of the services.
+type Config struct {
+	// Raft proposes and reads through this member's raft actor; its view
+	// is the member's read model.
+	Raft *raftclient.Client
+	// Hub finds the watch hub; Root sends to it.
+	Hub             *watchers.Link
+	Root            *actor.RootContext
+	MaxRequestBytes int
+	MaxTxnOps       int
+	QuotaBytes      int64 // <= 0: no quota
+	// MinLeaseTTL is the smallest TTL granted, in seconds (etcd: 1.5
+	// election timeouts rounded up).
+	MinLeaseTTL int64
+	// WatchProgressInterval is --experimental-watch-progress-notify-interval
+	// (0: etcd's 10 minutes); ElectionTimeout paces the no-leader check of
+	// watch streams (0: one second).
+	WatchProgressInterval time.Duration
+	ElectionTimeout       time.Duration
+	// Dialer connects to the leader's client endpoint, for what a
+	// follower forwards.
+	Dialer transport.Dialer
+	// Logger reports panics recovered while serving a request.
+	Logger *slog.Logger
+}
+
+// Services are the etcd API services of one member.
+type Services struct {
+	cfg         Config
+	kv          *KV
+	lease       *Lease
+	watch       *Watch
+	maintenance *Maintenance
+	cluster     *Cluster
+}
+
+// New returns the services; Close them after the servers they are
+// registered on stopped.
+func New(cfg Config) *Services {
+	kv := NewKV(KVConfig{
+		Raft: cfg.Raft, MaxRequestBytes: cfg.MaxRequestBytes, MaxTxnOps: cfg.MaxTxnOps,
+		QuotaBytes: cfg.QuotaBytes,
+	})
+	progress, election := cfg.WatchProgressInterval, cfg.ElectionTimeout
+	if progress <= 0 {
+		progress = 10 * time.Minute // etcd's default
+	}
+	if election <= 0 {
+		election = time.Second
+	}
+	return &Services{
+		cfg:   cfg,
+		kv:    kv,
+		lease: NewLease(kv, cfg.MinLeaseTTL, cfg.Dialer),
+		watch: NewWatch(WatchConfig{
+			Raft: cfg.Raft, Hub: cfg.Hub, Root: cfg.Root, MaxRequestBytes: cfg.MaxRequestBytes,
+			ProgressInterval: progress, ElectionTimeout: election,
+		}),
+		maintenance: &Maintenance{KV: kv},
+		cluster: &Cluster{
+			View: cfg.Raft.View(), Backend: memberBackend{raft: cfg.Raft},
+			RequestTimeout: cfg.Raft.RequestTimeout(), dial: cfg.Dialer,
+		},
+	}
+}
+
+// KV is the KV service.
+func (s *Services) KV() *KV { return s.kv }
+
+// Lease is the Lease service.
+func (s *Services) Lease() *Lease { return s.lease }
+
+// Watch is the Watch service.
+func (s *Services) Watch() *Watch { return s.watch }
+
+// ServerOptions are the interceptors a gRPC server of these services
+// needs: metrics, panic recovery, and the learner and require-leader gates.
+func (s *Services) ServerOptions() []grpc.ServerOption {
+	// A panic while serving one request (a bug, or input nothing checked)
+	// fails that request with Internal and is logged; it must not take the
+	// process down, as an unrecovered panic on a gRPC goroutine would.
+	recovered := recovery.WithRecoveryHandler(func(p any) error {
+		s.cfg.Logger.Error("panic serving a request", "panic", p, "stack", string(debug.Stack()))
+		return status.Errorf(codes.Internal, "troupe: internal error: %v", p)
+	})
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor, recovery.UnaryServerInterceptor(recovered), unaryGate(s.cfg.Raft.View())),
+		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor, recovery.StreamServerInterceptor(recovered), streamGate(s.cfg.Raft.View())),
+	}
+}
+
+// Register registers the services, and gRPC's health service (serving),
+// on srv, a server built with ServerOptions.
+func (s *Services) Register(srv *grpc.Server) {
+	pb.RegisterKVServer(srv, s.kv)
+	pb.RegisterLeaseServer(srv, s.lease)
+	pb.RegisterWatchServer(srv, s.watch)
+	pb.RegisterMaintenanceServer(srv, s.maintenance)
+	pb.RegisterClusterServer(srv, s.cluster)
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(srv, hs)
+}
+
+// ClientHandler serves etcd's HTTP endpoints of a client URL.
+func (s *Services) ClientHandler() http.Handler {
+	return newClientHTTPHandler(s.cfg.Raft.View(), s.kv)
+}
+
+// MetricsHandler serves a --listen-metrics-urls address.
+func (s *Services) MetricsHandler() http.Handler {
+	return newMetricsHTTPHandler(s.cfg.Raft.View(), s.kv)
+}
+
+// PublishAttributes makes this member's name and client URLs part of the
+// membership through raft; it returns once they are, or with an error
+// once stop is closed.
+func (s *Services) PublishAttributes(name string, clientURLs []string, stop <-chan struct{}) error {
+	return publishAttributes(s.kv, name, clientURLs, stop)
+}
+
+// Close drops the connections to other members.
+func (s *Services) Close() { s.lease.Close() }

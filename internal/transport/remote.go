@@ -1,0 +1,85 @@
+package transport
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+)
+
+// DefaultMaxMessageBytes is the gRPC send and receive limit of the
+// remotes NewRemote configures. gRPC's limit applies to a whole remote
+// batch (up to 1000 messages), so it is far above --max-request-bytes,
+// raft's MaxSizePerMsg and the snapshot chunk size.
+const DefaultMaxMessageBytes = 256 << 20
+
+// RemoteConfig configures a protoactor remote's transport.
+type RemoteConfig struct {
+	// Security of the remote's listener and of its connections to other
+	// remotes; nil is plaintext.
+	Security *Security
+	// MaxMessageBytes is the gRPC send/receive limit, for both directions
+	// and both the server and the dialing side. Zero means
+	// DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	// AcceptedTypes are the protobuf full names (e.g.
+	// "troupe.v1.RaftEnvelope") remote peers may send; the Guard drops
+	// anything else before protoactor's reader sees it.
+	AcceptedTypes []string
+	// GuardLogger logs what the guard drops and the panics it recovers.
+	GuardLogger *slog.Logger
+}
+
+// NewRemote returns system's remote listening on host:port (port 0 picks a
+// free one), not started: its server takes cfg's limits and puts a Guard
+// in front of protoactor's reader, its connections to other remotes use
+// RemoteDialOptions. extra options are applied after these (e.g.
+// remote.WithAdvertisedHost). Start it with StartRemote, stop it with
+// ShutdownRemote after the actors that use it.
+func NewRemote(system *actor.ActorSystem, host string, port int, cfg RemoteConfig, extra ...remote.ConfigOption) (*remote.Remote, *Guard) {
+	maxBytes := cfg.MaxMessageBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxMessageBytes
+	}
+	g := newGuard(cfg.AcceptedTypes, cfg.GuardLogger)
+	serverOpts := append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(maxBytes),
+		grpc.MaxSendMsgSize(maxBytes),
+	}, g.serverOptions()...)
+	serverOpts = append(serverOpts, cfg.Security.serverOptions()...)
+	opts := append([]remote.ConfigOption{
+		remote.WithServerOptions(serverOpts...),
+		remote.WithDialOptions(RemoteDialOptions(cfg.Security, maxBytes)...),
+	}, extra...)
+	return remote.NewRemote(system, remote.Configure(host, port, opts...)), g
+}
+
+// RemoteDialOptions are a remote's dial options: sec's transport
+// credentials and the given send/receive limit (remote.WithDialOptions
+// replaces protoactor's defaults, so the credentials must be repeated).
+// A program that calls a remote uses the same, so that large replies are
+// not refused on its side.
+func RemoteDialOptions(sec *Security, maxMessageBytes int) []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(sec.dialCredentials()),
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(maxMessageBytes),
+			grpc.MaxCallSendMsgSize(maxMessageBytes),
+		),
+	}
+}
+
+// StartRemote starts r, turning the panic Remote.Start raises when it
+// cannot listen into an error. Remote.Start silences gRPC's logger for the
+// whole process: call SetGRPCLogger after it.
+func StartRemote(r *remote.Remote) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%v", p)
+		}
+	}()
+	r.Start()
+	return nil
+}
