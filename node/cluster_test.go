@@ -23,6 +23,7 @@ import (
 
 	"github.com/troupedb/troupe/actors/core"
 	"github.com/troupedb/troupe/failpoint"
+	"github.com/troupedb/troupe/internal/polltest"
 )
 
 // testCluster is n members in this process on loopback ports.
@@ -114,32 +115,28 @@ func (c *testCluster) isolate(i int, cut bool) {
 // returns its index.
 func (c *testCluster) waitLeader() int {
 	c.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	idx := -1
+	polltest.Eventually(c.t, 20*time.Second, "members agree on a leader", func() (bool, string) {
 		var lead uint64
-		agree := true
 		for _, nd := range c.nodes {
 			if nd == nil {
 				continue
 			}
 			l := nd.view.Leader()
 			if l == 0 || (lead != 0 && l != lead) {
-				agree = false
-				break
+				return false, ""
 			}
 			lead = l
 		}
-		if agree && lead != 0 {
-			for i, nd := range c.nodes {
-				if nd != nil && nd.MemberID() == lead {
-					return i
-				}
+		for i, nd := range c.nodes {
+			if nd != nil && lead != 0 && nd.MemberID() == lead {
+				idx = i
+				return true, ""
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.t.Fatal("members did not agree on a leader")
-	return -1
+		return false, ""
+	})
+	return idx
 }
 
 func (c *testCluster) client(i int) *clientv3.Client {
@@ -185,39 +182,32 @@ func (c *testCluster) waitOthersSnapshot(behind int, min uint64) {
 // waitSnapshot waits until member i saved a snapshot at index min or later.
 func (c *testCluster) waitSnapshot(i int, min uint64) {
 	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	polltest.Eventually(c.t, 30*time.Second, fmt.Sprintf("member %d saves a snapshot at index %d or later", i, min), func() (bool, string) {
 		// Only file names: snap.New would tidy the live member's directory.
 		names, _ := filepath.Glob(filepath.Join(core.SnapDir(c.cfgs[i].DataDir), "*.snap"))
 		for _, name := range names {
 			var term, index uint64
 			if _, err := fmt.Sscanf(filepath.Base(name), "%016x-%016x.snap", &term, &index); err == nil && index >= min {
-				return
+				return true, ""
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	c.t.Fatalf("member %d saved no snapshot at index %d or later in 30s", i, min)
+		return false, ""
+	})
 }
 
 func (c *testCluster) waitValue(i int, key, value string) {
 	c.t.Helper()
 	cli := c.client(i)
-	deadline := time.Now().Add(20 * time.Second)
 	var last string
-	for time.Now().Before(deadline) {
+	polltest.Eventually(c.t, 20*time.Second, fmt.Sprintf("member %d: %s = %q", i, key, value), func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		resp, err := cli.Get(ctx, key, clientv3.WithSerializable())
 		cancel()
 		if err == nil && len(resp.Kvs) == 1 {
 			last = string(resp.Kvs[0].Value)
-			if last == value {
-				return
-			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.t.Fatalf("member %d: %s = %q, want %q", i, key, last, value)
+		return last == value, fmt.Sprintf("last %q", last)
+	})
 }
 
 func put(t *testing.T, cli *clientv3.Client, k, v string) int64 {
@@ -266,23 +256,15 @@ func TestClusterPartitionedLeaderStepsDown(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	lead := c.waitLeader()
 	c.isolate(lead, true)
-	deadline := time.Now().Add(20 * time.Second)
-	var newLead int
-	for time.Now().Before(deadline) {
-		newLead = -1
+	newLead := -1
+	polltest.Eventually(t, 20*time.Second, "the majority elects a new leader", func() (bool, string) {
 		for i, nd := range c.nodes {
 			if i != lead && nd.view.Leader() != 0 && nd.view.Leader() != c.nodes[lead].MemberID() {
 				newLead = i
 			}
 		}
-		if newLead >= 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if newLead < 0 {
-		t.Fatal("the majority did not elect a new leader")
-	}
+		return newLead >= 0, ""
+	})
 	put(t, c.client(newLead), "majority", "yes")
 	c.isolate(lead, false)
 	c.waitValue(lead, "majority", "yes")
@@ -343,13 +325,11 @@ func TestClusterMembership(t *testing.T) {
 	// for a while (5 s): retry "unhealthy cluster" until then.
 	var added *clientv3.MemberAddResponse
 	var err error
-	for i := 0; i < 100; i++ {
+	// "unhealthy cluster" until the peers are connected for 5 s, as etcd.
+	polltest.Eventually(t, 10*time.Second, "member add accepted", func() (bool, string) {
 		added, err = cli.MemberAdd(ctx, []string{cfg.InitialAdvertisePeerURLs[0].String()})
-		if err == nil || !strings.Contains(err.Error(), "unhealthy cluster") {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil || !strings.Contains(err.Error(), "unhealthy cluster"), fmt.Sprint(err)
+	})
 	if err != nil {
 		t.Fatalf("member add: %v", err)
 	}
@@ -368,8 +348,7 @@ func TestClusterMembership(t *testing.T) {
 	c.waitValue(3, "before-join", "1")
 	put(t, cli, "after-join", "2")
 	c.waitValue(3, "after-join", "2")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	polltest.Eventually(t, 10*time.Second, "member list shows 4 started members", func() (bool, string) {
 		list, err := cli.MemberList(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -380,14 +359,8 @@ func TestClusterMembership(t *testing.T) {
 				named++
 			}
 		}
-		if named == 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("member list never showed 4 started members: %v", list.Members)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return named == 4, fmt.Sprint(list.Members)
+	})
 
 	// Remove the added member: it stops, the others go on.
 	if _, err := cli.MemberRemove(ctx, added.Member.ID); err != nil {
@@ -435,13 +408,11 @@ func TestClusterLearnerAndMoveLeader(t *testing.T) {
 	cfg.InitialCluster = c.cfgs[0].InitialCluster + ",learner=" + cfg.InitialAdvertisePeerURLs[0].String()
 	var added *clientv3.MemberAddResponse
 	var err error
-	for i := 0; i < 100; i++ { // "unhealthy cluster" until peers are connected 5 s, as etcd
+	// "unhealthy cluster" until the peers are connected for 5 s, as etcd.
+	polltest.Eventually(t, 10*time.Second, "learner add accepted", func() (bool, string) {
 		added, err = cli.MemberAddAsLearner(ctx, []string{cfg.InitialAdvertisePeerURLs[0].String()})
-		if err == nil || !strings.Contains(err.Error(), "unhealthy cluster") {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil || !strings.Contains(err.Error(), "unhealthy cluster"), fmt.Sprint(err)
+	})
 	if err != nil {
 		t.Fatalf("add learner: %v", err)
 	}
@@ -461,24 +432,16 @@ func TestClusterLearnerAndMoveLeader(t *testing.T) {
 		t.Fatalf("linearizable read on a learner: %v", err)
 	}
 	// Promote once it caught up (the leader's check); retry while not ready.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	polltest.Eventually(t, 20*time.Second, "learner promoted", func() (bool, string) {
 		_, err := cli.MemberPromote(ctx, added.Member.ID)
-		if err == nil {
-			break
-		}
-		if !strings.Contains(err.Error(), "in sync with leader") || time.Now().After(deadline) {
+		if err != nil && !strings.Contains(err.Error(), "in sync with leader") {
 			t.Fatalf("promote: %v", err)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	deadline = time.Now().Add(10 * time.Second)
-	for n.view.IsLearner() {
-		if time.Now().After(deadline) {
-			t.Fatal("promoted member still thinks it is a learner")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil, fmt.Sprint(err)
+	})
+	polltest.Eventually(t, 10*time.Second, "the promoted member knows it votes", func() (bool, string) {
+		return !n.view.IsLearner(), ""
+	})
 	gctx, gcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer gcancel()
 	if resp, err := lc.Get(gctx, "k"); err != nil || len(resp.Kvs) != 1 {

@@ -62,6 +62,8 @@ func putLoad(t *testing.T, cfg Config, workers, total int, during func(done int)
 						t.Errorf("put %s: %v", key, err)
 						return
 					}
+					// A client's retry pause (real time: the member
+					// serves over loopback, outside synctest).
 					time.Sleep(20 * time.Millisecond)
 				}
 			}

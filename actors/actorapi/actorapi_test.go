@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/troupedb/troupe/client/actorclient"
+	"github.com/troupedb/troupe/internal/polltest"
 )
 
 func quietLogger() *slog.Logger {
@@ -244,19 +245,15 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 		s.Stop()
 	}()
 	// Connections wind down asynchronously; poll, do not sleep a fixed time.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	polltest.Eventually(t, 10*time.Second, "goroutines end after Stop", func() (bool, string) {
 		after := runtime.NumGoroutine()
 		if after <= before+2 {
-			return
+			return true, ""
 		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			t.Fatalf("goroutines: %d before, %d after Stop\n%s", before, after, onlyActorapi(string(buf[:n])))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		return false, fmt.Sprintf("%d before, %d after\n%s", before, after, onlyActorapi(string(buf[:n])))
+	})
 }
 
 func onlyActorapi(stacks string) string {

@@ -2,6 +2,7 @@ package actorapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupedb/troupe/client/actorclient"
+	"github.com/troupedb/troupe/internal/polltest"
 	"github.com/troupedb/troupe/messages"
 )
 
@@ -175,13 +177,10 @@ func TestGuardSurvivesBadTraffic(t *testing.T) {
 // ShutdownRemote), which the race detector reports.
 func waitStreamsEnded(t *testing.T, s *Server) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.guard.Streams() > 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d inbound streams still open 5s after their clients closed", s.guard.Streams())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	polltest.Eventually(t, 5*time.Second, "inbound streams end after their clients closed", func() (bool, string) {
+		n := s.guard.Streams()
+		return n <= 1, fmt.Sprintf("%d open", n)
+	})
 }
 
 // assertServes checks that the remote accepts a new peer and the endpoint
@@ -205,7 +204,9 @@ func TestUnguardedRemotePanics(t *testing.T) {
 		r.Start()
 		p := dialRaw(t, system.ProcessRegistry.Address)
 		p.send(t, badBatches(actor.NewPID(system.ProcessRegistry.Address, "kv"))["unknown type"])
-		time.Sleep(5 * time.Second) // the reader panics long before
+		// Wall clock on purpose: this is the child process, kept alive
+		// until protoactor's reader panics (long before).
+		time.Sleep(5 * time.Second)
 		return
 	}
 	if testing.Short() {

@@ -65,7 +65,9 @@ func TestWatchSessionWindowAndCleanup(t *testing.T) {
 		t.Fatalf("created %v", w.Created)
 	}
 	// Not reading: the session stops at the window (the client's channel
-	// holds one window, the session's credits another).
+	// holds one window, the session's credits another). Wall clock on
+	// purpose: nothing happening cannot be waited for, and client and
+	// server talk over loopback TCP, outside any synctest bubble.
 	time.Sleep(300 * time.Millisecond)
 	if sent := fw.sent.Load(); sent > 2*messages.WatchWindow+1 {
 		t.Fatalf("%d responses sent to a subscriber that reads nothing", sent)
