@@ -18,10 +18,6 @@ import (
 	"github.com/troupedb/troupe/e2e/e2etest"
 )
 
-// defaultMinLeaseTTL is etcd's minimum TTL with the default heartbeat and
-// election timeout: 15 heartbeats of 100 ms, rounded up to 2 s.
-const defaultMinLeaseTTL = 2
-
 // TestLeaseAPI walks grant, attach, time-to-live, keep-alive, list and
 // revoke with their errors, as etcd 3.4 answers them.
 func TestLeaseAPI(t *testing.T) {
