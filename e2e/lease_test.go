@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,14 +145,22 @@ func waitGone(t *testing.T, cli *clientv3.Client, key string, limit time.Duratio
 // passed and are deleted soon after.
 func TestLeaseExpiry(t *testing.T) {
 	_, cli := startServer(t)
+	const leaseTTL = 3 * time.Second
 	start := time.Now()
-	g, err := cli.Grant(ctx(t), 3)
+	g, err := cli.Grant(ctx(t), int64(leaseTTL/time.Second))
 	must(t, err)
+	granted := time.Now()
 	_, err = cli.Put(ctx(t), "expire/a", "v", clientv3.WithLease(g.ID))
 	must(t, err)
+	// Never before the TTL has passed since the grant was sent; soon after
+	// it had passed since the grant was answered: the leader takes the
+	// lease up and finds it expired at checks leaseCheckInterval apart,
+	// then commits its revoke, which the polls below see. Election
+	// timeouts are the slack for a commit and a poll.
+	soon := leaseTTL + 2*leaseCheckInterval + 2*electionTimeout
 	gone := waitGone(t, cli, "expire/a", 10*time.Second)
-	if d := gone.Sub(start); d < 3*time.Second || d > 6*time.Second {
-		t.Fatalf("key of a 3 s lease gone after %v", d)
+	if d, late := gone.Sub(start), gone.Sub(granted); d < leaseTTL || late > soon {
+		t.Fatalf("key of a %v lease gone %v after the grant was sent, %v after it was answered (want at least %v, at most %v)", leaseTTL, d, late, leaseTTL, soon)
 	}
 	ttl, err := cli.TimeToLive(ctx(t), g.ID)
 	must(t, err)
@@ -278,8 +287,20 @@ func etcdctlLeaseScript(t *testing.T, s *e2etest.Server) string {
 	}
 	first := run("lease", "grant", "100")
 	id := strings.Fields(first)[1]
+	// The short lease (the minimum TTL) is kept alive from this process
+	// until etcdctl revokes it: starting etcdctl again may take longer than
+	// its TTL on a loaded machine.
+	cli := s.Client(t)
 	short := strings.Fields(run("lease", "grant", "1"))[1]
+	shortID, err := strconv.ParseInt(short, 16, 64)
+	must(t, err)
+	kactx, stopKeepAlive := context.WithCancel(context.Background())
+	kach, err := cli.KeepAlive(kactx, clientv3.LeaseID(shortID))
+	must(t, err)
 	run("lease", "revoke", short)
+	stopKeepAlive()
+	for range kach { // drained until clientv3 closes it
+	}
 	run("lease", "grant", "50") // listed first: it expires first
 	run("put", "--lease="+id, "k1", "v")
 	run("put", "--lease="+id, "k2", "v")
