@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,16 +39,64 @@ func etcdctlWatchScript(t *testing.T, s *e2etest.Server) string {
 	return out.String()
 }
 
-// etcdctlWatch runs an etcdctl watch for a moment (it never ends by
-// itself) and returns what it printed, stdout then stderr.
+// etcdctlWatchFor is how long an etcdctl watch runs once it printed
+// something (the history it replays arrives together), and
+// etcdctlWatchBound how long it may take to print anything: starting
+// etcdctl and connecting take what a loaded machine gives them.
+const (
+	etcdctlWatchFor   = 1500 * time.Millisecond
+	etcdctlWatchBound = 20 * time.Second
+)
+
+// etcdctlWatch runs an etcdctl watch for a moment after it first printed
+// (it never ends by itself, unless its watch is canceled) and returns what
+// it printed, stdout then stderr.
 func etcdctlWatch(t *testing.T, s *e2etest.Server, args ...string) string {
 	t.Helper()
-	c, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	c, cancel := context.WithTimeout(context.Background(), etcdctlWatchBound)
 	defer cancel()
 	cmd := exec.CommandContext(c, "etcdctl", append([]string{"--endpoints=" + s.Endpoint()}, args...)...)
 	cmd.Env = append(os.Environ(), "ETCDCTL_API=3")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	_ = cmd.Run() // killed at the deadline, or ended by a canceled watch
+	printed := make(chan struct{})
+	var once sync.Once
+	stdout := &notifyingBuffer{notify: func() { once.Do(func() { close(printed) }) }}
+	stderr := &notifyingBuffer{notify: stdout.notify}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("etcdctl %s: %v", strings.Join(args, " "), err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait() // killed below, or ended by a canceled watch
+		close(done)
+	}()
+	select {
+	case <-printed:
+		select {
+		case <-done:
+		case <-time.After(etcdctlWatchFor):
+		}
+	case <-done:
+	case <-c.Done():
+	}
+	cancel()
+	<-done
 	return stdout.String() + stderr.String()
 }
+
+// notifyingBuffer collects what is written to it and calls notify after
+// every write; read it once the command that writes it has been waited
+// for. (It does not embed bytes.Buffer: io.Copy would use the buffer's
+// ReadFrom and never call Write.)
+type notifyingBuffer struct {
+	buf    bytes.Buffer
+	notify func()
+}
+
+func (b *notifyingBuffer) Write(p []byte) (int, error) {
+	n, err := b.buf.Write(p)
+	b.notify()
+	return n, err
+}
+
+func (b *notifyingBuffer) String() string { return b.buf.String() }
