@@ -28,8 +28,26 @@ var flagGroups = []struct {
 //	--name 'default'
 //	  Human-readable name for this member.
 func serveUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprint(w, "Usage:\n\n  troupe serve [flags]\n    Start a troupe member, an etcd v3.4 compatible server.\n")
-	printed := map[string]bool{}
+	fmt.Fprint(w, `Usage:
+
+  troupe serve [flags]
+    Start a troupe member, an etcd v3.4 compatible server.
+
+  troupe serve --config-file PATH
+    Path to the server configuration file, in etcd's YAML format (keys are
+    the flag names: 'name: m1', 'heartbeat-interval: 100'; URL lists are
+    comma-separated strings). Also ETCD_CONFIG_FILE. Note that if a
+    configuration file is provided, other command line flags and
+    environment variables will be ignored. Unlike etcd, a key that is not
+    a flag below is refused.
+
+  Every flag can also be set through an environment variable: ETCD_ and
+  the flag name in capitals, dashes as underscores (ETCD_DATA_DIR for
+  --data-dir, ETCD_LISTEN_ACTOR_URL for --listen-actor-url). A flag given
+  on the command line must not also be set in its environment variable;
+  an ETCD_ variable that names no flag is logged as unrecognized.
+`)
+	printed := map[string]bool{configFileFlag: true} // in the header above
 	for _, g := range flagGroups {
 		fmt.Fprintf(w, "\n%s:\n", g.title)
 		for _, name := range g.names {

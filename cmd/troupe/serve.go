@@ -57,12 +57,18 @@ func serve(args []string, stdout, stderr io.Writer) int {
 
 // parseServe turns the command line into a validated Config with its
 // Logger set. When ok is false the caller exits with code.
+//
+// As etcd 3.6: a configuration file (--config-file, else ETCD_CONFIG_FILE)
+// replaces every other flag and environment variable; without one, each
+// flag not on the command line is taken from its ETCD_ variable (see
+// setFlagsFromEnv).
 func parseServe(args []string, stdout, stderr io.Writer) (cfg node.Config, code int, ok bool) {
 	cfg = node.Default()
 	fs := flag.NewFlagSet("troupe serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {} // errors print one line; --help prints to stdout below
 	cfg.RegisterFlags(fs)
+	configFile := fs.String(configFileFlag, "", "Path to the server configuration file (etcd's YAML format). Other flags and environment variables are then ignored.")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			serveUsage(stdout, fs)
@@ -73,6 +79,10 @@ func parseServe(args []string, stdout, stderr io.Writer) (cfg node.Config, code 
 	}
 	if fs.NArg() > 0 {
 		return cfg, usageError(stderr, fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))), false
+	}
+	src, err := loadConfig(&cfg, fs, *configFile)
+	if err != nil {
+		return cfg, usageError(stderr, err), false
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError(stderr, err), false
@@ -87,6 +97,7 @@ func parseServe(args []string, stdout, stderr io.Writer) (cfg node.Config, code 
 	if v := os.Getenv(failpoint.EnvVar); v != "" {
 		logger.Warn("failpoints armed", "env", failpoint.EnvVar, "value", v)
 	}
+	src.log(logger)
 	cfg.Logger = logger
 	slog.SetDefault(logger)
 	return cfg, exitOK, true

@@ -1,0 +1,159 @@
+package node
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"time"
+
+	"go.yaml.in/yaml/v2"
+)
+
+// ErrConfigFile marks every error from ApplyFile: the file is missing, is
+// not YAML, has a key troupe does not know or a value of the wrong type.
+var ErrConfigFile = errors.New("config file")
+
+// ApplyFile sets c from a configuration file in etcd's YAML format
+// (etcd.conf.yml): one top-level key per flag of RegisterFlags, named as
+// the flag without its dashes, with etcd's value types:
+//
+//   - URL lists and --initial-cluster are comma-separated strings
+//     ("listen-client-urls: http://a:2379,http://b:2379"), not YAML lists;
+//   - heartbeat-interval and election-timeout are numbers of milliseconds;
+//   - durations (experimental-watch-progress-notify-interval) are numbers of
+//     nanoseconds, as etcd decodes a time.Duration from JSON;
+//   - a key without a value (data-dir:) keeps the default.
+//
+// Values derive as the flags do: data-dir and initial-cluster follow name
+// unless given. Unlike etcd, which ignores keys it does not know, a key
+// troupe has no flag for is refused by name, so a misspelt key is not
+// silently dropped. The YAML is parsed as etcd parses it (go-yaml v2, as
+// sigs.k8s.io/yaml does), so a syntax error reads as etcd's
+// ("yaml: line 2: ..."). Errors wrap ErrConfigFile and name the file.
+func (c *Config) ApplyFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is in the message already
+		}
+		return fmt.Errorf("%w %s: %w", ErrConfigFile, path, err)
+	}
+	if err := c.applyYAML(b); err != nil {
+		return fmt.Errorf("%w %s: %w", ErrConfigFile, path, err)
+	}
+	return nil
+}
+
+func (c *Config) applyYAML(b []byte) error {
+	var doc yaml.MapSlice
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return err // "yaml: line 2: ...", the text etcd gives
+	}
+	flags := flag.NewFlagSet("config-file", flag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	c.RegisterFlags(flags)
+	seen := map[string]bool{}
+	for _, item := range doc {
+		key, ok := item.Key.(string)
+		if !ok {
+			return fmt.Errorf("key %v is not a flag name", item.Key)
+		}
+		if seen[key] {
+			return fmt.Errorf("key %q given twice", key)
+		}
+		seen[key] = true
+		f := flags.Lookup(key)
+		if f == nil {
+			return fmt.Errorf("unknown key %q (troupe serve has no flag --%s)", key, key)
+		}
+		if item.Value == nil {
+			continue // "data-dir:" keeps the default, as etcd
+		}
+		s, err := yamlFlagValue(kindOf(f.Value), item.Value)
+		if err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		if err := flags.Set(key, s); err != nil {
+			return fmt.Errorf("%s: invalid value %q: %w", key, s, err)
+		}
+	}
+	// etcd requires --advertise-client-urls with --listen-client-urls only
+	// on the command line; a file keeps the default advertise URLs.
+	c.set.listenClient, c.set.advertiseClient = false, false
+	return nil
+}
+
+// yamlKind is the YAML type etcd's config file has for a flag's value.
+type yamlKind int
+
+const (
+	yamlString   yamlKind = iota
+	yamlInt               // also milliseconds for heartbeat-interval, election-timeout
+	yamlDuration          // nanoseconds, as encoding/json decodes a time.Duration
+	yamlBool
+)
+
+func kindOf(v flag.Value) yamlKind {
+	if _, ok := v.(*msValue); ok {
+		return yamlInt
+	}
+	g, ok := v.(flag.Getter)
+	if !ok {
+		return yamlString
+	}
+	switch g.Get().(type) {
+	case time.Duration:
+		return yamlDuration
+	case int, int64, uint, uint64:
+		return yamlInt
+	case bool:
+		return yamlBool
+	}
+	return yamlString
+}
+
+// yamlFlagValue turns a YAML value into the flag's command-line form,
+// refusing a value of the wrong YAML type as etcd's JSON decoding does.
+func yamlFlagValue(kind yamlKind, v any) (string, error) {
+	switch kind {
+	case yamlString:
+		switch v := v.(type) {
+		case string:
+			return v, nil
+		case []any:
+			return "", errors.New("want a string, not a YAML list (URL lists are comma-separated: 'http://a:2379,http://b:2379')")
+		}
+		return "", fmt.Errorf("want a string, not %v (quote it)", v)
+	case yamlBool:
+		if b, ok := v.(bool); ok {
+			return strconv.FormatBool(b), nil
+		}
+		return "", fmt.Errorf("want true or false, not %q", fmt.Sprint(v))
+	}
+	var n string
+	switch v := v.(type) {
+	case int:
+		n = strconv.Itoa(v)
+	case int64:
+		n = strconv.FormatInt(v, 10)
+	case uint64:
+		n = strconv.FormatUint(v, 10)
+	case string:
+		return "", fmt.Errorf("want a whole number, not the string %q", v)
+	default:
+		return "", fmt.Errorf("want a whole number, not %v", v)
+	}
+	if kind == yamlDuration {
+		ns, err := strconv.ParseInt(n, 10, 64)
+		if err != nil {
+			return "", fmt.Errorf("want a number of nanoseconds, not %s", n)
+		}
+		return time.Duration(ns).String(), nil
+	}
+	return n, nil
+}
