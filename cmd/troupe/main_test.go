@@ -23,6 +23,9 @@ func TestHelpAndVersion(t *testing.T) {
 		{[]string{"--version"}, "etcd API Version: 3.4"},
 		{[]string{"serve", "--help"}, "--initial-cluster 'default=http://127.0.0.1:2380'"},
 		{[]string{"serve", "-h"}, "--listen-actor-url '127.0.0.1:2378'"},
+		{[]string{"serve", "--help"}, "troupe serve --config-file PATH"},
+		{[]string{"serve", "--help"}, "other command line flags and\n    environment variables will be ignored"},
+		{[]string{"serve", "--help"}, "(ETCD_DATA_DIR for\n  --data-dir"},
 	} {
 		code, out, _ := runArgs(tc.args...)
 		if code != exitOK || !strings.Contains(out, tc.want) {
