@@ -14,7 +14,37 @@ import (
 // unlisted (see guardedStream.RecvMsg), and that send panics. A panic ends
 // that attempt; the next one, a moment later, finds the stream unlisted
 // and finishes the shutdown (stopping what is stopped already is a no-op).
+//
+// The graceful part waits for the remote's endpoint writers, and a writer
+// that is connecting to a member that is down finishes its attempt (and
+// protoactor's fixed 2 s pause after it) first. ShutdownRemote waits at
+// most shutdownGrace for it, then stops the remote's gRPC server at once;
+// the graceful shutdown goes on in the background and ends on its own when
+// the writers give up, so a member stops (or a failed start exits) in well
+// under a second whether or not its peers are up.
 func ShutdownRemote(r *remote.Remote, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		shutdownGracefully(r, log)
+	}()
+	t := time.NewTimer(shutdownGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		log.Info("remote shutdown waits for endpoint writers; stopping its server now", "waited", shutdownGrace)
+		if err := killOnce(r); err != nil {
+			log.Warn("remote server stop", "err", err)
+		}
+	}
+}
+
+// shutdownGrace bounds how long a stop waits for the remote's graceful
+// shutdown before it stops the server.
+const shutdownGrace = 500 * time.Millisecond
+
+func shutdownGracefully(r *remote.Remote, log *slog.Logger) {
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
 		err := shutdownOnce(r)
@@ -37,5 +67,15 @@ func shutdownOnce(r *remote.Remote) (err error) {
 		}
 	}()
 	r.Shutdown(true)
+	return nil
+}
+
+func killOnce(r *remote.Remote) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in protoactor's Remote.Shutdown: %v", p)
+		}
+	}()
+	r.Shutdown(false)
 	return nil
 }
