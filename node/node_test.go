@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,13 +16,26 @@ import (
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// A port is free only until someone binds it: the ports of a cluster
+	// are all picked before any member starts, so the kernel may hand the
+	// same one out twice. Never return a port this test binary returned.
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if _, dup := handedOut.LoadOrStore(port, true); !dup {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port not handed out before in 100 tries")
+	return 0
 }
+
+// handedOut holds the ports freePort returned.
+var handedOut sync.Map
 
 // testConfig returns a single-member config on free loopback ports.
 func testConfig(t *testing.T, dir string) Config {

@@ -225,6 +225,9 @@ func (l *listeners) stop() {
 		l.actors.Stop()
 		l.actors = nil
 	}
+	if l.api != nil {
+		l.api.Drain() // streams end now; the graceful stop waits only for unary calls
+	}
 	for _, srv := range l.servers {
 		stopped := make(chan struct{})
 		go func() { srv.GracefulStop(); close(stopped) }()

@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -73,7 +74,11 @@ type Config struct {
 
 // Services are the etcd API services of one member.
 type Services struct {
-	cfg         Config
+	cfg Config
+	// stopping is closed by Drain: the streams end so that a graceful
+	// stop of the servers does not wait for clients to hang up.
+	stopping    chan struct{}
+	drainOnce   sync.Once
 	kv          *KV
 	lease       *Lease
 	watch       *Watch
@@ -95,13 +100,17 @@ func New(cfg Config) *Services {
 	if election <= 0 {
 		election = time.Second
 	}
+	stopping := make(chan struct{})
+	lease := NewLease(kv, cfg.MinLeaseTTL, cfg.Dialer)
+	lease.stopping = stopping
 	return &Services{
-		cfg:   cfg,
-		kv:    kv,
-		lease: NewLease(kv, cfg.MinLeaseTTL, cfg.Dialer),
+		cfg:      cfg,
+		stopping: stopping,
+		kv:       kv,
+		lease:    lease,
 		watch: NewWatch(WatchConfig{
 			Raft: cfg.Raft, Hub: cfg.Hub, Root: cfg.Root, MaxRequestBytes: cfg.MaxRequestBytes,
-			ProgressInterval: progress, ElectionTimeout: election,
+			ProgressInterval: progress, ElectionTimeout: election, Stopping: stopping,
 		}),
 		maintenance: &Maintenance{KV: kv},
 		cluster: &Cluster{
@@ -168,3 +177,9 @@ func (s *Services) PublishAttributes(name string, clientURLs []string, stop <-ch
 
 // Close drops the connections to other members.
 func (s *Services) Close() { s.lease.Close() }
+
+// Drain ends every Watch and LeaseKeepAlive stream with etcd's "server
+// stopped" (Unavailable: clientv3 reconnects, to another member if it
+// has one), as etcd's streams end when its server stops. Call it before
+// stopping the servers gracefully; unary calls in flight still finish.
+func (s *Services) Drain() { s.drainOnce.Do(func() { close(s.stopping) }) }

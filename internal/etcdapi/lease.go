@@ -31,6 +31,8 @@ type Lease struct {
 	kv     *KV
 	minTTL int64
 	fwd    *leaseForwarder
+	// stopping, when closed, ends every keep-alive stream (nil: never).
+	stopping <-chan struct{}
 }
 
 // NewLease returns the Lease service; minTTL is the smallest TTL a lease
@@ -77,6 +79,20 @@ func (s *Lease) LeaseRevoke(ctx context.Context, req *pb.LeaseRevokeRequest) (*p
 // LeaseKeepAlive renews leases for as long as the client streams requests.
 // An unknown lease gets TTL 0, as etcd 3.4 answers.
 func (s *Lease) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) error {
+	// The stream is served on a goroutine of its own so that a stop of
+	// the services can end it while it waits in Recv; once this handler
+	// returns, gRPC ends the stream and that Recv returns too.
+	errc := make(chan error, 1)
+	go func() { errc <- s.keepAlive(stream) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-s.stopping:
+		return raftclient.ErrStopped
+	}
+}
+
+func (s *Lease) keepAlive(stream pb.Lease_LeaseKeepAliveServer) error {
 	ctx := stream.Context()
 	fs := &forwardStream{fwd: s.fwd}
 	defer fs.close()

@@ -56,6 +56,9 @@ type WatchConfig struct {
 	// ElectionTimeout paces the no-leader check of streams that require
 	// a leader.
 	ElectionTimeout time.Duration
+	// Stopping, when closed, ends every stream with "server stopped"; nil
+	// never does.
+	Stopping <-chan struct{}
 }
 
 // Watch is etcd's Watch service: each stream multiplexes many watches,
@@ -155,6 +158,8 @@ func (s *Watch) Watch(stream pb.Watch_WatchServer) error {
 		case err = <-errc:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-s.cfg.Stopping:
+			return raftclient.ErrStopped
 		}
 		if err != nil {
 			return err

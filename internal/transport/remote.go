@@ -52,7 +52,6 @@ func NewRemote(system *actor.ActorSystem, host string, port int, cfg RemoteConfi
 	opts := append([]remote.ConfigOption{
 		remote.WithServerOptions(serverOpts...),
 		remote.WithDialOptions(RemoteDialOptions(cfg.Security, maxBytes)...),
-		withOneConnectAttempt,
 	}, extra...)
 	return remote.NewRemote(system, remote.Configure(host, port, opts...)), g
 }
@@ -84,12 +83,3 @@ func StartRemote(r *remote.Remote) (err error) {
 	r.Start()
 	return nil
 }
-
-// withOneConnectAttempt makes an endpoint writer try to connect once
-// (protoactor's default is 5). Each failed attempt is followed by a fixed
-// 2 s pause inside the writer's Started, which a stop of the writer waits
-// for: with 5 attempts, stopping a member whose peers are down (and a start
-// that fails after the peers began probing) took 10 s. The peers drop
-// messages for a member that does not answer and probe it every second
-// anyway; the next message after a failed attempt starts a new writer.
-func withOneConnectAttempt(c *remote.Config) { c.MaxRetryCount = 1 }

@@ -16,12 +16,14 @@ import (
 // and finishes the shutdown (stopping what is stopped already is a no-op).
 //
 // The graceful part waits for the remote's endpoint writers, and a writer
-// that is connecting to a member that is down finishes its attempt (and
-// protoactor's fixed 2 s pause after it) first. ShutdownRemote waits at
+// that is connecting to a member that is down finishes its attempts first
+// (protoactor tries 5 times with a fixed 2 s pause after each, all inside
+// the writer's Started: a stop waited 10 s whenever a peer was down). ShutdownRemote waits at
 // most shutdownGrace for it, then stops the remote's gRPC server at once;
-// the graceful shutdown goes on in the background and ends on its own when
-// the writers give up, so a member stops (or a failed start exits) in well
-// under a second whether or not its peers are up.
+// the graceful shutdown goes on in the background (its owner is the
+// remote; it ends on its own when the writers give up, within 10 s), so a
+// member stops, or a failed start exits, in well under a second whether or
+// not its peers are up.
 func ShutdownRemote(r *remote.Remote, log *slog.Logger) {
 	done := make(chan struct{})
 	go func() {
