@@ -21,6 +21,7 @@ import (
 	"github.com/troupedb/troupe/actors/peers"
 	"github.com/troupedb/troupe/actors/watchers"
 	"github.com/troupedb/troupe/internal/dispatch"
+	"github.com/troupedb/troupe/internal/hublink"
 	"github.com/troupedb/troupe/internal/memberview"
 	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/internal/raftclient"
@@ -84,7 +85,7 @@ func Start(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, system: system, remote: rem, view: view, raft: rc, done: make(chan error, 1)}
 	ready := make(chan error, 1)
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &supervisor{cfg: cfg, view: view, raft: rc, hub: &watchers.Link{}, boot: boot, ready: ready, done: n.done}
+		return &supervisor{cfg: cfg, view: view, raft: rc, hub: &hublink.Link{}, boot: boot, ready: ready, done: n.done}
 	}, metrics.Mailbox("node"))
 	n.root, err = system.Root.SpawnNamed(props, "node")
 	if err != nil {
@@ -278,7 +279,7 @@ type supervisor struct {
 	cfg   Config
 	view  *memberview.View
 	raft  *raftclient.Client
-	hub   *watchers.Link
+	hub   *hublink.Link
 	boot  []raft.Peer // raft's initial configuration, from --initial-cluster
 	ready chan error
 	done  chan error

@@ -37,8 +37,8 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/troupedb/troupe/actors/watchers"
 	"github.com/troupedb/troupe/failpoint"
+	"github.com/troupedb/troupe/internal/hublink"
 	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/alarm"
@@ -66,7 +66,7 @@ type Config struct {
 	// advances its applied index, and proposes the NOSPACE alarm with it.
 	Client *raftclient.Client
 	// Hub, if set, is where the watch hub is found.
-	Hub            *watchers.Link
+	Hub            *hublink.Link
 	Snapshotter    *actor.PID
 	SnapshotCount  uint64 // entries between snapshots
 	SnapshotIndex  uint64 // index of the newest snapshot at start

@@ -42,9 +42,9 @@ import (
 	raftactor "github.com/troupedb/troupe/actors/raft"
 	"github.com/troupedb/troupe/actors/snapshotter"
 	walactor "github.com/troupedb/troupe/actors/wal"
-	"github.com/troupedb/troupe/actors/watchers"
 	"github.com/troupedb/troupe/failpoint"
 	"github.com/troupedb/troupe/internal/dispatch"
+	"github.com/troupedb/troupe/internal/hublink"
 	"github.com/troupedb/troupe/internal/memberview"
 	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/internal/raftclient"
@@ -72,7 +72,7 @@ type Config struct {
 	// are answered by the raft actor and the applier.
 	Client *raftclient.Client
 	// Hub is the watch hub (beside the core) the applier sends events to.
-	Hub    *watchers.Link
+	Hub    *hublink.Link
 	Logger *slog.Logger
 }
 

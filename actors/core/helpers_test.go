@@ -11,7 +11,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/troupedb/troupe/actors/internal/actortest"
-	"github.com/troupedb/troupe/actors/watchers"
+	"github.com/troupedb/troupe/internal/hublink"
 	"github.com/troupedb/troupe/internal/memberview"
 	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
@@ -64,7 +64,7 @@ func newMember(t *testing.T, dir string, id, clusterID uint64, voters ...uint64)
 	m.cfg = Config{
 		DataDir: dir, Peers: boot, ElectionTicks: 10, WALSegmentBytes: 1 << 20,
 		PeersPID: sys.Root.Spawn(m.peers.Props()),
-		Client:   m.client, Hub: &watchers.Link{}, Logger: actortest.Logger(),
+		Client:   m.client, Hub: &hublink.Link{}, Logger: actortest.Logger(),
 	}
 	t.Cleanup(func() {
 		m.stop()

@@ -19,7 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupedb/troupe/actors/internal/actortest"
-	"github.com/troupedb/troupe/actors/watchers"
+	"github.com/troupedb/troupe/internal/hublink"
 	"github.com/troupedb/troupe/internal/memberview"
 	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
@@ -420,7 +420,7 @@ func (e *env) startCore() {
 	}
 	cfg := Config{
 		DataDir: e.dir, Peers: e.bootstrap(), ElectionTicks: 10, WALSegmentBytes: 1 << 20,
-		PeersPID: e.peersPID, Client: e.client, Hub: &watchers.Link{}, Logger: actortest.Logger(),
+		PeersPID: e.peersPID, Client: e.client, Hub: &hublink.Link{}, Logger: actortest.Logger(),
 	}
 	e.nodePID, _ = e.node.SpawnChild(e.sys.Root, Props(cfg))
 	switch r := actortest.Next[any](e.t, e.node, wait).(type) {

@@ -26,8 +26,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/troupedb/troupe/actors/actorapi"
-	"github.com/troupedb/troupe/actors/watchers"
 	"github.com/troupedb/troupe/internal/etcdapi"
+	"github.com/troupedb/troupe/internal/hublink"
 	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/internal/transport"
 	"github.com/troupedb/troupe/messages"
@@ -44,7 +44,7 @@ type Config struct {
 	// is the member's read model.
 	Raft *raftclient.Client
 	// Hub finds the watch hub.
-	Hub             *watchers.Link
+	Hub             *hublink.Link
 	MaxRequestBytes int
 	MaxTxnOps       int
 	QuotaBytes      int64 // <= 0: no quota

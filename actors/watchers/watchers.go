@@ -7,7 +7,7 @@
 //
 // In: EventsApplied (from the applier, one per Apply batch, never
 // blocking it; at most 1024 wait in the mailbox, see
-// Link.QueueEvents, beyond which the applier drops a batch's
+// hublink.Link.QueueEvents, beyond which the applier drops a batch's
 // events and the hub reads them from history), CreateWatch, CancelWatch, RequestWatchProgress, DropSink
 // (from the sinks' owners), its own syncDue timer.
 // Out: WatchEvents to the sinks, through their non-blocking Deliver.
@@ -42,6 +42,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/troupedb/troupe/failpoint"
+	"github.com/troupedb/troupe/internal/hublink"
 	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/mvcc"
@@ -58,7 +59,7 @@ const (
 type Config struct {
 	MemberID uint64
 	// Link is where the hub publishes itself and counts its queue.
-	Link *Link
+	Link *hublink.Link
 	// Backend gives the running core's store, nil while it is down.
 	Backend            Backend
 	SyncInterval       time.Duration
@@ -144,7 +145,7 @@ func (h *hub) handleStarted(ctx actor.Context) {
 	}
 	h.report()
 	// Last: the sinks' owners re-create their watches on this signal.
-	h.cfg.Link.setHub(ctx.Self())
+	h.cfg.Link.Publish(ctx.Self())
 }
 
 func (h *hub) handleCreate(ctx actor.Context, msg *messages.CreateWatch) {

@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/troupedb/troupe/actors/internal/actortest"
+	"github.com/troupedb/troupe/internal/hublink"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
@@ -100,7 +101,7 @@ type fixture struct {
 	t       *testing.T
 	sys     *actor.ActorSystem
 	hub     *actor.PID
-	link    *Link
+	link    *hublink.Link
 	backend *backend
 	store   *mvcc.Store
 	index   uint64
@@ -114,7 +115,7 @@ func run(t *testing.T, test func(t *testing.T, f *fixture)) { runCore(t, false, 
 // the node does (the hub starts before the core).
 func runCore(t *testing.T, noCore bool, test func(t *testing.T, f *fixture)) {
 	synctest.Test(t, func(t *testing.T) {
-		f := &fixture{t: t, link: &Link{}, backend: &backend{}}
+		f := &fixture{t: t, link: &hublink.Link{}, backend: &backend{}}
 		st, err := mvcc.Open(filepath.Join(t.TempDir(), "db"), mvcc.Options{
 			NoSync: true, Logger: slog.New(slog.DiscardHandler),
 			Changed: func(_ int64, evs []*mvccpb.Event) { f.events = append(f.events, evs...) },

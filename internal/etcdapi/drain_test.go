@@ -12,7 +12,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
 
-	"github.com/troupedb/troupe/actors/watchers"
+	"github.com/troupedb/troupe/internal/hublink"
 	"github.com/troupedb/troupe/internal/memberview"
 	"github.com/troupedb/troupe/internal/raftclient"
 )
@@ -42,7 +42,7 @@ func TestDrainEndsStreams(t *testing.T) {
 			Root: sys.Root, View: memberview.New(memberview.Member{ID: 1}, 1),
 			Waits: raftclient.NewWaits(), RequestTimeout: time.Second,
 		})
-		s := New(Config{Raft: rc, Hub: &watchers.Link{}, Root: sys.Root, MaxRequestBytes: 1 << 20, Logger: slog.New(slog.DiscardHandler)})
+		s := New(Config{Raft: rc, Hub: &hublink.Link{}, Root: sys.Root, MaxRequestBytes: 1 << 20, Logger: slog.New(slog.DiscardHandler)})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		watchDone, leaseDone := make(chan error, 1), make(chan error, 1)

@@ -40,7 +40,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/troupedb/troupe/actors/watchers"
+	"github.com/troupedb/troupe/internal/hublink"
 	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/internal/transport"
@@ -52,7 +52,7 @@ type Config struct {
 	// is the member's read model.
 	Raft *raftclient.Client
 	// Hub finds the watch hub; Root sends to it.
-	Hub             *watchers.Link
+	Hub             *hublink.Link
 	Root            *actor.RootContext
 	MaxRequestBytes int
 	MaxTxnOps       int

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/troupedb/troupe/actors/watchers"
+	"github.com/troupedb/troupe/internal/hublink"
 	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
 )
@@ -47,7 +47,7 @@ type WatchConfig struct {
 	// Raft gives the member view and the running backend (history reads).
 	Raft *raftclient.Client
 	// Hub finds the watch hub; Root sends to it.
-	Hub             *watchers.Link
+	Hub             *hublink.Link
 	Root            *actor.RootContext
 	MaxRequestBytes int // fragment size for watches that ask for fragments
 	// ProgressInterval is how often a watch that asked for progress

@@ -1,4 +1,9 @@
-package watchers
+// Package hublink is how the applier and the watch streams find the
+// member's watch hub (actors/watchers), which lives under the node beside
+// the core: the hub publishes each incarnation of itself here, and the
+// applier reserves room in the hub's mailbox here before it sends a batch,
+// so the hub's queue stays bounded without the applier ever waiting.
+package hublink
 
 import (
 	"sync"
@@ -37,8 +42,8 @@ func (l *Link) QueueEvents(limit int64) bool {
 // EventsTaken tells that the hub took one EventsApplied message.
 func (l *Link) EventsTaken() { l.queued.Add(-1) }
 
-// setHub records the (re)started hub. Writer: the hub.
-func (l *Link) setHub(pid *actor.PID) {
+// Publish records the (re)started hub. Writer: the hub, in its Started.
+func (l *Link) Publish(pid *actor.PID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.started != nil {

@@ -1,4 +1,4 @@
-package watchers
+package hublink
 
 import (
 	"testing"
@@ -28,7 +28,7 @@ func TestLinkSignalsReplacement(t *testing.T) {
 	if pid != nil {
 		t.Fatal("a hub before any started")
 	}
-	l.setHub(actor.NewPID("local", "watchers"))
+	l.Publish(actor.NewPID("local", "watchers"))
 	select {
 	case <-replaced:
 	default:
@@ -36,9 +36,9 @@ func TestLinkSignalsReplacement(t *testing.T) {
 	}
 	pid, replaced = l.Hub()
 	if pid == nil {
-		t.Fatal("no hub after setHub")
+		t.Fatal("no hub after Publish")
 	}
-	l.setHub(pid) // a restart
+	l.Publish(pid) // a restart
 	select {
 	case <-replaced:
 	default:
