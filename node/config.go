@@ -30,7 +30,10 @@ const (
 	DefaultMaxRequestBytes     = 1572864                // 1.5 MiB
 	DefaultMaxTxnOps           = 128
 	DefaultLogLevel            = "info"
-	DefaultListenActorURL      = "127.0.0.1:2378"
+	// DefaultListenActorURL derives the actor API's address from the
+	// client URL (see Config.ActorAddress), so that several members on one
+	// host, started with etcd's flags alone, do not collide on it.
+	DefaultListenActorURL = "auto"
 	// DefaultWatchProgressNotifyInterval is etcd's default of
 	// --experimental-watch-progress-notify-interval.
 	DefaultWatchProgressNotifyInterval = 10 * time.Minute
@@ -110,7 +113,8 @@ type Config struct {
 	LogFormat string
 
 	// ListenActorURL is the protoactor remote address (host:port) of the
-	// actor API; empty disables it. troupe's own, not an etcd flag.
+	// actor API; "auto" derives it (see ActorAddress), empty disables it.
+	// troupe's own, not an etcd flag.
 	ListenActorURL string
 
 	// WatchProgressNotifyInterval is how often a watch that asked for
@@ -270,12 +274,36 @@ func (c *Config) Validate() error {
 	if err := checkLogFormat(c.LogFormat); err != nil {
 		return err
 	}
-	if c.ListenActorURL != "" {
-		if err := checkHostPort(c.ListenActorURL); err != nil {
-			return fmt.Errorf("--listen-actor-url %q: %w; use host:port such as %s, or '' to disable the actor API", c.ListenActorURL, err, DefaultListenActorURL)
-		}
+	if _, err := c.ActorAddress(); err != nil {
+		return err
 	}
 	return nil
+}
+
+// ActorAddress is where the actor API listens: "" when it is off, the
+// given host:port, or for "auto" 127.0.0.1 at the first client URL's port
+// minus one (127.0.0.1:2378 for etcd's 2379; 22378 and 32378 for the
+// 22379 and 32379 of etcd's three-member Procfile). Loopback whatever the
+// client URL's host: the actor API has no TLS or auth yet.
+func (c *Config) ActorAddress() (string, error) {
+	switch c.ListenActorURL {
+	case "":
+		return "", nil
+	case DefaultListenActorURL:
+		if len(c.ListenClientURLs) == 0 {
+			return "", errors.New("--listen-actor-url auto: no --listen-client-urls to derive it from; give host:port, or '' to disable the actor API")
+		}
+		u := c.ListenClientURLs[0]
+		port, err := strconv.Atoi(u.Port())
+		if err != nil || port <= 1 {
+			return "", fmt.Errorf("--listen-actor-url auto: cannot derive a port from client URL %s (its port minus one); give host:port, or '' to disable the actor API", u.String())
+		}
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(port-1)), nil
+	}
+	if err := checkHostPort(c.ListenActorURL); err != nil {
+		return "", fmt.Errorf("--listen-actor-url %q: %w; use host:port such as 127.0.0.1:2378, 'auto' (the client URL's port minus one, on 127.0.0.1), or '' to disable the actor API", c.ListenActorURL, err)
+	}
+	return c.ListenActorURL, nil
 }
 
 func (c *Config) validateCluster() error {
@@ -443,7 +471,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error.")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "Log format: 'text' (coloured on a terminal), 'json', or '' for text on a terminal and json otherwise. troupe only.")
-	fs.StringVar(&c.ListenActorURL, "listen-actor-url", c.ListenActorURL, "host:port of the protoactor remote endpoint serving the actor API ('' disables it). troupe only.")
+	fs.StringVar(&c.ListenActorURL, "listen-actor-url", c.ListenActorURL, "host:port of the protoactor remote endpoint serving the actor API; 'auto': 127.0.0.1 at the first client URL's port minus one (2378 for 2379); '' disables it. troupe only.")
 	fs.DurationVar(&c.WatchProgressNotifyInterval, "experimental-watch-progress-notify-interval", c.WatchProgressNotifyInterval, "Duration of periodic watch progress notifications.")
 }
 

@@ -3,6 +3,7 @@ package node
 import (
 	"flag"
 	"io"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +44,7 @@ func TestDefaultIsValid(t *testing.T) {
 		{c.MaxTxnOps, uint(128)},
 		{c.LogLevel, "info"},
 		{c.LogFormat, ""},
-		{c.ListenActorURL, "127.0.0.1:2378"},
+		{c.ListenActorURL, "auto"},
 		{c.WatchProgressNotifyInterval, 10 * time.Minute},
 	} {
 		if tc.got != tc.want {
@@ -188,7 +189,7 @@ func TestRegisterFlagsHelp(t *testing.T) {
 		"name": "default", "data-dir": "default.troupe", "heartbeat-interval": "100",
 		"election-timeout": "1000", "listen-client-urls": "http://127.0.0.1:2379",
 		"initial-cluster": "default=http://127.0.0.1:2380", "max-request-bytes": "1572864",
-		"listen-actor-url": "127.0.0.1:2378", "quota-backend-bytes": "0",
+		"listen-actor-url": "auto", "quota-backend-bytes": "0",
 	} {
 		f := fs.Lookup(name)
 		if f == nil {
@@ -197,6 +198,41 @@ func TestRegisterFlagsHelp(t *testing.T) {
 		}
 		if f.DefValue != def {
 			t.Errorf("--%s default %q, want %q", name, f.DefValue, def)
+		}
+	}
+}
+
+// TestActorAddressDerived: by default the actor API listens on 127.0.0.1
+// at the client port minus one, so members started on one host with
+// etcd's flags alone (etcd's Procfile: 2379, 22379, 32379) do not collide.
+func TestActorAddressDerived(t *testing.T) {
+	for _, tc := range []struct {
+		actor, client, want, err string
+	}{
+		{"auto", "http://127.0.0.1:2379", "127.0.0.1:2378", ""},
+		{"auto", "http://127.0.0.1:22379", "127.0.0.1:22378", ""},
+		{"auto", "http://10.0.0.5:32379", "127.0.0.1:32378", ""},
+		{"auto", "http://127.0.0.1:1", "", "cannot derive a port from client URL http://127.0.0.1:1"},
+		{"", "http://127.0.0.1:2379", "", ""},
+		{"0.0.0.0:7000", "http://127.0.0.1:2379", "0.0.0.0:7000", ""},
+		{"nonsense", "http://127.0.0.1:2379", "", `--listen-actor-url "nonsense": address does not have the form host:port`},
+	} {
+		c := Default()
+		c.ListenActorURL = tc.actor
+		u, err := url.Parse(tc.client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ListenClientURLs = []url.URL{*u}
+		got, err := c.ActorAddress()
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q with %s: error %v, want one with %q", tc.actor, tc.client, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q with %s: %q, %v; want %q", tc.actor, tc.client, got, err, tc.want)
 		}
 	}
 }

@@ -386,7 +386,7 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 	pid, err := ctx.SpawnNamed(listeners.Props(listeners.Config{
 		ClientURLs: s.cfg.ListenClientURLs, Security: s.cfg.clientSecurity(), Raft: s.raft, Hub: s.hub,
 		MaxRequestBytes: int(s.cfg.MaxRequestBytes), MaxTxnOps: int(s.cfg.MaxTxnOps),
-		ActorAddress: s.cfg.ListenActorURL,
+		ActorAddress: s.actorAddress(),
 		Name:         s.cfg.Name, AdvertiseClientURLs: urlStrings(s.cfg.AdvertiseClientURLs),
 		QuotaBytes: s.cfg.BackendQuotaBytes(), MetricsURLs: s.cfg.ListenMetricsURLs,
 		MinLeaseTTL:           s.cfg.minLeaseTTL(),
@@ -463,4 +463,11 @@ func asError(reason any) error {
 		return err
 	}
 	return fmt.Errorf("panic: %v", reason)
+}
+
+// actorAddress is where the actor API listens ("" when off); Validate
+// checked that it can be derived.
+func (s *supervisor) actorAddress() string {
+	addr, _ := s.cfg.ActorAddress()
+	return addr
 }

@@ -22,7 +22,7 @@ func TestHelpAndVersion(t *testing.T) {
 		{[]string{"version"}, "troupe Version:"},
 		{[]string{"--version"}, "etcd API Version: 3.4"},
 		{[]string{"serve", "--help"}, "--initial-cluster 'default=http://127.0.0.1:2380'"},
-		{[]string{"serve", "-h"}, "--listen-actor-url '127.0.0.1:2378'"},
+		{[]string{"serve", "-h"}, "--listen-actor-url 'auto'"},
 		{[]string{"serve", "--help"}, "troupe serve --config-file PATH"},
 		{[]string{"serve", "--help"}, "other command line flags and\n    environment variables will be ignored"},
 		{[]string{"serve", "--help"}, "(ETCD_DATA_DIR for\n  --data-dir"},

@@ -36,6 +36,10 @@ type ClusterConfig struct {
 	SnapshotCount int
 	// Token is --initial-cluster-token; empty means one unique to the test.
 	Token string
+	// EtcdFlagsOnly starts troupe members with etcd's flags alone (no
+	// --listen-actor-url): each member's actor API then listens at its
+	// client port minus one, which the cluster keeps free.
+	EtcdFlagsOnly bool
 }
 
 // Cluster is a set of members started together with one --initial-cluster.
@@ -80,6 +84,15 @@ func launchCluster(t testing.TB, cfg ClusterConfig) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.EtcdFlagsOnly {
+		for i := range size {
+			// The actor API derives its port from the client port.
+			if ports[3*i+2], err = freePair(ports[3*i+2], ports); err != nil {
+				return nil, err
+			}
+			ports[3*i] = ports[3*i+2] + 1
+		}
+	}
 	token := cfg.Token
 	if token == "" {
 		token = fmt.Sprintf("e2e-%d-%d", os.Getpid(), ports[0])
@@ -105,7 +118,9 @@ func launchCluster(t testing.TB, cfg ClusterConfig) (*Cluster, error) {
 		if kind == Troupe {
 			actorAddr = fmt.Sprintf("127.0.0.1:%d", ports[3*i+2])
 			args = append([]string{"serve"}, args...)
-			args = append(args, "--listen-actor-url", actorAddr)
+			if !cfg.EtcdFlagsOnly {
+				args = append(args, "--listen-actor-url", actorAddr)
+			}
 		}
 		args = append(args, cfg.Args...)
 		c.members = append(c.members, &Server{

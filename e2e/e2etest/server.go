@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -378,6 +379,46 @@ func (s *Server) logTail() string {
 		b = append([]byte("...\n"), b[len(b)-logTailBytes:]...)
 	}
 	return string(b)
+}
+
+// freePair returns port if it and port+1 are both free, as a member whose
+// actor API listens at its client port minus one needs; else another port
+// that is free with its successor. The successor, and a port other than
+// the given one, may not be one of taken (ports handed out already and not
+// bound yet). The ports are not held meanwhile.
+func freePair(port int, taken []int) (int, error) {
+	for range 50 {
+		if !slices.Contains(taken, port+1) && pairFree(port) {
+			return port, nil
+		}
+		ps, err := freePorts(1)
+		if err != nil {
+			return 0, err
+		}
+		port = ps[0]
+		for slices.Contains(taken, port) || slices.Contains(taken, port+1) {
+			port++ // released by freePorts, still meant for another use
+		}
+	}
+	return 0, fmt.Errorf("e2etest: no two consecutive free ports in 50 tries")
+}
+
+// pairFree reports whether port and port+1 can both be bound on 127.0.0.1.
+func pairFree(port int) bool {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for _, p := range []int{port, port + 1} {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			return false
+		}
+		ls = append(ls, l)
+	}
+	return true
 }
 
 // freePorts returns n distinct free TCP ports on 127.0.0.1, holding all n
