@@ -1,6 +1,6 @@
 // Package listeners is the listeners actor: it owns the member's client
 // endpoints (the etcd v3 gRPC API and, on the same port, etcd's HTTP
-// endpoints on every --listen-client-urls address; /metrics and /health on
+// endpoints and JSON gateway on every --listen-client-urls address; /metrics and /health on
 // every --listen-metrics-urls address; the actor API) and their serving
 // goroutines, started in Started and stopped in Stopping, so a restart of
 // the actor rebinds cleanly. What the endpoints answer is
@@ -135,10 +135,16 @@ func (l *listeners) serveClients(u url.URL) {
 	mux := transport.NewConnMux(lis)
 	srv := grpc.NewServer(append(l.api.ServerOptions(), transport.ServerOptions(l.cfg.Security, l.cfg.MaxRequestBytes)...)...)
 	l.api.Register(srv)
+	handler, err := l.api.ClientHandler(lis.Addr())
+	if err != nil {
+		_ = lis.Close()
+		l.stop()
+		panic(&ListenError{URL: u.String(), Err: err})
+	}
 	l.roots = append(l.roots, lis)
 	l.servers = append(l.servers, srv)
 	l.goServe(u, "grpc", func() error { return srv.Serve(mux.GRPC()) })
-	l.goServe(u, "http", l.newHTTPServer(mux.HTTP(), l.api.ClientHandler()))
+	l.goServe(u, "http", l.newHTTPServer(mux.HTTP(), handler))
 	l.goServe(u, "mux", func() error { mux.Serve(); return nil })
 	l.log.Info("serving client requests", "url", u.String())
 }

@@ -2,7 +2,8 @@
 // Watch, Lease, Cluster and Maintenance gRPC services (Auth will join
 // them here), the interceptors in front of them (metrics, panic recovery,
 // the learner and require-leader gates) and etcd's HTTP endpoints
-// (/health, /version, /metrics, /readyz, /livez). It owns no listener,
+// (/health, /version, /metrics, /readyz, /livez) and its JSON gateway
+// (/v3/kv/range and the rest, see newGateway). It owns no listener,
 // server or serving goroutine: the listeners actor builds the servers
 // (with internal/transport), registers the services on them and starts
 // and stops them; the actor API (actors/actorapi) serves the same KV,
@@ -25,7 +26,9 @@
 package etcdapi
 
 import (
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"sync"
@@ -84,6 +87,11 @@ type Services struct {
 	watch       *Watch
 	maintenance *Maintenance
 	cluster     *Cluster
+
+	// gateways are the connections of the JSON gateways to this member's
+	// own client endpoints (one per client listener); Close closes them.
+	gatewaysMu sync.Mutex
+	gateways   []*grpc.ClientConn
 }
 
 // New returns the services; Close them after the servers they are
@@ -158,9 +166,23 @@ func (s *Services) Register(srv *grpc.Server) {
 	healthpb.RegisterHealthServer(srv, hs)
 }
 
-// ClientHandler serves etcd's HTTP endpoints of a client URL.
-func (s *Services) ClientHandler() http.Handler {
-	return newClientHTTPHandler(s.cfg.Raft.View(), s.kv)
+// ClientHandler serves etcd's HTTP endpoints of the client listener at
+// addr, its JSON gateway (/v3/...) among them, which calls the gRPC
+// services through a connection to addr (made lazily; Close closes it).
+func (s *Services) ClientHandler(addr net.Addr) (http.Handler, error) {
+	conn, err := s.cfg.Dialer.DialSelf(addr)
+	if err != nil {
+		return nil, fmt.Errorf("etcdapi: gateway connection to %s: %w", addr, err)
+	}
+	gateway, err := newGateway(conn)
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("etcdapi: gateway: %w", err)
+	}
+	s.gatewaysMu.Lock()
+	s.gateways = append(s.gateways, conn)
+	s.gatewaysMu.Unlock()
+	return newClientHTTPHandler(s.cfg.Raft.View(), s.kv, gateway), nil
 }
 
 // MetricsHandler serves a --listen-metrics-urls address.
@@ -175,8 +197,17 @@ func (s *Services) PublishAttributes(name string, clientURLs []string, stop <-ch
 	return publishAttributes(s.kv, name, clientURLs, stop)
 }
 
-// Close drops the connections to other members.
-func (s *Services) Close() { s.lease.Close() }
+// Close drops the connections to other members and the gateways'
+// connections to this one.
+func (s *Services) Close() {
+	s.lease.Close()
+	s.gatewaysMu.Lock()
+	defer s.gatewaysMu.Unlock()
+	for _, conn := range s.gateways {
+		_ = conn.Close()
+	}
+	s.gateways = nil
+}
 
 // Drain ends every Watch and LeaseKeepAlive stream with etcd's "server
 // stopped" (Unavailable: clientv3 reconnects, to another member if it

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"math"
 	"net"
 
 	"google.golang.org/grpc"
@@ -21,10 +22,29 @@ type Dialer struct {
 // Dial returns a connection to target, a gRPC target name: host:port goes
 // through gRPC's default (dns) resolver, passthrough:///host:port is dialed
 // as it is. The connection connects lazily; close it when done.
-func (d Dialer) Dial(target string) (*grpc.ClientConn, error) {
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(d.Security.dialCredentials())}
+func (d Dialer) Dial(target string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(d.Security.dialCredentials())}, extra...)
 	if d.NetDial != nil {
 		opts = append(opts, grpc.WithContextDialer(d.NetDial))
 	}
 	return grpc.NewClient(target, opts...)
+}
+
+// DialSelf returns a connection to a member's own client listener at
+// addr, as etcd's JSON gateway dials its own gRPC endpoint: an
+// unspecified host (0.0.0.0, ::) is reached on loopback, and answers of
+// any size are taken (the client port's request limit is the server's).
+func (d Dialer) DialSelf(addr net.Addr) (*grpc.ClientConn, error) {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return d.Dial("passthrough:///"+net.JoinHostPort(host, port),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)))
 }
