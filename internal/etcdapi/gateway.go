@@ -10,6 +10,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.etcd.io/etcd/api/v3/etcdserverpb/gw"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -71,6 +72,20 @@ type gatewayErrorBody struct {
 	Code    int32  `json:"code"`
 }
 
+// gatewayHTTPStatus maps a gRPC code to an HTTP status as grpc-gateway
+// v1 does, in etcd 3.4 and 3.5: v2 answers 400 for FailedPrecondition
+// (etcd's "lease already exists", "too many requests") and 499 for
+// Canceled, where etcd 3.4 answers 412 and 408.
+func gatewayHTTPStatus(c codes.Code) int {
+	switch c {
+	case codes.FailedPrecondition:
+		return http.StatusPreconditionFailed
+	case codes.Canceled:
+		return http.StatusRequestTimeout
+	}
+	return runtime.HTTPStatusFromCode(c)
+}
+
 // gatewayRoutingError answers a path the gateway does not serve (404) or
 // a method it does not take (405) as etcd 3.4 does: net/http's plain text.
 func gatewayRoutingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, httpStatus int) {
@@ -88,7 +103,7 @@ func gatewayError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w
 	}
 	s := status.Convert(err)
 	if code == 0 {
-		code = runtime.HTTPStatusFromCode(s.Code())
+		code = gatewayHTTPStatus(s.Code())
 	}
 	b, _ := json.Marshal(gatewayErrorBody{Error: s.Message(), Code: int32(s.Code()), Message: s.Message()})
 	w.Header().Del("Trailer")

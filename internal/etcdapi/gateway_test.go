@@ -1,0 +1,106 @@
+package etcdapi
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/troupedb/troupe/internal/hublink"
+	"github.com/troupedb/troupe/internal/memberview"
+	"github.com/troupedb/troupe/internal/raftclient"
+	"github.com/troupedb/troupe/internal/transport"
+)
+
+// gatewayOver serves the services of a member whose view is state on an
+// in-memory gRPC server and returns their client HTTP handler, whose
+// gateway dials that server.
+func gatewayOver(t *testing.T, state *memberview.View) *httptest.Server {
+	t.Helper()
+	sys := actor.NewActorSystem()
+	t.Cleanup(sys.Shutdown)
+	lis := bufconn.Listen(1 << 20)
+	rc := raftclient.New(raftclient.Config{Root: sys.Root, View: state, Waits: raftclient.NewWaits(), RequestTimeout: time.Second})
+	s := New(Config{
+		Raft: rc, Hub: &hublink.Link{}, Root: sys.Root, MaxRequestBytes: 1 << 20, Logger: slog.New(slog.DiscardHandler),
+		Dialer: transport.Dialer{NetDial: func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }},
+	})
+	srv := grpc.NewServer(s.ServerOptions()...)
+	s.Register(srv)
+	go func() { _ = srv.Serve(lis) }()
+	h, err := s.ClientHandler(&net.TCPAddr{IP: net.IPv4zero, Port: 2379})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(h)
+	t.Cleanup(func() { hs.Close(); srv.Stop(); s.Close() })
+	return hs
+}
+
+func gatewayPost(t *testing.T, hs *httptest.Server, path, body string, header ...string) (int, string) {
+	t.Helper()
+	req := httptest.NewRequest("POST", hs.URL+path, strings.NewReader(body))
+	req.RequestURI = ""
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b := new(strings.Builder)
+	_, _ = io.Copy(b, resp.Body)
+	return resp.StatusCode, b.String()
+}
+
+// TestGatewayPassesTheGates: gateway requests reach the services through
+// the gRPC server's interceptors: a learner refuses a put, and a request
+// that asks for a leader (grpc-gateway forwards Grpc-Metadata-* headers
+// as metadata) fails without one, as over gRPC.
+func TestGatewayPassesTheGates(t *testing.T) {
+	state := memberview.New(memberview.Member{ID: 1}, 1)
+	state.SetLearner(true)
+	hs := gatewayOver(t, state)
+	code, body := gatewayPost(t, hs, "/v3/kv/put", `{"key":"YQ==","value":"MQ=="}`)
+	want := `{"error":"etcdserver: rpc not supported for learner","message":"etcdserver: rpc not supported for learner","code":9}`
+	if code != 412 || body != want {
+		t.Fatalf("learner put: %d %s, want 412 %s", code, body, want)
+	}
+	state.SetLearner(false)
+	code, body = gatewayPost(t, hs, "/v3/kv/put", `{"key":"YQ==","value":"MQ=="}`, "Grpc-Metadata-hasleader", "true")
+	want = `{"error":"etcdserver: no leader","message":"etcdserver: no leader","code":14}`
+	if code != 503 || body != want {
+		t.Fatalf("put without a leader: %d %s, want 503 %s", code, body, want)
+	}
+}
+
+// TestGatewayRoutingErrors: an unknown path or method is answered as
+// etcd 3.4 does, in net/http's plain text; /v3beta/ is /v3/.
+func TestGatewayRoutingErrors(t *testing.T) {
+	hs := gatewayOver(t, memberview.New(memberview.Member{ID: 1}, 1))
+	if code, body := gatewayPost(t, hs, "/v3/nope", `{}`); code != 404 || body != "Not Found\n" {
+		t.Fatalf("unknown path: %d %q", code, body)
+	}
+	req := httptest.NewRequest("GET", hs.URL+"/v3/kv/range", nil)
+	req.RequestURI = ""
+	resp, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 405 {
+		t.Fatalf("GET /v3/kv/range: %d, want 405", resp.StatusCode)
+	}
+	if code, body := gatewayPost(t, hs, "/v3beta/kv/range", `{}`); code != 400 || !strings.Contains(body, "key is not provided") {
+		t.Fatalf("/v3beta/kv/range: %d %s", code, body)
+	}
+}
