@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -495,5 +496,27 @@ func TestDBSize(t *testing.T) {
 	total, inUse := ts.DBSize()
 	if total <= total0 || inUse <= 0 || inUse > total {
 		t.Fatalf("DBSize = %d, %d (empty %d)", total, inUse, total0)
+	}
+}
+
+// TestCompactionLogged: as etcd, each compaction says so at info once it
+// is done (what operators and kube-apiserver's docs look for).
+func TestCompactionLogged(t *testing.T) {
+	var buf bytes.Buffer
+	ts := openTest(t, Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	ts.mustPut("a", "1")
+	ts.mustPut("a", "2")
+	if _, err := ts.do(&pb.CompactionRequest{Revision: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `msg="finished scheduled compaction" compact-revision=2`) {
+		t.Fatalf("no compaction line in the log:\n%s", buf.String())
+	}
+	buf.Reset()
+	if _, err := ts.do(&pb.CompactionRequest{Revision: 2}); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("compacting again: %v", err)
+	}
+	if strings.Contains(buf.String(), "finished scheduled compaction") {
+		t.Fatal("a refused compaction was logged as finished")
 	}
 }
