@@ -2,7 +2,6 @@ package applier
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -96,11 +95,7 @@ func TestConfChangeTellsTheParent(t *testing.T) {
 // bring: key "s", members 1 and 2, and member 2's NOSPACE alarm.
 func snapshotStore(t *testing.T) *mvcc.Store {
 	t.Helper()
-	st, err := mvcc.Open(filepath.Join(t.TempDir(), "snap.db"), mvcc.Options{NoSync: true, Logger: actortest.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := openStore(t)
 	ms := []membership.Member{{ID: 1, PeerURLs: []string{"http://m1"}}, {ID: 2, PeerURLs: []string{"http://m2"}}}
 	if err := st.ApplyMembers(8, ms, nil); err != nil {
 		t.Fatal(err)

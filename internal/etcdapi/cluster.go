@@ -125,7 +125,7 @@ func (c *Cluster) MemberList(ctx context.Context, _ *pb.MemberListRequest) (*pb.
 func (c *Cluster) stateMemberList() *pb.MemberListResponse {
 	st := c.View
 	resp := &pb.MemberListResponse{
-		Header: &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.MemberID, RaftTerm: st.Term()},
+		Header: newHeader(st, 0),
 	}
 	for _, m := range st.Members() {
 		resp.Members = append(resp.Members, &pb.Member{

@@ -20,7 +20,7 @@ func (m *Maintenance) Hash(ctx context.Context, _ *pb.HashRequest) (*pb.HashResp
 	}
 	st := m.KV.cfg.Raft.View()
 	return &pb.HashResponse{
-		Header: &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.MemberID, RaftTerm: st.Term(), Revision: rev},
+		Header: newHeader(st, rev),
 		Hash:   h,
 	}, nil
 }

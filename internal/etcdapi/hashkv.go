@@ -19,7 +19,7 @@ func (m *Maintenance) HashKV(ctx context.Context, req *pb.HashKVRequest) (*pb.Ha
 	}
 	st := m.KV.cfg.Raft.View()
 	return &pb.HashKVResponse{
-		Header:          &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.MemberID, RaftTerm: st.Term(), Revision: rev},
+		Header:          newHeader(st, rev),
 		Hash:            h,
 		CompactRevision: compacted,
 	}, nil

@@ -247,10 +247,7 @@ func (s *Lease) LeaseLeases(ctx context.Context, req *pb.LeaseLeasesRequest) (*p
 // for a lease a follower just granted).
 func (s *Lease) waitApplied(ctx context.Context) error {
 	rc := s.kv.cfg.Raft
-	if err := rc.Waits().Applied.Wait(ctx, rc.View().RaftIndex()); err != nil {
-		return raftclient.ContextError(ctx, err)
-	}
-	return nil
+	return rc.WaitApplied(ctx, rc.View().RaftIndex())
 }
 
 // askLessorConfirmed asks the lessor, and when the answer is "no such

@@ -13,5 +13,5 @@ func (m *Maintenance) MoveLeader(ctx context.Context, req *pb.MoveLeaderRequest)
 		return nil, err
 	}
 	st := m.KV.cfg.Raft.View()
-	return &pb.MoveLeaderResponse{Header: &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.MemberID, RaftTerm: st.Term()}}, nil
+	return &pb.MoveLeaderResponse{Header: newHeader(st, 0)}, nil
 }

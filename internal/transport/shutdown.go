@@ -36,7 +36,7 @@ func ShutdownRemote(r *remote.Remote, log *slog.Logger) {
 	case <-done:
 	case <-t.C:
 		log.Info("remote shutdown waits for endpoint writers; stopping its server now", "waited", shutdownGrace)
-		if err := killOnce(r); err != nil {
+		if err := shutdownOnce(r, false); err != nil {
 			log.Warn("remote server stop", "err", err)
 		}
 	}
@@ -49,7 +49,7 @@ const shutdownGrace = 500 * time.Millisecond
 func shutdownGracefully(r *remote.Remote, log *slog.Logger) {
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
-		err := shutdownOnce(r)
+		err := shutdownOnce(r, true)
 		if err == nil {
 			return
 		}
@@ -62,22 +62,14 @@ func shutdownGracefully(r *remote.Remote, log *slog.Logger) {
 	}
 }
 
-func shutdownOnce(r *remote.Remote) (err error) {
+// shutdownOnce runs protoactor's Remote.Shutdown, graceful or not, and
+// returns its panic as an error.
+func shutdownOnce(r *remote.Remote, graceful bool) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic in protoactor's Remote.Shutdown: %v", p)
 		}
 	}()
-	r.Shutdown(true)
-	return nil
-}
-
-func killOnce(r *remote.Remote) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("panic in protoactor's Remote.Shutdown: %v", p)
-		}
-	}()
-	r.Shutdown(false)
+	r.Shutdown(graceful)
 	return nil
 }
