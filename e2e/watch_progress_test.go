@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -312,4 +313,65 @@ func (st *progressStream) check(r *pb.WatchResponse) error {
 		st.events++
 	}
 	return nil
+}
+
+// TestWatchProgressShapes: which progress notifications etcd 3.6.8 sends
+// and which it does not (a stream without watches, a watch whose start
+// revision is in the future), and the watch id of each kind.
+func TestWatchProgressShapes(t *testing.T) {
+	s := startServerArgs(t, "--experimental-watch-progress-notify-interval=200ms")
+	cli := s.Client(t)
+	rev := wput(t, cli, "k", "1")
+	progressReq := &pb.WatchRequest{RequestUnion: &pb.WatchRequest_ProgressRequest{ProgressRequest: &pb.WatchProgressRequest{}}}
+
+	rw := openRawWatch(t, cli)
+	t.Run("stream without watches", func(t *testing.T) {
+		rw.send(progressReq)
+		rw.none(300 * time.Millisecond)
+	})
+	t.Run("synced watch", func(t *testing.T) {
+		rw.create(&pb.WatchCreateRequest{Key: []byte("k")})
+		rw.expect(fmt.Sprintf("rev=%d id=0 created", rev))
+		rw.send(progressReq)
+		rw.expect(fmt.Sprintf("rev=%d id=-1", rev))
+	})
+	t.Run("a watch from the future holds the stream's back", func(t *testing.T) {
+		rw.create(&pb.WatchCreateRequest{Key: []byte("k"), StartRevision: rev + 1})
+		rw.expect(fmt.Sprintf("rev=%d id=1 created", rev))
+		rw.send(progressReq)
+		rw.none(300 * time.Millisecond)
+	})
+	t.Run("until the store reaches its start", func(t *testing.T) {
+		rev = wput(t, cli, "k", "2")
+		got := []string{rw.next(), rw.next()}
+		slices.Sort(got) // the two watches' events come in either order
+		want := []string{
+			fmt.Sprintf("rev=%d id=0 [PUT k=2@%d/%d/2]", rev, rev, rev-1),
+			fmt.Sprintf("rev=%d id=1 [PUT k=2@%d/%d/2]", rev, rev, rev-1),
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("events %q, want %q", got, want)
+		}
+		rw.send(progressReq)
+		rw.expect(fmt.Sprintf("rev=%d id=-1", rev))
+	})
+	t.Run("stream whose watches are canceled", func(t *testing.T) {
+		rw.cancel(0)
+		rw.expect(fmt.Sprintf("rev=%d id=0 canceled()", rev))
+		rw.cancel(1)
+		rw.expect(fmt.Sprintf("rev=%d id=1 canceled()", rev))
+		rw.send(progressReq)
+		rw.none(300 * time.Millisecond)
+	})
+	t.Run("periodic notifications carry the watch's id", func(t *testing.T) {
+		pw := openRawWatch(t, cli)
+		pw.create(&pb.WatchCreateRequest{Key: []byte("k"), StartRevision: rev + 1, ProgressNotify: true})
+		pw.expect(fmt.Sprintf("rev=%d id=0 created", rev))
+		pw.create(&pb.WatchCreateRequest{Key: []byte("k"), ProgressNotify: true})
+		pw.expect(fmt.Sprintf("rev=%d id=1 created", rev))
+		// a few intervals: only the watch from now on gets them
+		for range 2 {
+			pw.expect(fmt.Sprintf("rev=%d id=1", rev))
+		}
+	})
 }
