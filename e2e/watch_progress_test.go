@@ -41,18 +41,29 @@ const (
 func TestWatchProgressRace(t *testing.T) {
 	s := startServerArgs(t, raceProgressNotify)
 	cli := s.Client(t)
-	runProgressRace(t, cli, cli)
+	runProgressRace(t, cli, cli, nil)
 }
 
 // TestWatchProgressRaceFollower is the race on a follower of a 3-member
-// cluster, written through the leader: the follower applies behind it.
+// cluster, written through the leader: the follower applies behind it, and
+// from a third to two thirds of the writes it is paused (SIGSTOP), so that
+// it catches up with a burst once it runs again.
 func TestWatchProgressRaceFollower(t *testing.T) {
 	c := e2etest.StartCluster(t, e2etest.ClusterConfig{Args: []string{raceProgressNotify}})
 	leader := c.Leader(t)
-	runProgressRace(t, c.MemberClient(t, leader), c.MemberClient(t, (leader+1)%c.Size()))
+	follower := (leader + 1) % c.Size()
+	runProgressRace(t, c.MemberClient(t, leader), c.MemberClient(t, follower), func(paused bool) error {
+		if paused {
+			return c.Pause(follower)
+		}
+		return c.Resume(follower)
+	})
 }
 
-func runProgressRace(t *testing.T, wcli, rcli *clientv3.Client) {
+// runProgressRace runs the race: writes through wcli, watches and progress
+// requests through rcli; pause, if not nil, is called with true after a
+// third of the writes and with false after two thirds.
+func runProgressRace(t *testing.T, wcli, rcli *clientv3.Client, pause func(paused bool) error) {
 	for i := range raceHistory {
 		wput(t, wcli, raceKey(i), "h")
 	}
@@ -60,9 +71,10 @@ func runProgressRace(t *testing.T, wcli, rcli *clientv3.Client) {
 	defer cancel()
 
 	writesDone := make(chan struct{})
-	var final atomic.Int64 // the last revision written, once writesDone
+	var final atomic.Int64   // the last revision written, once writesDone
+	var written atomic.Int64 // writes done
 	var wg sync.WaitGroup
-	errs := make(chan error, raceWriters+raceStreams)
+	errs := make(chan error, 2*raceWriters+raceStreams)
 	go func() {
 		var ww sync.WaitGroup
 		for w := range raceWriters {
@@ -76,6 +88,12 @@ func runProgressRace(t *testing.T, wcli, rcli *clientv3.Client) {
 						return
 					}
 					for cur := final.Load(); rev > cur && !final.CompareAndSwap(cur, rev); cur = final.Load() {
+					}
+					if n := written.Add(1); pause != nil && (n == racePuts/3 || n == 2*racePuts/3) {
+						if err := pause(n == racePuts/3); err != nil {
+							errs <- fmt.Errorf("pause the reader: %w", err)
+							return
+						}
 					}
 				}
 			}()
