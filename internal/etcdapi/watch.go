@@ -311,9 +311,10 @@ func (ws *watchStream) handleCancel(id int64) error {
 // handleEvents sends one hub response to the client, without what it was
 // sent before (a new hub replays from the revision a watch reached).
 func (ws *watchStream) handleEvents(r *messages.WatchEvents) error {
-	if r.WatchID == messages.AllWatches {
+	if r.WatchID == messages.AllWatches && len(r.Events) == 0 && !r.Canceled {
 		// the answer to a progress request, for every watch of the stream
-		// (clientv3 hands it to each of them)
+		// (clientv3 hands it to each of them); a client may have chosen
+		// id -1 for a watch, whose events and cancel go on below
 		return ws.stream.Send(&pb.WatchResponse{Header: ws.header(r.Revision), WatchId: messages.AllWatches})
 	}
 	w, ok := ws.watches[r.WatchID]
