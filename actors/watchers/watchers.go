@@ -8,9 +8,17 @@
 // In: EventsApplied (from the applier, one per Apply batch, never
 // blocking it; at most 1024 wait in the mailbox, see
 // hublink.Link.QueueEvents, beyond which the applier drops a batch's
-// events and the hub reads them from history), CreateWatch, CancelWatch, RequestWatchProgress, DropSink
-// (from the sinks' owners), its own syncDue timer.
+// events and the hub reads them from history), CreateWatch, CancelWatch,
+// RequestWatchProgress, RequestSinkProgress, DropSink (from the sinks'
+// owners), its own syncDue timer.
 // Out: WatchEvents to the sinks, through their non-blocking Deliver.
+//
+// Progress notifications come from the hub, not from the sinks' owners,
+// because only the hub knows what it has delivered: one goes into the
+// sink behind every event at or below its revision, and only when every
+// watch it speaks for is synced, so no event at or below that revision
+// can follow it (as etcd >= 3.5.13; kube-apiserver's consistent reads
+// from its watch cache rely on it).
 //
 // Like etcd's watchable store it keeps synced watchers, which get each
 // batch's events straight from EventsApplied, and unsynced ones (a start
@@ -131,7 +139,9 @@ func (h *hub) Receive(ctx actor.Context) {
 		h.handleSync(ctx)
 		h.report()
 	case *messages.RequestWatchProgress:
-		h.handleProgress(msg)
+		h.handleWatchProgress(msg)
+	case *messages.RequestSinkProgress:
+		h.handleSinkProgress(msg)
 	default:
 		h.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
 	}
@@ -163,6 +173,7 @@ func (h *hub) handleCreate(ctx actor.Context, msg *messages.CreateWatch) {
 	w := &watcher{
 		sink: msg.Sink, id: msg.WatchID, key: msg.Key, end: msg.RangeEnd,
 		noPut: msg.NoPut, noDelete: msg.NoDelete, next: max(msg.StartRevision, 1),
+		clientStart: msg.ClientStartRevision,
 	}
 	ws[w.id] = w
 	if h.rev != 0 && w.next <= h.rev {
@@ -365,15 +376,42 @@ func (h *hub) cancelCompacted(ws []*watcher, compactRev int64) bool {
 	return removed
 }
 
-// handleProgress sends a synced watcher an empty response at the hub's
-// revision, as etcd's progress notify; an unsynced one gets events soon
-// enough.
-func (h *hub) handleProgress(msg *messages.RequestWatchProgress) {
+// handleWatchProgress sends one watch an empty response at the hub's
+// revision if it is current, as etcd's periodic progress notify; an
+// unsynced one gets events soon enough.
+func (h *hub) handleWatchProgress(msg *messages.RequestWatchProgress) {
 	w, ok := h.bySink[msg.Sink][msg.WatchID]
-	if !ok || h.rev == 0 || !h.synced.has(w) {
+	if !ok || !h.current(w) {
 		return
 	}
 	w.sink.Deliver(&messages.WatchEvents{WatchID: w.id, Revision: h.rev})
+}
+
+// handleSinkProgress sends a sink one empty response for all its watches
+// if every one is current, and nothing otherwise: as etcd >= 3.5.13 it is
+// not deferred until they are (the client asks again), and a sink without
+// watches gets nothing.
+func (h *hub) handleSinkProgress(msg *messages.RequestSinkProgress) {
+	ws := h.bySink[msg.Sink]
+	if len(ws) == 0 {
+		return
+	}
+	for _, w := range ws {
+		if !h.current(w) {
+			return
+		}
+	}
+	msg.Sink.Deliver(&messages.WatchEvents{WatchID: messages.AllWatches, Revision: h.rev})
+}
+
+// current reports whether a progress notification at the hub's revision
+// may speak for w: w is synced, so it has every event up to that revision;
+// it does not start past it (its owner read a newer store revision than
+// the hub has seen: the notification would go back behind the revision
+// the client was shown); and, as etcd, the start revision the client
+// asked for is not in the future.
+func (h *hub) current(w *watcher) bool {
+	return h.rev != 0 && h.synced.has(w) && w.next <= h.rev+1 && w.clientStart <= h.rev
 }
 
 // report publishes the watcher counts (etcd's debugging gauges).

@@ -209,13 +209,10 @@ func (ws *watchStream) handleRequest(req *pb.WatchRequest) error {
 			return ws.handleCancel(r.CancelRequest.WatchId)
 		}
 	case *pb.WatchRequest_ProgressRequest:
-		if r.ProgressRequest != nil {
-			// etcd 3.4: at once, at the current revision, for every watch
-			st := ws.cfg.Raft.Store()
-			if st == nil {
-				return errCoreDown
-			}
-			return ws.stream.Send(&pb.WatchResponse{Header: ws.header(st.Rev()), WatchId: -1})
+		if r.ProgressRequest != nil && ws.hub != nil {
+			// the hub answers through the sink, behind the events it
+			// covers, and only when every watch of the stream is synced
+			ws.cfg.Root.Send(ws.hub, &messages.RequestSinkProgress{Sink: ws.sink})
 		}
 	}
 	return nil // etcd ignores what it does not know
@@ -256,6 +253,7 @@ func (ws *watchStream) handleCreate(creq *pb.WatchCreateRequest) error {
 	w := &streamWatch{
 		create: messages.CreateWatch{
 			Sink: ws.sink, WatchID: id, Key: key, RangeEnd: end, StartRevision: start,
+			ClientStartRevision: creq.StartRevision,
 		},
 		prevKV: creq.PrevKv, fragment: creq.Fragment, progress: creq.ProgressNotify, quiet: true, next: start,
 	}
@@ -313,6 +311,12 @@ func (ws *watchStream) handleCancel(id int64) error {
 // handleEvents sends one hub response to the client, without what it was
 // sent before (a new hub replays from the revision a watch reached).
 func (ws *watchStream) handleEvents(r *messages.WatchEvents) error {
+	if r.WatchID == messages.AllWatches && len(r.Events) == 0 && !r.Canceled {
+		// the answer to a progress request, for every watch of the stream
+		// (clientv3 hands it to each of them); a client may have chosen
+		// id -1 for a watch, whose events and cancel go on below
+		return ws.stream.Send(&pb.WatchResponse{Header: ws.header(r.Revision), WatchId: messages.AllWatches})
+	}
 	w, ok := ws.watches[r.WatchID]
 	if !ok {
 		return nil // canceled meanwhile
