@@ -14,6 +14,12 @@ type EventsApplied struct {
 	Events []*mvccpb.Event
 }
 
+// EventsDropped tells the watch hub that the applier dropped the events of
+// one or more batches because too many waited in the hub's mailbox (see
+// hublink.Link.SendEvents): the hub takes the store's revision and reads
+// what it missed from history. At most one is in the mailbox at a time.
+type EventsDropped struct{}
+
 // WatchSink receives the responses of the watches created with it. Deliver
 // must not block: it returns false when the sink is full, and then took
 // nothing; the hub delivers again from history later.

@@ -47,8 +47,8 @@ import (
 )
 
 // maxQueuedEventBatches bounds the EventsApplied messages waiting in the
-// watch hub's mailbox; past it batches' events are dropped and the hub
-// reads them from the store (it sees the gap).
+// watch hub's mailbox; past it batches' events are dropped, the hub is
+// told (EventsDropped) and reads them from the store.
 const maxQueuedEventBatches = 1024
 
 // DefaultCommitInterval bounds how long applied data stays out of bbolt.
@@ -235,10 +235,7 @@ func (a *applier) publishEvents(ctx actor.Context) {
 	if a.cfg.Hub == nil {
 		return
 	}
-	hub, _ := a.cfg.Hub.Hub()
-	if hub != nil && a.cfg.Hub.QueueEvents(maxQueuedEventBatches) {
-		ctx.Send(hub, &messages.EventsApplied{Rev: a.cfg.Store.Rev(), Events: evs})
-	}
+	a.cfg.Hub.SendEvents(ctx, &messages.EventsApplied{Rev: a.cfg.Store.Rev(), Events: evs}, maxQueuedEventBatches)
 }
 
 func (a *applier) handleInstallSnapshot(ctx actor.Context, msg *messages.InstallSnapshot) {

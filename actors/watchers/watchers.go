@@ -7,10 +7,11 @@
 //
 // In: EventsApplied (from the applier, one per Apply batch, never
 // blocking it; at most 1024 wait in the mailbox, see
-// hublink.Link.QueueEvents, beyond which the applier drops a batch's
-// events and the hub reads them from history), CreateWatch, CancelWatch,
-// RequestWatchProgress, RequestSinkProgress, DropSink (from the sinks'
-// owners), its own syncDue timer.
+// hublink.Link.SendEvents, beyond which the applier drops a batch's
+// events and sends EventsDropped, one at a time, so the hub reads them
+// from history without waiting for a later batch), CreateWatch,
+// CancelWatch, RequestWatchProgress, RequestSinkProgress, DropSink (from
+// the sinks' owners), its own syncDue timer.
 // Out: WatchEvents to the sinks, through their non-blocking Deliver.
 //
 // Progress notifications come from the hub, not from the sinks' owners,
@@ -32,8 +33,8 @@
 // revision on, once, in order. The hub keeps rev, the last revision every
 // synced watcher has; events at or below it (re-applied after a core
 // restart replays the WAL) are dropped, and a batch that does not follow
-// it (a snapshot install, a lost message) makes every synced watcher
-// unsynced, so history fills the gap. A watcher whose next revision was
+// it (a snapshot install, a lost message) or an EventsDropped makes every
+// synced watcher unsynced, so history fills the gap. A watcher whose next revision was
 // compacted away is canceled with the compact revision, as etcd's. A
 // restart of the hub loses its watchers: it publishes itself again
 // through its Link, which tells the sinks' owners to create
@@ -111,6 +112,9 @@ type hub struct {
 	bySink   map[messages.WatchSink]map[int64]*watcher
 
 	syncTimer *time.Timer // non-nil while a syncDue is scheduled
+	// behind: the applier dropped batches and the hub has not taken the
+	// store's revision yet (the core was down when it was told).
+	behind bool
 }
 
 // Receive dispatches on the message type.
@@ -124,6 +128,11 @@ func (h *hub) Receive(ctx actor.Context) {
 	case *messages.EventsApplied:
 		h.cfg.Link.EventsTaken()
 		h.handleEventsApplied(ctx, msg)
+		h.report()
+	case *messages.EventsDropped:
+		h.cfg.Link.DropNoticeTaken() // first: a drop from now on sends a new one
+		h.behind = true
+		h.catchUp(ctx)
 		h.report()
 	case *messages.CreateWatch:
 		h.handleCreate(ctx, msg)
@@ -260,6 +269,28 @@ func (h *hub) handleEventsApplied(ctx actor.Context, msg *messages.EventsApplied
 	}
 }
 
+// catchUp takes the store's revision after the applier dropped batches
+// the hub will never get: every synced watcher resumes from history after
+// the hub's old revision, and progress notifications speak for the
+// store's revision once they caught up. Batches still in the mailbox at
+// or below that revision are dropped as replays. While the core is down
+// it tries again at the next sync round.
+func (h *hub) catchUp(ctx actor.Context) {
+	if !h.behind {
+		return
+	}
+	st := h.cfg.Backend.Store()
+	if st == nil {
+		h.scheduleSync(ctx, false)
+		return
+	}
+	h.behind = false
+	if rev := st.Rev(); rev > h.rev {
+		h.unsyncAll(ctx)
+		h.rev = rev
+	}
+}
+
 // unsyncAll moves every synced watcher to the unsynced ones, resuming
 // after the hub's revision.
 func (h *hub) unsyncAll(ctx actor.Context) {
@@ -276,6 +307,7 @@ func (h *hub) unsyncAll(ctx actor.Context) {
 
 // handleSync serves the unsynced watchers from history, one bounded chunk.
 func (h *hub) handleSync(ctx actor.Context) {
+	h.catchUp(ctx)
 	if h.unsynced.n == 0 {
 		return
 	}
