@@ -236,9 +236,14 @@ func (ws *watchStream) handleCreate(creq *pb.WatchCreateRequest) error {
 	rev := st.Rev()
 	var id int64
 	var err error
-	if len(end) != 0 && bytes.Compare(key, end) >= 0 {
-		err = errEmptyWatcherRange // checked first: it takes no id
-	} else {
+	switch {
+	case creq.StartRevision < 0:
+		// as etcd >= 3.6.6, before any other check: refused as from a
+		// compacted revision (without a compact revision to resume from)
+		err = rpctypes.ErrCompacted
+	case len(end) != 0 && bytes.Compare(key, end) >= 0:
+		err = errEmptyWatcherRange // before the id: it takes none
+	default:
 		id, err = ws.watchID(creq.WatchId)
 	}
 	if err != nil {
