@@ -4,7 +4,8 @@
 //
 // In: Apply (from the raft actor), commitDue (its own timer).
 // Out: Applied to the sender of Apply (the raft actor), EventsApplied to
-// the watch hub (one per batch, never waiting for it), SaveSnapshot to the
+// the watch hub (one per batch, never waiting for it; EventsDropped when
+// its mailbox is full, see hublink.Link.SendEvents), SaveSnapshot to the
 // snapshotter every SnapshotCount entries, MembersChanged to the parent
 // (the core) after a batch that changed the membership, InstallBackend to
 // the parent for a snapshot from the leader; results through the
