@@ -129,10 +129,10 @@ type Config struct {
 	// InitialCorruptCheck). CorruptCheckTime is the time between the
 	// leader's checks of the followers' hashes, which raise the CORRUPT
 	// alarm; 0 is off (--experimental-corrupt-check-time).
-	// CompactHashCheck and CompactHashCheckTime are etcd's check of the
-	// hashes kept per compaction (feature gate CompactHashCheck,
-	// --experimental-compact-hash-check-time, default 1m): not
-	// implemented, the fields are accepted and unused.
+	// CompactHashCheck turns on the leader's comparison of the hashes
+	// every member keeps at each compaction, every CompactHashCheckTime
+	// (feature gate CompactHashCheck,
+	// --experimental-compact-hash-check-time, default 1m; 0 is off).
 	InitialCorruptCheck  bool
 	CorruptCheckTime     time.Duration
 	CompactHashCheck     bool

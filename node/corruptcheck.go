@@ -21,9 +21,13 @@ import (
 // reports whether the listeners must wait for CheckInitialHashResult.
 func (s *supervisor) startCorruptCheck(ctx actor.Context) (wait bool, err error) {
 	initial := s.cfg.InitialCorruptCheck && s.initialized
-	if s.checker == nil && (initial || s.cfg.CorruptCheckTime > 0) {
+	var compactHash time.Duration
+	if s.cfg.CompactHashCheck {
+		compactHash = s.cfg.CompactHashCheckTime
+	}
+	if s.checker == nil && (initial || s.cfg.CorruptCheckTime > 0 || compactHash > 0) {
 		pid, err := ctx.SpawnNamed(corruptcheck.Props(corruptcheck.Config{
-			Self: s.view.MemberID, Interval: s.cfg.CorruptCheckTime,
+			Self: s.view.MemberID, Interval: s.cfg.CorruptCheckTime, CompactHashInterval: compactHash,
 			Member: checkMember{raft: s.raft, system: ctx.ActorSystem(), timeout: s.cfg.requestTimeout()},
 			Logger: s.cfg.Logger,
 		}).Configure(metrics.Mailbox("corruptcheck")), "corruptcheck")
@@ -89,3 +93,15 @@ func (m checkMember) RaiseCorrupt(ctx context.Context, id uint64) error {
 }
 
 func (m checkMember) Timeout() time.Duration { return m.timeout }
+
+func (m checkMember) CompactHashes() []corruptcheck.Hash {
+	store := m.raft.Store()
+	if store == nil {
+		return nil
+	}
+	var out []corruptcheck.Hash
+	for _, h := range store.CompactHashes() {
+		out = append(out, corruptcheck.Hash{Hash: h.Hash, Revision: h.Revision, CompactRevision: h.CompactRevision})
+	}
+	return out
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +27,18 @@ type fake struct {
 	leader  atomic.Bool
 	readErr atomic.Pointer[error]
 	raised  chan uint64
+	// compactHashes, newest first; peersAt answers PeerHashes at a
+	// revision when set (else peers).
+	compactHashes []Hash
+	peersAt       map[int64][]peers.PeerHash
+	mu            sync.Mutex // guards peers and peersAt against setPeers
+}
+
+// setPeers replaces the answers of the other members while a checker runs.
+func (f *fake) setPeers(ps []peers.PeerHash, at map[int64][]peers.PeerHash) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.peers, f.peersAt = ps, at
 }
 
 func newFake(h Hash, ps ...peers.PeerHash) *fake {
@@ -47,6 +60,11 @@ func (f *fake) HashKV(rev int64) (uint32, int64, int64, error) {
 
 func (f *fake) PeerHashes(rev int64) []peers.PeerHash {
 	f.asked <- rev
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.peersAt != nil {
+		return f.peersAt[rev]
+	}
 	return f.peers
 }
 
@@ -59,6 +77,8 @@ func (f *fake) LinearizableRead(context.Context) error {
 	}
 	return nil
 }
+
+func (f *fake) CompactHashes() []Hash { return f.compactHashes }
 
 func (f *fake) RaiseCorrupt(_ context.Context, id uint64) error {
 	f.raised <- id

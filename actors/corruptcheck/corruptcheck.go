@@ -16,6 +16,13 @@
 //     only, etcd's PeriodicCheck; a member found corrupt gets the CORRUPT
 //     alarm, proposed through raft, so every member applies it and refuses
 //     writes (persistence/alarm.Check).
+//   - Compaction hash check (Config.CompactHashInterval, etcd's feature
+//     gate CompactHashCheck with --experimental-compact-hash-check-time):
+//     every interval, on the leader only, etcd's CompactHashCheck: the
+//     hashes each member kept at the last compactions
+//     (mvcc.Store.CompactHashes) are compared; the members outside the
+//     majority's hash get the CORRUPT alarm (member 0 when there is no
+//     majority).
 //
 // The other members are asked over the peer remote (peers.FetchHashKVs to
 // their peer inbox), which is where etcd asks too (its peer URL's
@@ -32,6 +39,7 @@ package corruptcheck
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -63,6 +71,9 @@ type Member interface {
 	// Timeout bounds one request to raft or to another member (etcd's
 	// request timeout).
 	Timeout() time.Duration
+	// CompactHashes returns the hashes kept at the last compactions,
+	// newest first (mvcc.Store.CompactHashes).
+	CompactHashes() []Hash
 }
 
 // Config of the checker.
@@ -70,8 +81,11 @@ type Config struct {
 	Self uint64 // this member's id
 	// Interval is the time between periodic checks; 0 runs none.
 	Interval time.Duration
-	Member   Member
-	Logger   *slog.Logger
+	// CompactHashInterval is the time between compaction hash checks; 0
+	// runs none.
+	CompactHashInterval time.Duration
+	Member              Member
+	Logger              *slog.Logger
 }
 
 // Props returns the checker's props.
@@ -81,6 +95,9 @@ func Props(cfg Config) *actor.Props {
 
 // tick is the timer's message: time for a periodic check.
 type tick struct{}
+
+// compactTick is the other timer's: time for a compaction hash check.
+type compactTick struct{}
 
 // initialChecked is the outcome of the initial check, for replyTo.
 type initialChecked struct {
@@ -95,11 +112,23 @@ type periodicChecked struct {
 	err error
 }
 
+// compactChecked is the outcome of one compaction hash check: the newest
+// revision checked on the whole cluster so far.
+type compactChecked struct {
+	gen     uint64
+	checked int64
+	err     error
+}
+
 type checker struct {
 	cfg Config
 	log *slog.Logger
 
-	timer *time.Timer // the next tick; nil when stopped or off
+	timer        *time.Timer // the next tick; nil when stopped or off
+	compactTimer *time.Timer // the next compactTick; nil when stopped or off
+	// compactChecked is the newest compaction revision whose hashes all
+	// members answered alike (etcd's latestRevisionChecked).
+	compactChecked int64
 
 	// the check in flight, if any; gen numbers the checks, so that the
 	// outcome of one canceled after it sent it is told apart
@@ -128,6 +157,14 @@ func (c *checker) Receive(ctx actor.Context) {
 		if msg.err != nil {
 			c.log.Warn("failed to check hash KV", "err", msg.err)
 		}
+	case compactTick:
+		c.handleCompactTick(ctx)
+	case compactChecked:
+		c.finished(msg.gen)
+		c.compactChecked = max(c.compactChecked, msg.checked)
+		if msg.err != nil {
+			c.log.Warn("failed to raise the CORRUPT alarm after the compaction hash check", "err", msg.err)
+		}
 	default:
 		c.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
 	}
@@ -139,11 +176,41 @@ func (c *checker) handleStarted(ctx actor.Context) {
 		c.log.Info("enabled corruption checking", "local-member-id", idString(c.cfg.Self), "interval", c.cfg.Interval)
 		c.schedule(ctx)
 	}
+	if c.cfg.CompactHashInterval > 0 {
+		c.scheduleCompact(ctx)
+	}
 }
 
 func (c *checker) schedule(ctx actor.Context) {
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	c.timer = time.AfterFunc(c.cfg.Interval, func() { root.Send(self, tick{}) })
+}
+
+func (c *checker) scheduleCompact(ctx actor.Context) {
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	c.compactTimer = time.AfterFunc(c.cfg.CompactHashInterval, func() { root.Send(self, compactTick{}) })
+}
+
+func (c *checker) handleCompactTick(ctx actor.Context) {
+	if c.compactTimer == nil {
+		return // stopped meanwhile
+	}
+	if c.running == nil && c.cfg.Member.IsLeader() {
+		self, m, log, checked := c.cfg.Self, c.cfg.Member, c.log, c.compactChecked
+		c.start(ctx, func(cctx context.Context, gen uint64) any {
+			alarms, newest := compactHashCheck(self, m, checked, log)
+			var errs []error
+			for _, id := range alarms {
+				rctx, cancel := context.WithTimeout(cctx, m.Timeout())
+				if err := m.RaiseCorrupt(rctx, id); err != nil {
+					errs = append(errs, fmt.Errorf("member %s: %w", idString(id), err))
+				}
+				cancel()
+			}
+			return compactChecked{gen: gen, checked: newest, err: errors.Join(errs...)}
+		})
+	}
+	c.scheduleCompact(ctx)
 }
 
 // handleCheckInitialHash runs the initial check; the node asks once, before
@@ -223,6 +290,10 @@ func (c *checker) stop() {
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil
+	}
+	if c.compactTimer != nil {
+		c.compactTimer.Stop()
+		c.compactTimer = nil
 	}
 	c.stopCheck()
 }

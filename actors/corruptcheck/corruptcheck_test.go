@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/troupedb/troupe/actors/internal/actortest"
+	"github.com/troupedb/troupe/actors/peers"
 	"github.com/troupedb/troupe/messages"
 )
 
@@ -80,6 +81,45 @@ func TestInitialCheckAnswers(t *testing.T) {
 			if err := sys.Root.StopFuture(pid).Wait(); err != nil {
 				t.Fatal(err)
 			}
+		}
+		actortest.Shutdown(sys)
+	})
+}
+
+// TestCompactHashCheckTicks: every CompactHashInterval the leader compares
+// the compaction hashes and raises CORRUPT for the minority; a revision
+// the whole cluster agreed on is not asked for again.
+func TestCompactHashCheckTicks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(Hash{})
+		f.compactHashes = []Hash{{Hash: 2020, Revision: 20, CompactRevision: 10}}
+		f.peersAt = map[int64][]peers.PeerHash{20: {answer(2, 2020, 30, 10), answer(3, 3030, 30, 10)}}
+		sys := actortest.NewSystem()
+		pid := sys.Root.Spawn(Props(Config{Self: 1, CompactHashInterval: time.Minute, Member: f, Logger: actortest.Logger()}))
+		time.Sleep(90 * time.Second)
+		synctest.Wait()
+		if len(f.raised) != 1 {
+			t.Fatalf("raised %d alarms, want 1", len(f.raised))
+		}
+		if id := <-f.raised; id != 3 {
+			t.Fatalf("CORRUPT alarm for member %x, want 3", id)
+		}
+		<-f.asked
+
+		f.setPeers([]peers.PeerHash{answer(2, 2020, 30, 10), answer(3, 2020, 30, 10)}, nil) // repaired
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if len(f.asked) != 1 || len(f.raised) != 0 {
+			t.Fatalf("second check: asked %d, raised %d; want 1, 0", len(f.asked), len(f.raised))
+		}
+		<-f.asked
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if len(f.asked) != 0 {
+			t.Fatalf("revision 20 asked again after the cluster agreed on it")
+		}
+		if err := sys.Root.StopFuture(pid).Wait(); err != nil {
+			t.Fatal(err)
 		}
 		actortest.Shutdown(sys)
 	})
