@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/troupedb/troupe/actors/core"
 	"github.com/troupedb/troupe/actors/corruptcheck"
@@ -197,5 +197,42 @@ func TestPeriodicCorruptCheck(t *testing.T) {
 			t.Errorf("member %d: get %v, want it served", i, err)
 		}
 		cancel()
+	}
+}
+
+// TestCompactHashCheck: with CompactHashCheck the leader compares the
+// hashes every member kept at a compaction and raises the CORRUPT alarm of
+// the member whose backend was corrupted, on every member.
+func TestCompactHashCheck(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.CompactHashCheck = true
+		cfg.CompactHashCheckTime = 500 * time.Millisecond
+	})
+	lead := c.waitLeader()
+	bad := (lead + 1) % 3
+	rev, _ := writeAndCorrupt(t, c, bad)
+	c.restart(bad)
+	c.waitValue(bad, "k3", "v3") // k4 is the corrupted one
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	alarms, err := c.client(lead).AlarmList(ctx)
+	if err != nil || len(alarms.Alarms) != 0 {
+		t.Fatalf("alarms before a compaction: %v, %v; want none", alarms, err)
+	}
+	if _, err := c.client(lead).Compact(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		cli := c.client(i)
+		polltest.Eventually(t, 20*time.Second, fmt.Sprintf("member %d lists the CORRUPT alarm of member %x", i, c.ids[bad]), func() (bool, string) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			resp, err := cli.AlarmList(ctx)
+			if err != nil {
+				return false, err.Error()
+			}
+			return len(resp.Alarms) == 1 && resp.Alarms[0].MemberID == c.ids[bad] && resp.Alarms[0].Alarm == pb.AlarmType_CORRUPT, fmt.Sprint(resp.Alarms)
+		})
 	}
 }
