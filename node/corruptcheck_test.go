@@ -8,12 +8,10 @@ package node
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,31 +46,6 @@ func corruptBackend(t *testing.T, dataDir string) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// syncBuffer is a log sink the test reads while members write to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// record returns the first JSON log record whose msg is msg, nil if none.
-func (b *syncBuffer) record(msg string) map[string]any {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, line := range strings.Split(b.buf.String(), "\n") {
-		var r map[string]any
-		if json.Unmarshal([]byte(line), &r) == nil && r["msg"] == msg {
-			return r
-		}
-	}
-	return nil
 }
 
 // writeAndCorrupt writes keys through member 0, waits until member i has
