@@ -76,9 +76,9 @@ func (m checkMember) HashKV(rev int64) (uint32, int64, int64, error) {
 	return store.HashKV(rev)
 }
 
-func (m checkMember) PeerHashes(rev int64) []peers.PeerHash {
+func (m checkMember) PeerHashes(ctx context.Context, rev int64) []peers.PeerHash {
 	v := m.raft.View()
-	return peers.FetchHashKVs(m.system, nil, v.ClusterID, v.MemberID, v.PeerURLs(), rev, m.timeout)
+	return peers.FetchHashKVs(ctx, m.system, nil, v.ClusterID, v.MemberID, v.PeerURLs(), rev, m.timeout)
 }
 
 func (m checkMember) IsLeader() bool { return m.raft.View().IsLeader() }

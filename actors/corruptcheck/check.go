@@ -36,14 +36,14 @@ var ErrInconsistent = errors.New("found data inconsistency with peers")
 // and fail if one with the same compact revision has another hash.
 // Members that cannot answer (down, behind, compacted past the revision,
 // of another cluster) are logged and do not count, as in etcd.
-func initialCheck(self uint64, m Member, log *slog.Logger) error {
+func initialCheck(ctx context.Context, self uint64, m Member, log *slog.Logger) error {
 	log.Info("starting initial corruption check", "local-member-id", idString(self), "timeout", m.Timeout())
 	h, _, err := localHash(m)
 	if err != nil {
 		return fmt.Errorf("%s failed to fetch hash (%w)", idString(self), err)
 	}
 	var first error
-	for _, p := range m.PeerHashes(h.Revision) {
+	for _, p := range m.PeerHashes(ctx, h.Revision) {
 		local := []any{
 			"local-member-id", idString(self), "local-member-revision", h.Revision,
 			"local-member-compact-revision", h.CompactRevision, "local-member-hash", h.Hash,
@@ -96,7 +96,7 @@ func periodicCheck(ctx context.Context, self uint64, m Member, log *slog.Logger)
 	if err != nil {
 		return 0, false, err
 	}
-	ps := m.PeerHashes(h.Revision)
+	ps := m.PeerHashes(ctx, h.Revision)
 	rctx, cancel := context.WithTimeout(ctx, m.Timeout())
 	err = m.LinearizableRead(rctx)
 	cancel()

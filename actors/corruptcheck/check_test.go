@@ -58,7 +58,7 @@ func (f *fake) HashKV(rev int64) (uint32, int64, int64, error) {
 	return h.Hash, h.Revision, h.CompactRevision, nil
 }
 
-func (f *fake) PeerHashes(rev int64) []peers.PeerHash {
+func (f *fake) PeerHashes(_ context.Context, rev int64) []peers.PeerHash {
 	f.asked <- rev
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -129,7 +129,7 @@ func TestInitialCheck(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			f := newFake(local, tt.peers...)
-			err := initialCheck(0xa, f, jsonLogger(&buf))
+			err := initialCheck(context.Background(), 0xa, f, jsonLogger(&buf))
 			if rev := <-f.asked; rev != 9 {
 				t.Errorf("asked the others at revision %d, want the local one, 9", rev)
 			}

@@ -1,6 +1,7 @@
 package corruptcheck
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -18,7 +19,7 @@ import (
 // at the first mismatch. It returns the members to raise the CORRUPT alarm
 // for (0: a mismatch without a majority, the whole cluster, as etcd) and
 // the newest revision checked on the whole cluster (checked if none).
-func compactHashCheck(self uint64, m Member, checked int64, log *slog.Logger) (alarms []uint64, newest int64) {
+func compactHashCheck(ctx context.Context, self uint64, m Member, checked int64, log *slog.Logger) (alarms []uint64, newest int64) {
 	log.Info("starting compact hash check", "local-member-id", idString(self), "timeout", m.Timeout())
 	var hashes []Hash
 	for _, h := range m.CompactHashes() { // newest first
@@ -28,7 +29,10 @@ func compactHashCheck(self uint64, m Member, checked int64, log *slog.Logger) (a
 		hashes = append(hashes, h)
 	}
 	for i, h := range hashes {
-		ps := m.PeerHashes(h.Revision)
+		if ctx.Err() != nil {
+			break
+		}
+		ps := m.PeerHashes(ctx, h.Revision)
 		if len(ps) == 0 {
 			continue
 		}

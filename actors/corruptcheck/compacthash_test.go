@@ -2,6 +2,7 @@ package corruptcheck
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -56,7 +57,7 @@ func TestCompactHashCheck(t *testing.T) {
 			f := newFake(Hash{})
 			f.compactHashes = []Hash{h20, h10}
 			f.peersAt = tt.peersAt
-			alarms, checked := compactHashCheck(1, f, tt.checked, jsonLogger(&buf))
+			alarms, checked := compactHashCheck(context.Background(), 1, f, tt.checked, jsonLogger(&buf))
 			close(f.asked)
 			var asked []int64
 			for r := range f.asked {

@@ -58,8 +58,8 @@ type Member interface {
 	// mvcc.Store.HashKV.
 	HashKV(rev int64) (hash uint32, current, compacted int64, err error)
 	// PeerHashes asks every other member for its hash at rev
-	// (peers.FetchHashKVs), each within Timeout.
-	PeerHashes(rev int64) []peers.PeerHash
+	// (peers.FetchHashKVs), each within Timeout, until ctx ends.
+	PeerHashes(ctx context.Context, rev int64) []peers.PeerHash
 	// IsLeader reports whether this member leads now.
 	IsLeader() bool
 	// LinearizableRead waits until this member applied what the cluster
@@ -198,7 +198,7 @@ func (c *checker) handleCompactTick(ctx actor.Context) {
 	if c.running == nil && c.cfg.Member.IsLeader() {
 		self, m, log, checked := c.cfg.Self, c.cfg.Member, c.log, c.compactChecked
 		c.start(ctx, func(cctx context.Context, gen uint64) any {
-			alarms, newest := compactHashCheck(self, m, checked, log)
+			alarms, newest := compactHashCheck(cctx, self, m, checked, log)
 			var errs []error
 			for _, id := range alarms {
 				rctx, cancel := context.WithTimeout(cctx, m.Timeout())
@@ -221,8 +221,8 @@ func (c *checker) handleCheckInitialHash(ctx actor.Context) {
 		c.stopCheck() // a periodic check; the initial one goes first
 	}
 	self, m, log := c.cfg.Self, c.cfg.Member, c.log
-	c.start(ctx, func(_ context.Context, gen uint64) any {
-		return initialChecked{gen: gen, replyTo: replyTo, err: initialCheck(self, m, log)}
+	c.start(ctx, func(cctx context.Context, gen uint64) any {
+		return initialChecked{gen: gen, replyTo: replyTo, err: initialCheck(cctx, self, m, log)}
 	})
 }
 

@@ -1,11 +1,11 @@
 package peers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -91,28 +91,54 @@ type PeerHash struct {
 // self for its hash at rev, as etcd's getPeerHashKVs: each member's URLs
 // one after the other until one answers, each waited for at most timeout.
 // The members are asked at once, so the whole takes at most
-// timeout x (URLs of one member). system must run the peer remote;
-// inboxPID nil means RemoteInboxPID. The answers are in member id order.
-func FetchHashKVs(system *actor.ActorSystem, inboxPID func(uint64, string) (*actor.PID, error), clusterID, self uint64, peers map[uint64][]string, rev int64, timeout time.Duration) []PeerHash {
+// timeout x (URLs of one member), or until ctx ends (the members not heard
+// from then get ctx's error). system must run the peer remote; inboxPID
+// nil means RemoteInboxPID. The answers are in member id order.
+func FetchHashKVs(ctx context.Context, system *actor.ActorSystem, inboxPID func(uint64, string) (*actor.PID, error), clusterID, self uint64, peers map[uint64][]string, rev int64, timeout time.Duration) []PeerHash {
 	if inboxPID == nil {
 		inboxPID = RemoteInboxPID
 	}
 	ids := sortedIDs(peers, self)
 	out := make([]PeerHash, len(ids))
-	var wg sync.WaitGroup
+	type answer struct {
+		i    int
+		resp *messages.HashKV
+		err  error
+	}
+	// One goroutine per member, each ending within timeout x its URLs
+	// (the futures' timeouts) even if ctx ends first; the channel holds
+	// all their answers, so none blocks once nobody reads.
+	answers := make(chan answer, len(ids))
 	for i, id := range ids {
 		out[i] = PeerHash{ID: id, URLs: peers[id]}
-		wg.Go(func() { // one per member, all waited for below
-			out[i].Resp, out[i].Err = fetchHashKV(system, inboxPID, clusterID, self, id, peers[id], rev, timeout)
-		})
+		go func() {
+			resp, err := fetchHashKV(ctx, system, inboxPID, clusterID, self, id, peers[id], rev, timeout)
+			answers <- answer{i: i, resp: resp, err: err}
+		}()
 	}
-	wg.Wait()
+	heard := make([]bool, len(ids))
+	for range ids {
+		select {
+		case a := <-answers:
+			out[a.i].Resp, out[a.i].Err, heard[a.i] = a.resp, a.err, true
+		case <-ctx.Done():
+			for i := range out {
+				if !heard[i] {
+					out[i].Err = ctx.Err()
+				}
+			}
+			return out
+		}
+	}
 	return out
 }
 
-func fetchHashKV(system *actor.ActorSystem, inboxPID func(uint64, string) (*actor.PID, error), clusterID, self, id uint64, urls []string, rev int64, timeout time.Duration) (*messages.HashKV, error) {
+func fetchHashKV(ctx context.Context, system *actor.ActorSystem, inboxPID func(uint64, string) (*actor.PID, error), clusterID, self, id uint64, urls []string, rev int64, timeout time.Duration) (*messages.HashKV, error) {
 	err := errors.New("no peer URLs")
 	for _, u := range urls {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		pid, perr := inboxPID(id, u)
 		if perr != nil {
 			err = perr

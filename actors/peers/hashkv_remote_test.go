@@ -5,6 +5,7 @@
 package peers
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func TestRemoteFetchHashKVs(t *testing.T) {
 		4: {peerURL(m4)},
 	}
 	fetch := func(rev int64) []PeerHash {
-		return FetchHashKVs(m1.system, nil, testCluster, 1, peers, rev, 2*time.Second)
+		return FetchHashKVs(context.Background(), m1.system, nil, testCluster, 1, peers, rev, 2*time.Second)
 	}
 
 	start := time.Now()
@@ -71,5 +72,14 @@ func TestRemoteFetchHashKVs(t *testing.T) {
 	}
 	if got := fetch(8)[0]; !errors.Is(got.Err, mvcc.ErrFutureRev) {
 		t.Fatalf("future revision: %+v", got)
+	}
+
+	// A canceled fetch does not wait for the member that cannot answer.
+	cctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	got = FetchHashKVs(cctx, m1.system, nil, testCluster, 1, map[uint64][]string{3: peers[3]}, 5, 10*time.Second)
+	if d := time.Since(start); d > 5*time.Second || !errors.Is(got[0].Err, context.DeadlineExceeded) {
+		t.Fatalf("canceled after 200ms: returned after %s with %+v", d, got[0])
 	}
 }
