@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/troupedb/troupe/internal/transport"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
@@ -95,8 +97,19 @@ type PeerHash struct {
 // from then get ctx's error). system must run the peer remote; inboxPID
 // nil means RemoteInboxPID. The answers are in member id order.
 func FetchHashKVs(ctx context.Context, system *actor.ActorSystem, inboxPID func(uint64, string) (*actor.PID, error), clusterID, self uint64, peers map[uint64][]string, rev int64, timeout time.Duration) []PeerHash {
+	// Over the real remote a member that is down is found at once (TCP
+	// refused) rather than after the whole timeout; an in-process
+	// network (inboxPID set) has no sockets to try.
+	listening := func(context.Context, string) error { return nil }
 	if inboxPID == nil {
 		inboxPID = RemoteInboxPID
+		listening = func(ctx context.Context, peerURL string) error {
+			u, err := url.Parse(peerURL)
+			if err != nil {
+				return err
+			}
+			return transport.Listening(ctx, u.Host, timeout)
+		}
 	}
 	ids := sortedIDs(peers, self)
 	out := make([]PeerHash, len(ids))
@@ -112,7 +125,7 @@ func FetchHashKVs(ctx context.Context, system *actor.ActorSystem, inboxPID func(
 	for i, id := range ids {
 		out[i] = PeerHash{ID: id, URLs: peers[id]}
 		go func() {
-			resp, err := fetchHashKV(ctx, system, inboxPID, clusterID, self, id, peers[id], rev, timeout)
+			resp, err := fetchHashKV(ctx, system, inboxPID, listening, clusterID, self, id, peers[id], rev, timeout)
 			answers <- answer{i: i, resp: resp, err: err}
 		}()
 	}
@@ -133,11 +146,15 @@ func FetchHashKVs(ctx context.Context, system *actor.ActorSystem, inboxPID func(
 	return out
 }
 
-func fetchHashKV(ctx context.Context, system *actor.ActorSystem, inboxPID func(uint64, string) (*actor.PID, error), clusterID, self, id uint64, urls []string, rev int64, timeout time.Duration) (*messages.HashKV, error) {
+func fetchHashKV(ctx context.Context, system *actor.ActorSystem, inboxPID func(uint64, string) (*actor.PID, error), listening func(context.Context, string) error, clusterID, self, id uint64, urls []string, rev int64, timeout time.Duration) (*messages.HashKV, error) {
 	err := errors.New("no peer URLs")
 	for _, u := range urls {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if lerr := listening(ctx, u); lerr != nil {
+			err = lerr
+			continue
 		}
 		pid, perr := inboxPID(id, u)
 		if perr != nil {
