@@ -25,7 +25,8 @@ import (
 //	PATH=/tmp/etcd36:$PATH go test ./e2e -run TestInitialCorruptCheck -e2e.server=etcd
 //
 // Debian's etcd 3.4.23 does not: it starts, its check asks no member (a
-// member without a snapshot file knows no other members there).
+// member without a snapshot file knows no other members there); against
+// it the test expects that.
 //
 // troupe needs the --experimental-* corruption flags registered (another
 // branch of issue 8) for this test.
@@ -43,9 +44,15 @@ func TestInitialCorruptCheck(t *testing.T) {
 		resp, err := m2.Get(ctx(t), "c", clientv3.WithSerializable())
 		return err == nil && len(resp.Kvs) == 1, fmt.Sprint(err)
 	})
+	st, err := cli.Status(ctx(t), c.Member(0).Endpoint())
+	must(t, err)
 	must(t, c.Stop(2))
 	corruptKeyBucket(t, filepath.Join(c.Member(2).DataDir(), "member", "snap", "db"))
 
+	if c.Kind() == e2etest.Etcd && strings.HasPrefix(st.Version, "3.4.") {
+		must(t, c.Restart(2))
+		return
+	}
 	start := time.Now()
 	if err := c.Restart(2); err == nil {
 		t.Fatal("member 2 served clients with a corrupted backend and the initial corruption check")
@@ -63,7 +70,7 @@ func TestInitialCorruptCheck(t *testing.T) {
 		}
 	}
 	// The others keep serving.
-	_, err := c.MemberClient(t, 0).Put(ctx(t), "after", "1")
+	_, err = c.MemberClient(t, 0).Put(ctx(t), "after", "1")
 	must(t, err)
 	_, err = c.MemberClient(t, 1).Get(ctx(t), "after")
 	must(t, err)
