@@ -122,6 +122,22 @@ type Config struct {
 	// (--experimental-watch-progress-notify-interval).
 	WatchProgressNotifyInterval time.Duration
 
+	// Corruption checks (etcd 3.6's; see actors/corruptcheck).
+	// InitialCorruptCheck compares this member's hash with the others'
+	// before it serves clients and stops it on a mismatch
+	// (--experimental-initial-corrupt-check, feature gate
+	// InitialCorruptCheck). CorruptCheckTime is the time between the
+	// leader's checks of the followers' hashes, which raise the CORRUPT
+	// alarm; 0 is off (--experimental-corrupt-check-time).
+	// CompactHashCheck turns on the leader's comparison of the hashes
+	// every member keeps at each compaction, every CompactHashCheckTime
+	// (feature gate CompactHashCheck,
+	// --experimental-compact-hash-check-time, default 1m; 0 is off).
+	InitialCorruptCheck  bool
+	CorruptCheckTime     time.Duration
+	CompactHashCheck     bool
+	CompactHashCheckTime time.Duration
+
 	// Logger receives all logs; nil means slog.Default(). Not a flag.
 	Logger *slog.Logger
 
@@ -163,6 +179,7 @@ func Default() Config {
 		AutoCompactionRetention:  DefaultAutoCompactionRetention,
 
 		WatchProgressNotifyInterval: DefaultWatchProgressNotifyInterval,
+		CompactHashCheckTime:        time.Minute,
 	}
 	c.InitialCluster = c.InitialClusterFromName(c.Name)
 	return c

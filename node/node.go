@@ -71,6 +71,7 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on peer url %s: %w (fix: free the port or change --listen-peer-urls)", cfg.ListenPeerURLs[0].String(), err)
 	}
+	initialized := wal.Exist(core.WALDir(cfg.DataDir))
 	view, boot, err := identify(cfg, system)
 	if err != nil {
 		rem.Shutdown(false)
@@ -85,7 +86,7 @@ func Start(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, system: system, remote: rem, view: view, raft: rc, done: make(chan error, 1)}
 	ready := make(chan error, 1)
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &supervisor{cfg: cfg, view: view, raft: rc, hub: &hublink.Link{}, boot: boot, ready: ready, done: n.done}
+		return &supervisor{cfg: cfg, view: view, raft: rc, hub: &hublink.Link{}, boot: boot, initialized: initialized, ready: ready, done: n.done}
 	}, metrics.Mailbox("node"))
 	n.root, err = system.Root.SpawnNamed(props, "node")
 	if err != nil {
@@ -274,7 +275,8 @@ func (n *Node) Done() <-chan error { return n.done }
 func (n *Node) MemberID() uint64 { return n.view.MemberID }
 
 // supervisor is the node actor, the root of the tree: it runs the start-up
-// sequence (core, then listeners) and decides what a failure means.
+// sequence (core, the initial corruption check if on, then listeners) and
+// decides what a failure means.
 type supervisor struct {
 	cfg   Config
 	view  *memberview.View
@@ -285,7 +287,14 @@ type supervisor struct {
 	done  chan error
 	log   *slog.Logger
 
+	// initialized: the member had a WAL when it started (etcd's
+	// memberInitialized); only such a member gets the initial corruption
+	// check.
+	initialized bool
+
 	core, listeners, peersPID *actor.PID
+	checker                   *actor.PID       // corruption checker, nil when no check is on
+	checking                  bool             // the initial corruption check runs
 	peersDispatcher           *dispatch.Pinned // stopped with the node
 	hubDispatcher             *dispatch.Pinned // the watch hub's; stopped with the node
 	started                   bool
@@ -301,6 +310,9 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		s.handleCoreStarted(ctx)
 	case *messages.ListenersStarted:
 		s.handleListenersStarted()
+	case *messages.CheckInitialHashResult:
+		s.checking = false
+		s.handleInitialHashChecked(ctx, msg)
 	case *actor.Terminated:
 		s.handleTerminated(msg)
 	case *messages.MemberRemoved:
@@ -383,6 +395,23 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 		s.log.Info("core restarted from disk", "restarts", s.view.Restarts())
 		return
 	}
+	if s.checking {
+		return // the core restarted during the initial corruption check
+	}
+	wait, err := s.startCorruptCheck(ctx)
+	if err != nil {
+		s.fail(err)
+		return
+	}
+	if wait {
+		s.checking = true
+		return
+	}
+	s.spawnListeners(ctx)
+}
+
+// spawnListeners starts serving clients, and the auto compactor.
+func (s *supervisor) spawnListeners(ctx actor.Context) {
 	pid, err := ctx.SpawnNamed(listeners.Props(listeners.Config{
 		ClientURLs: s.cfg.ListenClientURLs, Security: s.cfg.clientSecurity(), Raft: s.raft, Hub: s.hub,
 		MaxRequestBytes: int(s.cfg.MaxRequestBytes), MaxTxnOps: int(s.cfg.MaxTxnOps),
