@@ -57,12 +57,12 @@ import (
 
 // Config of the core.
 type Config struct {
-	DataDir           string // the member's data dir (holds member/)
+	DataDir string // the member's data dir (holds member/)
 	// WALDir is the WAL's dir (--wal-dir); empty: WALDir(DataDir).
 	WALDir string
 	// ForceNewCluster rewrites the recovered log, once per node start, so
 	// that this member restarts as the only voter (--force-new-cluster).
-	ForceNewCluster bool
+	ForceNewCluster   bool
 	Peers             []raft.Peer
 	SnapshotCount     uint64
 	HeartbeatInterval time.Duration
