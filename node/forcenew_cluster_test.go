@@ -1,0 +1,94 @@
+//go:build !race
+
+package node
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/troupedb/troupe/internal/polltest"
+)
+
+// TestClusterForceNewCluster: a member of a stopped 3-member cluster
+// restarted with ForceNewCluster serves alone with every committed key at
+// the same revision, lists only itself, takes writes, and stays a
+// single-member cluster when restarted without the flag.
+func TestClusterForceNewCluster(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	cli := c.client(lead)
+	var rev int64
+	for i := range 20 {
+		rev = put(t, cli, fmt.Sprintf("k%02d", i), fmt.Sprint(i))
+	}
+	// Every member applied the last put, so the one forced below has it
+	// whichever it is.
+	for i := range c.nodes {
+		c.waitValue(i, "k19", "19")
+	}
+	for i := range c.nodes {
+		c.stop(i)
+	}
+
+	const forced = 1
+	cfg := c.cfgs[forced]
+	cfg.ForceNewCluster = true
+	n := mustStart(t, cfg)
+	c.nodes[forced] = n
+	if got := c.waitLeader(); got != forced {
+		t.Fatalf("leader is member %d, want the forced member %d", got, forced)
+	}
+	checkAlone(t, cfg, c.ids[forced], rev)
+	for i := range 20 {
+		if v, _ := getValue(t, cfg, fmt.Sprintf("k%02d", i)); v != fmt.Sprint(i) {
+			t.Fatalf("k%02d = %q after force-new-cluster", i, v)
+		}
+	}
+	after := putValue(t, cfg, "after-force", "1")
+	if after != rev+1 {
+		t.Fatalf("put after force at revision %d, want %d", after, rev+1)
+	}
+	c.stop(forced)
+
+	cfg.ForceNewCluster = false
+	c.nodes[forced] = mustStart(t, cfg)
+	if got := c.waitLeader(); got != forced {
+		t.Fatalf("leader after a plain restart is member %d, want %d", got, forced)
+	}
+	checkAlone(t, cfg, c.ids[forced], after)
+	if v, _ := getValue(t, cfg, "after-force"); v != "1" {
+		t.Fatalf("after-force = %q after a plain restart", v)
+	}
+	putValue(t, cfg, "after-restart", "2")
+}
+
+// checkAlone checks that the member serves linearizable reads at revision
+// rev and that its member list is itself alone, with its name and URLs.
+func checkAlone(t *testing.T, cfg Config, id uint64, rev int64) {
+	t.Helper()
+	cli := client(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, r := getValue(t, cfg, "k00"); r != rev {
+		t.Fatalf("revision %d, want %d", r, rev)
+	}
+	polltest.Eventually(t, 10*time.Second, "member list is this member alone, published", func() (bool, string) {
+		list, err := cli.MemberList(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms := list.Members
+		ok := len(ms) == 1 && ms[0].ID == id && ms[0].Name == cfg.Name && !ms[0].IsLearner &&
+			len(ms[0].PeerURLs) == 1 && ms[0].PeerURLs[0] == cfg.InitialAdvertisePeerURLs[0].String()
+		return ok, fmt.Sprint(ms)
+	})
+	st, err := cli.Status(ctx, cfg.ListenClientURLs[0].Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Leader != id || st.Header.MemberId != id {
+		t.Fatalf("status: leader %x member %x, want %x", st.Leader, st.Header.MemberId, id)
+	}
+}
