@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -177,5 +178,29 @@ func TestRestoreWALDir(t *testing.T) {
 	}
 	if _, err := os.Stat(again.DataDir); !os.IsNotExist(err) {
 		t.Fatalf("refused restore created %s: %v", again.DataDir, err)
+	}
+}
+
+// TestStorageFlags: --wal-dir and --force-new-cluster set their fields
+// from the command line and from a config file.
+func TestStorageFlags(t *testing.T) {
+	c := Default()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--wal-dir", "/w", "--force-new-cluster"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.WALDir != "/w" || !c.ForceNewCluster || c.WALPath() != "/w" {
+		t.Fatalf("flags: WALDir %q ForceNewCluster %v WALPath %q", c.WALDir, c.ForceNewCluster, c.WALPath())
+	}
+	c = Default()
+	if c.WALPath() != filepath.Join(c.DataDir, "member", "wal") {
+		t.Fatalf("default WALPath %q", c.WALPath())
+	}
+	if err := c.ApplyFile(writeFile(t, "wal-dir: /f\nforce-new-cluster: true\n")); err != nil {
+		t.Fatal(err)
+	}
+	if c.WALDir != "/f" || !c.ForceNewCluster {
+		t.Fatalf("config file: WALDir %q ForceNewCluster %v", c.WALDir, c.ForceNewCluster)
 	}
 }
