@@ -14,9 +14,20 @@ import (
 // TestClusterForceNewCluster: a member of a stopped 3-member cluster
 // restarted with ForceNewCluster serves alone with every committed key at
 // the same revision, lists only itself, takes writes, and stays a
-// single-member cluster when restarted without the flag.
+// single-member cluster when restarted without the flag; with the whole
+// log in the WAL, and with a snapshot (whose members the conf changes
+// start from) and the entries after it.
 func TestClusterForceNewCluster(t *testing.T) {
-	c := newTestCluster(t, 3, nil)
+	t.Run("log", func(t *testing.T) { testForceNewCluster(t, 0) })
+	t.Run("snapshot", func(t *testing.T) { testForceNewCluster(t, 8) })
+}
+
+func testForceNewCluster(t *testing.T, snapshotCount uint64) {
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		if snapshotCount > 0 {
+			cfg.SnapshotCount = snapshotCount
+		}
+	})
 	lead := c.waitLeader()
 	cli := c.client(lead)
 	var rev int64
@@ -27,6 +38,9 @@ func TestClusterForceNewCluster(t *testing.T) {
 	// whichever it is.
 	for i := range c.nodes {
 		c.waitValue(i, "k19", "19")
+	}
+	if snapshotCount > 0 {
+		c.waitSnapshot(1, 16)
 	}
 	for i := range c.nodes {
 		c.stop(i)
