@@ -6,6 +6,10 @@
 // NewServer: check the directories, load the newest snapshot, open the
 // backend and check it against the snapshot, open and replay the WAL,
 // rebuild raft's storage, then spawn wal, applier, snapshotter, lessor and raft.
+// With ForceNewCluster, once per node start, the recovered log is rewritten
+// before raft's storage is (membership.ForceNewCluster) so that this member
+// restarts as the only voter. The WAL is in Config.WALDir (--wal-dir) or
+// <data-dir>/member/wal.
 // Every step that fails ends the start-up with a StartupError that names
 // the file and the fix.
 //
