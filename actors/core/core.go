@@ -244,7 +244,11 @@ func (c *core) startup(ctx actor.Context) error {
 	}
 	for _, d := range []string{c.walDir(), SnapDir(dd)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return &StartupError{"check data dir", fmt.Errorf("create %s: %w (fix: make --data-dir and --wal-dir writable)", d, err)}
+			flag := "--data-dir"
+			if d == c.cfg.WALDir {
+				flag = "--wal-dir"
+			}
+			return &StartupError{"check data dir", fmt.Errorf("create %s: %w (fix: make %s writable)", d, err, flag)}
 		}
 	}
 	ss, err := snap.New(SnapDir(dd), snap.Options{Logger: c.cfg.Logger})
@@ -452,13 +456,13 @@ func (c *core) replayWAL(snaps []*raftpb.Snapshot, appliedIndex uint64) (*recove
 	meta := wal.Metadata{MemberID: c.view().MemberID, ClusterID: c.view().ClusterID}
 	if !wal.Exist(dir) {
 		if len(snaps) > 0 {
-			return nil, &StartupError{"open wal", fmt.Errorf("%s has snapshots but %s has no WAL (fix: give the --wal-dir the data dir was made with, restore the data dir, or remove it and re-add the member)", SnapDir(c.cfg.DataDir), dir)}
+			return nil, &StartupError{"open wal", fmt.Errorf("%s has snapshots but %s has no WAL (fix: restore the data dir, or remove it and re-add the member, or give the --wal-dir it was made with)", SnapDir(c.cfg.DataDir), dir)}
 		}
 		if appliedIndex > 0 {
 			// A WAL dir other than the one the data dir was made with
 			// (a forgotten or changed --wal-dir): a new log under applied
 			// data would never catch up with it (etcd hangs there).
-			return nil, &StartupError{"open wal", fmt.Errorf("backend %s has applied up to index %d but %s has no WAL (fix: give the --wal-dir the data dir was made with, restore the data dir, or remove it and re-add the member)", DBPath(c.cfg.DataDir), appliedIndex, dir)}
+			return nil, &StartupError{"open wal", fmt.Errorf("backend %s has applied up to index %d but %s has no WAL (fix: give the --wal-dir the data dir was made with, or restore the data dir, or remove it and re-add the member)", DBPath(c.cfg.DataDir), appliedIndex, dir)}
 		}
 		w, err := wal.Create(dir, meta, opts)
 		if err != nil {
