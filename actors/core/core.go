@@ -292,7 +292,7 @@ func (c *core) startup(ctx actor.Context) error {
 		rec.hs.Commit = &ci
 	}
 	if c.cfg.ForceNewCluster && !c.res.forced && !rec.fresh {
-		if err := c.forceNewCluster(rec, store.ConsistentIndex()); err != nil {
+		if err := c.forceNewCluster(rec, store); err != nil {
 			_ = rec.wal.Close()
 			return err
 		}

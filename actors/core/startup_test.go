@@ -389,3 +389,38 @@ func TestCheckWALLayout(t *testing.T) {
 		t.Errorf("a --wal-dir holding a WAL is refused: %v", err)
 	}
 }
+
+// TestForceNewClusterRefusesARemovedMember: a member the cluster removed
+// cannot force a new cluster (its re-add would be refused when applied,
+// leaving raft without a voter); the WAL is left as it was.
+func TestForceNewClusterRefusesARemovedMember(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dd := t.TempDir()
+		writeWAL(t, dd, 0, entries(1, 5)...)
+		mkdirs(t, SnapDir(dd))
+		st, err := mvcc.Open(DBPath(dd), mvcc.Options{NoSync: true, Logger: actortest.Logger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.ApplyMembers(4, []membership.Member{self(2)}, []uint64{1}); err != nil {
+			t.Fatal(err)
+		}
+		_ = st.Close()
+		m := newMember(t, dd, 1, 1)
+		m.cfg.ForceNewCluster = true
+		err = m.start()
+		var se *StartupError
+		if !errors.As(err, &se) || se.Step != "force new cluster" || !strings.Contains(err.Error(), "member 1 was removed from the cluster") {
+			t.Fatalf("start-up: %v, want the force-new-cluster step to refuse a removed member", err)
+		}
+		w, err := wal.Open(WALDir(dd), wal.Options{Logger: actortest.Logger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		_, hs, ents, err := w.ReadAll(wal.SnapshotMarker{})
+		if err != nil || len(ents) != 5 || hs.GetCommit() != 5 {
+			t.Fatalf("WAL after the refusal: %d entries, commit %d, %v", len(ents), hs.GetCommit(), err)
+		}
+	})
+}
