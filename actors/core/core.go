@@ -245,7 +245,7 @@ func (c *core) startup(ctx actor.Context) error {
 	for _, d := range []string{c.walDir(), SnapDir(dd)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			flag := "--data-dir"
-			if d == c.cfg.WALDir {
+			if d == c.walDir() && d != WALDir(dd) {
 				flag = "--wal-dir"
 			}
 			return &StartupError{"check data dir", fmt.Errorf("create %s: %w (fix: make %s writable)", d, err, flag)}
