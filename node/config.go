@@ -61,6 +61,13 @@ type Config struct {
 	// DataDir holds the WAL, snapshots and backend (--data-dir). When only
 	// --name is given it defaults to "<name>.troupe".
 	DataDir string
+	// WALDir is a dedicated directory for the WAL (--wal-dir); empty: the
+	// WAL lives in <data-dir>/member/wal. See WALPath.
+	WALDir string
+	// ForceNewCluster restarts a member that has a WAL as the only member
+	// of its cluster, keeping its id and committed data: every other
+	// member is removed (--force-new-cluster). Ignored for a new member.
+	ForceNewCluster bool
 
 	// ListenClientURLs are where the etcd v3 gRPC API listens.
 	ListenClientURLs []url.URL
@@ -468,6 +475,7 @@ func joinURLs(urls []url.URL) string {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&nameValue{c}, "name", "Human-readable name for this member.")
 	fs.Var(&dataDirValue{c}, "data-dir", "Path to the data directory. Defaults to '<name>"+DataDirSuffix+"'.")
+	fs.StringVar(&c.WALDir, "wal-dir", c.WALDir, "Path to the dedicated wal directory.")
 	fs.Uint64Var(&c.SnapshotCount, "snapshot-count", c.SnapshotCount, "Number of committed transactions to trigger a snapshot to disk.")
 	fs.Var((*msValue)(&c.HeartbeatInterval), "heartbeat-interval", "Time (in milliseconds) of a heartbeat interval.")
 	fs.Var((*msValue)(&c.ElectionTimeout), "election-timeout", "Time (in milliseconds) for an election to timeout. See tuning documentation for details.")
@@ -484,6 +492,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&initialClusterValue{c}, "initial-cluster", "Initial cluster configuration for bootstrapping.")
 	fs.StringVar(&c.InitialClusterState, "initial-cluster-state", c.InitialClusterState, "Initial cluster state ('new' or 'existing').")
 	fs.StringVar(&c.InitialClusterToken, "initial-cluster-token", c.InitialClusterToken, "Initial cluster token for the etcd cluster during bootstrap.")
+	fs.BoolVar(&c.ForceNewCluster, "force-new-cluster", c.ForceNewCluster, "Force to create a new one-member cluster.")
 	fs.Var(&urlsValue{urls: &c.AdvertiseClientURLs, set: &c.set.advertiseClient}, "advertise-client-urls", "List of this member's client URLs to advertise to the public.")
 
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error.")

@@ -29,8 +29,8 @@ func TestApplyFileErrors(t *testing.T) {
 	}{
 		{"unknown key", "name: cf\nheartbeat-intervall: 100\n",
 			`unknown key "heartbeat-intervall" (troupe serve has no flag --heartbeat-intervall)`},
-		{"etcd key troupe lacks", "wal-dir: /x\n",
-			`unknown key "wal-dir" (troupe serve has no flag --wal-dir)`},
+		{"etcd key troupe lacks", "discovery-srv: example.com\n",
+			`unknown key "discovery-srv" (troupe serve has no flag --discovery-srv)`},
 		{"bad yaml", "name: cf\ndata-dir: [oops\nheartbeat-interval: 100\n",
 			`yaml: line 2: did not find expected ',' or ']'`},
 		{"bad indent", "name: cf\n  data-dir: x\n",

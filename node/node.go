@@ -113,7 +113,10 @@ func Start(cfg Config) (*Node, error) {
 // It returns raft's bootstrap configuration, empty unless the cluster is
 // new.
 func identify(cfg Config, system *actor.ActorSystem) (*memberview.View, []raft.Peer, error) {
-	walDir := core.WALDir(cfg.DataDir)
+	walDir := cfg.WALPath()
+	if err := core.CheckWALLayout(cfg.DataDir, cfg.WALDir); err != nil {
+		return nil, nil, &core.StartupError{Step: "check wal dir", Err: err}
+	}
 	if wal.Exist(walDir) {
 		return restartedMember(cfg, walDir)
 	}
@@ -353,7 +356,8 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 	}
 	electionTicks := int(s.cfg.ElectionTimeout / s.cfg.HeartbeatInterval)
 	pid, err := ctx.SpawnNamed(core.Props(core.Config{
-		DataDir: s.cfg.DataDir, Peers: s.boot, SnapshotCount: s.cfg.SnapshotCount,
+		DataDir: s.cfg.DataDir, WALDir: s.cfg.WALPath(), ForceNewCluster: s.cfg.ForceNewCluster,
+		Peers: s.boot, SnapshotCount: s.cfg.SnapshotCount,
 		HeartbeatInterval: s.cfg.HeartbeatInterval, ElectionTicks: electionTicks, QuotaBytes: s.cfg.BackendQuotaBytes(),
 		WALSegmentBytes: s.cfg.WALSegmentBytes,
 		Client:          s.raft, Hub: s.hub, Logger: s.cfg.Logger, PeersPID: s.peersPID,

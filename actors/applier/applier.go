@@ -311,12 +311,20 @@ func (a *applier) applyConfChange(e *raftpb.Entry) *raftpb.ConfChange {
 	return &cc
 }
 
-// applied reports whether the membership shows cc as done.
+// applied reports whether the membership shows cc as done. A change of a
+// member removed since was applied before the removal (ids are never
+// reused, and a removed id is refused before it is proposed): raft, which
+// replays from an empty or older configuration, needs the add, or a
+// replay whose first entry adds a since-removed member leaves it without
+// a voter.
 func (a *applier) applied(cc *raftpb.ConfChange) bool {
 	cl := a.cfg.Cluster
+	if cl.Removed(cc.GetNodeId()) {
+		return true
+	}
 	switch cc.GetType() {
 	case raftpb.ConfChangeRemoveNode:
-		return cl.Removed(cc.GetNodeId())
+		return false
 	default:
 		_, ok := cl.Member(cc.GetNodeId())
 		return ok

@@ -13,13 +13,14 @@ var flagGroups = []struct {
 	title string
 	names []string
 }{
-	{"Member", []string{"name", "data-dir", "snapshot-count", "heartbeat-interval", "election-timeout",
+	{"Member", []string{"name", "data-dir", "wal-dir", "snapshot-count", "heartbeat-interval", "election-timeout",
 		"listen-peer-urls", "listen-client-urls", "quota-backend-bytes", "max-txn-ops", "max-request-bytes",
 		"listen-metrics-urls"}},
 	{"Clustering", []string{"initial-advertise-peer-urls", "initial-cluster", "initial-cluster-state",
 		"initial-cluster-token", "advertise-client-urls", "auto-compaction-retention", "auto-compaction-mode"}},
 	{"Logging", []string{"log-level", "log-format"}},
 	{"Experimental feature", []string{"experimental-watch-progress-notify-interval"}},
+	{"Unsafe feature", []string{"force-new-cluster"}},
 	{"troupe", []string{"listen-actor-url"}},
 }
 
