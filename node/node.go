@@ -45,6 +45,7 @@ type Node struct {
 	cfg    Config
 	system *actor.ActorSystem
 	remote *remote.Remote
+	bound  *transport.Bound // client and metrics listeners until the listeners actor takes them
 	root   *actor.PID
 	view   *memberview.View
 	raft   *raftclient.Client
@@ -65,15 +66,26 @@ func Start(cfg Config) (*Node, error) {
 			return cfg.Logger.With("lib", "protoactor")
 		}),
 	))
+	// Client and metrics ports are bound first, as etcd binds every
+	// listener before it builds its server: a taken port fails the start
+	// before anything has to be stopped again.
+	bound, err := transport.BindAll(append(slices.Clone(cfg.ListenClientURLs), cfg.ListenMetricsURLs...), cfg.clientSecurity())
+	if err != nil {
+		var be *transport.BindError
+		errors.As(err, &be)
+		return nil, &listeners.ListenError{URL: be.URL, Err: be.Err}
+	}
 	// The peer remote starts before any actor: actors spawned earlier
 	// would carry an address other members cannot answer.
 	rem, err := peers.StartRemote(system, cfg.ListenPeerURLs[0].Host, cfg.peerSecurity(), cfg.Logger)
 	if err != nil {
+		bound.Close()
 		return nil, fmt.Errorf("listen on peer url %s: %w (fix: free the port or change --listen-peer-urls)", cfg.ListenPeerURLs[0].String(), err)
 	}
-	initialized := wal.Exist(core.WALDir(cfg.DataDir))
+	initialized := wal.Exist(cfg.WALPath())
 	view, boot, err := identify(cfg, system)
 	if err != nil {
+		bound.Close()
 		rem.Shutdown(false)
 		return nil, err
 	}
@@ -83,13 +95,14 @@ func Start(cfg Config) (*Node, error) {
 		Root: system.Root, View: view, Waits: raftclient.NewWaits(),
 		RequestTimeout: cfg.requestTimeout(), MaxRequestBytes: int(cfg.MaxRequestBytes),
 	})
-	n := &Node{cfg: cfg, system: system, remote: rem, view: view, raft: rc, done: make(chan error, 1)}
+	n := &Node{cfg: cfg, system: system, remote: rem, bound: bound, view: view, raft: rc, done: make(chan error, 1)}
 	ready := make(chan error, 1)
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &supervisor{cfg: cfg, view: view, raft: rc, hub: &hublink.Link{}, boot: boot, initialized: initialized, ready: ready, done: n.done}
+		return &supervisor{cfg: cfg, view: view, raft: rc, hub: &hublink.Link{}, bound: bound, boot: boot, initialized: initialized, ready: ready, done: n.done}
 	}, metrics.Mailbox("node"))
 	n.root, err = system.Root.SpawnNamed(props, "node")
 	if err != nil {
+		bound.Close()
 		return nil, fmt.Errorf("spawn node: %w", err)
 	}
 	select {
@@ -267,6 +280,7 @@ func (n *Node) shutdown() {
 	if err := n.system.Root.StopFuture(n.root).Wait(); err != nil {
 		n.stopErr = fmt.Errorf("stop node: %w", err)
 	}
+	n.bound.Close()
 	transport.ShutdownRemote(n.remote, n.cfg.Logger)
 	n.system.Shutdown()
 }
@@ -285,7 +299,8 @@ type supervisor struct {
 	view  *memberview.View
 	raft  *raftclient.Client
 	hub   *hublink.Link
-	boot  []raft.Peer // raft's initial configuration, from --initial-cluster
+	bound *transport.Bound // listeners bound by Start, served by the first listeners actor
+	boot  []raft.Peer      // raft's initial configuration, from --initial-cluster
 	ready chan error
 	done  chan error
 	log   *slog.Logger
@@ -417,7 +432,7 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 // spawnListeners starts serving clients, and the auto compactor.
 func (s *supervisor) spawnListeners(ctx actor.Context) {
 	pid, err := ctx.SpawnNamed(listeners.Props(listeners.Config{
-		ClientURLs: s.cfg.ListenClientURLs, Security: s.cfg.clientSecurity(), Raft: s.raft, Hub: s.hub,
+		ClientURLs: s.cfg.ListenClientURLs, Bound: s.bound, Security: s.cfg.clientSecurity(), Raft: s.raft, Hub: s.hub,
 		MaxRequestBytes: int(s.cfg.MaxRequestBytes), MaxTxnOps: int(s.cfg.MaxTxnOps),
 		ActorAddress: s.actorAddress(),
 		Name:         s.cfg.Name, AdvertiseClientURLs: urlStrings(s.cfg.AdvertiseClientURLs),

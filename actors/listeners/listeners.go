@@ -37,6 +37,10 @@ import (
 type Config struct {
 	ClientURLs  []url.URL
 	MetricsURLs []url.URL // --listen-metrics-urls
+	// Bound holds client and metrics listeners the node bound before it
+	// started (nil: none); the first Started serves on them, a restart binds
+	// anew.
+	Bound *transport.Bound
 	// Security of the client endpoints (gRPC and HTTP, the actor API) and
 	// of connections to other members' client endpoints; nil is plaintext.
 	Security *transport.Security
@@ -157,6 +161,9 @@ func (l *listeners) serveMetrics(u url.URL) {
 
 // listen binds u, or stops every endpoint and fails with a ListenError.
 func (l *listeners) listen(u url.URL) net.Listener {
+	if lis := l.cfg.Bound.Take(u); lis != nil {
+		return lis
+	}
 	lis, err := transport.Listen(u, l.cfg.Security)
 	if err != nil {
 		l.stop()
