@@ -93,7 +93,7 @@ func TestCompactHashes(t *testing.T) {
 		ts.mustPut(fmt.Sprintf("k%d", i%3), fmt.Sprint(i))
 	}
 	want := map[int64]uint32{}
-	var wantAll []CompactHash
+	var wantAll []KeyHash
 	prev := int64(-1)
 	for rev := int64(5); rev <= 38; rev += 3 {
 		h, _, _, err := ts.HashKV(rev)
@@ -104,7 +104,7 @@ func TestCompactHashes(t *testing.T) {
 		if _, err := ts.do(&pb.CompactionRequest{Revision: rev}); err != nil {
 			t.Fatal(err)
 		}
-		wantAll = append([]CompactHash{{Hash: h, Revision: rev, CompactRevision: prev}}, wantAll...)
+		wantAll = append([]KeyHash{{Hash: h, Revision: rev, CompactRevision: prev}}, wantAll...)
 		prev = rev
 	}
 	got := ts.CompactHashes()
