@@ -158,6 +158,7 @@ func (s *Store) hashLocked(h *keyHasher) (KeyHash, error) {
 	}
 	return h.sum(), nil
 }
+
 // inTx reports whether tx already holds b's puts: the committing batch is
 // written to bbolt without the store's lock, so a reader holding the lock
 // may see it both in bbolt and in memory.
