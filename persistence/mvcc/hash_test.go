@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
@@ -93,7 +94,7 @@ func TestCompactHashes(t *testing.T) {
 		ts.mustPut(fmt.Sprintf("k%d", i%3), fmt.Sprint(i))
 	}
 	want := map[int64]uint32{}
-	var wantAll []CompactHash
+	var wantAll []KeyHash
 	prev := int64(-1)
 	for rev := int64(5); rev <= 38; rev += 3 {
 		h, _, _, err := ts.HashKV(rev)
@@ -104,7 +105,7 @@ func TestCompactHashes(t *testing.T) {
 		if _, err := ts.do(&pb.CompactionRequest{Revision: rev}); err != nil {
 			t.Fatal(err)
 		}
-		wantAll = append([]CompactHash{{Hash: h, Revision: rev, CompactRevision: prev}}, wantAll...)
+		wantAll = append([]KeyHash{{Hash: h, Revision: rev, CompactRevision: prev}}, wantAll...)
 		prev = rev
 	}
 	got := ts.CompactHashes()
@@ -190,4 +191,172 @@ func TestHashKVCommitInBoltAndMemory(t *testing.T) {
 	ts.mu.Lock()
 	ts.committing = nil
 	ts.mu.Unlock()
+}
+
+// TestHashByRevMatchesEtcd36 replays e2e's TestHashKVDifferential history
+// and checks every answer against what etcd 3.6.8 gave there: the hash,
+// the revision hashed, its compact revision and the current revision, or
+// the error. It pins etcd 3.6's rules: revision 0 is the current one, the
+// compact revision itself is hashed, a negative revision hashes nothing,
+// a kept compaction hash answers even below the last compaction, a
+// tombstone at the compact revision does not count, and a compaction's
+// hash uses the compaction's keep set (step "hash 12" after "compact
+// 12", where only tombstones are kept).
+func TestHashByRevMatchesEtcd36(t *testing.T) {
+	ts := openTest(t, Options{})
+	type step struct {
+		req  proto.Message // nil: hash at rev; "reopen" when reopen is set
+		rev  int64
+		want string
+	}
+	const (
+		future    = "mvcc: required revision is a future revision"
+		compacted = "mvcc: required revision has been compacted"
+	)
+	h := func(rev int64, want string) step { return step{rev: rev, want: want} }
+	pk := func(k, v string) step { return step{req: put(k, v)} }
+	dk := func(k, end string) step { return step{req: del(k, end)} }
+	cp := func(rev int64) step { return step{req: &pb.CompactionRequest{Revision: rev}} }
+	reopen := step{want: "reopen"}
+	steps := []step{
+		pk("a", "1"), pk("b", "2"), pk("a", "3"), dk("b", ""), pk("c", "4"), pk("b", "5"), dk("a", ""), pk("d", "6"), pk("c", "7"),
+		h(0, "2551608786 10/-1 @10"), h(-1, "1084519789 -1/-1 @10"), h(1, "1084519789 1/-1 @10"), h(5, "1125682900 5/-1 @10"),
+		h(8, "3260977121 8/-1 @10"), h(10, "2551608786 10/-1 @10"), h(11, future),
+		cp(5),
+		h(0, "4066828773 10/5 @10"), h(4, compacted), h(5, "1125682900 5/-1 @10"), h(6, "168415639 6/5 @10"),
+		h(-3, "1084519789 -3/5 @10"), h(11, future),
+		cp(7),
+		h(0, "3231333032 10/7 @10"), h(5, "1125682900 5/-1 @10"), h(6, compacted), h(7, "2237393992 7/5 @10"),
+		h(8, "2701200358 8/7 @10"), h(10, "3231333032 10/7 @10"),
+		pk("e", "8"), dk("\x00", "\x00"), cp(12),
+		h(12, "313424940 12/7 @12"), h(0, "1084519789 12/12 @12"), h(11, compacted), h(7, "2237393992 7/5 @12"), h(13, future),
+		reopen,
+		h(5, compacted), h(7, compacted), h(11, compacted), h(12, "1084519789 12/12 @12"), h(0, "1084519789 12/12 @12"),
+		h(-1, "1084519789 -1/12 @12"), h(13, future),
+		pk("f", "9"), pk("b", "10"), cp(13),
+		h(13, "1329870930 13/12 @14"), h(12, compacted), h(0, "341181043 14/13 @14"), h(14, "341181043 14/13 @14"), h(15, future),
+		reopen,
+		h(13, "1329870930 13/13 @14"), h(12, compacted), h(0, "341181043 14/13 @14"),
+	}
+	for i, st := range steps {
+		switch {
+		case st.want == "reopen":
+			ts.reopen(Options{})
+		case st.req != nil:
+			if _, err := ts.do(st.req); err != nil {
+				t.Fatalf("step %d %v: %v", i, st.req, err)
+			}
+		default:
+			kh, current, err := ts.HashByRev(st.rev)
+			got := fmt.Sprintf("%d %d/%d @%d", kh.Hash, kh.Revision, kh.CompactRevision, current)
+			if err != nil {
+				got = err.Error()
+			}
+			if got != st.want {
+				t.Errorf("step %d: HashByRev(%d) = %s, etcd 3.6.8 answered %s", i, st.rev, got, st.want)
+			}
+		}
+	}
+}
+
+// TestHashSkipsTombstoneAtCompactRev: etcd since 3.5.16 keeps the
+// tombstone a compaction lands on where troupe (as etcd 3.4) removes it;
+// a store opened on a file that still holds it hashes as one without it,
+// at the compact revision, at the current one and at the next
+// compaction.
+func TestHashSkipsTombstoneAtCompactRev(t *testing.T) {
+	plain, kept := openTest(t, Options{}), openTest(t, Options{})
+	var tombs [][2][]byte
+	for _, ts := range []*testStore{plain, kept} {
+		ts.mustPut("a", "1")
+		ts.mustPut("b", "2")
+		// Every key deleted: nothing is kept at 4, so only the tombstone
+		// rule leaves the tombstones out.
+		if _, err := ts.do(del("a", "c")); err != nil { // 4
+			t.Fatal(err)
+		}
+		if err := ts.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if tombs == nil {
+			if err := ts.db.View(func(tx *bolt.Tx) error {
+				return tx.Bucket(keyBucket).ForEach(func(k, v []byte) error {
+					if r, tomb, err := parseBucketKey(k); err == nil && tomb && r.main == 4 {
+						tombs = append(tombs, [2][]byte{slices.Clone(k), slices.Clone(v)})
+					}
+					return nil
+				})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(tombs) != 2 {
+				t.Fatalf("%d tombstones at 4, want 2", len(tombs))
+			}
+		}
+		if _, err := ts.do(&pb.CompactionRequest{Revision: 4}); err != nil {
+			t.Fatal(err)
+		}
+		if err := ts.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := kept.db.Update(func(tx *bolt.Tx) error {
+		for _, kv := range tombs {
+			if err := tx.Bucket(keyBucket).Put(kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	plain.reopen(Options{})
+	kept.reopen(Options{})
+	same := func(what string, rev int64) {
+		t.Helper()
+		hp, cp, errp := plain.HashByRev(rev)
+		hk, ck, errk := kept.HashByRev(rev)
+		if hp != hk || cp != ck || !errors.Is(errk, errp) || errp != nil {
+			t.Fatalf("%s: without the tombstone %+v @%d %v, with it %+v @%d %v", what, hp, cp, errp, hk, ck, errk)
+		}
+	}
+	same("at the compact revision", 4)
+	same("at the current revision", 0)
+	for _, ts := range []*testStore{plain, kept} {
+		ts.mustPut("c", "3")
+		if _, err := ts.do(&pb.CompactionRequest{Revision: 5}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same("kept at the next compaction", 5)
+	same("after the next compaction", 0)
+}
+
+// TestCompactKeep: a compaction keeps the newest revision at or below its
+// revision of the generation alive then, a tombstone at its revision
+// included; a hash's keep set (keepAt) leaves that tombstone out.
+func TestCompactKeep(t *testing.T) {
+	ki := &keyIndex{key: "k"}
+	ki.put(revision{main: 2}, revision{main: 2}, 1)
+	ki.put(revision{main: 3}, revision{main: 2}, 1)
+	ki.tombstone(revision{main: 5})
+	ki.put(revision{main: 7}, revision{main: 7}, 1)
+	for _, c := range []struct {
+		at       int64
+		want     int64 // 0: none
+		tomb     bool
+		keepWant int64
+	}{
+		{1, 0, false, 0}, {2, 2, false, 2}, {4, 3, false, 3}, {5, 5, true, 0},
+		{6, 0, false, 0}, {7, 7, false, 7}, {9, 7, false, 7},
+	} {
+		r, tomb, ok := ki.compactKeep(c.at)
+		if (ok && (r.main != c.want || tomb != c.tomb)) || (!ok && c.want != 0) {
+			t.Errorf("compactKeep(%d) = %v %v %v, want %d tomb %v", c.at, r, tomb, ok, c.want, c.tomb)
+		}
+		k, ok := ki.keepAt(c.at)
+		if (ok && k.main != c.keepWant) || (!ok && c.keepWant != 0) {
+			t.Errorf("keepAt(%d) = %v %v, want %d", c.at, k, ok, c.keepWant)
+		}
+	}
 }

@@ -126,27 +126,33 @@ func (ki *keyIndex) compact(atRev int64, removed []removedRev) ([]removedRev, bo
 	return removed, empty
 }
 
-// keepAt returns the revision a compaction at atRev would keep, as etcd's
-// keyIndex.keep: the newest revision <= atRev of the generation alive at
-// atRev, unless that is the generation's tombstone.
-func (ki *keyIndex) keepAt(atRev int64) (revision, bool) {
+// compactKeep returns the revision of the key etcd 3.6's compaction at
+// atRev keeps, and whether it is a generation's tombstone: the newest
+// revision <= atRev of the first generation not deleted before atRev
+// (a tombstone at atRev itself is kept).
+func (ki *keyIndex) compactKeep(atRev int64) (r revision, tomb, ok bool) {
 	if len(ki.gens) == 0 {
-		return revision{}, false
+		return revision{}, false, false
 	}
 	gi := 0
-	for gi < len(ki.gens)-1 && ki.gens[gi].revs[len(ki.gens[gi].revs)-1].main <= atRev {
+	for gi < len(ki.gens)-1 && ki.gens[gi].revs[len(ki.gens[gi].revs)-1].main < atRev {
 		gi++
 	}
 	g := &ki.gens[gi]
 	for j := len(g.revs) - 1; j >= 0; j-- {
 		if g.revs[j].main <= atRev {
-			if j == len(g.revs)-1 && gi != len(ki.gens)-1 {
-				return revision{}, false
-			}
-			return g.revs[j], true
+			return g.revs[j], j == len(g.revs)-1 && gi != len(ki.gens)-1, true
 		}
 	}
-	return revision{}, false
+	return revision{}, false, false
+}
+
+// keepAt returns the revision of the key that counts at atRev below the
+// compact revision of a hash, as etcd's keyIndex.keep: what compactKeep
+// returns, unless that is a tombstone.
+func (ki *keyIndex) keepAt(atRev int64) (revision, bool) {
+	r, tomb, ok := ki.compactKeep(atRev)
+	return r, ok && !tomb
 }
 
 // treeIndex maps keys to their keyIndex in key order.

@@ -105,7 +105,7 @@ type Store struct {
 	closed     bool
 	// compactHashes are the hashes taken at the last compactions (see
 	// hash.go), oldest first.
-	compactHashes []CompactHash
+	compactHashes []KeyHash
 }
 
 // batch is a set of changes not yet committed to bbolt. Only the writer
