@@ -55,7 +55,7 @@ func etcdctlWatch(t *testing.T, s *e2etest.Server, args ...string) string {
 	t.Helper()
 	c, cancel := context.WithTimeout(context.Background(), etcdctlWatchBound)
 	defer cancel()
-	cmd := exec.CommandContext(c, "etcdctl", append([]string{"--endpoints=" + s.Endpoint()}, args...)...)
+	cmd := exec.CommandContext(c, etcdctlBinary(t), append([]string{"--endpoints=" + s.Endpoint()}, args...)...)
 	cmd.Env = append(os.Environ(), "ETCDCTL_API=3")
 	printed := make(chan struct{})
 	var once sync.Once
