@@ -70,7 +70,7 @@ func TestAlarmNoSpace(t *testing.T) {
 	if out := etcdctl(t, s, "", "alarm", "list", "-w", "json"); out != fmt.Sprintf(`{"alarms":[{"memberID":%d,"alarm":1}]}`+"\n", id) {
 		t.Fatalf("alarm list -w json: %q", out)
 	}
-	if a := httpDo(t, "GET", s.Endpoint()+"/health"); a.code != http.StatusServiceUnavailable || a.body != `{"health":"false"}`+"\n" {
+	if a := httpDo(t, "GET", s.Endpoint()+"/health"); a.code != http.StatusServiceUnavailable || a.body != `{"health":"false","reason":"ALARM NOSPACE"}`+"\n" {
 		t.Fatalf("/health with an alarm: %d %s", a.code, a.body)
 	}
 	// Writes that add data are refused; a txn of deletes is not.

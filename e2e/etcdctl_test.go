@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -51,7 +50,6 @@ func runEtcdctl(t *testing.T, bin string, s *e2etest.Server, stdin string, args 
 		flags = append(flags, "--endpoints="+s.Endpoint())
 	}
 	cmd := exec.CommandContext(c, bin, append(flags, args...)...)
-	cmd.Env = append(os.Environ(), "ETCDCTL_API=3")
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -153,8 +151,8 @@ func TestEtcdctl(t *testing.T) {
 			Succeeded bool       `json:"succeeded"`
 			Responses []struct {
 				Response struct {
-					ResponsePut   *struct{ Header jsonHeader } `json:"ResponsePut"`
-					ResponseRange *jsonGet                     `json:"ResponseRange"`
+					ResponsePut   *struct{ Header jsonHeader } `json:"response_put"`
+					ResponseRange *jsonGet                     `json:"response_range"`
 				} `json:"Response"`
 			} `json:"responses"`
 		}

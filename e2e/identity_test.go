@@ -1,0 +1,168 @@
+package e2e
+
+// troupe answers as etcd 3.6.8 wherever a client reads who it is and how
+// it feels: Maintenance.Status, /version, /health, /livez, /readyz (with
+// their parameters, and failing), a linearizable MemberList. Each test asks
+// etcd 3.6.8 and the server under test the same and compares.
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/troupedb/troupe/e2e/e2etest"
+)
+
+// probePaths are the health and version requests compared with etcd; a
+// check etcd does not know is ignored by ?exclude= (etcd logs it).
+var probePaths = []struct{ method, path string }{
+	{"GET", "/version"},
+	{"GET", "/health"},
+	{"GET", "/health?serializable=true"},
+	{"GET", "/health?exclude=NOSPACE"},
+	{"GET", "/livez"},
+	{"GET", "/livez?verbose"},
+	{"GET", "/livez?verbose&exclude=serializable_read"},
+	{"GET", "/livez/serializable_read?verbose"},
+	{"GET", "/readyz"},
+	{"GET", "/readyz?verbose"},
+	{"GET", "/readyz?verbose=1&exclude=linearizable_read&exclude=nope"},
+	{"GET", "/readyz/linearizable_read"},
+	{"GET", "/readyz/non_learner?verbose"},
+	{"GET", "/readyz/data_corruption?verbose"},
+	{"GET", "/readyz/nope"},
+	{"POST", "/livez"},
+	{"POST", "/readyz/non_learner"},
+}
+
+// probeAnswer is httpDo's answer with the check lines of /livez and
+// /readyz sorted: etcd runs its checks in Go map order, a new one each
+// request.
+func probeAnswer(t *testing.T, s *e2etest.Server, method, path string) httpAnswer {
+	t.Helper()
+	a := httpDo(t, method, s.Endpoint()+path)
+	lines := strings.SplitAfter(a.body, "\n")
+	n := 0
+	for n < len(lines) && strings.HasPrefix(lines[n], "[") {
+		n++
+	}
+	slices.Sort(lines[:n])
+	a.body = strings.Join(lines, "")
+	return a
+}
+
+func compareProbes(t *testing.T, etcd, sut *e2etest.Server, what string) {
+	t.Helper()
+	for _, r := range probePaths {
+		want := probeAnswer(t, etcd, r.method, r.path)
+		got := probeAnswer(t, sut, r.method, r.path)
+		if got != want {
+			t.Errorf("%s: %s %s: etcd answers %+v, %s answers %+v", what, r.method, r.path, want, sut.Kind(), got)
+		}
+	}
+}
+
+// memberIDs matches a member id where Status prints one.
+var memberIDs = regexp.MustCompile(`memberID:\d+`)
+
+// statusOf is s's Maintenance.Status as JSON, with what differs between
+// members of different clusters masked: the header's ids and term, the
+// leader, the raft indexes and term, the database sizes (required
+// non-zero), the member ids in errors.
+func statusOf(t *testing.T, s *e2etest.Server) string {
+	t.Helper()
+	st, err := pb.NewMaintenanceClient(s.Client(t).ActiveConnection()).Status(ctx(t), &pb.StatusRequest{})
+	must(t, err)
+	if st.Leader == 0 || st.RaftIndex == 0 || st.RaftAppliedIndex == 0 || st.RaftTerm == 0 || st.DbSize == 0 || st.DbSizeInUse == 0 {
+		t.Errorf("%s: status has a zero: %v", s.Kind(), st)
+	}
+	normalize(st.ProtoReflect())
+	st.Header.Revision = 0
+	st.Leader, st.RaftIndex, st.RaftAppliedIndex, st.RaftTerm, st.DbSize, st.DbSizeInUse = 1, 1, 1, 1, 1, 1
+	for i, e := range st.Errors {
+		st.Errors[i] = memberIDs.ReplaceAllString(e, "memberID:<id>")
+	}
+	b, err := protojson.Marshal(st)
+	must(t, err)
+	return string(b)
+}
+
+// TestIdentityAsEtcd: a healthy member's Status, /version, /health, /livez
+// and /readyz (with verbose, exclude, serializable, a path per check, a
+// check that does not exist, a method refused) are etcd 3.6.8's; with a
+// backend quota given, Status reports it.
+func TestIdentityAsEtcd(t *testing.T) {
+	sut, _ := startServer(t)
+	etcd := e2etest.Start(t, e2etest.Config{Kind: e2etest.Etcd})
+	compareProbes(t, etcd, sut, "healthy")
+	if want, got := statusOf(t, etcd), statusOf(t, sut); got != want {
+		t.Errorf("status:\n etcd %s\n %s %s", want, sut.Kind(), got)
+	}
+	if got := httpDo(t, "GET", sut.Endpoint()+"/version").body; got != `{"etcdserver":"3.6.8","etcdcluster":"3.6.0","storage":"3.6.0"}` {
+		t.Errorf("/version = %s", got)
+	}
+}
+
+// TestIdentityAlarmsAsEtcd: with a NOSPACE alarm (a 1 MiB quota filled)
+// and then a CORRUPT one too, /health names the alarm unless ?exclude=
+// does, /readyz fails its data_corruption check, and Status lists both
+// alarms and the quota, as etcd 3.6.8.
+func TestIdentityAlarmsAsEtcd(t *testing.T) {
+	quota := []string{"--quota-backend-bytes", "1048576"}
+	sut := e2etest.Start(t, e2etest.Config{Args: quota})
+	etcd := e2etest.Start(t, e2etest.Config{Kind: e2etest.Etcd, Args: quota})
+	for _, s := range []*e2etest.Server{etcd, sut} {
+		requireErr(t, fillQuota(t, s.Client(t)), rpctypes.ErrGRPCNoSpace)
+	}
+	compareProbes(t, etcd, sut, "NOSPACE")
+	if want, got := statusOf(t, etcd), statusOf(t, sut); got != want {
+		t.Errorf("status with NOSPACE:\n etcd %s\n %s %s", want, sut.Kind(), got)
+	}
+	for _, s := range []*e2etest.Server{etcd, sut} {
+		_, err := pb.NewMaintenanceClient(s.Client(t).ActiveConnection()).Alarm(ctx(t), &pb.AlarmRequest{
+			Action: pb.AlarmRequest_ACTIVATE, MemberID: memberID(t, s), Alarm: pb.AlarmType_CORRUPT,
+		})
+		must(t, err)
+	}
+	compareProbes(t, etcd, sut, "NOSPACE and CORRUPT")
+	if want, got := statusOf(t, etcd), statusOf(t, sut); got != want {
+		t.Errorf("status with NOSPACE and CORRUPT:\n etcd %s\n %s %s", want, sut.Kind(), got)
+	}
+	if a := httpDo(t, "GET", sut.Endpoint()+"/readyz"); a.code != 503 || !strings.Contains(a.body, "[-]data_corruption failed: alarm activated: CORRUPT\n") {
+		t.Errorf("/readyz with a CORRUPT alarm: %d %q", a.code, a.body)
+	}
+}
+
+func memberID(t *testing.T, s *e2etest.Server) uint64 {
+	t.Helper()
+	st, err := s.Client(t).Status(ctx(t), s.Endpoint())
+	must(t, err)
+	return st.Header.MemberId
+}
+
+// TestMemberListLinearizableAsEtcd: MemberList with and without etcd 3.6's
+// linearizable option answers the same members and header.
+func TestMemberListLinearizableAsEtcd(t *testing.T) {
+	sut, _ := startServer(t)
+	etcd := e2etest.Start(t, e2etest.Config{Kind: e2etest.Etcd})
+	list := func(s *e2etest.Server, linearizable bool) string {
+		resp, err := pb.NewClusterClient(s.Client(t).ActiveConnection()).MemberList(ctx(t), &pb.MemberListRequest{Linearizable: linearizable})
+		must(t, err)
+		normalize(resp.ProtoReflect())
+		for _, m := range resp.Members {
+			m.ID, m.PeerURLs, m.ClientURLs = 0, nil, nil
+		}
+		return fmt.Sprint(resp)
+	}
+	for _, lin := range []bool{false, true} {
+		if want, got := list(etcd, lin), list(sut, lin); got != want {
+			t.Errorf("linearizable %v: etcd %s, %s %s", lin, want, sut.Kind(), got)
+		}
+	}
+}
