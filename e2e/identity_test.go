@@ -7,6 +7,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"regexp"
 	"slices"
 	"strings"
@@ -194,5 +195,40 @@ func TestMemberListLinearizableAsEtcd(t *testing.T) {
 		if want, got := list(etcd, lin), list(sut, lin); got != want {
 			t.Errorf("linearizable %v: etcd %s, %s %s", lin, want, sut.Kind(), got)
 		}
+	}
+}
+
+// startLearner adds a learner to the one-member cluster of s and starts
+// it (etcd's flags, the later ones winning over Start's).
+func startLearner(t *testing.T, s *e2etest.Server) *e2etest.Server {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	peer := "http://" + l.Addr().String()
+	_ = l.Close()
+	_, err = s.Client(t).MemberAddAsLearner(ctx(t), []string{peer})
+	must(t, err)
+	return e2etest.Start(t, e2etest.Config{Kind: s.Kind(), Args: []string{
+		"--name", "learner", "--initial-cluster-state", "existing",
+		"--initial-cluster", s.Name() + "=" + s.PeerURL() + ",learner=" + peer,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+	}})
+}
+
+// TestLearnerProbesAsEtcd: on a learner, /readyz fails its non_learner
+// check, /livez and /health pass, and Status says it is a learner, as
+// etcd 3.6.8 answers.
+func TestLearnerProbesAsEtcd(t *testing.T) {
+	etcd := startLearner(t, e2etest.Start(t, e2etest.Config{Kind: e2etest.Etcd}))
+	sut := startLearner(t, e2etest.Start(t, e2etest.Config{}))
+	compareProbes(t, etcd, sut, "learner", []probePath{
+		{"GET", "/readyz"}, {"GET", "/readyz?verbose"}, {"GET", "/readyz/non_learner"},
+		{"GET", "/readyz?exclude=non_learner"}, {"GET", "/livez?verbose"}, {"GET", "/health"},
+	})
+	if a := httpDo(t, "GET", sut.Endpoint()+"/readyz/non_learner"); a.code != 503 || a.body != "[-]non_learner failed: not supported for learner\n\n" {
+		t.Errorf("/readyz/non_learner on a learner: %d %q", a.code, a.body)
+	}
+	if want, got := statusOf(t, etcd), statusOf(t, sut); got != want {
+		t.Errorf("learner status:\n etcd %s\n %s %s", want, sut.Kind(), got)
 	}
 }
