@@ -67,10 +67,18 @@ func TestAlarmNoSpace(t *testing.T) {
 	if out := etcdctl(t, s, "", "alarm", "list"); out != want+"\n" {
 		t.Fatalf("alarm list: %q, want %q", out, want+"\n")
 	}
-	if out := etcdctl(t, s, "", "alarm", "list", "-w", "json"); out != fmt.Sprintf(`{"alarms":[{"memberID":%d,"alarm":1}]}`+"\n", id) {
-		t.Fatalf("alarm list -w json: %q", out)
+	var list struct {
+		Header jsonHeader `json:"header"`
+		Alarms []struct {
+			MemberID uint64 `json:"memberID"`
+			Alarm    int    `json:"alarm"`
+		} `json:"alarms"`
 	}
-	if a := httpDo(t, "GET", s.Endpoint()+"/health"); a.code != http.StatusServiceUnavailable || a.body != `{"health":"false"}`+"\n" {
+	decodeJSON(t, etcdctl(t, s, "", "alarm", "list", "-w", "json"), &list)
+	if list.Header.MemberID != id || list.Header.Revision == 0 || len(list.Alarms) != 1 || list.Alarms[0].MemberID != id || list.Alarms[0].Alarm != 1 {
+		t.Fatalf("alarm list -w json: %+v", list)
+	}
+	if a := httpDo(t, "GET", s.Endpoint()+"/health"); a.code != http.StatusServiceUnavailable || a.body != `{"health":"false","reason":"ALARM NOSPACE"}`+"\n" {
 		t.Fatalf("/health with an alarm: %d %s", a.code, a.body)
 	}
 	// Writes that add data are refused; a txn of deletes is not.
@@ -137,7 +145,7 @@ func TestAlarmCorrupt(t *testing.T) {
 	id := st.Header.MemberId
 	resp, err := mc.Alarm(ctx(t), &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: id, Alarm: pb.AlarmType_CORRUPT})
 	must(t, err)
-	if len(resp.Alarms) != 1 || resp.Alarms[0].MemberID != id || resp.Alarms[0].Alarm != pb.AlarmType_CORRUPT || resp.Header != nil {
+	if len(resp.Alarms) != 1 || resp.Alarms[0].MemberID != id || resp.Alarms[0].Alarm != pb.AlarmType_CORRUPT || resp.Header.GetMemberId() != id || resp.Header.GetRevision() != 2 {
 		t.Fatalf("activate: %v", resp)
 	}
 	// Activating it again answers it again.

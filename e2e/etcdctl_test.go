@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -14,23 +13,48 @@ import (
 	"github.com/troupedb/troupe/e2e/e2etest"
 )
 
-// etcdctl runs Debian's etcdctl (v3 API) against s with stdin, returning
+// etcdctl runs etcd 3.6.8's etcdctl against s with stdin, returning
 // stdout; it fails the test on a non-zero exit.
 func etcdctl(t *testing.T, s *e2etest.Server, stdin string, args ...string) string {
 	t.Helper()
-	bin, err := exec.LookPath("etcdctl")
+	return runEtcdctl(t, etcdctlBinary(t), s, stdin, args...)
+}
+
+// etcdctl34 runs Debian's etcdctl 3.4, for what etcd 3.6's etcdctl no
+// longer has: `snapshot status` and `snapshot restore`.
+func etcdctl34(t *testing.T, s *e2etest.Server, stdin string, args ...string) string {
+	t.Helper()
+	bin, err := e2etest.Etcdctl34Binary()
 	if err != nil {
-		t.Fatalf("etcdctl not in PATH (scripts/test.sh installs Debian's etcd-client): %v", err)
+		t.Fatal(err)
 	}
+	return runEtcdctl(t, bin, s, stdin, args...)
+}
+
+func etcdctlBinary(t *testing.T) string {
+	t.Helper()
+	bin, err := e2etest.EtcdctlBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// runEtcdctl runs bin against s (no endpoint when s is nil).
+func runEtcdctl(t *testing.T, bin string, s *e2etest.Server, stdin string, args ...string) string {
+	t.Helper()
 	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(c, bin, append([]string{"--endpoints=" + s.Endpoint(), "--command-timeout=10s"}, args...)...)
-	cmd.Env = append(os.Environ(), "ETCDCTL_API=3")
+	flags := []string{"--command-timeout=10s"}
+	if s != nil {
+		flags = append(flags, "--endpoints="+s.Endpoint())
+	}
+	cmd := exec.CommandContext(c, bin, append(flags, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("etcdctl %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out.String(), errb.String())
+		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", bin, strings.Join(args, " "), err, out.String(), errb.String())
 	}
 	return out.String()
 }
@@ -127,8 +151,8 @@ func TestEtcdctl(t *testing.T) {
 			Succeeded bool       `json:"succeeded"`
 			Responses []struct {
 				Response struct {
-					ResponsePut   *struct{ Header jsonHeader } `json:"ResponsePut"`
-					ResponseRange *jsonGet                     `json:"ResponseRange"`
+					ResponsePut   *struct{ Header jsonHeader } `json:"response_put"`
+					ResponseRange *jsonGet                     `json:"response_range"`
 				} `json:"Response"`
 			} `json:"responses"`
 		}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -55,8 +54,7 @@ func etcdctlWatch(t *testing.T, s *e2etest.Server, args ...string) string {
 	t.Helper()
 	c, cancel := context.WithTimeout(context.Background(), etcdctlWatchBound)
 	defer cancel()
-	cmd := exec.CommandContext(c, "etcdctl", append([]string{"--endpoints=" + s.Endpoint()}, args...)...)
-	cmd.Env = append(os.Environ(), "ETCDCTL_API=3")
+	cmd := exec.CommandContext(c, etcdctlBinary(t), append([]string{"--endpoints=" + s.Endpoint()}, args...)...)
 	printed := make(chan struct{})
 	var once sync.Once
 	stdout := &notifyingBuffer{notify: func() { once.Do(func() { close(printed) }) }}

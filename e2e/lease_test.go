@@ -313,7 +313,7 @@ func etcdctlLeaseScript(t *testing.T, s *e2etest.Server) string {
 	run("get", "k", "--prefix")
 	run("lease", "timetolive", id)
 	failing := func(args ...string) {
-		cmd := exec.Command("etcdctl", append([]string{"--endpoints=" + s.Endpoint(), "--command-timeout=10s"}, args...)...)
+		cmd := exec.Command(etcdctlBinary(t), append([]string{"--endpoints=" + s.Endpoint(), "--command-timeout=10s"}, args...)...)
 		o, err := cmd.CombinedOutput()
 		lines := []string{}
 		for _, l := range strings.Split(string(o), "\n") {
@@ -357,7 +357,7 @@ func TestLeaseEtcdSnapshotRestore(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "snap.db")
 	etcdctl(t, ref, "", "snapshot", "save", path)
-	s, _ := restoreAndStart(t, e2etest.Troupe, nil, path)
+	s, _ := restoreAndStart(t, e2etest.Troupe, path)
 	cli := s.Client(t)
 	ttl, err := cli.TimeToLive(ctx(t), g.ID, clientv3.WithAttachedKeys())
 	must(t, err)

@@ -39,7 +39,7 @@ func TestSnapshotSaveStatus(t *testing.T) {
 	for attempt := range 50 {
 		path = filepath.Join(dir, fmt.Sprintf("snap-%d.db", attempt))
 		etcdctl(t, s, "", "snapshot", "save", path)
-		decodeJSON(t, etcdctl(t, s, "", "snapshot", "status", path, "-w", "json"), &st)
+		decodeJSON(t, etcdctl34(t, nil, "", "snapshot", "status", path, "-w", "json"), &st)
 		if st.Revision >= rev {
 			break
 		}
@@ -52,7 +52,7 @@ func TestSnapshotSaveStatus(t *testing.T) {
 		t.Fatalf("snapshot status %+v: want at least 20 keys and a size", st)
 	}
 	// restore checks the sha256 appended as the last chunk
-	etcdctl(t, s, "", "snapshot", "restore", path, "--data-dir", filepath.Join(dir, "restored"))
+	etcdctl34(t, nil, "", "snapshot", "restore", path, "--data-dir", filepath.Join(dir, "restored"))
 }
 
 // jsonEndpointStatus is one entry of `etcdctl endpoint status -w json`.
@@ -159,12 +159,12 @@ func TestTroupeSnapshotSaveStatus(t *testing.T) {
 		t.Fatalf("save printed %q", out)
 	}
 	for _, w := range []string{"simple", "json", "table"} {
-		want := etcdctl(t, s, "", "snapshot", "status", path, "-w", w)
+		want := etcdctl34(t, nil, "", "snapshot", "status", path, "-w", w)
 		if got := troupeCmd(t, "snapshot", "status", path, "-w", w); got != want {
 			t.Fatalf("status -w %s:\n%s\netcdctl:\n%s", w, got, want)
 		}
 	}
-	etcdctl(t, s, "", "snapshot", "restore", path, "--data-dir", filepath.Join(t.TempDir(), "restored"))
+	etcdctl34(t, nil, "", "snapshot", "restore", path, "--data-dir", filepath.Join(t.TempDir(), "restored"))
 }
 
 // TestTroupeSnapshotRestore restores a saved snapshot into the data dir of
@@ -188,7 +188,7 @@ func TestTroupeSnapshotRestore(t *testing.T) {
 			break
 		}
 	}
-	r, peer := restoreAndStart(t, e2etest.Troupe, nil, path)
+	r, peer := restoreAndStart(t, e2etest.Troupe, path)
 	rcli := r.Client(t)
 	got, err := rcli.Get(ctx(t), "restore/", clientv3.WithPrefix())
 	must(t, err)

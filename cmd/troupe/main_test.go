@@ -20,7 +20,7 @@ func TestHelpAndVersion(t *testing.T) {
 		{[]string{"--help"}, "troupe serve [flags]"},
 		{[]string{"help"}, "troupe version"},
 		{[]string{"version"}, "troupe Version:"},
-		{[]string{"--version"}, "etcd API Version: 3.4"},
+		{[]string{"--version"}, "etcd API Version: 3.6"},
 		{[]string{"serve", "--help"}, "--initial-cluster 'default=http://127.0.0.1:2380'"},
 		{[]string{"serve", "-h"}, "--listen-actor-url 'auto'"},
 		{[]string{"serve", "--help"}, "troupe serve --config-file PATH"},

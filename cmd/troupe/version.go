@@ -5,10 +5,12 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/troupedb/troupe/internal/etcdversion"
 )
 
 // etcdAPIVersion is the etcd release whose client API troupe speaks.
-const etcdAPIVersion = "3.4"
+const etcdAPIVersion = etcdversion.API
 
 // version prints what etcd --version prints, for troupe.
 func version(w io.Writer) int {

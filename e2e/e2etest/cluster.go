@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -28,7 +27,7 @@ const (
 // 127.0.0.1. The zero value starts three members of the kind selected by
 // Kind.
 type ClusterConfig struct {
-	Kind string   // Troupe or Etcd; empty means Kind()
+	Kind string   // Troupe, Etcd or Etcd34; empty means Kind()
 	Size int      // number of members; 0 means 3
 	Env  []string // extra environment for every member, "K=V"
 	Args []string // extra command-line flags for every member
@@ -152,18 +151,12 @@ func binary(kind string) (string, error) {
 	case Troupe:
 		return TroupeBinary()
 	case Etcd:
-		return etcdBinary()
+		return EtcdBinary()
+	case Etcd34:
+		return Etcd34Binary()
 	default:
-		return "", fmt.Errorf("e2etest: unknown server kind %q (want %s or %s)", kind, Troupe, Etcd)
+		return "", fmt.Errorf("e2etest: unknown server kind %q (want %s, %s or %s)", kind, Troupe, Etcd, Etcd34)
 	}
-}
-
-func etcdBinary() (string, error) {
-	b, err := exec.LookPath("etcd")
-	if err != nil {
-		return "", fmt.Errorf("e2etest: etcd not found in PATH (run scripts/test.sh, which installs Debian's etcd-server): %w", err)
-	}
-	return b, nil
 }
 
 // waitAllReady waits for every member concurrently: each needs a quorum of
@@ -178,7 +171,7 @@ func (c *Cluster) waitAllReady() error {
 	return errors.Join(errs...)
 }
 
-// Kind reports whether the members are Troupe or Etcd.
+// Kind reports whether the members are Troupe, Etcd or Etcd34.
 func (c *Cluster) Kind() string { return c.kind }
 
 // Size is the number of members.

@@ -9,11 +9,23 @@ import (
 )
 
 // Alarm lists, raises or disarms alarms through raft, as etcd's
-// Maintenance.Alarm: every member applies the change. The answer has no
-// header, as etcd 3.4's. Disarming "all" (member 0, type NONE) is done by
-// clients (clientv3 lists the alarms and disarms each).
+// Maintenance.Alarm: every member applies the change. The answer has this
+// member's header at its current revision, as etcd 3.6's (3.4's had
+// none). Disarming "all" (member 0, type NONE) is done by clients
+// (clientv3 lists the alarms and disarms each).
 func (m *Maintenance) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
-	return proposeAs[*pb.AlarmResponse](ctx, m.KV, &pb.InternalRaftRequest{Alarm: r})
+	resp, err := proposeAs[*pb.AlarmResponse](ctx, m.KV, &pb.InternalRaftRequest{Alarm: r})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Header == nil {
+		resp.Header = &pb.ResponseHeader{}
+	}
+	m.KV.fill(resp.Header)
+	if store := m.KV.cfg.Raft.Store(); store != nil && resp.Header.Revision == 0 {
+		resp.Header.Revision = store.Rev()
+	}
+	return resp, nil
 }
 
 // checkAlarms refuses, before it reaches raft, a request the applier

@@ -28,9 +28,13 @@ type ClusterBackend interface {
 	ClusterID() uint64
 	MemberID() uint64
 	Term() uint64
-	// IsLearner reports whether this member is a learner: etcd 3.4
-	// refuses the Cluster service on a learner.
+	// IsLearner reports whether this member is a learner: etcd refuses
+	// the Cluster service on a learner.
 	IsLearner() bool
+	// LinearizableRead returns once this member has applied everything
+	// committed when it was called (a read index), for a linearizable
+	// MemberList; errors are etcd's gRPC errors.
+	LinearizableRead(ctx context.Context) error
 	// ProposeConfChange gives cc a request id, replicates it through raft
 	// and returns once the applier applied it (or ctx ended). The
 	// applier runs membership.Cluster.ApplyConfChange: on success it
@@ -65,9 +69,9 @@ const forwardedKey = "troupe-forwarded-promote"
 const defaultForwardTimeout = 7 * time.Second
 
 var (
-	// errLearnerUnsupported is what etcd 3.4 answers on a learner (its
-	// code was Unavailable then; rpctypes now has FailedPrecondition).
-	errLearnerUnsupported = status.Error(codes.Unavailable, "etcdserver: rpc not supported for learner")
+	// errLearnerUnsupported is what etcd 3.6 answers on a learner (3.4's
+	// code was Unavailable).
+	errLearnerUnsupported = rpctypes.ErrGRPCNotSupportedForLearner
 	// errNotEnoughStarted is etcd 3.4's answer, code Unknown: its
 	// togRPCError maps the error to rpctypes' client-side value, which
 	// gRPC sends as Unknown with the message.
@@ -111,13 +115,20 @@ func (c *Cluster) health() membership.Health {
 }
 
 // MemberList lists the members, sorted by id. Its header has no revision,
-// as etcd 3.4's.
-func (c *Cluster) MemberList(ctx context.Context, _ *pb.MemberListRequest) (*pb.MemberListResponse, error) {
+// as etcd's. With Linearizable (etcd 3.6) it first waits for a read index,
+// so the list has every membership change committed before the call;
+// otherwise it answers from this member's view at once.
+func (c *Cluster) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
 	if c.Backend == nil {
 		return c.stateMemberList(), nil
 	}
 	if err := c.check(); err != nil {
 		return nil, err
+	}
+	if r.Linearizable {
+		if err := c.Backend.LinearizableRead(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return &pb.MemberListResponse{Header: c.header(), Members: toPB(c.Backend.Members().Members())}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -29,6 +30,8 @@ type fakeBackend struct {
 	progress  map[uint64][2]uint64
 	leaderURL []string
 	proposed  []*raftpb.ConfChange
+	readErr   error // what LinearizableRead returns
+	reads     int   // LinearizableRead calls
 }
 
 func (f *fakeBackend) Members() *membership.Cluster { return f.view }
@@ -38,6 +41,12 @@ func (f *fakeBackend) Term() uint64                 { return 2 }
 func (f *fakeBackend) IsLearner() bool              { return f.learner }
 func (f *fakeBackend) IsLeader() bool               { return f.leader }
 func (f *fakeBackend) LeaderClientURLs() []string   { return f.leaderURL }
+func (f *fakeBackend) LinearizableRead(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads++
+	return f.readErr
+}
 func (f *fakeBackend) PeerActiveSince(id uint64) time.Time {
 	if f.down[id] {
 		return time.Time{}
@@ -109,15 +118,15 @@ var (
 	tooManyLearners = etcdErr{"FailedPrecondition", "etcdserver: too many learner members in cluster"}
 	notEnough       = etcdErr{"Unknown", "etcdserver: re-configuration failed due to not enough started members"}
 	unhealthy       = etcdErr{"Unavailable", "etcdserver: unhealthy cluster"}
-	learnerRPC      = etcdErr{"Unavailable", "etcdserver: rpc not supported for learner"}
-	memberExists    = etcdErr{"FailedPrecondition", "etcdserver: member ID already exist"} // from rpctypes: ids embed the time, not reproducible against etcd
+	learnerRPC      = etcdErr{"FailedPrecondition", "etcdserver: rpc not supported for learner"} // 3.4: Unavailable
+	memberExists    = etcdErr{"FailedPrecondition", "etcdserver: member ID already exist"}       // from rpctypes: ids embed the time, not reproducible against etcd
 )
 
 func checkErr(t *testing.T, name string, err error, want etcdErr) {
 	t.Helper()
 	s, _ := status.FromError(err)
 	if s.Code().String() != want.code || s.Message() != want.msg {
-		t.Errorf("%s: got %s %q, etcd 3.4 sends %s %q", name, s.Code(), s.Message(), want.code, want.msg)
+		t.Errorf("%s: got %s %q, etcd sends %s %q", name, s.Code(), s.Message(), want.code, want.msg)
 	}
 }
 
@@ -292,4 +301,23 @@ func TestPromoteForwardedToLeader(t *testing.T) {
 	fc.RequestTimeout = 200 * time.Millisecond
 	_, err = fclient.MemberPromote(ctx, &pb.MemberPromoteRequest{ID: learnerID})
 	checkErr(t, "promote without a leader", err, etcdErr{"Unavailable", "etcdserver: request timed out"})
+}
+
+// TestMemberListLinearizable: a linearizable MemberList (etcd 3.6) waits
+// for a read index and fails with its error; a serializable one answers
+// from the view without one.
+func TestMemberListLinearizable(t *testing.T) {
+	ctx := context.Background()
+	f := newFake(idM1, true)
+	c := serve(t, &Cluster{Backend: f})
+	if _, err := c.MemberList(ctx, &pb.MemberListRequest{}); err != nil || f.reads != 0 {
+		t.Fatalf("serializable list: %v, %d reads, want none", err, f.reads)
+	}
+	list, err := c.MemberList(ctx, &pb.MemberListRequest{Linearizable: true})
+	if err != nil || f.reads != 1 || len(list.Members) != 3 {
+		t.Fatalf("linearizable list: %v, %d reads, %d members; want 1 read, 3 members", err, f.reads, len(list.GetMembers()))
+	}
+	f.readErr = rpctypes.ErrGRPCTimeout
+	_, err = c.MemberList(ctx, &pb.MemberListRequest{Linearizable: true})
+	checkErr(t, "linearizable list without a read index", err, etcdErr{"Unavailable", "etcdserver: request timed out"})
 }

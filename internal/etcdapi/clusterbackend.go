@@ -38,6 +38,10 @@ func (b memberBackend) Term() uint64      { return b.st().Term() }
 func (b memberBackend) IsLearner() bool   { return b.st().IsLearner() }
 func (b memberBackend) IsLeader() bool    { return b.st().IsLeader() }
 
+func (b memberBackend) LinearizableRead(ctx context.Context) error {
+	return b.raft.LinearizableRead(ctx)
+}
+
 func (b memberBackend) PeerActiveSince(id uint64) time.Time { return b.st().PeerActiveSince(id) }
 
 func (b memberBackend) LearnerProgress(id uint64) (match, leaderMatch uint64, ok bool) {

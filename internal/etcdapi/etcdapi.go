@@ -15,8 +15,9 @@
 //     applier applied them; linearizable reads take a shared read index
 //     and then read the backend on the caller's goroutine; nothing waits
 //     in an actor's mailbox behind writes.
-//   - Answers and errors are etcd 3.4's, byte for byte where clients look
-//     (rpctypes errors, response headers, HTTP bodies). A few error texts
+//   - Answers and errors are etcd 3.6.8's, byte for byte where clients
+//     look (rpctypes errors, response headers, HTTP bodies); the version
+//     troupe reports is internal/etcdversion's. A few error texts
 //     still begin with "listeners:", the package these services came from;
 //     they are kept as clients have seen them.
 //   - Keep-alives and time-to-live requests on a follower, and a

@@ -5,34 +5,43 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+
+	"github.com/troupedb/troupe/internal/etcdversion"
 )
 
-// ServerVersion is the etcd version troupe answers as: clients (Kubernetes
-// among them) check it, and troupe speaks etcd 3.4's API.
-const ServerVersion = "3.4.23"
+// defaultQuotaBytes is the quota etcd reports in Status.DbSizeQuota when
+// none is configured (--quota-backend-bytes=0).
+const defaultQuotaBytes = 2 << 30
 
-// Maintenance serves etcd 3.4's Maintenance service: Status, Alarm
-// (alarm.go), Hash and Defragment (defrag.go), HashKV, Snapshot and
-// MoveLeader. What etcd 3.4 does not have answers Unimplemented.
+// Maintenance serves etcd's Maintenance service: Status, Alarm (alarm.go),
+// Hash and Defragment (defrag.go), HashKV, Snapshot and MoveLeader.
+// Downgrade answers Unimplemented: troupe has no older version to go to.
 type Maintenance struct {
 	pb.UnimplementedMaintenanceServer
 	KV *KV // proposes and reads through raft
 }
 
-// Status reports this member's view, with etcd 3.4's fields; errors says
-// "etcdserver: no leader" without a leader and lists the active alarms,
-// as etcd 3.4's.
+// Status reports this member's view, with etcd 3.6's fields (the quota in
+// effect, negative when disabled, the storage version, no downgrade in
+// progress); errors says "etcdserver: no leader" without a leader and
+// lists the active alarms, as etcd's.
 func (m *Maintenance) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
 	rc := m.KV.cfg.Raft
 	st := rc.View()
 	resp := &pb.StatusResponse{
 		Header:           newHeader(st, 0),
-		Version:          ServerVersion,
+		Version:          etcdversion.Server,
 		Leader:           st.Leader(),
 		RaftIndex:        st.RaftIndex(),
 		RaftTerm:         st.Term(),
 		RaftAppliedIndex: rc.AppliedIndex(),
 		IsLearner:        st.IsLearner(),
+		DbSizeQuota:      m.KV.cfg.QuotaBytes,
+		StorageVersion:   etcdversion.Storage,
+		DowngradeInfo:    &pb.DowngradeInfo{},
+	}
+	if resp.DbSizeQuota == 0 {
+		resp.DbSizeQuota = defaultQuotaBytes
 	}
 	if store := rc.Store(); store != nil {
 		resp.DbSize, resp.DbSizeInUse = store.DBSize()

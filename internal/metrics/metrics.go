@@ -1,5 +1,5 @@
 // Package metrics holds the Prometheus collectors of a troupe process,
-// named and shaped as etcd 3.4's so its dashboards and alerts work
+// named and shaped as etcd 3.6's so its dashboards and alerts work
 // unchanged, plus troupe's own (troupe_*).
 //
 // Events are counted where they happen (the WAL's fsync, raft's leader
@@ -48,6 +48,24 @@ var (
 		Help:    "Round-Trip-Time histogram between peers",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
 	}, []string{"To"})
+	// healthSuccess and healthFailed count /health answers, healthCheck*
+	// each check of /livez and /readyz, see CountHealth and CountCheck.
+	healthSuccess = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "etcd", Subsystem: "server", Name: "health_success",
+		Help: "The total number of successful health checks",
+	})
+	healthFailed = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "etcd", Subsystem: "server", Name: "health_failures",
+		Help: "The total number of failed health checks",
+	})
+	healthCheckGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "etcd", Subsystem: "server", Name: "healthcheck",
+		Help: "The result of each kind of healthcheck.",
+	}, []string{"type", "name"})
+	healthCheckCounter = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "etcd", Subsystem: "server", Name: "healthchecks_total",
+		Help: "The total number of each kind of healthcheck.",
+	}, []string{"type", "name", "status"})
 	// grpcHandled counts finished RPCs, see the interceptors in grpc.go.
 	grpcHandled = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "grpc", Subsystem: "server", Name: "handled_total",
@@ -76,4 +94,25 @@ func CountLeaderChange(lead uint64) {
 	if lead != 0 {
 		LeaderChanges.Inc()
 	}
+}
+
+// CountHealth counts one /health answer.
+func CountHealth(ok bool) {
+	if ok {
+		healthSuccess.Inc()
+	} else {
+		healthFailed.Inc()
+	}
+}
+
+// CountCheck records one run of check name of /livez or /readyz (kind),
+// as etcd: a gauge of the last result (1 passed) and a counter by status
+// ("success" or "error").
+func CountCheck(kind, name string, ok bool) {
+	val, st := 0.0, "error"
+	if ok {
+		val, st = 1, "success"
+	}
+	healthCheckGauge.WithLabelValues(kind, name).Set(val)
+	healthCheckCounter.WithLabelValues(kind, name, st).Inc()
 }

@@ -2,11 +2,13 @@ package metrics
 
 import (
 	"net/http"
+	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/troupedb/troupe/internal/etcdversion"
 	"github.com/troupedb/troupe/internal/memberview"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
@@ -31,7 +33,9 @@ func Registry(m Member) *prometheus.Registry {
 		WALFsyncSeconds, BackendCommitSeconds, LeaderChanges, ProposalsFailed, grpcHandled,
 		PeerRoundTripSeconds, actorCollector{},
 		WatcherTotal, SlowWatcherTotal,
+		healthSuccess, healthFailed, healthCheckGauge, healthCheckCounter,
 	)
+	reg.MustRegister(versionGauges()...)
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
@@ -89,4 +93,22 @@ func boolFloat(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// versionGauges are etcd's "which version is running" gauges: 1, with the
+// version as a label.
+func versionGauges() []prometheus.Collector {
+	one := func(name, help, label, value string) prometheus.Collector {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: prometheus.Labels{label: value}})
+		g.Set(1)
+		return g
+	}
+	return []prometheus.Collector{
+		one("etcd_server_version", "Which version is running. 1 for 'server_version' label with current version.",
+			"server_version", etcdversion.Server),
+		one("etcd_cluster_version", "Which version is running. 1 for 'cluster_version' label with current cluster version",
+			"cluster_version", etcdversion.API),
+		one("etcd_server_go_version", "Which Go version server is running with. 1 for 'server_go_version' label with current version.",
+			"server_go_version", runtime.Version()),
+	}
 }

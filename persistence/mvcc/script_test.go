@@ -22,7 +22,7 @@ const (
 )
 
 // etcdScript drives an empty store and an empty etcd 3.4 the same way; the
-// responses etcd gave are in testdata/etcd34.golden (see TestEtcdScript).
+// responses etcd gave are in testdata/etcd36.golden (see TestEtcdScript).
 func etcdScript() []scriptStep {
 	s := []scriptStep{
 		{name: "range empty store", req: get("a")},

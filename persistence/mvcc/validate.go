@@ -8,14 +8,16 @@ import (
 // (--max-txn-ops).
 const DefaultMaxTxnOps = 128
 
-// ValidateRange checks a RangeRequest before it is served, as etcd's gRPC
-// layer: ErrEmptyKey. It also refuses a sort target etcd does not know
-// with ErrInvalidSortOption (etcd 3.5's answer): etcd 3.4 crashes on
-// one when it sorts. An unknown sort order is accepted and means no
-// sorting, as in etcd 3.4.
+// ValidateRange checks a RangeRequest before it is served, as etcd 3.6's
+// gRPC layer: ErrEmptyKey, and ErrInvalidSortOption for a sort order or
+// target etcd does not know (3.4 took an unknown order for no sorting and
+// crashed on an unknown target).
 func ValidateRange(req *pb.RangeRequest) error {
 	if len(req.GetKey()) == 0 {
 		return ErrEmptyKey
+	}
+	if _, ok := pb.RangeRequest_SortOrder_name[int32(req.GetSortOrder())]; !ok {
+		return ErrInvalidSortOption
 	}
 	if _, ok := pb.RangeRequest_SortTarget_name[int32(req.GetSortTarget())]; !ok {
 		return ErrInvalidSortOption
