@@ -131,7 +131,7 @@ func exitBinary(b *testing.B, kind string) string {
 	if kind == e2etest.Troupe {
 		bin, err = e2etest.TroupeBinary()
 	} else {
-		bin, err = exec.LookPath("etcd")
+		bin, err = e2etest.EtcdBinary()
 	}
 	if err != nil {
 		b.Fatal(err)
