@@ -28,13 +28,6 @@ func (m *Maintenance) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmR
 	return resp, nil
 }
 
-// checkAlarms refuses, before it reaches raft, a request the applier
-// would refuse anyway while an alarm is active (see alarm.Check): the
-// client gets the same error without a raft round.
-func (s *KV) checkAlarms(r *pb.InternalRaftRequest) error {
-	return alarm.Check(s.cfg.Raft.View().Alarms(), r)
-}
-
 // raiseNoSpace proposes this member's NOSPACE alarm, as etcd's quota
 // check does when a write would pass the quota, and waits for it to apply
 // (bounded by ctx and the request timeout). Once it is active nothing is

@@ -66,6 +66,8 @@ var toGRPCTable = []struct {
 var notClientErrors = map[string]error{
 	"mvcc.ErrAlreadyApplied":   mvcc.ErrAlreadyApplied,
 	"membership.ErrBadContext": membership.ErrBadContext,
+	// a start-up refusal of --force-new-cluster, never a request's
+	"membership.ErrForceLearner": membership.ErrForceLearner,
 }
 
 func TestToGRPC(t *testing.T) {
