@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -122,6 +123,38 @@ type Config struct {
 	// (--experimental-watch-progress-notify-interval).
 	WatchProgressNotifyInterval time.Duration
 
+	// Knobs of etcd 3.6 (registered in etcdflags.go, which says what
+	// each means in troupe).
+	PreVote                bool
+	StrictReconfigCheck    bool
+	MaxSnapshots           uint // 0: unlimited
+	MaxWALs                uint // 0: unlimited
+	SnapshotCatchUpEntries uint64
+	BackendBatchInterval   time.Duration // 0: the applier's default
+	BackendBatchLimit      int           // 0: the backend's default
+	MaxConcurrentStreams   uint32
+	GRPCKeepAliveMinTime   time.Duration
+	GRPCKeepAliveInterval  time.Duration
+	GRPCKeepAliveTimeout   time.Duration
+	// CORS and HostWhitelist are the origins and hosts the HTTP endpoints
+	// accept; "*" (or nothing) allows all.
+	CORS          []string
+	HostWhitelist []string
+	EnablePprof   bool
+	Metrics       string // basic or extensive
+	LogOutputs    []string
+	// FeatureGates is --feature-gates, with the --experimental-* flags
+	// that name a gate folded in by ResolveFlags.
+	FeatureGates FeatureGates
+
+	// Corruption checks (etcd 3.6: the InitialCorruptCheck and
+	// CompactHashCheck feature gates, --corrupt-check-time,
+	// --compact-hash-check-time).
+	InitialCorruptCheck  bool
+	CorruptCheckTime     time.Duration // 0: off
+	CompactHashCheck     bool
+	CompactHashCheckTime time.Duration
+
 	// Logger receives all logs; nil means slog.Default(). Not a flag.
 	Logger *slog.Logger
 
@@ -139,6 +172,9 @@ type Config struct {
 	set struct {
 		dataDir, initialCluster, listenClient, advertiseClient bool
 	}
+	// etcd36 holds what the etcd 3.6 flags parsed before ResolveFlags
+	// folds it into the fields above (see etcdflags.go).
+	etcd36 etcd36State
 }
 
 // Default returns etcd 3.4's defaults, listening on 127.0.0.1.
@@ -163,6 +199,21 @@ func Default() Config {
 		AutoCompactionRetention:  DefaultAutoCompactionRetention,
 
 		WatchProgressNotifyInterval: DefaultWatchProgressNotifyInterval,
+
+		PreVote:                true,
+		StrictReconfigCheck:    true,
+		MaxSnapshots:           DefaultMaxSnapshots,
+		MaxWALs:                DefaultMaxWALs,
+		SnapshotCatchUpEntries: DefaultSnapshotCatchUpEntries,
+		MaxConcurrentStreams:   math.MaxUint32,
+		GRPCKeepAliveMinTime:   DefaultGRPCKeepAliveMinTime,
+		GRPCKeepAliveInterval:  DefaultGRPCKeepAliveInterval,
+		GRPCKeepAliveTimeout:   DefaultGRPCKeepAliveTimeout,
+		CORS:                   []string{"*"},
+		HostWhitelist:          []string{"*"},
+		Metrics:                MetricsBasic,
+		LogOutputs:             []string{LogOutputDefault},
+		CompactHashCheckTime:   DefaultCompactHashCheckTime,
 	}
 	c.InitialCluster = c.InitialClusterFromName(c.Name)
 	return c
@@ -277,7 +328,7 @@ func (c *Config) Validate() error {
 	if _, err := c.ActorAddress(); err != nil {
 		return err
 	}
-	return nil
+	return c.validateEtcd36()
 }
 
 // ActorAddress is where the actor API listens: "" when it is off, the
@@ -472,7 +523,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error.")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "Log format: 'text' (coloured on a terminal), 'json', or '' for text on a terminal and json otherwise. troupe only.")
 	fs.StringVar(&c.ListenActorURL, "listen-actor-url", c.ListenActorURL, "host:port of the protoactor remote endpoint serving the actor API; 'auto': 127.0.0.1 at the first client URL's port minus one (2378 for 2379); '' disables it. troupe only.")
-	fs.DurationVar(&c.WatchProgressNotifyInterval, "experimental-watch-progress-notify-interval", c.WatchProgressNotifyInterval, "Duration of periodic watch progress notifications.")
+	c.registerEtcd36Flags(fs)
 }
 
 // nameValue sets Name and, unless given explicitly, the DataDir and

@@ -67,6 +67,15 @@ func (c *Config) applyYAML(b []byte) error {
 			return fmt.Errorf("key %q given twice", key)
 		}
 		seen[key] = true
+		if key == "experimental-snapshot-catch-up-entries" {
+			key = "experimental-snapshot-catchup-entries" // etcd reads both spellings
+		}
+		if reason, ok := yamlSections[key]; ok {
+			if !zeroYAML(item.Value) {
+				return fmt.Errorf("%s: %s", key, reason)
+			}
+			continue
+		}
 		f := flags.Lookup(key)
 		if f == nil {
 			return fmt.Errorf("unknown key %q (troupe serve has no flag --%s)", key, key)
@@ -85,7 +94,49 @@ func (c *Config) applyYAML(b []byte) error {
 	// etcd requires --advertise-client-urls with --listen-client-urls only
 	// on the command line; a file keeps the default advertise URLs.
 	c.set.listenClient, c.set.advertiseClient = false, false
-	return nil
+	given := map[string]bool{}
+	flags.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	return c.resolveFlags(given)
+}
+
+// yamlSections are keys of etcd's configuration file that are sections,
+// not flags; troupe accepts them only empty (etcd's sample file lists
+// them with empty values).
+var yamlSections = map[string]string{
+	"client-transport-security":      reasonTLSAuth,
+	"peer-transport-security":        reasonTLSAuth,
+	"discovery-config":               reasonV3Discovery,
+	"socket-options":                 "SO_REUSEPORT and SO_REUSEADDR are not supported by troupe",
+	"grpc-additional-server-options": "not a configuration file setting (etcd's embed API only)",
+}
+
+// zeroYAML reports whether v holds nothing but empty values.
+func zeroYAML(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case string:
+		return v == ""
+	case bool:
+		return !v
+	case int:
+		return v == 0
+	case yaml.MapSlice:
+		for _, it := range v {
+			if !zeroYAML(it.Value) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, it := range v {
+			if !zeroYAML(it) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // yamlKind is the YAML type etcd's config file has for a flag's value.
