@@ -106,7 +106,7 @@ var refusedFlags = []refusedFlag{
 	{"listen-client-http-urls", "", kindString, "troupe serves HTTP and gRPC together on --listen-client-urls"},
 	{"memory-mlock", "false", kindBool, reasonMlock},
 	{"experimental-memory-mlock", "false", kindBool, reasonMlock},
-	{"backend-bbolt-freelist-type", "map", kindString, "troupe's backend always uses bbolt's map freelist"},
+	{"backend-bbolt-freelist-type", "map", kindString, "troupe's backend keeps bbolt's own (array) freelist; etcd's default 'map' is accepted as a no-op"},
 	{"socket-reuse-port", "false", kindBool, "SO_REUSEPORT is not supported by troupe"},
 	{"socket-reuse-address", "false", kindBool, "SO_REUSEADDR is not supported by troupe"},
 	{"raft-read-timeout", "5s", kindDuration, reasonRaftHTTP},

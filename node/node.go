@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"slices"
 	"sort"
@@ -345,12 +346,24 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 		HeartbeatInterval: s.cfg.HeartbeatInterval, ElectionTicks: electionTicks, QuotaBytes: s.cfg.BackendQuotaBytes(),
 		WALSegmentBytes: s.cfg.WALSegmentBytes,
 		Client:          s.raft, Hub: s.hub, Logger: s.cfg.Logger, PeersPID: s.peersPID,
+		DisablePreVote: !s.cfg.PreVote, CatchUpEntries: s.cfg.SnapshotCatchUpEntries,
+		MaxSnapshots: keepFiles(s.cfg.MaxSnapshots), MaxWALs: keepFiles(s.cfg.MaxWALs),
+		BackendBatchLimit: s.cfg.BackendBatchLimit, BackendBatchInterval: s.cfg.BackendBatchInterval,
 	}).Configure(metrics.Mailbox("core")), "core")
 	if err != nil {
 		s.fail(fmt.Errorf("spawn core: %w", err))
 		return
 	}
 	s.core = pid
+}
+
+// keepFiles turns etcd's --max-snapshots/--max-wals (0: unlimited) into
+// the persistence packages' "keep" (negative: all).
+func keepFiles(n uint) int {
+	if n == 0 {
+		return -1
+	}
+	return int(min(n, math.MaxInt32))
 }
 
 // spawnPeers starts the peer transport and tells it the other members.

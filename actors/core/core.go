@@ -64,6 +64,13 @@ type Config struct {
 	ElectionTicks     int
 	WALSegmentBytes   int64
 	QuotaBytes        int64 // --quota-backend-bytes in effect, <= 0: none
+	// Knobs of etcd's flags; the zero values are troupe's defaults.
+	DisablePreVote       bool          // --pre-vote=false
+	CatchUpEntries       uint64        // --snapshot-catchup-entries; 0: the snapshotter's default
+	MaxSnapshots         int           // snap.Options.Keep: 0 default, < 0 all
+	MaxWALs              int           // wal.Options.MaxFiles: 0 only what is needed, < 0 all
+	BackendBatchLimit    int           // mvcc.Options.BatchLimit; 0: its default
+	BackendBatchInterval time.Duration // applier CommitInterval; 0: its default
 	// PeersPID is the peers supervisor raft messages for other members go
 	// to, and SetPeers after a membership change; nil for a member with no
 	// peer transport (tests).
@@ -212,7 +219,7 @@ func (c *core) startup(ctx actor.Context) error {
 			return &StartupError{"check data dir", fmt.Errorf("create %s: %w (fix: make --data-dir writable)", d, err)}
 		}
 	}
-	ss, err := snap.New(SnapDir(dd), snap.Options{Logger: c.cfg.Logger})
+	ss, err := snap.New(SnapDir(dd), snap.Options{Logger: c.cfg.Logger, Keep: c.cfg.MaxSnapshots})
 	if err != nil {
 		return &StartupError{"open snapshot dir", fmt.Errorf("%w (fix: make %s and its files writable, or remove what is left in it by hand)", err, SnapDir(dd))}
 	}
@@ -294,7 +301,7 @@ func restoreStorage(sn *raftpb.Snapshot, rec *recovered) (*raft.MemoryStorage, e
 
 // storeOptions are the options of every backend the core opens.
 func (c *core) storeOptions() mvcc.Options {
-	return mvcc.Options{Logger: c.cfg.Logger, CommitObserved: metrics.ObserveBackendCommit, Changed: c.changes.Add}
+	return mvcc.Options{Logger: c.cfg.Logger, CommitObserved: metrics.ObserveBackendCommit, Changed: c.changes.Add, BatchLimit: c.cfg.BackendBatchLimit}
 }
 
 // installSnapshotDB replaces the backend with the snapshot database for
@@ -406,7 +413,7 @@ func snapshotsNewestFirst(dir string, log *slog.Logger) []*raftpb.Snapshot {
 // does not know: the one before it is used, whose entries the WAL still has.
 func (c *core) replayWAL(snaps []*raftpb.Snapshot) (*recovered, error) {
 	dir := WALDir(c.cfg.DataDir)
-	opts := wal.Options{SegmentSizeBytes: c.cfg.WALSegmentBytes, Logger: c.cfg.Logger}
+	opts := wal.Options{SegmentSizeBytes: c.cfg.WALSegmentBytes, Logger: c.cfg.Logger, MaxFiles: c.cfg.MaxWALs}
 	meta := wal.Metadata{MemberID: c.view().MemberID, ClusterID: c.view().ClusterID}
 	if !wal.Exist(dir) {
 		if len(snaps) > 0 {
@@ -478,7 +485,7 @@ func (c *core) spawnChildren(ctx actor.Context, ms *raft.MemoryStorage, store *m
 	}, c.res.pinned(), metrics.Mailbox("wal")), "wal")
 	must(err)
 	snapPID, err := ctx.SpawnNamed(snapshotter.Props(snapshotter.Config{
-		Snap: c.snap, Storage: ms, WAL: walPID, MemberID: id, Logger: log,
+		Snap: c.snap, Storage: ms, WAL: walPID, MemberID: id, Logger: log, CatchUpEntries: c.cfg.CatchUpEntries,
 	}).Configure(metrics.Mailbox("snapshotter")), "snapshotter")
 	must(err)
 	var snapIndex uint64
@@ -487,7 +494,7 @@ func (c *core) spawnChildren(ctx actor.Context, ms *raft.MemoryStorage, store *m
 	}
 	applierPID, err := ctx.SpawnNamed(applier.Props(applier.Config{
 		Store: store, Client: c.cfg.Client, Hub: c.cfg.Hub, Snapshotter: snapPID, SnapshotCount: c.cfg.SnapshotCount,
-		SnapshotIndex: snapIndex, Logger: log, QuotaBytes: c.cfg.QuotaBytes,
+		SnapshotIndex: snapIndex, Logger: log, QuotaBytes: c.cfg.QuotaBytes, CommitInterval: c.cfg.BackendBatchInterval,
 		Cluster: cl, Changes: c.changes,
 	}, c.res.pinned(), metrics.Mailbox("applier")), "applier")
 	must(err)
@@ -503,7 +510,8 @@ func (c *core) spawnChildren(ctx actor.Context, ms *raft.MemoryStorage, store *m
 	pid, err := ctx.SpawnNamed(raftactor.Props(raftactor.Config{
 		ID: id, Storage: ms, Bootstrap: peers,
 		ElectionTick: c.cfg.ElectionTicks, HeartbeatTick: 1, TickInterval: c.cfg.HeartbeatInterval,
-		WAL: walPID, Applier: applierPID, Lessor: lessorPID, Peers: c.cfg.PeersPID,
+		DisablePreVote: c.cfg.DisablePreVote,
+		WAL:            walPID, Applier: applierPID, Lessor: lessorPID, Peers: c.cfg.PeersPID,
 		Waits: c.cfg.Client.Waits(), View: c.view(), Logger: log,
 	}, c.res.pinned(), metrics.Mailbox("raft")), "raft")
 	must(err)

@@ -54,6 +54,11 @@ type Options struct {
 	// Logger receives warnings (torn tails repaired) and segment events;
 	// nil means slog.Default().
 	Logger *slog.Logger
+	// MaxFiles is etcd's --max-wals: ReleaseTo removes released segments,
+	// oldest first, only while more than MaxFiles segment files exist, so
+	// an operator keeps some history; 0 removes every released segment,
+	// a negative value none (etcd's 0, "unlimited").
+	MaxFiles int
 }
 
 func (o Options) withDefaults() Options {
