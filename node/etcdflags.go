@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/troupedb/troupe/internal/etcdapi"
+	"github.com/troupedb/troupe/internal/transport"
 )
 
 // etcd 3.6.8's defaults of the knobs registered here.
@@ -444,6 +447,27 @@ func checkLogOutputs(outs []string) error {
 		}
 	}
 	return nil
+}
+
+// grpcLimits are the gRPC server's limits: etcd's 0 (disabled) becomes
+// the transport's negative.
+func (c *Config) grpcLimits() transport.GRPCLimits {
+	off := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return -1
+		}
+		return d
+	}
+	return transport.GRPCLimits{
+		MaxConcurrentStreams: c.MaxConcurrentStreams,
+		KeepAliveMinTime:     off(c.GRPCKeepAliveMinTime),
+		KeepAliveInterval:    off(c.GRPCKeepAliveInterval),
+		KeepAliveTimeout:     off(c.GRPCKeepAliveTimeout),
+	}
+}
+
+func (c *Config) httpOptions() etcdapi.HTTPOptions {
+	return etcdapi.HTTPOptions{CORS: c.CORS, HostWhitelist: c.HostWhitelist, EnablePprof: c.EnablePprof, Logger: c.Logger}
 }
 
 // LogToStdout reports whether --log-outputs asks for stdout.

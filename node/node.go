@@ -404,6 +404,7 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 		QuotaBytes: s.cfg.BackendQuotaBytes(), MetricsURLs: s.cfg.ListenMetricsURLs,
 		MinLeaseTTL:           s.cfg.minLeaseTTL(),
 		WatchProgressInterval: s.cfg.WatchProgressNotifyInterval, ElectionTimeout: s.cfg.ElectionTimeout,
+		GRPC: s.cfg.grpcLimits(), HTTP: s.cfg.httpOptions(), NoStrictReconfigCheck: !s.cfg.StrictReconfigCheck,
 		Logger: s.cfg.Logger,
 	}).Configure(metrics.Mailbox("listeners")), "listeners")
 	if err != nil {

@@ -61,6 +61,12 @@ type Config struct {
 	// ElectionTimeout paces the no-leader check of watch streams.
 	WatchProgressInterval time.Duration
 	ElectionTimeout       time.Duration
+	// GRPC are the gRPC server's stream and keep-alive limits; HTTP the
+	// access rules of the HTTP endpoints; NoStrictReconfigCheck is
+	// --strict-reconfig-check=false.
+	GRPC                  transport.GRPCLimits
+	HTTP                  etcdapi.HTTPOptions
+	NoStrictReconfigCheck bool
 	Logger                *slog.Logger
 }
 
@@ -115,6 +121,7 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 		MinLeaseTTL:           l.cfg.MinLeaseTTL,
 		WatchProgressInterval: l.cfg.WatchProgressInterval, ElectionTimeout: l.cfg.ElectionTimeout,
 		Dialer: transport.Dialer{Security: l.cfg.Security}, Logger: l.log,
+		HTTP: l.cfg.HTTP, NoStrictReconfigCheck: l.cfg.NoStrictReconfigCheck,
 	})
 	for _, u := range l.cfg.ClientURLs {
 		l.serveClients(u)
@@ -133,7 +140,7 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 func (l *listeners) serveClients(u url.URL) {
 	lis := l.listen(u)
 	mux := transport.NewConnMux(lis)
-	srv := grpc.NewServer(append(l.api.ServerOptions(), transport.ServerOptions(l.cfg.Security, l.cfg.MaxRequestBytes)...)...)
+	srv := grpc.NewServer(append(l.api.ServerOptions(), transport.ServerOptions(l.cfg.Security, l.cfg.MaxRequestBytes, l.cfg.GRPC)...)...)
 	l.api.Register(srv)
 	handler, err := l.api.ClientHandler(lis.Addr())
 	if err != nil {

@@ -71,6 +71,10 @@ type Config struct {
 	// Dialer connects to the leader's client endpoint, for what a
 	// follower forwards.
 	Dialer transport.Dialer
+	// NoStrictReconfigCheck is --strict-reconfig-check=false (see Cluster).
+	NoStrictReconfigCheck bool
+	// HTTP is what the HTTP endpoints allow (CORS, hosts, pprof).
+	HTTP HTTPOptions
 	// Logger reports panics recovered while serving a request.
 	Logger *slog.Logger
 }
@@ -124,6 +128,7 @@ func New(cfg Config) *Services {
 		cluster: &Cluster{
 			View: cfg.Raft.View(), Backend: memberBackend{raft: cfg.Raft},
 			RequestTimeout: cfg.Raft.RequestTimeout(), dial: cfg.Dialer,
+			NoStrictReconfigCheck: cfg.NoStrictReconfigCheck,
 		},
 	}
 }
@@ -182,7 +187,7 @@ func (s *Services) ClientHandler(addr net.Addr) (http.Handler, error) {
 	s.gatewaysMu.Lock()
 	s.gateways = append(s.gateways, conn)
 	s.gatewaysMu.Unlock()
-	return newClientHTTPHandler(s.cfg.Raft.View(), s.kv, gateway), nil
+	return newClientHTTPHandler(s.cfg.Raft.View(), s.kv, gateway, s.cfg.HTTP), nil
 }
 
 // MetricsHandler serves a --listen-metrics-urls address.

@@ -26,8 +26,11 @@ type versions struct {
 // /health, /version, /metrics, and /readyz and /livez as etcd 3.5 serves
 // them (3.4 has neither), and gateway, the JSON gateway, at /v3/ and
 // /v3beta/.
-func newClientHTTPHandler(state *memberview.View, kv *KV, gateway http.Handler) http.Handler {
+func newClientHTTPHandler(state *memberview.View, kv *KV, gateway http.Handler, opts HTTPOptions) http.Handler {
 	mux := http.NewServeMux()
+	if opts.EnablePprof {
+		registerPprof(mux)
+	}
 	mux.Handle("/v3/", gateway)
 	mux.Handle("/v3beta/", gateway)
 	mux.Handle("/health", healthHandler(state, kv))
@@ -39,7 +42,7 @@ func newClientHTTPHandler(state *memberview.View, kv *KV, gateway http.Handler) 
 	mux.Handle("/metrics", metrics.Handler(kv.cfg.Raft))
 	mux.Handle("/readyz", probeHandler(state, kv, "readyz"))
 	mux.Handle("/livez", probeHandler(state, kv, "livez"))
-	return cors(mux)
+	return opts.access(mux)
 }
 
 // newMetricsHTTPHandler serves a --listen-metrics-urls address: /metrics
@@ -49,16 +52,6 @@ func newMetricsHTTPHandler(state *memberview.View, kv *KV) http.Handler {
 	mux.Handle("/health", healthHandler(state, kv))
 	mux.Handle("/metrics", metrics.Handler(kv.cfg.Raft))
 	return mux
-}
-
-// cors sets the headers etcd's client HTTP handler sets on every answer.
-func cors(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Access-Control-Allow-Headers", "accept, content-type, authorization")
-		w.Header().Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE")
-		w.Header().Set("Access-Control-Allow-Origin", "*")
-		h.ServeHTTP(w, r)
-	})
 }
 
 func getOnly(h http.Handler) http.Handler {
