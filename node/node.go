@@ -61,6 +61,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	metrics.SetExtensive(cfg.Metrics == MetricsExtensive)
 	system := actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 			return cfg.Logger.With("lib", "protoactor")

@@ -32,6 +32,9 @@ func Registry(m Member) *prometheus.Registry {
 		PeerRoundTripSeconds, actorCollector{},
 		WatcherTotal, SlowWatcherTotal,
 	)
+	if extensive.Load() {
+		reg.MustRegister(grpcHandlingSeconds)
+	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
