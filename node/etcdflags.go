@@ -273,7 +273,7 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.GRPCKeepAliveMinTime, "grpc-keepalive-min-time", c.GRPCKeepAliveMinTime, "Minimum duration interval that a client should wait before pinging server.")
 	fs.DurationVar(&c.GRPCKeepAliveInterval, "grpc-keepalive-interval", c.GRPCKeepAliveInterval, "Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).")
 	fs.DurationVar(&c.GRPCKeepAliveTimeout, "grpc-keepalive-timeout", c.GRPCKeepAliveTimeout, "Additional duration of wait before closing a non-responsive connection (0 to disable).")
-	fs.BoolVar(&st.grpcGateway, "enable-grpc-gateway", st.grpcGateway, "Enable GRPC gateway. troupe always serves it: false is refused.")
+	fs.BoolVar(&st.grpcGateway, "enable-grpc-gateway", st.grpcGateway, "Enable GRPC gateway.")
 	fs.Var(&listValue{list: &c.CORS}, "cors", "Comma-separated whitelist of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).")
 	fs.Var(&listValue{list: &c.HostWhitelist}, "host-whitelist", "Acceptable hostnames from HTTP client requests, if server is not secure (empty or * means allow all).")
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", c.EnablePprof, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
@@ -407,9 +407,6 @@ func (c *Config) validateEtcd36() error {
 	default:
 		return fmt.Errorf("--discovery-fallback %q: only 'exit' is valid", st.discoveryFallback)
 	}
-	if st.registered && !st.grpcGateway {
-		return errors.New("--enable-grpc-gateway=false: troupe always serves the JSON gateway on the client URLs; remove the flag")
-	}
 	switch c.Metrics {
 	case "", MetricsBasic, MetricsExtensive:
 	default:
@@ -467,7 +464,10 @@ func (c *Config) grpcLimits() transport.GRPCLimits {
 }
 
 func (c *Config) httpOptions() etcdapi.HTTPOptions {
-	return etcdapi.HTTPOptions{CORS: c.CORS, HostWhitelist: c.HostWhitelist, EnablePprof: c.EnablePprof, Logger: c.Logger}
+	return etcdapi.HTTPOptions{
+		CORS: c.CORS, HostWhitelist: c.HostWhitelist, EnablePprof: c.EnablePprof, Logger: c.Logger,
+		NoGateway: c.etcd36.registered && !c.etcd36.grpcGateway,
+	}
 }
 
 // LogToStdout reports whether --log-outputs asks for stdout.

@@ -269,7 +269,6 @@ func TestEtcd36KnobErrors(t *testing.T) {
 		{"--log-outputs=/var/log/etcd.log", `--log-outputs "/var/log/etcd.log": troupe writes only to`},
 		{"--metrics=all", `--metrics "all" is not 'basic' or 'extensive'`},
 		{"--discovery-fallback=proxy", `v2 proxy is deprecated, and --discovery-fallback can't be configured as "proxy"`},
-		{"--enable-grpc-gateway=false", "--enable-grpc-gateway=false: troupe always serves"},
 		{"--compact-hash-check-time=0s", "--compact-hash-check-time must be >0 (set to 0s)"},
 		{"--v2-deprecation=not-yet", `--v2-deprecation "not-yet" is not one of`},
 	} {

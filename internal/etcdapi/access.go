@@ -21,7 +21,9 @@ type HTTPOptions struct {
 	HostWhitelist []string
 	// EnablePprof serves Go's profiles at /debug/pprof/.
 	EnablePprof bool
-	Logger      *slog.Logger
+	// NoGateway is --enable-grpc-gateway=false: no JSON gateway at /v3/.
+	NoGateway bool
+	Logger    *slog.Logger
 }
 
 func allowsAll(list []string) bool { return len(list) == 0 || slices.Contains(list, "*") }

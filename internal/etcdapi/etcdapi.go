@@ -175,6 +175,9 @@ func (s *Services) Register(srv *grpc.Server) {
 // addr, its JSON gateway (/v3/...) among them, which calls the gRPC
 // services through a connection to addr (made lazily; Close closes it).
 func (s *Services) ClientHandler(addr net.Addr) (http.Handler, error) {
+	if s.cfg.HTTP.NoGateway {
+		return newClientHTTPHandler(s.cfg.Raft.View(), s.kv, nil, s.cfg.HTTP), nil
+	}
 	conn, err := s.cfg.Dialer.DialSelf(addr)
 	if err != nil {
 		return nil, fmt.Errorf("etcdapi: gateway connection to %s: %w", addr, err)

@@ -25,14 +25,16 @@ type versions struct {
 // newClientHTTPHandler serves etcd 3.4's HTTP endpoints of a client URL:
 // /health, /version, /metrics, and /readyz and /livez as etcd 3.5 serves
 // them (3.4 has neither), and gateway, the JSON gateway, at /v3/ and
-// /v3beta/.
+// /v3beta/ unless it is nil.
 func newClientHTTPHandler(state *memberview.View, kv *KV, gateway http.Handler, opts HTTPOptions) http.Handler {
 	mux := http.NewServeMux()
 	if opts.EnablePprof {
 		registerPprof(mux)
 	}
-	mux.Handle("/v3/", gateway)
-	mux.Handle("/v3beta/", gateway)
+	if gateway != nil { // nil with --enable-grpc-gateway=false
+		mux.Handle("/v3/", gateway)
+		mux.Handle("/v3beta/", gateway)
+	}
 	mux.Handle("/health", healthHandler(state, kv))
 	mux.Handle("/version", getOnly(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

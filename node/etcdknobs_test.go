@@ -1,0 +1,71 @@
+package node
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestHTTPKnobsOnAMember starts a member with etcd's HTTP flags and
+// checks its client URL: no gateway, pprof served, another Host refused,
+// the allowed origin named.
+func TestHTTPKnobsOnAMember(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	fs := flagSet(&cfg)
+	if err := fs.Parse([]string{"--enable-grpc-gateway=false", "--enable-pprof", "--host-whitelist=127.0.0.1",
+		"--cors=http://a.example", "--metrics=extensive"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.ResolveFlags(fs); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	base := cfg.ListenClientURLs[0].String()
+	do := func(method, path, host, origin string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader("{}"))
+		if host != "" {
+			req.Host = host
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	if resp, _ := do("POST", "/v3/kv/range", "", ""); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("gateway off: /v3/kv/range answered %d, want 404", resp.StatusCode)
+	}
+	if resp, body := do("GET", "/debug/pprof/", "", ""); resp.StatusCode != 200 || !strings.Contains(body, "goroutine") {
+		t.Errorf("pprof: %d", resp.StatusCode)
+	}
+	if resp, body := do("GET", "/version", "evil.example:2379", ""); resp.StatusCode != http.StatusMisdirectedRequest || !strings.Contains(body, "CVE-2018-5702") {
+		t.Errorf("other host: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := do("GET", "/version", "", "http://a.example"); resp.Header.Get("Access-Control-Allow-Origin") != "http://a.example" {
+		t.Errorf("allowed origin: headers %v", resp.Header)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := client(t, cfg).Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := do("GET", "/metrics", "", ""); !strings.Contains(body, `grpc_server_handling_seconds_count{grpc_method="Put"`) {
+		t.Errorf("--metrics=extensive: no grpc_server_handling_seconds in /metrics")
+	}
+}
