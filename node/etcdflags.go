@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -395,6 +396,9 @@ func (c *Config) validateEtcd36() error {
 	if err := checkLogOutputs(c.LogOutputs); err != nil {
 		return err
 	}
+	if err := checkCORS(c.CORS); err != nil {
+		return err
+	}
 	switch st.v2Deprecation {
 	case "", "write-only", "write-only-drop-data", "gone":
 	default:
@@ -468,6 +472,28 @@ func (c *Config) httpOptions() etcdapi.HTTPOptions {
 		CORS: c.CORS, HostWhitelist: c.HostWhitelist, EnablePprof: c.EnablePprof, Logger: c.Logger,
 		NoGateway: c.etcd36.registered && !c.etcd36.grpcGateway,
 	}
+}
+
+// checkCORS checks --cors as etcd parses it: "*", or URLs of the form
+// scheme://host:port (the Origin header must equal one of them).
+func checkCORS(origins []string) error {
+	for _, o := range origins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		switch {
+		case err != nil:
+			return fmt.Errorf("--cors %q: %v", o, err)
+		case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "unix" && u.Scheme != "unixs":
+			return fmt.Errorf("--cors: URL scheme must be http, https, unix, or unixs: %s", o)
+		case checkHostPort(u.Host) != nil:
+			return fmt.Errorf("--cors: URL address does not have the form \"host:port\": %s", o)
+		case u.Path != "":
+			return fmt.Errorf("--cors: URL must not contain a path: %s", o)
+		}
+	}
+	return nil
 }
 
 // LogToStdout reports whether --log-outputs asks for stdout.

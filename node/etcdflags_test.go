@@ -270,6 +270,7 @@ func TestEtcd36KnobErrors(t *testing.T) {
 		{"--metrics=all", `--metrics "all" is not 'basic' or 'extensive'`},
 		{"--discovery-fallback=proxy", `v2 proxy is deprecated, and --discovery-fallback can't be configured as "proxy"`},
 		{"--compact-hash-check-time=0s", "--compact-hash-check-time must be >0 (set to 0s)"},
+		{"--cors=http://a.example", `--cors: URL address does not have the form "host:port": http://a.example`},
 		{"--v2-deprecation=not-yet", `--v2-deprecation "not-yet" is not one of`},
 	} {
 		c := Default()
@@ -290,7 +291,7 @@ func TestConfigFileEtcd36Keys(t *testing.T) {
 	c := Default()
 	path := writeFile(t, "pre-vote: false\nmax-wals: 2\nfeature-gates: InitialCorruptCheck=true\n"+
 		"experimental-compact-hash-check-enabled: true\nexperimental-snapshot-catch-up-entries: 12\n"+
-		"compact-hash-check-time: 30000000000\ncors: 'http://a.example,http://b.example'\n"+
+		"compact-hash-check-time: 30000000000\ncors: 'http://a.example:80,http://b.example:8080'\n"+
 		"client-transport-security:\n  cert-file:\n  client-cert-auth: false\ncert-file: ''\n")
 	if err := c.ApplyFile(path); err != nil {
 		t.Fatal(err)
@@ -299,7 +300,7 @@ func TestConfigFileEtcd36Keys(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.PreVote || c.MaxWALs != 2 || !c.InitialCorruptCheck || !c.CompactHashCheck || c.SnapshotCatchUpEntries != 12 ||
-		c.CompactHashCheckTime != 30*time.Second || !slices.Equal(c.CORS, []string{"http://a.example", "http://b.example"}) {
+		c.CompactHashCheckTime != 30*time.Second || !slices.Equal(c.CORS, []string{"http://a.example:80", "http://b.example:8080"}) {
 		t.Errorf("got %+v", c)
 	}
 	for _, tc := range []struct{ yaml, want string }{

@@ -16,7 +16,7 @@ func TestHTTPKnobsOnAMember(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	fs := flagSet(&cfg)
 	if err := fs.Parse([]string{"--enable-grpc-gateway=false", "--enable-pprof", "--host-whitelist=127.0.0.1",
-		"--cors=http://a.example", "--metrics=extensive"}); err != nil {
+		"--cors=http://a.example:80", "--metrics=extensive"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := cfg.ResolveFlags(fs); err != nil {
@@ -57,7 +57,7 @@ func TestHTTPKnobsOnAMember(t *testing.T) {
 	if resp, body := do("GET", "/version", "evil.example:2379", ""); resp.StatusCode != http.StatusMisdirectedRequest || !strings.Contains(body, "CVE-2018-5702") {
 		t.Errorf("other host: %d %q", resp.StatusCode, body)
 	}
-	if resp, _ := do("GET", "/version", "", "http://a.example"); resp.Header.Get("Access-Control-Allow-Origin") != "http://a.example" {
+	if resp, _ := do("GET", "/version", "", "http://a.example:80"); resp.Header.Get("Access-Control-Allow-Origin") != "http://a.example:80" {
 		t.Errorf("allowed origin: headers %v", resp.Header)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
