@@ -142,7 +142,9 @@ type Config struct {
 	HostWhitelist []string
 	EnablePprof   bool
 	Metrics       string // basic or extensive
-	LogOutputs    []string
+	// WarningUnaryRequestDuration: slower unary requests are logged at warn.
+	WarningUnaryRequestDuration time.Duration
+	LogOutputs                  []string
 	// FeatureGates is --feature-gates, with the --experimental-* flags
 	// that name a gate folded in by ResolveFlags.
 	FeatureGates FeatureGates
@@ -214,6 +216,8 @@ func Default() Config {
 		Metrics:                MetricsBasic,
 		LogOutputs:             []string{LogOutputDefault},
 		CompactHashCheckTime:   DefaultCompactHashCheckTime,
+
+		WarningUnaryRequestDuration: DefaultWarningUnaryRequestDuration,
 	}
 	c.InitialCluster = c.InitialClusterFromName(c.Name)
 	return c

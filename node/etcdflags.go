@@ -24,6 +24,9 @@ const (
 	DefaultGRPCKeepAliveInterval  = 2 * time.Hour
 	DefaultGRPCKeepAliveTimeout   = 20 * time.Second
 	DefaultCompactHashCheckTime   = time.Minute
+	// DefaultWarningUnaryRequestDuration is what --warning-unary-request-duration
+	// means when neither it nor its experimental name is given.
+	DefaultWarningUnaryRequestDuration = 300 * time.Millisecond
 
 	MetricsBasic     = "basic"
 	MetricsExtensive = "extensive"
@@ -120,8 +123,6 @@ var refusedFlags = []refusedFlag{
 	// Logging.
 	{"enable-log-rotation", "false", kindBool, reasonLogRotation},
 	{"log-rotation-config-json", `{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localtime": false, "compress": false}`, kindString, reasonLogRotation},
-	{"warning-unary-request-duration", "300ms", kindDuration, "troupe does not log slow requests yet"},
-	{"experimental-warning-unary-request-duration", "0s", kindDuration, "troupe does not log slow requests yet"},
 	{"warning-apply-duration", "100ms", kindDuration, "troupe does not log slow applies yet"},
 	{"experimental-warning-apply-duration", "100ms", kindDuration, "troupe does not log slow applies yet"},
 
@@ -229,6 +230,9 @@ type etcd36State struct {
 	logger                           string
 	warnings                         []string
 	ignored                          []string
+	// warnUnary and warnUnaryExp are --warning-unary-request-duration
+	// and its experimental name; 0 when not given.
+	warnUnary, warnUnaryExp time.Duration
 }
 
 type valueKind int
@@ -284,6 +288,8 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 	fs.StringVar(&st.v2Deprecation, "v2-deprecation", st.v2Deprecation, "Phase of v2store deprecation. Deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input.")
 	fs.StringVar(&st.discoveryFallback, "discovery-fallback", st.discoveryFallback, "Expected behavior ('exit') when discovery services fails. Note that v2 proxy is removed.")
 
+	fs.DurationVar(&st.warnUnary, "warning-unary-request-duration", 0, "Set time duration after which a warning is logged if a unary request takes more than this duration (default 300ms).")
+	fs.DurationVar(&st.warnUnaryExp, "experimental-warning-unary-request-duration", 0, "Deprecated in v3.6 and will be decommissioned in v3.7. Use '--warning-unary-request-duration' instead.")
 	fs.DurationVar(&c.CorruptCheckTime, "corrupt-check-time", c.CorruptCheckTime, "Duration of time between cluster corruption check passes.")
 	fs.DurationVar(&c.CompactHashCheckTime, "compact-hash-check-time", c.CompactHashCheckTime, "Duration of time between leader checks followers compaction hashes.")
 
@@ -341,6 +347,9 @@ func (c *Config) resolveFlags(given map[string]bool) error {
 			return fmt.Errorf("cannot set --%s and --%s at the same time, please use --%s only", old, experimentalRenames[old], experimentalRenames[old])
 		}
 	}
+	if err := c.resolveWarningUnary(); err != nil {
+		return err
+	}
 	fromFlags := map[string]bool{}
 	for _, name := range sortedKeys(experimentalGates) {
 		if !given[name] {
@@ -359,11 +368,30 @@ func (c *Config) resolveFlags(given map[string]bool) error {
 	c.InitialCorruptCheck = c.FeatureGates.Enabled(GateInitialCorruptCheck)
 	c.CompactHashCheck = c.FeatureGates.Enabled(GateCompactHashCheck)
 
-	st.warnings = st.warnings[:0]
 	for _, name := range sortedKeys(deprecationWarnings) {
 		if given[name] {
 			st.warnings = append(st.warnings, deprecationWarnings[name])
 		}
+	}
+	return nil
+}
+
+// resolveWarningUnary applies etcd 3.6's rule of the two names of
+// --warning-unary-request-duration: not both, the old one with a
+// warning, else the default.
+func (c *Config) resolveWarningUnary() error {
+	st := &c.etcd36
+	st.warnings = st.warnings[:0]
+	switch {
+	case st.warnUnary != 0 && st.warnUnaryExp != 0:
+		return errors.New("both --experimental-warning-unary-request-duration and --warning-unary-request-duration flags are set. " +
+			"Use only --warning-unary-request-duration")
+	case st.warnUnary != 0:
+		c.WarningUnaryRequestDuration = st.warnUnary
+	case st.warnUnaryExp != 0:
+		st.warnings = append(st.warnings, "--experimental-warning-unary-request-duration is deprecated, and will be decommissioned in v3.7. "+
+			"Use --warning-unary-request-duration instead.")
+		c.WarningUnaryRequestDuration = st.warnUnaryExp
 	}
 	return nil
 }
@@ -692,4 +720,6 @@ var acceptedFlags = map[string]string{
 	"experimental-snapshot-catchup-entries":          "alias of --snapshot-catchup-entries (deprecated)",
 	"snapshot-catchup-entries":                       "raft entries kept behind a snapshot for slow followers",
 	"experimental-stop-grpc-service-on-defrag":       "sets gate StopGRPCServiceOnDefrag, which troupe refuses on",
+	"warning-unary-request-duration":                 "unary requests slower than it are logged at warn ('request stats', as etcd)",
+	"experimental-warning-unary-request-duration":    "old name of --warning-unary-request-duration (deprecated; not both)",
 }

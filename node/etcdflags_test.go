@@ -319,3 +319,39 @@ func TestConfigFileEtcd36Keys(t *testing.T) {
 		}
 	}
 }
+
+// TestWarningUnaryRequestDuration: etcd 3.6's rule between the two
+// names: not both, the old one alone with a warning, else 300ms.
+func TestWarningUnaryRequestDuration(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		want    time.Duration
+		err     string
+		warning bool
+	}{
+		{nil, 300 * time.Millisecond, "", false},
+		{[]string{"--warning-unary-request-duration=1s"}, time.Second, "", false},
+		{[]string{"--experimental-warning-unary-request-duration=2s"}, 2 * time.Second, "", true},
+		{[]string{"--warning-unary-request-duration=1s", "--experimental-warning-unary-request-duration=2s"}, 0,
+			"both --experimental-warning-unary-request-duration and --warning-unary-request-duration flags are set. Use only --warning-unary-request-duration", false},
+	} {
+		c := Default()
+		fs := flagSet(&c)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		err := c.ResolveFlags(fs)
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("%q: err %v, want %q", tc.args, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || c.WarningUnaryRequestDuration != tc.want {
+			t.Errorf("%q: %v %v, want %v", tc.args, c.WarningUnaryRequestDuration, err, tc.want)
+		}
+		if got := slices.Contains(c.Warnings(), "--experimental-warning-unary-request-duration is deprecated, and will be decommissioned in v3.7. Use --warning-unary-request-duration instead."); got != tc.warning {
+			t.Errorf("%q: warnings %q", tc.args, c.Warnings())
+		}
+	}
+}

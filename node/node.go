@@ -406,7 +406,8 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 		MinLeaseTTL:           s.cfg.minLeaseTTL(),
 		WatchProgressInterval: s.cfg.WatchProgressNotifyInterval, ElectionTimeout: s.cfg.ElectionTimeout,
 		GRPC: s.cfg.grpcLimits(), HTTP: s.cfg.httpOptions(), NoStrictReconfigCheck: !s.cfg.StrictReconfigCheck,
-		Logger: s.cfg.Logger,
+		WarningUnaryRequestDuration: s.cfg.WarningUnaryRequestDuration,
+		Logger:                      s.cfg.Logger,
 	}).Configure(metrics.Mailbox("listeners")), "listeners")
 	if err != nil {
 		s.fail(fmt.Errorf("spawn listeners: %w", err))

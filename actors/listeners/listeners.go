@@ -67,7 +67,9 @@ type Config struct {
 	GRPC                  transport.GRPCLimits
 	HTTP                  etcdapi.HTTPOptions
 	NoStrictReconfigCheck bool
-	Logger                *slog.Logger
+	// WarningUnaryRequestDuration: slower unary requests are logged at warn.
+	WarningUnaryRequestDuration time.Duration
+	Logger                      *slog.Logger
 }
 
 // ListenError is a client endpoint that cannot be bound: restarting will not
@@ -122,6 +124,7 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 		WatchProgressInterval: l.cfg.WatchProgressInterval, ElectionTimeout: l.cfg.ElectionTimeout,
 		Dialer: transport.Dialer{Security: l.cfg.Security}, Logger: l.log,
 		HTTP: l.cfg.HTTP, NoStrictReconfigCheck: l.cfg.NoStrictReconfigCheck,
+		WarningUnaryRequestDuration: l.cfg.WarningUnaryRequestDuration,
 	})
 	for _, u := range l.cfg.ClientURLs {
 		l.serveClients(u)

@@ -71,6 +71,9 @@ type Config struct {
 	// Dialer connects to the leader's client endpoint, for what a
 	// follower forwards.
 	Dialer transport.Dialer
+	// WarningUnaryRequestDuration is etcd's --warning-unary-request-duration:
+	// a unary request slower than it is logged at warn; 0 turns it off.
+	WarningUnaryRequestDuration time.Duration
 	// NoStrictReconfigCheck is --strict-reconfig-check=false (see Cluster).
 	NoStrictReconfigCheck bool
 	// HTTP is what the HTTP endpoints allow (CORS, hosts, pprof).
@@ -153,9 +156,17 @@ func (s *Services) ServerOptions() []grpc.ServerOption {
 		return status.Errorf(codes.Internal, "troupe: internal error: %v", p)
 	})
 	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor, recovery.UnaryServerInterceptor(recovered), unaryGate(s.cfg.Raft.View())),
+		grpc.ChainUnaryInterceptor(logSlowUnary(s.logger(), s.cfg.WarningUnaryRequestDuration),
+			metrics.UnaryServerInterceptor, recovery.UnaryServerInterceptor(recovered), unaryGate(s.cfg.Raft.View())),
 		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor, recovery.StreamServerInterceptor(recovered), streamGate(s.cfg.Raft.View())),
 	}
+}
+
+func (s *Services) logger() *slog.Logger {
+	if s.cfg.Logger == nil {
+		return slog.Default()
+	}
+	return s.cfg.Logger
 }
 
 // Register registers the services, and gRPC's health service (serving),
