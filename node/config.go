@@ -144,7 +144,14 @@ type Config struct {
 	Metrics       string // basic or extensive
 	// WarningUnaryRequestDuration: slower unary requests are logged at warn.
 	WarningUnaryRequestDuration time.Duration
-	LogOutputs                  []string
+	// Backend: bbolt's mlock and freelist ("array", else map), a
+	// defragmentation at start-up when this many MiB are free (0: never),
+	// and no fsync at all (unsafe).
+	MemoryMlock                       bool
+	BackendFreelistType               string
+	BootstrapDefragThresholdMegabytes uint
+	UnsafeNoFsync                     bool
+	LogOutputs                        []string
 	// FeatureGates is --feature-gates, with the --experimental-* flags
 	// that name a gate folded in by ResolveFlags.
 	FeatureGates FeatureGates
@@ -218,6 +225,7 @@ func Default() Config {
 		CompactHashCheckTime:   DefaultCompactHashCheckTime,
 
 		WarningUnaryRequestDuration: DefaultWarningUnaryRequestDuration,
+		BackendFreelistType:         "map",
 	}
 	c.InitialCluster = c.InitialClusterFromName(c.Name)
 	return c

@@ -47,8 +47,6 @@ const (
 	reasonRaftHTTP    = "troupe's peers talk over protoactor remote, not etcd's rafthttp; it has no such timeout"
 	reasonLogRotation = "log rotation is not supported by troupe; it logs to stderr or stdout, rotate them with the service manager"
 	reasonDowngrade   = "cluster downgrade is not supported by troupe, so it has nothing to check"
-	reasonMlock       = "not supported by troupe yet"
-	reasonDefrag      = "defragmentation at start-up is not supported by troupe yet; run 'etcdctl defrag' once it serves"
 )
 
 // refusedFlags are etcd 3.6.8 flags troupe does not implement. Each is
@@ -111,9 +109,6 @@ var refusedFlags = []refusedFlag{
 	// Member.
 	{"initial-election-tick-advance", "true", kindBool, "troupe always fast-forwards the first election of a lone voter and cannot turn that off"},
 	{"listen-client-http-urls", "", kindString, "troupe serves HTTP and gRPC together on --listen-client-urls"},
-	{"memory-mlock", "false", kindBool, reasonMlock},
-	{"experimental-memory-mlock", "false", kindBool, reasonMlock},
-	{"backend-bbolt-freelist-type", "map", kindString, "troupe's backend keeps bbolt's own (array) freelist; etcd's default 'map' is accepted as a no-op"},
 	{"socket-reuse-port", "false", kindBool, "SO_REUSEPORT is not supported by troupe"},
 	{"socket-reuse-address", "false", kindBool, "SO_REUSEADDR is not supported by troupe"},
 	{"raft-read-timeout", "5s", kindDuration, reasonRaftHTTP},
@@ -139,17 +134,12 @@ var refusedFlags = []refusedFlag{
 	{"distributed-tracing-sampling-rate", "0", kindNumber, reasonTracing},
 
 	// Experimental.
-	{"experimental-bootstrap-defrag-threshold-megabytes", "0", kindNumber, reasonDefrag},
-	{"bootstrap-defrag-threshold-megabytes", "0", kindNumber, reasonDefrag},
 	{"experimental-downgrade-check-time", "5s", kindDuration, reasonDowngrade},
 	{"downgrade-check-time", "5s", kindDuration, reasonDowngrade},
 	{"experimental-compaction-batch-limit", "1000", kindNumber, "troupe deletes a compaction's revisions in the backend batch of the compaction, not in batches of its own"},
 	{"compaction-batch-limit", "1000", kindNumber, "troupe deletes a compaction's revisions in the backend batch of the compaction, not in batches of its own"},
 	{"experimental-compaction-sleep-interval", "0s", kindDuration, "troupe does not pause between compaction batches: it has none"},
 	{"compaction-sleep-interval", "0s", kindDuration, "troupe does not pause between compaction batches: it has none"},
-
-	// Unsafe.
-	{"unsafe-no-fsync", "false", kindBool, "not supported by troupe: its WAL always syncs"},
 }
 
 // ignoredFlags are flags of etcd 2 that etcd 3.6 still accepts and
@@ -290,6 +280,12 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 
 	fs.DurationVar(&st.warnUnary, "warning-unary-request-duration", 0, "Set time duration after which a warning is logged if a unary request takes more than this duration (default 300ms).")
 	fs.DurationVar(&st.warnUnaryExp, "experimental-warning-unary-request-duration", 0, "Deprecated in v3.6 and will be decommissioned in v3.7. Use '--warning-unary-request-duration' instead.")
+	fs.BoolVar(&c.MemoryMlock, "memory-mlock", c.MemoryMlock, "Enable to enforce etcd pages (in particular bbolt) to stay in RAM.")
+	fs.BoolVar(&c.MemoryMlock, "experimental-memory-mlock", c.MemoryMlock, renamedUsage("experimental-memory-mlock"))
+	fs.StringVar(&c.BackendFreelistType, "backend-bbolt-freelist-type", c.BackendFreelistType, "BackendFreelistType specifies the type of freelist that boltdb backend uses(array and map are supported types).")
+	fs.UintVar(&c.BootstrapDefragThresholdMegabytes, "bootstrap-defrag-threshold-megabytes", c.BootstrapDefragThresholdMegabytes, "Enable the defrag during etcd server bootstrap on condition that it will free at least the provided threshold of disk space. Needs to be set to non-zero value to take effect.")
+	fs.UintVar(&c.BootstrapDefragThresholdMegabytes, "experimental-bootstrap-defrag-threshold-megabytes", c.BootstrapDefragThresholdMegabytes, renamedUsage("experimental-bootstrap-defrag-threshold-megabytes"))
+	fs.BoolVar(&c.UnsafeNoFsync, "unsafe-no-fsync", c.UnsafeNoFsync, "Disables fsync, unsafe, will cause data loss.")
 	fs.DurationVar(&c.CorruptCheckTime, "corrupt-check-time", c.CorruptCheckTime, "Duration of time between cluster corruption check passes.")
 	fs.DurationVar(&c.CompactHashCheckTime, "compact-hash-check-time", c.CompactHashCheckTime, "Duration of time between leader checks followers compaction hashes.")
 
@@ -524,6 +520,15 @@ func checkCORS(origins []string) error {
 	return nil
 }
 
+// freelistType is bbolt's freelist as etcd picks it: "array" if asked,
+// else map.
+func (c *Config) freelistType() string {
+	if c.BackendFreelistType == "array" {
+		return "array"
+	}
+	return "map"
+}
+
 // LogToStdout reports whether --log-outputs asks for stdout.
 func (c *Config) LogToStdout() bool { return slices.Equal(c.LogOutputs, []string{"stdout"}) }
 
@@ -720,6 +725,12 @@ var acceptedFlags = map[string]string{
 	"experimental-snapshot-catchup-entries":          "alias of --snapshot-catchup-entries (deprecated)",
 	"snapshot-catchup-entries":                       "raft entries kept behind a snapshot for slow followers",
 	"experimental-stop-grpc-service-on-defrag":       "sets gate StopGRPCServiceOnDefrag, which troupe refuses on",
-	"warning-unary-request-duration":                 "unary requests slower than it are logged at warn ('request stats', as etcd)",
-	"experimental-warning-unary-request-duration":    "old name of --warning-unary-request-duration (deprecated; not both)",
+	"memory-mlock":                                      "bbolt keeps the backend's pages in RAM (mlock)",
+	"experimental-memory-mlock":                         "old name of --memory-mlock (deprecated)",
+	"backend-bbolt-freelist-type":                       "bbolt's freelist: 'array', else map (as etcd)",
+	"bootstrap-defrag-threshold-megabytes":              "defragment the backend at start-up when this much of it is free (0: never)",
+	"experimental-bootstrap-defrag-threshold-megabytes": "old name of --bootstrap-defrag-threshold-megabytes (deprecated)",
+	"unsafe-no-fsync":                                   "WAL and backend skip fsync: a crash can lose acknowledged writes",
+	"warning-unary-request-duration":                    "unary requests slower than it are logged at warn ('request stats', as etcd)",
+	"experimental-warning-unary-request-duration":       "old name of --warning-unary-request-duration (deprecated; not both)",
 }

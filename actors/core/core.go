@@ -71,6 +71,12 @@ type Config struct {
 	MaxWALs              int           // wal.Options.MaxFiles: 0 only what is needed, < 0 all
 	BackendBatchLimit    int           // mvcc.Options.BatchLimit; 0: its default
 	BackendBatchInterval time.Duration // applier CommitInterval; 0: its default
+	UnsafeNoFsync        bool          // --unsafe-no-fsync: WAL and backend skip fsync
+	MemoryMlock          bool          // --memory-mlock: bbolt's Mlock
+	FreelistType         string        // --backend-bbolt-freelist-type: "map", "array" or "" (bbolt's)
+	// BootstrapDefragThresholdBytes defragments the backend at start-up
+	// when at least this much of it is free (0: never).
+	BootstrapDefragThresholdBytes int64
 	// PeersPID is the peers supervisor raft messages for other members go
 	// to, and SetPeers after a membership change; nil for a member with no
 	// peer transport (tests).
@@ -230,6 +236,9 @@ func (c *core) startup(ctx actor.Context) error {
 		return &StartupError{"open backend", err}
 	}
 	c.res.store = store
+	if _, err := store.DefragIfFreeable(c.cfg.BootstrapDefragThresholdBytes); err != nil {
+		return &StartupError{"defragment backend", fmt.Errorf("%w (fix: free disk space, or start without --bootstrap-defrag-threshold-megabytes)", err)}
+	}
 	rec, err := c.replayWAL(snapshotsNewestFirst(SnapDir(dd), c.logger()))
 	if err != nil {
 		return err
@@ -301,7 +310,10 @@ func restoreStorage(sn *raftpb.Snapshot, rec *recovered) (*raft.MemoryStorage, e
 
 // storeOptions are the options of every backend the core opens.
 func (c *core) storeOptions() mvcc.Options {
-	return mvcc.Options{Logger: c.cfg.Logger, CommitObserved: metrics.ObserveBackendCommit, Changed: c.changes.Add, BatchLimit: c.cfg.BackendBatchLimit}
+	return mvcc.Options{
+		Logger: c.cfg.Logger, CommitObserved: metrics.ObserveBackendCommit, Changed: c.changes.Add, BatchLimit: c.cfg.BackendBatchLimit,
+		NoSync: c.cfg.UnsafeNoFsync, Mlock: c.cfg.MemoryMlock, FreelistType: c.cfg.FreelistType,
+	}
 }
 
 // installSnapshotDB replaces the backend with the snapshot database for
@@ -413,7 +425,7 @@ func snapshotsNewestFirst(dir string, log *slog.Logger) []*raftpb.Snapshot {
 // does not know: the one before it is used, whose entries the WAL still has.
 func (c *core) replayWAL(snaps []*raftpb.Snapshot) (*recovered, error) {
 	dir := WALDir(c.cfg.DataDir)
-	opts := wal.Options{SegmentSizeBytes: c.cfg.WALSegmentBytes, Logger: c.cfg.Logger, MaxFiles: c.cfg.MaxWALs}
+	opts := wal.Options{SegmentSizeBytes: c.cfg.WALSegmentBytes, Logger: c.cfg.Logger, MaxFiles: c.cfg.MaxWALs, UnsafeNoFsync: c.cfg.UnsafeNoFsync}
 	meta := wal.Metadata{MemberID: c.view().MemberID, ClusterID: c.view().ClusterID}
 	if !wal.Exist(dir) {
 		if len(snaps) > 0 {

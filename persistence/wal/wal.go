@@ -59,6 +59,10 @@ type Options struct {
 	// an operator keeps some history; 0 removes every released segment,
 	// a negative value none (etcd's 0, "unlimited").
 	MaxFiles int
+	// UnsafeNoFsync skips the fdatasync of appends (etcd's
+	// --unsafe-no-fsync): a crash loses what the page cache held, and
+	// with it raft's guarantees. For tests and benchmarks only.
+	UnsafeNoFsync bool
 }
 
 func (o Options) withDefaults() Options {

@@ -496,3 +496,20 @@ func TestStatsCountFsyncs(t *testing.T) {
 		t.Fatalf("%d fsyncs, want 1", got)
 	}
 }
+
+// TestUnsafeNoFsync: etcd's --unsafe-no-fsync writes appends without
+// fdatasync; they still read back.
+func TestUnsafeNoFsync(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "wal")
+	w := mustCreate(t, dir, 0)
+	w.opts.UnsafeNoFsync = true
+	base := w.Stats().Fsyncs
+	mustSave(t, w, hardState(1, 1, 100), ents(1, 100, 1, 10))
+	if got := w.Stats().Fsyncs - base; got != 0 {
+		t.Fatalf("%d fsyncs, want none", got)
+	}
+	w.Close()
+	r := reopen(t, dir, SnapshotMarker{})
+	defer r.w.Close()
+	equalEntries(t, r.ents, ents(1, 100, 1, 10))
+}

@@ -110,6 +110,9 @@ func (w *WAL) sync() error {
 	if err := failpoint.Inject(FailpointBeforeFsync); err != nil {
 		return w.fail(fmt.Errorf("wal: sync %s: %w", w.fpath, err))
 	}
+	if w.opts.UnsafeNoFsync {
+		return nil
+	}
 	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
 		return w.fail(fmt.Errorf("wal: fdatasync %s: %w", w.fpath, err))
 	}
