@@ -1,8 +1,6 @@
 package node
 
 import (
-	"go.etcd.io/raft/v3/raftpb"
-
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/troupedb/troupe/persistence/membership"
 )
 
 // Defaults, as etcd 3.4 has them, except that troupe listens on 127.0.0.1
@@ -151,7 +153,9 @@ type Config struct {
 	BackendFreelistType               string
 	BootstrapDefragThresholdMegabytes uint
 	UnsafeNoFsync                     bool
-	LogOutputs                        []string
+	// MaxLearners is etcd's --max-learners.
+	MaxLearners int
+	LogOutputs  []string
 	// FeatureGates is --feature-gates, with the --experimental-* flags
 	// that name a gate folded in by ResolveFlags.
 	FeatureGates FeatureGates
@@ -226,6 +230,7 @@ func Default() Config {
 
 		WarningUnaryRequestDuration: DefaultWarningUnaryRequestDuration,
 		BackendFreelistType:         "map",
+		MaxLearners:                 membership.MaxLearners,
 	}
 	c.InitialCluster = c.InitialClusterFromName(c.Name)
 	return c

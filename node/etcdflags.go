@@ -13,6 +13,7 @@ import (
 
 	"github.com/troupedb/troupe/internal/etcdapi"
 	"github.com/troupedb/troupe/internal/transport"
+	"github.com/troupedb/troupe/persistence/membership"
 )
 
 // etcd 3.6.8's defaults of the knobs registered here.
@@ -113,7 +114,6 @@ var refusedFlags = []refusedFlag{
 	{"socket-reuse-address", "false", kindBool, "SO_REUSEADDR is not supported by troupe"},
 	{"raft-read-timeout", "5s", kindDuration, reasonRaftHTTP},
 	{"raft-write-timeout", "5s", kindDuration, reasonRaftHTTP},
-	{"max-learners", "1", kindNumber, "troupe allows one learner at a time, as etcd's default"},
 
 	// Logging.
 	{"enable-log-rotation", "false", kindBool, reasonLogRotation},
@@ -285,6 +285,7 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BackendFreelistType, "backend-bbolt-freelist-type", c.BackendFreelistType, "BackendFreelistType specifies the type of freelist that boltdb backend uses(array and map are supported types).")
 	fs.UintVar(&c.BootstrapDefragThresholdMegabytes, "bootstrap-defrag-threshold-megabytes", c.BootstrapDefragThresholdMegabytes, "Enable the defrag during etcd server bootstrap on condition that it will free at least the provided threshold of disk space. Needs to be set to non-zero value to take effect.")
 	fs.UintVar(&c.BootstrapDefragThresholdMegabytes, "experimental-bootstrap-defrag-threshold-megabytes", c.BootstrapDefragThresholdMegabytes, renamedUsage("experimental-bootstrap-defrag-threshold-megabytes"))
+	fs.IntVar(&c.MaxLearners, "max-learners", c.MaxLearners, "Set the max number of learner members allowed in the cluster membership.")
 	fs.BoolVar(&c.UnsafeNoFsync, "unsafe-no-fsync", c.UnsafeNoFsync, "Disables fsync, unsafe, will cause data loss.")
 	fs.DurationVar(&c.CorruptCheckTime, "corrupt-check-time", c.CorruptCheckTime, "Duration of time between cluster corruption check passes.")
 	fs.DurationVar(&c.CompactHashCheckTime, "compact-hash-check-time", c.CompactHashCheckTime, "Duration of time between leader checks followers compaction hashes.")
@@ -439,6 +440,9 @@ func (c *Config) validateEtcd36() error {
 	case "", MetricsBasic, MetricsExtensive:
 	default:
 		return fmt.Errorf("--metrics %q is not 'basic' or 'extensive'", c.Metrics)
+	}
+	if c.MaxLearners < 0 {
+		return fmt.Errorf("--max-learners must be >= 0 (set to %d; default %d)", c.MaxLearners, membership.MaxLearners)
 	}
 	if c.CompactHashCheckTime <= 0 {
 		return fmt.Errorf("--compact-hash-check-time must be >0 (set to %v)", c.CompactHashCheckTime)
@@ -730,6 +734,7 @@ var acceptedFlags = map[string]string{
 	"backend-bbolt-freelist-type":                       "bbolt's freelist: 'array', else map (as etcd)",
 	"bootstrap-defrag-threshold-megabytes":              "defragment the backend at start-up when this much of it is free (0: never)",
 	"experimental-bootstrap-defrag-threshold-megabytes": "old name of --bootstrap-defrag-threshold-megabytes (deprecated)",
+	"max-learners":                                      "learners a member add may leave in the cluster (checked as it applies)",
 	"unsafe-no-fsync":                                   "WAL and backend skip fsync: a crash can lose acknowledged writes",
 	"warning-unary-request-duration":                    "unary requests slower than it are logged at warn ('request stats', as etcd)",
 	"experimental-warning-unary-request-duration":       "old name of --warning-unary-request-duration (deprecated; not both)",

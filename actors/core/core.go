@@ -72,6 +72,7 @@ type Config struct {
 	BackendBatchLimit    int           // mvcc.Options.BatchLimit; 0: its default
 	BackendBatchInterval time.Duration // applier CommitInterval; 0: its default
 	UnsafeNoFsync        bool          // --unsafe-no-fsync: WAL and backend skip fsync
+	MaxLearners          int           // --max-learners; 0: membership.MaxLearners
 	MemoryMlock          bool          // --memory-mlock: bbolt's Mlock
 	FreelistType         string        // --backend-bbolt-freelist-type: "map", "array" or "" (bbolt's)
 	// BootstrapDefragThresholdBytes defragments the backend at start-up
@@ -279,6 +280,7 @@ func (c *core) startup(ctx actor.Context) error {
 		return &StartupError{"load members", fmt.Errorf("%s: %w (%s)", DBPath(dd), err, restoreFix)}
 	}
 	cl := membership.NewCluster(members, removed)
+	cl.SetMaxLearners(c.cfg.MaxLearners)
 	c.view().SetCluster(cl)
 	c.cfg.Client.Waits().Applied.Reset(store.ConsistentIndex())
 	c.published = c.spawnChildren(ctx, ms, store, cl, rec)
@@ -374,6 +376,7 @@ func (c *core) handleInstallBackend(ctx actor.Context, msg *messages.InstallBack
 		return
 	}
 	cl := membership.NewCluster(members, removed)
+	cl.SetMaxLearners(c.cfg.MaxLearners)
 	c.view().SetCluster(cl)
 	pub := *c.published
 	pub.Store = st
