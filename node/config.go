@@ -153,6 +153,8 @@ type Config struct {
 	BackendFreelistType               string
 	BootstrapDefragThresholdMegabytes uint
 	UnsafeNoFsync                     bool
+	// WarningApplyDuration: slower applies are logged at warn.
+	WarningApplyDuration time.Duration
 	// MaxLearners is etcd's --max-learners.
 	MaxLearners int
 	LogOutputs  []string
@@ -231,6 +233,7 @@ func Default() Config {
 		WarningUnaryRequestDuration: DefaultWarningUnaryRequestDuration,
 		BackendFreelistType:         "map",
 		MaxLearners:                 membership.MaxLearners,
+		WarningApplyDuration:        DefaultWarningApplyDuration,
 	}
 	c.InitialCluster = c.InitialClusterFromName(c.Name)
 	return c

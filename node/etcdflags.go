@@ -28,6 +28,7 @@ const (
 	// DefaultWarningUnaryRequestDuration is what --warning-unary-request-duration
 	// means when neither it nor its experimental name is given.
 	DefaultWarningUnaryRequestDuration = 300 * time.Millisecond
+	DefaultWarningApplyDuration        = 100 * time.Millisecond
 
 	MetricsBasic     = "basic"
 	MetricsExtensive = "extensive"
@@ -118,8 +119,6 @@ var refusedFlags = []refusedFlag{
 	// Logging.
 	{"enable-log-rotation", "false", kindBool, reasonLogRotation},
 	{"log-rotation-config-json", `{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localtime": false, "compress": false}`, kindString, reasonLogRotation},
-	{"warning-apply-duration", "100ms", kindDuration, "troupe does not log slow applies yet"},
-	{"experimental-warning-apply-duration", "100ms", kindDuration, "troupe does not log slow applies yet"},
 
 	// Distributed tracing.
 	{"experimental-enable-distributed-tracing", "false", kindBool, reasonTracing},
@@ -285,6 +284,8 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BackendFreelistType, "backend-bbolt-freelist-type", c.BackendFreelistType, "BackendFreelistType specifies the type of freelist that boltdb backend uses(array and map are supported types).")
 	fs.UintVar(&c.BootstrapDefragThresholdMegabytes, "bootstrap-defrag-threshold-megabytes", c.BootstrapDefragThresholdMegabytes, "Enable the defrag during etcd server bootstrap on condition that it will free at least the provided threshold of disk space. Needs to be set to non-zero value to take effect.")
 	fs.UintVar(&c.BootstrapDefragThresholdMegabytes, "experimental-bootstrap-defrag-threshold-megabytes", c.BootstrapDefragThresholdMegabytes, renamedUsage("experimental-bootstrap-defrag-threshold-megabytes"))
+	fs.DurationVar(&c.WarningApplyDuration, "warning-apply-duration", c.WarningApplyDuration, "Warning is generated if requests take more than this duration.")
+	fs.DurationVar(&c.WarningApplyDuration, "experimental-warning-apply-duration", c.WarningApplyDuration, renamedUsage("experimental-warning-apply-duration"))
 	fs.IntVar(&c.MaxLearners, "max-learners", c.MaxLearners, "Set the max number of learner members allowed in the cluster membership.")
 	fs.BoolVar(&c.UnsafeNoFsync, "unsafe-no-fsync", c.UnsafeNoFsync, "Disables fsync, unsafe, will cause data loss.")
 	fs.DurationVar(&c.CorruptCheckTime, "corrupt-check-time", c.CorruptCheckTime, "Duration of time between cluster corruption check passes.")
@@ -734,6 +735,8 @@ var acceptedFlags = map[string]string{
 	"backend-bbolt-freelist-type":                       "bbolt's freelist: 'array', else map (as etcd)",
 	"bootstrap-defrag-threshold-megabytes":              "defragment the backend at start-up when this much of it is free (0: never)",
 	"experimental-bootstrap-defrag-threshold-megabytes": "old name of --bootstrap-defrag-threshold-megabytes (deprecated)",
+	"warning-apply-duration":                            "applies slower than it are logged at warn ('apply request took too long', as etcd)",
+	"experimental-warning-apply-duration":               "old name of --warning-apply-duration (deprecated)",
 	"max-learners":                                      "learners a member add may leave in the cluster (checked as it applies)",
 	"unsafe-no-fsync":                                   "WAL and backend skip fsync: a crash can lose acknowledged writes",
 	"warning-unary-request-duration":                    "unary requests slower than it are logged at warn ('request stats', as etcd)",

@@ -73,6 +73,7 @@ type Config struct {
 	BackendBatchInterval time.Duration // applier CommitInterval; 0: its default
 	UnsafeNoFsync        bool          // --unsafe-no-fsync: WAL and backend skip fsync
 	MaxLearners          int           // --max-learners; 0: membership.MaxLearners
+	WarningApplyDuration time.Duration // --warning-apply-duration; 0: no warning
 	MemoryMlock          bool          // --memory-mlock: bbolt's Mlock
 	FreelistType         string        // --backend-bbolt-freelist-type: "map", "array" or "" (bbolt's)
 	// BootstrapDefragThresholdBytes defragments the backend at start-up
@@ -510,7 +511,8 @@ func (c *core) spawnChildren(ctx actor.Context, ms *raft.MemoryStorage, store *m
 	applierPID, err := ctx.SpawnNamed(applier.Props(applier.Config{
 		Store: store, Client: c.cfg.Client, Hub: c.cfg.Hub, Snapshotter: snapPID, SnapshotCount: c.cfg.SnapshotCount,
 		SnapshotIndex: snapIndex, Logger: log, QuotaBytes: c.cfg.QuotaBytes, CommitInterval: c.cfg.BackendBatchInterval,
-		Cluster: cl, Changes: c.changes,
+		WarningApplyDuration: c.cfg.WarningApplyDuration,
+		Cluster:              cl, Changes: c.changes,
 	}, c.res.pinned(), metrics.Mailbox("applier")), "applier")
 	must(err)
 	lessorPID, err := ctx.SpawnNamed(lessor.Props(lessor.Config{
