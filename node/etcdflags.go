@@ -1,6 +1,7 @@
 package node
 
 import (
+	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,6 +39,34 @@ const (
 	// journal as well).
 	LogOutputDefault = "default"
 )
+
+// etcdHelp is etcd 3.6.8's --help, word for word (/tmp/etcd36/etcd
+// --help): troupe's help shows etcd's text of the flags it refuses, and a
+// test holds the flag tables to it.
+//
+//go:embed etcd-3.6.8-help.txt
+var etcdHelp string
+
+// etcdUsage returns etcd's help text of flag name, "" if it has none.
+func etcdUsage(name string) string {
+	_, rest, ok := strings.Cut(etcdHelp, "\n  --"+name+" ")
+	if !ok {
+		_, rest, ok = strings.Cut(etcdHelp, "\n  --"+name+"\n")
+		if !ok {
+			return ""
+		}
+	} else if _, after, found := strings.Cut(rest, "\n"); found {
+		rest = after
+	}
+	var lines []string
+	for _, line := range strings.Split(rest, "\n") {
+		if !strings.HasPrefix(line, "    ") {
+			break
+		}
+		lines = append(lines, strings.TrimPrefix(line, "    "))
+	}
+	return strings.Join(lines, "\n")
+}
 
 // Reasons shared by many refused flags.
 const (
@@ -308,7 +337,11 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 	}
 
 	for _, r := range refusedFlags {
-		fs.Var(&refusedValue{st: st, flag: r}, r.name, "Refused by troupe unless "+quoteDefault(r.def)+": "+r.reason+".")
+		usage := "troupe: refused unless " + quoteDefault(r.def) + ": " + r.reason + "."
+		if u := etcdUsage(r.name); u != "" {
+			usage = u + "\n" + usage
+		}
+		fs.Var(&refusedValue{st: st, flag: r}, r.name, usage)
 	}
 	for _, name := range ignoredFlags {
 		fs.Var(&ignoredValue{st: st, name: name}, name, "")

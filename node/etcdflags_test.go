@@ -3,7 +3,6 @@ package node
 import (
 	"flag"
 	"io"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -12,15 +11,11 @@ import (
 )
 
 // helpFlags are the flag names of etcd 3.6.8's --help, stored from
-// /tmp/etcd36/etcd --help in testdata.
+// /tmp/etcd36/etcd --help (and embedded for troupe's own help).
 func helpFlags(t *testing.T) []string {
 	t.Helper()
-	b, err := os.ReadFile("testdata/etcd-3.6.8-help.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var names []string
-	for _, m := range regexp.MustCompile(`(?m)^  --([a-z0-9-]+)`).FindAllStringSubmatch(string(b), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^  --([a-z0-9-]+)`).FindAllStringSubmatch(etcdHelp, -1) {
 		if !slices.Contains(names, m[1]) {
 			names = append(names, m[1])
 		}
@@ -352,6 +347,19 @@ func TestWarningUnaryRequestDuration(t *testing.T) {
 		}
 		if got := slices.Contains(c.Warnings(), "--experimental-warning-unary-request-duration is deprecated, and will be decommissioned in v3.7. Use --warning-unary-request-duration instead."); got != tc.warning {
 			t.Errorf("%q: warnings %q", tc.args, c.Warnings())
+		}
+	}
+}
+
+func TestEtcdUsage(t *testing.T) {
+	for name, want := range map[string]string{
+		"cert-file":             "Path to the client server TLS cert file.",
+		"memory-mlock":          "Enable to enforce etcd pages (in particular bbolt) to stay in RAM.",
+		"initial-cluster-state": "Initial cluster state ('new' when bootstrapping a new cluster or 'existing' when adding new members to an existing cluster).\nAfter successful initialization (bootstrapping or adding), flag is ignored on restarts",
+		"no-such-flag":          "",
+	} {
+		if got := etcdUsage(name); got != want {
+			t.Errorf("%s: %q, want %q", name, got, want)
 		}
 	}
 }
