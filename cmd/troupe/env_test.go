@@ -177,3 +177,15 @@ func TestFlagToEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestLogOutputsStdout: --log-outputs=stdout sends the logs there.
+func TestLogOutputsStdout(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if _, code, ok := parseServe([]string{"--log-outputs=stdout", "--max-snapshots=3"}, &stdout, &stderr); !ok {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	want := "--max-snapshots is deprecated in 3.6 and will be decommissioned in 3.8."
+	if !strings.Contains(stdout.String(), want) || strings.Contains(stderr.String(), want) {
+		t.Fatalf("stdout %q, stderr %q", stdout.String(), stderr.String())
+	}
+}
