@@ -67,6 +67,9 @@ type Config struct {
 
 	// ListenClientURLs are where the etcd v3 gRPC API listens.
 	ListenClientURLs []url.URL
+	// ListenClientHTTPURLs, when set, serve the client HTTP endpoints,
+	// and ListenClientURLs gRPC only (etcd's --listen-client-http-urls).
+	ListenClientHTTPURLs []url.URL
 	// ListenMetricsURLs serve /metrics and /health (etcd's
 	// --listen-metrics-urls); empty: only on the client URLs.
 	ListenMetricsURLs []url.URL

@@ -139,7 +139,6 @@ var refusedFlags = []refusedFlag{
 
 	// Member.
 	{"initial-election-tick-advance", "true", kindBool, "troupe always fast-forwards the first election of a lone voter and cannot turn that off"},
-	{"listen-client-http-urls", "", kindString, "troupe serves HTTP and gRPC together on --listen-client-urls"},
 	{"socket-reuse-port", "false", kindBool, "SO_REUSEPORT is not supported by troupe"},
 	{"socket-reuse-address", "false", kindBool, "SO_REUSEADDR is not supported by troupe"},
 	{"raft-read-timeout", "5s", kindDuration, reasonRaftHTTP},
@@ -308,6 +307,7 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 
 	fs.DurationVar(&st.warnUnary, "warning-unary-request-duration", 0, "Set time duration after which a warning is logged if a unary request takes more than this duration (default 300ms).")
 	fs.DurationVar(&st.warnUnaryExp, "experimental-warning-unary-request-duration", 0, "Deprecated in v3.6 and will be decommissioned in v3.7. Use '--warning-unary-request-duration' instead.")
+	fs.Var(&urlsValue{urls: &c.ListenClientHTTPURLs}, "listen-client-http-urls", "List of URLs to listen on for http only client traffic. Enabling this flag removes http services from --listen-client-urls.")
 	fs.BoolVar(&c.MemoryMlock, "memory-mlock", c.MemoryMlock, "Enable to enforce etcd pages (in particular bbolt) to stay in RAM.")
 	fs.BoolVar(&c.MemoryMlock, "experimental-memory-mlock", c.MemoryMlock, renamedUsage("experimental-memory-mlock"))
 	fs.StringVar(&c.BackendFreelistType, "backend-bbolt-freelist-type", c.BackendFreelistType, "BackendFreelistType specifies the type of freelist that boltdb backend uses(array and map are supported types).")
@@ -457,6 +457,11 @@ func (c *Config) validateEtcd36() error {
 	}
 	if err := checkCORS(c.CORS); err != nil {
 		return err
+	}
+	for _, u := range c.ListenClientHTTPURLs {
+		if err := checkURL("--listen-client-http-urls", &u); err != nil {
+			return err
+		}
 	}
 	switch st.v2Deprecation {
 	case "", "write-only", "write-only-drop-data", "gone":
@@ -756,13 +761,14 @@ var acceptedFlags = map[string]string{
 	"experimental-compact-hash-check-time":    "alias of --compact-hash-check-time (deprecated)",
 	"compact-hash-check-time":                 "period of the leader's compaction hash check",
 	"experimental-enable-lease-checkpoint":    "sets gate LeaseCheckpoint; troupe always checkpoints leases",
-	"experimental-enable-lease-checkpoint-persist":   "sets gate LeaseCheckpointPersist; troupe always persists checkpoints (as etcd 3.6)",
-	"experimental-watch-progress-notify-interval":    "alias of --watch-progress-notify-interval (deprecated)",
-	"watch-progress-notify-interval":                 "period of watch progress notifications",
-	"experimental-txn-mode-write-with-shared-buffer": "sets gate TxnModeWriteWithSharedBuffer; a performance detail of etcd's backend, no effect in troupe",
-	"experimental-snapshot-catchup-entries":          "alias of --snapshot-catchup-entries (deprecated)",
-	"snapshot-catchup-entries":                       "raft entries kept behind a snapshot for slow followers",
-	"experimental-stop-grpc-service-on-defrag":       "sets gate StopGRPCServiceOnDefrag, which troupe refuses on",
+	"experimental-enable-lease-checkpoint-persist":      "sets gate LeaseCheckpointPersist; troupe always persists checkpoints (as etcd 3.6)",
+	"experimental-watch-progress-notify-interval":       "alias of --watch-progress-notify-interval (deprecated)",
+	"watch-progress-notify-interval":                    "period of watch progress notifications",
+	"experimental-txn-mode-write-with-shared-buffer":    "sets gate TxnModeWriteWithSharedBuffer; a performance detail of etcd's backend, no effect in troupe",
+	"experimental-snapshot-catchup-entries":             "alias of --snapshot-catchup-entries (deprecated)",
+	"snapshot-catchup-entries":                          "raft entries kept behind a snapshot for slow followers",
+	"experimental-stop-grpc-service-on-defrag":          "sets gate StopGRPCServiceOnDefrag, which troupe refuses on",
+	"listen-client-http-urls":                           "HTTP endpoints (gateway, /health, /metrics) alone on these URLs; --listen-client-urls then serve gRPC only",
 	"memory-mlock":                                      "bbolt keeps the backend's pages in RAM (mlock)",
 	"experimental-memory-mlock":                         "old name of --memory-mlock (deprecated)",
 	"backend-bbolt-freelist-type":                       "bbolt's freelist: 'array', else map (as etcd)",

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -67,5 +68,44 @@ func TestHTTPKnobsOnAMember(t *testing.T) {
 	}
 	if _, body := do("GET", "/metrics", "", ""); !strings.Contains(body, `grpc_server_handling_seconds_count{grpc_method="Put"`) {
 		t.Errorf("--metrics=extensive: no grpc_server_handling_seconds in /metrics")
+	}
+}
+
+// TestListenClientHTTPURLs: with --listen-client-http-urls the HTTP
+// endpoints (the gateway among them) move there and the client URL
+// serves gRPC only.
+func TestListenClientHTTPURLs(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	httpURL := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	fs := flagSet(&cfg)
+	if err := fs.Parse([]string{"--listen-client-http-urls=" + httpURL}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := client(t, cfg).Put(ctx, "k", "v"); err != nil {
+		t.Fatalf("gRPC on the client URL: %v", err)
+	}
+	resp, err := http.Post(httpURL+"/v3/kv/range", "application/json", strings.NewReader(`{"key":"aw=="}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"value":"dg=="`) {
+		t.Fatalf("gateway on the HTTP URL: %d %s", resp.StatusCode, body)
+	}
+	hc := &http.Client{Timeout: 2 * time.Second}
+	if resp, err := hc.Get(cfg.ListenClientURLs[0].String() + "/health"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the client URL still answers HTTP/1: %d", resp.StatusCode)
 	}
 }

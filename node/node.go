@@ -400,7 +400,7 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 		return
 	}
 	pid, err := ctx.SpawnNamed(listeners.Props(listeners.Config{
-		ClientURLs: s.cfg.ListenClientURLs, Security: s.cfg.clientSecurity(), Raft: s.raft, Hub: s.hub,
+		ClientURLs: s.cfg.ListenClientURLs, ClientHTTPURLs: s.cfg.ListenClientHTTPURLs, Security: s.cfg.clientSecurity(), Raft: s.raft, Hub: s.hub,
 		MaxRequestBytes: int(s.cfg.MaxRequestBytes), MaxTxnOps: int(s.cfg.MaxTxnOps),
 		ActorAddress: s.actorAddress(),
 		Name:         s.cfg.Name, AdvertiseClientURLs: urlStrings(s.cfg.AdvertiseClientURLs),
