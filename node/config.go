@@ -158,6 +158,9 @@ type Config struct {
 	UnsafeNoFsync                     bool
 	// WarningApplyDuration: slower applies are logged at warn.
 	WarningApplyDuration time.Duration
+	// CompactionBatchLimit: a compaction's deletes reach the backend in
+	// transactions of at most this many (0: with the write batch).
+	CompactionBatchLimit int
 	// MaxLearners is etcd's --max-learners.
 	MaxLearners int
 	LogOutputs  []string
@@ -237,6 +240,7 @@ func Default() Config {
 		BackendFreelistType:         "map",
 		MaxLearners:                 membership.MaxLearners,
 		WarningApplyDuration:        DefaultWarningApplyDuration,
+		CompactionBatchLimit:        DefaultCompactionBatchLimit,
 	}
 	c.InitialCluster = c.InitialClusterFromName(c.Name)
 	return c

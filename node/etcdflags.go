@@ -30,6 +30,7 @@ const (
 	// means when neither it nor its experimental name is given.
 	DefaultWarningUnaryRequestDuration = 300 * time.Millisecond
 	DefaultWarningApplyDuration        = 100 * time.Millisecond
+	DefaultCompactionBatchLimit        = 1000
 
 	MetricsBasic     = "basic"
 	MetricsExtensive = "extensive"
@@ -163,10 +164,8 @@ var refusedFlags = []refusedFlag{
 	// Experimental.
 	{"experimental-downgrade-check-time", "5s", kindDuration, reasonDowngrade},
 	{"downgrade-check-time", "5s", kindDuration, reasonDowngrade},
-	{"experimental-compaction-batch-limit", "1000", kindNumber, "troupe deletes a compaction's revisions in the backend batch of the compaction, not in batches of its own"},
-	{"compaction-batch-limit", "1000", kindNumber, "troupe deletes a compaction's revisions in the backend batch of the compaction, not in batches of its own"},
-	{"experimental-compaction-sleep-interval", "0s", kindDuration, "troupe does not pause between compaction batches: it has none"},
-	{"compaction-sleep-interval", "0s", kindDuration, "troupe does not pause between compaction batches: it has none"},
+	{"experimental-compaction-sleep-interval", "0s", kindDuration, "troupe does not pause between compaction batches"},
+	{"compaction-sleep-interval", "0s", kindDuration, "troupe does not pause between compaction batches"},
 }
 
 // ignoredFlags are flags of etcd 2 that etcd 3.6 still accepts and
@@ -315,6 +314,8 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 	fs.UintVar(&c.BootstrapDefragThresholdMegabytes, "experimental-bootstrap-defrag-threshold-megabytes", c.BootstrapDefragThresholdMegabytes, renamedUsage("experimental-bootstrap-defrag-threshold-megabytes"))
 	fs.DurationVar(&c.WarningApplyDuration, "warning-apply-duration", c.WarningApplyDuration, "Warning is generated if requests take more than this duration.")
 	fs.DurationVar(&c.WarningApplyDuration, "experimental-warning-apply-duration", c.WarningApplyDuration, renamedUsage("experimental-warning-apply-duration"))
+	fs.IntVar(&c.CompactionBatchLimit, "compaction-batch-limit", c.CompactionBatchLimit, "CompactionBatchLimit sets the maximum revisions deleted in each compaction batch.")
+	fs.IntVar(&c.CompactionBatchLimit, "experimental-compaction-batch-limit", c.CompactionBatchLimit, renamedUsage("experimental-compaction-batch-limit"))
 	fs.IntVar(&c.MaxLearners, "max-learners", c.MaxLearners, "Set the max number of learner members allowed in the cluster membership.")
 	fs.BoolVar(&c.UnsafeNoFsync, "unsafe-no-fsync", c.UnsafeNoFsync, "Disables fsync, unsafe, will cause data loss.")
 	fs.DurationVar(&c.CorruptCheckTime, "corrupt-check-time", c.CorruptCheckTime, "Duration of time between cluster corruption check passes.")
@@ -479,6 +480,9 @@ func (c *Config) validateEtcd36() error {
 	case "", MetricsBasic, MetricsExtensive:
 	default:
 		return fmt.Errorf("--metrics %q is not 'basic' or 'extensive'", c.Metrics)
+	}
+	if c.CompactionBatchLimit < 0 {
+		return fmt.Errorf("--compaction-batch-limit must be >= 0 (set to %d; default %d)", c.CompactionBatchLimit, DefaultCompactionBatchLimit)
 	}
 	if c.MaxLearners < 0 {
 		return fmt.Errorf("--max-learners must be >= 0 (set to %d; default %d)", c.MaxLearners, membership.MaxLearners)
@@ -776,6 +780,8 @@ var acceptedFlags = map[string]string{
 	"experimental-bootstrap-defrag-threshold-megabytes": "old name of --bootstrap-defrag-threshold-megabytes (deprecated)",
 	"warning-apply-duration":                            "applies slower than it are logged at warn ('apply request took too long', as etcd)",
 	"experimental-warning-apply-duration":               "old name of --warning-apply-duration (deprecated)",
+	"compaction-batch-limit":                            "a compaction's deletes reach bbolt in transactions of at most this many (0: with the batch)",
+	"experimental-compaction-batch-limit":               "old name of --compaction-batch-limit (deprecated)",
 	"max-learners":                                      "learners a member add may leave in the cluster (checked as it applies)",
 	"unsafe-no-fsync":                                   "WAL and backend skip fsync: a crash can lose acknowledged writes",
 	"warning-unary-request-duration":                    "unary requests slower than it are logged at warn ('request stats', as etcd)",

@@ -350,7 +350,8 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 		DisablePreVote: !s.cfg.PreVote, CatchUpEntries: s.cfg.SnapshotCatchUpEntries,
 		MaxSnapshots: keepFiles(s.cfg.MaxSnapshots), MaxWALs: keepFiles(s.cfg.MaxWALs),
 		BackendBatchLimit: s.cfg.BackendBatchLimit, BackendBatchInterval: s.cfg.BackendBatchInterval,
-		UnsafeNoFsync: s.cfg.UnsafeNoFsync, MaxLearners: s.cfg.MaxLearners, WarningApplyDuration: s.cfg.WarningApplyDuration, MemoryMlock: s.cfg.MemoryMlock, FreelistType: s.cfg.freelistType(),
+		UnsafeNoFsync: s.cfg.UnsafeNoFsync, MaxLearners: s.cfg.MaxLearners, WarningApplyDuration: s.cfg.WarningApplyDuration,
+		CompactionBatchLimit: s.cfg.CompactionBatchLimit, MemoryMlock: s.cfg.MemoryMlock, FreelistType: s.cfg.freelistType(),
 		BootstrapDefragThresholdBytes: int64(s.cfg.BootstrapDefragThresholdMegabytes) << 20,
 	}).Configure(metrics.Mailbox("core")), "core")
 	if err != nil {

@@ -74,6 +74,7 @@ type Config struct {
 	UnsafeNoFsync        bool          // --unsafe-no-fsync: WAL and backend skip fsync
 	MaxLearners          int           // --max-learners; 0: membership.MaxLearners
 	WarningApplyDuration time.Duration // --warning-apply-duration; 0: no warning
+	CompactionBatchLimit int           // --compaction-batch-limit; 0: deletes go with the batch
 	MemoryMlock          bool          // --memory-mlock: bbolt's Mlock
 	FreelistType         string        // --backend-bbolt-freelist-type: "map", "array" or "" (bbolt's)
 	// BootstrapDefragThresholdBytes defragments the backend at start-up
@@ -316,6 +317,7 @@ func (c *core) storeOptions() mvcc.Options {
 	return mvcc.Options{
 		Logger: c.cfg.Logger, CommitObserved: metrics.ObserveBackendCommit, Changed: c.changes.Add, BatchLimit: c.cfg.BackendBatchLimit,
 		NoSync: c.cfg.UnsafeNoFsync, Mlock: c.cfg.MemoryMlock, FreelistType: c.cfg.FreelistType,
+		CompactionBatchLimit: c.cfg.CompactionBatchLimit,
 	}
 }
 

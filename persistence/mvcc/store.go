@@ -48,6 +48,11 @@ type Options struct {
 	// NoSync skips fsync on bbolt commits. For tests (and etcd's
 	// --unsafe-no-fsync) only: a crash can lose committed data.
 	NoSync bool
+	// CompactionBatchLimit is etcd's --compaction-batch-limit: a
+	// compaction's deletes reach the file in transactions of at most this
+	// many (the last with the rest of the batch); 0 writes them all with
+	// the batch.
+	CompactionBatchLimit int
 	// Mlock keeps the file's pages in RAM (etcd's --memory-mlock); it
 	// needs RLIMIT_MEMLOCK to cover the file.
 	Mlock bool
@@ -70,12 +75,14 @@ type Options struct {
 // Store is the MVCC key-value store. See the package documentation for the
 // goroutine rules.
 type Store struct {
-	path   string
-	db     *bolt.DB
-	bopts  bolt.Options // how db was opened; Defrag reopens it so
-	lg     *slog.Logger
-	limit  int
-	leases *leaseTable // see lease.go; guarded by mu
+	path  string
+	db    *bolt.DB
+	bopts bolt.Options // how db was opened; Defrag reopens it so
+	lg    *slog.Logger
+	limit int
+	// compactionBatchLimit: see Options.CompactionBatchLimit.
+	compactionBatchLimit int
+	leases               *leaseTable // see lease.go; guarded by mu
 	// commitObserved: see Options.CommitObserved.
 	commitObserved func(start time.Time)
 	// changed: see Options.Changed.
@@ -164,7 +171,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("mvcc: open %s (check the path and its permissions, or restore the file from a snapshot): %w", path, err)
 	}
 	s := &Store{
-		path: path, db: db, bopts: *bopts, lg: lg, limit: limit, leases: newLeaseTable(), commitObserved: opts.CommitObserved, changed: opts.Changed,
+		path: path, db: db, bopts: *bopts, lg: lg, limit: limit, compactionBatchLimit: opts.CompactionBatchLimit, leases: newLeaseTable(), commitObserved: opts.CommitObserved, changed: opts.Changed,
 		index: newTreeIndex(), currentRev: 1, compactRev: -1, pending: newBatch(),
 	}
 	if err := s.load(); err != nil {
