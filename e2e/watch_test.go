@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/troupedb/troupe/e2e/e2etest"
@@ -175,6 +177,23 @@ func TestWatchCreateCancelShapes(t *testing.T) {
 	t.Run("empty range", func(t *testing.T) {
 		rw.create(&pb.WatchCreateRequest{Key: []byte("b"), RangeEnd: []byte("a")})
 		rw.expect("rev=5 id=-1 created canceled(mvcc: watcher range is empty)")
+	})
+	t.Run("negative start revision", func(t *testing.T) {
+		// as etcd >= 3.6.6, before any other check: a cancel as for a
+		// compacted revision, without a compact revision, and no watch
+		rw.create(&pb.WatchCreateRequest{Key: []byte("a"), StartRevision: -1})
+		rw.expect("rev=5 id=-1 created canceled(etcdserver: mvcc: required revision has been compacted)")
+		rw.create(&pb.WatchCreateRequest{Key: []byte("b"), RangeEnd: []byte("a"), StartRevision: -5, WatchId: 7})
+		rw.expect("rev=5 id=-1 created canceled(etcdserver: mvcc: required revision has been compacted)")
+		wch := cli.Watch(ctx(t), "a", clientv3.WithRev(-1))
+		select {
+		case r, ok := <-wch:
+			if !ok || !errors.Is(r.Err(), rpctypes.ErrCompacted) || !r.Canceled || r.CompactRevision != 0 {
+				t.Fatalf("clientv3 watch from revision -1: open %v, %+v, err %v; want canceled with ErrCompacted", ok, r, r.Err())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("clientv3 watch from revision -1: no response within 10s")
+		}
 	})
 	t.Run("cancel", func(t *testing.T) {
 		rw.cancel(1)

@@ -36,6 +36,66 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// HashKVError says why a member could not hash at the asked revision.
+type HashKVError int32
+
+const (
+	HashKVError_HASH_KV_ERROR_NONE HashKVError = 0
+	// The revision was compacted on the answering member.
+	HashKVError_HASH_KV_ERROR_COMPACTED HashKVError = 1
+	// The answering member has not reached the revision yet.
+	HashKVError_HASH_KV_ERROR_FUTURE_REV HashKVError = 2
+	// The request came from another cluster.
+	HashKVError_HASH_KV_ERROR_CLUSTER_ID_MISMATCH HashKVError = 3
+	// Anything else (the backend is restarting, ...); see `message`.
+	HashKVError_HASH_KV_ERROR_OTHER HashKVError = 4
+)
+
+// Enum value maps for HashKVError.
+var (
+	HashKVError_name = map[int32]string{
+		0: "HASH_KV_ERROR_NONE",
+		1: "HASH_KV_ERROR_COMPACTED",
+		2: "HASH_KV_ERROR_FUTURE_REV",
+		3: "HASH_KV_ERROR_CLUSTER_ID_MISMATCH",
+		4: "HASH_KV_ERROR_OTHER",
+	}
+	HashKVError_value = map[string]int32{
+		"HASH_KV_ERROR_NONE":                0,
+		"HASH_KV_ERROR_COMPACTED":           1,
+		"HASH_KV_ERROR_FUTURE_REV":          2,
+		"HASH_KV_ERROR_CLUSTER_ID_MISMATCH": 3,
+		"HASH_KV_ERROR_OTHER":               4,
+	}
+)
+
+func (x HashKVError) Enum() *HashKVError {
+	p := new(HashKVError)
+	*p = x
+	return p
+}
+
+func (x HashKVError) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HashKVError) Descriptor() protoreflect.EnumDescriptor {
+	return file_troupe_v1_peer_proto_enumTypes[0].Descriptor()
+}
+
+func (HashKVError) Type() protoreflect.EnumType {
+	return &file_troupe_v1_peer_proto_enumTypes[0]
+}
+
+func (x HashKVError) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use HashKVError.Descriptor instead.
+func (HashKVError) EnumDescriptor() ([]byte, []int) {
+	return file_troupe_v1_peer_proto_rawDescGZIP(), []int{0}
+}
+
 // RaftEnvelope carries one raft message from member `from` to member `to`
 // of cluster `cluster_id`, addressed to the peers inbox of `to` (the actor
 // "node/peers/inbox" on its peer address). The inbox drops envelopes of
@@ -508,6 +568,174 @@ func (x *Members) GetMembers() [][]byte {
 	return nil
 }
 
+// GetHashKV asks a member for the hash of its key history up to
+// `revision` (0: its current revision), as etcd's peer endpoint
+// /members/hashkv: a member checking for corruption compares its own hash
+// with the others'. The inbox answers HashKV; a request of another cluster
+// is answered with HASH_KV_ERROR_CLUSTER_ID_MISMATCH.
+type GetHashKV struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	From          uint64                 `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
+	Revision      int64                  `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHashKV) Reset() {
+	*x = GetHashKV{}
+	mi := &file_troupe_v1_peer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHashKV) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHashKV) ProtoMessage() {}
+
+func (x *GetHashKV) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_v1_peer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHashKV.ProtoReflect.Descriptor instead.
+func (*GetHashKV) Descriptor() ([]byte, []int) {
+	return file_troupe_v1_peer_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetHashKV) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+func (x *GetHashKV) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *GetHashKV) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// HashKV answers GetHashKV with etcd's HashKVResponse fields: the hash of
+// the key bucket up to hash_revision, the member's compact revision and
+// its current revision (etcd's header revision), or an error.
+type HashKV struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId       uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	MemberId        uint64                 `protobuf:"varint,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Hash            uint32                 `protobuf:"varint,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	HashRevision    int64                  `protobuf:"varint,4,opt,name=hash_revision,json=hashRevision,proto3" json:"hash_revision,omitempty"`
+	CompactRevision int64                  `protobuf:"varint,5,opt,name=compact_revision,json=compactRevision,proto3" json:"compact_revision,omitempty"`
+	Revision        int64                  `protobuf:"varint,6,opt,name=revision,proto3" json:"revision,omitempty"`
+	Error           HashKVError            `protobuf:"varint,7,opt,name=error,proto3,enum=troupe.v1.HashKVError" json:"error,omitempty"`
+	Message         string                 `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *HashKV) Reset() {
+	*x = HashKV{}
+	mi := &file_troupe_v1_peer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HashKV) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HashKV) ProtoMessage() {}
+
+func (x *HashKV) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_v1_peer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HashKV.ProtoReflect.Descriptor instead.
+func (*HashKV) Descriptor() ([]byte, []int) {
+	return file_troupe_v1_peer_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *HashKV) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+func (x *HashKV) GetMemberId() uint64 {
+	if x != nil {
+		return x.MemberId
+	}
+	return 0
+}
+
+func (x *HashKV) GetHash() uint32 {
+	if x != nil {
+		return x.Hash
+	}
+	return 0
+}
+
+func (x *HashKV) GetHashRevision() int64 {
+	if x != nil {
+		return x.HashRevision
+	}
+	return 0
+}
+
+func (x *HashKV) GetCompactRevision() int64 {
+	if x != nil {
+		return x.CompactRevision
+	}
+	return 0
+}
+
+func (x *HashKV) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *HashKV) GetError() HashKVError {
+	if x != nil {
+		return x.Error
+	}
+	return HashKVError_HASH_KV_ERROR_NONE
+}
+
+func (x *HashKV) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_troupe_v1_peer_proto protoreflect.FileDescriptor
 
 const file_troupe_v1_peer_proto_rawDesc = "" +
@@ -553,7 +781,28 @@ const file_troupe_v1_peer_proto_rawDesc = "" +
 	"\aMembers\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x18\n" +
-	"\amembers\x18\x02 \x03(\fR\amembersB%Z#github.com/troupedb/troupe/messagesb\x06proto3"
+	"\amembers\x18\x02 \x03(\fR\amembers\"Z\n" +
+	"\tGetHashKV\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\x04R\x04from\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\"\x8c\x02\n" +
+	"\x06HashKV\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\x04R\bmemberId\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\rR\x04hash\x12#\n" +
+	"\rhash_revision\x18\x04 \x01(\x03R\fhashRevision\x12)\n" +
+	"\x10compact_revision\x18\x05 \x01(\x03R\x0fcompactRevision\x12\x1a\n" +
+	"\brevision\x18\x06 \x01(\x03R\brevision\x12,\n" +
+	"\x05error\x18\a \x01(\x0e2\x16.troupe.v1.HashKVErrorR\x05error\x12\x18\n" +
+	"\amessage\x18\b \x01(\tR\amessage*\xa0\x01\n" +
+	"\vHashKVError\x12\x16\n" +
+	"\x12HASH_KV_ERROR_NONE\x10\x00\x12\x1b\n" +
+	"\x17HASH_KV_ERROR_COMPACTED\x10\x01\x12\x1c\n" +
+	"\x18HASH_KV_ERROR_FUTURE_REV\x10\x02\x12%\n" +
+	"!HASH_KV_ERROR_CLUSTER_ID_MISMATCH\x10\x03\x12\x17\n" +
+	"\x13HASH_KV_ERROR_OTHER\x10\x04B%Z#github.com/troupedb/troupe/messagesb\x06proto3"
 
 var (
 	file_troupe_v1_peer_proto_rawDescOnce sync.Once
@@ -567,24 +816,29 @@ func file_troupe_v1_peer_proto_rawDescGZIP() []byte {
 	return file_troupe_v1_peer_proto_rawDescData
 }
 
-var file_troupe_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_troupe_v1_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_troupe_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_troupe_v1_peer_proto_goTypes = []any{
-	(*RaftEnvelope)(nil),     // 0: troupe.v1.RaftEnvelope
-	(*SnapshotChunk)(nil),    // 1: troupe.v1.SnapshotChunk
-	(*SnapshotChunkAck)(nil), // 2: troupe.v1.SnapshotChunkAck
-	(*GetPeerStatus)(nil),    // 3: troupe.v1.GetPeerStatus
-	(*PeerStatus)(nil),       // 4: troupe.v1.PeerStatus
-	(*GetMembers)(nil),       // 5: troupe.v1.GetMembers
-	(*Members)(nil),          // 6: troupe.v1.Members
-	(*raftpb.Message)(nil),   // 7: raftpb.Message
+	(HashKVError)(0),         // 0: troupe.v1.HashKVError
+	(*RaftEnvelope)(nil),     // 1: troupe.v1.RaftEnvelope
+	(*SnapshotChunk)(nil),    // 2: troupe.v1.SnapshotChunk
+	(*SnapshotChunkAck)(nil), // 3: troupe.v1.SnapshotChunkAck
+	(*GetPeerStatus)(nil),    // 4: troupe.v1.GetPeerStatus
+	(*PeerStatus)(nil),       // 5: troupe.v1.PeerStatus
+	(*GetMembers)(nil),       // 6: troupe.v1.GetMembers
+	(*Members)(nil),          // 7: troupe.v1.Members
+	(*GetHashKV)(nil),        // 8: troupe.v1.GetHashKV
+	(*HashKV)(nil),           // 9: troupe.v1.HashKV
+	(*raftpb.Message)(nil),   // 10: raftpb.Message
 }
 var file_troupe_v1_peer_proto_depIdxs = []int32{
-	7, // 0: troupe.v1.RaftEnvelope.msg:type_name -> raftpb.Message
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	10, // 0: troupe.v1.RaftEnvelope.msg:type_name -> raftpb.Message
+	0,  // 1: troupe.v1.HashKV.error:type_name -> troupe.v1.HashKVError
+	2,  // [2:2] is the sub-list for method output_type
+	2,  // [2:2] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_troupe_v1_peer_proto_init() }
@@ -597,13 +851,14 @@ func file_troupe_v1_peer_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_v1_peer_proto_rawDesc), len(file_troupe_v1_peer_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   7,
+			NumEnums:      1,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_troupe_v1_peer_proto_goTypes,
 		DependencyIndexes: file_troupe_v1_peer_proto_depIdxs,
+		EnumInfos:         file_troupe_v1_peer_proto_enumTypes,
 		MessageInfos:      file_troupe_v1_peer_proto_msgTypes,
 	}.Build()
 	File_troupe_v1_peer_proto = out.File

@@ -14,6 +14,12 @@ type EventsApplied struct {
 	Events []*mvccpb.Event
 }
 
+// EventsDropped tells the watch hub that the applier dropped the events of
+// one or more batches because too many waited in the hub's mailbox (see
+// hublink.Link.SendEvents): the hub takes the store's revision and reads
+// what it missed from history. At most one is in the mailbox at a time.
+type EventsDropped struct{}
+
 // WatchSink receives the responses of the watches created with it. Deliver
 // must not block: it returns false when the sink is full, and then took
 // nothing; the hub delivers again from history later.
@@ -22,9 +28,10 @@ type WatchSink interface {
 }
 
 // WatchEvents is one response to a watch: events (of whole revisions, in
-// order), a progress notification (no events), or a cancel for
-// compaction (Canceled with CompactRevision). Revision is the store
-// revision the response is current to, for its header.
+// order), a progress notification (no events; WatchID AllWatches when it
+// answers RequestSinkProgress), or a cancel for compaction (Canceled with
+// CompactRevision). Revision is the store revision the response is current
+// to, for its header.
 type WatchEvents struct {
 	WatchID         int64
 	Events          []*mvccpb.Event
@@ -38,13 +45,18 @@ type WatchEvents struct {
 // StartRevision on (at least 1; the creator resolves etcd's 0 to the
 // current revision + 1). WatchID is chosen by the sink's owner and unique
 // within the sink. No reply: responses go to the sink.
+//
+// ClientStartRevision is the start revision the client asked for (0 when
+// it asked for none): as etcd, the hub sends the watch no progress
+// notification while its revision is below it.
 type CreateWatch struct {
-	Sink          WatchSink
-	WatchID       int64
-	Key, RangeEnd []byte
-	StartRevision int64
-	NoPut         bool
-	NoDelete      bool
+	Sink                WatchSink
+	WatchID             int64
+	Key, RangeEnd       []byte
+	StartRevision       int64
+	ClientStartRevision int64
+	NoPut               bool
+	NoDelete            bool
 }
 
 // CancelWatch removes one watch of a sink; the hub sends it nothing after.
@@ -58,13 +70,27 @@ type DropSink struct {
 	Sink WatchSink
 }
 
-// RequestWatchProgress asks for a progress notification of one watch: the
-// hub delivers an empty response at its revision if the watch is synced
-// (has every event up to it), and nothing otherwise, as etcd's.
+// RequestWatchProgress asks for a progress notification of one watch (the
+// periodic one of a watch created with progress_notify): the hub delivers
+// an empty response at its revision if the watch is synced (has every
+// event up to it), and nothing otherwise, as etcd's.
 type RequestWatchProgress struct {
 	Sink    WatchSink
 	WatchID int64
 }
+
+// RequestSinkProgress asks for one progress notification for every watch
+// of a sink (etcd's WatchProgressRequest): the hub delivers an empty
+// response with WatchID AllWatches at its revision if every watch of the
+// sink is synced, and nothing otherwise, nor to a sink without watches.
+// As etcd >= 3.5.13 it is not deferred: the client asks again.
+type RequestSinkProgress struct {
+	Sink WatchSink
+}
+
+// AllWatches is the WatchID of a progress notification for every watch of
+// a sink (etcd's clientv3.InvalidWatchID, -1).
+const AllWatches int64 = -1
 
 // WatchWindow is how many troupe.v1.WatchResponse messages the actor API
 // sends a subscriber ahead of its WatchAck acknowledgements.

@@ -64,6 +64,13 @@ type Config struct {
 	// DataDir holds the WAL, snapshots and backend (--data-dir). When only
 	// --name is given it defaults to "<name>.troupe".
 	DataDir string
+	// WALDir is a dedicated directory for the WAL (--wal-dir); empty: the
+	// WAL lives in <data-dir>/member/wal. See WALPath.
+	WALDir string
+	// ForceNewCluster restarts a member that has a WAL as the only member
+	// of its cluster, keeping its id and committed data: every other
+	// member is removed (--force-new-cluster). Ignored for a new member.
+	ForceNewCluster bool
 
 	// ListenClientURLs are where the etcd v3 gRPC API listens.
 	ListenClientURLs []url.URL
@@ -168,11 +175,19 @@ type Config struct {
 	// that name a gate folded in by ResolveFlags.
 	FeatureGates FeatureGates
 
-	// Corruption checks (etcd 3.6: the InitialCorruptCheck and
-	// CompactHashCheck feature gates, --corrupt-check-time,
-	// --compact-hash-check-time).
+	// Corruption checks (etcd 3.6's; see actors/corruptcheck).
+	// InitialCorruptCheck compares this member's hash with the others'
+	// before it serves clients and stops it on a mismatch
+	// (--experimental-initial-corrupt-check, feature gate
+	// InitialCorruptCheck). CorruptCheckTime is the time between the
+	// leader's checks of the followers' hashes, which raise the CORRUPT
+	// alarm; 0 is off (--experimental-corrupt-check-time).
+	// CompactHashCheck turns on the leader's comparison of the hashes
+	// every member keeps at each compaction, every CompactHashCheckTime
+	// (feature gate CompactHashCheck,
+	// --experimental-compact-hash-check-time, default 1m; 0 is off).
 	InitialCorruptCheck  bool
-	CorruptCheckTime     time.Duration // 0: off
+	CorruptCheckTime     time.Duration
 	CompactHashCheck     bool
 	CompactHashCheckTime time.Duration
 
@@ -529,6 +544,7 @@ func joinURLs(urls []url.URL) string {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&nameValue{c}, "name", "Human-readable name for this member.")
 	fs.Var(&dataDirValue{c}, "data-dir", "Path to the data directory. Defaults to '<name>"+DataDirSuffix+"'.")
+	fs.StringVar(&c.WALDir, "wal-dir", c.WALDir, "Path to the dedicated wal directory.")
 	fs.Uint64Var(&c.SnapshotCount, "snapshot-count", c.SnapshotCount, "Number of committed transactions to trigger a snapshot to disk.")
 	fs.Var((*msValue)(&c.HeartbeatInterval), "heartbeat-interval", "Time (in milliseconds) of a heartbeat interval.")
 	fs.Var((*msValue)(&c.ElectionTimeout), "election-timeout", "Time (in milliseconds) for an election to timeout. See tuning documentation for details.")
@@ -545,6 +561,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&initialClusterValue{c}, "initial-cluster", "Initial cluster configuration for bootstrapping.")
 	fs.StringVar(&c.InitialClusterState, "initial-cluster-state", c.InitialClusterState, "Initial cluster state ('new' or 'existing').")
 	fs.StringVar(&c.InitialClusterToken, "initial-cluster-token", c.InitialClusterToken, "Initial cluster token for the etcd cluster during bootstrap.")
+	fs.BoolVar(&c.ForceNewCluster, "force-new-cluster", c.ForceNewCluster, "Force to create a new one-member cluster.")
 	fs.Var(&urlsValue{urls: &c.AdvertiseClientURLs, set: &c.set.advertiseClient}, "advertise-client-urls", "List of this member's client URLs to advertise to the public.")
 
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error.")

@@ -9,9 +9,12 @@
 //     joining with --initial-cluster-state=existing asks the others), starts
 //     the peer remote before any actor, then spawns the tree: peers, the
 //     watch hub, the core (whose Started runs the start-up sequence from
-//     disk), then the listeners and the auto compactor. It returns once the
-//     member serves clients, or with the error that stopped the start-up
-//     (a *core.StartupError or *listeners.ListenError names the file or
+//     disk), the corruption checker (with InitialCorruptCheck, a member
+//     that had data compares its hash with the others' first, and a
+//     mismatch stops the start-up with corruptcheck.ErrInconsistent), then
+//     the listeners and the auto compactor. It returns once the member
+//     serves clients, or with the error that stopped the start-up (a
+//     *core.StartupError or *listeners.ListenError names the file or
 //     address and the fix).
 //   - The node actor supervises: a start-up error, a listen error or
 //     core.ErrRemoved stops the member; any other failure restarts the

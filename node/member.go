@@ -37,6 +37,14 @@ func (m peerMember) SnapshotDB() (io.ReadCloser, error) {
 	return store.SnapshotDB()
 }
 
+func (m peerMember) HashKV(rev int64) (uint32, int64, int64, error) {
+	store := m.raft.Store()
+	if store == nil {
+		return 0, 0, 0, errBackendRestarting
+	}
+	return store.HashKV(rev)
+}
+
 // compactionMember is the member as the auto compactor sees it
 // (compactor.Member): compactions are proposed as a client's Compact is.
 type compactionMember struct {

@@ -73,6 +73,7 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on peer url %s: %w (fix: free the port or change --listen-peer-urls)", cfg.ListenPeerURLs[0].String(), err)
 	}
+	initialized := wal.Exist(core.WALDir(cfg.DataDir))
 	view, boot, err := identify(cfg, system)
 	if err != nil {
 		rem.Shutdown(false)
@@ -87,7 +88,7 @@ func Start(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, system: system, remote: rem, view: view, raft: rc, done: make(chan error, 1)}
 	ready := make(chan error, 1)
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &supervisor{cfg: cfg, view: view, raft: rc, hub: &hublink.Link{}, boot: boot, ready: ready, done: n.done}
+		return &supervisor{cfg: cfg, view: view, raft: rc, hub: &hublink.Link{}, boot: boot, initialized: initialized, ready: ready, done: n.done}
 	}, metrics.Mailbox("node"))
 	n.root, err = system.Root.SpawnNamed(props, "node")
 	if err != nil {
@@ -114,7 +115,10 @@ func Start(cfg Config) (*Node, error) {
 // It returns raft's bootstrap configuration, empty unless the cluster is
 // new.
 func identify(cfg Config, system *actor.ActorSystem) (*memberview.View, []raft.Peer, error) {
-	walDir := core.WALDir(cfg.DataDir)
+	walDir := cfg.WALPath()
+	if err := core.CheckWALLayout(cfg.DataDir, cfg.WALDir); err != nil {
+		return nil, nil, &core.StartupError{Step: "check wal dir", Err: err}
+	}
 	if wal.Exist(walDir) {
 		return restartedMember(cfg, walDir)
 	}
@@ -276,7 +280,8 @@ func (n *Node) Done() <-chan error { return n.done }
 func (n *Node) MemberID() uint64 { return n.view.MemberID }
 
 // supervisor is the node actor, the root of the tree: it runs the start-up
-// sequence (core, then listeners) and decides what a failure means.
+// sequence (core, the initial corruption check if on, then listeners) and
+// decides what a failure means.
 type supervisor struct {
 	cfg   Config
 	view  *memberview.View
@@ -287,7 +292,14 @@ type supervisor struct {
 	done  chan error
 	log   *slog.Logger
 
+	// initialized: the member had a WAL when it started (etcd's
+	// memberInitialized); only such a member gets the initial corruption
+	// check.
+	initialized bool
+
 	core, listeners, peersPID *actor.PID
+	checker                   *actor.PID       // corruption checker, nil when no check is on
+	checking                  bool             // the initial corruption check runs
 	peersDispatcher           *dispatch.Pinned // stopped with the node
 	hubDispatcher             *dispatch.Pinned // the watch hub's; stopped with the node
 	started                   bool
@@ -303,6 +315,9 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		s.handleCoreStarted(ctx)
 	case *messages.ListenersStarted:
 		s.handleListenersStarted()
+	case *messages.CheckInitialHashResult:
+		s.checking = false
+		s.handleInitialHashChecked(ctx, msg)
 	case *actor.Terminated:
 		s.handleTerminated(msg)
 	case *messages.MemberRemoved:
@@ -343,7 +358,8 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 	}
 	electionTicks := int(s.cfg.ElectionTimeout / s.cfg.HeartbeatInterval)
 	pid, err := ctx.SpawnNamed(core.Props(core.Config{
-		DataDir: s.cfg.DataDir, Peers: s.boot, SnapshotCount: s.cfg.SnapshotCount,
+		DataDir: s.cfg.DataDir, WALDir: s.cfg.WALPath(), ForceNewCluster: s.cfg.ForceNewCluster,
+		Peers: s.boot, SnapshotCount: s.cfg.SnapshotCount,
 		HeartbeatInterval: s.cfg.HeartbeatInterval, ElectionTicks: electionTicks, QuotaBytes: s.cfg.BackendQuotaBytes(),
 		WALSegmentBytes: s.cfg.WALSegmentBytes,
 		Client:          s.raft, Hub: s.hub, Logger: s.cfg.Logger, PeersPID: s.peersPID,
@@ -400,6 +416,23 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 		s.log.Info("core restarted from disk", "restarts", s.view.Restarts())
 		return
 	}
+	if s.checking {
+		return // the core restarted during the initial corruption check
+	}
+	wait, err := s.startCorruptCheck(ctx)
+	if err != nil {
+		s.fail(err)
+		return
+	}
+	if wait {
+		s.checking = true
+		return
+	}
+	s.spawnListeners(ctx)
+}
+
+// spawnListeners starts serving clients, and the auto compactor.
+func (s *supervisor) spawnListeners(ctx actor.Context) {
 	pid, err := ctx.SpawnNamed(listeners.Props(listeners.Config{
 		ClientURLs: s.cfg.ListenClientURLs, ClientHTTPURLs: s.cfg.ListenClientHTTPURLs, Security: s.cfg.clientSecurity(), Raft: s.raft, Hub: s.hub,
 		MaxRequestBytes: int(s.cfg.MaxRequestBytes), MaxTxnOps: int(s.cfg.MaxTxnOps),

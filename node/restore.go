@@ -21,6 +21,7 @@ import (
 type RestoreConfig struct {
 	File           string // the snapshot: a `snapshot save` file (etcd's or troupe's)
 	DataDir        string // to create; it must not exist
+	WALDir         string // the WAL's dir (--wal-dir), created; empty: in DataDir
 	Name           string // this member's name in InitialCluster
 	InitialCluster string // the new cluster's members, name=peer-url,...
 	Token          string // the new cluster's --initial-cluster-token
@@ -48,6 +49,13 @@ func (r restore) run() error {
 	if _, err := os.Stat(r.DataDir); err == nil {
 		return fmt.Errorf("data dir %s exists (fix: remove it or choose another --data-dir)", r.DataDir)
 	}
+	walDir := core.WALDir(r.DataDir)
+	if r.WALDir != "" {
+		if _, err := os.Stat(r.WALDir); err == nil {
+			return fmt.Errorf("wal-dir %q exists (fix: remove it or choose another --wal-dir)", r.WALDir)
+		}
+		walDir = r.WALDir
+	}
 	members, self, err := r.members()
 	if err != nil {
 		return err
@@ -58,7 +66,7 @@ func (r restore) run() error {
 	}
 	cid := membership.ClusterID(ids)
 	index, term := uint64(len(members)), uint64(1)
-	for _, d := range []string{core.SnapDir(r.DataDir), core.WALDir(r.DataDir)} {
+	for _, d := range []string{core.SnapDir(r.DataDir), walDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
@@ -77,7 +85,7 @@ func (r restore) run() error {
 	if err := ss.Save(sn); err != nil {
 		return fmt.Errorf("save raft snapshot: %w", err)
 	}
-	w, err := wal.Create(core.WALDir(r.DataDir), wal.Metadata{MemberID: self, ClusterID: cid}, wal.Options{})
+	w, err := wal.Create(walDir, wal.Metadata{MemberID: self, ClusterID: cid}, wal.Options{})
 	if err != nil {
 		return err
 	}

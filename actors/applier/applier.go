@@ -4,7 +4,8 @@
 //
 // In: Apply (from the raft actor), commitDue (its own timer).
 // Out: Applied to the sender of Apply (the raft actor), EventsApplied to
-// the watch hub (one per batch, never waiting for it), SaveSnapshot to the
+// the watch hub (one per batch, never waiting for it; EventsDropped when
+// its mailbox is full, see hublink.Link.SendEvents), SaveSnapshot to the
 // snapshotter every SnapshotCount entries, MembersChanged to the parent
 // (the core) after a batch that changed the membership, InstallBackend to
 // the parent for a snapshot from the leader; results through the
@@ -47,8 +48,8 @@ import (
 )
 
 // maxQueuedEventBatches bounds the EventsApplied messages waiting in the
-// watch hub's mailbox; past it batches' events are dropped and the hub
-// reads them from the store (it sees the gap).
+// watch hub's mailbox; past it batches' events are dropped, the hub is
+// told (EventsDropped) and reads them from the store.
 const maxQueuedEventBatches = 1024
 
 // DefaultCommitInterval bounds how long applied data stays out of bbolt.
@@ -253,10 +254,7 @@ func (a *applier) publishEvents(ctx actor.Context) {
 	if a.cfg.Hub == nil {
 		return
 	}
-	hub, _ := a.cfg.Hub.Hub()
-	if hub != nil && a.cfg.Hub.QueueEvents(maxQueuedEventBatches) {
-		ctx.Send(hub, &messages.EventsApplied{Rev: a.cfg.Store.Rev(), Events: evs})
-	}
+	a.cfg.Hub.SendEvents(ctx, &messages.EventsApplied{Rev: a.cfg.Store.Rev(), Events: evs}, maxQueuedEventBatches)
 }
 
 func (a *applier) handleInstallSnapshot(ctx actor.Context, msg *messages.InstallSnapshot) {
@@ -331,12 +329,20 @@ func (a *applier) applyConfChange(e *raftpb.Entry) *raftpb.ConfChange {
 	return &cc
 }
 
-// applied reports whether the membership shows cc as done.
+// applied reports whether the membership shows cc as done. A change of a
+// member removed since was applied before the removal (ids are never
+// reused, and a removed id is refused before it is proposed): raft, which
+// replays from an empty or older configuration, needs the add, or a
+// replay whose first entry adds a since-removed member leaves it without
+// a voter.
 func (a *applier) applied(cc *raftpb.ConfChange) bool {
 	cl := a.cfg.Cluster
+	if cl.Removed(cc.GetNodeId()) {
+		return true
+	}
 	switch cc.GetType() {
 	case raftpb.ConfChangeRemoveNode:
-		return cl.Removed(cc.GetNodeId())
+		return false
 	default:
 		_, ok := cl.Member(cc.GetNodeId())
 		return ok

@@ -186,3 +186,32 @@ func TestInstallSnapshotFailureFailsTheApplier(t *testing.T) {
 		}
 	})
 }
+
+// TestReplayedConfChangesOfARemovedMember: replaying (entries the backend
+// holds) the bootstrap add of a member removed since hands raft the add,
+// not a change of node 0: raft replays from an empty configuration, and a
+// first change of node 0 would leave it without a voter.
+func TestReplayedConfChangesOfARemovedMember(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := openStore(t)
+		self := membership.Member{ID: 1, PeerURLs: []string{"http://m1"}}
+		if err := store.ApplyMembers(3, []membership.Member{self}, []uint64{2}); err != nil {
+			t.Fatal(err)
+		}
+		sys := newSystem(t)
+		f := start(t, sys, Config{Store: store, Client: newClient(sys, 1), Cluster: membership.NewCluster([]membership.Member{self}, []uint64{2})})
+		applied := f.apply(
+			confChangeEntry(t, 1, membership.AddChange(membership.Member{ID: 2, PeerURLs: []string{"http://m2"}})),
+			confChangeEntry(t, 2, membership.AddChange(self)),
+			confChangeEntry(t, 3, membership.RemoveChange(2)),
+		)
+		var got []string
+		for _, cc := range applied.ConfChanges {
+			got = append(got, fmt.Sprintf("%s %d", cc.GetType(), cc.GetNodeId()))
+		}
+		want := []string{"ConfChangeAddNode 2", "ConfChangeAddNode 1", "ConfChangeRemoveNode 2"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("raft gets %v, want %v", got, want)
+		}
+	})
+}

@@ -6,6 +6,10 @@
 // NewServer: check the directories, load the newest snapshot, open the
 // backend and check it against the snapshot, open and replay the WAL,
 // rebuild raft's storage, then spawn wal, applier, snapshotter, lessor and raft.
+// With ForceNewCluster, once per node start, the recovered log is rewritten
+// before raft's storage is (membership.ForceNewCluster) so that this member
+// restarts as the only voter. The WAL is in Config.WALDir (--wal-dir) or
+// <data-dir>/member/wal.
 // Every step that fails ends the start-up with a StartupError that names
 // the file and the fix.
 //
@@ -57,7 +61,12 @@ import (
 
 // Config of the core.
 type Config struct {
-	DataDir           string // the member's data dir (holds member/)
+	DataDir string // the member's data dir (holds member/)
+	// WALDir is the WAL's dir (--wal-dir); empty: WALDir(DataDir).
+	WALDir string
+	// ForceNewCluster rewrites the recovered log, once per node start, so
+	// that this member restarts as the only voter (--force-new-cluster).
+	ForceNewCluster   bool
 	Peers             []raft.Peer
 	SnapshotCount     uint64
 	HeartbeatInterval time.Duration
@@ -111,6 +120,18 @@ func WALDir(dataDir string) string  { return filepath.Join(dataDir, "member", "w
 func SnapDir(dataDir string) string { return filepath.Join(dataDir, "member", "snap") }
 func DBPath(dataDir string) string  { return filepath.Join(SnapDir(dataDir), "db") }
 
+// CheckWALLayout refuses a dedicated WAL dir (--wal-dir) that holds no WAL
+// while the data dir holds one: the member would start as a new one beside
+// its old log. etcd does not check this and hangs.
+func CheckWALLayout(dataDir, walDir string) error {
+	def := WALDir(dataDir)
+	if walDir == "" || filepath.Clean(walDir) == filepath.Clean(def) || wal.Exist(walDir) || !wal.Exist(def) {
+		return nil
+	}
+	return fmt.Errorf("--wal-dir %s has no WAL but data dir %s has one in %s (fix: move the files of %s to %s, or start without --wal-dir)",
+		walDir, dataDir, def, def, walDir)
+}
+
 // Props returns the core's props. Child failures escalate to the node.
 func Props(cfg Config) *actor.Props {
 	res := &resources{}
@@ -127,6 +148,9 @@ func Props(cfg Config) *actor.Props {
 type resources struct {
 	store       *mvcc.Store
 	dispatchers []*dispatch.Pinned
+	// forced: the log was rewritten for ForceNewCluster; an in-process
+	// restart must not drop the single-member cluster's own tail again.
+	forced bool
 }
 
 // pinned returns a new dispatcher owned by r, for one hot actor.
@@ -200,6 +224,14 @@ func (c *core) logger() *slog.Logger {
 
 func (c *core) view() *memberview.View { return c.cfg.Client.View() }
 
+// walDir is where this member's WAL lives.
+func (c *core) walDir() string {
+	if c.cfg.WALDir != "" {
+		return c.cfg.WALDir
+	}
+	return WALDir(c.cfg.DataDir)
+}
+
 func (c *core) handleStarted(ctx actor.Context) {
 	log := c.logger()
 	c.res.close(log) // files of a previous incarnation, if any
@@ -223,9 +255,16 @@ type recovered struct {
 
 func (c *core) startup(ctx actor.Context) error {
 	dd := c.cfg.DataDir
-	for _, d := range []string{WALDir(dd), SnapDir(dd)} {
+	if err := CheckWALLayout(dd, c.walDir()); err != nil {
+		return &StartupError{"check wal dir", err}
+	}
+	for _, d := range []string{c.walDir(), SnapDir(dd)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return &StartupError{"check data dir", fmt.Errorf("create %s: %w (fix: make --data-dir writable)", d, err)}
+			flag := "--data-dir"
+			if d == c.walDir() && d != WALDir(dd) {
+				flag = "--wal-dir"
+			}
+			return &StartupError{"check data dir", fmt.Errorf("create %s: %w (fix: make %s writable)", d, err, flag)}
 		}
 	}
 	ss, err := snap.New(SnapDir(dd), snap.Options{Logger: c.cfg.Logger, Keep: c.cfg.MaxSnapshots})
@@ -242,7 +281,7 @@ func (c *core) startup(ctx actor.Context) error {
 	if _, err := store.DefragIfFreeable(c.cfg.BootstrapDefragThresholdBytes); err != nil {
 		return &StartupError{"defragment backend", fmt.Errorf("%w (fix: free disk space, or start without --bootstrap-defrag-threshold-megabytes)", err)}
 	}
-	rec, err := c.replayWAL(snapshotsNewestFirst(SnapDir(dd), c.logger()))
+	rec, err := c.replayWAL(snapshotsNewestFirst(SnapDir(dd), c.logger()), store.ConsistentIndex())
 	if err != nil {
 		return err
 	}
@@ -271,10 +310,17 @@ func (c *core) startup(ctx actor.Context) error {
 		// they were committed, so the hard state may say so.
 		rec.hs.Commit = &ci
 	}
+	if c.cfg.ForceNewCluster && !c.res.forced && !rec.fresh {
+		if err := c.forceNewCluster(rec, store); err != nil {
+			_ = rec.wal.Close()
+			return err
+		}
+		c.res.forced = true
+	}
 	ms, err := restoreStorage(sn, rec)
 	if err != nil {
 		_ = rec.wal.Close()
-		return &StartupError{"restore raft storage", fmt.Errorf("%s: %w (%s)", WALDir(dd), err, restoreFix)}
+		return &StartupError{"restore raft storage", fmt.Errorf("%s: %w (%s)", c.walDir(), err, restoreFix)}
 	}
 	members, removed, err := store.LoadMembers()
 	if err != nil {
@@ -429,13 +475,19 @@ func snapshotsNewestFirst(dir string, log *slog.Logger) []*raftpb.Snapshot {
 // the newest snapshot whose marker it holds. The snapshot file is written
 // before its marker, so a crash in between leaves a newest snapshot the WAL
 // does not know: the one before it is used, whose entries the WAL still has.
-func (c *core) replayWAL(snaps []*raftpb.Snapshot) (*recovered, error) {
-	dir := WALDir(c.cfg.DataDir)
+func (c *core) replayWAL(snaps []*raftpb.Snapshot, appliedIndex uint64) (*recovered, error) {
+	dir := c.walDir()
 	opts := wal.Options{SegmentSizeBytes: c.cfg.WALSegmentBytes, Logger: c.cfg.Logger, MaxFiles: c.cfg.MaxWALs, UnsafeNoFsync: c.cfg.UnsafeNoFsync}
 	meta := wal.Metadata{MemberID: c.view().MemberID, ClusterID: c.view().ClusterID}
 	if !wal.Exist(dir) {
 		if len(snaps) > 0 {
-			return nil, &StartupError{"open wal", fmt.Errorf("%s has snapshots but %s has no WAL (fix: restore the data dir, or remove it and re-add the member)", SnapDir(c.cfg.DataDir), dir)}
+			return nil, &StartupError{"open wal", fmt.Errorf("%s has snapshots but %s has no WAL (fix: restore the data dir, or remove it and re-add the member, or give the --wal-dir it was made with)", SnapDir(c.cfg.DataDir), dir)}
+		}
+		if appliedIndex > 0 {
+			// A WAL dir other than the one the data dir was made with
+			// (a forgotten or changed --wal-dir): a new log under applied
+			// data would never catch up with it (etcd hangs there).
+			return nil, &StartupError{"open wal", fmt.Errorf("backend %s has applied up to index %d but %s has no WAL (fix: give the --wal-dir the data dir was made with, or restore the data dir, or remove it and re-add the member)", DBPath(c.cfg.DataDir), appliedIndex, dir)}
 		}
 		w, err := wal.Create(dir, meta, opts)
 		if err != nil {
@@ -499,7 +551,7 @@ func (c *core) spawnChildren(ctx actor.Context, ms *raft.MemoryStorage, store *m
 	// fixed by its name under this core.
 	raftPID := actor.NewPID(ctx.Self().Address, ctx.Self().Id+"/raft")
 	walPID, err := ctx.SpawnNamed(walactor.Props(walactor.Config{
-		Dir: WALDir(c.cfg.DataDir), WAL: rec.wal, Snap: c.snap, Raft: raftPID, Logger: log,
+		Dir: c.walDir(), WAL: rec.wal, Snap: c.snap, Raft: raftPID, Logger: log,
 	}, c.res.pinned(), metrics.Mailbox("wal")), "wal")
 	must(err)
 	snapPID, err := ctx.SpawnNamed(snapshotter.Props(snapshotter.Config{

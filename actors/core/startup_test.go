@@ -151,6 +151,23 @@ func TestStartupErrors(t *testing.T) {
 		want: []string{"backend %d/member/snap/db is at index 0, older than snapshot 5",
 			"fix: restore the data dir from a snapshot, or remove it and re-add the member"},
 	}, {
+		name: "applied backend but no WAL (a forgotten --wal-dir)",
+		prepare: func(t *testing.T, dd string) string {
+			mkdirs(t, SnapDir(dd))
+			st, err := mvcc.Open(DBPath(dd), mvcc.Options{NoSync: true, Logger: actortest.Logger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.ApplyMembers(3, []membership.Member{{ID: 1, PeerURLs: []string{"http://m1"}}}, nil); err != nil {
+				t.Fatal(err)
+			}
+			_ = st.Close()
+			return dd
+		},
+		step: "open wal",
+		want: []string{"backend %d/member/snap/db has applied up to index 3 but %d/member/wal has no WAL",
+			"fix: give the --wal-dir the data dir was made with"},
+	}, {
 		name: "unreadable membership in the backend",
 		prepare: func(t *testing.T, dd string) string {
 			mkdirs(t, SnapDir(dd))
@@ -336,6 +353,74 @@ func TestStartupFinishesSnapshotInstall(t *testing.T) {
 		}
 		if ms := m.client.View().Members(); len(ms) != 1 || ms[0].ID != 1 {
 			t.Fatalf("members %v, want the snapshot's member 1", ms)
+		}
+	})
+}
+
+// TestCheckWALLayout: only a dedicated WAL dir without a WAL beside a data
+// dir with one is refused.
+func TestCheckWALLayout(t *testing.T) {
+	withWAL := t.TempDir()
+	writeWAL(t, withWAL, 0)
+	empty := t.TempDir()
+	other := filepath.Join(t.TempDir(), "wal")
+	for _, tc := range []struct {
+		dataDir, walDir string
+		refused         bool
+	}{
+		{withWAL, "", false},
+		{withWAL, WALDir(withWAL), false},
+		{withWAL, WALDir(withWAL) + "/", false},
+		{withWAL, other, true},
+		{empty, other, false},
+		{empty, "", false},
+	} {
+		err := CheckWALLayout(tc.dataDir, tc.walDir)
+		if (err != nil) != tc.refused {
+			t.Errorf("CheckWALLayout(%s, %s) = %v, want refused %v", tc.dataDir, tc.walDir, err, tc.refused)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--wal-dir "+other+" has no WAL but data dir "+withWAL+" has one in "+WALDir(withWAL)) {
+			t.Errorf("error %v does not name the dirs", err)
+		}
+	}
+	moved := t.TempDir()
+	writeWAL(t, moved, 0)
+	if err := CheckWALLayout(withWAL, WALDir(moved)); err != nil {
+		t.Errorf("a --wal-dir holding a WAL is refused: %v", err)
+	}
+}
+
+// TestForceNewClusterRefusesARemovedMember: a member the cluster removed
+// cannot force a new cluster (its re-add would be refused when applied,
+// leaving raft without a voter); the WAL is left as it was.
+func TestForceNewClusterRefusesARemovedMember(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dd := t.TempDir()
+		writeWAL(t, dd, 0, entries(1, 5)...)
+		mkdirs(t, SnapDir(dd))
+		st, err := mvcc.Open(DBPath(dd), mvcc.Options{NoSync: true, Logger: actortest.Logger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.ApplyMembers(4, []membership.Member{self(2)}, []uint64{1}); err != nil {
+			t.Fatal(err)
+		}
+		_ = st.Close()
+		m := newMember(t, dd, 1, 1)
+		m.cfg.ForceNewCluster = true
+		err = m.start()
+		var se *StartupError
+		if !errors.As(err, &se) || se.Step != "force new cluster" || !strings.Contains(err.Error(), "member 1 was removed from the cluster") {
+			t.Fatalf("start-up: %v, want the force-new-cluster step to refuse a removed member", err)
+		}
+		w, err := wal.Open(WALDir(dd), wal.Options{Logger: actortest.Logger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		_, hs, ents, err := w.ReadAll(wal.SnapshotMarker{})
+		if err != nil || len(ents) != 5 || hs.GetCommit() != 5 {
+			t.Fatalf("WAL after the refusal: %d entries, commit %d, %v", len(ents), hs.GetCommit(), err)
 		}
 	})
 }

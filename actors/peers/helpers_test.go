@@ -59,6 +59,7 @@ type testMember struct {
 	status chan statusChange
 	peers  map[uint64][]string
 	db     *fixedDB
+	hash   func(rev int64) (uint32, int64, int64, error) // nil: no backend
 }
 
 func (m *testMember) Raft() *actor.PID { return m.raft }
@@ -74,6 +75,13 @@ func (m *testMember) Members() []membership.Member         { return nil }
 func (m *testMember) PeerURLs() map[uint64][]string        { return m.peers }
 func (m *testMember) Removed(uint64) bool                  { return false }
 func (m *testMember) SetPeerActive(id uint64, active bool) { m.status <- statusChange{id, active} }
+
+func (m *testMember) HashKV(rev int64) (uint32, int64, int64, error) {
+	if m.hash == nil {
+		return 0, 0, 0, errors.New("test member has no backend")
+	}
+	return m.hash(rev)
+}
 
 // startMember spawns the peers supervisor of member id in system under
 // name; cfg's Self, ClusterID (unless set), Snap and Member (a copy of

@@ -12,12 +12,13 @@ import (
 )
 
 // inbox receives what other members send: raft envelopes (forwarded to
-// raft), snapshot chunks (handed to one receiving goroutine at a time), and
-// probes (answered at once).
+// raft), snapshot chunks (handed to one receiving goroutine at a time),
+// probes (answered at once) and hash requests (forwarded to the hasher).
 type inbox struct {
-	cfg   Config
-	log   *slog.Logger
-	drops *dropLog
+	cfg    Config
+	log    *slog.Logger
+	drops  *dropLog
+	hasher *actor.PID // child; answers GetHashKV
 
 	// recv is the snapshot database being received, nil if none. A new
 	// transfer aborts it, and waits in next (its chunks queued) until the
@@ -37,6 +38,7 @@ func (in *inbox) Receive(ctx actor.Context) {
 	case *actor.Started:
 		in.log = in.cfg.Logger.With("actor", "peers", "part", "inbox", "member", in.cfg.Self)
 		in.drops = newDropLog(in.log, time.Second)
+		in.hasher = ctx.Spawn(hasherProps(in.cfg))
 	case *actor.Stopping, *actor.Restarting:
 		in.abortReceive(ctx, "inbox stopping")
 	case *actor.Stopped:
@@ -51,6 +53,8 @@ func (in *inbox) Receive(ctx actor.Context) {
 		ctx.Respond(&messages.PeerStatus{ClusterId: in.cfg.ClusterID, Id: in.cfg.Self, Seq: msg.GetSeq(), Removed: removed})
 	case *messages.GetMembers:
 		in.handleGetMembers(ctx)
+	case *messages.GetHashKV:
+		in.handleGetHashKV(ctx, msg)
 	case *actor.DeadLetterResponse:
 	default:
 		in.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))

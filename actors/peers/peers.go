@@ -8,7 +8,8 @@
 //   - inbox (InboxID): receives RaftEnvelopes from other members and
 //     forwards their *raftpb.Message to the raft actor (Member.Raft);
 //     receives snapshot databases as SnapshotChunks and saves them with
-//     snap.Snapshotter.SaveDBFrom; answers probes (GetPeerStatus).
+//     snap.Snapshotter.SaveDBFrom; answers probes (GetPeerStatus) and
+//     hands GetHashKV (another member's corruption check) to its hasher.
 //   - one peer actor per other member: sends envelopes to that member's
 //     inbox, probes it, streams snapshot databases to it.
 //
@@ -98,6 +99,10 @@ type Member interface {
 	// SetPeerActive is told when a member becomes active (a probe was
 	// answered) or inactive (a probe timed out).
 	SetPeerActive(id uint64, active bool)
+	// HashKV hashes the backend's key history up to rev (0: the current
+	// revision), as mvcc.Store.HashKV, for another member's corruption
+	// check (GetHashKV). It runs on the inbox's hasher, never the inbox.
+	HashKV(rev int64) (hash uint32, current, compacted int64, err error)
 }
 
 // noMember is the Member of a transport that serves none.
@@ -109,6 +114,9 @@ func (noMember) Members() []membership.Member       { return nil }
 func (noMember) PeerURLs() map[uint64][]string      { return nil }
 func (noMember) Removed(uint64) bool                { return false }
 func (noMember) SetPeerActive(uint64, bool)         {}
+func (noMember) HashKV(int64) (uint32, int64, int64, error) {
+	return 0, 0, 0, errors.New("peers: no backend")
+}
 
 // Config of the peers supervisor.
 type Config struct {

@@ -34,6 +34,8 @@ var AcceptedTypes = []string{
 	"troupe.v1.PeerStatus",
 	"troupe.v1.GetMembers",
 	"troupe.v1.Members",
+	"troupe.v1.GetHashKV",
+	"troupe.v1.HashKV",
 	"actor.DeadLetterResponse",
 }
 

@@ -20,6 +20,9 @@ type watcher struct {
 	// (it may start beyond what the hub has seen; events below are not
 	// for it).
 	next int64
+	// clientStart is the start revision the client asked for (0: none);
+	// no progress notification is sent below it, as etcd.
+	clientStart int64
 	// compacted is set once its history is compacted away: it waits for
 	// room in its sink to receive the cancel.
 	compacted bool

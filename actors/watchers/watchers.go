@@ -7,10 +7,19 @@
 //
 // In: EventsApplied (from the applier, one per Apply batch, never
 // blocking it; at most 1024 wait in the mailbox, see
-// hublink.Link.QueueEvents, beyond which the applier drops a batch's
-// events and the hub reads them from history), CreateWatch, CancelWatch, RequestWatchProgress, DropSink
-// (from the sinks' owners), its own syncDue timer.
+// hublink.Link.SendEvents, beyond which the applier drops a batch's
+// events and sends EventsDropped, one at a time, so the hub reads them
+// from history without waiting for a later batch), CreateWatch,
+// CancelWatch, RequestWatchProgress, RequestSinkProgress, DropSink (from
+// the sinks' owners), its own syncDue timer.
 // Out: WatchEvents to the sinks, through their non-blocking Deliver.
+//
+// Progress notifications come from the hub, not from the sinks' owners,
+// because only the hub knows what it has delivered: one goes into the
+// sink behind every event at or below its revision, and only when every
+// watch it speaks for is synced, so no event at or below that revision
+// can follow it (as etcd >= 3.5.13; kube-apiserver's consistent reads
+// from its watch cache rely on it).
 //
 // Like etcd's watchable store it keeps synced watchers, which get each
 // batch's events straight from EventsApplied, and unsynced ones (a start
@@ -24,8 +33,8 @@
 // revision on, once, in order. The hub keeps rev, the last revision every
 // synced watcher has; events at or below it (re-applied after a core
 // restart replays the WAL) are dropped, and a batch that does not follow
-// it (a snapshot install, a lost message) makes every synced watcher
-// unsynced, so history fills the gap. A watcher whose next revision was
+// it (a snapshot install, a lost message) or an EventsDropped makes every
+// synced watcher unsynced, so history fills the gap. A watcher whose next revision was
 // compacted away is canceled with the compact revision, as etcd's. A
 // restart of the hub loses its watchers: it publishes itself again
 // through its Link, which tells the sinks' owners to create
@@ -103,6 +112,9 @@ type hub struct {
 	bySink   map[messages.WatchSink]map[int64]*watcher
 
 	syncTimer *time.Timer // non-nil while a syncDue is scheduled
+	// behind: the applier dropped batches and the hub has not taken the
+	// store's revision yet (the core was down when it was told).
+	behind bool
 }
 
 // Receive dispatches on the message type.
@@ -116,6 +128,11 @@ func (h *hub) Receive(ctx actor.Context) {
 	case *messages.EventsApplied:
 		h.cfg.Link.EventsTaken()
 		h.handleEventsApplied(ctx, msg)
+		h.report()
+	case *messages.EventsDropped:
+		h.cfg.Link.DropNoticeTaken() // first: a drop from now on sends a new one
+		h.behind = true
+		h.catchUp(ctx)
 		h.report()
 	case *messages.CreateWatch:
 		h.handleCreate(ctx, msg)
@@ -131,7 +148,9 @@ func (h *hub) Receive(ctx actor.Context) {
 		h.handleSync(ctx)
 		h.report()
 	case *messages.RequestWatchProgress:
-		h.handleProgress(msg)
+		h.handleWatchProgress(msg)
+	case *messages.RequestSinkProgress:
+		h.handleSinkProgress(msg)
 	default:
 		h.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
 	}
@@ -163,6 +182,7 @@ func (h *hub) handleCreate(ctx actor.Context, msg *messages.CreateWatch) {
 	w := &watcher{
 		sink: msg.Sink, id: msg.WatchID, key: msg.Key, end: msg.RangeEnd,
 		noPut: msg.NoPut, noDelete: msg.NoDelete, next: max(msg.StartRevision, 1),
+		clientStart: msg.ClientStartRevision,
 	}
 	ws[w.id] = w
 	if h.rev != 0 && w.next <= h.rev {
@@ -249,6 +269,28 @@ func (h *hub) handleEventsApplied(ctx actor.Context, msg *messages.EventsApplied
 	}
 }
 
+// catchUp takes the store's revision after the applier dropped batches
+// the hub will never get: every synced watcher resumes from history after
+// the hub's old revision, and progress notifications speak for the
+// store's revision once they caught up. Batches still in the mailbox at
+// or below that revision are dropped as replays. While the core is down
+// it tries again at the next sync round.
+func (h *hub) catchUp(ctx actor.Context) {
+	if !h.behind {
+		return
+	}
+	st := h.cfg.Backend.Store()
+	if st == nil {
+		h.scheduleSync(ctx, false)
+		return
+	}
+	h.behind = false
+	if rev := st.Rev(); rev > h.rev {
+		h.unsyncAll(ctx)
+		h.rev = rev
+	}
+}
+
 // unsyncAll moves every synced watcher to the unsynced ones, resuming
 // after the hub's revision.
 func (h *hub) unsyncAll(ctx actor.Context) {
@@ -265,6 +307,7 @@ func (h *hub) unsyncAll(ctx actor.Context) {
 
 // handleSync serves the unsynced watchers from history, one bounded chunk.
 func (h *hub) handleSync(ctx actor.Context) {
+	h.catchUp(ctx)
 	if h.unsynced.n == 0 {
 		return
 	}
@@ -365,15 +408,42 @@ func (h *hub) cancelCompacted(ws []*watcher, compactRev int64) bool {
 	return removed
 }
 
-// handleProgress sends a synced watcher an empty response at the hub's
-// revision, as etcd's progress notify; an unsynced one gets events soon
-// enough.
-func (h *hub) handleProgress(msg *messages.RequestWatchProgress) {
+// handleWatchProgress sends one watch an empty response at the hub's
+// revision if it is current, as etcd's periodic progress notify; an
+// unsynced one gets events soon enough.
+func (h *hub) handleWatchProgress(msg *messages.RequestWatchProgress) {
 	w, ok := h.bySink[msg.Sink][msg.WatchID]
-	if !ok || h.rev == 0 || !h.synced.has(w) {
+	if !ok || !h.current(w) {
 		return
 	}
 	w.sink.Deliver(&messages.WatchEvents{WatchID: w.id, Revision: h.rev})
+}
+
+// handleSinkProgress sends a sink one empty response for all its watches
+// if every one is current, and nothing otherwise: as etcd >= 3.5.13 it is
+// not deferred until they are (the client asks again), and a sink without
+// watches gets nothing.
+func (h *hub) handleSinkProgress(msg *messages.RequestSinkProgress) {
+	ws := h.bySink[msg.Sink]
+	if len(ws) == 0 {
+		return
+	}
+	for _, w := range ws {
+		if !h.current(w) {
+			return
+		}
+	}
+	msg.Sink.Deliver(&messages.WatchEvents{WatchID: messages.AllWatches, Revision: h.rev})
+}
+
+// current reports whether a progress notification at the hub's revision
+// may speak for w: w is synced, so it has every event up to that revision;
+// it does not start past it (its owner read a newer store revision than
+// the hub has seen: the notification would go back behind the revision
+// the client was shown); and, as etcd, the start revision the client
+// asked for is not in the future.
+func (h *hub) current(w *watcher) bool {
+	return h.rev != 0 && h.synced.has(w) && w.next <= h.rev+1 && w.clientStart <= h.rev
 }
 
 // report publishes the watcher counts (etcd's debugging gauges).

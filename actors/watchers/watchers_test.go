@@ -24,9 +24,10 @@ import (
 // testSink records what the hub delivers; room < 0 means unbounded,
 // otherwise it takes that many more responses and then reports full.
 type testSink struct {
-	mu   sync.Mutex
-	room int
-	got  []*messages.WatchEvents
+	mu        sync.Mutex
+	room      int
+	got       []*messages.WatchEvents
+	createdAt map[int64]int // watch id -> len(got) when created (see created)
 }
 
 func (s *testSink) Deliver(r *messages.WatchEvents) bool {

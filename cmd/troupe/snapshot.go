@@ -52,8 +52,9 @@ const snapshotUsage = `Usage:
 
   troupe snapshot restore <file> --data-dir D --name N --initial-cluster N=URL,...
       --initial-advertise-peer-urls URL [--initial-cluster-token etcd-cluster]
-    Make a data dir for member N of a new cluster holding the file's data;
-    then start it with 'troupe serve' and the same flags.
+      [--wal-dir W]
+    Make a data dir (and WAL dir W) for member N of a new cluster holding
+    the file's data; then start it with 'troupe serve' and the same flags.
 `
 
 // parseWithFile parses fs from args, which hold exactly one positional
@@ -245,6 +246,7 @@ func snapshotRestore(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("troupe snapshot restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "", "data dir to create (default <name>.etcd)")
+	walDir := fs.String("wal-dir", "", "Path to the WAL directory (use --data-dir if none given)")
 	name := fs.String("name", "default", "name of this member")
 	initialCluster := fs.String("initial-cluster", "default=http://localhost:2380", "the new cluster's members, name=peer-url,...")
 	token := fs.String("initial-cluster-token", "etcd-cluster", "the new cluster's token")
@@ -258,7 +260,7 @@ func snapshotRestore(args []string, stdout, stderr io.Writer) int {
 		*dataDir = *name + ".etcd"
 	}
 	err = node.Restore(node.RestoreConfig{
-		File: path, DataDir: *dataDir, Name: *name, InitialCluster: *initialCluster,
+		File: path, DataDir: *dataDir, WALDir: *walDir, Name: *name, InitialCluster: *initialCluster,
 		Token: *token, PeerURLs: *peerURLs, SkipHashCheck: *skipHash,
 	})
 	if err != nil {

@@ -209,13 +209,10 @@ func (ws *watchStream) handleRequest(req *pb.WatchRequest) error {
 			return ws.handleCancel(r.CancelRequest.WatchId)
 		}
 	case *pb.WatchRequest_ProgressRequest:
-		if r.ProgressRequest != nil {
-			// etcd 3.4: at once, at the current revision, for every watch
-			st := ws.cfg.Raft.Store()
-			if st == nil {
-				return errCoreDown
-			}
-			return ws.stream.Send(&pb.WatchResponse{Header: ws.header(st.Rev()), WatchId: -1})
+		if r.ProgressRequest != nil && ws.hub != nil {
+			// the hub answers through the sink, behind the events it
+			// covers, and only when every watch of the stream is synced
+			ws.cfg.Root.Send(ws.hub, &messages.RequestSinkProgress{Sink: ws.sink})
 		}
 	}
 	return nil // etcd ignores what it does not know
@@ -239,9 +236,14 @@ func (ws *watchStream) handleCreate(creq *pb.WatchCreateRequest) error {
 	rev := st.Rev()
 	var id int64
 	var err error
-	if len(end) != 0 && bytes.Compare(key, end) >= 0 {
-		err = errEmptyWatcherRange // checked first: it takes no id
-	} else {
+	switch {
+	case creq.StartRevision < 0:
+		// as etcd >= 3.6.6, before any other check: refused as from a
+		// compacted revision (without a compact revision to resume from)
+		err = rpctypes.ErrCompacted
+	case len(end) != 0 && bytes.Compare(key, end) >= 0:
+		err = errEmptyWatcherRange // before the id: it takes none
+	default:
 		id, err = ws.watchID(creq.WatchId)
 	}
 	if err != nil {
@@ -256,6 +258,7 @@ func (ws *watchStream) handleCreate(creq *pb.WatchCreateRequest) error {
 	w := &streamWatch{
 		create: messages.CreateWatch{
 			Sink: ws.sink, WatchID: id, Key: key, RangeEnd: end, StartRevision: start,
+			ClientStartRevision: creq.StartRevision,
 		},
 		prevKV: creq.PrevKv, fragment: creq.Fragment, progress: creq.ProgressNotify, quiet: true, next: start,
 	}
@@ -313,6 +316,12 @@ func (ws *watchStream) handleCancel(id int64) error {
 // handleEvents sends one hub response to the client, without what it was
 // sent before (a new hub replays from the revision a watch reached).
 func (ws *watchStream) handleEvents(r *messages.WatchEvents) error {
+	if r.WatchID == messages.AllWatches && len(r.Events) == 0 && !r.Canceled {
+		// the answer to a progress request, for every watch of the stream
+		// (clientv3 hands it to each of them); a client may have chosen
+		// id -1 for a watch, whose events and cancel go on below
+		return ws.stream.Send(&pb.WatchResponse{Header: ws.header(r.Revision), WatchId: messages.AllWatches})
+	}
 	w, ok := ws.watches[r.WatchID]
 	if !ok {
 		return nil // canceled meanwhile

@@ -1,8 +1,8 @@
 // Package hublink is how the applier and the watch streams find the
 // member's watch hub (actors/watchers), which lives under the node beside
 // the core: the hub publishes each incarnation of itself here, and the
-// applier reserves room in the hub's mailbox here before it sends a batch,
-// so the hub's queue stays bounded without the applier ever waiting.
+// applier sends its batches through here (SendEvents), so the hub's queue
+// stays bounded without the applier ever waiting.
 package hublink
 
 import (
@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupedb/troupe/messages"
 )
 
 // Link is how the applier and the watch streams find the hub, which lives
@@ -25,13 +27,42 @@ type Link struct {
 	// queued counts EventsApplied messages sent and not yet taken, so the
 	// hub's mailbox stays bounded without the applier ever waiting.
 	queued atomic.Int64
+	// dropNoticed is set while an EventsDropped is on its way to the hub:
+	// one tells of every batch dropped until the hub takes it.
+	dropNoticed atomic.Bool
 }
 
-// QueueEvents reserves room for one EventsApplied message to the hub and
-// reports whether there was some (fewer than limit queued). When there is
-// none the applier drops the batch's events: the hub finds the gap in the
-// next batch it gets and reads the store's history instead.
-func (l *Link) QueueEvents(limit int64) bool {
+// SendEvents sends the hub one batch's EventsApplied, never waiting: if
+// limit of them already wait in its mailbox, the batch's events are
+// dropped instead, and the hub is sent an EventsDropped unless one is on
+// its way already, so it reads what it missed from the store's history.
+//
+// Why a notice and not only the next batch's gap: on a quiet member no
+// batch may follow for a long time, and until the hub knows of the gap its
+// watches miss those events and its progress notifications stay at the
+// old revision (kube-apiserver's consistent reads wait for a progress
+// notification at a revision it read). Why not an undroppable "applied up
+// to" message per batch: the mailbox would grow with every dropped batch.
+// One notice at a time keeps the hub's mailbox at limit + 1 messages.
+// Without a hub the batch is dropped silently: a hub that starts later
+// takes the store's revision.
+func (l *Link) SendEvents(sender actor.SenderContext, msg *messages.EventsApplied, limit int64) {
+	pid, _ := l.Hub()
+	if pid == nil {
+		return
+	}
+	if l.queueEvents(limit) {
+		sender.Send(pid, msg)
+		return
+	}
+	if l.dropNoticed.CompareAndSwap(false, true) {
+		sender.Send(pid, &messages.EventsDropped{})
+	}
+}
+
+// queueEvents reserves room for one EventsApplied message to the hub and
+// reports whether there was some (fewer than limit queued).
+func (l *Link) queueEvents(limit int64) bool {
 	if l.queued.Add(1) > limit {
 		l.queued.Add(-1)
 		return false
@@ -42,6 +73,11 @@ func (l *Link) QueueEvents(limit int64) bool {
 // EventsTaken tells that the hub took one EventsApplied message.
 func (l *Link) EventsTaken() { l.queued.Add(-1) }
 
+// DropNoticeTaken tells that the hub took the EventsDropped message; it
+// must call it before it reads the store's revision, so a batch dropped
+// after that read sends a new notice.
+func (l *Link) DropNoticeTaken() { l.dropNoticed.Store(false) }
+
 // Publish records the (re)started hub. Writer: the hub, in its Started.
 func (l *Link) Publish(pid *actor.PID) {
 	l.mu.Lock()
@@ -50,6 +86,9 @@ func (l *Link) Publish(pid *actor.PID) {
 		close(l.started)
 	}
 	l.pid, l.started = pid, make(chan struct{})
+	// A new incarnation takes the store's revision: a notice the previous
+	// one never took would otherwise keep the next drops untold.
+	l.dropNoticed.Store(false)
 }
 
 // Hub returns the hub and a channel closed when it is replaced by a new

@@ -3,6 +3,7 @@ package mvcc
 import (
 	"fmt"
 	"hash/crc32"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -16,12 +17,26 @@ import (
 // in the pending or committing batch count as if committed; revisions a
 // compaction removes count as gone. Any goroutine; the writer waits while
 // the bucket is read.
+//
+// At the revision of one of the last compactions it answers the hash
+// taken when that compaction applied (CompactHashes), with the compact
+// revision before it, as etcd 3.6's HashByRev.
 func (s *Store) HashKV(rev int64) (hash uint32, current, compacted int64, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return 0, 0, 0, fmt.Errorf("mvcc: %s is closed", s.path)
 	}
+	for _, h := range s.compactHashes {
+		if h.Revision == rev {
+			return h.Hash, s.currentRev, h.CompactRevision, nil
+		}
+	}
+	return s.hashLocked(rev)
+}
+
+// hashLocked is HashKV without the stored hashes; the caller holds mu.
+func (s *Store) hashLocked(rev int64) (hash uint32, current, compacted int64, err error) {
 	current, compacted = s.currentRev, s.compactRev
 	switch {
 	case rev == 0:
@@ -102,4 +117,46 @@ func (b *batch) inTx(tx *bolt.Tx) bool {
 		}
 	}
 	return false // no puts: nothing of b is hashed either way
+}
+
+// maxCompactHashes is how many compaction hashes a store keeps (etcd's
+// hashStorageMaxSize).
+const maxCompactHashes = 10
+
+// CompactHash is the hash of the key history up to Revision taken when
+// the compaction at Revision applied, CompactRevision being the one
+// before it (etcd 3.6's KeyValueHash of a compaction). Every member
+// applies the compaction at the same point of the raft log, so members
+// with the same data keep the same CompactHash: the leader's compaction
+// hash check compares them.
+type CompactHash struct {
+	Hash            uint32
+	Revision        int64
+	CompactRevision int64
+}
+
+// storeCompactHash hashes the history up to rev, about to be compacted,
+// and keeps it; kept in memory only, as etcd keeps them. The writer holds
+// mu exclusively.
+func (s *Store) storeCompactHash(rev int64) {
+	h, _, prev, err := s.hashLocked(rev)
+	if err != nil {
+		s.lg.Warn("failed to hash before compaction", "compact-revision", rev, "err", err)
+		return
+	}
+	ch := CompactHash{Hash: h, Revision: rev, CompactRevision: prev}
+	s.lg.Info("storing new hash", "hash", ch.Hash, "revision", ch.Revision, "compact-revision", ch.CompactRevision)
+	s.compactHashes = append(s.compactHashes, ch)
+	if n := len(s.compactHashes); n > maxCompactHashes {
+		s.compactHashes = slices.Clone(s.compactHashes[n-maxCompactHashes:])
+	}
+}
+
+// CompactHashes returns the hashes of the last compactions, newest first.
+func (s *Store) CompactHashes() []CompactHash {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := slices.Clone(s.compactHashes)
+	slices.Reverse(out)
+	return out
 }

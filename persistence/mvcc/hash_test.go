@@ -1,7 +1,10 @@
 package mvcc
 
 import (
+	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -75,8 +78,49 @@ func TestHashKVIgnoresWhereDataSits(t *testing.T) {
 	if ha2 == ha {
 		t.Fatal("compaction did not change the hash")
 	}
-	if _, _, _, err := a.HashKV(15); err == nil {
-		t.Fatal("hash at the compaction revision accepted (etcd refuses it)")
+	if _, _, _, err := a.HashKV(14); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("hash below the compaction revision: %v, want ErrCompacted", err)
+	}
+}
+
+// TestCompactHashes: a compaction keeps the hash of the history up to its
+// revision, taken before it applied, with the compact revision before it;
+// HashKV answers it at that revision (etcd 3.6.8 does, where a hash below
+// it is refused), the newest ten are kept, and a reopened store has none.
+func TestCompactHashes(t *testing.T) {
+	ts := openTest(t, Options{})
+	for i := range 40 {
+		ts.mustPut(fmt.Sprintf("k%d", i%3), fmt.Sprint(i))
+	}
+	want := map[int64]uint32{}
+	var wantAll []CompactHash
+	prev := int64(-1)
+	for rev := int64(5); rev <= 38; rev += 3 {
+		h, _, _, err := ts.HashKV(rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[rev] = h
+		if _, err := ts.do(&pb.CompactionRequest{Revision: rev}); err != nil {
+			t.Fatal(err)
+		}
+		wantAll = append([]CompactHash{{Hash: h, Revision: rev, CompactRevision: prev}}, wantAll...)
+		prev = rev
+	}
+	got := ts.CompactHashes()
+	if !slices.Equal(got, wantAll[:10]) {
+		t.Fatalf("compact hashes %v, want the newest ten %v", got, wantAll[:10])
+	}
+	h, current, compacted, err := ts.HashKV(35)
+	if err != nil || h != want[35] || compacted != 32 || current != 41 {
+		t.Fatalf("HashKV(35) = %d, %d, %d, %v; want the stored %d, 41, 32", h, current, compacted, err, want[35])
+	}
+	if _, _, _, err := ts.HashKV(5); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("HashKV(5), no longer kept: %v, want ErrCompacted", err)
+	}
+	ts.reopen(Options{})
+	if got := ts.CompactHashes(); len(got) != 0 {
+		t.Fatalf("reopened store keeps %v", got)
 	}
 }
 

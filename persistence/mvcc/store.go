@@ -118,6 +118,9 @@ type Store struct {
 	pending    *batch
 	committing *batch
 	closed     bool
+	// compactHashes are the hashes taken at the last compactions (see
+	// hash.go), oldest first.
+	compactHashes []CompactHash
 }
 
 // batch is a set of changes not yet committed to bbolt. Only the writer

@@ -200,6 +200,7 @@ func (s *Store) Compact(index uint64, req *pb.CompactionRequest) (*pb.Compaction
 		err = ErrFutureRev
 	default:
 		start := time.Now()
+		s.storeCompactHash(req.Revision)
 		s.compactLocked(req.Revision)
 		took = time.Since(start)
 	}
