@@ -246,9 +246,9 @@ type etcd36State struct {
 	logger                           string
 	warnings                         []string
 	ignored                          []string
-	// warnUnary and warnUnaryExp are --warning-unary-request-duration
-	// and its experimental name; 0 when not given.
-	warnUnary, warnUnaryExp time.Duration
+	// warnUnaryExp is --experimental-warning-unary-request-duration; 0
+	// when not given.
+	warnUnaryExp time.Duration
 }
 
 type valueKind int
@@ -304,7 +304,7 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 	fs.StringVar(&st.v2Deprecation, "v2-deprecation", st.v2Deprecation, "Phase of v2store deprecation. Deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input.")
 	fs.StringVar(&st.discoveryFallback, "discovery-fallback", st.discoveryFallback, "Expected behavior ('exit') when discovery services fails. Note that v2 proxy is removed.")
 
-	fs.DurationVar(&st.warnUnary, "warning-unary-request-duration", 0, "Set time duration after which a warning is logged if a unary request takes more than this duration (default 300ms).")
+	fs.DurationVar(&c.WarningUnaryRequestDuration, "warning-unary-request-duration", c.WarningUnaryRequestDuration, "Set time duration after which a warning is logged if a unary request takes more than this duration.")
 	fs.DurationVar(&st.warnUnaryExp, "experimental-warning-unary-request-duration", 0, "Deprecated in v3.6 and will be decommissioned in v3.7. Use '--warning-unary-request-duration' instead.")
 	fs.Var(&urlsValue{urls: &c.ListenClientHTTPURLs}, "listen-client-http-urls", "List of URLs to listen on for http only client traffic. Enabling this flag removes http services from --listen-client-urls.")
 	fs.BoolVar(&c.MemoryMlock, "memory-mlock", c.MemoryMlock, "Enable to enforce etcd pages (in particular bbolt) to stay in RAM.")
@@ -337,6 +337,7 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 		old.set(old.name)
 	}
 
+	c.useEtcdWording(fs)
 	for _, r := range refusedFlags {
 		usage := "troupe: refused unless " + quoteDefault(r.def) + ": " + r.reason + "."
 		if u := etcdUsage(r.name); u != "" {
@@ -347,6 +348,38 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 	for _, name := range ignoredFlags {
 		fs.Var(&ignoredValue{st: st, name: name}, name, "")
 	}
+}
+
+// troupeNotes say where troupe's meaning of an accepted flag differs
+// from etcd's help text; serve --help prints them under it.
+var troupeNotes = map[string]string{
+	"data-dir":                             "troupe: defaults to '<name>.troupe'.",
+	"listen-client-urls":                   "troupe: http only (no TLS yet).",
+	"listen-peer-urls":                     "troupe: http only; raft traffic goes over protoactor remote on that host:port.",
+	"log-format":                           "troupe: also 'text' (tint, coloured on a terminal); empty (the default) is text on a terminal and json otherwise.",
+	"log-outputs":                          "troupe: 'default' or 'stderr' (stderr), or 'stdout'; no files, no journald of its own.",
+	"backend-batch-interval":               "troupe: 0 is 100ms.",
+	"backend-batch-limit":                  "troupe: 0 is 10000.",
+	"enable-grpc-gateway":                  "troupe: the JSON gateway at /v3/ on the client (or client http) URLs.",
+	"experimental-enable-lease-checkpoint": "troupe: checkpoints leases whatever the gate says.",
+	"experimental-enable-lease-checkpoint-persist":   "troupe: persists checkpoints whatever the gate says (as etcd 3.6).",
+	"experimental-txn-mode-write-with-shared-buffer": "troupe: no effect (a detail of etcd's backend).",
+	"experimental-stop-grpc-service-on-defrag":       "troupe: refused when true (not supported yet).",
+}
+
+// useEtcdWording gives every flag registered so far that etcd 3.6.8 has
+// etcd's help text, with troupe's note where the meaning differs.
+func (c *Config) useEtcdWording(fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		u := etcdUsage(f.Name)
+		if u == "" {
+			return
+		}
+		if note := troupeNotes[f.Name]; note != "" {
+			u += "\n" + note
+		}
+		f.Usage = u
+	})
 }
 
 func renamedUsage(old string) string {
@@ -379,7 +412,7 @@ func (c *Config) resolveFlags(given map[string]bool) error {
 			return fmt.Errorf("cannot set --%s and --%s at the same time, please use --%s only", old, experimentalRenames[old], experimentalRenames[old])
 		}
 	}
-	if err := c.resolveWarningUnary(); err != nil {
+	if err := c.resolveWarningUnary(given); err != nil {
 		return err
 	}
 	fromFlags := map[string]bool{}
@@ -409,17 +442,17 @@ func (c *Config) resolveFlags(given map[string]bool) error {
 }
 
 // resolveWarningUnary applies etcd 3.6's rule of the two names of
-// --warning-unary-request-duration: not both, the old one with a
-// warning, else the default.
-func (c *Config) resolveWarningUnary() error {
+// --warning-unary-request-duration: not both (set to non-zero values),
+// the old one alone with a warning.
+func (c *Config) resolveWarningUnary(given map[string]bool) error {
 	st := &c.etcd36
 	st.warnings = st.warnings[:0]
+	newSet := given["warning-unary-request-duration"] && c.WarningUnaryRequestDuration != 0
 	switch {
-	case st.warnUnary != 0 && st.warnUnaryExp != 0:
+	case newSet && st.warnUnaryExp != 0:
 		return errors.New("both --experimental-warning-unary-request-duration and --warning-unary-request-duration flags are set. " +
 			"Use only --warning-unary-request-duration")
-	case st.warnUnary != 0:
-		c.WarningUnaryRequestDuration = st.warnUnary
+	case newSet:
 	case st.warnUnaryExp != 0:
 		st.warnings = append(st.warnings, "--experimental-warning-unary-request-duration is deprecated, and will be decommissioned in v3.7. "+
 			"Use --warning-unary-request-duration instead.")
