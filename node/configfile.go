@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v2"
@@ -83,6 +84,9 @@ func (c *Config) applyYAML(b []byte) error {
 		if item.Value == nil {
 			continue // "data-dir:" keeps the default, as etcd
 		}
+		if list, ok := item.Value.([]any); ok && yamlListKeys[key] {
+			item.Value = joinYAMLList(list)
+		}
 		s, err := yamlFlagValue(kindOf(f.Value), item.Value)
 		if err != nil {
 			return fmt.Errorf("%s: %w", key, err)
@@ -97,6 +101,18 @@ func (c *Config) applyYAML(b []byte) error {
 	given := map[string]bool{}
 	flags.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	return c.resolveFlags(given)
+}
+
+// yamlListKeys are the keys etcd's configuration file takes as YAML lists
+// ("log-outputs: [stderr]"), where the flag takes a comma-separated list.
+var yamlListKeys = map[string]bool{"log-outputs": true, "cipher-suites": true}
+
+func joinYAMLList(list []any) string {
+	parts := make([]string, len(list))
+	for i, v := range list {
+		parts[i] = fmt.Sprint(v)
+	}
+	return strings.Join(parts, ",")
 }
 
 // yamlSections are keys of etcd's configuration file that are sections,

@@ -287,7 +287,7 @@ func TestConfigFileEtcd36Keys(t *testing.T) {
 	path := writeFile(t, "pre-vote: false\nmax-wals: 2\nfeature-gates: InitialCorruptCheck=true\n"+
 		"experimental-compact-hash-check-enabled: true\nexperimental-snapshot-catch-up-entries: 12\n"+
 		"compact-hash-check-time: 30000000000\ncors: 'http://a.example:80,http://b.example:8080'\n"+
-		"client-transport-security:\n  cert-file:\n  client-cert-auth: false\ncert-file: ''\n")
+		"client-transport-security:\n  cert-file:\n  client-cert-auth: false\ncert-file: ''\nlog-outputs: [stdout]\n")
 	if err := c.ApplyFile(path); err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,8 @@ func TestConfigFileEtcd36Keys(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.PreVote || c.MaxWALs != 2 || !c.InitialCorruptCheck || !c.CompactHashCheck || c.SnapshotCatchUpEntries != 12 ||
-		c.CompactHashCheckTime != 30*time.Second || !slices.Equal(c.CORS, []string{"http://a.example:80", "http://b.example:8080"}) {
+		c.CompactHashCheckTime != 30*time.Second || !slices.Equal(c.CORS, []string{"http://a.example:80", "http://b.example:8080"}) ||
+		!c.LogToStdout() {
 		t.Errorf("got %+v", c)
 	}
 	for _, tc := range []struct{ yaml, want string }{
