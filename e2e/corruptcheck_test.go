@@ -27,9 +27,6 @@ import (
 // Debian's etcd 3.4.23 does not: it starts, its check asks no member (a
 // member without a snapshot file knows no other members there); against
 // it the test expects that.
-//
-// troupe needs the --experimental-* corruption flags registered (another
-// branch of issue 8) for this test.
 func TestInitialCorruptCheck(t *testing.T) {
 	c := e2etest.StartCluster(t, e2etest.ClusterConfig{Args: []string{"--experimental-initial-corrupt-check=true"}})
 	cli := c.Client(t)

@@ -1,17 +1,20 @@
 package node
 
 import (
-	"go.etcd.io/raft/v3/raftpb"
-
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/troupedb/troupe/persistence/membership"
 )
 
 // Defaults, as etcd 3.4 has them, except that troupe listens on 127.0.0.1
@@ -71,6 +74,9 @@ type Config struct {
 
 	// ListenClientURLs are where the etcd v3 gRPC API listens.
 	ListenClientURLs []url.URL
+	// ListenClientHTTPURLs, when set, serve the client HTTP endpoints,
+	// and ListenClientURLs gRPC only (etcd's --listen-client-http-urls).
+	ListenClientHTTPURLs []url.URL
 	// ListenMetricsURLs serve /metrics and /health (etcd's
 	// --listen-metrics-urls); empty: only on the client URLs.
 	ListenMetricsURLs []url.URL
@@ -129,6 +135,46 @@ type Config struct {
 	// (--experimental-watch-progress-notify-interval).
 	WatchProgressNotifyInterval time.Duration
 
+	// Knobs of etcd 3.6 (registered in etcdflags.go, which says what
+	// each means in troupe).
+	PreVote                bool
+	StrictReconfigCheck    bool
+	MaxSnapshots           uint // 0: unlimited
+	MaxWALs                uint // 0: unlimited
+	SnapshotCatchUpEntries uint64
+	BackendBatchInterval   time.Duration // 0: the applier's default
+	BackendBatchLimit      int           // 0: the backend's default
+	MaxConcurrentStreams   uint32
+	GRPCKeepAliveMinTime   time.Duration
+	GRPCKeepAliveInterval  time.Duration
+	GRPCKeepAliveTimeout   time.Duration
+	// CORS and HostWhitelist are the origins and hosts the HTTP endpoints
+	// accept; "*" (or nothing) allows all.
+	CORS          []string
+	HostWhitelist []string
+	EnablePprof   bool
+	Metrics       string // basic or extensive
+	// WarningUnaryRequestDuration: slower unary requests are logged at warn.
+	WarningUnaryRequestDuration time.Duration
+	// Backend: bbolt's mlock and freelist ("array", else map), a
+	// defragmentation at start-up when this many MiB are free (0: never),
+	// and no fsync at all (unsafe).
+	MemoryMlock                       bool
+	BackendFreelistType               string
+	BootstrapDefragThresholdMegabytes uint
+	UnsafeNoFsync                     bool
+	// WarningApplyDuration: slower applies are logged at warn.
+	WarningApplyDuration time.Duration
+	// CompactionBatchLimit: a compaction's deletes reach the backend in
+	// transactions of at most this many (0: with the write batch).
+	CompactionBatchLimit int
+	// MaxLearners is etcd's --max-learners.
+	MaxLearners int
+	LogOutputs  []string
+	// FeatureGates is --feature-gates, with the --experimental-* flags
+	// that name a gate folded in by ResolveFlags.
+	FeatureGates FeatureGates
+
 	// Corruption checks (etcd 3.6's; see actors/corruptcheck).
 	// InitialCorruptCheck compares this member's hash with the others'
 	// before it serves clients and stops it on a mismatch
@@ -162,6 +208,9 @@ type Config struct {
 	set struct {
 		dataDir, initialCluster, listenClient, advertiseClient bool
 	}
+	// etcd36 holds what the etcd 3.6 flags parsed before ResolveFlags
+	// folds it into the fields above (see etcdflags.go).
+	etcd36 etcd36State
 }
 
 // Default returns etcd 3.4's defaults, listening on 127.0.0.1.
@@ -186,7 +235,27 @@ func Default() Config {
 		AutoCompactionRetention:  DefaultAutoCompactionRetention,
 
 		WatchProgressNotifyInterval: DefaultWatchProgressNotifyInterval,
-		CompactHashCheckTime:        time.Minute,
+
+		PreVote:                true,
+		StrictReconfigCheck:    true,
+		MaxSnapshots:           DefaultMaxSnapshots,
+		MaxWALs:                DefaultMaxWALs,
+		SnapshotCatchUpEntries: DefaultSnapshotCatchUpEntries,
+		MaxConcurrentStreams:   math.MaxUint32,
+		GRPCKeepAliveMinTime:   DefaultGRPCKeepAliveMinTime,
+		GRPCKeepAliveInterval:  DefaultGRPCKeepAliveInterval,
+		GRPCKeepAliveTimeout:   DefaultGRPCKeepAliveTimeout,
+		CORS:                   []string{"*"},
+		HostWhitelist:          []string{"*"},
+		Metrics:                MetricsBasic,
+		LogOutputs:             []string{LogOutputDefault},
+		CompactHashCheckTime:   DefaultCompactHashCheckTime,
+
+		WarningUnaryRequestDuration: DefaultWarningUnaryRequestDuration,
+		BackendFreelistType:         "map",
+		MaxLearners:                 membership.MaxLearners,
+		WarningApplyDuration:        DefaultWarningApplyDuration,
+		CompactionBatchLimit:        DefaultCompactionBatchLimit,
 	}
 	c.InitialCluster = c.InitialClusterFromName(c.Name)
 	return c
@@ -301,7 +370,7 @@ func (c *Config) Validate() error {
 	if _, err := c.ActorAddress(); err != nil {
 		return err
 	}
-	return nil
+	return c.validateEtcd36()
 }
 
 // ActorAddress is where the actor API listens: "" when it is off, the
@@ -498,7 +567,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error.")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "Log format: 'text' (coloured on a terminal), 'json', or '' for text on a terminal and json otherwise. troupe only.")
 	fs.StringVar(&c.ListenActorURL, "listen-actor-url", c.ListenActorURL, "host:port of the protoactor remote endpoint serving the actor API; 'auto': 127.0.0.1 at the first client URL's port minus one (2378 for 2379); '' disables it. troupe only.")
-	fs.DurationVar(&c.WatchProgressNotifyInterval, "experimental-watch-progress-notify-interval", c.WatchProgressNotifyInterval, "Duration of periodic watch progress notifications.")
+	c.registerEtcd36Flags(fs)
 }
 
 // nameValue sets Name and, unless given explicitly, the DataDir and

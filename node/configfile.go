@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v2"
@@ -67,12 +68,24 @@ func (c *Config) applyYAML(b []byte) error {
 			return fmt.Errorf("key %q given twice", key)
 		}
 		seen[key] = true
+		if key == "experimental-snapshot-catch-up-entries" {
+			key = "experimental-snapshot-catchup-entries" // etcd reads both spellings
+		}
+		if reason, ok := yamlSections[key]; ok {
+			if !zeroYAML(item.Value) {
+				return fmt.Errorf("%s: %s", key, reason)
+			}
+			continue
+		}
 		f := flags.Lookup(key)
 		if f == nil {
 			return fmt.Errorf("unknown key %q (troupe serve has no flag --%s)", key, key)
 		}
 		if item.Value == nil {
 			continue // "data-dir:" keeps the default, as etcd
+		}
+		if list, ok := item.Value.([]any); ok && yamlListKeys[key] {
+			item.Value = joinYAMLList(list)
 		}
 		s, err := yamlFlagValue(kindOf(f.Value), item.Value)
 		if err != nil {
@@ -85,7 +98,61 @@ func (c *Config) applyYAML(b []byte) error {
 	// etcd requires --advertise-client-urls with --listen-client-urls only
 	// on the command line; a file keeps the default advertise URLs.
 	c.set.listenClient, c.set.advertiseClient = false, false
-	return nil
+	given := map[string]bool{}
+	flags.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	return c.resolveFlags(given)
+}
+
+// yamlListKeys are the keys etcd's configuration file takes as YAML lists
+// ("log-outputs: [stderr]"), where the flag takes a comma-separated list.
+var yamlListKeys = map[string]bool{"log-outputs": true, "cipher-suites": true}
+
+func joinYAMLList(list []any) string {
+	parts := make([]string, len(list))
+	for i, v := range list {
+		parts[i] = fmt.Sprint(v)
+	}
+	return strings.Join(parts, ",")
+}
+
+// yamlSections are keys of etcd's configuration file that are sections,
+// not flags; troupe accepts them only empty (etcd's sample file lists
+// them with empty values).
+var yamlSections = map[string]string{
+	"client-transport-security":      reasonTLSAuth,
+	"peer-transport-security":        reasonTLSAuth,
+	"discovery-config":               reasonV3Discovery,
+	"socket-options":                 "SO_REUSEPORT and SO_REUSEADDR are not supported by troupe",
+	"grpc-additional-server-options": "not a configuration file setting (etcd's embed API only)",
+}
+
+// zeroYAML reports whether v holds nothing but empty values.
+func zeroYAML(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case string:
+		return v == ""
+	case bool:
+		return !v
+	case int:
+		return v == 0
+	case yaml.MapSlice:
+		for _, it := range v {
+			if !zeroYAML(it.Value) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, it := range v {
+			if !zeroYAML(it) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // yamlKind is the YAML type etcd's config file has for a flag's value.

@@ -29,8 +29,8 @@ func TestApplyFileErrors(t *testing.T) {
 	}{
 		{"unknown key", "name: cf\nheartbeat-intervall: 100\n",
 			`unknown key "heartbeat-intervall" (troupe serve has no flag --heartbeat-intervall)`},
-		{"etcd key troupe lacks", "discovery-srv: example.com\n",
-			`unknown key "discovery-srv" (troupe serve has no flag --discovery-srv)`},
+		{"etcd 3.4 key 3.6 dropped", "proxy: 'off'\n",
+			`unknown key "proxy" (troupe serve has no flag --proxy)`},
 		{"bad yaml", "name: cf\ndata-dir: [oops\nheartbeat-interval: 100\n",
 			`yaml: line 2: did not find expected ',' or ']'`},
 		{"bad indent", "name: cf\n  data-dir: x\n",

@@ -19,6 +19,9 @@ const (
 	LogFormatAuto = ""     // tint text on a terminal, JSON otherwise
 	LogFormatText = "text" // tint text, colour only on a terminal
 	LogFormatJSON = "json" // one JSON object per line (journald, log shippers)
+	// LogFormatConsole is etcd's name for its human-readable format;
+	// troupe writes tint text for it.
+	LogFormatConsole = "console"
 )
 
 // ParseLogLevel maps a --log-level value to a slog level. It accepts etcd's
@@ -33,16 +36,20 @@ func ParseLogLevel(level string) (slog.Level, error) {
 		return slog.LevelWarn, nil
 	case "error":
 		return slog.LevelError, nil
+	case "panic", "fatal":
+		// etcd's levels above error: only the messages that end the
+		// process, which troupe logs at error, so nothing passes below.
+		return slog.LevelError + 4, nil
 	}
-	return 0, fmt.Errorf("--log-level %q is not one of debug, info, warn, error", level)
+	return 0, fmt.Errorf("--log-level %q is not one of debug, info, warn, error, panic, fatal", level)
 }
 
 func checkLogFormat(format string) error {
 	switch format {
-	case LogFormatAuto, LogFormatText, LogFormatJSON:
+	case LogFormatAuto, LogFormatText, LogFormatJSON, LogFormatConsole:
 		return nil
 	}
-	return fmt.Errorf("--log-format %q is not one of text, json, or empty for automatic (text on a terminal, json otherwise)", format)
+	return fmt.Errorf("--log-format %q is not one of json, console (or text), or empty for automatic (text on a terminal, json otherwise)", format)
 }
 
 // NewLogger returns a logger writing to w at level (see ParseLogLevel) in

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"slices"
 	"sort"
@@ -61,15 +62,16 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	metrics.SetExtensive(cfg.Metrics == MetricsExtensive)
 	system := actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 			return cfg.Logger.With("lib", "protoactor")
 		}),
 	))
-	// Client and metrics ports are bound first, as etcd binds every
+	// Client, client HTTP and metrics ports are bound first, as etcd binds every
 	// listener before it builds its server: a taken port fails the start
 	// before anything has to be stopped again.
-	bound, err := transport.BindAll(append(slices.Clone(cfg.ListenClientURLs), cfg.ListenMetricsURLs...), cfg.clientSecurity())
+	bound, err := transport.BindAll(slices.Concat(cfg.ListenClientURLs, cfg.ListenClientHTTPURLs, cfg.ListenMetricsURLs), cfg.clientSecurity())
 	if err != nil {
 		var be *transport.BindError
 		errors.As(err, &be)
@@ -376,12 +378,27 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 		HeartbeatInterval: s.cfg.HeartbeatInterval, ElectionTicks: electionTicks, QuotaBytes: s.cfg.BackendQuotaBytes(),
 		WALSegmentBytes: s.cfg.WALSegmentBytes,
 		Client:          s.raft, Hub: s.hub, Logger: s.cfg.Logger, PeersPID: s.peersPID,
+		DisablePreVote: !s.cfg.PreVote, CatchUpEntries: s.cfg.SnapshotCatchUpEntries,
+		MaxSnapshots: keepFiles(s.cfg.MaxSnapshots), MaxWALs: keepFiles(s.cfg.MaxWALs),
+		BackendBatchLimit: s.cfg.BackendBatchLimit, BackendBatchInterval: s.cfg.BackendBatchInterval,
+		UnsafeNoFsync: s.cfg.UnsafeNoFsync, MaxLearners: s.cfg.MaxLearners, WarningApplyDuration: s.cfg.WarningApplyDuration,
+		CompactionBatchLimit: s.cfg.CompactionBatchLimit, MemoryMlock: s.cfg.MemoryMlock, FreelistType: s.cfg.freelistType(),
+		BootstrapDefragThresholdBytes: int64(s.cfg.BootstrapDefragThresholdMegabytes) << 20,
 	}).Configure(metrics.Mailbox("core")), "core")
 	if err != nil {
 		s.fail(fmt.Errorf("spawn core: %w", err))
 		return
 	}
 	s.core = pid
+}
+
+// keepFiles turns etcd's --max-snapshots/--max-wals (0: unlimited) into
+// the persistence packages' "keep" (negative: all).
+func keepFiles(n uint) int {
+	if n == 0 {
+		return -1
+	}
+	return int(min(n, math.MaxInt32))
 }
 
 // spawnPeers starts the peer transport and tells it the other members.
@@ -432,14 +449,16 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 // spawnListeners starts serving clients, and the auto compactor.
 func (s *supervisor) spawnListeners(ctx actor.Context) {
 	pid, err := ctx.SpawnNamed(listeners.Props(listeners.Config{
-		ClientURLs: s.cfg.ListenClientURLs, Bound: s.bound, Security: s.cfg.clientSecurity(), Raft: s.raft, Hub: s.hub,
+		ClientURLs: s.cfg.ListenClientURLs, ClientHTTPURLs: s.cfg.ListenClientHTTPURLs, Bound: s.bound, Security: s.cfg.clientSecurity(), Raft: s.raft, Hub: s.hub,
 		MaxRequestBytes: int(s.cfg.MaxRequestBytes), MaxTxnOps: int(s.cfg.MaxTxnOps),
 		ActorAddress: s.actorAddress(),
 		Name:         s.cfg.Name, AdvertiseClientURLs: urlStrings(s.cfg.AdvertiseClientURLs),
 		QuotaBytes: s.cfg.BackendQuotaBytes(), MetricsURLs: s.cfg.ListenMetricsURLs,
 		MinLeaseTTL:           s.cfg.minLeaseTTL(),
 		WatchProgressInterval: s.cfg.WatchProgressNotifyInterval, ElectionTimeout: s.cfg.ElectionTimeout,
-		Logger: s.cfg.Logger,
+		GRPC: s.cfg.grpcLimits(), HTTP: s.cfg.httpOptions(), NoStrictReconfigCheck: !s.cfg.StrictReconfigCheck,
+		WarningUnaryRequestDuration: s.cfg.WarningUnaryRequestDuration,
+		Logger:                      s.cfg.Logger,
 	}).Configure(metrics.Mailbox("listeners")), "listeners")
 	if err != nil {
 		s.fail(fmt.Errorf("spawn listeners: %w", err))

@@ -188,6 +188,7 @@ func TestSnapshotsAndRestart(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.SnapshotCount = 100
 	cfg.WALSegmentBytes = 16 << 10
+	cfg.MaxWALs = 1 // release every segment the snapshots cover
 	n, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)

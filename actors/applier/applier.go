@@ -78,7 +78,10 @@ type Config struct {
 	// Changes, if set, collects the store's events (the store's Changed
 	// hook adds to it); after each batch they go to the watch hub.
 	Changes *Changes
-	Logger  *slog.Logger
+	// WarningApplyDuration is etcd's --warning-apply-duration: a request
+	// whose apply takes longer is logged at warn; 0 turns it off.
+	WarningApplyDuration time.Duration
+	Logger               *slog.Logger
 }
 
 // Props returns the applier's props.
@@ -186,11 +189,26 @@ func (a *applier) applyEntry(e *raftpb.Entry) {
 	if err := proto.Unmarshal(e.Data, &req); err != nil {
 		panic(fmt.Sprintf("applier: entry %d is not an InternalRaftRequest: %v", idx, err))
 	}
+	start := time.Now()
 	resp, err := a.applyQuota(idx, &req)
 	if errors.Is(err, mvcc.ErrAlreadyApplied) {
 		return
 	}
+	if took := time.Since(start); a.cfg.WarningApplyDuration > 0 && took > a.cfg.WarningApplyDuration {
+		a.warnSlowApply(took, &req, resp, err)
+	}
 	a.cfg.Client.Waits().Proposals.Trigger(req.GetHeader().GetID(), raftclient.Result{Resp: resp, Err: err})
+}
+
+// warnSlowApply logs an apply slower than --warning-apply-duration with
+// etcd's message and fields (values redacted as etcd's stringer does).
+func (a *applier) warnSlowApply(took time.Duration, req *pb.InternalRaftRequest, resp any, err error) {
+	size := ""
+	if m, ok := resp.(proto.Message); ok && m != nil {
+		size = fmt.Sprintf("size:%d", proto.Size(m))
+	}
+	a.log.Warn("apply request took too long", "took", took, "expected-duration", a.cfg.WarningApplyDuration,
+		"prefix", "", "request", (&pb.InternalRaftStringer{Request: req}).String(), "response", size, "error", err)
 }
 
 func (a *applier) applyRequest(idx uint64, req *pb.InternalRaftRequest) (any, error) {

@@ -1,8 +1,13 @@
 package applier
 
 import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
@@ -58,4 +63,46 @@ func TestApplyTriggersWaitersOnceAndSnapshots(t *testing.T) {
 			t.Fatalf("store revision %d after replay, want 3", store.Rev())
 		}
 	})
+}
+
+// TestSlowApplyWarned: with --warning-apply-duration an apply slower than
+// it is logged as etcd's "apply request took too long". Real time, not a
+// bubble: in a bubble an apply takes no time at all.
+func TestSlowApplyWarned(t *testing.T) {
+	for _, d := range []time.Duration{time.Nanosecond, time.Hour} {
+		var buf syncBuffer
+		store := openStore(t)
+		sys := newSystem(t)
+		f := start(t, sys, Config{
+			Store: store, Client: newClient(sys, 1), SnapshotCount: 1000, WarningApplyDuration: d,
+			Logger: slog.New(slog.NewJSONHandler(&buf, nil)),
+		})
+		f.apply(putEntry(t, 1, 11, "a"))
+		out := buf.String()
+		if got := strings.Contains(out, `"msg":"apply request took too long"`); got != (d == time.Nanosecond) {
+			t.Errorf("--warning-apply-duration %v: warned %v: %s", d, got, out)
+		}
+		if d == time.Nanosecond && !strings.Contains(out, `"expected-duration":1`) {
+			t.Errorf("no expected-duration: %s", out)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer the applier's goroutine writes and the
+// test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

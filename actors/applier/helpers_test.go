@@ -75,7 +75,9 @@ func start(t *testing.T, sys *actor.ActorSystem, cfg Config) *fixture {
 	t.Helper()
 	f := &fixture{t: t, sys: sys, client: cfg.Client, core: actortest.NewRecorder(64),
 		raft: actortest.NewRecorder(64), props: actortest.NewRecorder(64)}
-	cfg.Logger = actortest.Logger()
+	if cfg.Logger == nil {
+		cfg.Logger = actortest.Logger()
+	}
 	var parent *actor.PID
 	parent, f.pid = f.core.SpawnChild(sys.Root, Props(cfg))
 	f.raftPID = sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {

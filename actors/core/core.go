@@ -73,6 +73,22 @@ type Config struct {
 	ElectionTicks     int
 	WALSegmentBytes   int64
 	QuotaBytes        int64 // --quota-backend-bytes in effect, <= 0: none
+	// Knobs of etcd's flags; the zero values are troupe's defaults.
+	DisablePreVote       bool          // --pre-vote=false
+	CatchUpEntries       uint64        // --snapshot-catchup-entries; 0: the snapshotter's default
+	MaxSnapshots         int           // snap.Options.Keep: 0 default, < 0 all
+	MaxWALs              int           // wal.Options.MaxFiles: 0 only what is needed, < 0 all
+	BackendBatchLimit    int           // mvcc.Options.BatchLimit; 0: its default
+	BackendBatchInterval time.Duration // applier CommitInterval; 0: its default
+	UnsafeNoFsync        bool          // --unsafe-no-fsync: WAL and backend skip fsync
+	MaxLearners          int           // --max-learners; 0: membership.MaxLearners
+	WarningApplyDuration time.Duration // --warning-apply-duration; 0: no warning
+	CompactionBatchLimit int           // --compaction-batch-limit; 0: deletes go with the batch
+	MemoryMlock          bool          // --memory-mlock: bbolt's Mlock
+	FreelistType         string        // --backend-bbolt-freelist-type: "map", "array" or "" (bbolt's)
+	// BootstrapDefragThresholdBytes defragments the backend at start-up
+	// when at least this much of it is free (0: never).
+	BootstrapDefragThresholdBytes int64
 	// PeersPID is the peers supervisor raft messages for other members go
 	// to, and SetPeers after a membership change; nil for a member with no
 	// peer transport (tests).
@@ -251,7 +267,7 @@ func (c *core) startup(ctx actor.Context) error {
 			return &StartupError{"check data dir", fmt.Errorf("create %s: %w (fix: make %s writable)", d, err, flag)}
 		}
 	}
-	ss, err := snap.New(SnapDir(dd), snap.Options{Logger: c.cfg.Logger})
+	ss, err := snap.New(SnapDir(dd), snap.Options{Logger: c.cfg.Logger, Keep: c.cfg.MaxSnapshots})
 	if err != nil {
 		return &StartupError{"open snapshot dir", fmt.Errorf("%w (fix: make %s and its files writable, or remove what is left in it by hand)", err, SnapDir(dd))}
 	}
@@ -262,6 +278,9 @@ func (c *core) startup(ctx actor.Context) error {
 		return &StartupError{"open backend", err}
 	}
 	c.res.store = store
+	if _, err := store.DefragIfFreeable(c.cfg.BootstrapDefragThresholdBytes); err != nil {
+		return &StartupError{"defragment backend", fmt.Errorf("%w (fix: free disk space, or start without --bootstrap-defrag-threshold-megabytes)", err)}
+	}
 	rec, err := c.replayWAL(snapshotsNewestFirst(SnapDir(dd), c.logger()), store.ConsistentIndex())
 	if err != nil {
 		return err
@@ -309,6 +328,7 @@ func (c *core) startup(ctx actor.Context) error {
 		return &StartupError{"load members", fmt.Errorf("%s: %w (%s)", DBPath(dd), err, restoreFix)}
 	}
 	cl := membership.NewCluster(members, removed)
+	cl.SetMaxLearners(c.cfg.MaxLearners)
 	c.view().SetCluster(cl)
 	c.cfg.Client.Waits().Applied.Reset(store.ConsistentIndex())
 	c.published = c.spawnChildren(ctx, ms, store, cl, rec)
@@ -340,7 +360,11 @@ func restoreStorage(sn *raftpb.Snapshot, rec *recovered) (*raft.MemoryStorage, e
 
 // storeOptions are the options of every backend the core opens.
 func (c *core) storeOptions() mvcc.Options {
-	return mvcc.Options{Logger: c.cfg.Logger, CommitObserved: metrics.ObserveBackendCommit, Changed: c.changes.Add}
+	return mvcc.Options{
+		Logger: c.cfg.Logger, CommitObserved: metrics.ObserveBackendCommit, Changed: c.changes.Add, BatchLimit: c.cfg.BackendBatchLimit,
+		NoSync: c.cfg.UnsafeNoFsync, Mlock: c.cfg.MemoryMlock, FreelistType: c.cfg.FreelistType,
+		CompactionBatchLimit: c.cfg.CompactionBatchLimit,
+	}
 }
 
 // installSnapshotDB replaces the backend with the snapshot database for
@@ -401,6 +425,7 @@ func (c *core) handleInstallBackend(ctx actor.Context, msg *messages.InstallBack
 		return
 	}
 	cl := membership.NewCluster(members, removed)
+	cl.SetMaxLearners(c.cfg.MaxLearners)
 	c.view().SetCluster(cl)
 	pub := *c.published
 	pub.Store = st
@@ -452,7 +477,7 @@ func snapshotsNewestFirst(dir string, log *slog.Logger) []*raftpb.Snapshot {
 // does not know: the one before it is used, whose entries the WAL still has.
 func (c *core) replayWAL(snaps []*raftpb.Snapshot, appliedIndex uint64) (*recovered, error) {
 	dir := c.walDir()
-	opts := wal.Options{SegmentSizeBytes: c.cfg.WALSegmentBytes, Logger: c.cfg.Logger}
+	opts := wal.Options{SegmentSizeBytes: c.cfg.WALSegmentBytes, Logger: c.cfg.Logger, MaxFiles: c.cfg.MaxWALs, UnsafeNoFsync: c.cfg.UnsafeNoFsync}
 	meta := wal.Metadata{MemberID: c.view().MemberID, ClusterID: c.view().ClusterID}
 	if !wal.Exist(dir) {
 		if len(snaps) > 0 {
@@ -530,7 +555,7 @@ func (c *core) spawnChildren(ctx actor.Context, ms *raft.MemoryStorage, store *m
 	}, c.res.pinned(), metrics.Mailbox("wal")), "wal")
 	must(err)
 	snapPID, err := ctx.SpawnNamed(snapshotter.Props(snapshotter.Config{
-		Snap: c.snap, Storage: ms, WAL: walPID, MemberID: id, Logger: log,
+		Snap: c.snap, Storage: ms, WAL: walPID, MemberID: id, Logger: log, CatchUpEntries: c.cfg.CatchUpEntries,
 	}).Configure(metrics.Mailbox("snapshotter")), "snapshotter")
 	must(err)
 	var snapIndex uint64
@@ -539,8 +564,9 @@ func (c *core) spawnChildren(ctx actor.Context, ms *raft.MemoryStorage, store *m
 	}
 	applierPID, err := ctx.SpawnNamed(applier.Props(applier.Config{
 		Store: store, Client: c.cfg.Client, Hub: c.cfg.Hub, Snapshotter: snapPID, SnapshotCount: c.cfg.SnapshotCount,
-		SnapshotIndex: snapIndex, Logger: log, QuotaBytes: c.cfg.QuotaBytes,
-		Cluster: cl, Changes: c.changes,
+		SnapshotIndex: snapIndex, Logger: log, QuotaBytes: c.cfg.QuotaBytes, CommitInterval: c.cfg.BackendBatchInterval,
+		WarningApplyDuration: c.cfg.WarningApplyDuration,
+		Cluster:              cl, Changes: c.changes,
 	}, c.res.pinned(), metrics.Mailbox("applier")), "applier")
 	must(err)
 	lessorPID, err := ctx.SpawnNamed(lessor.Props(lessor.Config{
@@ -555,7 +581,8 @@ func (c *core) spawnChildren(ctx actor.Context, ms *raft.MemoryStorage, store *m
 	pid, err := ctx.SpawnNamed(raftactor.Props(raftactor.Config{
 		ID: id, Storage: ms, Bootstrap: peers,
 		ElectionTick: c.cfg.ElectionTicks, HeartbeatTick: 1, TickInterval: c.cfg.HeartbeatInterval,
-		WAL: walPID, Applier: applierPID, Lessor: lessorPID, Peers: c.cfg.PeersPID,
+		DisablePreVote: c.cfg.DisablePreVote,
+		WAL:            walPID, Applier: applierPID, Lessor: lessorPID, Peers: c.cfg.PeersPID,
 		Waits: c.cfg.Client.Waits(), View: c.view(), Logger: log,
 	}, c.res.pinned(), metrics.Mailbox("raft")), "raft")
 	must(err)

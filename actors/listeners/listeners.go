@@ -41,6 +41,9 @@ type Config struct {
 	// started (nil: none); the first Started serves on them, a restart binds
 	// anew.
 	Bound *transport.Bound
+	// ClientHTTPURLs (--listen-client-http-urls), when set, serve the
+	// HTTP endpoints, and ClientURLs serve gRPC only.
+	ClientHTTPURLs []url.URL
 	// Security of the client endpoints (gRPC and HTTP, the actor API) and
 	// of connections to other members' client endpoints; nil is plaintext.
 	Security *transport.Security
@@ -65,7 +68,15 @@ type Config struct {
 	// ElectionTimeout paces the no-leader check of watch streams.
 	WatchProgressInterval time.Duration
 	ElectionTimeout       time.Duration
-	Logger                *slog.Logger
+	// GRPC are the gRPC server's stream and keep-alive limits; HTTP the
+	// access rules of the HTTP endpoints; NoStrictReconfigCheck is
+	// --strict-reconfig-check=false.
+	GRPC                  transport.GRPCLimits
+	HTTP                  etcdapi.HTTPOptions
+	NoStrictReconfigCheck bool
+	// WarningUnaryRequestDuration: slower unary requests are logged at warn.
+	WarningUnaryRequestDuration time.Duration
+	Logger                      *slog.Logger
 }
 
 // ListenError is a client endpoint that cannot be bound: restarting will not
@@ -119,9 +130,17 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 		MinLeaseTTL:           l.cfg.MinLeaseTTL,
 		WatchProgressInterval: l.cfg.WatchProgressInterval, ElectionTimeout: l.cfg.ElectionTimeout,
 		Dialer: transport.Dialer{Security: l.cfg.Security}, Logger: l.log,
+		HTTP: l.cfg.HTTP, NoStrictReconfigCheck: l.cfg.NoStrictReconfigCheck,
+		WarningUnaryRequestDuration: l.cfg.WarningUnaryRequestDuration,
 	})
+	var grpcAddr net.Addr
 	for _, u := range l.cfg.ClientURLs {
-		l.serveClients(u)
+		if addr := l.serveClients(u); grpcAddr == nil {
+			grpcAddr = addr
+		}
+	}
+	for _, u := range l.cfg.ClientHTTPURLs {
+		l.serveClientHTTP(u, grpcAddr)
 	}
 	for _, u := range l.cfg.MetricsURLs {
 		l.serveMetrics(u)
@@ -133,12 +152,21 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 	ctx.Send(ctx.Parent(), &messages.ListenersStarted{})
 }
 
-// serveClients serves the etcd API on u: gRPC and HTTP on one port.
-func (l *listeners) serveClients(u url.URL) {
+// serveClients serves the etcd API on u: gRPC and HTTP on one port, or
+// gRPC alone when --listen-client-http-urls serves HTTP elsewhere. It
+// returns where u listens.
+func (l *listeners) serveClients(u url.URL) net.Addr {
 	lis := l.listen(u)
-	mux := transport.NewConnMux(lis)
-	srv := grpc.NewServer(append(l.api.ServerOptions(), transport.ServerOptions(l.cfg.Security, l.cfg.MaxRequestBytes)...)...)
+	srv := grpc.NewServer(append(l.api.ServerOptions(), transport.ServerOptions(l.cfg.Security, l.cfg.MaxRequestBytes, l.cfg.GRPC)...)...)
 	l.api.Register(srv)
+	if len(l.cfg.ClientHTTPURLs) > 0 {
+		l.roots = append(l.roots, lis)
+		l.servers = append(l.servers, srv)
+		l.goServe(u, "grpc", func() error { return srv.Serve(lis) })
+		l.log.Info("serving client grpc requests", "url", u.String())
+		return lis.Addr()
+	}
+	mux := transport.NewConnMux(lis)
 	handler, err := l.api.ClientHandler(lis.Addr())
 	if err != nil {
 		_ = lis.Close()
@@ -151,6 +179,22 @@ func (l *listeners) serveClients(u url.URL) {
 	l.goServe(u, "http", l.newHTTPServer(mux.HTTP(), handler))
 	l.goServe(u, "mux", func() error { mux.Serve(); return nil })
 	l.log.Info("serving client requests", "url", u.String())
+	return lis.Addr()
+}
+
+// serveClientHTTP serves the client HTTP endpoints (the JSON gateway,
+// /health, /metrics, ...) alone on u (--listen-client-http-urls); the
+// gateway calls the gRPC endpoint at grpcAddr.
+func (l *listeners) serveClientHTTP(u url.URL, grpcAddr net.Addr) {
+	lis := l.listen(u)
+	handler, err := l.api.ClientHandler(grpcAddr)
+	if err != nil {
+		_ = lis.Close()
+		l.stop()
+		panic(&ListenError{URL: u.String(), Err: err})
+	}
+	l.goServe(u, "http", l.newHTTPServer(lis, handler))
+	l.log.Info("serving client http requests", "url", u.String())
 }
 
 // serveMetrics serves /metrics and /health on u.

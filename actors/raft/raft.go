@@ -48,6 +48,10 @@ type Config struct {
 	ElectionTick  int
 	HeartbeatTick int
 	TickInterval  time.Duration // 0: no ticker child (tests tick by hand)
+	// DisablePreVote turns raft's Pre-Vote off (etcd's --pre-vote=false):
+	// a member that was partitioned away then campaigns at once with a
+	// higher term and disrupts the leader when it rejoins.
+	DisablePreVote bool
 
 	WAL     *actor.PID
 	Applier *actor.PID
@@ -172,7 +176,7 @@ func (r *raftActor) handleStarted(ctx actor.Context) {
 		MaxUncommittedEntriesSize: 1 << 30,
 		MaxCommittedSizePerReady:  64 << 20,
 		CheckQuorum:               true,
-		PreVote:                   true,
+		PreVote:                   !r.cfg.DisablePreVote,
 		Logger:                    raftLogger{r.log},
 	})
 	if err != nil {

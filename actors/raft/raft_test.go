@@ -202,14 +202,27 @@ func TestReadIndexAnswersThroughWaits(t *testing.T) {
 // answers: it has no leader. The raft messages for member 3 go to peers.
 func noLeader(t *testing.T, sys *actor.ActorSystem, waits *raftclient.Waits, peers *actortest.Recorder) *actor.PID {
 	t.Helper()
+	return noLeaderWith(t, sys, waits, peers, false)
+}
+
+// noLeaderWith is noLeader whose WAL persists at once, with Pre-Vote off
+// if asked.
+func noLeaderWith(t *testing.T, sys *actor.ActorSystem, waits *raftclient.Waits, peers *actortest.Recorder, disablePreVote bool) *actor.PID {
+	t.Helper()
 	wal, applier := actortest.NewRecorder(64), actortest.NewRecorder(64)
+	wal.Reply = func(msg any) any {
+		if a, ok := msg.(*messages.Append); ok {
+			return &messages.Appended{Msg: a.Msg}
+		}
+		return nil
+	}
 	ms := raft.NewMemoryStorage()
 	_ = ms.ApplySnapshot(&raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
 		Index: new(uint64(1)), Term: new(uint64(1)), ConfState: &raftpb.ConfState{Voters: []uint64{2, 3}},
 	}})
 	walPID, applierPID, peersPID := sys.Root.Spawn(wal.Props()), sys.Root.Spawn(applier.Props()), sys.Root.Spawn(peers.Props())
 	pid := sys.Root.Spawn(Props(Config{
-		ID: 2, Storage: ms, ElectionTick: 10, HeartbeatTick: 1,
+		ID: 2, Storage: ms, ElectionTick: 10, HeartbeatTick: 1, DisablePreVote: disablePreVote,
 		WAL: walPID, Applier: applierPID, Peers: peersPID,
 		Waits: waits, View: memberview.New(memberview.Member{ID: 2, Name: "m"}, 1), Logger: testLogger(),
 	}))
@@ -273,6 +286,33 @@ func TestProposalWithoutLeaderFailsAfterTimeout(t *testing.T) {
 			t.Fatal("no pre-vote sent to member 3 through the peers")
 		}
 	})
+}
+
+// TestPreVoteFlag: with Pre-Vote (etcd's --pre-vote, on by default) an
+// election starts with MsgPreVote at the same term; without it, the
+// member bumps its term and sends MsgVote at once.
+func TestPreVoteFlag(t *testing.T) {
+	for _, disable := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			sys := actortest.NewSystem()
+			peers := actortest.NewRecorder(1024)
+			pid := noLeaderWith(t, sys, raftclient.NewWaits(), peers, disable)
+			tick(sys, pid, 21) // past the longest randomized election timeout
+			first := raftpb.MessageType(-1)
+			for _, m := range pending[*messages.SendRaft](peers) {
+				if first < 0 && (m.Msg.GetType() == raftpb.MsgPreVote || m.Msg.GetType() == raftpb.MsgVote) {
+					first = m.Msg.GetType()
+				}
+			}
+			want := raftpb.MsgPreVote
+			if disable {
+				want = raftpb.MsgVote
+			}
+			if first != want {
+				t.Fatalf("DisablePreVote %v: campaign opened with %v, want %v", disable, first, want)
+			}
+		})
+	}
 }
 
 // TestParkedProposalsFailFromTheirOwnStart: the wait for a leader is

@@ -33,7 +33,10 @@ func loadConfig(cfg *node.Config, fs *flag.FlagSet, file string) (configSource, 
 	if file == "" {
 		rep, err := setFlagsFromEnv(fs, os.Environ())
 		src.env = rep
-		return src, err
+		if err != nil {
+			return src, err
+		}
+		return src, cfg.ResolveFlags(fs)
 	}
 	src.file = file
 	fs.Visit(func(f *flag.Flag) {
@@ -49,7 +52,14 @@ func loadConfig(cfg *node.Config, fs *flag.FlagSet, file string) (configSource, 
 }
 
 // log says what etcd 3.6 says about the same configuration.
-func (s configSource) log(log *slog.Logger) {
+func (s configSource) log(log *slog.Logger, cfg *node.Config) {
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
+	s.logSource(log)
+}
+
+func (s configSource) logSource(log *slog.Logger) {
 	if s.file != "" {
 		attrs := []any{"path", s.file}
 		if len(s.ignored) > 0 {

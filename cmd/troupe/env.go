@@ -55,7 +55,7 @@ func setFlagsFromEnv(fs *flag.FlagSet, environ []string) (envReport, error) {
 	fs.VisitAll(func(f *flag.Flag) {
 		key := flagToEnv(f.Name)
 		val := env[key]
-		if onCommandLine[key] || val == "" {
+		if onCommandLine[key] || val == "" || key == envVersion {
 			return
 		}
 		used[key] = true

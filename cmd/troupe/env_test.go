@@ -134,6 +134,13 @@ func TestServeEnvAndConfigFile(t *testing.T) {
 			wantLog: "troupe serve: config file " + unknown + ": unknown key \"heartbeat-intervall\" (troupe serve has no flag --heartbeat-intervall)\n"},
 		{name: "missing file", args: []string{"--config-file=" + missing}, wantCode: exitUsage,
 			wantLog: "troupe serve: config file " + missing + ": no such file or directory\n"},
+		{name: "refused flag from env", env: map[string]string{"ETCD_CERT_FILE": "/x.pem"}, wantCode: exitUsage,
+			wantLog: "troupe serve: --cert-file=/x.pem: TLS/auth: not yet supported by troupe\n"},
+		{name: "refused flag at etcd's default from env", env: map[string]string{"ETCD_CLIENT_CERT_AUTH": "false"}, wantName: "default"},
+		{name: "feature gate from env", env: map[string]string{"ETCD_FEATURE_GATES": "InitialCorruptCheck=true", "ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK": "true"}, wantCode: exitUsage,
+			wantLog: "troupe serve: cannot specify both flags: --experimental-initial-corrupt-check=true and --feature-gates=InitialCorruptCheck=true at the same time, please just use --feature-gates=InitialCorruptCheck=true\n"},
+		{name: "deprecated flag warns", args: []string{"--experimental-snapshot-catchup-entries=100"}, wantName: "default",
+			wantLog: `"level":"WARN","msg":"--experimental-snapshot-catchup-entries is deprecated in v3.6 and will be decommissioned in v3.7. Use '--snapshot-catchup-entries' instead."`},
 		{name: "missing file from env", env: map[string]string{"ETCD_CONFIG_FILE": missing}, wantCode: exitUsage,
 			wantLog: "troupe serve: ETCD_CONFIG_FILE: config file " + missing + ": no such file or directory\n"},
 	} {
@@ -168,5 +175,17 @@ func TestFlagToEnv(t *testing.T) {
 		if got := flagToEnv(flagName); got != env {
 			t.Errorf("%s -> %s, want %s", flagName, got, env)
 		}
+	}
+}
+
+// TestLogOutputsStdout: --log-outputs=stdout sends the logs there.
+func TestLogOutputsStdout(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if _, code, ok := parseServe([]string{"--log-outputs=stdout", "--max-snapshots=3"}, &stdout, &stderr); !ok {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	want := "--max-snapshots is deprecated in 3.6 and will be decommissioned in 3.8."
+	if !strings.Contains(stdout.String(), want) || strings.Contains(stderr.String(), want) {
+		t.Fatalf("stdout %q, stderr %q", stdout.String(), stderr.String())
 	}
 }

@@ -50,6 +50,43 @@ func TestServeHelpListsEveryFlagOnce(t *testing.T) {
 	}
 }
 
+// TestServeHelpGroupsAsEtcd checks the sections of `troupe serve --help`
+// come in etcd 3.6.8's order, each flag in etcd's section.
+func TestServeHelpGroupsAsEtcd(t *testing.T) {
+	_, out, _ := runArgs("serve", "--help")
+	last := -1
+	for _, g := range []string{"Member:", "Clustering:", "Security:", "Auth:", "Profiling and Monitoring:", "Logging:",
+		"Experimental distributed tracing:", "Experimental feature:", "Unsafe feature:", "troupe:"} {
+		i := strings.Index(out, "\n"+g+"\n")
+		if i <= last {
+			t.Errorf("section %q at %d, after %d", g, i, last)
+		}
+		last = i
+	}
+	for _, tc := range []struct{ flag, after, before string }{
+		{"--pre-vote 'true'", "Clustering:", "Security:"},
+		{"--feature-gates ''", "Member:", "Clustering:"},
+		{"--cert-file ''", "Security:", "Auth:"},
+		{"--enable-pprof 'false'", "Profiling and Monitoring:", "Logging:"},
+		{"--snapshot-catchup-entries '5000'", "Experimental feature:", "Unsafe feature:"},
+	} {
+		i := strings.Index(out, "  "+tc.flag+"\n")
+		if i < strings.Index(out, tc.after) || i > strings.Index(out, tc.before) {
+			t.Errorf("%s not between %s and %s", tc.flag, tc.after, tc.before)
+		}
+	}
+	if !strings.Contains(out, "    CompactHashCheck=true|false (ALPHA - default=false)\n") {
+		t.Errorf("--feature-gates lacks etcd's list of gates:\n%s", out)
+	}
+}
+
+func TestServeVersionFlag(t *testing.T) {
+	code, out, _ := runArgs("serve", "--version")
+	if code != exitOK || !strings.Contains(out, "troupe Version:") {
+		t.Fatalf("exit %d, %q", code, out)
+	}
+}
+
 func TestUsageErrorsExit2(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -63,6 +100,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"serve", "--name=x", "--initial-cluster=y=http://127.0.0.1:2380"}, `no member named "x"`},
 		{[]string{"serve", "extra"}, `unexpected argument "extra"`},
 		{[]string{"serve", "--log-level=loud"}, "--log-level"},
+		{[]string{"serve", "--discovery-srv=example.com"}, "troupe serve: --discovery-srv=example.com: DNS SRV discovery is not supported by troupe; list the members in --initial-cluster\n"},
+		{[]string{"serve", "--feature-gates=Foo=true"}, "invalid value \"Foo=true\" for flag -feature-gates: unrecognized feature gate: Foo"},
 	} {
 		code, _, errOut := runArgs(tc.args...)
 		if code != exitUsage || !strings.Contains(errOut, tc.want) {

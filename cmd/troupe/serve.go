@@ -69,6 +69,7 @@ func parseServe(args []string, stdout, stderr io.Writer) (cfg node.Config, code 
 	fs.Usage = func() {} // errors print one line; --help prints to stdout below
 	cfg.RegisterFlags(fs)
 	configFile := fs.String(configFileFlag, "", "Path to the server configuration file (etcd's YAML format). Other flags and environment variables are then ignored.")
+	printVersion := fs.Bool("version", false, "Print the version and exit.")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			serveUsage(stdout, fs)
@@ -80,6 +81,9 @@ func parseServe(args []string, stdout, stderr io.Writer) (cfg node.Config, code 
 	if fs.NArg() > 0 {
 		return cfg, usageError(stderr, fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))), false
 	}
+	if *printVersion {
+		return cfg, version(stdout), false
+	}
 	src, err := loadConfig(&cfg, fs, *configFile)
 	if err != nil {
 		return cfg, usageError(stderr, err), false
@@ -87,7 +91,11 @@ func parseServe(args []string, stdout, stderr io.Writer) (cfg node.Config, code 
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError(stderr, err), false
 	}
-	logger, err := node.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	logOut := stderr
+	if cfg.LogToStdout() {
+		logOut = stdout
+	}
+	logger, err := node.NewLogger(logOut, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return cfg, usageError(stderr, err), false
 	}
@@ -97,7 +105,7 @@ func parseServe(args []string, stdout, stderr io.Writer) (cfg node.Config, code 
 	if v := os.Getenv(failpoint.EnvVar); v != "" {
 		logger.Warn("failpoints armed", "env", failpoint.EnvVar, "value", v)
 	}
-	src.log(logger)
+	src.log(logger, &cfg)
 	cfg.Logger = logger
 	slog.SetDefault(logger)
 	return cfg, exitOK, true

@@ -89,6 +89,11 @@ type Cluster struct {
 	// RequestTimeout bounds a MemberPromote forwarded to the leader; 0
 	// means defaultForwardTimeout.
 	RequestTimeout time.Duration
+	// NoStrictReconfigCheck is etcd's --strict-reconfig-check=false: a
+	// member add, remove or promote is proposed without checking that
+	// the cluster keeps enough started, connected members for quorum
+	// (a learner must still have caught up before its promotion).
+	NoStrictReconfigCheck bool
 	// dial opens connections to a leader client address (host:port);
 	// the zero Dialer dials plaintext TCP. Tests dial in memory.
 	dial transport.Dialer
@@ -159,7 +164,7 @@ func (c *Cluster) MemberAdd(ctx context.Context, req *pb.MemberAddRequest) (*pb.
 	}
 	now := time.Now()
 	m := membership.Member{ID: membership.NewMemberID(urls, "", &now), PeerURLs: urls, IsLearner: req.IsLearner}
-	if err := c.Backend.Members().CheckAdd(m, c.health()); err != nil {
+	if err := c.mayAdd(m); err != nil {
 		return nil, toGRPC(err)
 	}
 	ms, err := c.Backend.ProposeConfChange(ctx, membership.AddChange(m))
@@ -173,12 +178,28 @@ func (c *Cluster) MemberAdd(ctx context.Context, req *pb.MemberAddRequest) (*pb.
 	}, nil
 }
 
+// mayAdd and mayRemove are etcd's checks before a member change, skipped
+// without --strict-reconfig-check.
+func (c *Cluster) mayAdd(m membership.Member) error {
+	if c.NoStrictReconfigCheck {
+		return nil
+	}
+	return c.Backend.Members().CheckAdd(m, c.health())
+}
+
+func (c *Cluster) mayRemove(id uint64) error {
+	if c.NoStrictReconfigCheck {
+		return nil
+	}
+	return c.Backend.Members().CheckRemove(id, c.health())
+}
+
 // MemberRemove removes a member.
 func (c *Cluster) MemberRemove(ctx context.Context, req *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
 	if err := c.check(); err != nil {
 		return nil, err
 	}
-	if err := c.Backend.Members().CheckRemove(req.ID, c.health()); err != nil {
+	if err := c.mayRemove(req.ID); err != nil {
 		return nil, toGRPC(err)
 	}
 	ms, err := c.Backend.ProposeConfChange(ctx, membership.RemoveChange(req.ID))
@@ -231,8 +252,12 @@ func (c *Cluster) MemberPromote(ctx context.Context, req *pb.MemberPromoteReques
 
 func (c *Cluster) promote(ctx context.Context, id uint64) ([]membership.Member, error) {
 	match, leaderMatch, found := c.Backend.LearnerProgress(id)
-	if err := c.Backend.Members().CheckPromote(id, found, match, leaderMatch); err != nil {
-		return nil, err
+	check := c.Backend.Members().CheckPromote(id, found, match, leaderMatch)
+	if c.NoStrictReconfigCheck {
+		check = membership.CheckLearnerReady(found, match, leaderMatch)
+	}
+	if check != nil {
+		return nil, check
 	}
 	return c.Backend.ProposeConfChange(ctx, membership.PromoteChange(id))
 }

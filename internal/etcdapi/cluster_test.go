@@ -321,3 +321,54 @@ func TestMemberListLinearizable(t *testing.T) {
 	_, err = c.MemberList(ctx, &pb.MemberListRequest{Linearizable: true})
 	checkErr(t, "linearizable list without a read index", err, etcdErr{"Unavailable", "etcdserver: request timed out"})
 }
+
+// TestStrictReconfigCheckOff: with --strict-reconfig-check=false, etcd
+// 3.6 proposes member changes its quorum checks would refuse (add and
+// remove without enough started or connected members, promote without
+// enough started ones), but still refuses to promote a learner that has
+// not caught up.
+func TestStrictReconfigCheckOff(t *testing.T) {
+	ctx := context.Background()
+	twoOneStarted := func(f *fakeBackend) {
+		f.view = membership.NewCluster([]membership.Member{etcdMembers()[2], {ID: 5, PeerURLs: []string{"http://127.0.0.1:42352"}}}, nil)
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(*fakeBackend)
+		call  func(pb.ClusterClient) error
+	}{
+		{"add voter, 1 of 2 started", twoOneStarted, func(c pb.ClusterClient) error {
+			_, err := c.MemberAdd(ctx, &pb.MemberAddRequest{PeerURLs: []string{"http://127.0.0.1:42353"}})
+			return err
+		}},
+		{"add with a peer down", func(f *fakeBackend) { f.down[idM3] = true }, func(c pb.ClusterClient) error {
+			_, err := c.MemberAdd(ctx, &pb.MemberAddRequest{PeerURLs: []string{"http://127.0.0.1:42353"}, IsLearner: true})
+			return err
+		}},
+		{"remove only started", twoOneStarted, func(c pb.ClusterClient) error {
+			_, err := c.MemberRemove(ctx, &pb.MemberRemoveRequest{ID: idM1})
+			return err
+		}},
+		{"remove active peer, another down", func(f *fakeBackend) { f.down[idM3] = true }, func(c pb.ClusterClient) error {
+			_, err := c.MemberRemove(ctx, &pb.MemberRemoveRequest{ID: idM2})
+			return err
+		}},
+	} {
+		for _, strict := range []bool{true, false} {
+			f := newFake(idM1, true)
+			tc.setup(f)
+			err := tc.call(serve(t, &Cluster{Backend: f, NoStrictReconfigCheck: !strict}))
+			if strict && (err == nil || len(f.proposed) != 0) {
+				t.Errorf("%s, strict: err %v, %d proposed; want refused", tc.name, err, len(f.proposed))
+			}
+			if !strict && (err != nil || len(f.proposed) != 1) {
+				t.Errorf("%s, not strict: err %v, %d proposed; want proposed", tc.name, err, len(f.proposed))
+			}
+		}
+	}
+	f := newFake(idM1, true)
+	withLearner(f)
+	f.progress[learnerID] = [2]uint64{0, 9}
+	_, err := serve(t, &Cluster{Backend: f, NoStrictReconfigCheck: true}).MemberPromote(ctx, &pb.MemberPromoteRequest{ID: learnerID})
+	checkErr(t, "promote learner behind, not strict", err, notReady)
+}

@@ -72,6 +72,13 @@ type Config struct {
 	// Dialer connects to the leader's client endpoint, for what a
 	// follower forwards.
 	Dialer transport.Dialer
+	// WarningUnaryRequestDuration is etcd's --warning-unary-request-duration:
+	// a unary request slower than it is logged at warn; 0 turns it off.
+	WarningUnaryRequestDuration time.Duration
+	// NoStrictReconfigCheck is --strict-reconfig-check=false (see Cluster).
+	NoStrictReconfigCheck bool
+	// HTTP is what the HTTP endpoints allow (CORS, hosts, pprof).
+	HTTP HTTPOptions
 	// Logger reports panics recovered while serving a request.
 	Logger *slog.Logger
 }
@@ -125,6 +132,7 @@ func New(cfg Config) *Services {
 		cluster: &Cluster{
 			View: cfg.Raft.View(), Backend: memberBackend{raft: cfg.Raft},
 			RequestTimeout: cfg.Raft.RequestTimeout(), dial: cfg.Dialer,
+			NoStrictReconfigCheck: cfg.NoStrictReconfigCheck,
 		},
 	}
 }
@@ -149,9 +157,17 @@ func (s *Services) ServerOptions() []grpc.ServerOption {
 		return status.Errorf(codes.Internal, "troupe: internal error: %v", p)
 	})
 	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor, recovery.UnaryServerInterceptor(recovered), unaryGate(s.cfg.Raft.View())),
+		grpc.ChainUnaryInterceptor(logSlowUnary(s.logger(), s.cfg.WarningUnaryRequestDuration),
+			metrics.UnaryServerInterceptor, recovery.UnaryServerInterceptor(recovered), unaryGate(s.cfg.Raft.View())),
 		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor, recovery.StreamServerInterceptor(recovered), streamGate(s.cfg.Raft.View())),
 	}
+}
+
+func (s *Services) logger() *slog.Logger {
+	if s.cfg.Logger == nil {
+		return slog.Default()
+	}
+	return s.cfg.Logger
 }
 
 // Register registers the services, and gRPC's health service (serving),
@@ -171,6 +187,9 @@ func (s *Services) Register(srv *grpc.Server) {
 // addr, its JSON gateway (/v3/...) among them, which calls the gRPC
 // services through a connection to addr (made lazily; Close closes it).
 func (s *Services) ClientHandler(addr net.Addr) (http.Handler, error) {
+	if s.cfg.HTTP.NoGateway {
+		return newClientHTTPHandler(s.cfg.Raft.View(), s.kv, nil, s.cfg.HTTP), nil
+	}
 	conn, err := s.cfg.Dialer.DialSelf(addr)
 	if err != nil {
 		return nil, fmt.Errorf("etcdapi: gateway connection to %s: %w", addr, err)
@@ -183,7 +202,7 @@ func (s *Services) ClientHandler(addr net.Addr) (http.Handler, error) {
 	s.gatewaysMu.Lock()
 	s.gateways = append(s.gateways, conn)
 	s.gatewaysMu.Unlock()
-	return newClientHTTPHandler(s.cfg.Raft.View(), s.kv, gateway), nil
+	return newClientHTTPHandler(s.cfg.Raft.View(), s.kv, gateway, s.cfg.HTTP), nil
 }
 
 // MetricsHandler serves a --listen-metrics-urls address.

@@ -17,12 +17,18 @@ type versions struct {
 }
 
 // newClientHTTPHandler serves etcd 3.6's HTTP endpoints of a client URL:
-// /health, /livez, /readyz (health.go), /version, /metrics, and gateway,
-// the JSON gateway, at /v3/ and /v3beta/.
-func newClientHTTPHandler(state *memberview.View, kv *KV, gateway http.Handler) http.Handler {
+// /health, /livez, /readyz (health.go), /version, /metrics, /debug/pprof/
+// with --enable-pprof, and gateway, the JSON gateway, at /v3/ and /v3beta/
+// unless it is nil (--enable-grpc-gateway=false).
+func newClientHTTPHandler(state *memberview.View, kv *KV, gateway http.Handler, opts HTTPOptions) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/v3/", gateway)
-	mux.Handle("/v3beta/", gateway)
+	if opts.EnablePprof {
+		registerPprof(mux)
+	}
+	if gateway != nil {
+		mux.Handle("/v3/", gateway)
+		mux.Handle("/v3beta/", gateway)
+	}
 	mux.Handle("/version", getOnly(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		b, _ := json.Marshal(versions{Server: etcdversion.Server, Cluster: etcdversion.Cluster, Storage: etcdversion.Storage})
@@ -30,7 +36,7 @@ func newClientHTTPHandler(state *memberview.View, kv *KV, gateway http.Handler) 
 	})))
 	mux.Handle("/metrics", metrics.Handler(kv.cfg.Raft))
 	handleHealth(mux, newProber(state, kv))
-	return cors(mux)
+	return opts.access(mux)
 }
 
 // newMetricsHTTPHandler serves a --listen-metrics-urls address: /metrics,
@@ -40,16 +46,6 @@ func newMetricsHTTPHandler(state *memberview.View, kv *KV) http.Handler {
 	mux.Handle("/metrics", metrics.Handler(kv.cfg.Raft))
 	handleHealth(mux, newProber(state, kv))
 	return mux
-}
-
-// cors sets the headers etcd's client HTTP handler sets on every answer.
-func cors(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Access-Control-Allow-Headers", "accept, content-type, authorization")
-		w.Header().Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE")
-		w.Header().Set("Access-Control-Allow-Origin", "*")
-		h.ServeHTTP(w, r)
-	})
 }
 
 func getOnly(h http.Handler) http.Handler {

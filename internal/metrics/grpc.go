@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -14,6 +16,9 @@ import (
 // UnaryServerInterceptor counts each finished unary RPC in
 // grpc_server_handled_total, labelled as go-grpc-prometheus labels it.
 func UnaryServerInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if extensive.Load() {
+		defer observeHandling("unary", info.FullMethod, time.Now())
+	}
 	resp, err := handler(ctx, req)
 	handled("unary", info.FullMethod, err)
 	return resp, err
@@ -21,6 +26,9 @@ func UnaryServerInterceptor(ctx context.Context, req any, info *grpc.UnaryServer
 
 // StreamServerInterceptor counts each finished streaming RPC.
 func StreamServerInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if extensive.Load() {
+		defer observeHandling(streamType(info), info.FullMethod, time.Now())
+	}
 	err := handler(srv, ss)
 	handled(streamType(info), info.FullMethod, err)
 	return err
@@ -54,6 +62,28 @@ func handled(typ, fullMethod string, err error) {
 		c, _ = counters.LoadOrStore(k, grpcHandled.WithLabelValues(typ, service, method, k.code.String()))
 	}
 	c.(prometheus.Counter).Inc()
+}
+
+// extensive is etcd's --metrics=extensive: the server also keeps
+// go-grpc-prometheus' handling-time histogram. Process-wide, as etcd's
+// gRPC metrics are.
+var extensive atomic.Bool
+
+// SetExtensive turns the handling-time histogram on or off
+// (--metrics=extensive or basic).
+func SetExtensive(on bool) { extensive.Store(on) }
+
+// grpcHandlingSeconds is go-grpc-prometheus' histogram, as etcd
+// registers it with --metrics=extensive.
+var grpcHandlingSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	Namespace: "grpc", Subsystem: "server", Name: "handling_seconds",
+	Help:    "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+	Buckets: prometheus.DefBuckets,
+}, []string{"grpc_type", "grpc_service", "grpc_method"})
+
+func observeHandling(typ, fullMethod string, start time.Time) {
+	service, method := splitMethod(fullMethod)
+	grpcHandlingSeconds.WithLabelValues(typ, service, method).Observe(time.Since(start).Seconds())
 }
 
 // splitMethod splits "/etcdserverpb.KV/Put" into service and method.

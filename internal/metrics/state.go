@@ -36,6 +36,9 @@ func Registry(m Member) *prometheus.Registry {
 		healthSuccess, healthFailed, healthCheckGauge, healthCheckCounter,
 	)
 	reg.MustRegister(versionGauges()...)
+	if extensive.Load() {
+		reg.MustRegister(grpcHandlingSeconds)
+	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}

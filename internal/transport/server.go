@@ -16,19 +16,54 @@ const grpcOverheadBytes = 512 * 1024
 // RPCs beyond it get a goroutine of their own, as without the option.
 const streamWorkers = 256
 
+// GRPCLimits are etcd's --max-concurrent-streams and --grpc-keepalive-*
+// flags; the zero value means etcd's defaults.
+type GRPCLimits struct {
+	// MaxConcurrentStreams bounds the streams of one client connection;
+	// 0 means unbounded (etcd's default, math.MaxUint32).
+	MaxConcurrentStreams uint32
+	// KeepAliveMinTime is the shortest interval between client pings
+	// the server tolerates (keepalive enforcement); 0 means 5 s. A
+	// negative value turns the policy off, as etcd's 0 does.
+	KeepAliveMinTime time.Duration
+	// KeepAliveInterval and KeepAliveTimeout make the server ping an
+	// idle client and close the connection when the ping is not
+	// answered in time; both must be > 0 for it (etcd: 2 h and 20 s,
+	// which ServerOptions uses when both are 0).
+	KeepAliveInterval, KeepAliveTimeout time.Duration
+}
+
 // ServerOptions are the gRPC server options of a client endpoint (the etcd
 // v3 API), secured by sec: requests up to maxRequestBytes
 // (--max-request-bytes) plus etcd's framing allowance, responses of any
-// size, streams without a bound, reused stream goroutines and etcd's
-// keep-alive enforcement. Interceptors are the caller's.
-func ServerOptions(sec *Security, maxRequestBytes int) []grpc.ServerOption {
-	return append([]grpc.ServerOption{
+// size, lim's streams and keep-alive settings, and reused stream
+// goroutines. Interceptors are the caller's.
+func ServerOptions(sec *Security, maxRequestBytes int, lim GRPCLimits) []grpc.ServerOption {
+	streams := lim.MaxConcurrentStreams
+	if streams == 0 {
+		streams = math.MaxUint32
+	}
+	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxRequestBytes + grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.MaxConcurrentStreams(math.MaxUint32),
+		grpc.MaxConcurrentStreams(streams),
 		// Reused stream goroutines keep their grown stacks; a new goroutine
 		// per RPC regrows its stack every time.
 		grpc.NumStreamWorkers(streamWorkers),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: false}),
-	}, sec.serverOptions()...)
+	}
+	minTime := lim.KeepAliveMinTime
+	if minTime == 0 {
+		minTime = 5 * time.Second
+	}
+	if minTime > 0 {
+		opts = append(opts, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minTime, PermitWithoutStream: false}))
+	}
+	interval, timeout := lim.KeepAliveInterval, lim.KeepAliveTimeout
+	if interval == 0 && timeout == 0 {
+		interval, timeout = 2*time.Hour, 20*time.Second
+	}
+	if interval > 0 && timeout > 0 {
+		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{Time: interval, Timeout: timeout}))
+	}
+	return append(opts, sec.serverOptions()...)
 }

@@ -9,7 +9,8 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 )
 
-// MaxLearners is how many learners a cluster may have at once (etcd 3.4).
+// MaxLearners is how many learners a cluster may have at once by default
+// (etcd's --max-learners).
 const MaxLearners = 1
 
 // Change is what applying a conf change did, for the backend to record in
@@ -27,6 +28,17 @@ type Cluster struct {
 	mu      sync.RWMutex
 	members map[uint64]*Member
 	removed map[uint64]bool
+	// maxLearners is etcd's --max-learners; 0 means MaxLearners.
+	maxLearners int
+}
+
+// SetMaxLearners sets how many learners a conf change may leave in the
+// cluster (etcd's --max-learners, checked by each member as the change
+// applies); n <= 0 means MaxLearners.
+func (c *Cluster) SetMaxLearners(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.maxLearners = n
 }
 
 // NewCluster returns a view holding members and the removed ids, as
@@ -138,7 +150,7 @@ func (c *Cluster) ValidateConfChange(cc *raftpb.ConfChange) error {
 		if c.peerURLTakenLocked(ctx.PeerURLs, 0) {
 			return ErrPeerURLExists
 		}
-		if ctx.IsLearner && c.learnersLocked()+1 > MaxLearners {
+		if ctx.IsLearner && c.learnersLocked()+1 > c.maxLearnersLocked() {
 			return ErrTooManyLearners
 		}
 	case raftpb.ConfChangeRemoveNode:
@@ -176,6 +188,13 @@ func (c *Cluster) peerURLTakenLocked(urls []string, except uint64) bool {
 		}
 	}
 	return false
+}
+
+func (c *Cluster) maxLearnersLocked() int {
+	if c.maxLearners <= 0 {
+		return MaxLearners
+	}
+	return c.maxLearners
 }
 
 func (c *Cluster) learnersLocked() int {

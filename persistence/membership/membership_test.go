@@ -147,6 +147,21 @@ func TestValidateConfChange(t *testing.T) {
 	}
 }
 
+// TestMaxLearners: etcd's --max-learners raises the one-learner limit.
+func TestMaxLearners(t *testing.T) {
+	c := threeMembers()
+	c.SetMaxLearners(2)
+	for _, tc := range []struct {
+		id   uint64
+		want error
+	}{{4, nil}, {5, nil}, {6, ErrTooManyLearners}} {
+		_, err := c.ApplyConfChange(AddChange(Member{ID: tc.id, PeerURLs: []string{fmt.Sprintf("http://l%d:1", tc.id)}, IsLearner: true}))
+		if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+			t.Errorf("learner %d: %v, want %v", tc.id, err, tc.want)
+		}
+	}
+}
+
 func TestApplyConfChange(t *testing.T) {
 	c := threeMembers()
 	ch, err := c.ApplyConfChange(AddChange(Member{ID: 4, PeerURLs: []string{"http://d:1"}, IsLearner: true}))

@@ -101,8 +101,8 @@ func (c *Cluster) CheckRemove(id uint64, h Health) error {
 // (ErrNotEnoughStarted). Whether id is a learner at all is checked when
 // the change applies (ValidateConfChange).
 func (c *Cluster) CheckPromote(id uint64, found bool, match, leaderMatch uint64) error {
-	if found && float64(match) < float64(leaderMatch)*LearnerReadyPercent {
-		return ErrLearnerNotReady
+	if err := CheckLearnerReady(found, match, leaderMatch); err != nil {
+		return err
 	}
 	voting := c.VotingMembers()
 	if countStarted(voting) < (1+len(voting))/2+1 {
@@ -119,4 +119,14 @@ func countStarted(ms []Member) int {
 		}
 	}
 	return n
+}
+
+// CheckLearnerReady is the part of CheckPromote etcd runs even without
+// --strict-reconfig-check: a learner whose progress raft knows must have
+// caught up to LearnerReadyPercent of the leader's match index.
+func CheckLearnerReady(found bool, match, leaderMatch uint64) error {
+	if found && float64(match) < float64(leaderMatch)*LearnerReadyPercent {
+		return ErrLearnerNotReady
+	}
+	return nil
 }

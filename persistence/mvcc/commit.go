@@ -142,7 +142,11 @@ func (s *Store) writeBatch(b *batch) error {
 	if s.commitObserved != nil {
 		defer s.commitObserved(time.Now())
 	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return s.fillTx(tx, b) }); err != nil {
+	from, err := s.writeCompactionChunks(b)
+	if err != nil {
+		return fmt.Errorf("mvcc: commit compaction to %s: %w", s.path, err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return s.fillTx(tx, b, from) }); err != nil {
 		return fmt.Errorf("mvcc: commit to %s: %w", s.path, err)
 	}
 	s.mu.Lock()
@@ -151,10 +155,44 @@ func (s *Store) writeBatch(b *batch) error {
 	return nil
 }
 
+// writeCompactionChunks deletes the revisions b's compaction removed
+// ahead of b's own transaction, CompactionBatchLimit per transaction (as
+// etcd's compaction deletes in batches), leaving at most one batch's worth
+// to b's transaction; it returns how many deletes it wrote. Each of its
+// transactions records the compaction as scheduled, so a crash before b's
+// transaction leaves a file whose Open finishes the compaction, as etcd's
+// does. b is only read: readers look at the committing batch meanwhile.
+func (s *Store) writeCompactionChunks(b *batch) (int, error) {
+	limit := s.compactionBatchLimit
+	if limit <= 0 || b.compacts == 0 {
+		return 0, nil
+	}
+	rb := bucketKey(revision{main: b.compacts}, false)
+	done := 0
+	for len(b.deletes)-done > limit {
+		chunk := b.deletes[done : done+limit]
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			kb := tx.Bucket(keyBucket)
+			for _, k := range chunk {
+				if err := kb.Delete(k); err != nil {
+					return err
+				}
+			}
+			return tx.Bucket(metaBucket).Put(scheduledCompactKey, rb)
+		})
+		if err != nil {
+			return done, err
+		}
+		done += limit
+	}
+	return done, nil
+}
+
 // fillTx puts b's changes into tx: the puts in revision order, then the
-// compaction deletes, then the writes to other buckets, then the batch's
-// consistent index and compaction revision.
-func (s *Store) fillTx(tx *bolt.Tx, b *batch) error {
+// compaction deletes from the from-th on (writeCompactionChunks wrote the
+// others), then the writes to other buckets, then the batch's consistent
+// index and compaction revision.
+func (s *Store) fillTx(tx *bolt.Tx, b *batch, from int) error {
 	if s.commitHook != nil {
 		if err := s.commitHook(); err != nil {
 			return err
@@ -169,7 +207,7 @@ func (s *Store) fillTx(tx *bolt.Tx, b *batch) error {
 			}
 		}
 	}
-	for _, k := range b.deletes {
+	for _, k := range b.deletes[from:] {
 		if err := kb.Delete(k); err != nil {
 			return err
 		}

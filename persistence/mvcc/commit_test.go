@@ -261,3 +261,48 @@ func TestBatchLimitBackPressure(t *testing.T) {
 		}
 	})
 }
+
+// TestCompactionBatchLimit: with etcd's --compaction-batch-limit a
+// compaction's deletes reach the file in transactions of that many ahead
+// of the batch's own; if the batch's transaction then fails, the file
+// holds the compaction as scheduled and Open finishes it, as etcd's.
+func TestCompactionBatchLimit(t *testing.T) {
+	errDisk := errors.New("disk on fire")
+	ts := openTest(t, Options{CompactionBatchLimit: 10})
+	for i := range 100 {
+		ts.mustPut("k", fmt.Sprint(i))
+	}
+	if err := ts.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	compactAt := ts.Rev() - 5
+	if _, err := ts.do(&pb.CompactionRequest{Revision: compactAt}); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	ts.commitHook = func() error { calls++; return errDisk } // only the batch's own transaction runs it
+	if err := ts.Commit(); !errors.Is(err, errDisk) {
+		t.Fatalf("commit: %v, want the hook's error", err)
+	}
+	entries, _ := committed(t, ts.Store)
+	// 94 revisions compacted away (2 to 95): 90 in 9 transactions of 10
+	// before the failed one, 4 left with it.
+	if calls != 1 || len(entries) != 100-90 {
+		t.Fatalf("%d hook calls, %d revisions left in the file; want 1 and 10", calls, len(entries))
+	}
+	path := ts.Path()
+	if err := ts.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.CompactRev() != compactAt {
+		t.Fatalf("compact revision %d after reopen, want %d (the interrupted compaction finished)", s.CompactRev(), compactAt)
+	}
+	if entries, _ := committed(t, s); len(entries) != 6 {
+		t.Fatalf("%d revisions in the file, want the 6 from %d on", len(entries), compactAt)
+	}
+}

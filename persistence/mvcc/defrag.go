@@ -53,7 +53,8 @@ func (s *Store) Defrag() error {
 			panic(fmt.Sprintf("mvcc: defrag %s: %v", s.path, err))
 		}
 	}
-	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: noSync})
+	bopts := s.bopts
+	db, err := bolt.Open(s.path, 0o600, &bopts)
 	if err != nil {
 		panic(fmt.Sprintf("mvcc: defrag %s: reopen: %v", s.path, err))
 	}
@@ -249,4 +250,21 @@ func mergeBucket(b *bolt.Bucket, overlay map[string][]byte, write func(k, v []by
 	})
 	emitUpTo(nil)
 	return err
+}
+
+// DefragIfFreeable defragments the file when at least thresholdBytes of
+// it are free pages, as etcd's --bootstrap-defrag-threshold-megabytes
+// does at start-up, and reports whether it did. thresholdBytes <= 0 does
+// nothing.
+func (s *Store) DefragIfFreeable(thresholdBytes int64) (bool, error) {
+	if thresholdBytes <= 0 {
+		return false, nil
+	}
+	total, inUse := s.DBSize()
+	if total-inUse < thresholdBytes {
+		s.lg.Info("skipping defragmentation", "current-db-size-bytes", total, "current-db-size-in-use-bytes", inUse,
+			"defrag-threshold-bytes", thresholdBytes)
+		return false, nil
+	}
+	return true, s.Defrag()
 }

@@ -132,3 +132,51 @@ func TestHashCountsBatches(t *testing.T) {
 		t.Fatalf("hash changed with the consistent index alone")
 	}
 }
+
+// TestDefragIfFreeable: etcd's bootstrap defragmentation runs only when
+// the free pages reach the threshold; the file keeps the map freelist it
+// was opened with across the reopen.
+func TestDefragIfFreeable(t *testing.T) {
+	ts := openTest(t, Options{FreelistType: "map"})
+	value := string(make([]byte, 1024))
+	for i := range 1000 {
+		ts.mustPut(fmt.Sprintf("k%04d", i), value)
+	}
+	if err := ts.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.do(del("k", "l")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.do(&pb.CompactionRequest{Revision: ts.Rev()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	ts.mustPut("z", "v") // a later commit releases the pages the deletes freed
+	if err := ts.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	total, inUse := ts.DBSize()
+	free := total - inUse
+	if free < 512<<10 {
+		t.Fatalf("only %d bytes free after deleting 1 MiB", free)
+	}
+	for _, tc := range []struct {
+		threshold int64
+		want      bool
+	}{{0, false}, {free + 1, false}, {free, true}} {
+		before := fileSize(t, ts.Path())
+		did, err := ts.DefragIfFreeable(tc.threshold)
+		if err != nil || did != tc.want {
+			t.Fatalf("threshold %d (free %d): defragmented %v, err %v; want %v", tc.threshold, free, did, err, tc.want)
+		}
+		if after := fileSize(t, ts.Path()); did != (after < before) {
+			t.Fatalf("threshold %d: file %d -> %d bytes", tc.threshold, before, after)
+		}
+	}
+	if ts.db.FreelistType != "map" {
+		t.Errorf("reopened with freelist %q, want map", ts.db.FreelistType)
+	}
+}

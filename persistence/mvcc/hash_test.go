@@ -176,7 +176,7 @@ func TestHashKVCommitInBoltAndMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := ts.swap()
-	if err := ts.db.Update(func(tx *bolt.Tx) error { return ts.fillTx(tx, b) }); err != nil {
+	if err := ts.db.Update(func(tx *bolt.Tx) error { return ts.fillTx(tx, b, 0) }); err != nil {
 		t.Fatal(err)
 	}
 	// Committed to bbolt, still the committing batch: the moment before

@@ -45,9 +45,21 @@ type Options struct {
 	// itself (and at 4x which it waits for a running one); 0 means
 	// DefaultBatchLimit.
 	BatchLimit int
-	// NoSync skips fsync on bbolt commits. For tests only: a crash can
-	// lose committed data.
+	// NoSync skips fsync on bbolt commits. For tests (and etcd's
+	// --unsafe-no-fsync) only: a crash can lose committed data.
 	NoSync bool
+	// CompactionBatchLimit is etcd's --compaction-batch-limit: a
+	// compaction's deletes reach the file in transactions of at most this
+	// many (the last with the rest of the batch); 0 writes them all with
+	// the batch.
+	CompactionBatchLimit int
+	// Mlock keeps the file's pages in RAM (etcd's --memory-mlock); it
+	// needs RLIMIT_MEMLOCK to cover the file.
+	Mlock bool
+	// FreelistType is bbolt's freelist (etcd's
+	// --backend-bbolt-freelist-type): "map" or "array"; "" is bbolt's
+	// default.
+	FreelistType string
 	// CommitObserved, if set, is called after each bbolt commit of a batch
 	// with the time the commit started (for etcd's backend commit metric).
 	CommitObserved func(start time.Time)
@@ -63,11 +75,14 @@ type Options struct {
 // Store is the MVCC key-value store. See the package documentation for the
 // goroutine rules.
 type Store struct {
-	path   string
-	db     *bolt.DB
-	lg     *slog.Logger
-	limit  int
-	leases *leaseTable // see lease.go; guarded by mu
+	path  string
+	db    *bolt.DB
+	bopts bolt.Options // how db was opened; Defrag reopens it so
+	lg    *slog.Logger
+	limit int
+	// compactionBatchLimit: see Options.CompactionBatchLimit.
+	compactionBatchLimit int
+	leases               *leaseTable // see lease.go; guarded by mu
 	// commitObserved: see Options.CommitObserved.
 	commitObserved func(start time.Time)
 	// changed: see Options.Changed.
@@ -150,7 +165,8 @@ func Open(path string, opts Options) (*Store, error) {
 	if limit <= 0 {
 		limit = DefaultBatchLimit
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync})
+	bopts := &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync, Mlock: opts.Mlock, FreelistType: bolt.FreelistType(opts.FreelistType)}
+	db, err := bolt.Open(path, 0o600, bopts)
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return nil, fmt.Errorf("mvcc: open %s: another process holds its lock; stop it or use another data dir: %w", path, err)
@@ -158,7 +174,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("mvcc: open %s (check the path and its permissions, or restore the file from a snapshot): %w", path, err)
 	}
 	s := &Store{
-		path: path, db: db, lg: lg, limit: limit, leases: newLeaseTable(), commitObserved: opts.CommitObserved, changed: opts.Changed,
+		path: path, db: db, bopts: *bopts, lg: lg, limit: limit, compactionBatchLimit: opts.CompactionBatchLimit, leases: newLeaseTable(), commitObserved: opts.CommitObserved, changed: opts.Changed,
 		index: newTreeIndex(), currentRev: 1, compactRev: -1, pending: newBatch(),
 	}
 	if err := s.load(); err != nil {

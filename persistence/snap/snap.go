@@ -53,8 +53,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Options tune a Snapshotter. The zero value is usable.
 type Options struct {
 	// Keep is the number of newest .snap files ReleaseOlderThan never
-	// removes, so Load can fall back past a corrupt newest one; 0 means
-	// DefaultKeep.
+	// removes, so Load can fall back past a corrupt newest one (etcd's
+	// --max-snapshots); 0 means DefaultKeep, a negative value keeps all
+	// (etcd's 0, "unlimited").
 	Keep int
 	// Logger receives skipped corrupt files and releases; nil means
 	// slog.Default().
@@ -72,7 +73,7 @@ type Snapshotter struct {
 // New returns a Snapshotter for dir, creating dir if needed and removing
 // temporary files a crash left behind.
 func New(dir string, opts Options) (*Snapshotter, error) {
-	if opts.Keep <= 0 {
+	if opts.Keep == 0 {
 		opts.Keep = DefaultKeep
 	}
 	if opts.Logger == nil {
@@ -254,6 +255,9 @@ func (s *Snapshotter) writeFile(name string, write func(*os.File) error) error {
 // ReleaseOlderThan removes .snap and .snap.db files of snapshots below
 // index, except the newest Keep .snap files (and their databases).
 func (s *Snapshotter) ReleaseOlderThan(index uint64) error {
+	if s.keep < 0 {
+		return nil
+	}
 	names, err := s.snapNames()
 	if err != nil {
 		return err

@@ -102,6 +102,19 @@ func TestDBFile(t *testing.T) {
 	}
 }
 
+func TestReleaseKeepsAllWhenUnlimited(t *testing.T) {
+	s, _ := New(t.TempDir(), Options{Keep: -1})
+	for i := uint64(1); i <= 6; i++ {
+		s.Save(snapAt(1, i*10))
+	}
+	if err := s.ReleaseOlderThan(60); err != nil {
+		t.Fatal(err)
+	}
+	if snaps, _ := filepath.Glob(filepath.Join(s.Dir(), "*.snap")); len(snaps) != 6 {
+		t.Fatalf("left %v, want all six", snaps)
+	}
+}
+
 func TestReleaseOlderThan(t *testing.T) {
 	s, _ := New(t.TempDir(), Options{Keep: 2})
 	for i := uint64(1); i <= 6; i++ {

@@ -54,6 +54,15 @@ type Options struct {
 	// Logger receives warnings (torn tails repaired) and segment events;
 	// nil means slog.Default().
 	Logger *slog.Logger
+	// MaxFiles is etcd's --max-wals: ReleaseTo removes released segments,
+	// oldest first, only while more than MaxFiles segment files exist, so
+	// an operator keeps some history; 0 removes every released segment,
+	// a negative value none (etcd's 0, "unlimited").
+	MaxFiles int
+	// UnsafeNoFsync skips the fdatasync of appends (etcd's
+	// --unsafe-no-fsync): a crash loses what the page cache held, and
+	// with it raft's guarantees. For tests and benchmarks only.
+	UnsafeNoFsync bool
 }
 
 func (o Options) withDefaults() Options {

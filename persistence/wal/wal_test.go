@@ -383,6 +383,45 @@ func TestReleaseAfterSnapshot(t *testing.T) {
 	}
 }
 
+// TestReleaseKeepsMaxFiles: --max-wals keeps the newest files of those
+// released, as etcd's purge; a negative MaxFiles (etcd's 0) keeps all.
+func TestReleaseKeepsMaxFiles(t *testing.T) {
+	for _, tc := range []struct{ maxFiles, want int }{{0, -1}, {5, 5}, {3, 3}, {-1, 0}} {
+		dir := filepath.Join(t.TempDir(), "wal")
+		w := mustCreate(t, dir, 4096)
+		w.opts.MaxFiles = tc.maxFiles
+		for i := uint64(1); i <= 500; i += 5 {
+			mustSave(t, w, hardState(1, 1, i), ents(i, i+4, 1, 100))
+		}
+		if err := w.SaveSnapshot(SnapshotMarker{Index: 480, Term: 1}); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := filepath.Glob(filepath.Join(dir, "*.wal"))
+		if err := w.ReleaseTo(480); err != nil {
+			t.Fatal(err)
+		}
+		after, _ := filepath.Glob(filepath.Join(dir, "*.wal"))
+		w.Close()
+		want := tc.want
+		switch want {
+		case -1: // only what 480 needs: the segment holding it and the current one
+			if len(after) > 2 {
+				t.Errorf("MaxFiles 0: %d segments left, want at most 2", len(after))
+			}
+			continue
+		case 0:
+			want = len(before)
+		}
+		if len(after) != want {
+			t.Errorf("MaxFiles %d: %d of %d segments left, want %d", tc.maxFiles, len(after), len(before), want)
+		}
+		// The files left are the newest.
+		if after[len(after)-1] != before[len(before)-1] {
+			t.Errorf("MaxFiles %d: the newest segment is gone", tc.maxFiles)
+		}
+	}
+}
+
 func TestSnapshotNotFound(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "wal")
 	w := mustCreate(t, dir, 0)
@@ -456,4 +495,21 @@ func TestStatsCountFsyncs(t *testing.T) {
 	if got := w.Stats().Fsyncs - base; got != 1 {
 		t.Fatalf("%d fsyncs, want 1", got)
 	}
+}
+
+// TestUnsafeNoFsync: etcd's --unsafe-no-fsync writes appends without
+// fdatasync; they still read back.
+func TestUnsafeNoFsync(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "wal")
+	w := mustCreate(t, dir, 0)
+	w.opts.UnsafeNoFsync = true
+	base := w.Stats().Fsyncs
+	mustSave(t, w, hardState(1, 1, 100), ents(1, 100, 1, 10))
+	if got := w.Stats().Fsyncs - base; got != 0 {
+		t.Fatalf("%d fsyncs, want none", got)
+	}
+	w.Close()
+	r := reopen(t, dir, SnapshotMarker{})
+	defer r.w.Close()
+	equalEntries(t, r.ents, ents(1, 100, 1, 10))
 }

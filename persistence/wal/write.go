@@ -110,6 +110,9 @@ func (w *WAL) sync() error {
 	if err := failpoint.Inject(FailpointBeforeFsync); err != nil {
 		return w.fail(fmt.Errorf("wal: sync %s: %w", w.fpath, err))
 	}
+	if w.opts.UnsafeNoFsync {
+		return nil
+	}
 	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
 		return w.fail(fmt.Errorf("wal: fdatasync %s: %w", w.fpath, err))
 	}
@@ -177,14 +180,19 @@ func (w *WAL) cut(s segment, free int64) error {
 }
 
 // ReleaseTo removes the oldest segments whose entries all precede index,
-// keeping the segment that holds index and the current one. Call it once
-// a snapshot at index is durable.
+// keeping the segment that holds index and the current one, and as many
+// more as it takes to leave Options.MaxFiles segment files (as etcd's
+// purge of WAL files: the newest files stay). Call it once a snapshot at
+// index is durable.
 func (w *WAL) ReleaseTo(index uint64) error {
 	if w.closed {
 		return ErrClosed
 	}
+	if w.opts.MaxFiles < 0 {
+		return nil
+	}
 	n := 0
-	for n+1 < len(w.segs) && w.segs[n+1].first <= index {
+	for n+1 < len(w.segs) && w.segs[n+1].first <= index && len(w.segs)-n > w.opts.MaxFiles {
 		n++
 	}
 	if n == 0 {
