@@ -296,7 +296,6 @@ func freePort(t *testing.T) int {
 // the server ends the stream or the test's cleanup cancels it.
 type watchStream struct {
 	ch     chan watchEvent
-	code   int
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -310,22 +309,36 @@ type watchEvent struct {
 // a goroutine owned by the stream; cleanup cancels and waits for it.
 func (a *apiServer) watch(t *testing.T, path string) *watchStream {
 	t.Helper()
+	w, code, body, err := a.openWatch(t, path)
+	if err != nil {
+		t.Fatalf("watch %s: %v", path, err)
+	}
+	if w == nil {
+		t.Fatalf("watch %s: status %d: %.1000s", path, code, body)
+	}
+	return w
+}
+
+// openWatch is watch that returns a refusal (w nil, the status and body)
+// instead of failing t.
+func (a *apiServer) openWatch(t *testing.T, path string) (w *watchStream, code int, body []byte, err error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	resp, err := a.send(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		cancel()
-		t.Fatalf("watch %s: %v", path, err)
+		return nil, 0, nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer cancel()
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		a.noteTooLarge(b)
+		return nil, resp.StatusCode, b, err
 	}
 	// Unbuffered would stall the decoder on a slow reader; 1024 events is
 	// more than any step here produces.
-	w := &watchStream{ch: make(chan watchEvent, 1024), code: resp.StatusCode, cancel: cancel}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		cancel()
-		close(w.ch)
-		t.Fatalf("watch %s: status %d: %.1000s", path, resp.StatusCode, b)
-	}
+	w = &watchStream{ch: make(chan watchEvent, 1024), cancel: cancel}
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
@@ -348,7 +361,7 @@ func (a *apiServer) watch(t *testing.T, path string) *watchStream {
 		}
 	}()
 	t.Cleanup(w.close)
-	return w
+	return w, http.StatusOK, nil, nil
 }
 
 func (w *watchStream) close() {

@@ -270,7 +270,29 @@ func (r *run) stepRestart(t *testing.T) {
 	if len(now.Items) != want {
 		t.Fatalf("list after restart: %d items, want %d", len(now.Items), want)
 	}
-	w := r.api.watch(t, r.configMapsPath(url.Values{"watch": {"1"}, "resourceVersion": {strconv.FormatInt(from, 10)}}))
+	// A client retries 429 (the apiserver's cache is being rebuilt) after
+	// the time the answer names; 410 (its history lost) would force it to
+	// list everything again, which etcd spares it.
+	path := r.configMapsPath(url.Values{"watch": {"1"}, "resourceVersion": {strconv.FormatInt(from, 10)}})
+	var w *watchStream
+	retried := 0
+	polltest.Eventually(t, time.Minute, "the watch from before the restart reopens", func() (bool, string) {
+		var code int
+		var body []byte
+		var err error
+		w, code, body, err = r.api.openWatch(t, path)
+		if err != nil || code == http.StatusTooManyRequests {
+			retried++
+			return false, fmt.Sprintf("%d %v %.300s", code, err, body)
+		}
+		if w == nil {
+			t.Fatalf("watch from %d, taken before the restart: status %d: %.500s", from, code, body)
+		}
+		return true, ""
+	})
+	if retried > 0 {
+		t.Logf("the watch from before the restart was refused %d time(s) with 429 (the apiserver rebuilt its cache) before it opened", retried)
+	}
 	expectChanges(t, w, r.history[before:])
 }
 
