@@ -193,6 +193,14 @@ func (a *apiServer) stop() {
 	if a.t.Failed() {
 		a.t.Logf("k8s: kube-apiserver log (%s), tail:\n%s", a.logPath, a.logTail())
 	}
+	if dir := firstSet(*logDirFlag, os.Getenv("TROUPE_K8S_LOGDIR")); dir != "" {
+		name := strings.NewReplacer("/", "_", "=", "").Replace(a.t.Name()) + ".kube-apiserver.log"
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			a.t.Errorf("k8s: keep the apiserver log: %v", err)
+		} else if err := os.WriteFile(filepath.Join(dir, name), []byte(a.log()), 0o644); err != nil {
+			a.t.Errorf("k8s: keep the apiserver log: %v", err)
+		}
+	}
 }
 
 // log returns everything the apiserver printed so far.

@@ -29,6 +29,7 @@ var (
 	apiserverFlag = flag.String("k8s.apiserver", "", "kube-apiserver binary (default $KUBE_APISERVER)")
 	etcdFlag      = flag.String("k8s.etcd", "", "etcd binary for -e2e.server=etcd (default $TROUPE_K8S_ETCD, else etcd in PATH)")
 	kubectlFlag   = flag.String("k8s.kubectl", "", "kubectl binary (default $KUBECTL, else kubectl in PATH)")
+	logDirFlag    = flag.String("k8s.logdir", "", "keep each kube-apiserver log in this directory (default $TROUPE_K8S_LOGDIR; else they go with the test's temp dir)")
 )
 
 func TestMain(m *testing.M) {
