@@ -22,10 +22,11 @@ type store struct {
 	cli       *clientv3.Client
 	version   string // as the store's Status reports it
 
-	// stopMember and startMember take down and bring back the member the
-	// restart step picks (the leader of a cluster).
-	stopMember  func(t *testing.T)
-	startMember func(t *testing.T)
+	// restartEach stops each member in turn (a cluster's leader first, as
+	// a rolling upgrade does), calls down while it is down, and starts it
+	// again. Every member, so that the one the apiserver's client talks to
+	// is among them.
+	restartEach func(t *testing.T, down func(t *testing.T, member int))
 }
 
 func startStore(t *testing.T, size int) *store {
@@ -35,23 +36,32 @@ func startStore(t *testing.T, size int) *store {
 		s := e2etest.Start(t, e2etest.Config{})
 		st.endpoints = []string{s.Endpoint()}
 		st.cli = s.Client(t)
-		st.stopMember = func(*testing.T) { s.Stop() }
-		st.startMember = func(*testing.T) { s.Restart() }
+		st.restartEach = func(t *testing.T, down func(*testing.T, int)) {
+			s.Stop()
+			down(t, 0)
+			s.Restart()
+		}
 	} else {
 		c := e2etest.StartCluster(t, e2etest.ClusterConfig{Size: size})
 		st.endpoints = c.Endpoints()
 		st.cli = c.Client(t)
-		var picked int
-		st.stopMember = func(t *testing.T) {
-			picked = c.Leader(t)
-			t.Logf("stopping the leader, member %d", picked)
-			if err := c.Stop(picked); err != nil {
-				t.Fatal(err)
+		st.restartEach = func(t *testing.T, down func(*testing.T, int)) {
+			leader := c.Leader(t)
+			order := []int{leader}
+			for i := range size {
+				if i != leader {
+					order = append(order, i)
+				}
 			}
-		}
-		st.startMember = func(t *testing.T) {
-			if err := c.Restart(picked); err != nil {
-				t.Fatal(err)
+			for _, i := range order {
+				t.Logf("restarting member %d (leader %d)", i, leader)
+				if err := c.Stop(i); err != nil {
+					t.Fatal(err)
+				}
+				down(t, i)
+				if err := c.Restart(i); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 	}
