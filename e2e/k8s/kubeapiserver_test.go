@@ -163,3 +163,20 @@ func (r *run) requireModRevision(t *testing.T, key string, rv int64) *clientv3.G
 	}
 	return resp
 }
+
+// requireCreateRevision is requireModRevision for an object that others
+// may have changed since: its create revision is the create's
+// resourceVersion.
+func (r *run) requireCreateRevision(t *testing.T, key string, rv int64) {
+	t.Helper()
+	resp, err := r.st.cli.Get(storeCtx(t), key)
+	if err != nil {
+		t.Fatalf("get %s from the store: %v", key, err)
+	}
+	if len(resp.Kvs) != 1 {
+		t.Fatalf("key %s is not in the store", key)
+	}
+	if got := resp.Kvs[0].CreateRevision; got != rv {
+		t.Fatalf("key %s: create revision %d in the store, resourceVersion %d from the apiserver's create", key, got, rv)
+	}
+}

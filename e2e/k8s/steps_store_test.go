@@ -44,7 +44,8 @@ func (r *run) stepCRD(t *testing.T) {
 	crdPath := "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 	var created object
 	r.api.do(t, http.MethodPost, crdPath, crd, http.StatusCreated, &created)
-	r.requireModRevision(t, "/registry/apiextensions.k8s.io/customresourcedefinitions/"+plural+"."+group,
+	// The apiextensions controllers update its status meanwhile.
+	r.requireCreateRevision(t, "/registry/apiextensions.k8s.io/customresourcedefinitions/"+plural+"."+group,
 		rvOf(t, created.Metadata.ResourceVersion))
 	polltest.Eventually(t, time.Minute, "the CRD is Established", func() (bool, string) {
 		var got struct {
