@@ -196,17 +196,7 @@ func (r *run) stepCompaction(t *testing.T) {
 	if len(r.created) != configMaps {
 		t.Fatal("needs the create step")
 	}
-	var compacted, version int64
-	polltest.Eventually(t, 4*compactionInterval+time.Minute, "the apiserver compacts past the first configmap", func() (bool, string) {
-		resp, err := r.st.cli.Get(storeCtx(t), "compact_rev_key")
-		if err != nil || len(resp.Kvs) == 0 {
-			return false, fmt.Sprint(err)
-		}
-		version = resp.Kvs[0].Version
-		compacted, err = strconv.ParseInt(string(resp.Kvs[0].Value), 10, 64)
-		return err == nil && version >= 2 && compacted > r.created[0], fmt.Sprintf("compact_rev_key=%s version %d", resp.Kvs[0].Value, version)
-	})
-	t.Logf("compacted to revision %d (compaction number %d)", compacted, version-1)
+	compacted := r.waitCompaction(t, r.created[0])
 	key := "/registry/configmaps/" + r.ns + "/" + cmName(0)
 	// The compactor records the revision (a Txn) before it compacts (a
 	// second request).
@@ -227,12 +217,38 @@ func (r *run) stepCompaction(t *testing.T) {
 	r.api.do(t, http.MethodGet, r.configMapsPath(nil), nil, http.StatusOK, nil)
 }
 
+// waitCompaction waits until the apiserver has recorded a compaction past
+// rev in compact_rev_key and returns its revision; the compaction itself
+// may still be under way.
+func (r *run) waitCompaction(t *testing.T, past int64) int64 {
+	t.Helper()
+	var compacted, version int64
+	polltest.Eventually(t, 4*compactionInterval+time.Minute, fmt.Sprintf("the apiserver compacts past revision %d", past), func() (bool, string) {
+		resp, err := r.st.cli.Get(storeCtx(t), "compact_rev_key")
+		if err != nil || len(resp.Kvs) == 0 {
+			return false, fmt.Sprint(err)
+		}
+		version = resp.Kvs[0].Version
+		compacted, err = strconv.ParseInt(string(resp.Kvs[0].Value), 10, 64)
+		return err == nil && version >= 2 && compacted > past, fmt.Sprintf("compact_rev_key=%s version %d", resp.Kvs[0].Value, version)
+	})
+	t.Logf("compacted to revision %d (compaction number %d)", compacted, version-1)
+	return compacted
+}
+
 // stepRestart stops each member in turn under the apiserver and starts
 // it again: the apiserver notices (a single member down fails /readyz),
 // keeps writing while a cluster has a quorum, recovers, serves reads and
 // writes, and a watch resumed from a resourceVersion taken before the
-// restarts sees every change.
+// restarts sees every change. It first waits for a compaction past the
+// last configmap change, so that the apiserver's own watches resume on a
+// compacted store, as they do for any resource quiet for a compaction
+// interval.
 func (r *run) stepRestart(t *testing.T) {
+	if len(r.history) == 0 {
+		t.Fatal("needs the create step")
+	}
+	r.waitCompaction(t, r.history[len(r.history)-1].rv)
 	var l objectList
 	r.api.do(t, http.MethodGet, r.configMapsPath(nil), nil, http.StatusOK, &l)
 	from := rvOf(t, l.Metadata.ResourceVersion)
