@@ -190,3 +190,19 @@ etcd_request_duration_seconds_count{operation="get",type="b"} 2
 		t.Fatalf("latencies %+v, want get n=4 p50=0.01 mean=0.0275", got)
 	}
 }
+
+func TestTimeoutLinesOutsideOutage(t *testing.T) {
+	before := "I ok\nE etcdserver: request timed out\n"
+	outage := "W context deadline exceeded\nW dial refused\n"
+	after := "E Timeout: Too large resource version: 9, current: 1\nI ok\n"
+	r := &run{outageFrom: len(before), outageTo: len(before) + len(outage)}
+	log := before + outage + after
+	if got := timeoutLines(log); len(got) != 3 {
+		t.Fatalf("timeout lines of the whole log: %q, want 3", got)
+	}
+	got := timeoutLines(r.outsideOutage(log))
+	want := []string{"E etcdserver: request timed out", "E Timeout: Too large resource version: 9, current: 1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("timeout lines outside the outage: %q, want %q", got, want)
+	}
+}

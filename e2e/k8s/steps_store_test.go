@@ -135,8 +135,8 @@ func (r *run) stepLeases(t *testing.T) {
 	}
 	var l1 map[string]any
 	r.api.do(t, http.MethodPost, leases, lease, http.StatusCreated, &l1)
-	stale := clone(t, l1)
-	renewed := clone(t, l1)
+	stale := clone(l1)
+	renewed := clone(l1)
 	renewed["spec"].(map[string]any)["renewTime"] = time.Now().UTC().Format("2006-01-02T15:04:05.000000Z")
 	var l2 object
 	r.api.do(t, http.MethodPut, leases+"/l-1", renewed, http.StatusOK, &l2)
@@ -159,12 +159,13 @@ func (r *run) stepLeases(t *testing.T) {
 	})
 }
 
-func clone(t *testing.T, m map[string]any) map[string]any {
-	t.Helper()
+// clone copies a decoded JSON object deeply enough to change its nested
+// objects (lists stay shared).
+func clone(m map[string]any) map[string]any {
 	out := map[string]any{}
 	for k, v := range m {
 		if sub, ok := v.(map[string]any); ok {
-			v = clone(t, sub)
+			v = clone(sub)
 		}
 		out[k] = v
 	}
