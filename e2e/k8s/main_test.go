@@ -12,14 +12,12 @@
 // builds and caches one with scripts/kube-apiserver.sh, or by hand:
 //
 //	go test -tags k8s -count=1 -v ./e2e/k8s -k8s.apiserver=/path/to/kube-apiserver
-//	TROUPE_E2E_SERVER=etcd go test -tags k8s ... -k8s.etcd=/path/to/etcd-3.6.8
+//	TROUPE_E2E_SERVER=etcd go test -tags k8s ...   # etcd 3.6.8 from $TROUPE_ETCD36
 package k8s
 
 import (
 	"flag"
-	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/troupedb/troupe/e2e/e2etest"
@@ -27,24 +25,11 @@ import (
 
 var (
 	apiserverFlag = flag.String("k8s.apiserver", "", "kube-apiserver binary (default $KUBE_APISERVER)")
-	etcdFlag      = flag.String("k8s.etcd", "", "etcd binary for -e2e.server=etcd (default $TROUPE_K8S_ETCD, else etcd in PATH)")
 	kubectlFlag   = flag.String("k8s.kubectl", "", "kubectl binary (default $KUBECTL, else kubectl in PATH)")
 	logDirFlag    = flag.String("k8s.logdir", "", "keep each kube-apiserver log in this directory (default $TROUPE_K8S_LOGDIR; else they go with the test's temp dir)")
 )
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	// e2etest finds etcd in PATH; put the chosen binary's directory first.
-	if etcd := firstSet(*etcdFlag, os.Getenv("TROUPE_K8S_ETCD")); etcd != "" {
-		abs, err := filepath.Abs(etcd)
-		if err != nil || filepath.Base(abs) != "etcd" {
-			fmt.Fprintf(os.Stderr, "k8s: -k8s.etcd=%q must name an executable called etcd\n", etcd)
-			os.Exit(2)
-		}
-		os.Setenv("PATH", filepath.Dir(abs)+string(os.PathListSeparator)+os.Getenv("PATH"))
-	}
-	os.Exit(e2etest.Main(m))
-}
+func TestMain(m *testing.M) { os.Exit(e2etest.Main(m)) }
 
 func firstSet(vals ...string) string {
 	for _, v := range vals {
