@@ -31,6 +31,14 @@
 // tombstone ends a generation), as etcd's treeIndex. It is rebuilt on Open
 // by scanning the "key" bucket.
 //
+// # Compaction
+//
+// A compaction at rev keeps, of each key, the newest revision <= rev of
+// the generation alive at rev, as etcd 3.6: when that is a tombstone at
+// rev itself it stays (in the index and in the file, so a watch from rev
+// gets the delete) until the next compaction; etcd 3.4 dropped it at
+// once. Open rebuilds such a key from its lone tombstone.
+//
 // # Write batching: the three places a value can be
 //
 // Writes are not committed to bbolt one by one. Each write lands in an

@@ -87,64 +87,64 @@ type removedRev struct {
 }
 
 // compact drops every revision not needed to read the key at atRev or
-// later, as etcd: it keeps the newest revision <= atRev of the generation
-// alive at atRev unless that revision is the tombstone. It appends the
-// dropped revisions to removed and reports whether the key is now gone.
+// later, as etcd 3.6 (see compactPoint): the generations deleted before
+// atRev and, of the first one left, the revisions older than the one it
+// keeps. A tombstone at atRev itself is kept, so a watch from atRev still
+// sees the delete; the next compaction drops it (etcd before 3.5.16
+// dropped it at once). It appends the dropped revisions to removed and
+// reports whether the key is now gone.
 func (ki *keyIndex) compact(atRev int64, removed []removedRev) ([]removedRev, bool) {
-	gi := 0
-	for gi < len(ki.gens)-1 {
-		g := &ki.gens[gi]
-		if g.revs[len(g.revs)-1].main > atRev {
-			break
-		}
+	gi, keep := ki.compactPoint(atRev)
+	for _, g := range ki.gens[:gi] {
 		for j, r := range g.revs {
 			removed = append(removed, removedRev{rev: r, tomb: j == len(g.revs)-1})
 		}
-		gi++
 	}
 	g := &ki.gens[gi]
-	keep := -1
-	for j := len(g.revs) - 1; j >= 0; j-- {
-		if g.revs[j].main <= atRev {
-			keep = j
-			break
-		}
-	}
 	if keep > 0 {
+		// never the tombstone: keep is at most the generation's last
 		for _, r := range g.revs[:keep] {
 			removed = append(removed, removedRev{rev: r})
 		}
 		g.revs = append([]revision(nil), g.revs[keep:]...)
-	}
-	if len(g.revs) == 1 && gi != len(ki.gens)-1 {
-		// only the tombstone is left of this generation
-		removed = append(removed, removedRev{rev: g.revs[0], tomb: true})
-		gi++
 	}
 	ki.gens = ki.gens[gi:]
 	empty := len(ki.gens) == 1 && len(ki.gens[0].revs) == 0
 	return removed, empty
 }
 
+// compactPoint is where a compaction at atRev cuts the key, as etcd
+// 3.6's doCompact: gi is the first generation not deleted before atRev
+// (the live one if all others were), keep the index in it of its newest
+// revision <= atRev, -1 if it has none. The key has a generation.
+func (ki *keyIndex) compactPoint(atRev int64) (gi, keep int) {
+	for gi < len(ki.gens)-1 {
+		g := &ki.gens[gi]
+		if g.revs[len(g.revs)-1].main >= atRev {
+			break
+		}
+		gi++
+	}
+	g := &ki.gens[gi]
+	keep = len(g.revs) - 1
+	for keep >= 0 && g.revs[keep].main > atRev {
+		keep--
+	}
+	return gi, keep
+}
+
 // compactKeep returns the revision of the key etcd 3.6's compaction at
-// atRev keeps, and whether it is a generation's tombstone: the newest
-// revision <= atRev of the first generation not deleted before atRev
-// (a tombstone at atRev itself is kept).
+// atRev keeps, and whether it is a generation's tombstone (at atRev).
 func (ki *keyIndex) compactKeep(atRev int64) (r revision, tomb, ok bool) {
 	if len(ki.gens) == 0 {
 		return revision{}, false, false
 	}
-	gi := 0
-	for gi < len(ki.gens)-1 && ki.gens[gi].revs[len(ki.gens[gi].revs)-1].main < atRev {
-		gi++
+	gi, keep := ki.compactPoint(atRev)
+	if keep < 0 {
+		return revision{}, false, false
 	}
 	g := &ki.gens[gi]
-	for j := len(g.revs) - 1; j >= 0; j-- {
-		if g.revs[j].main <= atRev {
-			return g.revs[j], j == len(g.revs)-1 && gi != len(ki.gens)-1, true
-		}
-	}
-	return revision{}, false, false
+	return g.revs[keep], keep == len(g.revs)-1 && gi != len(ki.gens)-1, true
 }
 
 // keepAt returns the revision of the key that counts at atRev below the

@@ -254,8 +254,17 @@ func (s *Store) restoreEntry(k, v []byte) error {
 		s.currentRev = rev.main
 	}
 	if tomb {
-		if ki := s.index.lookup(kv.Key); ki != nil && ki.live() != nil {
+		ki := s.index.lookup(kv.Key)
+		switch {
+		case ki == nil:
+			// A compaction at this tombstone kept it and dropped the
+			// versions before it; the next compaction drops it (as etcd's
+			// restoreTombstone).
+			s.index.getOrCreate(kv.Key).tombstone(rev)
+		case ki.live() != nil:
 			ki.tombstone(rev)
+		default:
+			s.lg.Warn("ignoring a tombstone of a deleted key", "path", s.path, "key", string(kv.Key), "revision", rev.main)
 		}
 		s.leases.attach(string(kv.Key), 0)
 		return nil

@@ -227,7 +227,8 @@ func TestCompactionRemovesDataAndSurvivesReopen(t *testing.T) {
 	if _, err := ts.do(&pb.CompactionRequest{Revision: 5}); err != nil {
 		t.Fatal(err)
 	}
-	// a@3 is kept (latest <= 5), a@2, b@4 and b's tombstone @5 go
+	// a@3 is kept (latest <= 5) and so is b's tombstone @5 (as etcd 3.6:
+	// until the next compaction); a@2 and b@4 go
 	if _, err := ts.Range(&pb.RangeRequest{Key: []byte("a"), Revision: 4}); !errors.Is(err, ErrCompacted) {
 		t.Fatalf("read below compaction: %v", err)
 	}
@@ -243,7 +244,7 @@ func TestCompactionRemovesDataAndSurvivesReopen(t *testing.T) {
 	for _, e := range entries {
 		revs = append(revs, e.rev)
 	}
-	if fmt.Sprint(revs) != "[{3 0} {6 0} {7 0}]" {
+	if fmt.Sprint(revs) != "[{3 0} {5 0} {6 0} {7 0}]" {
 		t.Fatalf("bucket after compaction: %v", revs)
 	}
 	ts.reopen(Options{})
@@ -266,6 +267,10 @@ func TestCompactionRemovesDataAndSurvivesReopen(t *testing.T) {
 	}
 }
 
+// TestCompactionOfDeletedHeadKeepsRevision: a file whose newest revision
+// is a tombstone that a compaction removed (etcd 3.4 did; etcd 3.6 and
+// troupe keep it until the next compaction) must not make the revision
+// go back on open.
 func TestCompactionOfDeletedHeadKeepsRevision(t *testing.T) {
 	ts := openTest(t, Options{})
 	ts.mustPut("a", "1")                           // 2
@@ -273,6 +278,14 @@ func TestCompactionOfDeletedHeadKeepsRevision(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := ts.do(&pb.CompactionRequest{Revision: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(keyBucket).Delete(bucketKey(revision{main: 3}, true))
+	}); err != nil {
 		t.Fatal(err)
 	}
 	ts.reopen(Options{})
@@ -309,7 +322,7 @@ func TestKeyIndexCompact(t *testing.T) {
 		{2, "[]", false, 2},
 		{3, "[]", false, 2},
 		{4, "[{{2 0} false}]", false, 2},
-		{6, "[{{2 0} false} {{4 0} false} {{6 0} true}]", false, 1},
+		{6, "[{{2 0} false} {{4 0} false}]", false, 2}, // the tombstone at 6 stays
 		{7, "[{{2 0} false} {{4 0} false} {{6 0} true}]", false, 1},
 		{9, "[{{2 0} false} {{4 0} false} {{6 0} true}]", false, 1},
 		{10, "[{{2 0} false} {{4 0} false} {{6 0} true} {{8 0} false}]", false, 1},
@@ -325,8 +338,15 @@ func TestKeyIndexCompact(t *testing.T) {
 	}
 	ki := newKI()
 	ki.tombstone(r(12))
-	if removed, empty := ki.compact(12, nil); !empty || len(removed) != 6 {
-		t.Errorf("compact of a deleted key: removed %v empty %v", removed, empty)
+	if removed, empty := ki.compact(12, nil); empty || len(removed) != 5 {
+		t.Errorf("compact of a key deleted at its revision: removed %v empty %v", removed, empty)
+	}
+	if _, ok := ki.get(12); ok {
+		t.Error("the kept tombstone reads as a value")
+	}
+	// the next compaction drops the tombstone and the key
+	if removed, empty := ki.compact(13, nil); !empty || fmt.Sprint(removed) != "[{{12 0} true}]" {
+		t.Errorf("compact after the kept tombstone: removed %v empty %v", removed, empty)
 	}
 }
 
