@@ -17,7 +17,7 @@ import (
 	"github.com/troupedb/troupe/persistence/membership"
 )
 
-// Defaults, as etcd 3.4 has them, except that troupe listens on 127.0.0.1
+// Defaults, as etcd 3.6 has them, except that troupe listens on 127.0.0.1
 // rather than localhost (which may resolve to ::1 first) and keeps its data
 // in "<name>.troupe".
 const (
@@ -26,7 +26,7 @@ const (
 	DefaultListenPeerURL       = "http://127.0.0.1:2380"
 	DefaultInitialClusterState = ClusterStateNew
 	DefaultInitialClusterToken = "etcd-cluster"
-	DefaultSnapshotCount       = 100000
+	DefaultSnapshotCount       = 10000 // etcd 3.6's (3.4: 100000)
 	DefaultHeartbeatInterval   = 100 * time.Millisecond
 	DefaultElectionTimeout     = 1000 * time.Millisecond
 	DefaultQuotaBackendBytes   = 2 * 1024 * 1024 * 1024 // what --quota-backend-bytes=0 means
@@ -213,7 +213,7 @@ type Config struct {
 	etcd36 etcd36State
 }
 
-// Default returns etcd 3.4's defaults, listening on 127.0.0.1.
+// Default returns etcd 3.6's defaults, listening on 127.0.0.1.
 func Default() Config {
 	c := Config{
 		Name:                     DefaultName,

@@ -36,7 +36,7 @@ func TestDefaultIsValid(t *testing.T) {
 		{c.InitialCluster, "default=http://127.0.0.1:2380"},
 		{c.InitialClusterState, "new"},
 		{c.InitialClusterToken, "etcd-cluster"},
-		{c.SnapshotCount, uint64(100000)},
+		{c.SnapshotCount, uint64(10000)},
 		{c.HeartbeatInterval, 100 * time.Millisecond},
 		{c.ElectionTimeout, time.Second},
 		{c.BackendQuotaBytes(), int64(2 << 30)},

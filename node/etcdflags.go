@@ -754,6 +754,8 @@ var acceptedFlags = map[string]string{
 	"name":                                    "member name, as etcd",
 	"data-dir":                                "data directory, '<name>.troupe' by default",
 	"snapshot-count":                          "applied entries between snapshots",
+	"wal-dir":                                 "dedicated WAL directory (node/waldir.go)",
+	"force-new-cluster":                       "restart as a single-member cluster keeping the data (persistence/membership.ForceNewCluster)",
 	"heartbeat-interval":                      "raft tick, in ms",
 	"election-timeout":                        "raft election timeout, in ms",
 	"listen-peer-urls":                        "peer listener (protoactor remote); http only",
