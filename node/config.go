@@ -171,6 +171,10 @@ type Config struct {
 	// MaxLearners is etcd's --max-learners.
 	MaxLearners int
 	LogOutputs  []string
+	// EnableLogRotation rotates the one file of LogOutputs with
+	// lumberjack, configured by LogRotationConfigJSON (etcd's flags).
+	EnableLogRotation     bool
+	LogRotationConfigJSON string
 	// FeatureGates is --feature-gates, with the --experimental-* flags
 	// that name a gate folded in by ResolveFlags.
 	FeatureGates FeatureGates
@@ -249,6 +253,7 @@ func Default() Config {
 		HostWhitelist:          []string{"*"},
 		Metrics:                MetricsBasic,
 		LogOutputs:             []string{LogOutputDefault},
+		LogRotationConfigJSON:  DefaultLogRotationConfig,
 		CompactHashCheckTime:   DefaultCompactHashCheckTime,
 
 		WarningUnaryRequestDuration: DefaultWarningUnaryRequestDuration,

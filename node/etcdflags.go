@@ -77,7 +77,6 @@ const (
 	reasonSRV         = "DNS SRV discovery is not supported by troupe; list the members in --initial-cluster"
 	reasonTracing     = "distributed tracing is not supported by troupe"
 	reasonRaftHTTP    = "troupe's peers talk over protoactor remote, not etcd's rafthttp; it has no such timeout"
-	reasonLogRotation = "log rotation is not supported by troupe; it logs to stderr or stdout, rotate them with the service manager"
 	reasonDowngrade   = "cluster downgrade is not supported by troupe, so it has nothing to check"
 )
 
@@ -144,10 +143,6 @@ var refusedFlags = []refusedFlag{
 	{"socket-reuse-address", "false", kindBool, "SO_REUSEADDR is not supported by troupe"},
 	{"raft-read-timeout", "5s", kindDuration, reasonRaftHTTP},
 	{"raft-write-timeout", "5s", kindDuration, reasonRaftHTTP},
-
-	// Logging.
-	{"enable-log-rotation", "false", kindBool, reasonLogRotation},
-	{"log-rotation-config-json", `{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localtime": false, "compress": false}`, kindString, reasonLogRotation},
 
 	// Distributed tracing.
 	{"experimental-enable-distributed-tracing", "false", kindBool, reasonTracing},
@@ -300,7 +295,9 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", c.EnablePprof, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics.")
 	fs.StringVar(&st.logger, "logger", st.logger, "Currently only supports 'zap' for structured logging (troupe logs with log/slog, in zap's JSON fields where etcd's matter).")
-	fs.Var(&listValue{list: &c.LogOutputs}, "log-outputs", "Specify 'stdout' or 'stderr' (or 'default', stderr) as the log output.")
+	fs.Var(&listValue{list: &c.LogOutputs}, "log-outputs", "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets.")
+	fs.BoolVar(&c.EnableLogRotation, "enable-log-rotation", c.EnableLogRotation, "Enable log rotation of a single log-outputs file target.")
+	fs.StringVar(&c.LogRotationConfigJSON, "log-rotation-config-json", c.LogRotationConfigJSON, "Configures log rotation if enabled with a JSON logger config.")
 	fs.StringVar(&st.v2Deprecation, "v2-deprecation", st.v2Deprecation, "Phase of v2store deprecation. Deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input.")
 	fs.StringVar(&st.discoveryFallback, "discovery-fallback", st.discoveryFallback, "Expected behavior ('exit') when discovery services fails. Note that v2 proxy is removed.")
 
@@ -357,7 +354,7 @@ var troupeNotes = map[string]string{
 	"listen-client-urls":                   "troupe: http only (no TLS yet).",
 	"listen-peer-urls":                     "troupe: http only; raft traffic goes over protoactor remote on that host:port.",
 	"log-format":                           "troupe: also 'text' (tint, coloured on a terminal); empty (the default) is text on a terminal and json otherwise.",
-	"log-outputs":                          "troupe: 'default' or 'stderr' (stderr), or 'stdout'; no files, no journald of its own.",
+	"log-outputs":                          "troupe: no 'systemd/journal' of its own ('default' is stderr, which reaches the journal under systemd).",
 	"backend-batch-interval":               "troupe: 0 is 100ms.",
 	"backend-batch-limit":                  "troupe: 0 is 10000.",
 	"enable-grpc-gateway":                  "troupe: the JSON gateway at /v3/ on the client (or client http) URLs.",
@@ -486,7 +483,7 @@ func (c *Config) validateEtcd36() error {
 		}
 		return fmt.Errorf("--logger %q: troupe supports only 'zap' (its structured logger, as etcd's)", st.logger)
 	}
-	if err := checkLogOutputs(c.LogOutputs); err != nil {
+	if err := checkLogOutputs(c.LogOutputs, c.EnableLogRotation, c.LogRotationConfigJSON); err != nil {
 		return err
 	}
 	if err := checkCORS(c.CORS); err != nil {
@@ -531,25 +528,6 @@ func (c *Config) validateEtcd36() error {
 	}
 	if c.GRPCKeepAliveMinTime < 0 || c.GRPCKeepAliveInterval < 0 || c.GRPCKeepAliveTimeout < 0 {
 		return errors.New("--grpc-keepalive-min-time, --grpc-keepalive-interval and --grpc-keepalive-timeout must be >= 0")
-	}
-	return nil
-}
-
-// checkLogOutputs accepts what troupe can write to: etcd's default
-// (stderr), stderr or stdout, one of them.
-func checkLogOutputs(outs []string) error {
-	if len(outs) > 1 && slices.Contains(outs, LogOutputDefault) {
-		return fmt.Errorf("multi logoutput for %q is not supported yet", LogOutputDefault)
-	}
-	if len(outs) > 1 {
-		return fmt.Errorf("--log-outputs %q: troupe writes to one output; give 'stderr' or 'stdout'", strings.Join(outs, ","))
-	}
-	for _, o := range outs {
-		switch o {
-		case LogOutputDefault, "stderr", "stdout":
-		default:
-			return fmt.Errorf("--log-outputs %q: troupe writes only to 'stderr' (also 'default') or 'stdout', not to files or journald directly", o)
-		}
 	}
 	return nil
 }
@@ -751,53 +729,55 @@ func (v *uint32Value) Get() any { return uint(*v) }
 // except --config-file and --version (cmd/troupe) and --wal-dir and
 // --force-new-cluster (registered with their implementation).
 var acceptedFlags = map[string]string{
-	"name":                                    "member name, as etcd",
-	"data-dir":                                "data directory, '<name>.troupe' by default",
-	"snapshot-count":                          "applied entries between snapshots",
-	"heartbeat-interval":                      "raft tick, in ms",
-	"election-timeout":                        "raft election timeout, in ms",
-	"listen-peer-urls":                        "peer listener (protoactor remote); http only",
-	"listen-client-urls":                      "gRPC and HTTP (gateway, /health, /metrics) listeners; http only",
-	"listen-metrics-urls":                     "extra /metrics and /health listeners",
-	"max-snapshots":                           "snapshot files kept (0: all), as etcd's purge",
-	"max-wals":                                "WAL segment files kept (0: all), as etcd's purge",
-	"quota-backend-bytes":                     "NOSPACE alarm threshold",
-	"backend-batch-interval":                  "longest time applied writes wait for their bbolt commit (0: 100ms)",
-	"backend-batch-limit":                     "changes after which the backend commits (0: 10000)",
-	"max-txn-ops":                             "operations per Txn",
-	"max-request-bytes":                       "largest client request",
-	"max-concurrent-streams":                  "gRPC streams per client connection",
-	"grpc-keepalive-min-time":                 "gRPC keepalive enforcement policy",
-	"grpc-keepalive-interval":                 "gRPC server pings",
-	"grpc-keepalive-timeout":                  "gRPC server ping timeout",
-	"enable-grpc-gateway":                     "true only: troupe always serves the JSON gateway",
-	"feature-gates":                           "etcd 3.6's gates; see gateSpecs",
-	"initial-advertise-peer-urls":             "this member's peer URLs",
-	"initial-cluster":                         "bootstrap membership",
-	"initial-cluster-state":                   "new or existing",
-	"initial-cluster-token":                   "seeds cluster and member ids",
-	"advertise-client-urls":                   "client URLs told to others",
-	"discovery-fallback":                      "'exit' only, as etcd 3.6 (no discovery, so nothing to fall back from)",
-	"strict-reconfig-check":                   "refuse member changes that would lose quorum",
-	"pre-vote":                                "raft Pre-Vote",
-	"auto-compaction-retention":               "auto compaction retention",
-	"auto-compaction-mode":                    "periodic or revision",
-	"v2-deprecation":                          "accepted and ignored with etcd's warning (troupe has no v2 store)",
-	"cors":                                    "CORS origins of the HTTP endpoints",
-	"host-whitelist":                          "Host headers the HTTP endpoints accept",
-	"enable-pprof":                            "/debug/pprof/ on the client URLs",
-	"metrics":                                 "basic or extensive (gRPC handling-time histograms)",
-	"logger":                                  "zap only (troupe's structured logger)",
-	"log-outputs":                             "default, stderr or stdout",
-	"log-level":                               "debug, info, warn, error, panic, fatal",
-	"log-format":                              "json, console (text), or automatic",
-	"experimental-initial-corrupt-check":      "sets gate InitialCorruptCheck (deprecated)",
-	"experimental-corrupt-check-time":         "alias of --corrupt-check-time (deprecated)",
-	"corrupt-check-time":                      "period of the cluster corruption check (0: off)",
-	"experimental-compact-hash-check-enabled": "sets gate CompactHashCheck (deprecated)",
-	"experimental-compact-hash-check-time":    "alias of --compact-hash-check-time (deprecated)",
-	"compact-hash-check-time":                 "period of the leader's compaction hash check",
-	"experimental-enable-lease-checkpoint":    "sets gate LeaseCheckpoint; troupe always checkpoints leases",
+	"name":                                              "member name, as etcd",
+	"data-dir":                                          "data directory, '<name>.troupe' by default",
+	"snapshot-count":                                    "applied entries between snapshots",
+	"heartbeat-interval":                                "raft tick, in ms",
+	"election-timeout":                                  "raft election timeout, in ms",
+	"listen-peer-urls":                                  "peer listener (protoactor remote); http only",
+	"listen-client-urls":                                "gRPC and HTTP (gateway, /health, /metrics) listeners; http only",
+	"listen-metrics-urls":                               "extra /metrics and /health listeners",
+	"max-snapshots":                                     "snapshot files kept (0: all), as etcd's purge",
+	"max-wals":                                          "WAL segment files kept (0: all), as etcd's purge",
+	"quota-backend-bytes":                               "NOSPACE alarm threshold",
+	"backend-batch-interval":                            "longest time applied writes wait for their bbolt commit (0: 100ms)",
+	"backend-batch-limit":                               "changes after which the backend commits (0: 10000)",
+	"max-txn-ops":                                       "operations per Txn",
+	"max-request-bytes":                                 "largest client request",
+	"max-concurrent-streams":                            "gRPC streams per client connection",
+	"grpc-keepalive-min-time":                           "gRPC keepalive enforcement policy",
+	"grpc-keepalive-interval":                           "gRPC server pings",
+	"grpc-keepalive-timeout":                            "gRPC server ping timeout",
+	"enable-grpc-gateway":                               "true only: troupe always serves the JSON gateway",
+	"feature-gates":                                     "etcd 3.6's gates; see gateSpecs",
+	"initial-advertise-peer-urls":                       "this member's peer URLs",
+	"initial-cluster":                                   "bootstrap membership",
+	"initial-cluster-state":                             "new or existing",
+	"initial-cluster-token":                             "seeds cluster and member ids",
+	"advertise-client-urls":                             "client URLs told to others",
+	"discovery-fallback":                                "'exit' only, as etcd 3.6 (no discovery, so nothing to fall back from)",
+	"strict-reconfig-check":                             "refuse member changes that would lose quorum",
+	"pre-vote":                                          "raft Pre-Vote",
+	"auto-compaction-retention":                         "auto compaction retention",
+	"auto-compaction-mode":                              "periodic or revision",
+	"v2-deprecation":                                    "accepted and ignored with etcd's warning (troupe has no v2 store)",
+	"cors":                                              "CORS origins of the HTTP endpoints",
+	"host-whitelist":                                    "Host headers the HTTP endpoints accept",
+	"enable-pprof":                                      "/debug/pprof/ on the client URLs",
+	"metrics":                                           "basic or extensive (gRPC handling-time histograms)",
+	"logger":                                            "zap only (troupe's structured logger)",
+	"log-outputs":                                       "default, stderr, stdout or files, several at once (not systemd/journal)",
+	"enable-log-rotation":                               "the one file of --log-outputs rotates (lumberjack, as etcd)",
+	"log-rotation-config-json":                          "lumberjack's settings of the rotation, checked as etcd",
+	"log-level":                                         "debug, info, warn, error, panic, fatal",
+	"log-format":                                        "json, console (text), or automatic",
+	"experimental-initial-corrupt-check":                "sets gate InitialCorruptCheck (deprecated)",
+	"experimental-corrupt-check-time":                   "alias of --corrupt-check-time (deprecated)",
+	"corrupt-check-time":                                "period of the cluster corruption check (0: off)",
+	"experimental-compact-hash-check-enabled":           "sets gate CompactHashCheck (deprecated)",
+	"experimental-compact-hash-check-time":              "alias of --compact-hash-check-time (deprecated)",
+	"compact-hash-check-time":                           "period of the leader's compaction hash check",
+	"experimental-enable-lease-checkpoint":              "sets gate LeaseCheckpoint; troupe always checkpoints leases",
 	"experimental-enable-lease-checkpoint-persist":      "sets gate LeaseCheckpointPersist; troupe always persists checkpoints (as etcd 3.6)",
 	"experimental-watch-progress-notify-interval":       "alias of --watch-progress-notify-interval (deprecated)",
 	"watch-progress-notify-interval":                    "period of watch progress notifications",
