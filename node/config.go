@@ -175,6 +175,10 @@ type Config struct {
 	// lumberjack, configured by LogRotationConfigJSON (etcd's flags).
 	EnableLogRotation     bool
 	LogRotationConfigJSON string
+	// SocketReuseAddress and SocketReusePort set SO_REUSEADDR and
+	// SO_REUSEPORT on the client, client HTTP and metrics listeners; the
+	// peer listener is protoactor's and takes neither (see Warnings).
+	SocketReuseAddress, SocketReusePort bool
 	// FeatureGates is --feature-gates, with the --experimental-* flags
 	// that name a gate folded in by ResolveFlags.
 	FeatureGates FeatureGates

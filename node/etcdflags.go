@@ -139,8 +139,6 @@ var refusedFlags = []refusedFlag{
 
 	// Member.
 	{"initial-election-tick-advance", "true", kindBool, "troupe always fast-forwards the first election of a lone voter and cannot turn that off"},
-	{"socket-reuse-port", "false", kindBool, "SO_REUSEPORT is not supported by troupe"},
-	{"socket-reuse-address", "false", kindBool, "SO_REUSEADDR is not supported by troupe"},
 	{"raft-read-timeout", "5s", kindDuration, reasonRaftHTTP},
 	{"raft-write-timeout", "5s", kindDuration, reasonRaftHTTP},
 
@@ -296,6 +294,8 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics.")
 	fs.StringVar(&st.logger, "logger", st.logger, "Currently only supports 'zap' for structured logging (troupe logs with log/slog, in zap's JSON fields where etcd's matter).")
 	fs.Var(&listValue{list: &c.LogOutputs}, "log-outputs", "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets.")
+	fs.BoolVar(&c.SocketReuseAddress, "socket-reuse-address", c.SocketReuseAddress, "Enable to set socket option SO_REUSEADDR on listeners allowing rebinding of a port in TIME_WAIT state.")
+	fs.BoolVar(&c.SocketReusePort, "socket-reuse-port", c.SocketReusePort, "Enable to set socket option SO_REUSEPORT on listeners allowing rebinding of a port already in use.")
 	fs.BoolVar(&c.EnableLogRotation, "enable-log-rotation", c.EnableLogRotation, "Enable log rotation of a single log-outputs file target.")
 	fs.StringVar(&c.LogRotationConfigJSON, "log-rotation-config-json", c.LogRotationConfigJSON, "Configures log rotation if enabled with a JSON logger config.")
 	fs.StringVar(&st.v2Deprecation, "v2-deprecation", st.v2Deprecation, "Phase of v2store deprecation. Deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input.")
@@ -350,15 +350,17 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 // troupeNotes say where troupe's meaning of an accepted flag differs
 // from etcd's help text; serve --help prints them under it.
 var troupeNotes = map[string]string{
-	"data-dir":                             "troupe: defaults to '<name>.troupe'.",
-	"listen-client-urls":                   "troupe: http only (no TLS yet).",
-	"listen-peer-urls":                     "troupe: http only; raft traffic goes over protoactor remote on that host:port.",
-	"log-format":                           "troupe: also 'text' (tint, coloured on a terminal); empty (the default) is text on a terminal and json otherwise.",
-	"log-outputs":                          "troupe: no 'systemd/journal' of its own ('default' is stderr, which reaches the journal under systemd).",
-	"backend-batch-interval":               "troupe: 0 is 100ms.",
-	"backend-batch-limit":                  "troupe: 0 is 10000.",
-	"enable-grpc-gateway":                  "troupe: the JSON gateway at /v3/ on the client (or client http) URLs.",
-	"experimental-enable-lease-checkpoint": "troupe: checkpoints leases whatever the gate says.",
+	"data-dir":                                       "troupe: defaults to '<name>.troupe'.",
+	"listen-client-urls":                             "troupe: http only (no TLS yet).",
+	"listen-peer-urls":                               "troupe: http only; raft traffic goes over protoactor remote on that host:port.",
+	"log-format":                                     "troupe: also 'text' (tint, coloured on a terminal); empty (the default) is text on a terminal and json otherwise.",
+	"log-outputs":                                    "troupe: no 'systemd/journal' of its own ('default' is stderr, which reaches the journal under systemd).",
+	"backend-batch-interval":                         "troupe: 0 is 100ms.",
+	"socket-reuse-address":                           "troupe: client, client http and metrics listeners (Go sets SO_REUSEADDR on every listener anyway, the peer one too).",
+	"socket-reuse-port":                              "troupe: client, client http and metrics listeners; not the peer listener (protoactor remote's own).",
+	"backend-batch-limit":                            "troupe: 0 is 10000.",
+	"enable-grpc-gateway":                            "troupe: the JSON gateway at /v3/ on the client (or client http) URLs.",
+	"experimental-enable-lease-checkpoint":           "troupe: checkpoints leases whatever the gate says.",
 	"experimental-enable-lease-checkpoint-persist":   "troupe: persists checkpoints whatever the gate says (as etcd 3.6).",
 	"experimental-txn-mode-write-with-shared-buffer": "troupe: no effect (a detail of etcd's backend).",
 	"experimental-stop-grpc-service-on-defrag":       "troupe: refused when true (not supported yet).",
@@ -462,6 +464,9 @@ func (c *Config) resolveWarningUnary(given map[string]bool) error {
 // deprecated ones, and etcd 2 flags it ignores.
 func (c *Config) Warnings() []string {
 	out := slices.Clone(c.etcd36.warnings)
+	if c.SocketReusePort {
+		out = append(out, peerSocketWarning)
+	}
 	for _, name := range c.etcd36.ignored {
 		out = append(out, fmt.Sprintf("flag %q is no longer supported - ignoring", name))
 	}
@@ -547,6 +552,14 @@ func (c *Config) grpcLimits() transport.GRPCLimits {
 		KeepAliveInterval:    off(c.GRPCKeepAliveInterval),
 		KeepAliveTimeout:     off(c.GRPCKeepAliveTimeout),
 	}
+}
+
+// peerSocketWarning says where --socket-reuse-port does not reach.
+const peerSocketWarning = "--socket-reuse-port applies to the client, client http and metrics listeners only: " +
+	"the peer listener (--listen-peer-urls) is protoactor remote's own, which takes no socket options"
+
+func (c *Config) socketOpts() transport.SocketOpts {
+	return transport.SocketOpts{ReuseAddress: c.SocketReuseAddress, ReusePort: c.SocketReusePort}
 }
 
 func (c *Config) httpOptions() etcdapi.HTTPOptions {
@@ -767,6 +780,8 @@ var acceptedFlags = map[string]string{
 	"metrics":                                           "basic or extensive (gRPC handling-time histograms)",
 	"logger":                                            "zap only (troupe's structured logger)",
 	"log-outputs":                                       "default, stderr, stdout or files, several at once (not systemd/journal)",
+	"socket-reuse-address":                              "SO_REUSEADDR on the client and metrics listeners (Go sets it on all anyway)",
+	"socket-reuse-port":                                 "SO_REUSEPORT on the client and metrics listeners; not the peer listener (protoactor's), with a warning",
 	"enable-log-rotation":                               "the one file of --log-outputs rotates (lumberjack, as etcd)",
 	"log-rotation-config-json":                          "lumberjack's settings of the rotation, checked as etcd",
 	"log-level":                                         "debug, info, warn, error, panic, fatal",

@@ -256,6 +256,28 @@ func TestRenamedExperimentalFlags(t *testing.T) {
 	}
 }
 
+// TestSocketReuseFlags: the two flags reach the listeners' options, and
+// --socket-reuse-port warns that the peer listener does not take it.
+func TestSocketReuseFlags(t *testing.T) {
+	c := Default()
+	fs := flagSet(&c)
+	if err := fs.Parse([]string{"--socket-reuse-address", "--socket-reuse-port=true"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ResolveFlags(fs); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if so := c.socketOpts(); !so.ReuseAddress || !so.ReusePort {
+		t.Errorf("socket options %+v", so)
+	}
+	if !slices.Contains(c.Warnings(), peerSocketWarning) {
+		t.Errorf("warnings %q", c.Warnings())
+	}
+}
+
 func TestEtcd36KnobErrors(t *testing.T) {
 	for _, tc := range []struct{ arg, want string }{
 		{"--logger=capnslog", "--logger=capnslog is removed in v3.5"},

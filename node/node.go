@@ -71,7 +71,7 @@ func Start(cfg Config) (*Node, error) {
 	// Client, client HTTP and metrics ports are bound first, as etcd binds every
 	// listener before it builds its server: a taken port fails the start
 	// before anything has to be stopped again.
-	bound, err := transport.BindAll(slices.Concat(cfg.ListenClientURLs, cfg.ListenClientHTTPURLs, cfg.ListenMetricsURLs), cfg.clientSecurity())
+	bound, err := transport.BindAll(slices.Concat(cfg.ListenClientURLs, cfg.ListenClientHTTPURLs, cfg.ListenMetricsURLs), cfg.clientSecurity(), cfg.socketOpts())
 	if err != nil {
 		var be *transport.BindError
 		errors.As(err, &be)
@@ -449,7 +449,7 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 // spawnListeners starts serving clients, and the auto compactor.
 func (s *supervisor) spawnListeners(ctx actor.Context) {
 	pid, err := ctx.SpawnNamed(listeners.Props(listeners.Config{
-		ClientURLs: s.cfg.ListenClientURLs, ClientHTTPURLs: s.cfg.ListenClientHTTPURLs, Bound: s.bound, Security: s.cfg.clientSecurity(), Raft: s.raft, Hub: s.hub,
+		ClientURLs: s.cfg.ListenClientURLs, ClientHTTPURLs: s.cfg.ListenClientHTTPURLs, Bound: s.bound, Security: s.cfg.clientSecurity(), Socket: s.cfg.socketOpts(), Raft: s.raft, Hub: s.hub,
 		MaxRequestBytes: int(s.cfg.MaxRequestBytes), MaxTxnOps: int(s.cfg.MaxTxnOps),
 		ActorAddress: s.actorAddress(),
 		Name:         s.cfg.Name, AdvertiseClientURLs: urlStrings(s.cfg.AdvertiseClientURLs),
