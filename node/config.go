@@ -179,6 +179,10 @@ type Config struct {
 	// SO_REUSEPORT on the client, client HTTP and metrics listeners; the
 	// peer listener is protoactor's and takes neither (see Warnings).
 	SocketReuseAddress, SocketReusePort bool
+	// InitialElectionTickAdvance (etcd's default true) lets a member of a
+	// multi-member cluster fast-forward its election ticks once its peers
+	// answer; false waits a whole election timeout first.
+	InitialElectionTickAdvance bool
 	// FeatureGates is --feature-gates, with the --experimental-* flags
 	// that name a gate folded in by ResolveFlags.
 	FeatureGates FeatureGates
@@ -244,21 +248,22 @@ func Default() Config {
 
 		WatchProgressNotifyInterval: DefaultWatchProgressNotifyInterval,
 
-		PreVote:                true,
-		StrictReconfigCheck:    true,
-		MaxSnapshots:           DefaultMaxSnapshots,
-		MaxWALs:                DefaultMaxWALs,
-		SnapshotCatchUpEntries: DefaultSnapshotCatchUpEntries,
-		MaxConcurrentStreams:   math.MaxUint32,
-		GRPCKeepAliveMinTime:   DefaultGRPCKeepAliveMinTime,
-		GRPCKeepAliveInterval:  DefaultGRPCKeepAliveInterval,
-		GRPCKeepAliveTimeout:   DefaultGRPCKeepAliveTimeout,
-		CORS:                   []string{"*"},
-		HostWhitelist:          []string{"*"},
-		Metrics:                MetricsBasic,
-		LogOutputs:             []string{LogOutputDefault},
-		LogRotationConfigJSON:  DefaultLogRotationConfig,
-		CompactHashCheckTime:   DefaultCompactHashCheckTime,
+		PreVote:                    true,
+		InitialElectionTickAdvance: true,
+		StrictReconfigCheck:        true,
+		MaxSnapshots:               DefaultMaxSnapshots,
+		MaxWALs:                    DefaultMaxWALs,
+		SnapshotCatchUpEntries:     DefaultSnapshotCatchUpEntries,
+		MaxConcurrentStreams:       math.MaxUint32,
+		GRPCKeepAliveMinTime:       DefaultGRPCKeepAliveMinTime,
+		GRPCKeepAliveInterval:      DefaultGRPCKeepAliveInterval,
+		GRPCKeepAliveTimeout:       DefaultGRPCKeepAliveTimeout,
+		CORS:                       []string{"*"},
+		HostWhitelist:              []string{"*"},
+		Metrics:                    MetricsBasic,
+		LogOutputs:                 []string{LogOutputDefault},
+		LogRotationConfigJSON:      DefaultLogRotationConfig,
+		CompactHashCheckTime:       DefaultCompactHashCheckTime,
 
 		WarningUnaryRequestDuration: DefaultWarningUnaryRequestDuration,
 		BackendFreelistType:         "map",

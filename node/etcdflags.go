@@ -138,7 +138,6 @@ var refusedFlags = []refusedFlag{
 	{"auth-token-ttl", "300", kindNumber, reasonTLSAuth},
 
 	// Member.
-	{"initial-election-tick-advance", "true", kindBool, "troupe always fast-forwards the first election of a lone voter and cannot turn that off"},
 	{"raft-read-timeout", "5s", kindDuration, reasonRaftHTTP},
 	{"raft-write-timeout", "5s", kindDuration, reasonRaftHTTP},
 
@@ -294,6 +293,7 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics.")
 	fs.StringVar(&st.logger, "logger", st.logger, "Currently only supports 'zap' for structured logging (troupe logs with log/slog, in zap's JSON fields where etcd's matter).")
 	fs.Var(&listValue{list: &c.LogOutputs}, "log-outputs", "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets.")
+	fs.BoolVar(&c.InitialElectionTickAdvance, "initial-election-tick-advance", c.InitialElectionTickAdvance, "Whether to fast-forward initial election ticks on boot for faster election.")
 	fs.BoolVar(&c.SocketReuseAddress, "socket-reuse-address", c.SocketReuseAddress, "Enable to set socket option SO_REUSEADDR on listeners allowing rebinding of a port in TIME_WAIT state.")
 	fs.BoolVar(&c.SocketReusePort, "socket-reuse-port", c.SocketReusePort, "Enable to set socket option SO_REUSEPORT on listeners allowing rebinding of a port already in use.")
 	fs.BoolVar(&c.EnableLogRotation, "enable-log-rotation", c.EnableLogRotation, "Enable log rotation of a single log-outputs file target.")
@@ -780,6 +780,7 @@ var acceptedFlags = map[string]string{
 	"metrics":                                           "basic or extensive (gRPC handling-time histograms)",
 	"logger":                                            "zap only (troupe's structured logger)",
 	"log-outputs":                                       "default, stderr, stdout or files, several at once (not systemd/journal)",
+	"initial-election-tick-advance":                     "true: a member of a multi-member cluster fast-forwards election-2 ticks once two peers answer (as etcd); a lone member campaigns at once either way",
 	"socket-reuse-address":                              "SO_REUSEADDR on the client and metrics listeners (Go sets it on all anyway)",
 	"socket-reuse-port":                                 "SO_REUSEPORT on the client and metrics listeners; not the peer listener (protoactor's), with a warning",
 	"enable-log-rotation":                               "the one file of --log-outputs rotates (lumberjack, as etcd)",

@@ -378,7 +378,7 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 		HeartbeatInterval: s.cfg.HeartbeatInterval, ElectionTicks: electionTicks, QuotaBytes: s.cfg.BackendQuotaBytes(),
 		WALSegmentBytes: s.cfg.WALSegmentBytes,
 		Client:          s.raft, Hub: s.hub, Logger: s.cfg.Logger, PeersPID: s.peersPID,
-		DisablePreVote: !s.cfg.PreVote, CatchUpEntries: s.cfg.SnapshotCatchUpEntries,
+		DisablePreVote: !s.cfg.PreVote, SkipElectionTickAdvance: !s.cfg.InitialElectionTickAdvance, CatchUpEntries: s.cfg.SnapshotCatchUpEntries,
 		MaxSnapshots: keepFiles(s.cfg.MaxSnapshots), MaxWALs: keepFiles(s.cfg.MaxWALs),
 		BackendBatchLimit: s.cfg.BackendBatchLimit, BackendBatchInterval: s.cfg.BackendBatchInterval,
 		UnsafeNoFsync: s.cfg.UnsafeNoFsync, MaxLearners: s.cfg.MaxLearners, WarningApplyDuration: s.cfg.WarningApplyDuration,
