@@ -71,13 +71,14 @@ func etcdUsage(name string) string {
 
 // Reasons shared by many refused flags.
 const (
-	reasonTLSAuth     = "TLS/auth: not yet supported by troupe"
-	reasonV2Discovery = "v2 discovery is not supported (etcd 3.6 deprecates it too); list the members in --initial-cluster"
-	reasonV3Discovery = "v3 discovery is not supported by troupe; list the members in --initial-cluster"
-	reasonSRV         = "DNS SRV discovery is not supported by troupe; list the members in --initial-cluster"
-	reasonTracing     = "distributed tracing is not supported by troupe"
-	reasonRaftHTTP    = "troupe's peers talk over protoactor remote, not etcd's rafthttp; it has no such timeout"
-	reasonDowngrade   = "cluster downgrade is not supported by troupe, so it has nothing to check"
+	reasonTLSAuth         = "TLS/auth: not yet supported by troupe"
+	reasonV2Discovery     = "v2 discovery is not supported (etcd 3.6 deprecates it too); list the members in --initial-cluster"
+	reasonV3Discovery     = "v3 discovery is not supported by troupe; list the members in --initial-cluster"
+	reasonSRV             = "DNS SRV discovery is not supported by troupe; list the members in --initial-cluster"
+	reasonTracing         = "distributed tracing is not supported by troupe"
+	reasonRaftHTTP        = "troupe's peers talk over protoactor remote's gRPC streams, not etcd's rafthttp: the peer listener is protoactor's own (its connections take no deadlines) and a stream's dialer reads nothing back that could renew a read deadline"
+	reasonCompactionSleep = "troupe writes a compaction's delete chunks (--compaction-batch-limit) in its backend commit, and backend commits go in order: a pause between chunks would hold every later write's commit (and the applier past 4x --backend-batch-limit), not the compaction alone, so troupe does not pause (etcd's 0 means 10ms)"
+	reasonDowngrade       = "cluster downgrade is not supported by troupe (the Downgrade RPC is unimplemented), so it has nothing to check"
 )
 
 // refusedFlags are etcd 3.6.8 flags troupe does not implement. Each is
@@ -156,8 +157,8 @@ var refusedFlags = []refusedFlag{
 	// Experimental.
 	{"experimental-downgrade-check-time", "5s", kindDuration, reasonDowngrade},
 	{"downgrade-check-time", "5s", kindDuration, reasonDowngrade},
-	{"experimental-compaction-sleep-interval", "0s", kindDuration, "troupe does not pause between compaction batches"},
-	{"compaction-sleep-interval", "0s", kindDuration, "troupe does not pause between compaction batches"},
+	{"experimental-compaction-sleep-interval", "0s", kindDuration, reasonCompactionSleep},
+	{"compaction-sleep-interval", "0s", kindDuration, reasonCompactionSleep},
 }
 
 // ignoredFlags are flags of etcd 2 that etcd 3.6 still accepts and
@@ -356,6 +357,7 @@ var troupeNotes = map[string]string{
 	"log-format":                                     "troupe: also 'text' (tint, coloured on a terminal); empty (the default) is text on a terminal and json otherwise.",
 	"log-outputs":                                    "troupe: no 'systemd/journal' of its own ('default' is stderr, which reaches the journal under systemd).",
 	"backend-batch-interval":                         "troupe: 0 is 100ms.",
+	"initial-election-tick-advance":                  "troupe: a peer counts as connected once it answers the peer actor's probes.",
 	"socket-reuse-address":                           "troupe: client, client http and metrics listeners (Go sets SO_REUSEADDR on every listener anyway, the peer one too).",
 	"socket-reuse-port":                              "troupe: client, client http and metrics listeners; not the peer listener (protoactor remote's own).",
 	"backend-batch-limit":                            "troupe: 0 is 10000.",

@@ -278,6 +278,25 @@ func TestSocketReuseFlags(t *testing.T) {
 	}
 }
 
+// TestConfigFileLogAndSocketKeys: the keys of the flags taken from
+// etcd's configuration file, with its YAML types.
+func TestConfigFileLogAndSocketKeys(t *testing.T) {
+	c := Default()
+	path := writeFile(t, "log-outputs: [stderr, /tmp/x.log]\nenable-log-rotation: true\n"+
+		"log-rotation-config-json: '{\"maxsize\": 5}'\nsocket-reuse-address: true\nsocket-reuse-port: true\n"+
+		"initial-election-tick-advance: false\n")
+	if err := c.ApplyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.LogOutputs, []string{"stderr", "/tmp/x.log"}) || !c.EnableLogRotation || c.LogRotationConfigJSON != `{"maxsize": 5}` ||
+		!c.SocketReuseAddress || !c.SocketReusePort || c.InitialElectionTickAdvance {
+		t.Errorf("got %+v", c)
+	}
+}
+
 func TestEtcd36KnobErrors(t *testing.T) {
 	for _, tc := range []struct{ arg, want string }{
 		{"--logger=capnslog", "--logger=capnslog is removed in v3.5"},
