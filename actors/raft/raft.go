@@ -23,6 +23,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -222,7 +223,7 @@ func (r *raftActor) handleStarted(ctx actor.Context) {
 // startTickAdvance arms the initial election tick advance of a member
 // of a multi-member cluster, unless it is skipped.
 func (r *raftActor) startTickAdvance() {
-	if len(r.confState.GetVoters())+len(r.confState.GetLearners()) < 2 {
+	if len(r.otherMembers()) == 0 {
 		return // a lone member: campaigns at once (see soleVoter)
 	}
 	if r.cfg.SkipElectionTickAdvance {
@@ -248,8 +249,8 @@ func (r *raftActor) advanceTicks() {
 	}
 	r.advanceWait--
 	active := 0
-	for _, id := range append(r.confState.GetVoters(), r.confState.GetLearners()...) {
-		if id != r.cfg.ID && !r.cfg.View.PeerActiveSince(id).IsZero() {
+	for _, id := range r.otherMembers() {
+		if !r.cfg.View.PeerActiveSince(id).IsZero() {
 			active++
 		}
 	}
@@ -263,6 +264,21 @@ func (r *raftActor) advanceTicks() {
 	for range ticks {
 		r.rn.Tick()
 	}
+}
+
+// otherMembers are the voters and learners of raft's configuration other
+// than this member (a bootstrap sets it before its entries are applied).
+func (r *raftActor) otherMembers() []uint64 {
+	cfg := r.rn.Status().Config
+	var ids []uint64
+	for _, set := range []map[uint64]struct{}{cfg.Voters[0], cfg.Voters[1], cfg.Learners} {
+		for id := range set {
+			if id != r.cfg.ID && !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
 }
 
 // soleVoter reports whether this member is the only voter.
