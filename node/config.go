@@ -183,6 +183,9 @@ type Config struct {
 	// multi-member cluster fast-forward its election ticks once its peers
 	// answer; false waits a whole election timeout first.
 	InitialElectionTickAdvance bool
+	// RaftWriteTimeout fails a write to another member that blocks
+	// longer (etcd's --raft-write-timeout; raised to 5s, its minimum).
+	RaftWriteTimeout time.Duration
 	// FeatureGates is --feature-gates, with the --experimental-* flags
 	// that name a gate folded in by ResolveFlags.
 	FeatureGates FeatureGates
@@ -250,6 +253,7 @@ func Default() Config {
 
 		PreVote:                    true,
 		InitialElectionTickAdvance: true,
+		RaftWriteTimeout:           DefaultRaftWriteTimeout,
 		StrictReconfigCheck:        true,
 		MaxSnapshots:               DefaultMaxSnapshots,
 		MaxWALs:                    DefaultMaxWALs,

@@ -31,6 +31,7 @@ const (
 	DefaultWarningUnaryRequestDuration = 300 * time.Millisecond
 	DefaultWarningApplyDuration        = 100 * time.Millisecond
 	DefaultCompactionBatchLimit        = 1000
+	DefaultRaftWriteTimeout            = 5 * time.Second
 
 	MetricsBasic     = "basic"
 	MetricsExtensive = "extensive"
@@ -76,7 +77,7 @@ const (
 	reasonV3Discovery     = "v3 discovery is not supported by troupe; list the members in --initial-cluster"
 	reasonSRV             = "DNS SRV discovery is not supported by troupe; list the members in --initial-cluster"
 	reasonTracing         = "distributed tracing is not supported by troupe"
-	reasonRaftHTTP        = "troupe's peers talk over protoactor remote's gRPC streams, not etcd's rafthttp: the peer listener is protoactor's own (its connections take no deadlines) and a stream's dialer reads nothing back that could renew a read deadline"
+	reasonRaftRead        = "troupe's peers talk over protoactor remote's gRPC streams, not etcd's rafthttp: the peer listener is protoactor's own (its connections take no deadlines), and on the connections it dials a member reads nothing back but the handshake, so a read deadline would cut idle links (gRPC's pings, 10s at the least, cannot renew a 5s one)"
 	reasonCompactionSleep = "troupe writes a compaction's delete chunks (--compaction-batch-limit) in its backend commit, and backend commits go in order: a pause between chunks would hold every later write's commit (and the applier past 4x --backend-batch-limit), not the compaction alone, so troupe does not pause (etcd's 0 means 10ms)"
 	reasonDowngrade       = "cluster downgrade is not supported by troupe (the Downgrade RPC is unimplemented), so it has nothing to check"
 )
@@ -139,8 +140,7 @@ var refusedFlags = []refusedFlag{
 	{"auth-token-ttl", "300", kindNumber, reasonTLSAuth},
 
 	// Member.
-	{"raft-read-timeout", "5s", kindDuration, reasonRaftHTTP},
-	{"raft-write-timeout", "5s", kindDuration, reasonRaftHTTP},
+	{"raft-read-timeout", "5s", kindDuration, reasonRaftRead},
 
 	// Distributed tracing.
 	{"experimental-enable-distributed-tracing", "false", kindBool, reasonTracing},
@@ -295,6 +295,7 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 	fs.StringVar(&st.logger, "logger", st.logger, "Currently only supports 'zap' for structured logging (troupe logs with log/slog, in zap's JSON fields where etcd's matter).")
 	fs.Var(&listValue{list: &c.LogOutputs}, "log-outputs", "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets.")
 	fs.BoolVar(&c.InitialElectionTickAdvance, "initial-election-tick-advance", c.InitialElectionTickAdvance, "Whether to fast-forward initial election ticks on boot for faster election.")
+	fs.DurationVar(&c.RaftWriteTimeout, "raft-write-timeout", c.RaftWriteTimeout, "Write timeout set on each rafthttp connection")
 	fs.BoolVar(&c.SocketReuseAddress, "socket-reuse-address", c.SocketReuseAddress, "Enable to set socket option SO_REUSEADDR on listeners allowing rebinding of a port in TIME_WAIT state.")
 	fs.BoolVar(&c.SocketReusePort, "socket-reuse-port", c.SocketReusePort, "Enable to set socket option SO_REUSEPORT on listeners allowing rebinding of a port already in use.")
 	fs.BoolVar(&c.EnableLogRotation, "enable-log-rotation", c.EnableLogRotation, "Enable log rotation of a single log-outputs file target.")
@@ -560,6 +561,16 @@ func (c *Config) grpcLimits() transport.GRPCLimits {
 const peerSocketWarning = "--socket-reuse-port applies to the client, client http and metrics listeners only: " +
 	"the peer listener (--listen-peer-urls) is protoactor remote's own, which takes no socket options"
 
+// raftWriteTimeout is --raft-write-timeout raised to etcd's minimum, 5s,
+// as etcd raises it (and says so).
+func (c *Config) raftWriteTimeout() time.Duration {
+	if c.RaftWriteTimeout < DefaultRaftWriteTimeout {
+		c.Logger.Info(fmt.Sprintf("raft-write-timeout increased to minimum value: %v", DefaultRaftWriteTimeout))
+		return DefaultRaftWriteTimeout
+	}
+	return c.RaftWriteTimeout
+}
+
 func (c *Config) socketOpts() transport.SocketOpts {
 	return transport.SocketOpts{ReuseAddress: c.SocketReuseAddress, ReusePort: c.SocketReusePort}
 }
@@ -783,6 +794,7 @@ var acceptedFlags = map[string]string{
 	"logger":                                            "zap only (troupe's structured logger)",
 	"log-outputs":                                       "default, stderr, stdout or files, several at once (not systemd/journal)",
 	"initial-election-tick-advance":                     "true: a member of a multi-member cluster fast-forwards election-2 ticks once two peers answer (as etcd); a lone member campaigns at once either way",
+	"raft-write-timeout":                                "a write to another member blocked this long fails its connection (protoactor dials again); at least 5s, as etcd",
 	"socket-reuse-address":                              "SO_REUSEADDR on the client and metrics listeners (Go sets it on all anyway)",
 	"socket-reuse-port":                                 "SO_REUSEPORT on the client and metrics listeners; not the peer listener (protoactor's), with a warning",
 	"enable-log-rotation":                               "the one file of --log-outputs rotates (lumberjack, as etcd)",

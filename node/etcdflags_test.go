@@ -3,6 +3,7 @@ package node
 import (
 	"flag"
 	"io"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
@@ -294,6 +295,30 @@ func TestConfigFileLogAndSocketKeys(t *testing.T) {
 	if !slices.Equal(c.LogOutputs, []string{"stderr", "/tmp/x.log"}) || !c.EnableLogRotation || c.LogRotationConfigJSON != `{"maxsize": 5}` ||
 		!c.SocketReuseAddress || !c.SocketReusePort || c.InitialElectionTickAdvance {
 		t.Errorf("got %+v", c)
+	}
+}
+
+// TestRaftWriteTimeoutMinimum: --raft-write-timeout below etcd's 5s is
+// raised to it with etcd's info line; above, it is kept.
+func TestRaftWriteTimeoutMinimum(t *testing.T) {
+	for _, tc := range []struct {
+		arg    string
+		want   time.Duration
+		raised bool
+	}{{"--raft-write-timeout=1s", 5 * time.Second, true}, {"--raft-write-timeout=0s", 5 * time.Second, true}, {"--raft-write-timeout=12s", 12 * time.Second, false}} {
+		c := Default()
+		fs := flagSet(&c)
+		if err := fs.Parse([]string{tc.arg}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		var log strings.Builder
+		c.Logger = slog.New(slog.NewTextHandler(&log, nil))
+		if got := c.raftWriteTimeout(); got != tc.want || strings.Contains(log.String(), "raft-write-timeout increased to minimum value: 5s") != tc.raised {
+			t.Errorf("%s: %v, log %q", tc.arg, got, log.String())
+		}
 	}
 }
 

@@ -79,7 +79,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	// The peer remote starts before any actor: actors spawned earlier
 	// would carry an address other members cannot answer.
-	rem, err := peers.StartRemote(system, cfg.ListenPeerURLs[0].Host, cfg.peerSecurity(), cfg.Logger)
+	rem, err := peers.StartRemote(system, cfg.ListenPeerURLs[0].Host, cfg.peerSecurity(), cfg.raftWriteTimeout(), cfg.Logger)
 	if err != nil {
 		bound.Close()
 		return nil, fmt.Errorf("listen on peer url %s: %w (fix: free the port or change --listen-peer-urls)", cfg.ListenPeerURLs[0].String(), err)
