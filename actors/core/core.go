@@ -74,20 +74,20 @@ type Config struct {
 	WALSegmentBytes   int64
 	QuotaBytes        int64 // --quota-backend-bytes in effect, <= 0: none
 	// Knobs of etcd's flags; the zero values are troupe's defaults.
-	DisablePreVote bool // --pre-vote=false
+	DisablePreVote       bool          // --pre-vote=false
+	CatchUpEntries       uint64        // --snapshot-catchup-entries; 0: the snapshotter's default
+	MaxSnapshots         int           // snap.Options.Keep: 0 default, < 0 all
+	MaxWALs              int           // wal.Options.MaxFiles: 0 only what is needed, < 0 all
+	BackendBatchLimit    int           // mvcc.Options.BatchLimit; 0: its default
+	BackendBatchInterval time.Duration // applier CommitInterval; 0: its default
+	UnsafeNoFsync        bool          // --unsafe-no-fsync: WAL and backend skip fsync
+	MaxLearners          int           // --max-learners; 0: membership.MaxLearners
+	WarningApplyDuration time.Duration // --warning-apply-duration; 0: no warning
+	CompactionBatchLimit int           // --compaction-batch-limit; 0: deletes go with the batch
+	MemoryMlock          bool          // --memory-mlock: bbolt's Mlock
+	FreelistType         string        // --backend-bbolt-freelist-type: "map", "array" or "" (bbolt's)
 	// SkipElectionTickAdvance is --initial-election-tick-advance=false.
 	SkipElectionTickAdvance bool
-	CatchUpEntries          uint64        // --snapshot-catchup-entries; 0: the snapshotter's default
-	MaxSnapshots            int           // snap.Options.Keep: 0 default, < 0 all
-	MaxWALs                 int           // wal.Options.MaxFiles: 0 only what is needed, < 0 all
-	BackendBatchLimit       int           // mvcc.Options.BatchLimit; 0: its default
-	BackendBatchInterval    time.Duration // applier CommitInterval; 0: its default
-	UnsafeNoFsync           bool          // --unsafe-no-fsync: WAL and backend skip fsync
-	MaxLearners             int           // --max-learners; 0: membership.MaxLearners
-	WarningApplyDuration    time.Duration // --warning-apply-duration; 0: no warning
-	CompactionBatchLimit    int           // --compaction-batch-limit; 0: deletes go with the batch
-	MemoryMlock             bool          // --memory-mlock: bbolt's Mlock
-	FreelistType            string        // --backend-bbolt-freelist-type: "map", "array" or "" (bbolt's)
 	// BootstrapDefragThresholdBytes defragments the backend at start-up
 	// when at least this much of it is free (0: never).
 	BootstrapDefragThresholdBytes int64
@@ -583,9 +583,10 @@ func (c *core) spawnChildren(ctx actor.Context, ms *raft.MemoryStorage, store *m
 	pid, err := ctx.SpawnNamed(raftactor.Props(raftactor.Config{
 		ID: id, Storage: ms, Bootstrap: peers,
 		ElectionTick: c.cfg.ElectionTicks, HeartbeatTick: 1, TickInterval: c.cfg.HeartbeatInterval,
-		DisablePreVote: c.cfg.DisablePreVote, SkipElectionTickAdvance: c.cfg.SkipElectionTickAdvance,
-		WAL: walPID, Applier: applierPID, Lessor: lessorPID, Peers: c.cfg.PeersPID,
-		Waits: c.cfg.Client.Waits(), View: c.view(), Logger: log,
+		DisablePreVote: c.cfg.DisablePreVote,
+		WAL:            walPID, Applier: applierPID, Lessor: lessorPID, Peers: c.cfg.PeersPID,
+		SkipElectionTickAdvance: c.cfg.SkipElectionTickAdvance,
+		Waits:                   c.cfg.Client.Waits(), View: c.view(), Logger: log,
 	}, c.res.pinned(), metrics.Mailbox("raft")), "raft")
 	must(err)
 	if !pid.Equal(raftPID) {
