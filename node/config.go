@@ -171,6 +171,21 @@ type Config struct {
 	// MaxLearners is etcd's --max-learners.
 	MaxLearners int
 	LogOutputs  []string
+	// EnableLogRotation rotates the one file of LogOutputs with
+	// lumberjack, configured by LogRotationConfigJSON (etcd's flags).
+	EnableLogRotation     bool
+	LogRotationConfigJSON string
+	// SocketReuseAddress and SocketReusePort set SO_REUSEADDR and
+	// SO_REUSEPORT on the client, client HTTP and metrics listeners; the
+	// peer listener is protoactor's and takes neither (see Warnings).
+	SocketReuseAddress, SocketReusePort bool
+	// InitialElectionTickAdvance (etcd's default true) lets a member of a
+	// multi-member cluster fast-forward its election ticks once its peers
+	// answer; false waits a whole election timeout first.
+	InitialElectionTickAdvance bool
+	// RaftWriteTimeout fails a write to another member that blocks
+	// longer (etcd's --raft-write-timeout; raised to 5s, its minimum).
+	RaftWriteTimeout time.Duration
 	// FeatureGates is --feature-gates, with the --experimental-* flags
 	// that name a gate folded in by ResolveFlags.
 	FeatureGates FeatureGates
@@ -256,6 +271,9 @@ func Default() Config {
 		MaxLearners:                 membership.MaxLearners,
 		WarningApplyDuration:        DefaultWarningApplyDuration,
 		CompactionBatchLimit:        DefaultCompactionBatchLimit,
+		InitialElectionTickAdvance:  true,
+		RaftWriteTimeout:            DefaultRaftWriteTimeout,
+		LogRotationConfigJSON:       DefaultLogRotationConfig,
 	}
 	c.InitialCluster = c.InitialClusterFromName(c.Name)
 	return c

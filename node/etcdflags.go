@@ -31,6 +31,7 @@ const (
 	DefaultWarningUnaryRequestDuration = 300 * time.Millisecond
 	DefaultWarningApplyDuration        = 100 * time.Millisecond
 	DefaultCompactionBatchLimit        = 1000
+	DefaultRaftWriteTimeout            = 5 * time.Second
 
 	MetricsBasic     = "basic"
 	MetricsExtensive = "extensive"
@@ -76,9 +77,10 @@ const (
 	reasonV3Discovery = "v3 discovery is not supported by troupe; list the members in --initial-cluster"
 	reasonSRV         = "DNS SRV discovery is not supported by troupe; list the members in --initial-cluster"
 	reasonTracing     = "distributed tracing is not supported by troupe"
-	reasonRaftHTTP    = "troupe's peers talk over protoactor remote, not etcd's rafthttp; it has no such timeout"
-	reasonLogRotation = "log rotation is not supported by troupe; it logs to stderr or stdout, rotate them with the service manager"
-	reasonDowngrade   = "cluster downgrade is not supported by troupe, so it has nothing to check"
+	reasonDowngrade   = "cluster downgrade is not supported by troupe (the Downgrade RPC is unimplemented), so it has nothing to check"
+
+	reasonRaftRead        = "troupe's peers talk over protoactor remote's gRPC streams, not etcd's rafthttp: the peer listener is protoactor's own (its connections take no deadlines), and on the connections it dials a member reads nothing back but the handshake, so a read deadline would cut idle links (gRPC's pings, 10s at the least, cannot renew a 5s one)"
+	reasonCompactionSleep = "troupe writes a compaction's delete chunks (--compaction-batch-limit) in its backend commit, and backend commits go in order: a pause between chunks would hold every later write's commit (and the applier past 4x --backend-batch-limit), not the compaction alone, so troupe does not pause (etcd's 0 means 10ms)"
 )
 
 // refusedFlags are etcd 3.6.8 flags troupe does not implement. Each is
@@ -139,15 +141,7 @@ var refusedFlags = []refusedFlag{
 	{"auth-token-ttl", "300", kindNumber, reasonTLSAuth},
 
 	// Member.
-	{"initial-election-tick-advance", "true", kindBool, "troupe always fast-forwards the first election of a lone voter and cannot turn that off"},
-	{"socket-reuse-port", "false", kindBool, "SO_REUSEPORT is not supported by troupe"},
-	{"socket-reuse-address", "false", kindBool, "SO_REUSEADDR is not supported by troupe"},
-	{"raft-read-timeout", "5s", kindDuration, reasonRaftHTTP},
-	{"raft-write-timeout", "5s", kindDuration, reasonRaftHTTP},
-
-	// Logging.
-	{"enable-log-rotation", "false", kindBool, reasonLogRotation},
-	{"log-rotation-config-json", `{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localtime": false, "compress": false}`, kindString, reasonLogRotation},
+	{"raft-read-timeout", "5s", kindDuration, reasonRaftRead},
 
 	// Distributed tracing.
 	{"experimental-enable-distributed-tracing", "false", kindBool, reasonTracing},
@@ -164,8 +158,8 @@ var refusedFlags = []refusedFlag{
 	// Experimental.
 	{"experimental-downgrade-check-time", "5s", kindDuration, reasonDowngrade},
 	{"downgrade-check-time", "5s", kindDuration, reasonDowngrade},
-	{"experimental-compaction-sleep-interval", "0s", kindDuration, "troupe does not pause between compaction batches"},
-	{"compaction-sleep-interval", "0s", kindDuration, "troupe does not pause between compaction batches"},
+	{"experimental-compaction-sleep-interval", "0s", kindDuration, reasonCompactionSleep},
+	{"compaction-sleep-interval", "0s", kindDuration, reasonCompactionSleep},
 }
 
 // ignoredFlags are flags of etcd 2 that etcd 3.6 still accepts and
@@ -300,7 +294,13 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", c.EnablePprof, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics.")
 	fs.StringVar(&st.logger, "logger", st.logger, "Currently only supports 'zap' for structured logging (troupe logs with log/slog, in zap's JSON fields where etcd's matter).")
-	fs.Var(&listValue{list: &c.LogOutputs}, "log-outputs", "Specify 'stdout' or 'stderr' (or 'default', stderr) as the log output.")
+	fs.Var(&listValue{list: &c.LogOutputs}, "log-outputs", "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets.")
+	fs.BoolVar(&c.InitialElectionTickAdvance, "initial-election-tick-advance", c.InitialElectionTickAdvance, "Whether to fast-forward initial election ticks on boot for faster election.")
+	fs.DurationVar(&c.RaftWriteTimeout, "raft-write-timeout", c.RaftWriteTimeout, "Write timeout set on each rafthttp connection")
+	fs.BoolVar(&c.SocketReuseAddress, "socket-reuse-address", c.SocketReuseAddress, "Enable to set socket option SO_REUSEADDR on listeners allowing rebinding of a port in TIME_WAIT state.")
+	fs.BoolVar(&c.SocketReusePort, "socket-reuse-port", c.SocketReusePort, "Enable to set socket option SO_REUSEPORT on listeners allowing rebinding of a port already in use.")
+	fs.BoolVar(&c.EnableLogRotation, "enable-log-rotation", c.EnableLogRotation, "Enable log rotation of a single log-outputs file target.")
+	fs.StringVar(&c.LogRotationConfigJSON, "log-rotation-config-json", c.LogRotationConfigJSON, "Configures log rotation if enabled with a JSON logger config.")
 	fs.StringVar(&st.v2Deprecation, "v2-deprecation", st.v2Deprecation, "Phase of v2store deprecation. Deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input.")
 	fs.StringVar(&st.discoveryFallback, "discovery-fallback", st.discoveryFallback, "Expected behavior ('exit') when discovery services fails. Note that v2 proxy is removed.")
 
@@ -357,12 +357,16 @@ var troupeNotes = map[string]string{
 	"listen-client-urls":                   "troupe: http only (no TLS yet).",
 	"listen-peer-urls":                     "troupe: http only; raft traffic goes over protoactor remote on that host:port.",
 	"log-format":                           "troupe: also 'text' (tint, coloured on a terminal); empty (the default) is text on a terminal and json otherwise.",
-	"log-outputs":                          "troupe: 'default' or 'stderr' (stderr), or 'stdout'; no files, no journald of its own.",
+	"log-outputs":                          "troupe: no 'systemd/journal' of its own ('default' is stderr, which reaches the journal under systemd).",
 	"backend-batch-interval":               "troupe: 0 is 100ms.",
 	"backend-batch-limit":                  "troupe: 0 is 10000.",
 	"enable-grpc-gateway":                  "troupe: the JSON gateway at /v3/ on the client (or client http) URLs.",
 	"experimental-enable-lease-checkpoint": "troupe: checkpoints leases whatever the gate says.",
 	"experimental-enable-lease-checkpoint-persist":   "troupe: persists checkpoints whatever the gate says (as etcd 3.6).",
+	"initial-election-tick-advance":                  "troupe: a peer counts as connected once it answers the peer actor's probes.",
+	"socket-reuse-address":                           "troupe: client, client http and metrics listeners (Go sets SO_REUSEADDR on every listener anyway, the peer one too).",
+	"socket-reuse-port":                              "troupe: client, client http and metrics listeners; not the peer listener (protoactor remote's own).",
+	"raft-write-timeout":                             "troupe: on the protoactor remote connections this member dials, which carry all it sends to other members.",
 	"experimental-txn-mode-write-with-shared-buffer": "troupe: no effect (a detail of etcd's backend).",
 	"experimental-stop-grpc-service-on-defrag":       "troupe: refused when true (not supported yet).",
 }
@@ -465,6 +469,9 @@ func (c *Config) resolveWarningUnary(given map[string]bool) error {
 // deprecated ones, and etcd 2 flags it ignores.
 func (c *Config) Warnings() []string {
 	out := slices.Clone(c.etcd36.warnings)
+	if c.SocketReusePort {
+		out = append(out, peerSocketWarning)
+	}
 	for _, name := range c.etcd36.ignored {
 		out = append(out, fmt.Sprintf("flag %q is no longer supported - ignoring", name))
 	}
@@ -486,7 +493,7 @@ func (c *Config) validateEtcd36() error {
 		}
 		return fmt.Errorf("--logger %q: troupe supports only 'zap' (its structured logger, as etcd's)", st.logger)
 	}
-	if err := checkLogOutputs(c.LogOutputs); err != nil {
+	if err := checkLogOutputs(c.LogOutputs, c.EnableLogRotation, c.LogRotationConfigJSON); err != nil {
 		return err
 	}
 	if err := checkCORS(c.CORS); err != nil {
@@ -535,25 +542,6 @@ func (c *Config) validateEtcd36() error {
 	return nil
 }
 
-// checkLogOutputs accepts what troupe can write to: etcd's default
-// (stderr), stderr or stdout, one of them.
-func checkLogOutputs(outs []string) error {
-	if len(outs) > 1 && slices.Contains(outs, LogOutputDefault) {
-		return fmt.Errorf("multi logoutput for %q is not supported yet", LogOutputDefault)
-	}
-	if len(outs) > 1 {
-		return fmt.Errorf("--log-outputs %q: troupe writes to one output; give 'stderr' or 'stdout'", strings.Join(outs, ","))
-	}
-	for _, o := range outs {
-		switch o {
-		case LogOutputDefault, "stderr", "stdout":
-		default:
-			return fmt.Errorf("--log-outputs %q: troupe writes only to 'stderr' (also 'default') or 'stdout', not to files or journald directly", o)
-		}
-	}
-	return nil
-}
-
 // grpcLimits are the gRPC server's limits: etcd's 0 (disabled) becomes
 // the transport's negative.
 func (c *Config) grpcLimits() transport.GRPCLimits {
@@ -569,6 +557,24 @@ func (c *Config) grpcLimits() transport.GRPCLimits {
 		KeepAliveInterval:    off(c.GRPCKeepAliveInterval),
 		KeepAliveTimeout:     off(c.GRPCKeepAliveTimeout),
 	}
+}
+
+// peerSocketWarning says where --socket-reuse-port does not reach.
+const peerSocketWarning = "--socket-reuse-port applies to the client, client http and metrics listeners only: " +
+	"the peer listener (--listen-peer-urls) is protoactor remote's own, which takes no socket options"
+
+// raftWriteTimeout is --raft-write-timeout raised to etcd's minimum, 5s,
+// as etcd raises it (and says so).
+func (c *Config) raftWriteTimeout() time.Duration {
+	if c.RaftWriteTimeout < DefaultRaftWriteTimeout {
+		c.Logger.Info(fmt.Sprintf("raft-write-timeout increased to minimum value: %v", DefaultRaftWriteTimeout))
+		return DefaultRaftWriteTimeout
+	}
+	return c.RaftWriteTimeout
+}
+
+func (c *Config) socketOpts() transport.SocketOpts {
+	return transport.SocketOpts{ReuseAddress: c.SocketReuseAddress, ReusePort: c.SocketReusePort}
 }
 
 func (c *Config) httpOptions() etcdapi.HTTPOptions {
@@ -790,7 +796,7 @@ var acceptedFlags = map[string]string{
 	"enable-pprof":                            "/debug/pprof/ on the client URLs",
 	"metrics":                                 "basic or extensive (gRPC handling-time histograms)",
 	"logger":                                  "zap only (troupe's structured logger)",
-	"log-outputs":                             "default, stderr or stdout",
+	"log-outputs":                             "default, stderr, stdout or files, several at once (not systemd/journal)",
 	"log-level":                               "debug, info, warn, error, panic, fatal",
 	"log-format":                              "json, console (text), or automatic",
 	"experimental-initial-corrupt-check":      "sets gate InitialCorruptCheck (deprecated)",
@@ -821,4 +827,10 @@ var acceptedFlags = map[string]string{
 	"unsafe-no-fsync":                                   "WAL and backend skip fsync: a crash can lose acknowledged writes",
 	"warning-unary-request-duration":                    "unary requests slower than it are logged at warn ('request stats', as etcd)",
 	"experimental-warning-unary-request-duration":       "old name of --warning-unary-request-duration (deprecated; not both)",
+	"initial-election-tick-advance":                     "true: a member of a multi-member cluster fast-forwards election-2 ticks once two peers answer (as etcd); a lone member campaigns at once either way",
+	"socket-reuse-address":                              "SO_REUSEADDR on the client and metrics listeners (Go sets it on all anyway)",
+	"socket-reuse-port":                                 "SO_REUSEPORT on the client and metrics listeners; not the peer listener (protoactor's), with a warning",
+	"raft-write-timeout":                                "a write to another member blocked this long fails its connection (protoactor dials again); at least 5s, as etcd",
+	"enable-log-rotation":                               "the one file of --log-outputs rotates (lumberjack, as etcd)",
+	"log-rotation-config-json":                          "lumberjack's settings of the rotation, checked as etcd",
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"flag"
 	"io"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
@@ -289,12 +290,78 @@ func TestRenamedExperimentalFlags(t *testing.T) {
 	}
 }
 
+// TestSocketReuseFlags: the two flags reach the listeners' options, and
+// --socket-reuse-port warns that the peer listener does not take it.
+func TestSocketReuseFlags(t *testing.T) {
+	c := Default()
+	fs := flagSet(&c)
+	if err := fs.Parse([]string{"--socket-reuse-address", "--socket-reuse-port=true"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ResolveFlags(fs); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if so := c.socketOpts(); !so.ReuseAddress || !so.ReusePort {
+		t.Errorf("socket options %+v", so)
+	}
+	if !slices.Contains(c.Warnings(), peerSocketWarning) {
+		t.Errorf("warnings %q", c.Warnings())
+	}
+}
+
+// TestConfigFileLogAndSocketKeys: the keys of the flags taken from
+// etcd's configuration file, with its YAML types.
+func TestConfigFileLogAndSocketKeys(t *testing.T) {
+	c := Default()
+	path := writeFile(t, "log-outputs: [stderr, /tmp/x.log]\nenable-log-rotation: true\n"+
+		"log-rotation-config-json: '{\"maxsize\": 5}'\nsocket-reuse-address: true\nsocket-reuse-port: true\n"+
+		"initial-election-tick-advance: false\n")
+	if err := c.ApplyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.LogOutputs, []string{"stderr", "/tmp/x.log"}) || !c.EnableLogRotation || c.LogRotationConfigJSON != `{"maxsize": 5}` ||
+		!c.SocketReuseAddress || !c.SocketReusePort || c.InitialElectionTickAdvance {
+		t.Errorf("got %+v", c)
+	}
+}
+
+// TestRaftWriteTimeoutMinimum: --raft-write-timeout below etcd's 5s is
+// raised to it with etcd's info line; above, it is kept.
+func TestRaftWriteTimeoutMinimum(t *testing.T) {
+	for _, tc := range []struct {
+		arg    string
+		want   time.Duration
+		raised bool
+	}{{"--raft-write-timeout=1s", 5 * time.Second, true}, {"--raft-write-timeout=0s", 5 * time.Second, true}, {"--raft-write-timeout=12s", 12 * time.Second, false}} {
+		c := Default()
+		fs := flagSet(&c)
+		if err := fs.Parse([]string{tc.arg}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		var log strings.Builder
+		c.Logger = slog.New(slog.NewTextHandler(&log, nil))
+		if got := c.raftWriteTimeout(); got != tc.want || strings.Contains(log.String(), "raft-write-timeout increased to minimum value: 5s") != tc.raised {
+			t.Errorf("%s: %v, log %q", tc.arg, got, log.String())
+		}
+	}
+}
+
 func TestEtcd36KnobErrors(t *testing.T) {
 	for _, tc := range []struct{ arg, want string }{
 		{"--logger=capnslog", "--logger=capnslog is removed in v3.5"},
 		{"--logger=x", `--logger "x": troupe supports only 'zap'`},
 		{"--log-outputs=default,stderr", `multi logoutput for "default" is not supported yet`},
-		{"--log-outputs=/var/log/etcd.log", `--log-outputs "/var/log/etcd.log": troupe writes only to`},
+		{"--log-outputs=systemd/journal", `--log-outputs "systemd/journal": troupe does not write to journald itself`},
+		{"--enable-log-rotation", "--log-outputs requires a single file path when --log-rotate-config-json is defined"},
 		{"--metrics=all", `--metrics "all" is not 'basic' or 'extensive'`},
 		{"--discovery-fallback=proxy", `v2 proxy is deprecated, and --discovery-fallback can't be configured as "proxy"`},
 		{"--compact-hash-check-time=0s", "--compact-hash-check-time must be >0 (set to 0s)"},

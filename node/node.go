@@ -71,7 +71,7 @@ func Start(cfg Config) (*Node, error) {
 	// Client, client HTTP and metrics ports are bound first, as etcd binds every
 	// listener before it builds its server: a taken port fails the start
 	// before anything has to be stopped again.
-	bound, err := transport.BindAll(slices.Concat(cfg.ListenClientURLs, cfg.ListenClientHTTPURLs, cfg.ListenMetricsURLs), cfg.clientSecurity())
+	bound, err := transport.BindAll(slices.Concat(cfg.ListenClientURLs, cfg.ListenClientHTTPURLs, cfg.ListenMetricsURLs), cfg.clientSecurity(), cfg.socketOpts())
 	if err != nil {
 		var be *transport.BindError
 		errors.As(err, &be)
@@ -79,7 +79,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	// The peer remote starts before any actor: actors spawned earlier
 	// would carry an address other members cannot answer.
-	rem, err := peers.StartRemote(system, cfg.ListenPeerURLs[0].Host, cfg.peerSecurity(), cfg.Logger)
+	rem, err := peers.StartRemote(system, cfg.ListenPeerURLs[0].Host, cfg.peerSecurity(), cfg.raftWriteTimeout(), cfg.Logger)
 	if err != nil {
 		bound.Close()
 		return nil, fmt.Errorf("listen on peer url %s: %w (fix: free the port or change --listen-peer-urls)", cfg.ListenPeerURLs[0].String(), err)
@@ -378,7 +378,7 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 		HeartbeatInterval: s.cfg.HeartbeatInterval, ElectionTicks: electionTicks, QuotaBytes: s.cfg.BackendQuotaBytes(),
 		WALSegmentBytes: s.cfg.WALSegmentBytes,
 		Client:          s.raft, Hub: s.hub, Logger: s.cfg.Logger, PeersPID: s.peersPID,
-		DisablePreVote: !s.cfg.PreVote, CatchUpEntries: s.cfg.SnapshotCatchUpEntries,
+		DisablePreVote: !s.cfg.PreVote, SkipElectionTickAdvance: !s.cfg.InitialElectionTickAdvance, CatchUpEntries: s.cfg.SnapshotCatchUpEntries,
 		MaxSnapshots: keepFiles(s.cfg.MaxSnapshots), MaxWALs: keepFiles(s.cfg.MaxWALs),
 		BackendBatchLimit: s.cfg.BackendBatchLimit, BackendBatchInterval: s.cfg.BackendBatchInterval,
 		UnsafeNoFsync: s.cfg.UnsafeNoFsync, MaxLearners: s.cfg.MaxLearners, WarningApplyDuration: s.cfg.WarningApplyDuration,
@@ -449,7 +449,7 @@ func (s *supervisor) handleCoreStarted(ctx actor.Context) {
 // spawnListeners starts serving clients, and the auto compactor.
 func (s *supervisor) spawnListeners(ctx actor.Context) {
 	pid, err := ctx.SpawnNamed(listeners.Props(listeners.Config{
-		ClientURLs: s.cfg.ListenClientURLs, ClientHTTPURLs: s.cfg.ListenClientHTTPURLs, Bound: s.bound, Security: s.cfg.clientSecurity(), Raft: s.raft, Hub: s.hub,
+		ClientURLs: s.cfg.ListenClientURLs, ClientHTTPURLs: s.cfg.ListenClientHTTPURLs, Bound: s.bound, Security: s.cfg.clientSecurity(), Socket: s.cfg.socketOpts(), Raft: s.raft, Hub: s.hub,
 		MaxRequestBytes: int(s.cfg.MaxRequestBytes), MaxTxnOps: int(s.cfg.MaxTxnOps),
 		ActorAddress: s.actorAddress(),
 		Name:         s.cfg.Name, AdvertiseClientURLs: urlStrings(s.cfg.AdvertiseClientURLs),

@@ -86,6 +86,8 @@ type Config struct {
 	CompactionBatchLimit int           // --compaction-batch-limit; 0: deletes go with the batch
 	MemoryMlock          bool          // --memory-mlock: bbolt's Mlock
 	FreelistType         string        // --backend-bbolt-freelist-type: "map", "array" or "" (bbolt's)
+	// SkipElectionTickAdvance is --initial-election-tick-advance=false.
+	SkipElectionTickAdvance bool
 	// BootstrapDefragThresholdBytes defragments the backend at start-up
 	// when at least this much of it is free (0: never).
 	BootstrapDefragThresholdBytes int64
@@ -583,7 +585,8 @@ func (c *core) spawnChildren(ctx actor.Context, ms *raft.MemoryStorage, store *m
 		ElectionTick: c.cfg.ElectionTicks, HeartbeatTick: 1, TickInterval: c.cfg.HeartbeatInterval,
 		DisablePreVote: c.cfg.DisablePreVote,
 		WAL:            walPID, Applier: applierPID, Lessor: lessorPID, Peers: c.cfg.PeersPID,
-		Waits: c.cfg.Client.Waits(), View: c.view(), Logger: log,
+		SkipElectionTickAdvance: c.cfg.SkipElectionTickAdvance,
+		Waits:                   c.cfg.Client.Waits(), View: c.view(), Logger: log,
 	}, c.res.pinned(), metrics.Mailbox("raft")), "raft")
 	must(err)
 	if !pid.Equal(raftPID) {

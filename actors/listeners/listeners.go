@@ -47,6 +47,9 @@ type Config struct {
 	// Security of the client endpoints (gRPC and HTTP, the actor API) and
 	// of connections to other members' client endpoints; nil is plaintext.
 	Security *transport.Security
+	// Socket are the options of the client and metrics listeners bound
+	// here (--socket-reuse-address, --socket-reuse-port).
+	Socket transport.SocketOpts
 	// Raft proposes and reads through this member's raft actor; its view
 	// is the member's read model.
 	Raft *raftclient.Client
@@ -208,7 +211,7 @@ func (l *listeners) listen(u url.URL) net.Listener {
 	if lis := l.cfg.Bound.Take(u); lis != nil {
 		return lis
 	}
-	lis, err := transport.Listen(u, l.cfg.Security)
+	lis, err := transport.Listen(u, l.cfg.Security, l.cfg.Socket)
 	if err != nil {
 		l.stop()
 		panic(&ListenError{URL: u.String(), Err: err})

@@ -3,6 +3,7 @@ package peers
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
@@ -46,12 +47,13 @@ var AcceptedTypes = []string{
 // silences gRPC's logger process-wide; StartRemote puts back one that
 // reports errors to logger (transport.SetGRPCLogger). sec secures the
 // remote's listener and its connections to other members; nil is
-// plaintext.
+// plaintext. A write to another member that blocks longer than
+// writeTimeout (--raft-write-timeout; 0: none) fails its connection.
 //
 // opts are applied after StartRemote's own remote options, e.g.
 // remote.WithAdvertisedHost("10.0.0.1:2380") when listening on 0.0.0.0.
 // Stop it with Shutdown(true) after the actor tree has stopped.
-func StartRemote(system *actor.ActorSystem, address string, sec *transport.Security, logger *slog.Logger, opts ...remote.ConfigOption) (*remote.Remote, error) {
+func StartRemote(system *actor.ActorSystem, address string, sec *transport.Security, writeTimeout time.Duration, logger *slog.Logger, opts ...remote.ConfigOption) (*remote.Remote, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -62,7 +64,7 @@ func StartRemote(system *actor.ActorSystem, address string, sec *transport.Secur
 	all := append([]remote.ConfigOption{remote.WithEndpointWriterBatchSize(endpointWriterBatchSize)}, opts...)
 	r, _ := transport.NewRemote(system, host, port, transport.RemoteConfig{
 		Security: sec, MaxMessageBytes: MaxMessageBytes, AcceptedTypes: AcceptedTypes,
-		GuardLogger: logger.With("actor", "peers", "part", "guard"),
+		GuardLogger: logger.With("actor", "peers", "part", "guard"), WriteTimeout: writeTimeout,
 	}, all...)
 	if err := transport.StartRemote(r); err != nil {
 		return nil, fmt.Errorf("peers: listen on %s: %w", address, err)

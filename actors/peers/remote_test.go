@@ -28,7 +28,7 @@ import (
 func startRemoteMember(t *testing.T, id uint64, address string, cfg Config) *member {
 	t.Helper()
 	system := newSystem()
-	r, err := StartRemote(system, address, nil, testLogger())
+	r, err := StartRemote(system, address, nil, 0, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

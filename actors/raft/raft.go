@@ -23,6 +23,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -52,6 +53,13 @@ type Config struct {
 	// a member that was partitioned away then campaigns at once with a
 	// higher term and disrupts the leader when it rejoins.
 	DisablePreVote bool
+	// SkipElectionTickAdvance is etcd's --initial-election-tick-advance=false:
+	// a member of a multi-member cluster waits a whole election timeout
+	// before its first campaign. By default (etcd's true) it fast-forwards
+	// ElectionTick-2 ticks once more than one peer answers (see
+	// advanceTicks). A lone voter campaigns at once either way, as etcd
+	// fast-forwards a single-member cluster whatever the flag says.
+	SkipElectionTickAdvance bool
 
 	WAL     *actor.PID
 	Applier *actor.PID
@@ -115,7 +123,15 @@ type raftActor struct {
 	lastLeader      uint64
 	// toldLeader and toldTerm are what the lessor was last told.
 	toldLeader, toldTerm uint64
+	// advanceWait counts down the ticks left to wait for peers before the
+	// initial election tick advance is given up; 0 once done or skipped.
+	advanceWait int
 }
+
+// peerWait is how long a fresh member waits for its peers to answer
+// before it gives the initial election tick advance up: etcd's
+// rafthttp.ConnReadTimeout.
+const peerWait = 5 * time.Second
 
 // Receive dispatches on the message type.
 func (r *raftActor) Receive(ctx actor.Context) {
@@ -197,10 +213,72 @@ func (r *raftActor) handleStarted(ctx actor.Context) {
 		// A lone voter need not wait an election timeout to lead.
 		_ = rn.Campaign()
 	}
+	r.startTickAdvance()
 	if r.cfg.TickInterval > 0 {
 		ctx.SpawnNamed(ticker.Props(ticker.Config{Interval: r.cfg.TickInterval}).Configure(metrics.Mailbox("ticker")), "ticker")
 	}
 	r.handleReady(ctx)
+}
+
+// startTickAdvance arms the initial election tick advance of a member
+// of a multi-member cluster, unless it is skipped.
+func (r *raftActor) startTickAdvance() {
+	if len(r.otherMembers()) == 0 {
+		return // a lone member: campaigns at once (see soleVoter)
+	}
+	if r.cfg.SkipElectionTickAdvance {
+		r.log.Info("skipping initial election tick advance", "election-ticks", r.cfg.ElectionTick)
+		return
+	}
+	r.advanceWait = int(peerWait / time.Duration(100*time.Millisecond)) // tests tick by hand at etcd's default rate
+	if r.cfg.TickInterval > 0 {
+		r.advanceWait = max(1, int(peerWait/r.cfg.TickInterval))
+	}
+	r.log.Info("starting initial election tick advance", "election-ticks", r.cfg.ElectionTick)
+}
+
+// advanceTicks fast-forwards ElectionTick-2 ticks once more than one
+// other member answers, as etcd's adjustTicks: the first election then
+// comes after 2 ticks plus raft's random part instead of a whole
+// timeout, yet a leader's heartbeat, one tick away, still arrives first.
+// It gives up after peerWait, as etcd (an advance with nobody to vote
+// would be wasted).
+func (r *raftActor) advanceTicks() {
+	if r.advanceWait == 0 {
+		return
+	}
+	r.advanceWait--
+	active := 0
+	for _, id := range r.otherMembers() {
+		if !r.cfg.View.PeerActiveSince(id).IsZero() {
+			active++
+		}
+	}
+	if active < 2 {
+		return
+	}
+	r.advanceWait = 0
+	ticks := r.cfg.ElectionTick - 2
+	r.log.Info("initialized peer connections; fast-forwarding election ticks",
+		"forward-ticks", ticks, "election-ticks", r.cfg.ElectionTick, "active-remote-members", active)
+	for range ticks {
+		r.rn.Tick()
+	}
+}
+
+// otherMembers are the voters and learners of raft's configuration other
+// than this member (a bootstrap sets it before its entries are applied).
+func (r *raftActor) otherMembers() []uint64 {
+	cfg := r.rn.Status().Config
+	var ids []uint64
+	for _, set := range []map[uint64]struct{}{cfg.Voters[0], cfg.Voters[1], cfg.Learners} {
+		for id := range set {
+			if id != r.cfg.ID && !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
 }
 
 // soleVoter reports whether this member is the only voter.
@@ -298,6 +376,7 @@ func (r *raftActor) handleReadFlush(ctx actor.Context) {
 
 func (r *raftActor) handleTick(ctx actor.Context) {
 	r.rn.Tick()
+	r.advanceTicks()
 	r.expireReads()
 	r.publishProgress()
 	if bs := r.rn.BasicStatus(); bs.Lead == raft.None && bs.RaftState == raft.StateFollower && r.soleVoter() {

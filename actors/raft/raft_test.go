@@ -343,3 +343,85 @@ func TestParkedProposalsFailFromTheirOwnStart(t *testing.T) {
 		}
 	})
 }
+
+// threeVoters starts member 2 of the voters 2, 3, 4, whose peers never
+// answer raft messages; the view says whether they answer probes.
+func threeVoters(t *testing.T, sys *actor.ActorSystem, peers *actortest.Recorder, view *memberview.View, skipAdvance bool) *actor.PID {
+	t.Helper()
+	wal, applier := actortest.NewRecorder(64), actortest.NewRecorder(64)
+	wal.Reply = func(msg any) any {
+		if a, ok := msg.(*messages.Append); ok {
+			return &messages.Appended{Msg: a.Msg}
+		}
+		return nil
+	}
+	ms := raft.NewMemoryStorage()
+	_ = ms.ApplySnapshot(&raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
+		Index: new(uint64(1)), Term: new(uint64(1)), ConfState: &raftpb.ConfState{Voters: []uint64{2, 3, 4}},
+	}})
+	walPID, applierPID, peersPID := sys.Root.Spawn(wal.Props()), sys.Root.Spawn(applier.Props()), sys.Root.Spawn(peers.Props())
+	pid := sys.Root.Spawn(Props(Config{
+		ID: 2, Storage: ms, ElectionTick: electionTicks, HeartbeatTick: 1, SkipElectionTickAdvance: skipAdvance,
+		WAL: walPID, Applier: applierPID, Peers: peersPID,
+		Waits: raftclient.NewWaits(), View: view, Logger: testLogger(),
+	}))
+	t.Cleanup(func() { stopAll(t, sys, pid, walPID, applierPID, peersPID) })
+	return pid
+}
+
+const electionTicks = 50
+
+// ticksToCampaign ticks pid one tick at a time until it sends a pre-vote,
+// and returns how many ticks that took (0: none in three timeouts).
+func ticksToCampaign(sys *actor.ActorSystem, pid *actor.PID, peers *actortest.Recorder) int {
+	for n := 1; n <= 3*electionTicks; n++ {
+		tick(sys, pid, 1)
+		for _, m := range pending[*messages.SendRaft](peers) {
+			if m.Msg.GetType() == raftpb.MsgPreVote {
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// TestInitialElectionTickAdvance: as etcd's --initial-election-tick-advance,
+// a member of a multi-member cluster whose two peers answer fast-forwards
+// election-2 ticks, so its first campaign comes within election+1 ticks
+// (raft's timeout is random in [election, 2*election)); with the advance
+// skipped, or while fewer than two peers answer, it never campaigns before
+// a whole election timeout. (A wrong implementation fails each case with
+// probability about 1-2/electionTicks.)
+func TestInitialElectionTickAdvance(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		skip        bool
+		activePeers []uint64
+		advanced    bool
+	}{
+		{"advance", false, []uint64{3, 4}, true},
+		{"skipped", true, []uint64{3, 4}, false},
+		{"one peer answers", false, []uint64{3}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				sys := actortest.NewSystem()
+				peers := actortest.NewRecorder(4096)
+				view := memberview.New(memberview.Member{ID: 2, Name: "m"}, 1)
+				for _, id := range tc.activePeers {
+					view.SetPeerActive(id, true)
+				}
+				pid := threeVoters(t, sys, peers, view, tc.skip)
+				n := ticksToCampaign(sys, pid, peers)
+				switch {
+				case n == 0:
+					t.Fatal("no campaign in three election timeouts")
+				case tc.advanced && n > electionTicks+1:
+					t.Fatalf("first campaign after %d ticks, want at most %d with the advance", n, electionTicks+1)
+				case !tc.advanced && n < electionTicks:
+					t.Fatalf("first campaign after %d ticks, want a whole election timeout (%d) without the advance", n, electionTicks)
+				}
+			})
+		})
+	}
+}

@@ -189,3 +189,30 @@ func TestLogOutputsStdout(t *testing.T) {
 		t.Fatalf("stdout %q, stderr %q", stdout.String(), stderr.String())
 	}
 }
+
+// TestLogOutputsFileFromEnv: ETCD_LOG_OUTPUTS with a file and stderr
+// sends the logs to both, rotated when ETCD_ENABLE_LOG_ROTATION says so;
+// without rotation, a file that cannot be opened is refused with etcd's "open sink" error.
+func TestLogOutputsFileFromEnv(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "troupe.log")
+	t.Setenv("ETCD_LOG_OUTPUTS", path+",stderr")
+	t.Setenv("ETCD_ENABLE_LOG_ROTATION", "true")
+	t.Setenv("ETCD_LOG_ROTATION_CONFIG_JSON", `{"maxsize": 1}`)
+	var stdout, stderr strings.Builder
+	if _, code, ok := parseServe([]string{"--max-snapshots=3"}, &stdout, &stderr); !ok {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	want := "--max-snapshots is deprecated in 3.6 and will be decommissioned in 3.8."
+	b, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(b), want) || !strings.Contains(stderr.String(), want) {
+		t.Fatalf("file %q (%v), stderr %q", b, err, stderr.String())
+	}
+
+	t.Setenv("ETCD_LOG_OUTPUTS", filepath.Join(path, "sub.log"))
+	t.Setenv("ETCD_ENABLE_LOG_ROTATION", "false") // lumberjack opens at the first write
+	stderr.Reset()
+	if _, code, ok := parseServe(nil, &stdout, &stderr); ok || code != exitUsage ||
+		!strings.Contains(stderr.String(), `troupe serve: open sink "`+filepath.Join(path, "sub.log")) {
+		t.Fatalf("exit %d, ok %v: %s", code, ok, stderr.String())
+	}
+}

@@ -91,9 +91,10 @@ func parseServe(args []string, stdout, stderr io.Writer) (cfg node.Config, code 
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError(stderr, err), false
 	}
-	logOut := stderr
-	if cfg.LogToStdout() {
-		logOut = stdout
+	// The log files stay open for the life of the process.
+	logOut, _, err := cfg.OpenLogOutputs(stdout, stderr)
+	if err != nil {
+		return cfg, usageError(stderr, err), false
 	}
 	logger, err := node.NewLogger(logOut, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {

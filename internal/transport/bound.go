@@ -27,12 +27,12 @@ type BindError struct {
 func (e *BindError) Error() string { return fmt.Sprintf("listen on %s: %v", e.URL, e.Err) }
 func (e *BindError) Unwrap() error { return e.Err }
 
-// BindAll listens on every URL of urls, secured by sec. On an error it
+// BindAll listens on every URL of urls with so's options, secured by sec. On an error it
 // closes what it bound and returns a *BindError.
-func BindAll(urls []url.URL, sec *Security) (*Bound, error) {
+func BindAll(urls []url.URL, sec *Security, so SocketOpts) (*Bound, error) {
 	b := &Bound{byURL: make(map[string]net.Listener, len(urls))}
 	for _, u := range urls {
-		lis, err := Listen(u, sec)
+		lis, err := Listen(u, sec, so)
 		if err != nil {
 			b.Close()
 			return nil, &BindError{URL: u.String(), Err: err}

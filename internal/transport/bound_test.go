@@ -23,7 +23,7 @@ func TestBindAllTakeOnceAndClose(t *testing.T) {
 	}
 	first := url.URL{Scheme: "http", Host: probe.Addr().String()}
 	probe.Close()
-	_, err = BindAll([]url.URL{first, taken}, nil)
+	_, err = BindAll([]url.URL{first, taken}, nil, SocketOpts{})
 	var be *BindError
 	if !errors.As(err, &be) || be.URL != taken.String() {
 		t.Fatalf("BindAll with %s taken: %v, want a BindError naming it", taken.Host, err)
@@ -34,7 +34,7 @@ func TestBindAllTakeOnceAndClose(t *testing.T) {
 		l.Close()
 	}
 
-	bound, err := BindAll([]url.URL{a}, nil)
+	bound, err := BindAll([]url.URL{a}, nil, SocketOpts{})
 	if err != nil {
 		t.Fatal(err)
 	}

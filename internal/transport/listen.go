@@ -8,11 +8,12 @@ import (
 )
 
 // Listen listens on the host:port of u (a --listen-client-urls or
-// --listen-metrics-urls address) over TCP, secured by sec. The error is
+// --listen-metrics-urls address) over TCP with so's options, secured by
+// sec. The error is
 // net.Listen's as it is: the caller knows which flag to name in its own
 // error (see listeners.ListenError).
-func Listen(u url.URL, sec *Security) (net.Listener, error) {
-	lis, err := net.Listen("tcp", u.Host)
+func Listen(u url.URL, sec *Security, so SocketOpts) (net.Listener, error) {
+	lis, err := so.listen(u.Host)
 	if err != nil {
 		return nil, err
 	}

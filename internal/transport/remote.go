@@ -3,6 +3,7 @@ package transport
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
@@ -30,6 +31,12 @@ type RemoteConfig struct {
 	AcceptedTypes []string
 	// GuardLogger logs what the guard drops and the panics it recovers.
 	GuardLogger *slog.Logger
+	// WriteTimeout, when positive, fails a write to another remote that
+	// blocks longer (etcd's --raft-write-timeout); the connection is then
+	// closed and protoactor dials again. Every message a remote sends
+	// goes out on a connection it dialed, so this covers them all; its
+	// listener (protoactor's own) only answers the connection handshake.
+	WriteTimeout time.Duration
 }
 
 // NewRemote returns system's remote listening on host:port (port 0 picks a
@@ -49,9 +56,13 @@ func NewRemote(system *actor.ActorSystem, host string, port int, cfg RemoteConfi
 		grpc.MaxSendMsgSize(maxBytes),
 	}, g.serverOptions()...)
 	serverOpts = append(serverOpts, cfg.Security.serverOptions()...)
+	dialOpts := RemoteDialOptions(cfg.Security, maxBytes)
+	if cfg.WriteTimeout > 0 {
+		dialOpts = append(dialOpts, writeTimeoutDialer(cfg.WriteTimeout))
+	}
 	opts := append([]remote.ConfigOption{
 		remote.WithServerOptions(serverOpts...),
-		remote.WithDialOptions(RemoteDialOptions(cfg.Security, maxBytes)...),
+		remote.WithDialOptions(dialOpts...),
 	}, extra...)
 	return remote.NewRemote(system, remote.Configure(host, port, opts...)), g
 }
