@@ -121,7 +121,9 @@ func TestInitialCorruptCheck(t *testing.T) {
 		t.Error("no log record 'checkInitialHashKV failed'")
 	}
 
-	// The others serve; the alarm list stays empty.
+	// The others serve; the alarm list stays empty. The stopped member
+	// may have led: wait for the other two to elect one of themselves.
+	c.waitLeader()
 	put(t, c.client(0), "after", "1")
 	c.waitValue(1, "after", "1")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
