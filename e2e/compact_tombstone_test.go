@@ -15,8 +15,6 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupedb/troupe/e2e/e2etest"
@@ -141,20 +139,6 @@ func tombstoneScript(t *testing.T, s *e2etest.Server) []string {
 	restart()
 	observe(14) // z 16
 	return out
-}
-
-// answerString is a response without the member's ids and term, or the
-// error's code and message.
-func answerString(t *testing.T, resp proto.Message, err error) string {
-	t.Helper()
-	if err != nil {
-		st := status.Convert(err)
-		return fmt.Sprintf("error code=%v message=%q", st.Code(), st.Message())
-	}
-	normalize(resp.ProtoReflect())
-	j, err := protojson.Marshal(resp)
-	must(t, err)
-	return string(j)
 }
 
 // watchHistory watches every key from rev and returns the responses up to

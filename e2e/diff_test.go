@@ -171,6 +171,20 @@ func diffScript() []step {
 
 // normalize clears the fields of every ResponseHeader in msg that differ
 // between two clusters: cluster_id, member_id and raft_term.
+// answerString is a response without the member's ids and term, or the
+// error's code and message.
+func answerString(t *testing.T, resp proto.Message, err error) string {
+	t.Helper()
+	if err != nil {
+		st := status.Convert(err)
+		return fmt.Sprintf("error code=%v message=%q", st.Code(), st.Message())
+	}
+	normalize(resp.ProtoReflect())
+	j, err := protojson.MarshalOptions{Multiline: true}.Marshal(resp)
+	must(t, err)
+	return string(j)
+}
+
 func normalize(m protoreflect.Message) {
 	if m.Descriptor().FullName() == "etcdserverpb.ResponseHeader" {
 		for _, f := range []protoreflect.Name{"cluster_id", "member_id", "raft_term"} {
@@ -197,15 +211,7 @@ func runScript(t *testing.T, s *e2etest.Server) []string {
 	var out []string
 	for _, st := range diffScript() {
 		resp, err := st.do(ctx(t), kv)
-		if err != nil {
-			s := status.Convert(err)
-			out = append(out, fmt.Sprintf("error code=%v message=%q", s.Code(), s.Message()))
-			continue
-		}
-		normalize(resp.ProtoReflect())
-		j, err := protojson.MarshalOptions{Multiline: true}.Marshal(resp)
-		must(t, err)
-		out = append(out, string(j))
+		out = append(out, answerString(t, resp, err))
 	}
 	return out
 }

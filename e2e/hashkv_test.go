@@ -8,8 +8,6 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupedb/troupe/e2e/e2etest"
@@ -100,15 +98,7 @@ func runHashScript(t *testing.T, s *e2etest.Server) []string {
 			continue
 		}
 		resp, err := st.do(ctx(t), cc)
-		if err != nil {
-			s := status.Convert(err)
-			out = append(out, fmt.Sprintf("error code=%v message=%q", s.Code(), s.Message()))
-			continue
-		}
-		normalize(resp.ProtoReflect())
-		j, err := protojson.MarshalOptions{Multiline: true}.Marshal(resp)
-		must(t, err)
-		out = append(out, string(j))
+		out = append(out, answerString(t, resp, err))
 	}
 	return out
 }

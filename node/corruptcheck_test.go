@@ -149,19 +149,7 @@ func TestPeriodicCorruptCheck(t *testing.T) {
 	writeAndCorrupt(t, c, bad)
 	c.restart(bad)
 
-	want := &pb.AlarmMember{MemberID: c.ids[bad], Alarm: pb.AlarmType_CORRUPT}
-	for i := range 3 {
-		cli := c.client(i)
-		polltest.Eventually(t, 20*time.Second, fmt.Sprintf("member %d lists the CORRUPT alarm of member %x", i, c.ids[bad]), func() (bool, string) {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			resp, err := cli.AlarmList(ctx)
-			if err != nil {
-				return false, err.Error()
-			}
-			return len(resp.Alarms) == 1 && resp.Alarms[0].MemberID == want.MemberID && resp.Alarms[0].Alarm == want.Alarm, fmt.Sprint(resp.Alarms)
-		})
-	}
+	c.waitCorruptAlarm(bad)
 	for i := range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, err := c.client(i).Put(ctx, "x", "y")
@@ -198,9 +186,16 @@ func TestCompactHashCheck(t *testing.T) {
 	if _, err := c.client(lead).Compact(ctx, rev); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 3 {
+	c.waitCorruptAlarm(bad)
+}
+
+// waitCorruptAlarm waits until every member lists the CORRUPT alarm of
+// member bad, and no other alarm.
+func (c *testCluster) waitCorruptAlarm(bad int) {
+	c.t.Helper()
+	for i := range c.nodes {
 		cli := c.client(i)
-		polltest.Eventually(t, 20*time.Second, fmt.Sprintf("member %d lists the CORRUPT alarm of member %x", i, c.ids[bad]), func() (bool, string) {
+		polltest.Eventually(c.t, 20*time.Second, fmt.Sprintf("member %d lists the CORRUPT alarm of member %x", i, c.ids[bad]), func() (bool, string) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			resp, err := cli.AlarmList(ctx)
