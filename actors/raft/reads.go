@@ -1,0 +1,125 @@
+package raft
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/raft/v3"
+
+	"github.com/troupedb/troupe/internal/raftclient"
+	"github.com/troupedb/troupe/messages"
+)
+
+// ReadRetryInterval is how often etcd 3.6.8 sends again a ReadIndex raft
+// has not answered.
+const ReadRetryInterval = 500 * time.Millisecond
+
+// Ticks converts d into whole ticks of length tick, rounded up; 0 if
+// either is not positive (the Config's defaults then apply).
+func Ticks(d, tick time.Duration) int {
+	if d <= 0 || tick <= 0 {
+		return 0
+	}
+	return int((d + tick - 1) / tick)
+}
+
+// readRound is one raft ReadIndex request shared by the reads that queued
+// for it, as etcd's linearizable read loop shares one per loop.
+type readRound struct {
+	ids  []uint64
+	rctx []byte // the ReadIndex context: the round's sequence number
+	// lead is the leader the round was sent under, raft.None if there
+	// was none: only a different leader fails it with "leader changed".
+	lead uint64
+	// ageTicks counts the round's ticks toward the request timeout,
+	// sinceSentTicks toward the next resend.
+	ageTicks, sinceSentTicks int
+}
+
+func (r *raftActor) handleReadIndex(ctx actor.Context, msg *messages.ReadIndex) {
+	r.reads = append(r.reads, msg.ID)
+	if !r.readQueued {
+		r.readQueued = true
+		ctx.Send(ctx.Self(), readFlush{})
+	}
+}
+
+// handleReadFlush starts a round for the reads queued since the last one.
+// Without a leader the round is not sent (raft would drop it): it waits
+// for its timeout, or fails when a leader is elected, as etcd's does.
+func (r *raftActor) handleReadFlush(ctx actor.Context) {
+	r.readQueued = false
+	if len(r.reads) == 0 || len(r.rounds) >= maxReadRounds {
+		return // handleTick flushes again once rounds have ended
+	}
+	r.readSeq++
+	rd := &readRound{ids: r.reads, rctx: binary.BigEndian.AppendUint64(nil, r.readSeq)}
+	r.reads = nil
+	r.rounds[r.readSeq] = rd
+	rd.lead = r.rn.BasicStatus().Lead
+	if rd.lead != raft.None {
+		r.rn.ReadIndex(rd.rctx)
+		r.handleReady(ctx)
+	}
+}
+
+// tickRounds ages the rounds: one unanswered for the request timeout
+// fails with etcd's "request timed out"; one unanswered for ReadRetryTicks
+// is sent again while a leader is known, since raft forgets a ReadIndex
+// whose message or answer was lost.
+func (r *raftActor) tickRounds(ctx actor.Context) {
+	lead := r.rn.BasicStatus().Lead
+	for seq, rd := range r.rounds {
+		rd.ageTicks++
+		if rd.ageTicks >= r.cfg.RequestTimeoutTicks {
+			r.failRound(seq, rd, rpctypes.ErrGRPCTimeout)
+			continue
+		}
+		rd.sinceSentTicks++
+		if rd.sinceSentTicks >= r.cfg.ReadRetryTicks && rd.lead != raft.None && lead == rd.lead {
+			rd.sinceSentTicks = 0
+			r.rn.ReadIndex(rd.rctx)
+		}
+	}
+	if len(r.reads) > 0 && !r.readQueued {
+		r.readQueued = true
+		ctx.Send(ctx.Self(), readFlush{})
+	}
+}
+
+// failRoundsOnNewLeader fails the rounds sent under another leader, or
+// under none, with etcd's retryable "leader changed": a read index the old
+// leader may still answer is not one the new leader confirmed.
+func (r *raftActor) failRoundsOnNewLeader(lead uint64) {
+	for seq, rd := range r.rounds {
+		if rd.lead != lead {
+			r.failRound(seq, rd, rpctypes.ErrGRPCLeaderChanged)
+		}
+	}
+}
+
+func (r *raftActor) failRound(seq uint64, rd *readRound, err error) {
+	delete(r.rounds, seq)
+	for _, id := range rd.ids {
+		r.cfg.Waits.Reads.Trigger(id, raftclient.ReadResult{Err: err})
+	}
+}
+
+// resolveRead answers the round raft confirmed; a second answer to a
+// resent round finds it gone.
+func (r *raftActor) resolveRead(rs raft.ReadState) {
+	if len(rs.RequestCtx) != 8 {
+		return
+	}
+	seq := binary.BigEndian.Uint64(rs.RequestCtx)
+	rd, ok := r.rounds[seq]
+	if !ok {
+		return
+	}
+	delete(r.rounds, seq)
+	for _, id := range rd.ids {
+		r.cfg.Waits.Reads.Trigger(id, raftclient.ReadResult{Index: rs.Index})
+	}
+}
