@@ -76,6 +76,13 @@ func compareAnswers(t *testing.T, what string, etcd, sut map[string]rawAnswer) {
 	for name, want := range etcd {
 		got := sut[name]
 		t.Logf("%s: %s: etcd %+v, %s %+v", what, name, want, e2etest.Kind(), got)
+		if name == "range 2s" && got.code == want.code {
+			// The caller's own deadline: grpc-go 1.85's server resets the
+			// stream at the deadline (1.71, etcd 3.6.8's, does not), and
+			// the client reports whichever of the reset and its own timer
+			// comes first, so only the code is compared.
+			continue
+		}
 		if !got.same(want) {
 			t.Errorf("%s: %s: etcd answers %s %q, %s answers %s %q", what, name, want.code, want.msg, e2etest.Kind(), got.code, got.msg)
 		}

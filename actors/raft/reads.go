@@ -48,17 +48,20 @@ func (r *raftActor) handleReadIndex(ctx actor.Context, msg *messages.ReadIndex) 
 
 // handleReadFlush starts a round for the reads queued since the last one.
 // Without a leader the round is not sent (raft would drop it): it waits
-// for its timeout, or fails when a leader is elected, as etcd's does.
+// for its timeout, or fails when a leader is elected, as etcd's does. Nor
+// does a round start without a leader while another waits: as in etcd's
+// single read loop, the reads queue for the next round, which starts when
+// that one ends (a leader's rounds run side by side, sooner answered).
 func (r *raftActor) handleReadFlush(ctx actor.Context) {
 	r.readQueued = false
-	if len(r.reads) == 0 || len(r.rounds) >= maxReadRounds {
-		return // handleTick flushes again once rounds have ended
+	lead := r.rn.BasicStatus().Lead
+	if len(r.reads) == 0 || len(r.rounds) >= maxReadRounds || (lead == raft.None && len(r.rounds) > 0) {
+		return // flushed again when a round ends or a leader is elected
 	}
 	r.readSeq++
-	rd := &readRound{ids: r.reads, rctx: binary.BigEndian.AppendUint64(nil, r.readSeq)}
+	rd := &readRound{ids: r.reads, rctx: binary.BigEndian.AppendUint64(nil, r.readSeq), lead: lead}
 	r.reads = nil
 	r.rounds[r.readSeq] = rd
-	rd.lead = r.rn.BasicStatus().Lead
 	if rd.lead != raft.None {
 		r.rn.ReadIndex(rd.rctx)
 		r.handleReady(ctx)

@@ -144,6 +144,32 @@ func TestReadWithoutLeaderTimesOut(t *testing.T) {
 	})
 }
 
+// TestReadsQueueBehindTheRoundWithoutLeader: without a leader a read
+// arriving while a round waits joins the next round, which starts when
+// that one times out, as in etcd's single read loop: it times out after
+// two request timeouts less its lateness.
+func TestReadsQueueBehindTheRoundWithoutLeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sys := actortest.NewSystem()
+		waits := raftclient.NewWaits()
+		pid := member2(t, sys, waits, actortest.NewRecorder(1<<14), ticking)
+		first, second := waits.Reads.Register(8), waits.Reads.Register(9)
+		sys.Root.Send(pid, &messages.ReadIndex{ID: 8})
+		time.Sleep(time.Second)
+		sys.Root.Send(pid, &messages.ReadIndex{ID: 9})
+		time.Sleep(requestTimeout - time.Second)
+		if r := answer(t, "first read at the request timeout", first); !errors.Is(r.Err, rpctypes.ErrGRPCTimeout) {
+			t.Fatalf("first read: %+v, want ErrGRPCTimeout", r)
+		}
+		time.Sleep(requestTimeout - time.Millisecond)
+		noAnswer(t, "second read before its own round timed out", second)
+		time.Sleep(time.Millisecond)
+		if r := answer(t, "second read", second); !errors.Is(r.Err, rpctypes.ErrGRPCTimeout) {
+			t.Fatalf("second read: %+v, want ErrGRPCTimeout", r)
+		}
+	})
+}
+
 // TestProposalWithoutLeaderIsNotProposed: a proposal waits its request
 // timeout for a leader and then fails with gRPC's DeadlineExceeded, as
 // etcd's Propose blocked on a leaderless raft; withdrawn, it is not

@@ -242,7 +242,11 @@ func (c *Client) ReadIndex(ctx context.Context) (uint64, error) {
 		return 0, ErrStopped
 	}
 	id := c.NextID()
-	res, err := ask(ctx, c, c.cfg.Waits.Reads, id, co.Raft, &messages.ReadIndex{ID: id}, nil)
+	// etcd's read waits on the request's context alone: the raft actor
+	// ends every round within the request timeout, and a read waits at
+	// most for the round in flight and its own, so the bound here is
+	// only a backstop.
+	res, err := askWithin(ctx, c, 2*c.cfg.RequestTimeout+withdrawGrace, c.cfg.Waits.Reads, id, co.Raft, &messages.ReadIndex{ID: id}, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -353,9 +357,14 @@ func (r ConfChangeResult) failure() error { return r.Err }
 // (it alone knows whether raft took the request). The error is the
 // wait's or the outcome's.
 func ask[T outcome](ctx context.Context, c *Client, reg *wait.Registry[T], id uint64, raft *actor.PID, msg, withdraw any) (T, error) {
+	return askWithin(ctx, c, c.cfg.RequestTimeout, reg, id, raft, msg, withdraw)
+}
+
+// askWithin is ask with another bound than the request timeout.
+func askWithin[T outcome](ctx context.Context, c *Client, timeout time.Duration, reg *wait.Registry[T], id uint64, raft *actor.PID, msg, withdraw any) (T, error) {
 	ch := reg.Register(id)
 	c.cfg.Root.Send(raft, msg)
-	t := time.NewTimer(c.cfg.RequestTimeout)
+	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case x := <-ch:
