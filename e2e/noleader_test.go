@@ -43,14 +43,28 @@ type rawAnswer struct {
 
 func (a rawAnswer) same(b rawAnswer) bool { return a.code == b.code && a.msg == b.msg }
 
-// callAll runs the calls concurrently, each with its own deadline, and
-// returns their answers by name.
-func callAll(calls map[string]func(context.Context) error, deadlines map[string]time.Duration) map[string]rawAnswer {
+// settle waits until s has no read index round in flight: a read made
+// while one waits (etcd's read loop runs one at a time) would wait for the
+// next round, and earlier probes may have left one. It makes one
+// linearizable read and requires etcd's "request timed out".
+func settle(t *testing.T, s *e2etest.Server, kv pb.KVClient) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := kv.Range(ctx, &pb.RangeRequest{Key: []byte("k")})
+	requireErr(t, err, rpctypes.ErrGRPCTimeout)
+}
+
+// callAll runs the calls concurrently, each with its own deadline and
+// after its delay, and returns their answers by name; took is counted
+// from the call, after the delay.
+func callAll(calls map[string]func(context.Context) error, deadlines, delays map[string]time.Duration) map[string]rawAnswer {
 	var mu sync.Mutex
 	out := make(map[string]rawAnswer, len(calls))
 	var wg sync.WaitGroup
 	for name, call := range calls {
 		wg.Go(func() {
+			time.Sleep(delays[name])
 			d := deadlines[name]
 			if d == 0 {
 				d = 20 * time.Second
@@ -94,9 +108,10 @@ func compareAnswers(t *testing.T, what string, etcd, sut map[string]rawAnswer) {
 
 // TestNoLeaderRequestsAsEtcd: without a leader, linearizable reads (Range,
 // MemberList) time out after the request timeout with "request timed
-// out", a Put with DeadlineExceeded, a caller's shorter deadline ends the
-// wait first, serializable reads are served and WithRequireLeader is
-// refused at once, as on etcd 3.6.8.
+// out" (one made while another's round waits joins the next round), a
+// Put with DeadlineExceeded, a caller's shorter deadline ends the wait
+// first, serializable reads are served and WithRequireLeader is refused at
+// once, as on etcd 3.6.8.
 func TestNoLeaderRequestsAsEtcd(t *testing.T) {
 	ask := func(kind string) map[string]rawAnswer {
 		_, s := aloneMember(t, kind)
@@ -106,10 +121,10 @@ func TestNoLeaderRequestsAsEtcd(t *testing.T) {
 			_, err := kv.Range(ctx, &pb.RangeRequest{Key: []byte("k")})
 			return err
 		}
-		return callAll(map[string]func(context.Context) error{
-			"range":       get,
-			"range 2s":    get,
-			"member list": func(ctx context.Context) error { _, err := cluster.MemberList(ctx, &pb.MemberListRequest{Linearizable: true}); return err },
+		settle(t, s, kv)
+		answers := callAll(map[string]func(context.Context) error{
+			"range":                get,
+			"member list 1s later": func(ctx context.Context) error { _, err := cluster.MemberList(ctx, &pb.MemberListRequest{Linearizable: true}); return err },
 			"put": func(ctx context.Context) error {
 				_, err := kv.Put(ctx, &pb.PutRequest{Key: []byte("k"), Value: []byte("v")})
 				return err
@@ -121,12 +136,18 @@ func TestNoLeaderRequestsAsEtcd(t *testing.T) {
 			"range requiring a leader": func(ctx context.Context) error {
 				return get(metadata.AppendToOutgoingContext(ctx, rpctypes.MetadataRequireLeaderKey, rpctypes.MetadataHasLeader))
 			},
-		}, map[string]time.Duration{"range 2s": 2 * time.Second})
+		}, nil, map[string]time.Duration{"member list 1s later": time.Second})
+		answers["range 2s"] = callAll(map[string]func(context.Context) error{"range 2s": get},
+			map[string]time.Duration{"range 2s": 2 * time.Second}, nil)["range 2s"]
+		return answers
 	}
 	etcd, sut := ask(e2etest.Etcd), ask(e2etest.Kind())
 	compareAnswers(t, "no leader", etcd, sut)
 	if a := sut["range"]; a.msg != "etcdserver: request timed out" || a.took < 6*time.Second {
 		t.Errorf("no leader: linearizable range answered %+v, want 'request timed out' after the 7 s request timeout", a)
+	}
+	if a := sut["member list 1s later"]; a.msg != "etcdserver: request timed out" || a.took < 12*time.Second {
+		t.Errorf("no leader: member list made during a read's round answered %+v, want 'request timed out' after the next round's 7 s", a)
 	}
 }
 
@@ -141,6 +162,7 @@ func TestNoLeaderThenLeaderAsEtcd(t *testing.T) {
 		conn := rawConn(t, s)
 		kv := pb.NewKVClient(conn)
 		cli := s.Client(t)
+		settle(t, s, kv)
 		var answers map[string]rawAnswer
 		done := make(chan struct{})
 		go func() {
@@ -162,7 +184,7 @@ func TestNoLeaderThenLeaderAsEtcd(t *testing.T) {
 					_, err := cli.Put(ctx, "k2", "v", clientv3.WithPrevKV())
 					return err
 				},
-			}, nil)
+			}, nil, nil)
 		}()
 		must(t, c.Restart(1))
 		<-done
