@@ -123,8 +123,11 @@ func TestNoLeaderRequestsAsEtcd(t *testing.T) {
 		}
 		settle(t, s, kv)
 		answers := callAll(map[string]func(context.Context) error{
-			"range":                get,
-			"member list 1s later": func(ctx context.Context) error { _, err := cluster.MemberList(ctx, &pb.MemberListRequest{Linearizable: true}); return err },
+			"range": get,
+			"member list 1s later": func(ctx context.Context) error {
+				_, err := cluster.MemberList(ctx, &pb.MemberListRequest{Linearizable: true})
+				return err
+			},
 			"put": func(ctx context.Context) error {
 				_, err := kv.Put(ctx, &pb.PutRequest{Key: []byte("k"), Value: []byte("v")})
 				return err
