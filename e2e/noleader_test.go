@@ -111,12 +111,14 @@ func compareAnswers(t *testing.T, what string, etcd, sut map[string]rawAnswer) {
 // out" (one made while another's round waits joins the next round), a
 // Put with DeadlineExceeded, a caller's shorter deadline ends the wait
 // first, serializable reads are served and WithRequireLeader is refused at
-// once, as on etcd 3.6.8.
+// once, as on etcd 3.6.8. A lease's TimeToLive waits for a leader to
+// forward to until the request timeout and answers "no leader"; the list
+// of leases is local.
 func TestNoLeaderRequestsAsEtcd(t *testing.T) {
 	ask := func(kind string) map[string]rawAnswer {
 		_, s := aloneMember(t, kind)
 		conn := rawConn(t, s)
-		kv, cluster := pb.NewKVClient(conn), pb.NewClusterClient(conn)
+		kv, cluster, lease := pb.NewKVClient(conn), pb.NewClusterClient(conn), pb.NewLeaseClient(conn)
 		get := func(ctx context.Context) error {
 			_, err := kv.Range(ctx, &pb.RangeRequest{Key: []byte("k")})
 			return err
@@ -130,6 +132,14 @@ func TestNoLeaderRequestsAsEtcd(t *testing.T) {
 			},
 			"put": func(ctx context.Context) error {
 				_, err := kv.Put(ctx, &pb.PutRequest{Key: []byte("k"), Value: []byte("v")})
+				return err
+			},
+			"lease time to live": func(ctx context.Context) error {
+				_, err := lease.LeaseTimeToLive(ctx, &pb.LeaseTimeToLiveRequest{ID: 1})
+				return err
+			},
+			"lease leases": func(ctx context.Context) error {
+				_, err := lease.LeaseLeases(ctx, &pb.LeaseLeasesRequest{})
 				return err
 			},
 			"serializable range": func(ctx context.Context) error {
