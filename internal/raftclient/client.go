@@ -11,7 +11,10 @@
 // with etcd's "server stopped", and FailAll answers the requests in flight.
 // Only the raft actor and the applier trigger the registries; a waiter that
 // gives up (context, request timeout) cancels its id, so the registries
-// hold only requests someone still waits for.
+// hold only requests someone still waits for. A proposer that gives up
+// also withdraws its proposal (WithdrawProposal), so one parked for want of
+// a leader is never proposed, as etcd's is not; at the request timeout the
+// raft actor's answer to the withdrawal is the proposer's.
 package raftclient
 
 import (
