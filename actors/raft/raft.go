@@ -11,11 +11,11 @@
 // progress to the member view.
 //
 // Without a leader it waits as etcd 3.6.8 does: proposals are parked
-// until a leader is known or their proposer withdraws them, read index
-// rounds are sent again every ReadRetryTicks while a leader is known and
-// fail with etcd's "request timed out" after RequestTimeoutTicks, or with
-// "leader changed" when a new leader is elected. The ticks are the
-// ticker's, so no timer or goroutine is kept per request.
+// until a leader is known or their proposer withdraws them; read index
+// rounds are sent again every ReadRetryTicks while a leader is known, go
+// to a newly elected leader at once and fail with etcd's "request timed
+// out" after RequestTimeoutTicks. The ticks are the ticker's, so no timer
+// or goroutine is kept per request.
 //
 // Invariants: at most one Append is in flight, and the next Ready is not
 // taken until the wal actor answers. That back-pressure is what batches:
@@ -398,12 +398,11 @@ func (r *raftActor) observeLeader(ctx actor.Context, lead uint64) {
 		r.propQueued = true
 		ctx.Send(ctx.Self(), proposeFlush{})
 	}
-	if lead != raft.None {
-		r.failRoundsOnNewLeader(lead)
-		if len(r.reads) > 0 && !r.readQueued {
-			r.readQueued = true
-			ctx.Send(ctx.Self(), readFlush{})
-		}
+	if lead != raft.None && (len(r.reads) > 0 || len(r.rounds) > 0) && !r.readQueued {
+		// The flush sends the waiting rounds to the new leader and starts
+		// one for the queued reads.
+		r.readQueued = true
+		ctx.Send(ctx.Self(), readFlush{})
 	}
 	metrics.CountLeaderChange(lead)
 	r.log.Info("leader changed", "leader", lead, "previous", r.lastLeader)

@@ -30,8 +30,8 @@ func Ticks(d, tick time.Duration) int {
 type readRound struct {
 	ids  []uint64
 	rctx []byte // the ReadIndex context: the round's sequence number
-	// lead is the leader the round was sent under, raft.None if there
-	// was none: only a different leader fails it with "leader changed".
+	// lead is the leader the round was last sent to, raft.None if there
+	// was none: a different leader gets it at once.
 	lead uint64
 	// ageTicks counts the round's ticks toward the request timeout,
 	// sinceSentTicks toward the next resend.
@@ -46,15 +46,19 @@ func (r *raftActor) handleReadIndex(ctx actor.Context, msg *messages.ReadIndex) 
 	}
 }
 
-// handleReadFlush starts a round for the reads queued since the last one.
+// handleReadFlush sends the rounds in flight to a newly elected leader
+// and starts a round for the reads queued since the last one.
 // Without a leader the round is not sent (raft would drop it): it waits
-// for its timeout, or fails when a leader is elected, as etcd's does. Nor
+// for its timeout, or goes to the leader once one is elected. Nor
 // does a round start without a leader while another waits: as in etcd's
 // single read loop, the reads queue for the next round, which starts when
 // that one ends (a leader's rounds run side by side, sooner answered).
 func (r *raftActor) handleReadFlush(ctx actor.Context) {
 	r.readQueued = false
 	lead := r.rn.BasicStatus().Lead
+	if lead != raft.None && r.sendRoundsTo(lead) {
+		defer r.handleReady(ctx)
+	}
 	if len(r.reads) == 0 || len(r.rounds) >= maxReadRounds || (lead == raft.None && len(r.rounds) > 0) {
 		return // flushed again when a round ends or a leader is elected
 	}
@@ -92,15 +96,23 @@ func (r *raftActor) tickRounds(ctx actor.Context) {
 	}
 }
 
-// failRoundsOnNewLeader fails the rounds sent under another leader, or
-// under none, with etcd's retryable "leader changed": a read index the old
-// leader may still answer is not one the new leader confirmed.
-func (r *raftActor) failRoundsOnNewLeader(lead uint64) {
-	for seq, rd := range r.rounds {
+// sendRoundsTo sends the rounds that waited without a leader, or were sent
+// to another, to lead, just elected, so it serves them. Every send of a
+// round came after its reads arrived, so whichever leader's answer comes
+// first is a read index they may use. (etcd's read loop answers such a
+// round with "leader changed" or serves it, as its select happens to
+// choose between the leader change and the answer.) It reports whether it
+// sent any.
+func (r *raftActor) sendRoundsTo(lead uint64) bool {
+	sent := false
+	for _, rd := range r.rounds {
 		if rd.lead != lead {
-			r.failRound(seq, rd, rpctypes.ErrGRPCLeaderChanged)
+			rd.lead, rd.sinceSentTicks = lead, 0
+			r.rn.ReadIndex(rd.rctx)
+			sent = true
 		}
 	}
+	return sent
 }
 
 func (r *raftActor) failRound(seq uint64, rd *readRound, err error) {

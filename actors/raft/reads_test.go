@@ -255,32 +255,36 @@ func TestParkedProposalsExpireFromTheirOwnStart(t *testing.T) {
 	})
 }
 
-// TestReadRoundFailsWhenALeaderAppears: a round waiting without a leader
-// fails with etcd's retryable "leader changed" when one is elected, as
-// etcd's read loop does; the retry is served by the new leader.
-func TestReadRoundFailsWhenALeaderAppears(t *testing.T) {
+// TestReadRoundGoesToALeaderThatAppears: a round waiting without a
+// leader is sent to the leader once one is elected, and served; a read
+// queued behind it gets a round of its own.
+func TestReadRoundGoesToALeaderThatAppears(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sys := actortest.NewSystem()
 		waits := raftclient.NewWaits()
 		peers := actortest.NewRecorder(1 << 14)
 		pid := member2(t, sys, waits, peers, byHand)
-		read := waits.Reads.Register(8)
+		first, second := waits.Reads.Register(8), waits.Reads.Register(9)
 		sys.Root.Send(pid, &messages.ReadIndex{ID: 8})
 		tick(sys, pid, 30)
-		noAnswer(t, "read without a leader", read)
-		leaderAppears(sys, pid)
-		if r := answer(t, "read when a leader appeared", read); !errors.Is(r.Err, rpctypes.ErrGRPCLeaderChanged) {
-			t.Fatalf("read when a leader appeared: %+v, want ErrGRPCLeaderChanged", r)
-		}
-		retry := waits.Reads.Register(9)
 		sys.Root.Send(pid, &messages.ReadIndex{ID: 9})
-		reqs := sentTo3(peers, raftpb.MsgReadIndex)
-		if len(reqs) != 1 {
-			t.Fatalf("%d MsgReadIndex to the leader, want 1", len(reqs))
+		tick(sys, pid, 10)
+		noAnswer(t, "read without a leader", first)
+		if reqs := sentTo3(peers, raftpb.MsgReadIndex); len(reqs) != 0 {
+			t.Fatalf("%d MsgReadIndex sent without a leader, want 0", len(reqs))
 		}
-		answerReadIndex(sys, pid, reqs[0], 1)
-		if r := answer(t, "retried read", retry); r.Err != nil || r.Index != 1 {
-			t.Fatalf("retried read: %+v, want index 1", r)
+		leaderAppears(sys, pid)
+		reqs := sentTo3(peers, raftpb.MsgReadIndex)
+		if len(reqs) != 2 {
+			t.Fatalf("%d MsgReadIndex to the new leader, want one per round (2)", len(reqs))
+		}
+		for _, req := range reqs {
+			answerReadIndex(sys, pid, req, 1)
+		}
+		for i, ch := range []<-chan raftclient.ReadResult{first, second} {
+			if r := answer(t, "read after a leader appeared", ch); r.Err != nil || r.Index != 1 {
+				t.Fatalf("read %d after a leader appeared: %+v, want index 1", i+1, r)
+			}
 		}
 	})
 }

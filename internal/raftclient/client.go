@@ -237,8 +237,7 @@ func (c *Client) ProposeConfChange(ctx context.Context, cc *raftpb.ConfChange) (
 // ReadIndex returns a read index raft confirmed after the call began
 // (reads that queue meanwhile share one round). Without a leader it waits
 // as etcd's does: the raft actor fails the round with "request timed out"
-// after the request timeout, or with "leader changed" when a leader is
-// elected meanwhile (clientv3 retries both on another attempt).
+// after the request timeout, unless a leader elected meanwhile serves it.
 func (c *Client) ReadIndex(ctx context.Context) (uint64, error) {
 	co := c.core.Load()
 	if co == nil {
