@@ -17,6 +17,16 @@ type Propose struct {
 	Data []byte
 }
 
+// WithdrawProposal tells the raft actor that the proposer of ID stopped
+// waiting (its deadline passed or it was cancelled). A proposal still
+// parked for want of a leader is dropped and answered with gRPC's
+// DeadlineExceeded, as etcd's Propose blocked on raft's proposal channel
+// answers; any other is answered with etcd's "request timed out", raft
+// having it already. The answer goes through the Proposals registry.
+type WithdrawProposal struct {
+	ID uint64
+}
+
 // ReadIndex asks the raft actor for a linearizable read index. The index
 // or an error is delivered through raftclient's Reads registry under ID.
 // Reads that queue up meanwhile share one raft ReadIndex round.

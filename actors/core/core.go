@@ -583,8 +583,10 @@ func (c *core) spawnChildren(ctx actor.Context, ms *raft.MemoryStorage, store *m
 	pid, err := ctx.SpawnNamed(raftactor.Props(raftactor.Config{
 		ID: id, Storage: ms, Bootstrap: peers,
 		ElectionTick: c.cfg.ElectionTicks, HeartbeatTick: 1, TickInterval: c.cfg.HeartbeatInterval,
-		DisablePreVote: c.cfg.DisablePreVote,
-		WAL:            walPID, Applier: applierPID, Lessor: lessorPID, Peers: c.cfg.PeersPID,
+		RequestTimeoutTicks: raftactor.Ticks(c.cfg.Client.RequestTimeout(), c.cfg.HeartbeatInterval),
+		ReadRetryTicks:      raftactor.Ticks(raftactor.ReadRetryInterval, c.cfg.HeartbeatInterval),
+		DisablePreVote:      c.cfg.DisablePreVote,
+		WAL:                 walPID, Applier: applierPID, Lessor: lessorPID, Peers: c.cfg.PeersPID,
 		SkipElectionTickAdvance: c.cfg.SkipElectionTickAdvance,
 		Waits:                   c.cfg.Client.Waits(), View: c.view(), Logger: log,
 	}, c.res.pinned(), metrics.Mailbox("raft")), "raft")

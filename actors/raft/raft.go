@@ -1,14 +1,21 @@
 // Package raft is the raft actor: it owns one raft.RawNode with
 // AsyncStorageWrites and is the only code that touches it.
 //
-// In: Propose (batched into one MsgProp per mailbox run), ReadIndex
-// (batched into one raft ReadIndex round), Tick (from its ticker child),
-// Appended (from the wal actor), Applied (from the applier), and raft
-// messages from peers.
+// In: Propose (batched into one MsgProp per mailbox run), WithdrawProposal
+// (a proposer gave up), ReadIndex (batched into one raft ReadIndex round),
+// Tick (from its ticker child), Appended (from the wal actor), Applied
+// (from the applier), and raft messages from peers.
 // Out: Append to the wal actor, Apply to the applier, raft messages to
 // other members as SendRaft to the peers supervisor, failed proposals and
 // read indexes through raftclient's wait registries, leader, term and
 // progress to the member view.
+//
+// Without a leader it waits as etcd 3.6.8 does: proposals are parked
+// until a leader is known or their proposer withdraws them; read index
+// rounds are sent again every ReadRetryTicks while a leader is known, go
+// to a newly elected leader at once and fail with etcd's "request timed
+// out" after RequestTimeoutTicks. The ticks are the ticker's, so no timer
+// or goroutine is kept per request.
 //
 // Invariants: at most one Append is in flight, and the next Ready is not
 // taken until the wal actor answers. That back-pressure is what batches:
@@ -20,7 +27,6 @@
 package raft
 
 import (
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -30,7 +36,6 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/troupedb/troupe/actors/ticker"
 	"github.com/troupedb/troupe/failpoint"
@@ -60,6 +65,16 @@ type Config struct {
 	// advanceTicks). A lone voter campaigns at once either way, as etcd
 	// fast-forwards a single-member cluster whatever the flag says.
 	SkipElectionTickAdvance bool
+	// RequestTimeoutTicks is etcd's request timeout (5 s plus two
+	// election timeouts) in ticks: a read index round unanswered that long
+	// fails with "request timed out", and a proposal parked that long for
+	// want of a leader is dropped (its proposer withdrew it by then).
+	// 0: seven election timeouts, 7 s with etcd's default flags.
+	RequestTimeoutTicks int
+	// ReadRetryTicks is how often a read index raft has not answered is
+	// sent again, as etcd's every 500 ms (the request or its answer may
+	// be lost). 0: half an election timeout.
+	ReadRetryTicks int
 
 	WAL     *actor.PID
 	Applier *actor.PID
@@ -87,6 +102,11 @@ func Props(cfg Config, opts ...actor.PropsOption) *actor.Props {
 // beyond it they fail at once with ErrNoLeader.
 const maxParkedProposals = 10000
 
+// maxReadRounds bounds the read index rounds raft has not answered; reads
+// arriving beyond it wait in the queue for a round to end (each round
+// ends by its timeout at the latest).
+const maxReadRounds = 1024
+
 // maxAppendsInFlight bounds the Appends the wal actor has not answered:
 // while one is in flight, proposals pile up and the next Ready carries them
 // all. Measured at 64 clients, 2 in flight made batches smaller for no gain
@@ -96,25 +116,30 @@ var maxAppendsInFlight = 1
 type proposeFlush struct{}
 type readFlush struct{}
 
-type readBatch struct {
-	ids   []uint64
-	ticks int // ticks waited; a batch older than an election is failed
-}
-
 type raftActor struct {
 	cfg Config
 	log *slog.Logger
 	rn  *raft.RawNode
 
-	// proposals and reads queued since the last flush
+	// ticks counts the ticks since start: the clock of parked proposals
+	// and read rounds.
+	ticks int
+	// proposals queued since the last flush, or parked for a leader. A
+	// withdrawn proposal leaves a nil entry and id 0 in its place.
 	proposals   []*raftpb.Entry
 	proposalIDs []uint64
 	propQueued  bool
-	reads       []uint64
-	readQueued  bool
-	readSeq     uint64
-	readBatches map[uint64]*readBatch
-	parkedTicks int // ticks the queued proposals have waited for a leader
+	// parkedPos is the position in proposals of each parked id and
+	// parkedAt the tick each position was parked at; both nil while
+	// nothing is parked.
+	parkedPos map[uint64]int
+	parkedAt  []int
+	// reads queued for the next round, and the rounds raft has not
+	// answered by their sequence number (the ReadIndex context).
+	reads      []uint64
+	readQueued bool
+	readSeq    uint64
+	rounds     map[uint64]*readRound
 
 	// appendsInFlight counts Appends sent and not yet Appended; no Ready
 	// is taken while it is at maxAppendsInFlight.
@@ -143,6 +168,8 @@ func (r *raftActor) Receive(ctx actor.Context) {
 		r.handlePropose(ctx, msg)
 	case proposeFlush:
 		r.handleProposeFlush(ctx)
+	case *messages.WithdrawProposal:
+		r.handleWithdrawProposal(msg)
 	case *messages.ReadIndex:
 		r.handleReadIndex(ctx, msg)
 	case readFlush:
@@ -180,7 +207,13 @@ func (r *raftActor) Receive(ctx actor.Context) {
 
 func (r *raftActor) handleStarted(ctx actor.Context) {
 	r.log = r.cfg.Logger.With("actor", "raft", "member", r.cfg.ID)
-	r.readBatches = make(map[uint64]*readBatch)
+	r.rounds = make(map[uint64]*readRound)
+	if r.cfg.RequestTimeoutTicks <= 0 {
+		r.cfg.RequestTimeoutTicks = 7 * r.cfg.ElectionTick
+	}
+	if r.cfg.ReadRetryTicks <= 0 {
+		r.cfg.ReadRetryTicks = max(1, r.cfg.ElectionTick/2)
+	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:                        r.cfg.ID,
 		ElectionTick:              r.cfg.ElectionTick,
@@ -289,46 +322,6 @@ func (r *raftActor) soleVoter() bool {
 	return len(cfg) == 1 && self && len(st.Config.Voters[1]) == 0
 }
 
-func (r *raftActor) handlePropose(ctx actor.Context, msg *messages.Propose) {
-	r.proposals = append(r.proposals, &raftpb.Entry{Data: msg.Data})
-	r.proposalIDs = append(r.proposalIDs, msg.ID)
-	if !r.propQueued {
-		r.propQueued = true
-		ctx.Send(ctx.Self(), proposeFlush{})
-	}
-}
-
-func (r *raftActor) handleProposeFlush(ctx actor.Context) {
-	r.propQueued = false
-	if len(r.proposals) == 0 {
-		return
-	}
-	m := &raftpb.Message{
-		Type:    raftpb.MsgProp.Enum(),
-		From:    proto.Uint64(r.cfg.ID),
-		Entries: r.proposals,
-	}
-	if r.rn.BasicStatus().Lead == raft.None && len(r.proposals) <= maxParkedProposals {
-		// No leader yet (start-up, election): keep the proposals and step
-		// them once one is known, as etcd's clients expect a short wait.
-		// handleTick counts the wait from the first one parked.
-		return
-	}
-	ids := r.proposalIDs
-	r.proposals, r.proposalIDs = nil, nil
-	if len(r.reads) == 0 {
-		r.parkedTicks = 0 // nothing waits for a leader any more
-	}
-	if err := r.rn.Step(m); err != nil {
-		// No leader to take it (or too much uncommitted): tell the callers
-		// now rather than let them time out.
-		for _, id := range ids {
-			r.cfg.Waits.Proposals.Trigger(id, raftclient.Result{Err: rpctypes.ErrGRPCNoLeader})
-		}
-	}
-	r.handleReady(ctx)
-}
-
 func (r *raftActor) handleProposeConfChange(ctx actor.Context, msg *messages.ProposeConfChange) {
 	if err := r.rn.ProposeConfChange(msg.CC); err != nil {
 		r.cfg.Waits.ConfChanges.Trigger(msg.CC.GetId(), raftclient.ConfChangeResult{Err: rpctypes.ErrGRPCNoLeader})
@@ -346,38 +339,12 @@ func (r *raftActor) handleSnapshotReported(ctx actor.Context, msg *messages.Snap
 	r.handleReady(ctx)
 }
 
-func (r *raftActor) handleReadIndex(ctx actor.Context, msg *messages.ReadIndex) {
-	r.reads = append(r.reads, msg.ID)
-	if !r.readQueued {
-		r.readQueued = true
-		ctx.Send(ctx.Self(), readFlush{})
-	}
-}
-
-func (r *raftActor) handleReadFlush(ctx actor.Context) {
-	r.readQueued = false
-	if len(r.reads) == 0 {
-		return
-	}
-	ids := r.reads
-	r.reads = nil
-	if r.rn.BasicStatus().Lead == raft.None {
-		// Wait for a leader like proposals do; handleTick bounds the wait.
-		r.reads = ids
-		return
-	}
-	r.readSeq++
-	r.readBatches[r.readSeq] = &readBatch{ids: ids}
-	rctx := make([]byte, 8)
-	binary.BigEndian.PutUint64(rctx, r.readSeq)
-	r.rn.ReadIndex(rctx)
-	r.handleReady(ctx)
-}
-
 func (r *raftActor) handleTick(ctx actor.Context) {
+	r.ticks++
 	r.rn.Tick()
 	r.advanceTicks()
-	r.expireReads()
+	r.expireParked()
+	r.tickRounds(ctx)
 	r.publishProgress()
 	if bs := r.rn.BasicStatus(); bs.Lead == raft.None && bs.RaftState == raft.StateFollower && r.soleVoter() {
 		// A lone voter need not wait an election timeout to lead; it can
@@ -385,21 +352,6 @@ func (r *raftActor) handleTick(ctx actor.Context) {
 		// follower: a campaign in progress waits for its own vote to be
 		// durable, which may take longer than a tick.
 		_ = r.rn.Campaign()
-	}
-	if len(r.proposals) > 0 || len(r.reads) > 0 {
-		r.parkedTicks++
-		if r.parkedTicks > 2*r.cfg.ElectionTick {
-			for _, id := range r.proposalIDs {
-				r.cfg.Waits.Proposals.Trigger(id, raftclient.Result{Err: rpctypes.ErrGRPCNoLeader})
-			}
-			for _, id := range r.reads {
-				r.cfg.Waits.Reads.Trigger(id, raftclient.ReadResult{Err: rpctypes.ErrGRPCNoLeader})
-			}
-			r.proposals, r.proposalIDs, r.reads = nil, nil, nil
-			r.parkedTicks = 0
-		}
-	} else {
-		r.parkedTicks = 0
 	}
 	r.handleReady(ctx)
 }
@@ -417,20 +369,6 @@ func (r *raftActor) publishProgress() {
 		match[id] = pr.Match
 	}
 	r.cfg.View.SetProgress(match, st.GetCommit())
-}
-
-// expireReads fails read batches that raft dropped (leader lost or
-// changed): raft never answers those.
-func (r *raftActor) expireReads() {
-	for seq, b := range r.readBatches {
-		b.ticks++
-		if b.ticks > 2*r.cfg.ElectionTick {
-			for _, id := range b.ids {
-				r.cfg.Waits.Reads.Trigger(id, raftclient.ReadResult{Err: rpctypes.ErrGRPCLeaderChanged})
-			}
-			delete(r.readBatches, seq)
-		}
-	}
 }
 
 func (r *raftActor) handleAppended(ctx actor.Context, msg *messages.Appended) {
@@ -539,26 +477,13 @@ func (r *raftActor) observeLeader(ctx actor.Context, lead uint64) {
 		r.propQueued = true
 		ctx.Send(ctx.Self(), proposeFlush{})
 	}
-	if lead != raft.None && len(r.reads) > 0 && !r.readQueued {
+	if lead != raft.None && (len(r.reads) > 0 || len(r.rounds) > 0) && !r.readQueued {
+		// The flush sends the waiting rounds to the new leader and starts
+		// one for the queued reads.
 		r.readQueued = true
 		ctx.Send(ctx.Self(), readFlush{})
 	}
 	metrics.CountLeaderChange(lead)
 	r.log.Info("leader changed", "leader", lead, "previous", r.lastLeader)
 	r.lastLeader = lead
-}
-
-func (r *raftActor) resolveRead(rs raft.ReadState) {
-	if len(rs.RequestCtx) != 8 {
-		return
-	}
-	seq := binary.BigEndian.Uint64(rs.RequestCtx)
-	b, ok := r.readBatches[seq]
-	if !ok {
-		return
-	}
-	delete(r.readBatches, seq)
-	for _, id := range b.ids {
-		r.cfg.Waits.Reads.Trigger(id, raftclient.ReadResult{Index: rs.Index})
-	}
 }

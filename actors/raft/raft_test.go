@@ -1,13 +1,11 @@
 package raft
 
 import (
-	"errors"
 	"log/slog"
 	"testing"
 	"testing/synctest"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -209,10 +207,21 @@ func noLeader(t *testing.T, sys *actor.ActorSystem, waits *raftclient.Waits, pee
 // if asked.
 func noLeaderWith(t *testing.T, sys *actor.ActorSystem, waits *raftclient.Waits, peers *actortest.Recorder, disablePreVote bool) *actor.PID {
 	t.Helper()
-	wal, applier := actortest.NewRecorder(64), actortest.NewRecorder(64)
+	return member2(t, sys, waits, peers, func(c *Config) { c.DisablePreVote = disablePreVote })
+}
+
+// member2 is noLeader with its Config changed by configure.
+func member2(t *testing.T, sys *actor.ActorSystem, waits *raftclient.Waits, peers *actortest.Recorder, configure func(*Config)) *actor.PID {
+	t.Helper()
+	wal, applier := actortest.NewRecorder(4096), actortest.NewRecorder(4096)
+	// Named in advance: the wal answers the raft actor's first Append,
+	// which may come before Spawn returns.
+	pid := actor.NewPID(sys.Address(), "member2")
 	wal.Reply = func(msg any) any {
 		if a, ok := msg.(*messages.Append); ok {
-			return &messages.Appended{Msg: a.Msg}
+			// Sent, not answered: the raft actor sends Appends without a
+			// sender.
+			sys.Root.Send(pid, &messages.Appended{Msg: a.Msg})
 		}
 		return nil
 	}
@@ -221,11 +230,15 @@ func noLeaderWith(t *testing.T, sys *actor.ActorSystem, waits *raftclient.Waits,
 		Index: new(uint64(1)), Term: new(uint64(1)), ConfState: &raftpb.ConfState{Voters: []uint64{2, 3}},
 	}})
 	walPID, applierPID, peersPID := sys.Root.Spawn(wal.Props()), sys.Root.Spawn(applier.Props()), sys.Root.Spawn(peers.Props())
-	pid := sys.Root.Spawn(Props(Config{
-		ID: 2, Storage: ms, ElectionTick: 10, HeartbeatTick: 1, DisablePreVote: disablePreVote,
+	cfg := Config{
+		ID: 2, Storage: ms, ElectionTick: 10, HeartbeatTick: 1,
 		WAL: walPID, Applier: applierPID, Peers: peersPID,
 		Waits: waits, View: memberview.New(memberview.Member{ID: 2, Name: "m"}, 1), Logger: testLogger(),
-	}))
+	}
+	configure(&cfg)
+	if _, err := sys.Root.SpawnNamed(Props(cfg), pid.Id); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { stopAll(t, sys, pid, walPID, applierPID, peersPID) })
 	return pid
 }
@@ -235,57 +248,6 @@ func tick(sys *actor.ActorSystem, pid *actor.PID, n int) {
 		sys.Root.Send(pid, &messages.Tick{})
 	}
 	synctest.Wait()
-}
-
-func TestProposalWithoutLeaderFailsAfterTimeout(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		sys := actortest.NewSystem()
-		waits := raftclient.NewWaits()
-		peers := actortest.NewRecorder(1024)
-		pid := noLeader(t, sys, waits, peers)
-		prop := waits.Proposals.Register(7)
-		read := waits.Reads.Register(8)
-		sys.Root.Send(pid, &messages.Propose{ID: 7, Data: []byte("x")})
-		sys.Root.Send(pid, &messages.ReadIndex{ID: 8})
-		synctest.Wait() // both parked: no leader
-		// Parked for two election timeouts (20 ticks), then failed.
-		tick(sys, pid, 20)
-		select {
-		case r := <-prop:
-			t.Fatalf("proposal failed after 20 ticks, want it parked for 2 election timeouts: %+v", r)
-		default:
-		}
-		tick(sys, pid, 1)
-		select {
-		case r := <-prop:
-			if !errors.Is(r.Err, rpctypes.ErrGRPCNoLeader) {
-				t.Fatalf("proposal got %+v, want ErrGRPCNoLeader", r)
-			}
-		default:
-			t.Fatal("proposal without a leader never failed")
-		}
-		select {
-		case r := <-read:
-			if !errors.Is(r.Err, rpctypes.ErrGRPCNoLeader) {
-				t.Fatalf("read index got %+v, want ErrGRPCNoLeader", r)
-			}
-		default:
-			t.Fatal("read index without a leader never failed")
-		}
-		// The campaign went to the peers as SendRaft.
-		var votes int
-		for _, m := range pending[*messages.SendRaft](peers) {
-			if m.Msg.GetTo() != 3 {
-				t.Fatalf("raft message to %d, want member 3", m.Msg.GetTo())
-			}
-			if m.Msg.GetType() == raftpb.MsgPreVote {
-				votes++
-			}
-		}
-		if votes == 0 {
-			t.Fatal("no pre-vote sent to member 3 through the peers")
-		}
-	})
 }
 
 // TestPreVoteFlag: with Pre-Vote (etcd's --pre-vote, on by default) an
@@ -313,35 +275,6 @@ func TestPreVoteFlag(t *testing.T) {
 			}
 		})
 	}
-}
-
-// TestParkedProposalsFailFromTheirOwnStart: the wait for a leader is
-// counted from the first parked proposal; later proposals do not restart
-// it for those already waiting.
-func TestParkedProposalsFailFromTheirOwnStart(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		sys := actortest.NewSystem()
-		waits := raftclient.NewWaits()
-		pid := noLeader(t, sys, waits, actortest.NewRecorder(1024))
-		first := waits.Proposals.Register(7)
-		sys.Root.Send(pid, &messages.Propose{ID: 7, Data: []byte("x")})
-		synctest.Wait()
-		tick(sys, pid, 15)
-		second := waits.Proposals.Register(8)
-		sys.Root.Send(pid, &messages.Propose{ID: 8, Data: []byte("y")})
-		synctest.Wait()
-		tick(sys, pid, 6) // 21 ticks since the first was parked
-		for i, ch := range []<-chan raftclient.Result{first, second} {
-			select {
-			case r := <-ch:
-				if !errors.Is(r.Err, rpctypes.ErrGRPCNoLeader) {
-					t.Fatalf("proposal %d got %+v, want ErrGRPCNoLeader", i+1, r)
-				}
-			default:
-				t.Fatalf("proposal %d still parked 21 ticks after the first was parked", i+1)
-			}
-		}
-	})
 }
 
 // threeVoters starts member 2 of the voters 2, 3, 4, whose peers never

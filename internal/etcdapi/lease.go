@@ -128,7 +128,7 @@ func (s *Lease) renew(ctx context.Context, id int64, fs *forwardStream) (int64, 
 			return ttl, err
 		}
 		if werr := sleepCtx(ctx, leaderRetryInterval); werr != nil {
-			return 0, raftclient.ContextError(ctx, werr)
+			return 0, s.leaderWaitError(ctx, werr)
 		}
 	}
 }
@@ -176,7 +176,7 @@ func (s *Lease) LeaseTimeToLive(ctx context.Context, req *pb.LeaseTimeToLiveRequ
 			return resp, err
 		}
 		if werr := sleepCtx(ctx, leaderRetryInterval); werr != nil {
-			return nil, raftclient.ContextError(ctx, werr)
+			return nil, s.leaderWaitError(ctx, werr)
 		}
 	}
 }
@@ -283,6 +283,16 @@ func (s *Lease) header() *pb.ResponseHeader {
 // retryable: the leader is changing (none known, this member's lessor not
 // promoted yet, the old leader unreachable); asking again soon may
 // succeed. etcd retries the same way until the request timeout.
+// leaderWaitError is the answer of a request that waited for the leader
+// until ctx ended: etcd's "no leader" while none is known (its waitLeader
+// answers so when the request timeout ends the wait), else the wait's.
+func (s *Lease) leaderWaitError(ctx context.Context, werr error) error {
+	if s.kv.cfg.Raft.View().Leader() == 0 {
+		return rpctypes.ErrGRPCNoLeader
+	}
+	return raftclient.ContextError(ctx, werr)
+}
+
 func retryable(err error) bool {
 	return errors.Is(err, rpctypes.ErrGRPCNotLeader) || errors.Is(err, errNoLeaderURL) ||
 		status.Code(err) == codes.Unavailable

@@ -11,7 +11,10 @@
 // with etcd's "server stopped", and FailAll answers the requests in flight.
 // Only the raft actor and the applier trigger the registries; a waiter that
 // gives up (context, request timeout) cancels its id, so the registries
-// hold only requests someone still waits for.
+// hold only requests someone still waits for. A proposer that gives up
+// also withdraws its proposal (WithdrawProposal), so one parked for want of
+// a leader is never proposed, as etcd's is not; at the request timeout the
+// raft actor's answer to the withdrawal is the proposer's.
 package raftclient
 
 import (
@@ -38,6 +41,18 @@ import (
 
 // ErrStopped is etcd's answer while the core is down or restarting.
 var ErrStopped = rpctypes.ErrGRPCStopped
+
+// ErrNotProposed is the answer to a proposal that waited its whole
+// request timeout for a leader without reaching raft: etcd's Propose
+// blocks on raft's proposal channel while there is no leader and returns
+// its context's error, which gRPC sends as DeadlineExceeded with the
+// context's text.
+var ErrNotProposed = status.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error())
+
+// withdrawGrace bounds the wait for the raft actor's answer to a
+// withdrawal; it answers at once unless the core is going down, and then
+// FailAll answers.
+const withdrawGrace = time.Second
 
 // errTimeoutLeaderTransfer carries etcd's message for a transfer that did
 // not finish in time.
@@ -180,7 +195,7 @@ func (c *Client) Propose(ctx context.Context, req *pb.InternalRaftRequest) (any,
 	if co == nil {
 		return nil, ErrStopped
 	}
-	res, err := ask(ctx, c, c.cfg.Waits.Proposals, id, co.Raft, &messages.Propose{ID: id, Data: data})
+	res, err := ask(ctx, c, c.cfg.Waits.Proposals, id, co.Raft, &messages.Propose{ID: id, Data: data}, &messages.WithdrawProposal{ID: id})
 	if err != nil {
 		metrics.ProposalsFailed.Inc()
 		return nil, err
@@ -212,7 +227,7 @@ func (c *Client) ProposeConfChange(ctx context.Context, cc *raftpb.ConfChange) (
 	}
 	id := c.NextID()
 	cc.Id = &id
-	res, err := ask(ctx, c, c.cfg.Waits.ConfChanges, id, co.Raft, &messages.ProposeConfChange{CC: cc})
+	res, err := ask(ctx, c, c.cfg.Waits.ConfChanges, id, co.Raft, &messages.ProposeConfChange{CC: cc}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -220,14 +235,20 @@ func (c *Client) ProposeConfChange(ctx context.Context, cc *raftpb.ConfChange) (
 }
 
 // ReadIndex returns a read index raft confirmed after the call began
-// (reads that queue meanwhile share one round).
+// (reads that queue meanwhile share one round). Without a leader it waits
+// as etcd's does: the raft actor fails the round with "request timed out"
+// after the request timeout, unless a leader elected meanwhile serves it.
 func (c *Client) ReadIndex(ctx context.Context) (uint64, error) {
 	co := c.core.Load()
 	if co == nil {
 		return 0, ErrStopped
 	}
 	id := c.NextID()
-	res, err := ask(ctx, c, c.cfg.Waits.Reads, id, co.Raft, &messages.ReadIndex{ID: id})
+	// etcd's read waits on the request's context alone: the raft actor
+	// ends every round within the request timeout, and a read waits at
+	// most for the round in flight and its own, so the bound here is
+	// only a backstop.
+	res, err := askWithin(ctx, c, 2*c.cfg.RequestTimeout+withdrawGrace, c.cfg.Waits.Reads, id, co.Raft, &messages.ReadIndex{ID: id}, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -333,26 +354,53 @@ func (r ConfChangeResult) failure() error { return r.Err }
 
 // ask registers id in reg, sends msg to the raft actor and waits for id's
 // outcome, bounded by ctx and the request timeout; a waiter that gives up
-// cancels id. The error is the wait's or the outcome's.
-func ask[T outcome](ctx context.Context, c *Client, reg *wait.Registry[T], id uint64, raft *actor.PID, msg any) (T, error) {
-	var zero T
+// cancels id. With a withdraw message, the raft actor is told of a
+// waiter that gives up, and at the request timeout it gives the answer
+// (it alone knows whether raft took the request). The error is the
+// wait's or the outcome's.
+func ask[T outcome](ctx context.Context, c *Client, reg *wait.Registry[T], id uint64, raft *actor.PID, msg, withdraw any) (T, error) {
+	return askWithin(ctx, c, c.cfg.RequestTimeout, reg, id, raft, msg, withdraw)
+}
+
+// askWithin is ask with another bound than the request timeout.
+func askWithin[T outcome](ctx context.Context, c *Client, timeout time.Duration, reg *wait.Registry[T], id uint64, raft *actor.PID, msg, withdraw any) (T, error) {
 	ch := reg.Register(id)
 	c.cfg.Root.Send(raft, msg)
-	t := time.NewTimer(c.cfg.RequestTimeout)
+	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case x := <-ch:
-		if err := x.failure(); err != nil {
-			return zero, err
-		}
-		return x, nil
+		return outcomeOf(x)
 	case <-ctx.Done():
 		reg.Cancel(id)
+		if withdraw != nil {
+			c.cfg.Root.Send(raft, withdraw)
+		}
+		var zero T
 		return zero, ContextError(ctx, ctx.Err())
 	case <-t.C:
-		reg.Cancel(id)
-		return zero, rpctypes.ErrGRPCTimeout
 	}
+	if withdraw != nil {
+		c.cfg.Root.Send(raft, withdraw)
+		t.Reset(withdrawGrace)
+		select {
+		case x := <-ch:
+			return outcomeOf(x)
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+	reg.Cancel(id)
+	var zero T
+	return zero, rpctypes.ErrGRPCTimeout
+}
+
+func outcomeOf[T outcome](x T) (T, error) {
+	if err := x.failure(); err != nil {
+		var zero T
+		return zero, err
+	}
+	return x, nil
 }
 
 // ContextError is etcd's answer for a request whose wait ended with err:

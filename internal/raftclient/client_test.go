@@ -22,8 +22,12 @@ import (
 
 // fakeRaft answers as the raft actor and applier would: a Put with a
 // PutResponse, a ReadIndex with index 7, a conf change with one member;
-// anything with the key "silent" gets no answer.
+// anything with the key "silent" gets no answer, even to its withdrawal,
+// and one with the key "parked" waits for its withdrawal, answered with
+// ErrNotProposed as the raft actor answers a proposal parked for want of
+// a leader.
 func fakeRaft(w *Waits) actor.ReceiveFunc {
+	parked := map[uint64]bool{}
 	return func(ctx actor.Context) {
 		switch m := ctx.Message().(type) {
 		case *messages.Propose:
@@ -31,10 +35,19 @@ func fakeRaft(w *Waits) actor.ReceiveFunc {
 			if err := proto.Unmarshal(m.Data, &req); err != nil {
 				panic(err)
 			}
-			if string(req.GetPut().GetKey()) == "silent" {
+			switch string(req.GetPut().GetKey()) {
+			case "silent":
+				return
+			case "parked":
+				parked[m.ID] = true
 				return
 			}
 			w.Proposals.Trigger(m.ID, Result{Resp: &pb.PutResponse{Header: &pb.ResponseHeader{Revision: 2}}})
+		case *messages.WithdrawProposal:
+			if parked[m.ID] {
+				delete(parked, m.ID)
+				w.Proposals.Trigger(m.ID, Result{Err: ErrNotProposed})
+			}
 		case *messages.ReadIndex:
 			w.Reads.Trigger(m.ID, ReadResult{Index: 7})
 		case *messages.ProposeConfChange:
@@ -92,8 +105,16 @@ func TestClientErrors(t *testing.T) {
 			t.Fatalf("large request: %v", err)
 		}
 		silent := &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("silent")}}
-		if _, err := c.Propose(ctx, silent); !errors.Is(err, rpctypes.ErrGRPCTimeout) {
-			t.Fatalf("unanswered request: %v, want the request timeout", err)
+		start := time.Now()
+		if _, err := c.Propose(ctx, silent); !errors.Is(err, rpctypes.ErrGRPCTimeout) || time.Since(start) != time.Second+withdrawGrace {
+			t.Fatalf("unanswered request: %v after %v, want the request timeout after the withdrawal's grace", err, time.Since(start))
+		}
+		// At the request timeout the raft actor says whether raft ever
+		// took the proposal.
+		parked := &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("parked")}}
+		start = time.Now()
+		if _, err := c.Propose(ctx, parked); !errors.Is(err, ErrNotProposed) || time.Since(start) != time.Second {
+			t.Fatalf("proposal parked for a leader: %v after %v, want ErrNotProposed after the request timeout", err, time.Since(start))
 		}
 		cctx, cancel := context.WithCancel(ctx)
 		time.AfterFunc(10*time.Millisecond, cancel)

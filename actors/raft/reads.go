@@ -1,0 +1,140 @@
+package raft
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/raft/v3"
+
+	"github.com/troupedb/troupe/internal/raftclient"
+	"github.com/troupedb/troupe/messages"
+)
+
+// ReadRetryInterval is how often etcd 3.6.8 sends again a ReadIndex raft
+// has not answered.
+const ReadRetryInterval = 500 * time.Millisecond
+
+// Ticks converts d into whole ticks of length tick, rounded up; 0 if
+// either is not positive (the Config's defaults then apply).
+func Ticks(d, tick time.Duration) int {
+	if d <= 0 || tick <= 0 {
+		return 0
+	}
+	return int((d + tick - 1) / tick)
+}
+
+// readRound is one raft ReadIndex request shared by the reads that queued
+// for it, as etcd's linearizable read loop shares one per loop.
+type readRound struct {
+	ids  []uint64
+	rctx []byte // the ReadIndex context: the round's sequence number
+	// lead is the leader the round was last sent to, raft.None if there
+	// was none: a different leader gets it at once.
+	lead uint64
+	// ageTicks counts the round's ticks toward the request timeout,
+	// sinceSentTicks toward the next resend.
+	ageTicks, sinceSentTicks int
+}
+
+func (r *raftActor) handleReadIndex(ctx actor.Context, msg *messages.ReadIndex) {
+	r.reads = append(r.reads, msg.ID)
+	if !r.readQueued {
+		r.readQueued = true
+		ctx.Send(ctx.Self(), readFlush{})
+	}
+}
+
+// handleReadFlush sends the rounds in flight to a newly elected leader
+// and starts a round for the reads queued since the last one.
+// Without a leader the round is not sent (raft would drop it): it waits
+// for its timeout, or goes to the leader once one is elected. Nor
+// does a round start without a leader while another waits: as in etcd's
+// single read loop, the reads queue for the next round, which starts when
+// that one ends (a leader's rounds run side by side, sooner answered).
+func (r *raftActor) handleReadFlush(ctx actor.Context) {
+	r.readQueued = false
+	lead := r.rn.BasicStatus().Lead
+	if lead != raft.None && r.sendRoundsTo(lead) {
+		defer r.handleReady(ctx)
+	}
+	if len(r.reads) == 0 || len(r.rounds) >= maxReadRounds || (lead == raft.None && len(r.rounds) > 0) {
+		return // flushed again when a round ends or a leader is elected
+	}
+	r.readSeq++
+	rd := &readRound{ids: r.reads, rctx: binary.BigEndian.AppendUint64(nil, r.readSeq), lead: lead}
+	r.reads = nil
+	r.rounds[r.readSeq] = rd
+	if rd.lead != raft.None {
+		r.rn.ReadIndex(rd.rctx)
+		r.handleReady(ctx)
+	}
+}
+
+// tickRounds ages the rounds: one unanswered for the request timeout
+// fails with etcd's "request timed out"; one unanswered for ReadRetryTicks
+// is sent again while a leader is known, since raft forgets a ReadIndex
+// whose message or answer was lost.
+func (r *raftActor) tickRounds(ctx actor.Context) {
+	lead := r.rn.BasicStatus().Lead
+	for seq, rd := range r.rounds {
+		rd.ageTicks++
+		if rd.ageTicks >= r.cfg.RequestTimeoutTicks {
+			r.failRound(seq, rd, rpctypes.ErrGRPCTimeout)
+			continue
+		}
+		rd.sinceSentTicks++
+		if rd.sinceSentTicks >= r.cfg.ReadRetryTicks && rd.lead != raft.None && lead == rd.lead {
+			rd.sinceSentTicks = 0
+			r.rn.ReadIndex(rd.rctx)
+		}
+	}
+	if len(r.reads) > 0 && !r.readQueued {
+		r.readQueued = true
+		ctx.Send(ctx.Self(), readFlush{})
+	}
+}
+
+// sendRoundsTo sends the rounds that waited without a leader, or were sent
+// to another, to lead, just elected, so it serves them. Every send of a
+// round came after its reads arrived, so whichever leader's answer comes
+// first is a read index they may use. (etcd's read loop answers such a
+// round with "leader changed" or serves it, as its select happens to
+// choose between the leader change and the answer.) It reports whether it
+// sent any.
+func (r *raftActor) sendRoundsTo(lead uint64) bool {
+	sent := false
+	for _, rd := range r.rounds {
+		if rd.lead != lead {
+			rd.lead, rd.sinceSentTicks = lead, 0
+			r.rn.ReadIndex(rd.rctx)
+			sent = true
+		}
+	}
+	return sent
+}
+
+func (r *raftActor) failRound(seq uint64, rd *readRound, err error) {
+	delete(r.rounds, seq)
+	for _, id := range rd.ids {
+		r.cfg.Waits.Reads.Trigger(id, raftclient.ReadResult{Err: err})
+	}
+}
+
+// resolveRead answers the round raft confirmed; a second answer to a
+// resent round finds it gone.
+func (r *raftActor) resolveRead(rs raft.ReadState) {
+	if len(rs.RequestCtx) != 8 {
+		return
+	}
+	seq := binary.BigEndian.Uint64(rs.RequestCtx)
+	rd, ok := r.rounds[seq]
+	if !ok {
+		return
+	}
+	delete(r.rounds, seq)
+	for _, id := range rd.ids {
+		r.cfg.Waits.Reads.Trigger(id, raftclient.ReadResult{Index: rs.Index})
+	}
+}
