@@ -238,6 +238,7 @@ func TestLearnerProbesAsEtcd(t *testing.T) {
 // request timeout with "etcdserver: request timed out", while /livez and
 // a serializable /health pass, as on etcd 3.6.8.
 func TestNoLeaderProbesAsEtcd(t *testing.T) {
+	t.Parallel() // mostly waiting out request timeouts; runs beside the other no-leader tests
 	_, etcd := aloneMember(t, e2etest.Etcd)
 	_, sut := aloneMember(t, e2etest.Kind())
 	compareProbes(t, etcd, sut, "no leader", []probePath{

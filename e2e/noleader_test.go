@@ -115,6 +115,7 @@ func compareAnswers(t *testing.T, what string, etcd, sut map[string]rawAnswer) {
 // forward to until the request timeout and answers "no leader"; the list
 // of leases is local.
 func TestNoLeaderRequestsAsEtcd(t *testing.T) {
+	t.Parallel() // mostly waiting out request timeouts; runs beside the other no-leader tests
 	ask := func(kind string) map[string]rawAnswer {
 		_, s := aloneMember(t, kind)
 		conn := rawConn(t, s)
@@ -171,6 +172,7 @@ func TestNoLeaderRequestsAsEtcd(t *testing.T) {
 // loop's select happens to choose (clientv3 retries the first), so over
 // plain gRPC either of etcd's answers is accepted and troupe must serve.
 func TestNoLeaderThenLeaderAsEtcd(t *testing.T) {
+	t.Parallel() // mostly waiting out request timeouts; runs beside the other no-leader tests
 	ask := func(kind string) map[string]rawAnswer {
 		c, s := aloneMember(t, kind)
 		conn := rawConn(t, s)
