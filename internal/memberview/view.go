@@ -200,9 +200,13 @@ func (v *View) IsVoter(id uint64) bool {
 }
 
 // BestTransferee returns the voting member (not this one) whose log is
-// furthest along, by the leader's progress, or 0 when there is none.
+// furthest along, by the leader's progress. A leader that has not
+// published its progress yet (elected less than a tick ago) picks the
+// voter connected longest, as etcd's longestConnected does, rather than
+// stopping without a hand-over. 0 when there is none.
 func (v *View) BestTransferee() uint64 {
-	var best, bestMatch uint64
+	var best, bestMatch, longest uint64
+	var since time.Time
 	for _, m := range v.Members() {
 		if m.ID == v.MemberID || m.IsLearner {
 			continue
@@ -210,6 +214,12 @@ func (v *View) BestTransferee() uint64 {
 		if match, _, ok := v.Progress(m.ID); ok && (best == 0 || match > bestMatch) {
 			best, bestMatch = m.ID, match
 		}
+		if t := v.PeerActiveSince(m.ID); !t.IsZero() && (longest == 0 || t.Before(since)) {
+			longest, since = m.ID, t
+		}
 	}
-	return best
+	if best != 0 {
+		return best
+	}
+	return longest
 }

@@ -2,6 +2,8 @@ package memberview
 
 import (
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/troupedb/troupe/persistence/membership"
 )
@@ -24,20 +26,31 @@ func TestMembersFromFlagsUntilTheCoreKnows(t *testing.T) {
 	}
 }
 
+// In a synctest bubble: the activity times differ by a virtual millisecond.
 func TestBestTransfereeIsTheMostCaughtUpVoter(t *testing.T) {
-	v := New(Member{ID: 1}, 9)
-	v.SetCluster(membership.NewCluster([]Member{{ID: 1}, {ID: 2}, {ID: 3}, {ID: 4, IsLearner: true}}, nil))
-	if to := v.BestTransferee(); to != 0 {
-		t.Fatalf("a follower (no progress) chose %x", to)
-	}
-	v.SetRaftStatus(1, 5, 100)
-	v.SetProgress(map[uint64]uint64{1: 100, 2: 90, 3: 99, 4: 100}, 100)
-	if !v.IsLeader() || v.Term() != 5 || v.RaftIndex() != 100 {
-		t.Fatal("raft status not recorded")
-	}
-	if to := v.BestTransferee(); to != 3 {
-		t.Fatalf("best transferee %x, want 3 (the learner 4 is ahead but cannot lead)", to)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		v := New(Member{ID: 1}, 9)
+		v.SetCluster(membership.NewCluster([]Member{{ID: 1}, {ID: 2}, {ID: 3}, {ID: 4, IsLearner: true}}, nil))
+		if to := v.BestTransferee(); to != 0 {
+			t.Fatalf("with no progress and no active peer %x was chosen", to)
+		}
+		// before the leader's first progress: the voter connected longest
+		v.SetPeerActive(4, true) // a learner, never chosen
+		v.SetPeerActive(3, true)
+		time.Sleep(time.Millisecond) // virtual: distinct activity times
+		v.SetPeerActive(2, true)
+		if to := v.BestTransferee(); to != 3 {
+			t.Fatalf("without progress: %x, want 3 (the voter connected longest)", to)
+		}
+		v.SetRaftStatus(1, 5, 100)
+		v.SetProgress(map[uint64]uint64{1: 100, 2: 90, 3: 99, 4: 100}, 100)
+		if !v.IsLeader() || v.Term() != 5 || v.RaftIndex() != 100 {
+			t.Fatal("raft status not recorded")
+		}
+		if to := v.BestTransferee(); to != 3 {
+			t.Fatalf("best transferee %x, want 3 (the learner 4 is ahead but cannot lead)", to)
+		}
+	})
 }
 
 func TestPeerActivity(t *testing.T) {
