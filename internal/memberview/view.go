@@ -199,9 +199,10 @@ func (v *View) IsVoter(id uint64) bool {
 	return false
 }
 
-// BestTransferee returns the voting member (not this one) whose log is
-// furthest along, by the leader's progress. A leader that has not
-// published its progress yet (elected less than a tick ago) picks the
+// BestTransferee returns the voting member (not this one, and one that
+// answers: handing over to a member that is down only delays the stop)
+// whose log is furthest along, by the leader's progress. A leader that has
+// not published its progress yet (elected less than a tick ago) picks the
 // voter connected longest, as etcd's longestConnected does, rather than
 // stopping without a hand-over. 0 when there is none.
 func (v *View) BestTransferee() uint64 {
@@ -211,10 +212,14 @@ func (v *View) BestTransferee() uint64 {
 		if m.ID == v.MemberID || m.IsLearner {
 			continue
 		}
+		t := v.PeerActiveSince(m.ID)
+		if t.IsZero() {
+			continue
+		}
 		if match, _, ok := v.Progress(m.ID); ok && (best == 0 || match > bestMatch) {
 			best, bestMatch = m.ID, match
 		}
-		if t := v.PeerActiveSince(m.ID); !t.IsZero() && (longest == 0 || t.Before(since)) {
+		if longest == 0 || t.Before(since) {
 			longest, since = m.ID, t
 		}
 	}

@@ -50,6 +50,14 @@ func TestBestTransfereeIsTheMostCaughtUpVoter(t *testing.T) {
 		if to := v.BestTransferee(); to != 3 {
 			t.Fatalf("best transferee %x, want 3 (the learner 4 is ahead but cannot lead)", to)
 		}
+		v.SetPeerActive(3, false) // down: not chosen however far along
+		if to := v.BestTransferee(); to != 2 {
+			t.Fatalf("with 3 down: %x, want 2", to)
+		}
+		v.SetPeerActive(2, false)
+		if to := v.BestTransferee(); to != 0 {
+			t.Fatalf("with every voter down: %x, want none", to)
+		}
 	})
 }
 
