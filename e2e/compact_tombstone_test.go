@@ -31,12 +31,7 @@ import (
 // and counts at and below the compact revision, HashKV and the key bucket
 // of a snapshot. With -e2e.server=etcd it compares etcd with itself.
 func TestCompactionTombstoneDifferential(t *testing.T) {
-	ref := e2etest.Start(t, e2etest.Config{Kind: e2etest.Etcd})
-	st, err := ref.Client(t).Status(ctx(t), ref.Endpoint())
-	must(t, err)
-	if !strings.HasPrefix(st.Version, "3.6.") {
-		t.Fatalf("the reference etcd is %s; this test pins etcd 3.6's compaction: run it with PATH=/tmp/etcd36:$PATH TROUPE_ETCD36=/tmp/etcd36", st.Version)
-	}
+	ref := startEtcd36(t, "compaction")
 	sut := e2etest.Start(t, e2etest.Config{})
 	want := tombstoneScript(t, ref)
 	got := tombstoneScript(t, sut)

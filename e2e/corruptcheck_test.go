@@ -22,7 +22,7 @@ import (
 // remote peer" and "found data inconsistency with peers"; the other two
 // keep serving. etcd 3.6.8 does the same:
 //
-//	PATH=/tmp/etcd36:$PATH go test ./e2e -run TestInitialCorruptCheck -e2e.server=etcd
+//	go test ./e2e -run TestInitialCorruptCheck -e2e.server=etcd
 //
 // Debian's etcd 3.4.23 does not: it starts, its check asks no member (a
 // member without a snapshot file knows no other members there); against

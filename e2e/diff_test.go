@@ -216,6 +216,19 @@ func runScript(t *testing.T, s *e2etest.Server) []string {
 	return out
 }
 
+// startEtcd36 starts the reference etcd and fails the test unless it is
+// 3.6, whose answers to what the test pins differ from 3.4's.
+func startEtcd36(t *testing.T, pins string) *e2etest.Server {
+	t.Helper()
+	ref := e2etest.Start(t, e2etest.Config{Kind: e2etest.Etcd})
+	st, err := ref.Client(t).Status(ctx(t), ref.Endpoint())
+	must(t, err)
+	if !strings.HasPrefix(st.Version, "3.6.") {
+		t.Fatalf("the reference etcd is %s; this test pins etcd 3.6's %s: build it with scripts/etcd36.sh and set $%s (scripts/test.sh does both)", st.Version, pins, e2etest.EnvEtcd36)
+	}
+	return ref
+}
+
 // TestDifferential runs one scripted sequence of raw gRPC requests against
 // real etcd and against the server under test and requires identical
 // responses. With -e2e.server=etcd it compares etcd with itself, which

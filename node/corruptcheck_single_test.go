@@ -77,15 +77,19 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // record returns the first JSON log record whose msg is msg, nil if none.
 func (b *syncBuffer) record(msg string) map[string]any { return b.recordWith(msg, "msg", msg) }
 
 // recordWith returns the first JSON log record whose msg is msg and whose
 // attribute key has value (as encoding/json decodes it), nil if none.
 func (b *syncBuffer) recordWith(msg, key string, value any) map[string]any {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, line := range strings.Split(b.buf.String(), "\n") {
+	for _, line := range strings.Split(b.String(), "\n") {
 		var r map[string]any
 		if json.Unmarshal([]byte(line), &r) == nil && r["msg"] == msg && r[key] == value {
 			return r

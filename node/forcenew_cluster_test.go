@@ -3,36 +3,16 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/troupedb/troupe/failpoint"
 	"github.com/troupedb/troupe/internal/polltest"
 )
-
-// lockedBuffer collects a member's logs from every goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestClusterForceNewCluster: a member of a stopped 3-member cluster
 // restarted with ForceNewCluster serves alone with every committed key at
@@ -72,7 +52,7 @@ func testForceNewCluster(t *testing.T, snapshotCount uint64) {
 	const forced = 1
 	cfg := c.cfgs[forced]
 	cfg.ForceNewCluster = true
-	logs := &lockedBuffer{}
+	logs := &syncBuffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	n := mustStart(t, cfg)
 	c.nodes[forced] = n

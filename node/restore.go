@@ -49,13 +49,12 @@ func (r restore) run() error {
 	if _, err := os.Stat(r.DataDir); err == nil {
 		return fmt.Errorf("data dir %s exists (fix: remove it or choose another --data-dir)", r.DataDir)
 	}
-	walDir := core.WALDir(r.DataDir)
 	if r.WALDir != "" {
 		if _, err := os.Stat(r.WALDir); err == nil {
 			return fmt.Errorf("wal-dir %q exists (fix: remove it or choose another --wal-dir)", r.WALDir)
 		}
-		walDir = r.WALDir
 	}
+	walDir := core.WALPath(r.DataDir, r.WALDir)
 	members, self, err := r.members()
 	if err != nil {
 		return err

@@ -122,6 +122,14 @@ func WALDir(dataDir string) string  { return filepath.Join(dataDir, "member", "w
 func SnapDir(dataDir string) string { return filepath.Join(dataDir, "member", "snap") }
 func DBPath(dataDir string) string  { return filepath.Join(SnapDir(dataDir), "db") }
 
+// WALPath is walDir (--wal-dir) when given, else WALDir(dataDir).
+func WALPath(dataDir, walDir string) string {
+	if walDir != "" {
+		return walDir
+	}
+	return WALDir(dataDir)
+}
+
 // CheckWALLayout refuses a dedicated WAL dir (--wal-dir) that holds no WAL
 // while the data dir holds one: the member would start as a new one beside
 // its old log. etcd does not check this and hangs.
@@ -227,12 +235,7 @@ func (c *core) logger() *slog.Logger {
 func (c *core) view() *memberview.View { return c.cfg.Client.View() }
 
 // walDir is where this member's WAL lives.
-func (c *core) walDir() string {
-	if c.cfg.WALDir != "" {
-		return c.cfg.WALDir
-	}
-	return WALDir(c.cfg.DataDir)
-}
+func (c *core) walDir() string { return WALPath(c.cfg.DataDir, c.cfg.WALDir) }
 
 func (c *core) handleStarted(ctx actor.Context) {
 	log := c.logger()
