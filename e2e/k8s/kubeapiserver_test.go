@@ -151,13 +151,7 @@ func storeCtx(t *testing.T) context.Context {
 // apiserver's resourceVersion is etcd's revision, exactly.
 func (r *run) requireModRevision(t *testing.T, key string, rv int64) *clientv3.GetResponse {
 	t.Helper()
-	resp, err := r.st.cli.Get(storeCtx(t), key)
-	if err != nil {
-		t.Fatalf("get %s from the store: %v", key, err)
-	}
-	if len(resp.Kvs) != 1 {
-		t.Fatalf("key %s is not in the store", key)
-	}
+	resp := r.storeGet(t, key)
 	if got := resp.Kvs[0].ModRevision; got != rv {
 		t.Fatalf("key %s: mod revision %d in the store, resourceVersion %d from the apiserver", key, got, rv)
 	}
@@ -169,6 +163,14 @@ func (r *run) requireModRevision(t *testing.T, key string, rv int64) *clientv3.G
 // resourceVersion.
 func (r *run) requireCreateRevision(t *testing.T, key string, rv int64) {
 	t.Helper()
+	if got := r.storeGet(t, key).Kvs[0].CreateRevision; got != rv {
+		t.Fatalf("key %s: create revision %d in the store, resourceVersion %d from the apiserver's create", key, got, rv)
+	}
+}
+
+// storeGet reads key from the store, which must hold it.
+func (r *run) storeGet(t *testing.T, key string) *clientv3.GetResponse {
+	t.Helper()
 	resp, err := r.st.cli.Get(storeCtx(t), key)
 	if err != nil {
 		t.Fatalf("get %s from the store: %v", key, err)
@@ -176,7 +178,5 @@ func (r *run) requireCreateRevision(t *testing.T, key string, rv int64) {
 	if len(resp.Kvs) != 1 {
 		t.Fatalf("key %s is not in the store", key)
 	}
-	if got := resp.Kvs[0].CreateRevision; got != rv {
-		t.Fatalf("key %s: create revision %d in the store, resourceVersion %d from the apiserver's create", key, got, rv)
-	}
+	return resp
 }
