@@ -4,8 +4,8 @@ import (
 	"errors"
 	"testing"
 
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	bolt "go.etcd.io/bbolt"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/troupedb/troupe/persistence/auth"
 )
