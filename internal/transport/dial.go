@@ -6,6 +6,7 @@ import (
 	"net"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // Dialer opens gRPC client connections to other members' client endpoints
@@ -23,7 +24,11 @@ type Dialer struct {
 // through gRPC's default (dns) resolver, passthrough:///host:port is dialed
 // as it is. The connection connects lazily; close it when done.
 func (d Dialer) Dial(target string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(d.Security.dialCredentials())}, extra...)
+	return d.dial(target, d.Security.dialCredentials(), extra...)
+}
+
+func (d Dialer) dial(target string, creds credentials.TransportCredentials, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, extra...)
 	if d.NetDial != nil {
 		opts = append(opts, grpc.WithContextDialer(d.NetDial))
 	}
@@ -34,6 +39,8 @@ func (d Dialer) Dial(target string, extra ...grpc.DialOption) (*grpc.ClientConn,
 // addr, as etcd's JSON gateway dials its own gRPC endpoint: an
 // unspecified host (0.0.0.0, ::) is reached on loopback, and answers of
 // any size are taken (the client port's request limit is the server's).
+// Over TLS the member's certificate is not verified (it need not name
+// loopback), as etcd's gateway; the client certificate is presented.
 func (d Dialer) DialSelf(addr net.Addr) (*grpc.ClientConn, error) {
 	host, port, err := net.SplitHostPort(addr.String())
 	if err != nil {
@@ -45,6 +52,6 @@ func (d Dialer) DialSelf(addr net.Addr) (*grpc.ClientConn, error) {
 			host = "::1"
 		}
 	}
-	return d.Dial("passthrough:///"+net.JoinHostPort(host, port),
+	return d.dial("passthrough:///"+net.JoinHostPort(host, port), d.Security.selfCredentials(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)))
 }
