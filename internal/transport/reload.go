@@ -204,7 +204,6 @@ func (r revoked) check(certs []*x509.Certificate) error {
 	return nil
 }
 
-
 var (
 	errServerOnly = errors.New("transport: server credentials cannot dial")
 	errClientOnly = errors.New("transport: client credentials cannot serve")
