@@ -149,10 +149,10 @@ func TestRefusedFlags(t *testing.T) {
 func TestRefusedBoolFlagWithoutValue(t *testing.T) {
 	c := Default()
 	fs := flagSet(&c)
-	if err := fs.Parse([]string{"--client-cert-auth"}); err != nil {
+	if err := fs.Parse([]string{"--discovery-insecure-skip-tls-verify"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Validate(); err == nil || err.Error() != "--client-cert-auth=true: "+reasonTLSAuth {
+	if err := c.Validate(); err == nil || err.Error() != "--discovery-insecure-skip-tls-verify=true: "+reasonV3Discovery {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -400,8 +400,8 @@ func TestConfigFileEtcd36Keys(t *testing.T) {
 		t.Errorf("got %+v", c)
 	}
 	for _, tc := range []struct{ yaml, want string }{
-		{"cert-file: /x.pem\n", "--cert-file=/x.pem: " + reasonTLSAuth},
-		{"client-transport-security:\n  cert-file: /x.pem\n", "client-transport-security: " + reasonTLSAuth},
+		{"discovery-srv: x.example\n", "--discovery-srv=x.example: " + reasonSRV},
+		{"discovery-config:\n  endpoints: x\n", "discovery-config: " + reasonV3Discovery},
 		{"feature-gates: Foo=true\n", "feature-gates: invalid value \"Foo=true\": unrecognized feature gate: Foo"},
 		{"experimental-corrupt-check-time: 1\ncorrupt-check-time: 2\n", "cannot set --experimental-corrupt-check-time and --corrupt-check-time at the same time"},
 	} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net"
+	"net/url"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -18,6 +19,13 @@ type Dialer struct {
 	// NetDial, when set, replaces the TCP dial of gRPC (tests: an
 	// in-memory listener).
 	NetDial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// For is d for a member endpoint at u: d's Security when u is https,
+// plaintext otherwise (see Security.For).
+func (d Dialer) For(u url.URL) Dialer {
+	d.Security = d.Security.For(u)
+	return d
 }
 
 // Dial returns a connection to target, a gRPC target name: host:port goes

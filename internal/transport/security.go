@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -121,6 +122,15 @@ func NewSecurity(info TLSInfo, logger *slog.Logger) (*Security, error) {
 		}
 	}
 	return s, nil
+}
+
+// For is s for a URL of the https scheme, nil (plaintext) for any other:
+// etcd serves an http URL in plaintext even when certificates are given.
+func (s *Security) For(u url.URL) *Security {
+	if u.Scheme == "https" {
+		return s
+	}
+	return nil
 }
 
 func (s *Security) minVersion() uint16 {
