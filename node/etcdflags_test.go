@@ -46,7 +46,7 @@ func TestEveryEtcdFlagIsAcceptedOrRefused(t *testing.T) {
 		refused[r.name] = r
 	}
 	for _, name := range helpFlags(t) {
-		_, accepted := acceptedFlags[name]
+		accepted := isAccepted(name)
 		_, isRefused := refused[name]
 		switch {
 		case slices.Contains(commandFlags, name):
@@ -60,7 +60,7 @@ func TestEveryEtcdFlagIsAcceptedOrRefused(t *testing.T) {
 	}
 	// And no flag is registered that the table does not explain.
 	fs.VisitAll(func(f *flag.Flag) {
-		_, accepted := acceptedFlags[f.Name]
+		accepted := isAccepted(f.Name)
 		_, isRefused := refused[f.Name]
 		if !accepted && !isRefused && !slices.Contains(ignoredFlags, f.Name) && f.Name != "listen-actor-url" {
 			t.Errorf("--%s is registered but in no table", f.Name)
@@ -463,4 +463,10 @@ func TestEtcdUsage(t *testing.T) {
 			t.Errorf("%s: %q, want %q", name, got, want)
 		}
 	}
+}
+
+func isAccepted(name string) bool {
+	_, ok := acceptedFlags[name]
+	_, tls := tlsAcceptedFlags[name]
+	return ok || tls
 }

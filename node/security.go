@@ -274,3 +274,33 @@ func hostsOf(urls []url.URL) []string {
 func anyHTTPS(urls []url.URL) bool {
 	return slices.ContainsFunc(urls, func(u url.URL) bool { return u.Scheme == "https" })
 }
+
+// tlsAcceptedFlags are etcd's TLS flags with what each means here (the
+// rest of the accepted flags are in acceptedFlags).
+var tlsAcceptedFlags = map[string]string{
+	"cert-file":                         "client TLS certificate, re-read when it changes (node/security.go)",
+	"key-file":                          "client TLS key, re-read when it changes",
+	"client-cert-auth":                  "require client certificates verified by --trusted-ca-file",
+	"client-cert-file":                  "certificate this member presents when it dials another member's client URL",
+	"client-key-file":                   "key of --client-cert-file",
+	"client-crl-file":                   "revoked client certificates (PEM or DER), re-read when it changes",
+	"client-cert-allowed-hostname":      "client certificates must be valid for one of these hostnames",
+	"trusted-ca-file":                   "CA bundle verifying client certificates (and requiring them, as etcd), re-read when it changes",
+	"auto-tls":                          "self-signed client certificate in <data-dir>/fixtures/client",
+	"peer-cert-file":                    "peer TLS certificate of the protoactor remote, re-read when it changes",
+	"peer-key-file":                     "peer TLS key",
+	"peer-client-cert-auth":             "require peer client certificates verified by --peer-trusted-ca-file",
+	"peer-client-cert-file":             "certificate presented when dialing peers",
+	"peer-client-key-file":              "key of --peer-client-cert-file",
+	"peer-trusted-ca-file":              "CA bundle verifying peers, re-read when it changes",
+	"peer-cert-allowed-cn":              "peer certificates must have one of these common names",
+	"peer-cert-allowed-hostname":        "peer certificates must be valid for one of these hostnames",
+	"peer-auto-tls":                     "self-signed peer certificate in <data-dir>/fixtures/peer",
+	"self-signed-cert-validity":         "years of the --auto-tls / --peer-auto-tls certificates",
+	"peer-crl-file":                     "revoked peer certificates (PEM or DER), re-read when it changes",
+	"cipher-suites":                     "TLS 1.2 cipher suites by Go's names, as etcd",
+	"tls-min-version":                   "TLS1.2 or TLS1.3",
+	"tls-max-version":                   "TLS1.2, TLS1.3 or empty (Go's newest)",
+	"peer-skip-client-san-verification": "do not check a peer certificate's SANs against its address",
+	"experimental-peer-skip-client-san-verification": "old name of --peer-skip-client-san-verification (deprecated)",
+}
