@@ -128,7 +128,7 @@ func TestTLSClientEndpoints(t *testing.T) {
 	for name, leaf := range map[string]*tlstest.Leaf{"no certificate": nil, "foreign CA": tlstest.NewCA(t, "other").Issue(t, tlstest.LeafOpts{CN: "alice"})} {
 		bad, err := tlsClient(t, cfg, poolOf(ca), leaf)
 		if err == nil {
-			c, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			_, err = bad.Get(c, "k")
 			cancel()
 		}
@@ -237,7 +237,7 @@ func TestTLSRotationUnderLoad(t *testing.T) {
 			return err
 		}
 		defer cli.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		_, err = cli.Get(ctx, "load")
 		return err
