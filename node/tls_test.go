@@ -417,3 +417,45 @@ func TestTLSAutoTLS(t *testing.T) {
 		t.Error("restart made a new self-signed certificate")
 	}
 }
+
+// TestTLSClientHTTPURLs: with --listen-client-http-urls the https client
+// URL serves gRPC alone (the TLS handshake done by the gRPC credentials)
+// and the https HTTP URL the gateway, which dials the gRPC URL over TLS.
+func TestTLSClientHTTPURLs(t *testing.T) {
+	ca := tlstest.NewCA(t, "ca")
+	files := newTLSFiles(t, ca, t.TempDir())
+	cfg := testConfig(t, t.TempDir())
+	cfg.ListenClientHTTPURLs = []url.URL{{Scheme: "https", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}}
+	httpsURLs(&cfg)
+	cfg.ClientTLS = files.side()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	user := ca.Issue(t, tlstest.LeafOpts{CN: "alice", Client: true})
+	cli, err := tlsClient(t, cfg, poolOf(ca), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Put(ctx, "k", "v"); err != nil {
+		t.Fatalf("gRPC on the https client URL: %v", err)
+	}
+	pair, _ := tls.X509KeyPair(user.CertPEM, user.KeyPEM)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: poolOf(ca), Certificates: []tls.Certificate{pair}}}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Post("https://"+cfg.ListenClientHTTPURLs[0].Host+"/v3/kv/range", "application/json", strings.NewReader(`{"key":"aw=="}`))
+	if err != nil {
+		t.Fatalf("gateway on the https client http URL: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"value":"dg=="`) {
+		t.Fatalf("gateway answered %d %s", resp.StatusCode, b)
+	}
+}
