@@ -240,7 +240,7 @@ func (c *Config) sideTLS(t TLSConfig, side string, hosts []string, https, skipSA
 		CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCertFile: t.ClientCertFile, ClientKeyFile: t.ClientKeyFile,
 		TrustedCAFile: t.TrustedCAFile, CRLFile: t.CRLFile, ClientCertAuth: t.ClientCertAuth,
 		AllowedCNs: t.AllowedCNs, AllowedHostnames: t.AllowedHostnames, SkipClientSANVerify: skipSAN,
-		CipherSuites: suites, MinVersion: minV, MaxVersion: maxV,
+		CipherSuites: suites, MinVersion: minV, MaxVersion: maxV, Endpoint: side,
 	}
 	if t.empty() && t.AutoTLS {
 		dir := filepath.Join(c.DataDir, "fixtures", side)
