@@ -186,6 +186,13 @@ type Config struct {
 	// RaftWriteTimeout fails a write to another member that blocks
 	// longer (etcd's --raft-write-timeout; raised to 5s, its minimum).
 	RaftWriteTimeout time.Duration
+	// ClientTLS and PeerTLS are etcd's TLS flags of each side
+	// (node/security.go); SelfSignedCertValidity (years), CipherSuites
+	// and TLSMinVersion / TLSMaxVersion apply to both.
+	ClientTLS, PeerTLS           TLSConfig
+	SelfSignedCertValidity       uint
+	CipherSuites                 []string
+	TLSMinVersion, TLSMaxVersion string
 	// FeatureGates is --feature-gates, with the --experimental-* flags
 	// that name a gate folded in by ResolveFlags.
 	FeatureGates FeatureGates
@@ -223,6 +230,8 @@ type Config struct {
 	set struct {
 		dataDir, initialCluster, listenClient, advertiseClient bool
 	}
+	// tls is what Start built from the TLS flags.
+	tls tlsState
 	// etcd36 holds what the etcd 3.6 flags parsed before ResolveFlags
 	// folds it into the fields above (see etcdflags.go).
 	etcd36 etcd36State
@@ -274,6 +283,8 @@ func Default() Config {
 		InitialElectionTickAdvance:  true,
 		RaftWriteTimeout:            DefaultRaftWriteTimeout,
 		LogRotationConfigJSON:       DefaultLogRotationConfig,
+		SelfSignedCertValidity:      1,
+		TLSMinVersion:               "TLS1.2",
 	}
 	c.InitialCluster = c.InitialClusterFromName(c.Name)
 	return c
@@ -388,14 +399,18 @@ func (c *Config) Validate() error {
 	if _, err := c.ActorAddress(); err != nil {
 		return err
 	}
-	return c.validateEtcd36()
+	if err := c.validateEtcd36(); err != nil {
+		return err
+	}
+	return c.validateTLS()
 }
 
 // ActorAddress is where the actor API listens: "" when it is off, the
 // given host:port, or for "auto" 127.0.0.1 at the first client URL's port
 // minus one (127.0.0.1:2378 for etcd's 2379; 22378 and 32378 for the
 // 22379 and 32379 of etcd's three-member Procfile). Loopback whatever the
-// client URL's host: the actor API has no TLS or auth yet.
+// client URL's host: the actor API has no auth yet (it has TLS, the
+// client side's, when a client URL is https).
 func (c *Config) ActorAddress() (string, error) {
 	switch c.ListenActorURL {
 	case "":
@@ -457,8 +472,8 @@ func (c *Config) validateRaft() error {
 	return nil
 }
 
-// checkURLs refuses what troupe cannot serve: etcd allows https and unix
-// sockets, troupe has no TLS and listens on TCP only (so far).
+// checkURLs refuses what troupe cannot serve: etcd allows unix sockets,
+// troupe listens on TCP only (so far).
 func checkURLs(flagName string, urls []url.URL) error {
 	if len(urls) == 0 {
 		return fmt.Errorf("%s is empty; give at least one URL such as %s", flagName, exampleURL(flagName))
@@ -480,11 +495,9 @@ func exampleURL(flagName string) string {
 
 func checkURL(flagName string, u *url.URL) error {
 	switch u.Scheme {
-	case "http":
-	case "https", "unixs":
-		return fmt.Errorf("%s %q: TLS is not supported by troupe yet; use http://", flagName, u.String())
+	case "http", "https":
 	default:
-		return fmt.Errorf("%s %q: scheme must be http (like %s)", flagName, u.String(), exampleURL(flagName))
+		return fmt.Errorf("%s %q: scheme must be http or https (like %s)", flagName, u.String(), exampleURL(flagName))
 	}
 	if u.Path != "" && u.Path != "/" {
 		return fmt.Errorf("%s %q: URL must not contain a path; use scheme://host:port", flagName, u.String())
@@ -584,7 +597,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error.")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "Log format: 'text' (coloured on a terminal), 'json', or '' for text on a terminal and json otherwise. troupe only.")
-	fs.StringVar(&c.ListenActorURL, "listen-actor-url", c.ListenActorURL, "host:port of the protoactor remote endpoint serving the actor API; 'auto': 127.0.0.1 at the first client URL's port minus one (2378 for 2379); '' disables it. troupe only.")
+	fs.StringVar(&c.ListenActorURL, "listen-actor-url", c.ListenActorURL, "host:port of the protoactor remote endpoint serving the actor API; 'auto': 127.0.0.1 at the first client URL's port minus one (2378 for 2379); '' disables it. Over TLS (the client certificate flags) when a client URL is https; callers use actorclient.RemoteOptions. troupe only.")
 	c.registerEtcd36Flags(fs)
 }
 
