@@ -99,6 +99,17 @@ func refusedPut(t *testing.T, ep string, cfg *tls.Config) error {
 	return err
 }
 
+// refusedGet tries one linearizable get through a fresh client over cfg
+// and returns its error (nil if the server answered).
+func refusedGet(t *testing.T, ep string, cfg *tls.Config) error {
+	t.Helper()
+	cli := tlsClient(t, []string{ep}, cfg)
+	c, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	_, err := cli.Get(c, "refused")
+	return err
+}
+
 // servedSerial dials ep (host:port or a URL) with TLS, without verifying
 // the chain, and returns the serial of the certificate the server shows.
 func servedSerial(t *testing.T, ep string, cfg *tls.Config) (*big.Int, error) {
