@@ -88,9 +88,9 @@ func tlsClient(t *testing.T, eps []string, cfg *tls.Config) *clientv3.Client {
 	return cli
 }
 
-// refusedPut tries one put through a fresh client over cfg and returns its
+// tryPut tries one put through a fresh client over cfg and returns its
 // error (nil if the server accepted it).
-func refusedPut(t *testing.T, ep string, cfg *tls.Config) error {
+func tryPut(t *testing.T, ep string, cfg *tls.Config) error {
 	t.Helper()
 	cli := tlsClient(t, []string{ep}, cfg)
 	c, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
@@ -99,9 +99,9 @@ func refusedPut(t *testing.T, ep string, cfg *tls.Config) error {
 	return err
 }
 
-// refusedGet tries one linearizable get through a fresh client over cfg
+// tryGet tries one linearizable get through a fresh client over cfg
 // and returns its error (nil if the server answered).
-func refusedGet(t *testing.T, ep string, cfg *tls.Config) error {
+func tryGet(t *testing.T, ep string, cfg *tls.Config) error {
 	t.Helper()
 	cli := tlsClient(t, []string{ep}, cfg)
 	c, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
