@@ -358,6 +358,19 @@ func (s *Server) Restart() {
 	}
 }
 
+// Relaunch starts the server again like Restart (stopping it first if it
+// runs) but does not wait for it to serve: for a start that must fail,
+// watched with WaitExit and Log.
+func (s *Server) Relaunch() {
+	s.t.Helper()
+	if s.Alive() {
+		s.Stop()
+	}
+	if err := s.startProcess(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
 // ExitError returns the result of the last process's Wait (nil while it
 // runs or after a clean exit).
 func (s *Server) ExitError() error { return s.waitErr() }
