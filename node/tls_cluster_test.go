@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -214,5 +215,28 @@ func TestTLSSnapshotCatchUp(t *testing.T) {
 	waitTLSValue(t, c.cfgs[behind], ca, user, "s00000", "x")
 	if failpoint.Hits("snapshotInstallPanic") == 0 {
 		t.Fatal("the member caught up without installing a snapshot")
+	}
+}
+
+// TestTLSPeerAutoTLS: members with --peer-auto-tls and https peer URLs
+// talk over their self-signed certificates (not verified, as etcd).
+func TestTLSPeerAutoTLS(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		for i := range cfg.ListenPeerURLs {
+			cfg.ListenPeerURLs[i].Scheme = "https"
+		}
+		for i := range cfg.InitialAdvertisePeerURLs {
+			cfg.InitialAdvertisePeerURLs[i].Scheme = "https"
+		}
+		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+		cfg.PeerTLS.AutoTLS = true
+	})
+	lead := c.waitLeader()
+	put(t, c.client(lead), "auto", "tls")
+	for i := range c.nodes {
+		c.waitValue(i, "auto", "tls")
+		if _, err := os.Stat(filepath.Join(c.cfgs[i].DataDir, "fixtures", "peer", "cert.pem")); err != nil {
+			t.Errorf("member %d: no self-signed peer certificate: %v", i, err)
+		}
 	}
 }
