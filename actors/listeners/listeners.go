@@ -263,8 +263,26 @@ func (l *listeners) goServe(u url.URL, what string, serve func() error) {
 // newHTTPServer returns the serving function of an HTTP server on lis.
 func (l *listeners) newHTTPServer(lis net.Listener, h http.Handler) func() error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if mux := transport.NewHTTPMux(lis); mux != nil {
+		// The mux's goroutine ends when srv closes lis (its root).
+		go mux.Serve()
+		return func() error { return serveHTTP(srv, &rootClosing{Listener: mux.HTTP(), root: lis}) }
+	}
 	l.https = append(l.https, srv)
 	return func() error { return serveHTTP(srv, lis) }
+}
+
+// rootClosing is the HTTP half of a mux whose Close also closes the
+// mux's root listener, so that shutting srv down ends the mux too.
+type rootClosing struct {
+	net.Listener
+	root net.Listener
+}
+
+func (r *rootClosing) Close() error {
+	err := r.Listener.Close()
+	_ = r.root.Close()
+	return err
 }
 
 // serveHTTP runs srv on lis until it is shut down.
