@@ -12,6 +12,11 @@
 // raftclient's wait registries, the applied index there too, and the
 // active alarms through the member view.
 //
+// Auth (auth.go): the applier holds the applied auth state, loaded and
+// published like the alarms; it applies auth requests through raft and
+// refuses, as etcd's auth applier, the writes the entry's sender may not
+// make.
+//
 // Alarms (alarm.go): the applier holds the applied alarm set, loaded from
 // the backend at start and after a snapshot install; while NOSPACE or
 // CORRUPT is active it refuses the entries etcd's capped and corrupt
@@ -43,6 +48,7 @@ import (
 	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/alarm"
+	"github.com/troupedb/troupe/persistence/auth"
 	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
@@ -81,7 +87,10 @@ type Config struct {
 	// WarningApplyDuration is etcd's --warning-apply-duration: a request
 	// whose apply takes longer is logged at warn; 0 turns it off.
 	WarningApplyDuration time.Duration
-	Logger               *slog.Logger
+	// Tokens, if set, hears the token side effects of applied auth
+	// requests (see auth.go).
+	Tokens auth.TokenKeeper
+	Logger *slog.Logger
 }
 
 // Props returns the applier's props.
@@ -103,6 +112,7 @@ type applier struct {
 	commitTimer    *time.Timer // non-nil while a commitDue is scheduled
 	membersChanged bool        // during one Apply
 	alarms         alarm.Set   // applied alarms; see alarm.go
+	auth           *auth.State // applied auth state; see auth.go
 	quota          quotaState  // see quota.go
 }
 
@@ -114,6 +124,7 @@ func (a *applier) Receive(ctx actor.Context) {
 		a.snapIndex = a.cfg.SnapshotIndex
 		a.quota.root = ctx.ActorSystem().Root
 		a.loadAlarms()
+		a.loadAuth()
 	case *actor.Stopping, *actor.Restarting:
 		a.stopTimer()
 	case *actor.Stopped:
@@ -216,6 +227,9 @@ func (a *applier) applyRequest(idx uint64, req *pb.InternalRaftRequest) (any, er
 	if err := a.checkAlarms(idx, req); err != nil {
 		return nil, err
 	}
+	if err := a.checkAuth(idx, req); err != nil {
+		return nil, err
+	}
 	switch {
 	case req.Put != nil:
 		return st.Put(idx, req.Put)
@@ -235,6 +249,8 @@ func (a *applier) applyRequest(idx uint64, req *pb.InternalRaftRequest) (any, er
 		return st.LeaseCheckpoint(idx, req.LeaseCheckpoint)
 	case req.Alarm != nil:
 		return a.applyAlarm(idx, req.Alarm)
+	case auth.IsAuthRequest(req):
+		return a.applyAuth(idx, req)
 	default:
 		// A request kind this member does not serve yet: it is still a
 		// committed entry, so the index moves and the caller hears why.
@@ -280,6 +296,7 @@ func (a *applier) handleInstallSnapshot(ctx actor.Context, msg *messages.Install
 	a.cfg.Store, a.cfg.Cluster = st, cl
 	a.snapIndex = md.GetIndex()
 	a.loadAlarms()
+	a.loadAuth()
 	ctx.Send(ctx.Parent(), &messages.MembersChanged{Members: cl.Members()})
 	a.cfg.Client.Waits().Applied.Reset(st.ConsistentIndex())
 	a.log.Info("installed snapshot from the leader", "index", md.GetIndex(), "backend-index", st.ConsistentIndex())
