@@ -8,6 +8,8 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -23,6 +27,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/troupedb/troupe/actors/actorapi"
+	"github.com/troupedb/troupe/client/actorclient"
 )
 
 // authMember starts a member with a root user (password "rootpw"), user
@@ -395,4 +402,64 @@ func TestAuthenticateFloodIsBounded(t *testing.T) {
 	}
 	t.Logf("flood: %d failed Authenticates answered in %s (%.0f/s), %d puts served, the slowest in %s",
 		failed.Load(), elapsed, float64(failed.Load())/elapsed.Seconds(), puts, slowest)
+}
+
+// The actor API carries a token: its requests are checked as gRPC ones.
+func TestAuthActorAPIToken(t *testing.T) {
+	var actorAddr string
+	cfg, root := authMember(t, func(c *Config) {
+		actorAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		c.ListenActorURL = actorAddr
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := root.Put(ctx, "/app/x", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Put(ctx, "/other", "1"); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := client(t, cfg).Authenticate(ctx, "alice", "alicepw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	r := remote.NewRemote(system, remote.Configure("127.0.0.1", 0,
+		remote.WithDialOptions(actorapi.DialOptions(actorapi.DefaultMaxMessageBytes)...)))
+	r.Start()
+	t.Cleanup(func() { r.Shutdown(true); system.Shutdown() })
+
+	alice := actorclient.New(system, actorAddr, actorclient.WithTimeout(10*time.Second), actorclient.WithToken(tok.Token))
+	if _, err := alice.Range(ctx, &pb.RangeRequest{Key: []byte("/app/x")}); err != nil {
+		t.Errorf("alice range /app/x over the actor API: %v", err)
+	}
+	_, err = alice.Range(ctx, &pb.RangeRequest{Key: []byte("/other")})
+	wantErr(t, "alice range /other over the actor API", err, rpctypes.ErrGRPCPermissionDenied)
+	_, err = alice.Put(ctx, &pb.PutRequest{Key: []byte("/other"), Value: []byte("2")})
+	wantErr(t, "alice put /other over the actor API", err, rpctypes.ErrGRPCPermissionDenied)
+	if _, err := alice.Put(ctx, &pb.PutRequest{Key: []byte("/app/y"), Value: []byte("2")}); err != nil {
+		t.Errorf("alice put /app/y over the actor API: %v", err)
+	}
+	_, err = alice.Watch(ctx, &pb.WatchCreateRequest{Key: []byte("/other")})
+	if err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("alice watch /other over the actor API: %v, want permission denied", err)
+	}
+	w, err := alice.Watch(ctx, &pb.WatchCreateRequest{Key: []byte("/app/x")})
+	if err != nil {
+		t.Errorf("alice watch /app/x over the actor API: %v", err)
+	} else {
+		w.Close()
+	}
+	_, err = alice.TimeToLive(ctx, &pb.LeaseTimeToLiveRequest{ID: 1, Keys: true})
+	if err != nil && rpctypes.ErrorDesc(err) == rpctypes.ErrorDesc(rpctypes.ErrGRPCUserEmpty) {
+		t.Errorf("alice's token did not reach the lease service: %v", err)
+	}
+
+	anon := actorclient.New(system, actorAddr, actorclient.WithTimeout(10*time.Second))
+	_, err = anon.Range(ctx, &pb.RangeRequest{Key: []byte("/app/x")})
+	wantErr(t, "range without a token over the actor API", err, rpctypes.ErrGRPCUserEmpty)
+	forged := actorclient.New(system, actorAddr, actorclient.WithTimeout(10*time.Second), actorclient.WithToken("forged.1"))
+	_, err = forged.Range(ctx, &pb.RangeRequest{Key: []byte("/app/x")})
+	wantErr(t, "range with a forged token over the actor API", err, rpctypes.ErrGRPCInvalidAuthToken)
 }

@@ -19,19 +19,9 @@ import (
 // member's own JSON gateway, whose certificate must not name the user.
 const gatewayMarker = "grpcgateway-accept"
 
-// tokenKey is the context key of a token given by the actor API, which
-// has no gRPC metadata.
-type tokenKey struct{}
-
-// WithToken returns ctx carrying token as a gRPC request's "token"
-// metadata would: the actor API calls the services with it.
-func WithToken(ctx context.Context, token string) context.Context {
-	return context.WithValue(ctx, tokenKey{}, token)
-}
-
 // Authenticator finds who sent a request, as etcd's AuthInfoFromCtx: the
-// token of the request (gRPC metadata "token", the gateway's
-// "authorization" header, or the actor API's WithToken), else, with
+// token of the request (gRPC metadata "token", which the actor API sets
+// too, or the gateway's "authorization" header), else, with
 // --client-cert-auth, the common name of the verified client certificate.
 type Authenticator struct {
 	view           *memberview.View
@@ -80,9 +70,6 @@ func (a *Authenticator) Info(ctx context.Context) (auth.Info, *auth.State, error
 
 // tokenOf returns the token a request carries, as etcd reads it.
 func tokenOf(ctx context.Context) (string, bool) {
-	if t, ok := ctx.Value(tokenKey{}).(string); ok {
-		return t, true
-	}
 	md, ok := metadata.FromIncomingContext(ctx)
 	if !ok {
 		return "", false
