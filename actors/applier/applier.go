@@ -9,8 +9,9 @@
 // snapshotter every SnapshotCount entries, MembersChanged to the parent
 // (the core) after a batch that changed the membership, InstallBackend to
 // the parent for a snapshot from the leader; results through the
-// raftclient's wait registries, the applied index there too, and the
-// active alarms through the member view.
+// raftclient's wait registries, the applied index there too, the active
+// alarms and the auth state through the member view, token side effects
+// to Config.Tokens.
 //
 // Auth (auth.go): the applier holds the applied auth state, loaded and
 // published like the alarms; it applies auth requests through raft and

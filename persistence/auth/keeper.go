@@ -7,7 +7,9 @@ import "fmt"
 // Authenticate entry assigned, a user whose tokens a delete or password
 // change invalidated, auth turned on or off. Implemented by the API
 // layer's token provider; called on the applier's goroutine, so it must
-// not block.
+// not block. Enable or Disable also comes at each applier start and
+// snapshot install with the loaded state's flag, so both must be
+// idempotent.
 type TokenKeeper interface {
 	Assign(token, user string, revision uint64)
 	InvalidateUser(user string)
