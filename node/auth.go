@@ -61,5 +61,6 @@ func (c *Config) tokenProvider(rc *raftclient.Client) (authtoken.Provider, error
 }
 
 // clientCertAuth is --client-cert-auth: a verified client certificate's
-// common name is the user of a request without a token.
-func (c *Config) clientCertAuth() bool { return false }
+// common name is the user of a request without a token (etcd's
+// ClientCertAuthEnabled, the flag alone, not a trusted CA without it).
+func (c *Config) clientCertAuth() bool { return c.ClientTLS.ClientCertAuth }
