@@ -5,11 +5,16 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +35,7 @@ import (
 
 	"github.com/troupedb/troupe/actors/actorapi"
 	"github.com/troupedb/troupe/client/actorclient"
+	"github.com/troupedb/troupe/internal/tlstest"
 )
 
 // authMember starts a member with a root user (password "rootpw"), user
@@ -462,4 +468,98 @@ func TestAuthActorAPIToken(t *testing.T) {
 	forged := actorclient.New(system, actorAddr, actorclient.WithTimeout(10*time.Second), actorclient.WithToken("forged.1"))
 	_, err = forged.Range(ctx, &pb.RangeRequest{Key: []byte("/app/x")})
 	wantErr(t, "range with a forged token over the actor API", err, rpctypes.ErrGRPCInvalidAuthToken)
+}
+
+// With --client-cert-auth the CN of the client certificate is the user of
+// a request without a token; the JSON gateway's calls never take the
+// member's own certificate for the user, and honour the token header.
+func TestAuthCommonNameAndGateway(t *testing.T) {
+	ca := tlstest.NewCA(t, "client-ca")
+	files := newTLSFiles(t, ca, t.TempDir())
+	cfg := testConfig(t, t.TempDir())
+	httpsURLs(&cfg)
+	cfg.ClientTLS = files.side()
+	cfg.BcryptCost = 4
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop() })
+	certClient := func(cn string) *clientv3.Client {
+		c, err := tlsClient(t, cfg, poolOf(ca), ca.Issue(t, tlstest.LeafOpts{CN: cn, Client: true}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	root, alice, mallory := certClient("root"), certClient("alice"), certClient("mallory")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i, step := range []func() error{
+		func() error { _, err := root.UserAdd(ctx, "root", "rootpw"); return err },
+		func() error { _, err := root.RoleAdd(ctx, "root"); return err },
+		func() error { _, err := root.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := root.UserAdd(ctx, "alice", "alicepw"); return err },
+		func() error { _, err := root.RoleAdd(ctx, "app"); return err },
+		func() error {
+			_, err := root.RoleGrantPermission(ctx, "app", "/app/", clientv3.GetPrefixRangeEnd("/app/"), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := root.UserGrantRole(ctx, "alice", "app"); return err },
+		func() error { _, err := root.AuthEnable(ctx); return err },
+		func() error { _, err := root.Put(ctx, "/app/x", "1"); return err }, // as root, by its CN
+		func() error { _, err := root.Put(ctx, "/other", "1"); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	if _, err := alice.Get(ctx, "/app/x"); err != nil {
+		t.Errorf("alice (by CN) get /app/x: %v", err)
+	}
+	_, err = alice.Get(ctx, "/other")
+	wantErr(t, "alice (by CN) get /other", err, rpctypes.ErrPermissionDenied)
+	_, err = mallory.Get(ctx, "/app/x")
+	wantErr(t, "mallory (no such user) get /app/x", err, rpctypes.ErrPermissionDenied)
+	if _, err := root.Status(ctx, cfg.ListenClientURLs[0].Host); err != nil {
+		t.Errorf("root (by CN) status: %v", err)
+	}
+
+	// The gateway, reached with root's certificate and no Accept header.
+	leaf := ca.Issue(t, tlstest.LeafOpts{CN: "root", Client: true})
+	cert, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: poolOf(ca), Certificates: []tls.Certificate{cert}}}}
+	t.Cleanup(hc.CloseIdleConnections)
+	post := func(path, body, token string) string {
+		req, _ := http.NewRequest("POST", "https://"+cfg.ListenClientURLs[0].Host+path, strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", token)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("POST %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	rangeX := `{"key":"` + base64.StdEncoding.EncodeToString([]byte("/app/x")) + `"}`
+	if got := post("/v3/kv/range", rangeX, ""); !strings.Contains(got, "user name is empty") {
+		t.Errorf("gateway range without a token = %s, want user name is empty (the member's certificate is nobody)", got)
+	}
+	got := post("/v3/auth/authenticate", `{"name":"alice","password":"alicepw"}`, "")
+	var auth struct{ Token string }
+	if err := json.Unmarshal([]byte(got), &auth); err != nil || auth.Token == "" {
+		t.Fatalf("gateway authenticate = %s", got)
+	}
+	if got := post("/v3/kv/range", rangeX, auth.Token); !strings.Contains(got, `"kvs"`) {
+		t.Errorf("gateway range with alice's token = %s, want the key", got)
+	}
+	other := `{"key":"` + base64.StdEncoding.EncodeToString([]byte("/other")) + `"}`
+	if got := post("/v3/kv/range", other, auth.Token); !strings.Contains(got, "permission denied") {
+		t.Errorf("gateway range of /other with alice's token = %s, want permission denied", got)
+	}
 }

@@ -14,10 +14,15 @@ import (
 	"github.com/troupedb/troupe/persistence/auth"
 )
 
-// gatewayMarker is the metadata grpc-gateway adds to every call it makes
-// (the client's Accept header); a call carrying it comes from this
-// member's own JSON gateway, whose certificate must not name the user.
-const gatewayMarker = "grpcgateway-accept"
+// A call carrying either key comes from this member's own JSON gateway,
+// whose certificate must not name the user: grpc-gateway's copy of the
+// client's Accept header (what etcd looks at), and the key troupe's
+// gateway adds to every call. A client that sends either itself only
+// loses its certificate's identity.
+const (
+	gatewayMarker  = "grpcgateway-accept"
+	gatewayCallKey = "troupe-gateway"
+)
 
 // Authenticator finds who sent a request, as etcd's AuthInfoFromCtx: the
 // token of the request (gRPC metadata "token", which the actor API sets
@@ -101,7 +106,7 @@ func commonName(ctx context.Context) (string, bool) {
 			continue
 		}
 		md, ok := metadata.FromIncomingContext(ctx)
-		if !ok || len(md[gatewayMarker]) > 0 {
+		if !ok || len(md[gatewayMarker]) > 0 || len(md[gatewayCallKey]) > 0 {
 			return "", false
 		}
 		return chain[0].Subject.CommonName, true
