@@ -563,3 +563,65 @@ func TestAuthCommonNameAndGateway(t *testing.T) {
 		t.Errorf("gateway range of /other with alice's token = %s, want permission denied", got)
 	}
 }
+
+// In a cluster a simple token made through one member is valid on every
+// member (each assigns it when it applies the Authenticate entry); a
+// follower's proposals carry the user to the applier, and its forwarded
+// lease time-to-live carries the token to the leader.
+func TestAuthCluster(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.BcryptCost = 4 })
+	lead := c.waitLeader()
+	f := (lead + 1) % 3
+	admin := c.client(f)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i, step := range []func() error{
+		func() error { _, err := admin.UserAdd(ctx, "root", "rootpw"); return err },
+		func() error { _, err := admin.RoleAdd(ctx, "root"); return err },
+		func() error { _, err := admin.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := admin.UserAdd(ctx, "alice", "alicepw"); return err },
+		func() error { _, err := admin.UserAdd(ctx, "bob", "bobpw"); return err },
+		func() error { _, err := admin.RoleAdd(ctx, "app"); return err },
+		func() error {
+			_, err := admin.RoleGrantPermission(ctx, "app", "/app/", clientv3.GetPrefixRangeEnd("/app/"), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := admin.UserGrantRole(ctx, "alice", "app"); return err },
+		func() error { _, err := admin.AuthEnable(ctx); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("setup step %d through a follower: %v", i, err)
+		}
+	}
+	tokenOf := func(user, pw string) context.Context {
+		resp, err := admin.Authenticate(ctx, user, pw)
+		if err != nil {
+			t.Fatalf("authenticate %s through a follower: %v", user, err)
+		}
+		return metadata.AppendToOutgoingContext(ctx, rpctypes.TokenFieldNameGRPC, resp.Token)
+	}
+	alice, bob := tokenOf("alice", "alicepw"), tokenOf("bob", "bobpw")
+	lease, err := pb.NewLeaseClient(rawConn(t, c.cfgs[lead])).LeaseGrant(alice, &pb.LeaseGrantRequest{TTL: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pb.NewKVClient(rawConn(t, c.cfgs[f])).Put(alice, &pb.PutRequest{Key: []byte("/app/x"), Value: []byte("1"), Lease: lease.ID}); err != nil {
+		t.Fatalf("alice put through a follower: %v", err)
+	}
+	for i := range c.cfgs {
+		conn := rawConn(t, c.cfgs[i])
+		if _, err := pb.NewKVClient(conn).Range(alice, &pb.RangeRequest{Key: []byte("/app/x")}); err != nil {
+			t.Errorf("member %d: alice's token: %v", i, err)
+		}
+		_, err := pb.NewKVClient(conn).Put(alice, &pb.PutRequest{Key: []byte("/other"), Value: []byte("1")})
+		wantErr(t, fmt.Sprintf("member %d: alice put /other", i), err, rpctypes.ErrGRPCPermissionDenied)
+		_, err = pb.NewKVClient(conn).Range(bob, &pb.RangeRequest{Key: []byte("/app/x")})
+		wantErr(t, fmt.Sprintf("member %d: bob range /app/x", i), err, rpctypes.ErrGRPCPermissionDenied)
+		ttl := &pb.LeaseTimeToLiveRequest{ID: lease.ID, Keys: true}
+		if _, err := pb.NewLeaseClient(conn).LeaseTimeToLive(alice, ttl); err != nil {
+			t.Errorf("member %d: alice lease ttl with keys: %v", i, err)
+		}
+		_, err = pb.NewLeaseClient(conn).LeaseTimeToLive(bob, ttl)
+		wantErr(t, fmt.Sprintf("member %d: bob lease ttl with keys", i), err, rpctypes.ErrGRPCPermissionDenied)
+	}
+}
