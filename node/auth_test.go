@@ -190,6 +190,17 @@ func TestAuthRBAC(t *testing.T) {
 	if err != nil {
 		t.Errorf("alice revoke of a lease on /app/: %v", err)
 	}
+
+	// /health reads without a user: auth does not make the member unhealthy.
+	resp, err := http.Get("http://" + cfg.ListenClientURLs[0].Host + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"health":"true"`) {
+		t.Errorf("/health with auth enabled: %s", body)
+	}
 }
 
 func TestAuthWatch(t *testing.T) {

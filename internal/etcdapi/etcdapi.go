@@ -1,8 +1,7 @@
 // Package etcdapi is the etcd v3 API of a member as plain Go: the KV,
 // Watch, Lease, Cluster, Maintenance and Auth gRPC services, the
-// permission checks of what is served without raft (reads, watches,
-// admin calls; the applier checks the rest), the interceptors in front of them (metrics, panic recovery,
-// the learner and require-leader gates) and etcd's HTTP endpoints
+// interceptors in front of them (metrics, panic recovery, the learner
+// and require-leader gates) and etcd's HTTP endpoints
 // (/health, /version, /metrics, /readyz, /livez) and its JSON gateway
 // (/v3/kv/range and the rest, see newGateway). It owns no listener,
 // server or serving goroutine: the listeners actor builds the servers
@@ -23,8 +22,16 @@
 //     they are kept as clients have seen them.
 //   - Keep-alives and time-to-live requests on a follower, and a
 //     MemberPromote, are forwarded to the leader's client endpoint over
-//     gRPC (Config.Dialer); Close drops those connections, after the
-//     servers stopped.
+//     gRPC (Config.Dialer), with the request's auth token; Close drops
+//     those connections, after the servers stopped.
+//   - Auth as etcd 3.6.8 (see Authenticator): a request's user comes from
+//     its token or, with --client-cert-auth, its certificate's CN; what
+//     is served here without raft is checked here (Range, read-only Txn,
+//     Watch, LeaseTimeToLive with keys, admin-only Maintenance and
+//     Cluster calls), proposals carry the user and auth revision and the
+//     applier checks them. Beyond etcd, a watch is checked again when the
+//     auth state changes (watchauth.go), and passwords are hashed and
+//     checked a bounded number at a time (Auth).
 package etcdapi
 
 import (
