@@ -46,9 +46,17 @@ func (c *Config) tokenProvider(rc *raftclient.Client) (authtoken.Provider, error
 		WaitApplied: func(ctx context.Context, index uint64) error {
 			// Only an index raft committed can be an Authenticate entry
 			// not applied here yet: a forged token naming a later one
-			// must not park a waiter until the log gets there.
+			// must not park a waiter until the log gets there. Beyond the
+			// commit index this member knows, the leader's (a read index)
+			// tells whether the entry is committed.
 			if index > rc.View().RaftIndex() {
-				return errNotCommitted
+				committed, err := rc.ReadIndex(ctx)
+				if err != nil {
+					return err
+				}
+				if index > committed {
+					return errNotCommitted
+				}
 			}
 			return rc.WaitApplied(ctx, index)
 		},
