@@ -31,6 +31,15 @@ func (m *Maintenance) admin(ctx context.Context) error {
 	return m.KV.cfg.Auth.admin(ctx)
 }
 
+// Downgrade is admin-only, as etcd's; past that check it answers
+// Unimplemented.
+func (m *Maintenance) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
+	if err := m.admin(ctx); err != nil {
+		return nil, err
+	}
+	return m.UnimplementedMaintenanceServer.Downgrade(ctx, r)
+}
+
 // Status reports this member's view, with etcd 3.6's fields (the quota in
 // effect, negative when disabled, the storage version, no downgrade in
 // progress); errors says "etcdserver: no leader" without a leader and
