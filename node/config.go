@@ -213,6 +213,14 @@ type Config struct {
 	CompactHashCheck     bool
 	CompactHashCheckTime time.Duration
 
+	// Auth tokens and passwords, as etcd's flags: AuthToken is
+	// --auth-token ("simple", "jwt,..." or "" for none), AuthTokenTTL
+	// --auth-token-ttl (seconds a simple token lives unused; 0: 300),
+	// BcryptCost --bcrypt-cost (out of bcrypt's 4..31: 10, as etcd).
+	AuthToken    string
+	AuthTokenTTL uint
+	BcryptCost   uint
+
 	// Logger receives all logs; nil means slog.Default(). Not a flag.
 	Logger *slog.Logger
 
@@ -283,6 +291,9 @@ func Default() Config {
 		InitialElectionTickAdvance:  true,
 		RaftWriteTimeout:            DefaultRaftWriteTimeout,
 		LogRotationConfigJSON:       DefaultLogRotationConfig,
+		AuthToken:                   DefaultAuthToken,
+		AuthTokenTTL:                DefaultAuthTokenTTL,
+		BcryptCost:                  DefaultBcryptCost,
 		SelfSignedCertValidity:      1,
 		TLSMinVersion:               "TLS1.2",
 	}
@@ -397,6 +408,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if _, err := c.ActorAddress(); err != nil {
+		return err
+	}
+	if err := c.checkAuthToken(); err != nil {
 		return err
 	}
 	if err := c.validateEtcd36(); err != nil {
