@@ -42,12 +42,12 @@ func etcdctlAnswer(t *testing.T, s *e2etest.Server, stdin string, args ...string
 			errLines = append(errLines, l)
 		}
 	}
-	stdout := leaseIDs.ReplaceAllString(out.String(), "lease <id>")
+	stdout := etcdctlLeaseIDs.ReplaceAllString(out.String(), "lease <id>")
 	return fmt.Sprintf("exit=%d\n%s%s", code, stdout, strings.Join(errLines, "\n"))
 }
 
-// leaseIDs matches the lease id etcdctl prints (random on etcd).
-var leaseIDs = regexp.MustCompile(`lease [0-9a-f]{16}`)
+// etcdctlLeaseIDs matches the lease id etcdctl prints (random on etcd).
+var etcdctlLeaseIDs = regexp.MustCompile(`lease [0-9a-f]{16}`)
 
 // etcdctlAuthScript: args of each etcdctl run, with stdin after "<<".
 var etcdctlAuthScript = [][]string{
