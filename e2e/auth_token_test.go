@@ -34,7 +34,7 @@ import (
 
 // enableAuth makes root (rootPassword) and alice (alicepw, reading k1),
 // puts k1 and enables auth, through clientv3 without credentials.
-func enableAuth(t *testing.T, s *e2etest.Server) {
+func enableAuth(t testing.TB, s *e2etest.Server) {
 	t.Helper()
 	cli := s.Client(t)
 	c := ctx(t)
