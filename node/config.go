@@ -206,6 +206,14 @@ type Config struct {
 	CompactHashCheck     bool
 	CompactHashCheckTime time.Duration
 
+	// Auth tokens and passwords, as etcd's flags: AuthToken is
+	// --auth-token ("simple", "jwt,..." or "" for none), AuthTokenTTL
+	// --auth-token-ttl (seconds a simple token lives unused; 0: 300),
+	// BcryptCost --bcrypt-cost (out of bcrypt's 4..31: 10, as etcd).
+	AuthToken    string
+	AuthTokenTTL uint
+	BcryptCost   uint
+
 	// Logger receives all logs; nil means slog.Default(). Not a flag.
 	Logger *slog.Logger
 
@@ -274,6 +282,9 @@ func Default() Config {
 		InitialElectionTickAdvance:  true,
 		RaftWriteTimeout:            DefaultRaftWriteTimeout,
 		LogRotationConfigJSON:       DefaultLogRotationConfig,
+		AuthToken:                   DefaultAuthToken,
+		AuthTokenTTL:                DefaultAuthTokenTTL,
+		BcryptCost:                  DefaultBcryptCost,
 	}
 	c.InitialCluster = c.InitialClusterFromName(c.Name)
 	return c
@@ -386,6 +397,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if _, err := c.ActorAddress(); err != nil {
+		return err
+	}
+	if err := c.checkAuthToken(); err != nil {
 		return err
 	}
 	return c.validateEtcd36()

@@ -135,11 +135,6 @@ var refusedFlags = []refusedFlag{
 	{"experimental-peer-skip-client-san-verification", "false", kindBool, reasonTLSAuth},
 	{"peer-skip-client-san-verification", "false", kindBool, reasonTLSAuth},
 
-	// Auth.
-	{"auth-token", "simple", kindString, reasonTLSAuth},
-	{"bcrypt-cost", "10", kindNumber, reasonTLSAuth},
-	{"auth-token-ttl", "300", kindNumber, reasonTLSAuth},
-
 	// Member.
 	{"raft-read-timeout", "5s", kindDuration, reasonRaftRead},
 
@@ -320,6 +315,9 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.UnsafeNoFsync, "unsafe-no-fsync", c.UnsafeNoFsync, "Disables fsync, unsafe, will cause data loss.")
 	fs.DurationVar(&c.CorruptCheckTime, "corrupt-check-time", c.CorruptCheckTime, "Duration of time between cluster corruption check passes.")
 	fs.DurationVar(&c.CompactHashCheckTime, "compact-hash-check-time", c.CompactHashCheckTime, "Duration of time between leader checks followers compaction hashes.")
+	fs.StringVar(&c.AuthToken, "auth-token", c.AuthToken, "Specify auth token specific options.")
+	fs.UintVar(&c.BcryptCost, "bcrypt-cost", c.BcryptCost, "Specify bcrypt algorithm cost factor for auth password hashing.")
+	fs.UintVar(&c.AuthTokenTTL, "auth-token-ttl", c.AuthTokenTTL, "The lifetime in seconds of the auth token.")
 
 	// The old names set the same fields: given alone they win, given
 	// with the new name ResolveFlags refuses both, as etcd 3.6.
@@ -833,4 +831,7 @@ var acceptedFlags = map[string]string{
 	"raft-write-timeout":                                "a write to another member blocked this long fails its connection (protoactor dials again); at least 5s, as etcd",
 	"enable-log-rotation":                               "the one file of --log-outputs rotates (lumberjack, as etcd)",
 	"log-rotation-config-json":                          "lumberjack's settings of the rotation, checked as etcd",
+	"auth-token":                                        "simple, jwt,<options> or '' (internal/authtoken), refused at start-up with etcd's errors",
+	"auth-token-ttl":                                    "seconds a simple token lives unused (0: 300)",
+	"bcrypt-cost":                                       "bcrypt cost of new passwords; out of 4..31: 10 with a warning, as etcd",
 }

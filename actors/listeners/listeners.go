@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/troupedb/troupe/actors/actorapi"
+	"github.com/troupedb/troupe/internal/authtoken"
 	"github.com/troupedb/troupe/internal/etcdapi"
 	"github.com/troupedb/troupe/internal/hublink"
 	"github.com/troupedb/troupe/internal/raftclient"
@@ -80,6 +81,11 @@ type Config struct {
 	// WarningUnaryRequestDuration: slower unary requests are logged at warn.
 	WarningUnaryRequestDuration time.Duration
 	Logger                      *slog.Logger
+	// Tokens, BcryptCost and ClientCertAuth are the auth settings of the
+	// etcd API (see etcdapi.Config); Tokens belongs to the node.
+	Tokens         authtoken.Provider
+	BcryptCost     int
+	ClientCertAuth bool
 }
 
 // ListenError is a client endpoint that cannot be bound: restarting will not
@@ -135,6 +141,7 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 		Dialer: transport.Dialer{Security: l.cfg.Security}, Logger: l.log,
 		HTTP: l.cfg.HTTP, NoStrictReconfigCheck: l.cfg.NoStrictReconfigCheck,
 		WarningUnaryRequestDuration: l.cfg.WarningUnaryRequestDuration,
+		Tokens:                      l.cfg.Tokens, BcryptCost: l.cfg.BcryptCost, ClientCertAuth: l.cfg.ClientCertAuth,
 	})
 	var grpcAddr net.Addr
 	for _, u := range l.cfg.ClientURLs {

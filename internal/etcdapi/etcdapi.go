@@ -1,6 +1,7 @@
 // Package etcdapi is the etcd v3 API of a member as plain Go: the KV,
-// Watch, Lease, Cluster and Maintenance gRPC services (Auth will join
-// them here), the interceptors in front of them (metrics, panic recovery,
+// Watch, Lease, Cluster, Maintenance and Auth gRPC services, the
+// permission checks of what is served without raft (reads, watches,
+// admin calls; the applier checks the rest), the interceptors in front of them (metrics, panic recovery,
 // the learner and require-leader gates) and etcd's HTTP endpoints
 // (/health, /version, /metrics, /readyz, /livez) and its JSON gateway
 // (/v3/kv/range and the rest, see newGateway). It owns no listener,
@@ -31,6 +32,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -44,6 +46,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/troupedb/troupe/internal/authtoken"
 	"github.com/troupedb/troupe/internal/hublink"
 	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/internal/raftclient"
@@ -81,6 +84,14 @@ type Config struct {
 	HTTP HTTPOptions
 	// Logger reports panics recovered while serving a request.
 	Logger *slog.Logger
+
+	// Tokens issues and checks auth tokens (--auth-token); nil: none is
+	// ever valid. BcryptCost is --bcrypt-cost. ClientCertAuth is
+	// --client-cert-auth: a verified client certificate's common name is
+	// the user of a request without a token.
+	Tokens         authtoken.Provider
+	BcryptCost     int
+	ClientCertAuth bool
 }
 
 // Services are the etcd API services of one member.
@@ -95,6 +106,7 @@ type Services struct {
 	watch       *Watch
 	maintenance *Maintenance
 	cluster     *Cluster
+	auth        *Auth
 
 	// gateways are the connections of the JSON gateways to this member's
 	// own client endpoints (one per client listener); Close closes them.
@@ -105,9 +117,10 @@ type Services struct {
 // New returns the services; Close them after the servers they are
 // registered on stopped.
 func New(cfg Config) *Services {
+	authn := NewAuthenticator(cfg.Raft.View(), cfg.Tokens, cfg.ClientCertAuth, cfg.Logger)
 	kv := NewKV(KVConfig{
 		Raft: cfg.Raft, MaxRequestBytes: cfg.MaxRequestBytes, MaxTxnOps: cfg.MaxTxnOps,
-		QuotaBytes: cfg.QuotaBytes,
+		QuotaBytes: cfg.QuotaBytes, Auth: authn,
 	})
 	progress, election := cfg.WatchProgressInterval, cfg.ElectionTimeout
 	if progress <= 0 {
@@ -126,14 +139,18 @@ func New(cfg Config) *Services {
 		lease:    lease,
 		watch: NewWatch(WatchConfig{
 			Raft: cfg.Raft, Hub: cfg.Hub, Root: cfg.Root, MaxRequestBytes: cfg.MaxRequestBytes,
-			ProgressInterval: progress, ElectionTimeout: election, Stopping: stopping,
+			ProgressInterval: progress, ElectionTimeout: election, Stopping: stopping, Auth: authn,
 		}),
 		maintenance: &Maintenance{KV: kv},
 		cluster: &Cluster{
 			View: cfg.Raft.View(), Backend: memberBackend{raft: cfg.Raft},
 			RequestTimeout: cfg.Raft.RequestTimeout(), dial: cfg.Dialer,
-			NoStrictReconfigCheck: cfg.NoStrictReconfigCheck,
+			NoStrictReconfigCheck: cfg.NoStrictReconfigCheck, Auth: authn,
 		},
+		auth: NewAuth(AuthConfig{
+			KV: kv, Authenticator: authn, Tokens: authn.tokens, BcryptCost: cfg.BcryptCost,
+			Hashers: bcryptHashers(), Logger: cfg.Logger,
+		}),
 	}
 }
 
@@ -145,6 +162,13 @@ func (s *Services) Lease() *Lease { return s.lease }
 
 // Watch is the Watch service.
 func (s *Services) Watch() *Watch { return s.watch }
+
+// Auth is the Auth service.
+func (s *Services) Auth() *Auth { return s.auth }
+
+// bcryptHashers is how many bcrypt computations run at once: half the
+// cores (at least one), so password checks never take the whole member.
+func bcryptHashers() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 // ServerOptions are the interceptors a gRPC server of these services
 // needs: metrics, panic recovery, and the learner and require-leader gates.
@@ -178,6 +202,7 @@ func (s *Services) Register(srv *grpc.Server) {
 	pb.RegisterWatchServer(srv, s.watch)
 	pb.RegisterMaintenanceServer(srv, s.maintenance)
 	pb.RegisterClusterServer(srv, s.cluster)
+	pb.RegisterAuthServer(srv, s.auth)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)

@@ -82,7 +82,7 @@ func (f *leaseForwarder) timeToLive(ctx context.Context, lead uint64, req *pb.Le
 	if err != nil {
 		return nil, err
 	}
-	return c.LeaseTimeToLive(ctx, req)
+	return c.LeaseTimeToLive(forwardToken(ctx, ctx), req)
 }
 
 func (f *leaseForwarder) close() {
