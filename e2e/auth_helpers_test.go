@@ -115,6 +115,14 @@ func compareScripts(t *testing.T, kind string, steps []authStep, want, got []str
 	t.Helper()
 	bad := 0
 	for i := range want {
+		if d, ok := authDivergences[steps[i].name]; ok && kind == e2etest.Troupe {
+			// protojson spaces its output at random per binary
+			if !strings.Contains(strings.Join(strings.Fields(got[i]), " "), d.answer) {
+				bad++
+				t.Errorf("step %d %q: troupe answers\n%s\nwant an answer with %q (%s; etcd 3.6.8 answers\n%s)", i, steps[i].name, got[i], d.answer, d.why, want[i])
+			}
+			continue
+		}
 		if got[i] != want[i] {
 			bad++
 			if bad <= 40 {
@@ -153,3 +161,26 @@ func membersSummary(ms []*pb.Member) string {
 // dumpAnswers reports whether E2E_DIFF_DUMP asks to log the reference's
 // answers.
 func dumpAnswers() bool { return os.Getenv("E2E_DIFF_DUMP") != "" }
+
+// authDivergence is where troupe answers otherwise than etcd 3.6.8 on
+// purpose: its answer must contain answer.
+type authDivergence struct{ why, answer string }
+
+const permissionDenied = `error code=PermissionDenied message="etcdserver: permission denied"`
+
+// authDivergences, by step name.
+var authDivergences = func() map[string]authDivergence {
+	nested := authDivergence{
+		"etcd 3.6.8 checks no operation of a nested txn (CheckTxnAuth skips RequestOp_RequestTxn), so any user may read and write " +
+			"any key through one; troupe checks them as etcd's main branch does (server/etcdserver/apply/auth.go)",
+		permissionDenied,
+	}
+	return map[string]authDivergence{
+		"alice: txn nested": nested, "bob: txn nested": nested, "carol: txn nested": nested,
+		"dave: txn nested": nested, "eve: txn nested": nested,
+		"dave's kept watch after the revoke": {
+			"etcd checks a watch's permission only at create; troupe cancels a watch whose user lost the permission (issue 9)",
+			`"cancelReason": "rpc error: code = PermissionDenied desc = etcdserver: permission denied"`,
+		},
+	}
+}()
