@@ -29,6 +29,7 @@ package chaos
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"sort"
@@ -67,6 +68,9 @@ type Config struct {
 	// lagging member may answer with stale data: only for checking that
 	// the harness catches such a violation.
 	SerializableGets bool
+	// TLS is every client's TLS configuration (the CA it trusts and, for
+	// members with --client-cert-auth, its certificate); nil: plain http.
+	TLS *tls.Config
 	// Logf prints progress (the seed first); nil prints nothing.
 	Logf func(format string, args ...any)
 }
@@ -202,7 +206,7 @@ func Run(ctx context.Context, c Cluster, cfg Config) *Report {
 	r := &Report{Seed: cfg.Seed, Faults: map[Fault]int{}, Ops: map[string]int{}, LeaseOps: map[string]int{}}
 	hist := NewHistory()
 	leases := NewLeaseHistory(hist)
-	start, err := firstRevision(ctx, c.Endpoints())
+	start, err := firstRevision(ctx, c.Endpoints(), cfg.TLS)
 	if err != nil {
 		r.Errors = append(r.Errors, err.Error())
 		return r
@@ -266,7 +270,7 @@ func Run(ctx context.Context, c Cluster, cfg Config) *Report {
 func (r *Report) check(ctx context.Context, c Cluster, cfg Config, hist *History, pid int, recs []*recorder, start int64) {
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	cli, err := newClient(c.Endpoints())
+	cli, err := newClient(c.Endpoints(), cfg.TLS)
 	if err != nil {
 		r.Errors = append(r.Errors, err.Error())
 		return
@@ -298,7 +302,7 @@ func (r *Report) check(ctx context.Context, c Cluster, cfg Config, hist *History
 	case porcupine.Unknown:
 		r.Errors = append(r.Errors, fmt.Sprintf("porcupine could not decide in %v: shorten the schedule or raise CheckTimeout", cfg.CheckTimeout))
 	}
-	how, rev, err := converge(cctx, cli, c.Endpoints())
+	how, rev, err := converge(cctx, cli, c.Endpoints(), cfg.TLS)
 	r.Convergence = fmt.Sprintf("%s at revision %d", how, rev)
 	if err != nil {
 		r.Violations = append(r.Violations, err.Error())
@@ -322,8 +326,8 @@ func (r *Report) checkLeases(ops []LeaseOp) {
 
 // firstRevision is the revision the schedule's watchers start from: the
 // one after the cluster's current revision.
-func firstRevision(ctx context.Context, eps []string) (int64, error) {
-	cli, err := newClient(eps)
+func firstRevision(ctx context.Context, eps []string, tc *tls.Config) (int64, error) {
+	cli, err := newClient(eps, tc)
 	if err != nil {
 		return 0, err
 	}

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"sort"
@@ -115,7 +116,7 @@ func checkLinearizable(ops []Op, timeout time.Duration) (porcupine.CheckResult, 
 // HashKV at that revision where the server has it. It returns the method
 // used, the revision, and an error if the members differ or do not catch
 // up in time.
-func converge(ctx context.Context, cli *clientv3.Client, eps []string) (string, int64, error) {
+func converge(ctx context.Context, cli *clientv3.Client, eps []string, tc *tls.Config) (string, int64, error) {
 	// No writes run any more, so the revision of a linearizable read is
 	// the final one.
 	var rev int64
@@ -133,7 +134,7 @@ func converge(ctx context.Context, cli *clientv3.Client, eps []string) (string, 
 	}
 	// Both ways where HashKV exists: the hash covers every revision, the
 	// range names the keys that differ.
-	how, err := rangeAll(ctx, eps, rev)
+	how, err := rangeAll(ctx, eps, tc, rev)
 	if err != nil {
 		return how, rev, err
 	}
@@ -180,10 +181,10 @@ func hashAll(ctx context.Context, cli *clientv3.Client, eps []string, rev int64)
 
 // rangeAll compares a serializable Range of every key at rev on each
 // member, once each member's revision reached rev (ErrFutureRev before).
-func rangeAll(ctx context.Context, eps []string, rev int64) (string, error) {
+func rangeAll(ctx context.Context, eps []string, tc *tls.Config, rev int64) (string, error) {
 	views := make([]string, len(eps))
 	for i, ep := range eps {
-		cli, err := newClient([]string{ep})
+		cli, err := newClient([]string{ep}, tc)
 		if err != nil {
 			return "range", err
 		}

@@ -27,7 +27,7 @@ func (w *leaseWorker) leaseKey(id clientv3.LeaseID) string {
 }
 
 func (w *leaseWorker) run(ctx context.Context, worker int) error {
-	cli, err := newClient(w.eps)
+	cli, err := newClient(w.eps, w.cfg.TLS)
 	if err != nil {
 		return fmt.Errorf("chaos: client of lease worker %d: %w", worker, err)
 	}

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"sync"
 	"time"
@@ -28,8 +29,8 @@ type recorder struct {
 }
 
 // startRecorder watches [key, end) from revision start on a client of eps.
-func startRecorder(name string, eps []string, key, end string, start int64) (*recorder, error) {
-	cli, err := newClient(eps)
+func startRecorder(name string, eps []string, tc *tls.Config, key, end string, start int64) (*recorder, error) {
+	cli, err := newClient(eps, tc)
 	if err != nil {
 		return nil, fmt.Errorf("chaos: client of watcher %s: %w", name, err)
 	}
@@ -129,7 +130,7 @@ func startRecorders(cfg Config, eps []string, start int64) ([]*recorder, error) 
 	}
 	var out []*recorder
 	for _, s := range specs[:min(cfg.Watchers, len(specs))] {
-		r, err := startRecorder(s.name, s.eps, s.key, s.end, start)
+		r, err := startRecorder(s.name, s.eps, cfg.TLS, s.key, s.end, start)
 		if err != nil {
 			for _, o := range out {
 				o.stop(0, false)

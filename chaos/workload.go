@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -20,9 +21,10 @@ type workload struct {
 	nextPID func() int
 }
 
-func newClient(eps []string) (*clientv3.Client, error) {
+func newClient(eps []string, tc *tls.Config) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{
 		Endpoints:            eps,
+		TLS:                  tc,
 		DialTimeout:          2 * time.Second,
 		DialKeepAliveTime:    time.Second,
 		DialKeepAliveTimeout: time.Second,
@@ -42,7 +44,7 @@ func (w *workload) endpointsFor(worker int) []string {
 
 // run runs worker until ctx is done.
 func (w *workload) run(ctx context.Context, worker int) error {
-	cli, err := newClient(w.endpointsFor(worker))
+	cli, err := newClient(w.endpointsFor(worker), w.cfg.TLS)
 	if err != nil {
 		return fmt.Errorf("chaos: client of worker %d: %w", worker, err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/troupedb/troupe/chaos"
 	"github.com/troupedb/troupe/e2e/e2etest"
+	"github.com/troupedb/troupe/internal/tlstest"
 )
 
 // chaosCluster drives an e2etest.Cluster for the chaos harness: kill,
@@ -44,6 +45,35 @@ func TestChaosProcesses(t *testing.T) {
 	r := chaos.Run(ctx, cl, chaos.Config{Logf: t.Logf})
 	if r.Failed() {
 		t.Fatalf("chaos schedule failed; replay with -chaos.seed=%d\n%s", r.Seed, r)
+	}
+	if r.Ops["put ok"] == 0 || r.Ops["get ok"] == 0 || r.Ops["cas ok"] == 0 {
+		t.Fatalf("the workload did not get every kind of operation through: %v", r.Ops)
+	}
+}
+
+// TestChaosProcessesTLS is TestChaosProcesses for half as long with client
+// and peer mTLS on every member (--client-cert-auth,
+// --peer-client-cert-auth): the TLS connections that kills, restarts and
+// freezes break must come back without losing or reordering anything.
+func TestChaosProcessesTLS(t *testing.T) {
+	dir := t.TempDir()
+	p := newPKI(t, dir, "ca")
+	srv := p.localhost("server", "localhost")
+	peer := p.localhost("peer", "member")
+	cli := p.issue("client", tlstest.LeafOpts{CN: "client", Client: true})
+	clientTLS := serverTLS(srv, p, true)
+	clientTLS.ClientCertFile, clientTLS.ClientKeyFile = cli.cert, cli.key
+	c := e2etest.StartCluster(t, e2etest.ClusterConfig{SnapshotCount: 200, ClientTLS: clientTLS, PeerTLS: serverTLS(peer, p, true)})
+	var cl chaos.Cluster = chaosCluster{c}
+	if c.Kind() == e2etest.Troupe {
+		cl = troupeChaosCluster{chaosCluster{c}}
+	}
+	d := chaos.FlagDuration() / 2
+	ctx, cancel := context.WithTimeout(context.Background(), d+3*time.Minute)
+	defer cancel()
+	r := chaos.Run(ctx, cl, chaos.Config{Duration: d, TLS: p.tlsConfig(cli), Logf: t.Logf})
+	if r.Failed() {
+		t.Fatalf("chaos schedule over TLS failed; replay with -chaos.seed=%d\n%s", r.Seed, r)
 	}
 	if r.Ops["put ok"] == 0 || r.Ops["get ok"] == 0 || r.Ops["cas ok"] == 0 {
 		t.Fatalf("the workload did not get every kind of operation through: %v", r.Ops)

@@ -47,7 +47,7 @@ func runEtcdctl(t *testing.T, bin string, s *e2etest.Server, stdin string, args 
 	defer cancel()
 	flags := []string{"--command-timeout=10s"}
 	if s != nil {
-		flags = append(flags, "--endpoints="+s.Endpoint())
+		flags = append(flags, s.EtcdctlArgs()...)
 	}
 	cmd := exec.CommandContext(c, bin, append(flags, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)

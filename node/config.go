@@ -186,6 +186,13 @@ type Config struct {
 	// RaftWriteTimeout fails a write to another member that blocks
 	// longer (etcd's --raft-write-timeout; raised to 5s, its minimum).
 	RaftWriteTimeout time.Duration
+	// ClientTLS and PeerTLS are etcd's TLS flags of each side
+	// (node/security.go); SelfSignedCertValidity (years), CipherSuites
+	// and TLSMinVersion / TLSMaxVersion apply to both.
+	ClientTLS, PeerTLS           TLSConfig
+	SelfSignedCertValidity       uint
+	CipherSuites                 []string
+	TLSMinVersion, TLSMaxVersion string
 	// FeatureGates is --feature-gates, with the --experimental-* flags
 	// that name a gate folded in by ResolveFlags.
 	FeatureGates FeatureGates
@@ -231,6 +238,8 @@ type Config struct {
 	set struct {
 		dataDir, initialCluster, listenClient, advertiseClient bool
 	}
+	// tls is what Start built from the TLS flags.
+	tls tlsState
 	// etcd36 holds what the etcd 3.6 flags parsed before ResolveFlags
 	// folds it into the fields above (see etcdflags.go).
 	etcd36 etcd36State
@@ -285,6 +294,8 @@ func Default() Config {
 		AuthToken:                   DefaultAuthToken,
 		AuthTokenTTL:                DefaultAuthTokenTTL,
 		BcryptCost:                  DefaultBcryptCost,
+		SelfSignedCertValidity:      1,
+		TLSMinVersion:               "TLS1.2",
 	}
 	c.InitialCluster = c.InitialClusterFromName(c.Name)
 	return c
@@ -402,7 +413,10 @@ func (c *Config) Validate() error {
 	if err := c.checkAuthToken(); err != nil {
 		return err
 	}
-	return c.validateEtcd36()
+	if err := c.validateEtcd36(); err != nil {
+		return err
+	}
+	return c.validateTLS()
 }
 
 // ActorAddress is where the actor API listens: "" when it is off, the
@@ -471,8 +485,8 @@ func (c *Config) validateRaft() error {
 	return nil
 }
 
-// checkURLs refuses what troupe cannot serve: etcd allows https and unix
-// sockets, troupe has no TLS and listens on TCP only (so far).
+// checkURLs refuses what troupe cannot serve: etcd allows unix sockets,
+// troupe listens on TCP only (so far).
 func checkURLs(flagName string, urls []url.URL) error {
 	if len(urls) == 0 {
 		return fmt.Errorf("%s is empty; give at least one URL such as %s", flagName, exampleURL(flagName))
@@ -494,11 +508,9 @@ func exampleURL(flagName string) string {
 
 func checkURL(flagName string, u *url.URL) error {
 	switch u.Scheme {
-	case "http":
-	case "https", "unixs":
-		return fmt.Errorf("%s %q: TLS is not supported by troupe yet; use http://", flagName, u.String())
+	case "http", "https":
 	default:
-		return fmt.Errorf("%s %q: scheme must be http (like %s)", flagName, u.String(), exampleURL(flagName))
+		return fmt.Errorf("%s %q: scheme must be http or https (like %s)", flagName, u.String(), exampleURL(flagName))
 	}
 	if u.Path != "" && u.Path != "/" {
 		return fmt.Errorf("%s %q: URL must not contain a path; use scheme://host:port", flagName, u.String())

@@ -71,6 +71,12 @@ func (c *Config) applyYAML(b []byte) error {
 		if key == "experimental-snapshot-catch-up-entries" {
 			key = "experimental-snapshot-catchup-entries" // etcd reads both spellings
 		}
+		if prefix, ok := securitySections[key]; ok {
+			if err := applySecuritySection(flags, key, prefix, item.Value); err != nil {
+				return err
+			}
+			continue
+		}
 		if reason, ok := yamlSections[key]; ok {
 			if !zeroYAML(item.Value) {
 				return fmt.Errorf("%s: %s", key, reason)
@@ -105,7 +111,10 @@ func (c *Config) applyYAML(b []byte) error {
 
 // yamlListKeys are the keys etcd's configuration file takes as YAML lists
 // ("log-outputs: [stderr]"), where the flag takes a comma-separated list.
-var yamlListKeys = map[string]bool{"log-outputs": true, "cipher-suites": true}
+var yamlListKeys = map[string]bool{
+	"log-outputs": true, "cipher-suites": true,
+	"client-cert-allowed-hostname": true, "peer-cert-allowed-cn": true, "peer-cert-allowed-hostname": true,
+}
 
 func joinYAMLList(list []any) string {
 	parts := make([]string, len(list))
@@ -119,11 +128,75 @@ func joinYAMLList(list []any) string {
 // not flags; troupe accepts them only empty (etcd's sample file lists
 // them with empty values).
 var yamlSections = map[string]string{
-	"client-transport-security":      reasonTLSAuth,
-	"peer-transport-security":        reasonTLSAuth,
 	"discovery-config":               reasonV3Discovery,
 	"socket-options":                 "SO_REUSEPORT and SO_REUSEADDR are not supported by troupe",
 	"grpc-additional-server-options": "not a configuration file setting (etcd's embed API only)",
+}
+
+// securitySections are etcd's client-transport-security and
+// peer-transport-security blocks, with their keys' flags below.
+var securitySections = map[string]string{"client-transport-security": "", "peer-transport-security": "peer-"}
+
+// securityKeys are the keys of a security block (etcd's securityConfig)
+// and the flag each sets, without the peer- prefix ("" for a key that
+// has no flag on the client side).
+var securityKeys = map[string][2]string{ // key: {client flag, peer flag}
+	"cert-file":                    {"cert-file", "peer-cert-file"},
+	"key-file":                     {"key-file", "peer-key-file"},
+	"client-cert-file":             {"client-cert-file", "peer-client-cert-file"},
+	"client-key-file":              {"client-key-file", "peer-client-key-file"},
+	"client-cert-auth":             {"client-cert-auth", "peer-client-cert-auth"},
+	"trusted-ca-file":              {"trusted-ca-file", "peer-trusted-ca-file"},
+	"auto-tls":                     {"auto-tls", "peer-auto-tls"},
+	"allowed-cn":                   {"", "peer-cert-allowed-cn"},
+	"allowed-hostname":             {"client-cert-allowed-hostname", "peer-cert-allowed-hostname"},
+	"skip-client-san-verification": {"", "peer-skip-client-san-verification"},
+}
+
+// applySecuritySection sets the flags of one security block. etcd's
+// client block also takes allowed-cn (no flag); troupe refuses it there
+// rather than drop it.
+func applySecuritySection(flags *flag.FlagSet, section, prefix string, v any) error {
+	if v == nil {
+		return nil
+	}
+	block, ok := v.(yaml.MapSlice)
+	if !ok {
+		return fmt.Errorf("%s: want a block of keys (cert-file, key-file, ...), not %v", section, v)
+	}
+	side := 0
+	if prefix != "" {
+		side = 1
+	}
+	for _, it := range block {
+		key, _ := it.Key.(string)
+		names, ok := securityKeys[key]
+		if !ok {
+			return fmt.Errorf("%s: unknown key %q", section, it.Key)
+		}
+		if it.Value == nil {
+			continue
+		}
+		name := names[side]
+		if name == "" {
+			if zeroYAML(it.Value) {
+				continue
+			}
+			return fmt.Errorf("%s: %s is not supported on the client side by troupe", section, key)
+		}
+		val := it.Value
+		if list, ok := val.([]any); ok {
+			val = joinYAMLList(list)
+		}
+		str, err := yamlFlagValue(kindOf(flags.Lookup(name).Value), val)
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", section, key, err)
+		}
+		if err := flags.Set(name, str); err != nil {
+			return fmt.Errorf("%s: %s: invalid value %q: %w", section, key, str, err)
+		}
+	}
+	return nil
 }
 
 // zeroYAML reports whether v holds nothing but empty values.

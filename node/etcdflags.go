@@ -108,33 +108,6 @@ var refusedFlags = []refusedFlag{
 	{"discovery-user", "", kindString, reasonV3Discovery},
 	{"discovery-password", "", kindString, reasonV3Discovery},
 
-	// Security.
-	{"cert-file", "", kindString, reasonTLSAuth},
-	{"key-file", "", kindString, reasonTLSAuth},
-	{"client-cert-auth", "false", kindBool, reasonTLSAuth},
-	{"client-cert-file", "", kindString, reasonTLSAuth},
-	{"client-key-file", "", kindString, reasonTLSAuth},
-	{"client-crl-file", "", kindString, reasonTLSAuth},
-	{"client-cert-allowed-hostname", "", kindString, reasonTLSAuth},
-	{"trusted-ca-file", "", kindString, reasonTLSAuth},
-	{"auto-tls", "false", kindBool, reasonTLSAuth},
-	{"peer-cert-file", "", kindString, reasonTLSAuth},
-	{"peer-key-file", "", kindString, reasonTLSAuth},
-	{"peer-client-cert-auth", "false", kindBool, reasonTLSAuth},
-	{"peer-client-cert-file", "", kindString, reasonTLSAuth},
-	{"peer-client-key-file", "", kindString, reasonTLSAuth},
-	{"peer-trusted-ca-file", "", kindString, reasonTLSAuth},
-	{"peer-cert-allowed-cn", "", kindString, reasonTLSAuth},
-	{"peer-cert-allowed-hostname", "", kindString, reasonTLSAuth},
-	{"peer-auto-tls", "false", kindBool, reasonTLSAuth},
-	{"self-signed-cert-validity", "1", kindNumber, reasonTLSAuth},
-	{"peer-crl-file", "", kindString, reasonTLSAuth},
-	{"cipher-suites", "", kindString, reasonTLSAuth},
-	{"tls-min-version", "TLS1.2", kindString, reasonTLSAuth},
-	{"tls-max-version", "", kindString, reasonTLSAuth},
-	{"experimental-peer-skip-client-san-verification", "false", kindBool, reasonTLSAuth},
-	{"peer-skip-client-san-verification", "false", kindBool, reasonTLSAuth},
-
 	// Member.
 	{"raft-read-timeout", "5s", kindDuration, reasonRaftRead},
 
@@ -335,6 +308,7 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 		old.set(old.name)
 	}
 
+	c.registerTLSFlags(fs)
 	c.useEtcdWording(fs)
 	for _, r := range refusedFlags {
 		usage := "troupe: refused unless " + quoteDefault(r.def) + ": " + r.reason + "."
@@ -352,8 +326,10 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 // from etcd's help text; serve --help prints them under it.
 var troupeNotes = map[string]string{
 	"data-dir":                             "troupe: defaults to '<name>.troupe'.",
-	"listen-client-urls":                   "troupe: http only (no TLS yet).",
-	"listen-peer-urls":                     "troupe: http only; raft traffic goes over protoactor remote on that host:port.",
+	"listen-client-urls":                   "troupe: http or https (TLS: gRPC by ALPN h2, HTTP by http/1.1, on the same port).",
+	"listen-peer-urls":                     "troupe: raft traffic goes over protoactor remote (gRPC) on that host:port; all http or all https.",
+	"client-crl-file":                      "troupe: PEM or DER; re-read when it changes, as --trusted-ca-file and the certificates are.",
+	"peer-crl-file":                        "troupe: PEM or DER; re-read when it changes, as --peer-trusted-ca-file and the certificates are.",
 	"log-format":                           "troupe: also 'text' (tint, coloured on a terminal); empty (the default) is text on a terminal and json otherwise.",
 	"log-outputs":                          "troupe: no 'systemd/journal' of its own ('default' is stderr, which reaches the journal under systemd).",
 	"backend-batch-interval":               "troupe: 0 is 100ms.",
@@ -466,7 +442,7 @@ func (c *Config) resolveWarningUnary(given map[string]bool) error {
 // Warnings are what etcd 3.6 logs at warn about the flags given: the
 // deprecated ones, and etcd 2 flags it ignores.
 func (c *Config) Warnings() []string {
-	out := slices.Clone(c.etcd36.warnings)
+	out := append(slices.Clone(c.etcd36.warnings), c.tlsWarnings()...)
 	if c.SocketReusePort {
 		out = append(out, peerSocketWarning)
 	}
@@ -762,8 +738,8 @@ var acceptedFlags = map[string]string{
 	"force-new-cluster":                       "restart as a single-member cluster keeping the data (persistence/membership.ForceNewCluster)",
 	"heartbeat-interval":                      "raft tick, in ms",
 	"election-timeout":                        "raft election timeout, in ms",
-	"listen-peer-urls":                        "peer listener (protoactor remote); http only",
-	"listen-client-urls":                      "gRPC and HTTP (gateway, /health, /metrics) listeners; http only",
+	"listen-peer-urls":                        "peer listener (protoactor remote); http or https (peer TLS)",
+	"listen-client-urls":                      "gRPC and HTTP (gateway, /health, /metrics) listeners; http or https",
 	"listen-metrics-urls":                     "extra /metrics and /health listeners",
 	"max-snapshots":                           "snapshot files kept (0: all), as etcd's purge",
 	"max-wals":                                "WAL segment files kept (0: all), as etcd's purge",

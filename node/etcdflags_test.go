@@ -46,7 +46,7 @@ func TestEveryEtcdFlagIsAcceptedOrRefused(t *testing.T) {
 		refused[r.name] = r
 	}
 	for _, name := range helpFlags(t) {
-		_, accepted := acceptedFlags[name]
+		accepted := isAccepted(name)
 		_, isRefused := refused[name]
 		switch {
 		case slices.Contains(commandFlags, name):
@@ -60,7 +60,7 @@ func TestEveryEtcdFlagIsAcceptedOrRefused(t *testing.T) {
 	}
 	// And no flag is registered that the table does not explain.
 	fs.VisitAll(func(f *flag.Flag) {
-		_, accepted := acceptedFlags[f.Name]
+		accepted := isAccepted(f.Name)
 		_, isRefused := refused[f.Name]
 		if !accepted && !isRefused && !slices.Contains(ignoredFlags, f.Name) && f.Name != "listen-actor-url" {
 			t.Errorf("--%s is registered but in no table", f.Name)
@@ -149,10 +149,10 @@ func TestRefusedFlags(t *testing.T) {
 func TestRefusedBoolFlagWithoutValue(t *testing.T) {
 	c := Default()
 	fs := flagSet(&c)
-	if err := fs.Parse([]string{"--client-cert-auth"}); err != nil {
+	if err := fs.Parse([]string{"--discovery-insecure-skip-tls-verify"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Validate(); err == nil || err.Error() != "--client-cert-auth=true: "+reasonTLSAuth {
+	if err := c.Validate(); err == nil || err.Error() != "--discovery-insecure-skip-tls-verify=true: "+reasonV3Discovery {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -400,8 +400,8 @@ func TestConfigFileEtcd36Keys(t *testing.T) {
 		t.Errorf("got %+v", c)
 	}
 	for _, tc := range []struct{ yaml, want string }{
-		{"cert-file: /x.pem\n", "--cert-file=/x.pem: " + reasonTLSAuth},
-		{"client-transport-security:\n  cert-file: /x.pem\n", "client-transport-security: " + reasonTLSAuth},
+		{"discovery-srv: x.example\n", "--discovery-srv=x.example: " + reasonSRV},
+		{"discovery-config:\n  endpoints: x\n", "discovery-config: " + reasonV3Discovery},
 		{"feature-gates: Foo=true\n", "feature-gates: invalid value \"Foo=true\": unrecognized feature gate: Foo"},
 		{"experimental-corrupt-check-time: 1\ncorrupt-check-time: 2\n", "cannot set --experimental-corrupt-check-time and --corrupt-check-time at the same time"},
 	} {
@@ -463,4 +463,10 @@ func TestEtcdUsage(t *testing.T) {
 			t.Errorf("%s: %q, want %q", name, got, want)
 		}
 	}
+}
+
+func isAccepted(name string) bool {
+	_, ok := acceptedFlags[name]
+	_, tls := tlsAcceptedFlags[name]
+	return ok || tls
 }

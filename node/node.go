@@ -65,6 +65,9 @@ func Start(cfg Config) (*Node, error) {
 		cfg.Logger = slog.Default()
 	}
 	metrics.SetExtensive(cfg.Metrics == MetricsExtensive)
+	if err := cfg.setUpTLS(); err != nil {
+		return nil, err
+	}
 	system := actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 			return cfg.Logger.With("lib", "protoactor")

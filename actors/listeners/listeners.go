@@ -144,13 +144,14 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 		Tokens:                      l.cfg.Tokens, BcryptCost: l.cfg.BcryptCost, ClientCertAuth: l.cfg.ClientCertAuth,
 	})
 	var grpcAddr net.Addr
+	var grpcURL url.URL
 	for _, u := range l.cfg.ClientURLs {
 		if addr := l.serveClients(u); grpcAddr == nil {
-			grpcAddr = addr
+			grpcAddr, grpcURL = addr, u
 		}
 	}
 	for _, u := range l.cfg.ClientHTTPURLs {
-		l.serveClientHTTP(u, grpcAddr)
+		l.serveClientHTTP(u, grpcURL, grpcAddr)
 	}
 	for _, u := range l.cfg.MetricsURLs {
 		l.serveMetrics(u)
@@ -167,7 +168,7 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 // returns where u listens.
 func (l *listeners) serveClients(u url.URL) net.Addr {
 	lis := l.listen(u)
-	srv := grpc.NewServer(append(l.api.ServerOptions(), transport.ServerOptions(l.cfg.Security, l.cfg.MaxRequestBytes, l.cfg.GRPC)...)...)
+	srv := grpc.NewServer(append(l.api.ServerOptions(), transport.ServerOptions(l.cfg.Security.For(u), l.cfg.MaxRequestBytes, l.cfg.GRPC)...)...)
 	l.api.Register(srv)
 	if len(l.cfg.ClientHTTPURLs) > 0 {
 		l.roots = append(l.roots, lis)
@@ -177,7 +178,7 @@ func (l *listeners) serveClients(u url.URL) net.Addr {
 		return lis.Addr()
 	}
 	mux := transport.NewConnMux(lis)
-	handler, err := l.api.ClientHandler(lis.Addr())
+	handler, err := l.api.ClientHandler(u, lis.Addr())
 	if err != nil {
 		_ = lis.Close()
 		l.stop()
@@ -195,9 +196,9 @@ func (l *listeners) serveClients(u url.URL) net.Addr {
 // serveClientHTTP serves the client HTTP endpoints (the JSON gateway,
 // /health, /metrics, ...) alone on u (--listen-client-http-urls); the
 // gateway calls the gRPC endpoint at grpcAddr.
-func (l *listeners) serveClientHTTP(u url.URL, grpcAddr net.Addr) {
+func (l *listeners) serveClientHTTP(u url.URL, grpcURL url.URL, grpcAddr net.Addr) {
 	lis := l.listen(u)
-	handler, err := l.api.ClientHandler(grpcAddr)
+	handler, err := l.api.ClientHandler(grpcURL, grpcAddr)
 	if err != nil {
 		_ = lis.Close()
 		l.stop()

@@ -1,7 +1,8 @@
 // Package actorclient is a Go client of troupe's actor API for programs that
 // are protoactor actor systems themselves. The caller's actor system must
 // have remote started (so the member can answer), with the gRPC limits of
-// actorapi.DialOptions or larger on both sides for large replies.
+// actorapi.DialOptions or larger on both sides for large replies; a member
+// serving TLS needs the remote configured with RemoteOptions.
 //
 // Each call is one request/reply: a *messages.KVRequest to the endpoint
 // actor at (address, "kv"), answered by a *messages.KVResponse. Errors come

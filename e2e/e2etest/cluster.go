@@ -14,7 +14,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 )
 
 // Bounds on cluster-wide waits.
@@ -39,6 +38,10 @@ type ClusterConfig struct {
 	// --listen-actor-url): each member's actor API then listens at its
 	// client port minus one, which the cluster keeps free.
 	EtcdFlagsOnly bool
+	// ClientTLS and PeerTLS put every member's client and peer URLs on
+	// https with etcd's TLS flags (the same files for every member, so one
+	// certificate names 127.0.0.1 for all); nil leaves them on http.
+	ClientTLS, PeerTLS *TLS
 }
 
 // Cluster is a set of members started together with one --initial-cluster.
@@ -46,9 +49,11 @@ type ClusterConfig struct {
 // test, so that they can be called from any goroutine (a chaos schedule, for
 // example); the ones taking a testing.TB fail it.
 type Cluster struct {
-	t       testing.TB
-	kind    string
-	members []*Server
+	t         testing.TB
+	kind      string
+	members   []*Server
+	clientTLS *TLS
+	initial   []string // --initial-cluster entries, name=peerURL
 
 	mu     sync.Mutex
 	paused map[int]bool
@@ -101,13 +106,13 @@ func launchCluster(t testing.TB, cfg ClusterConfig) (*Cluster, error) {
 	initial := make([]string, size)
 	for i := range size {
 		names[i] = fmt.Sprintf("m%d", i)
-		peers[i] = fmt.Sprintf("http://127.0.0.1:%d", ports[3*i+1])
+		peers[i] = fmt.Sprintf("%s://127.0.0.1:%d", cfg.PeerTLS.scheme(), ports[3*i+1])
 		initial[i] = names[i] + "=" + peers[i]
 	}
-	c := &Cluster{t: t, kind: kind, paused: map[int]bool{}}
+	c := &Cluster{t: t, kind: kind, paused: map[int]bool{}, clientTLS: cfg.ClientTLS, initial: initial}
 	root := t.TempDir()
 	for i := range size {
-		client := fmt.Sprintf("http://127.0.0.1:%d", ports[3*i])
+		client := fmt.Sprintf("%s://127.0.0.1:%d", cfg.ClientTLS.scheme(), ports[3*i])
 		dataDir := filepath.Join(root, names[i]+".data")
 		args := memberArgs(names[i], dataDir, client, peers[i], initial, token)
 		if cfg.SnapshotCount > 0 {
@@ -121,6 +126,8 @@ func launchCluster(t testing.TB, cfg ClusterConfig) (*Cluster, error) {
 				args = append(args, "--listen-actor-url", actorAddr)
 			}
 		}
+		args = append(args, cfg.ClientTLS.clientArgs()...)
+		args = append(args, cfg.PeerTLS.peerArgs()...)
 		args = append(args, cfg.Args...)
 		c.members = append(c.members, &Server{
 			t: t, kind: kind, name: names[i], bin: bin, args: args, actorAddr: actorAddr,
@@ -128,6 +135,7 @@ func launchCluster(t testing.TB, cfg ClusterConfig) (*Cluster, error) {
 			dataDir:   dataDir,
 			logPath:   filepath.Join(root, names[i]+".log"),
 			clientURL: client,
+			clientTLS: cfg.ClientTLS,
 		})
 	}
 	// One cleanup for the whole cluster, registered before any process
@@ -208,19 +216,21 @@ func (c *Cluster) MemberClient(t testing.TB, i int) *clientv3.Client {
 
 func (c *Cluster) clientFor(t testing.TB, eps []string) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:          eps,
-		DialTimeout:        5 * time.Second,
-		MaxCallSendMsgSize: 8 << 20,
-		MaxCallRecvMsgSize: 64 << 20,
-		Logger:             zap.NewNop(),
-	})
+	cli, err := newClient(eps, c.clientTLS, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cli.Close() })
 	return cli
 }
+
+// ClientTLS is the members' client side TLS (nil: http).
+func (c *Cluster) ClientTLS() *TLS { return c.clientTLS }
+
+// InitialCluster is the --initial-cluster value the members started with
+// (name=peerURL,...), for a member joining with --initial-cluster-state
+// existing.
+func (c *Cluster) InitialCluster() string { return strings.Join(c.initial, ",") }
 
 // Leader returns the index of the member that is leader, waiting (bounded)
 // until the live members agree on one. It fails the test otherwise.

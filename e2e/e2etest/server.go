@@ -69,6 +69,9 @@ type Config struct {
 	DataDir string   // empty means a new t.TempDir()
 	Env     []string // extra environment, "K=V"
 	Args    []string // extra command-line flags
+	// ClientTLS and PeerTLS put the client and peer URLs on https with
+	// etcd's TLS flags; nil leaves them on http.
+	ClientTLS, PeerTLS *TLS
 }
 
 // Server is one running (or stopped) server process.
@@ -83,6 +86,7 @@ type Server struct {
 	logPath string
 
 	clientURL string
+	clientTLS *TLS   // nil: plain http
 	actorAddr string // troupe's actor API, host:port; empty for etcd
 
 	mu   sync.Mutex
@@ -95,14 +99,26 @@ type Server struct {
 // clients. It fails the test if the server does not become ready in time.
 func Start(t testing.TB, cfg Config) *Server {
 	t.Helper()
-	s, err := launch(t, cfg)
+	s, err := launch(t, cfg, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-func launch(t testing.TB, cfg Config) (*Server, error) {
+// Spawn starts a server as described by cfg without waiting for it to
+// serve, for tests of a server that must refuse to start or to join: they
+// watch it with Alive, WaitExit and Log.
+func Spawn(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	s, err := launch(t, cfg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func launch(t testing.TB, cfg Config, wait bool) (*Server, error) {
 	kind := cfg.Kind
 	if kind == "" {
 		kind = Kind()
@@ -120,8 +136,8 @@ func launch(t testing.TB, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	name := "e2e"
-	client := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	client := fmt.Sprintf("%s://127.0.0.1:%d", cfg.ClientTLS.scheme(), ports[0])
+	peer := fmt.Sprintf("%s://127.0.0.1:%d", cfg.PeerTLS.scheme(), ports[1])
 	args := []string{
 		"--name", name,
 		"--data-dir", dataDir,
@@ -137,6 +153,8 @@ func launch(t testing.TB, cfg Config) (*Server, error) {
 		args = append([]string{"serve"}, args...)
 		args = append(args, "--listen-actor-url", actorAddr)
 	}
+	args = append(args, cfg.ClientTLS.clientArgs()...)
+	args = append(args, cfg.PeerTLS.peerArgs()...)
 	args = append(args, cfg.Args...)
 	logDir := t.TempDir()
 	s := &Server{
@@ -145,10 +163,14 @@ func launch(t testing.TB, cfg Config) (*Server, error) {
 		dataDir:   dataDir,
 		logPath:   filepath.Join(logDir, kind+".log"),
 		clientURL: client,
+		clientTLS: cfg.ClientTLS,
 	}
 	t.Cleanup(s.cleanup)
 	if err := s.startProcess(); err != nil {
 		return nil, err
+	}
+	if !wait {
+		return s, nil
 	}
 	if err := s.waitReady(); err != nil {
 		return nil, err
@@ -162,8 +184,18 @@ func (s *Server) Kind() string { return s.kind }
 // Name is the member name.
 func (s *Server) Name() string { return s.name }
 
-// Endpoint is the client URL, e.g. http://127.0.0.1:23790.
+// Endpoint is the client URL, e.g. http://127.0.0.1:23790 (https with
+// ClientTLS).
 func (s *Server) Endpoint() string { return s.clientURL }
+
+// ClientTLS is the client side TLS the server was started with (nil: http).
+func (s *Server) ClientTLS() *TLS { return s.clientTLS }
+
+// EtcdctlArgs are etcdctl's flags to reach the server: --endpoints and,
+// with ClientTLS, --cacert/--cert/--key.
+func (s *Server) EtcdctlArgs() []string {
+	return append([]string{"--endpoints=" + s.clientURL}, s.clientTLS.EtcdctlArgs()...)
+}
 
 // PeerURL is the advertised peer URL.
 func (s *Server) PeerURL() string {
@@ -327,9 +359,39 @@ func (s *Server) Restart() {
 	}
 }
 
+// Relaunch starts the server again like Restart (stopping it first if it
+// runs) but does not wait for it to serve: for a start that must fail,
+// watched with WaitExit and Log.
+func (s *Server) Relaunch() {
+	s.t.Helper()
+	if s.Alive() {
+		s.Stop()
+	}
+	if err := s.startProcess(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
 // ExitError returns the result of the last process's Wait (nil while it
 // runs or after a clean exit).
 func (s *Server) ExitError() error { return s.waitErr() }
+
+// WaitExit waits up to d for the current process to exit and reports
+// whether it did.
+func (s *Server) WaitExit(d time.Duration) bool {
+	s.mu.Lock()
+	done := s.done
+	s.mu.Unlock()
+	if done == nil {
+		return true
+	}
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
 
 // Client returns a new clientv3 client for the server, closed at cleanup.
 func (s *Server) Client(t testing.TB) *clientv3.Client {
@@ -343,9 +405,20 @@ func (s *Server) Client(t testing.TB) *clientv3.Client {
 }
 
 func (s *Server) newClient(dial time.Duration) (*clientv3.Client, error) {
+	return newClient([]string{s.clientURL}, s.clientTLS, dial)
+}
+
+// newClient is a clientv3 client of eps, over TLS configured by x (nil:
+// plain).
+func newClient(eps []string, x *TLS, dial time.Duration) (*clientv3.Client, error) {
+	tc, err := x.ClientConfig()
+	if err != nil {
+		return nil, err
+	}
 	return clientv3.New(clientv3.Config{
-		Endpoints:          []string{s.clientURL},
+		Endpoints:          eps,
 		DialTimeout:        dial,
+		TLS:                tc,
 		MaxCallSendMsgSize: 8 << 20,
 		MaxCallRecvMsgSize: 64 << 20,
 		Logger:             zap.NewNop(),

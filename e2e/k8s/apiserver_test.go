@@ -73,11 +73,13 @@ func apiserverBinary(t *testing.T) string {
 	return bin
 }
 
-// startAPIServer starts kube-apiserver on etcdServers and waits until
+// startAPIServer starts kube-apiserver on etcdServers (with etcdFlags,
+// the --etcd-cafile/--etcd-certfile/--etcd-keyfile of an mTLS store) and
+// waits until
 // /readyz answers ok. Authentication is a static bearer token of a
 // system:masters user, authorization AlwaysAllow: the test is about
 // storage, not access control.
-func startAPIServer(t *testing.T, etcdServers []string) *apiServer {
+func startAPIServer(t *testing.T, etcdServers []string, etcdFlags ...string) *apiServer {
 	t.Helper()
 	bin := apiserverBinary(t)
 	dir := t.TempDir()
@@ -112,6 +114,7 @@ func startAPIServer(t *testing.T, etcdServers []string) *apiServer {
 		"--watch-cache=true",
 		"--v=2",
 	}
+	args = append(args, etcdFlags...)
 	f, err := os.Create(a.logPath)
 	if err != nil {
 		t.Fatal(err)

@@ -19,10 +19,18 @@ func TestKubeAPIServer(t *testing.T) {
 	var summaries []string
 	for _, size := range []int{1, 3} {
 		t.Run(fmt.Sprintf("members=%d", size), func(t *testing.T) {
-			summaries = append(summaries, runScenario(t, size))
+			summaries = append(summaries, runScenario(t, size, nil))
 		})
 	}
 	t.Log("summary\n" + strings.Join(summaries, "\n"))
+}
+
+// TestKubeAPIServerMTLS runs the scenario against three members with
+// client and peer mTLS (--client-cert-auth, --peer-client-cert-auth, https
+// URLs), the apiserver reaching them with --etcd-cafile, --etcd-certfile
+// and --etcd-keyfile, as kubeadm sets it up.
+func TestKubeAPIServerMTLS(t *testing.T) {
+	t.Log("summary\n" + runScenario(t, 3, newMTLS(t)))
 }
 
 // run is the state one scenario's steps share.
@@ -51,9 +59,11 @@ type step struct {
 	fn   func(*testing.T)
 }
 
-func runScenario(t *testing.T, size int) string {
-	st := startStore(t, size)
-	r := &run{st: st, ns: "e2e", api: startAPIServer(t, st.endpoints)}
+// runScenario runs every step against a store of size members, over mTLS
+// when m is not nil.
+func runScenario(t *testing.T, size int, m *mtls) string {
+	st := startStore(t, size, m)
+	r := &run{st: st, ns: "e2e", api: startAPIServer(t, st.endpoints, m.apiserverFlags()...)}
 	steps := []step{
 		{"readyz-livez", r.stepReadiness},
 		{"create", r.stepCreate},

@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -210,12 +211,13 @@ func (s *Services) Register(srv *grpc.Server) {
 
 // ClientHandler serves etcd's HTTP endpoints of the client listener at
 // addr, its JSON gateway (/v3/...) among them, which calls the gRPC
-// services through a connection to addr (made lazily; Close closes it).
-func (s *Services) ClientHandler(addr net.Addr) (http.Handler, error) {
+// services through a connection to addr (made lazily; Close closes it),
+// over TLS when grpcURL, the URL addr serves, is https.
+func (s *Services) ClientHandler(grpcURL url.URL, addr net.Addr) (http.Handler, error) {
 	if s.cfg.HTTP.NoGateway {
 		return newClientHTTPHandler(s.cfg.Raft.View(), s.kv, nil, s.cfg.HTTP), nil
 	}
-	conn, err := s.cfg.Dialer.DialSelf(addr)
+	conn, err := s.cfg.Dialer.For(grpcURL).DialSelf(addr)
 	if err != nil {
 		return nil, fmt.Errorf("etcdapi: gateway connection to %s: %w", addr, err)
 	}

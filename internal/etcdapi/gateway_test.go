@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func gatewayOver(t *testing.T, state *memberview.View) *httptest.Server {
 	srv := grpc.NewServer(s.ServerOptions()...)
 	s.Register(srv)
 	go func() { _ = srv.Serve(lis) }()
-	h, err := s.ClientHandler(&net.TCPAddr{IP: net.IPv4zero, Port: 2379})
+	h, err := s.ClientHandler(url.URL{Scheme: "http", Host: "0.0.0.0:2379"}, &net.TCPAddr{IP: net.IPv4zero, Port: 2379})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 
 // Listen listens on the host:port of u (a --listen-client-urls or
 // --listen-metrics-urls address) over TCP with so's options, secured by
-// sec. The error is
+// sec when u is https (see Security.For). The error is
 // net.Listen's as it is: the caller knows which flag to name in its own
 // error (see listeners.ListenError).
 func Listen(u url.URL, sec *Security, so SocketOpts) (net.Listener, error) {
@@ -17,7 +17,7 @@ func Listen(u url.URL, sec *Security, so SocketOpts) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sec.listener(lis), nil
+	return sec.For(u).listener(lis), nil
 }
 
 // SplitHostPort splits a remote's listen address (host:port) into what

@@ -94,3 +94,18 @@ func StartRemote(r *remote.Remote) (err error) {
 	r.Start()
 	return nil
 }
+
+// CallerRemoteOptions are the options of a program's own remote that
+// calls a member's remote (the actor API): the send/receive limit both
+// ways and sec's TLS on its listener too, since the member answers by
+// dialing the caller's remote back. nil sec is plaintext.
+func CallerRemoteOptions(sec *Security, maxMessageBytes int) []remote.ConfigOption {
+	serverOpts := append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(maxMessageBytes),
+		grpc.MaxSendMsgSize(maxMessageBytes),
+	}, sec.serverOptions()...)
+	return []remote.ConfigOption{
+		remote.WithServerOptions(serverOpts...),
+		remote.WithDialOptions(RemoteDialOptions(sec, maxMessageBytes)...),
+	}
+}
