@@ -22,9 +22,15 @@ import (
 // the client's log, with times).
 func etcdctlAnswer(t *testing.T, s *e2etest.Server, stdin string, args ...string) string {
 	t.Helper()
+	return etcdctlAnswerArgs(t, []string{"--endpoints=" + s.Endpoint()}, stdin, args...)
+}
+
+// etcdctlAnswerArgs is etcdctlAnswer with the connection flags given.
+func etcdctlAnswerArgs(t *testing.T, conn []string, stdin string, args ...string) string {
+	t.Helper()
 	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(c, etcdctlBinary(t), append([]string{"--command-timeout=5s", "--endpoints=" + s.Endpoint()}, args...)...)
+	cmd := exec.CommandContext(c, etcdctlBinary(t), append(append([]string{"--command-timeout=5s"}, conn...), args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
