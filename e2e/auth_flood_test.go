@@ -14,6 +14,7 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -23,10 +24,13 @@ import (
 const floodClients = 64
 
 // authFlood runs n Authenticate requests of alice from floodClients
-// connections against s and returns how many failed and the first error.
-func authFlood(t testing.TB, s *e2etest.Server, n int64) (failed int64, first error) {
+// connections against s and returns how many timed out (etcd's "request
+// timed out": a member that bounds its bcrypt work may refuse a request
+// that waited its whole request timeout), how many failed otherwise and
+// the first of those errors.
+func authFlood(t testing.TB, s *e2etest.Server, n int64) (timedOut, failed int64, first error) {
 	t.Helper()
-	var next, bad atomic.Int64
+	var next, bad, late atomic.Int64
 	var once sync.Once
 	var wg sync.WaitGroup
 	for range floodClients {
@@ -41,7 +45,11 @@ func authFlood(t testing.TB, s *e2etest.Server, n int64) (failed int64, first er
 				c, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				_, err := ac.Authenticate(c, &pb.AuthenticateRequest{Name: "alice", Password: "alicepw"})
 				cancel()
-				if err != nil {
+				switch {
+				case err == nil:
+				case isErr(err, rpctypes.ErrGRPCTimeout):
+					late.Add(1)
+				default:
 					bad.Add(1)
 					once.Do(func() { first = err })
 				}
@@ -49,11 +57,20 @@ func authFlood(t testing.TB, s *e2etest.Server, n int64) (failed int64, first er
 		}()
 	}
 	wg.Wait()
-	return bad.Load(), first
+	return late.Load(), bad.Load(), first
 }
 
-// TestAuthenticateFloodKeepsPuts: while 64 clients send one
-// Authenticate requests (bcrypt cost 10), root's puts keep succeeding.
+// isErr reports whether err has the gRPC code and message of want.
+func isErr(err, want error) bool {
+	gc, gm := codeMsg(err)
+	wc, wm := codeMsg(want)
+	return gc == wc && gm == wm
+}
+
+// TestAuthenticateFloodKeepsPuts: while 64 clients send one Authenticate
+// each (bcrypt cost 10), root's puts keep succeeding; an Authenticate
+// may time out (etcd 3.6.8 runs them all at once and answers them all,
+// troupe bounds the bcrypt work), not fail otherwise.
 func TestAuthenticateFloodKeepsPuts(t *testing.T) {
 	s := e2etest.Start(t, e2etest.Config{})
 	enableAuth(t, s)
@@ -87,14 +104,17 @@ func TestAuthenticateFloodKeepsPuts(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	failed, first := authFlood(t, s, floodClients)
+	timedOut, failed, first := authFlood(t, s, floodClients)
 	elapsed := time.Since(start)
 	close(done)
 	st := <-stats
-	t.Logf("%s: %d Authenticate in %v (%.1f/s), %d failed; %d puts meanwhile, slowest %v",
-		s.Kind(), floodClients, elapsed.Round(time.Millisecond), float64(floodClients)/elapsed.Seconds(), failed, st.n, st.slowest.Round(time.Millisecond))
+	t.Logf("%s: %d Authenticate in %v (%.1f/s answered), %d timed out, %d failed; %d puts meanwhile, slowest %v",
+		s.Kind(), floodClients, elapsed.Round(time.Millisecond), float64(floodClients-timedOut)/elapsed.Seconds(), timedOut, failed, st.n, st.slowest.Round(time.Millisecond))
 	if failed > 0 {
 		t.Errorf("%d of %d Authenticate requests failed, the first: %v", failed, floodClients, first)
+	}
+	if timedOut == floodClients {
+		t.Errorf("all %d Authenticate requests timed out", floodClients)
 	}
 	if st.err != nil {
 		t.Fatalf("a put failed during the flood: %v", st.err)
@@ -104,7 +124,8 @@ func TestAuthenticateFloodKeepsPuts(t *testing.T) {
 	}
 }
 
-// BenchmarkAuthenticate measures Authenticate requests/s from 64 clients
+// BenchmarkAuthenticate measures Authenticate requests/s answered (and
+// the share that timed out) from 64 clients
 // at the default bcrypt cost, on etcd 3.6.8 and on the server under test
 // (one member each, started once). Run it with e.g.
 // go test -run X -bench BenchmarkAuthenticate -benchtime 200x -count 3 ./e2e
@@ -119,12 +140,13 @@ func BenchmarkAuthenticate(b *testing.B) {
 		b.Run(kind, func(b *testing.B) {
 			b.ResetTimer()
 			start := time.Now()
-			failed, first := authFlood(b, s, int64(b.N))
+			timedOut, failed, first := authFlood(b, s, int64(b.N))
 			elapsed := time.Since(start)
 			if failed > 0 {
 				b.Fatalf("%d of %d Authenticate failed, the first: %v", failed, b.N, first)
 			}
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "auth/s")
+			b.ReportMetric(float64(int64(b.N)-timedOut)/elapsed.Seconds(), "auth/s")
+			b.ReportMetric(float64(timedOut)/float64(b.N), "timedout/op")
 		})
 	}
 }
