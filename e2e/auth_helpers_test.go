@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -184,3 +185,15 @@ var authDivergences = func() map[string]authDivergence {
 		},
 	}
 }()
+
+// both runs ref and sut at once (each side is mostly waiting on its
+// server) and returns their results; a t.Fatal in either ends only that
+// goroutine, with the test failed.
+func both[T any](ref, sut func() T) (want, got T) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); want = ref() }()
+	go func() { defer wg.Done(); got = sut() }()
+	wg.Wait()
+	return want, got
+}

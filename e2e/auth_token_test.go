@@ -132,8 +132,7 @@ func TestAuthSimpleTokenTTLAsEtcd(t *testing.T) {
 // under test; every line must be the same.
 func compareTranscripts(t *testing.T, transcript func(*testing.T, string) []string) {
 	t.Helper()
-	want := transcript(t, e2etest.Etcd)
-	got := transcript(t, e2etest.Kind())
+	want, got := both(func() []string { return transcript(t, e2etest.Etcd) }, func() []string { return transcript(t, e2etest.Kind()) })
 	for i := range max(len(want), len(got)) {
 		w, g := "(none)", "(none)"
 		if i < len(want) {
