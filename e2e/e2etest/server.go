@@ -5,6 +5,11 @@
 // or the TROUPE_E2E_SERVER environment variable (the flag wins; default
 // troupe).
 //
+// Config.ClientTLS and Config.PeerTLS (ClusterConfig's too) put a member's
+// client and peer URLs on https with etcd's TLS flags; the harness's own
+// clients (the ready check, Client, etcdctl's flags from EtcdctlArgs) then
+// use the CA and client certificate they name.
+//
 // Every server gets free ports on 127.0.0.1 and a data dir of its own; its
 // stdout and stderr go to a log file whose tail is dumped when the test fails.
 // Cleanup is registered with t.Cleanup, so tests never stop servers by hand

@@ -341,7 +341,7 @@ func (c *Cluster) promoteAt(ctx context.Context, clientURL string, req *pb.Membe
 	if err != nil || u.Host == "" {
 		return nil, rpctypes.ErrGRPCMemberBadURLs
 	}
-	conn, err := c.dial.Dial(u.Host)
+	conn, err := c.dial.For(*u).Dial(u.Host)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -52,6 +53,9 @@ type TLSInfo struct {
 	// InsecureSkipVerify does not verify the server when dialing: the
 	// self-signed certificates of --auto-tls, as etcd.
 	InsecureSkipVerify bool
+	// Endpoint names the side in logs: "client" or "peer" give etcd's
+	// "rejected connection on client endpoint".
+	Endpoint string
 }
 
 // Empty reports whether no certificate is configured: plaintext.
@@ -177,9 +181,10 @@ func (s *Security) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, err
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		err := s.verifyClient(cs, remote)
 		if err != nil {
-			s.log.Warn("rejected connection", "remote-addr", addrString(remote), "server-name", cs.ServerName, "err", err)
+			s.logRejected(addrString(remote), cs, err)
+			return &verifyError{err}
 		}
-		return err
+		return nil
 	}
 	return cfg, nil
 }
@@ -341,10 +346,47 @@ func (s *Security) selfCredentials() credentials.TransportCredentials {
 }
 
 // handshakeFailed logs a refused or broken handshake, as etcd's "rejected
-// connection".
+// connection on ... endpoint"; a refusal of verifyClient is logged already.
 func (s *Security) handshakeFailed(c net.Conn, err error) {
-	s.log.Warn("rejected connection", "remote-addr", addrString(c.RemoteAddr()), "err", err)
+	var ve *verifyError
+	if errors.As(err, &ve) {
+		return
+	}
+	var st tls.ConnectionState
+	if tc, ok := c.(*tls.Conn); ok {
+		st = tc.ConnectionState()
+	}
+	s.logRejected(addrString(c.RemoteAddr()), st, err)
 }
+
+// logRejected logs as etcd does: at warn, at debug for a connection
+// closed before the handshake ended (probes, load balancers).
+func (s *Security) logRejected(remote string, st tls.ConnectionState, err error) {
+	msg := "rejected connection"
+	if s.info.Endpoint != "" {
+		msg += " on " + s.info.Endpoint + " endpoint"
+	}
+	level := slog.LevelWarn
+	if errors.Is(err, io.EOF) {
+		level = slog.LevelDebug
+	}
+	attrs := []any{"remote-addr", remote, "server-name", st.ServerName}
+	if len(st.PeerCertificates) > 0 {
+		c := st.PeerCertificates[0]
+		ips := make([]string, len(c.IPAddresses))
+		for i, ip := range c.IPAddresses {
+			ips[i] = ip.String()
+		}
+		attrs = append(attrs, "ip-addresses", ips, "dns-names", c.DNSNames)
+	}
+	s.log.Log(context.Background(), level, msg, append(attrs, "error", err)...)
+}
+
+// verifyError is a refusal of verifyClient, logged when it happened.
+type verifyError struct{ err error }
+
+func (e *verifyError) Error() string { return e.err.Error() }
+func (e *verifyError) Unwrap() error { return e.err }
 
 // tlsListener hands out server-side TLS connections not yet handshaken.
 type tlsListener struct {
