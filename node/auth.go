@@ -1,6 +1,8 @@
 package node
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -32,15 +34,25 @@ func authTokenError(spec string, err error) error {
 	return fmt.Errorf("--auth-token=%q: failed to create token provider: %w (fix: 'simple', or 'jwt,pub-key=<file>,priv-key=<file>,sign-method=<RS256|ES256|...>[,ttl=5m]')", spec, err)
 }
 
+var errNotCommitted = errors.New("the token names an index not committed")
+
 // tokenProvider is the member's token provider: owned by the node (it
 // outlives core and listener restarts, as tokens outlive them in etcd),
 // stopped by its shutdown. A simple token is valid once this member
 // applied the Authenticate entry that made it.
 func (c *Config) tokenProvider(rc *raftclient.Client) (authtoken.Provider, error) {
 	p, err := authtoken.New(c.AuthToken, authtoken.Options{
-		SimpleTTL:   time.Duration(c.AuthTokenTTL) * time.Second,
-		WaitApplied: rc.WaitApplied,
-		Logger:      c.Logger,
+		SimpleTTL: time.Duration(c.AuthTokenTTL) * time.Second,
+		WaitApplied: func(ctx context.Context, index uint64) error {
+			// Only an index raft committed can be an Authenticate entry
+			// not applied here yet: a forged token naming a later one
+			// must not park a waiter until the log gets there.
+			if index > rc.View().RaftIndex() {
+				return errNotCommitted
+			}
+			return rc.WaitApplied(ctx, index)
+		},
+		Logger: c.Logger,
 	})
 	if err != nil {
 		return nil, authTokenError(c.AuthToken, err)
@@ -49,5 +61,6 @@ func (c *Config) tokenProvider(rc *raftclient.Client) (authtoken.Provider, error
 }
 
 // clientCertAuth is --client-cert-auth: a verified client certificate's
-// common name is the user of a request without a token.
-func (c *Config) clientCertAuth() bool { return false }
+// common name is the user of a request without a token (etcd's
+// ClientCertAuthEnabled, the flag alone, not a trusted CA without it).
+func (c *Config) clientCertAuth() bool { return c.ClientTLS.ClientCertAuth }

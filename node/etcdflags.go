@@ -72,7 +72,6 @@ func etcdUsage(name string) string {
 
 // Reasons shared by many refused flags.
 const (
-	reasonTLSAuth     = "TLS/auth: not yet supported by troupe"
 	reasonV2Discovery = "v2 discovery is not supported (etcd 3.6 deprecates it too); list the members in --initial-cluster"
 	reasonV3Discovery = "v3 discovery is not supported by troupe; list the members in --initial-cluster"
 	reasonSRV         = "DNS SRV discovery is not supported by troupe; list the members in --initial-cluster"

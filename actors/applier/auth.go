@@ -48,8 +48,9 @@ func requestAuth(req *pb.InternalRaftRequest) auth.Info {
 }
 
 // checkAuth refuses a write req at index that its sender may not make, as
-// etcd's authApplierV3 (Put, DeleteRange, Txn, LeaseRevoke); the entry is
-// still applied (the index moves).
+// etcd's authApplierV3 (Put, DeleteRange, Txn, LeaseRevoke; a txn's puts
+// with prev_kv and lease checked too, as etcd's later 3.6 releases, see
+// auth.CheckTxn); the entry is still applied (the index moves).
 func (a *applier) checkAuth(idx uint64, req *pb.InternalRaftRequest) error {
 	st := a.auth
 	if !st.Enabled() {
@@ -65,18 +66,7 @@ func (a *applier) checkAuth(idx uint64, req *pb.InternalRaftRequest) error {
 func (a *applier) authError(st *auth.State, ai auth.Info, req *pb.InternalRaftRequest) error {
 	switch {
 	case req.Put != nil:
-		r := req.Put
-		if err := st.IsPutPermitted(ai, r.Key); err != nil {
-			return err
-		}
-		// A user who could not revoke the lease (it holds keys the user
-		// may not write) may not attach more keys to it.
-		if err := a.checkLeaseKeys(st, ai, r.Lease); err != nil {
-			return err
-		}
-		if r.PrevKv {
-			return st.IsRangePermitted(ai, r.Key, nil)
-		}
+		return st.CheckPut(ai, req.Put, a.leaseKeys)
 	case req.DeleteRange != nil:
 		r := req.DeleteRange
 		if err := st.IsDeleteRangePermitted(ai, r.Key, r.RangeEnd); err != nil {
@@ -86,29 +76,17 @@ func (a *applier) authError(st *auth.State, ai auth.Info, req *pb.InternalRaftRe
 			return st.IsRangePermitted(ai, r.Key, r.RangeEnd)
 		}
 	case req.Txn != nil:
-		return st.CheckTxn(ai, req.Txn)
+		return st.CheckTxnLeases(ai, req.Txn, a.leaseKeys)
 	case req.LeaseRevoke != nil:
-		return a.checkLeaseKeys(st, ai, req.LeaseRevoke.ID)
+		return st.CheckLeaseKeys(ai, req.LeaseRevoke.ID, a.leaseKeys)
 	}
 	return nil
 }
 
-// checkLeaseKeys is etcd's checkLeasePuts: unless ai is an admin, it must
-// be allowed to write every key attached to lease id (no lease: nothing).
-func (a *applier) checkLeaseKeys(st *auth.State, ai auth.Info, id int64) error {
-	if id == 0 {
-		return nil
-	}
+// leaseKeys is the backend's lookup of a lease's keys (auth.LeaseKeys).
+func (a *applier) leaseKeys(id int64) ([][]byte, bool) {
 	_, keys, ok := a.cfg.Store.Lease(id, true)
-	if !ok || st.IsAdminPermitted(ai) == nil {
-		return nil
-	}
-	for _, k := range keys {
-		if err := st.IsPutPermitted(ai, k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return keys, ok
 }
 
 // applyAuth applies an auth request: the state's change, its bucket

@@ -185,8 +185,8 @@ func TestApplyAuth(t *testing.T) {
 }
 
 // TestApplyAuthLeases: a lease with a key the sender may not write can be
-// neither revoked nor given more keys by it; an admin (the lessor's root)
-// passes whatever its revision.
+// neither revoked nor given more keys by it (by a put or a txn's put); an
+// admin (the lessor's root) passes whatever its revision.
 func TestApplyAuthLeases(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := openStore(t)
@@ -203,9 +203,10 @@ func TestApplyAuthLeases(t *testing.T) {
 			asUser(t, 12, 12, "alice", rev, &pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: 200, TTL: 60}}),
 			asUser(t, 13, 13, "alice", rev, &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("a"), Lease: 200}}),
 			asUser(t, 14, 14, "alice", rev, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: 200}}),
-			asUser(t, 15, 15, "root", 1, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: 100}}),
+			asUser(t, 15, 15, "alice", rev, &pb.InternalRaftRequest{Txn: &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("a"), Lease: 100}}}}}}),
+			asUser(t, 16, 16, "root", 1, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: 100}}),
 		)
-		want := []error{nil, nil, auth.ErrPermissionDenied, auth.ErrPermissionDenied, nil, nil, nil, nil}
+		want := []error{nil, nil, auth.ErrPermissionDenied, auth.ErrPermissionDenied, nil, nil, nil, auth.ErrPermissionDenied, nil}
 		for i, r := range res {
 			if !errors.Is(r.Err, want[i]) && (r.Err != nil || want[i] != nil) {
 				t.Errorf("entry %d: %v, want %v", i+8, r.Err, want[i])

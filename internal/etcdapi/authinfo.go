@@ -14,24 +14,19 @@ import (
 	"github.com/troupedb/troupe/persistence/auth"
 )
 
-// gatewayMarker is the metadata grpc-gateway adds to every call it makes
-// (the client's Accept header); a call carrying it comes from this
-// member's own JSON gateway, whose certificate must not name the user.
-const gatewayMarker = "grpcgateway-accept"
-
-// tokenKey is the context key of a token given by the actor API, which
-// has no gRPC metadata.
-type tokenKey struct{}
-
-// WithToken returns ctx carrying token as a gRPC request's "token"
-// metadata would: the actor API calls the services with it.
-func WithToken(ctx context.Context, token string) context.Context {
-	return context.WithValue(ctx, tokenKey{}, token)
-}
+// A call carrying either key comes from this member's own JSON gateway,
+// whose certificate must not name the user: grpc-gateway's copy of the
+// client's Accept header (what etcd looks at), and the key troupe's
+// gateway adds to every call. A client that sends either itself only
+// loses its certificate's identity.
+const (
+	gatewayMarker  = "grpcgateway-accept"
+	gatewayCallKey = "troupe-gateway"
+)
 
 // Authenticator finds who sent a request, as etcd's AuthInfoFromCtx: the
-// token of the request (gRPC metadata "token", the gateway's
-// "authorization" header, or the actor API's WithToken), else, with
+// token of the request (gRPC metadata "token", which the actor API sets
+// too, or the gateway's "authorization" header), else, with
 // --client-cert-auth, the common name of the verified client certificate.
 type Authenticator struct {
 	view           *memberview.View
@@ -80,9 +75,6 @@ func (a *Authenticator) Info(ctx context.Context) (auth.Info, *auth.State, error
 
 // tokenOf returns the token a request carries, as etcd reads it.
 func tokenOf(ctx context.Context) (string, bool) {
-	if t, ok := ctx.Value(tokenKey{}).(string); ok {
-		return t, true
-	}
 	md, ok := metadata.FromIncomingContext(ctx)
 	if !ok {
 		return "", false
@@ -114,7 +106,7 @@ func commonName(ctx context.Context) (string, bool) {
 			continue
 		}
 		md, ok := metadata.FromIncomingContext(ctx)
-		if !ok || len(md[gatewayMarker]) > 0 {
+		if !ok || len(md[gatewayMarker]) > 0 || len(md[gatewayCallKey]) > 0 {
 			return "", false
 		}
 		return chain[0].Subject.CommonName, true

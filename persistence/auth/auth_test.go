@@ -242,6 +242,9 @@ func TestCheckTxn(t *testing.T) {
 		{&pb.TxnRequest{Success: []*pb.RequestOp{nested(&pb.TxnRequest{Success: []*pb.RequestOp{put("a")}})}}, ErrPermissionDenied},
 		{&pb.TxnRequest{Failure: []*pb.RequestOp{nested(&pb.TxnRequest{Compare: []*pb.Compare{cmp("zz")}, Failure: []*pb.RequestOp{nested(&pb.TxnRequest{Success: []*pb.RequestOp{get("c", "")}})}})}}, ErrPermissionDenied},
 		{&pb.TxnRequest{Success: []*pb.RequestOp{{}}}, nil}, // an empty op
+		// a put's prev_kv needs read (etcd after 3.6.8)
+		{&pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("b"), PrevKv: true}}}}}, ErrPermissionDenied},
+		{&pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("p/x"), PrevKv: true}}}}}, nil},
 	} {
 		if got := s.CheckTxn(alice, tc.txn); !errors.Is(got, tc.want) && !(got == nil && tc.want == nil) {
 			t.Errorf("txn %d: %v, want %v", i, got, tc.want)
@@ -566,5 +569,52 @@ func TestErrorTexts(t *testing.T) {
 func TestSimpleToken(t *testing.T) {
 	if got := SimpleToken("AbCdEfGhIjKlMnOp", 42); got != "AbCdEfGhIjKlMnOp.42" {
 		t.Fatal(got)
+	}
+}
+
+// TestCheckPutLeases: a put attaching a lease needs write permission on
+// the keys the lease holds, unless the sender is an admin; a txn's puts
+// the same with CheckTxnLeases.
+func TestCheckPutLeases(t *testing.T) {
+	s := rbac(t).s
+	alice := Info{Username: "alice", Revision: s.Revision()}
+	root := Info{Username: "root", Revision: s.Revision()}
+	leases := func(id int64) ([][]byte, bool) {
+		switch id {
+		case 1:
+			return [][]byte{[]byte("b"), []byte("secret")}, true
+		case 2:
+			return [][]byte{[]byte("b"), []byte("p/q")}, true
+		}
+		return nil, false
+	}
+	for _, tc := range []struct {
+		ai    Info
+		lease int64
+		want  error
+	}{
+		{alice, 1, ErrPermissionDenied},
+		{alice, 2, nil},
+		{alice, 3, nil}, // no such lease
+		{root, 1, nil},
+	} {
+		put := &pb.PutRequest{Key: []byte("b"), Lease: tc.lease}
+		if err := s.CheckPut(tc.ai, put, leases); !errors.Is(err, tc.want) && (err != nil || tc.want != nil) {
+			t.Errorf("%s put with lease %d: %v, want %v", tc.ai.Username, tc.lease, err, tc.want)
+		}
+		txn := &pb.TxnRequest{Failure: []*pb.RequestOp{{Request: &pb.RequestOp_RequestTxn{RequestTxn: &pb.TxnRequest{
+			Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: put}}}}}}}}
+		if err := s.CheckTxnLeases(tc.ai, txn, leases); !errors.Is(err, tc.want) && (err != nil || tc.want != nil) {
+			t.Errorf("%s txn put with lease %d: %v, want %v", tc.ai.Username, tc.lease, err, tc.want)
+		}
+		if err := s.CheckLeaseKeys(tc.ai, tc.lease, leases); !errors.Is(err, tc.want) && (err != nil || tc.want != nil) {
+			t.Errorf("%s revoke lease %d: %v, want %v", tc.ai.Username, tc.lease, err, tc.want)
+		}
+	}
+	if err := s.CheckPut(alice, &pb.PutRequest{Key: []byte("b"), Lease: 1}, nil); err != nil {
+		t.Fatalf("no lease lookup: %v", err)
+	}
+	if err := s.CheckPut(alice, &pb.PutRequest{Key: []byte("b"), PrevKv: true}, nil); !errors.Is(err, ErrPermissionDenied) {
+		t.Fatalf("put with prev_kv on a write-only key: %v", err)
 	}
 }

@@ -66,13 +66,64 @@ func (s *State) IsAdminPermitted(ai Info) error {
 	return nil
 }
 
+// LeaseKeys looks up the keys attached to lease id; ok is false when
+// there is no such lease.
+type LeaseKeys func(id int64) (keys [][]byte, ok bool)
+
+// CheckPut is etcd's checkPutAuth: write permission on the key; when the
+// put attaches a lease, write permission on every key the lease holds
+// (unless ai is an admin: a user who could not revoke the lease may not
+// extend it); with prev_kv, read permission on the key. A nil leases
+// skips the lease check.
+func (s *State) CheckPut(ai Info, put *pb.PutRequest, leases LeaseKeys) error {
+	if err := s.IsPutPermitted(ai, put.Key); err != nil {
+		return err
+	}
+	if err := s.CheckLeaseKeys(ai, put.Lease, leases); err != nil {
+		return err
+	}
+	if put.PrevKv {
+		return s.IsRangePermitted(ai, put.Key, nil)
+	}
+	return nil
+}
+
+// CheckLeaseKeys is etcd's checkLeasePuts: unless auth is off or ai is an
+// admin, ai must be allowed to write every key attached to lease id (no
+// such lease, lease 0 or a nil leases: nothing to check). etcd checks it
+// for LeaseRevoke and for a Put attaching the lease.
+func (s *State) CheckLeaseKeys(ai Info, id int64, leases LeaseKeys) error {
+	if !s.enabled || id == 0 || leases == nil {
+		return nil
+	}
+	keys, ok := leases(id)
+	if !ok || s.IsAdminPermitted(ai) == nil {
+		return nil
+	}
+	for _, k := range keys {
+		if err := s.IsPutPermitted(ai, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // CheckTxn is etcd's CheckTxnAuth: read permission on every compare's
-// range, then each op of both branches: read for a Range, write for a
-// Put, write (and read with prev_kv) for a DeleteRange. A nested Txn's
-// compares and ops are checked the same way (etcd 3.6.8 does not descend
-// into nested txns, which lets a user without permission read and write
-// through one; troupe refuses that).
+// range, then each op of both branches: read for a Range, CheckPut for a
+// Put (without the lease check; see CheckTxnLeases), write (and read with
+// prev_kv) for a DeleteRange, and a nested Txn the same way.
+//
+// etcd 3.6.8 checks neither nested txns nor a put's prev_kv in a txn,
+// which let a user read and write keys it has no permission on; etcd
+// fixed both later in 3.6 (3.6.9 nested txns, then puts' prev_kv and
+// lease in txns). troupe follows the fixed releases.
 func (s *State) CheckTxn(ai Info, txn *pb.TxnRequest) error {
+	return s.CheckTxnLeases(ai, txn, nil)
+}
+
+// CheckTxnLeases is CheckTxn with the lease check of each Put (CheckPut
+// with leases), as the applier checks a txn.
+func (s *State) CheckTxnLeases(ai Info, txn *pb.TxnRequest, leases LeaseKeys) error {
 	if !s.enabled {
 		return nil
 	}
@@ -81,13 +132,13 @@ func (s *State) CheckTxn(ai Info, txn *pb.TxnRequest) error {
 			return err
 		}
 	}
-	if err := s.checkOps(ai, txn.Success); err != nil {
+	if err := s.checkOps(ai, txn.Success, leases); err != nil {
 		return err
 	}
-	return s.checkOps(ai, txn.Failure)
+	return s.checkOps(ai, txn.Failure, leases)
 }
 
-func (s *State) checkOps(ai Info, ops []*pb.RequestOp) error {
+func (s *State) checkOps(ai Info, ops []*pb.RequestOp, leases LeaseKeys) error {
 	for _, op := range ops {
 		switch r := op.Request.(type) {
 		case *pb.RequestOp_RequestRange:
@@ -101,7 +152,7 @@ func (s *State) checkOps(ai Info, ops []*pb.RequestOp) error {
 			if r.RequestPut == nil {
 				continue
 			}
-			if err := s.IsPutPermitted(ai, r.RequestPut.Key); err != nil {
+			if err := s.CheckPut(ai, r.RequestPut, leases); err != nil {
 				return err
 			}
 		case *pb.RequestOp_RequestDeleteRange:
@@ -121,7 +172,7 @@ func (s *State) checkOps(ai Info, ops []*pb.RequestOp) error {
 			if r.RequestTxn == nil {
 				continue
 			}
-			if err := s.CheckTxn(ai, r.RequestTxn); err != nil {
+			if err := s.CheckTxnLeases(ai, r.RequestTxn, leases); err != nil {
 				return err
 			}
 		}
