@@ -9,12 +9,14 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/authpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupedb/troupe/e2e/e2etest"
+	"github.com/troupedb/troupe/internal/polltest"
 )
 
 func clusterAuthTranscript(t *testing.T, kind string) []string {
@@ -86,4 +88,43 @@ func clusterAuthTranscript(t *testing.T, kind string) []string {
 // TestAuthClusterAsEtcd compares clusterAuthTranscript.
 func TestAuthClusterAsEtcd(t *testing.T) {
 	compareTranscripts(t, clusterAuthTranscript)
+}
+
+// leaseExpiryAuthTranscript: with auth on, a lease that expires is revoked
+// by the member itself (etcd's lessor acts as root) and its keys go, on
+// every member, though no client user could delete them.
+func leaseExpiryAuthTranscript(t *testing.T, kind string) []string {
+	c := e2etest.StartCluster(t, e2etest.ClusterConfig{Kind: kind, Args: []string{"--bcrypt-cost", "4"}})
+	enableAuth(t, c.Member(0))
+	e := newAuthEnv(t, c.Member(1))
+	var out []string
+	add := func(what string, m proto.Message, err error) { out = append(out, what+": "+answerString(t, m, err)) }
+	m, err := e.authenticate(ctx(t), "root", rootPassword)
+	add("authenticate root", m, err)
+	m, err = asRoot(leaseGrant(0x77, 2))(ctx(t), e)
+	add("grant a 2 s lease", m, err)
+	m, err = asRoot(kvPut("leased", "v", 0x77))(ctx(t), e)
+	add("put a key with it", m, err)
+	for i := range c.Size() {
+		ei := newAuthEnv(t, c.Member(i))
+		ei.tokens["root"] = e.tokens["root"]
+		var last string
+		polltest.Eventually(t, 15*time.Second, fmt.Sprintf("%s member %d: the leased key goes", kind, i), func() (bool, string) {
+			m, err := asRoot(kvRange("leased", ""))(ctx(t), ei)
+			if err != nil {
+				t.Fatalf("%s member %d: get leased: %v", kind, i, err)
+			}
+			last = answerString(t, m, err)
+			return len(m.(*pb.RangeResponse).Kvs) == 0, last
+		})
+		out = append(out, fmt.Sprintf("member %d: the leased key after expiry: %s", i, last))
+		m, err = asRoot(leaseTTLKeys(0x77))(ctx(t), ei)
+		out = append(out, fmt.Sprintf("member %d: the lease after expiry: %s", i, answerString(t, m, err)))
+	}
+	return out
+}
+
+// TestAuthLeaseExpiryAsEtcd compares leaseExpiryAuthTranscript.
+func TestAuthLeaseExpiryAsEtcd(t *testing.T) {
+	compareTranscripts(t, leaseExpiryAuthTranscript)
 }
