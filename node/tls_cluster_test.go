@@ -51,7 +51,10 @@ func peerTLS(t *testing.T, cfg *Config, ca *tlstest.CA, dir string) tlsFiles {
 // another CA cannot join, and the three keep serving.
 func TestTLSPeerCluster(t *testing.T) {
 	ca := tlstest.NewCA(t, "cluster-ca")
-	c := newTestCluster(t, 3, func(cfg *Config) { peerTLS(t, cfg, ca, t.TempDir()) })
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		peerTLS(t, cfg, ca, t.TempDir())
+		cfg.PeerTLS.AllowedCNs = []string{"localhost"} // the members' CN
+	})
 	lead := c.waitLeader()
 	follower := (lead + 1) % 3
 	user := ca.Issue(t, tlstest.LeafOpts{CN: "user", Client: true})
@@ -75,23 +78,36 @@ func TestTLSPeerCluster(t *testing.T) {
 		t.Fatalf("keep-alive through a follower (forwarded to the leader over TLS): %v", err)
 	}
 
-	// A member of another CA: added, but it cannot reach the others, nor
-	// they it.
-	foreign := testConfig(t, t.TempDir())
-	foreign.Name = "m3"
-	peerTLS(t, &foreign, tlstest.NewCA(t, "foreign-ca"), t.TempDir())
-	foreign.InitialClusterState = ClusterStateExisting
-	foreign.InitialCluster = c.cfgs[0].InitialCluster + ",m3=" + foreign.InitialAdvertisePeerURLs[0].String()
-	polltest.Eventually(t, 15*time.Second, "member add accepted", func() (bool, string) {
-		_, err = cli.MemberAdd(ctx, []string{foreign.InitialAdvertisePeerURLs[0].String()})
-		return err == nil || !strings.Contains(err.Error(), "unhealthy cluster"), fmt.Sprint(err)
-	})
-	if err != nil {
-		t.Fatalf("member add: %v", err)
-	}
-	if n, err := Start(foreign); err == nil {
-		_ = n.Stop()
-		t.Fatal("a member with a certificate of another CA joined")
+	// A member of another CA, then one of the cluster's CA with a CN not
+	// allowed: each is added, but cannot reach the others, nor they it.
+	for i, leaf := range []struct {
+		ca   *tlstest.CA
+		opts tlstest.LeafOpts
+	}{
+		{tlstest.NewCA(t, "foreign-ca"), tlstest.Localhost()},
+		{ca, tlstest.LeafOpts{CN: "intruder", DNS: []string{"localhost"}, IPs: tlstest.Localhost().IPs}},
+	} {
+		outsider := testConfig(t, t.TempDir())
+		outsider.Name = fmt.Sprint("outsider-", i)
+		files := peerTLS(t, &outsider, leaf.ca, t.TempDir())
+		leaf.ca.Issue(t, leaf.opts).Write(t, files.cert, files.key)
+		outsider.InitialClusterState = ClusterStateExisting
+		outsider.InitialCluster = c.cfgs[0].InitialCluster + "," + outsider.Name + "=" + outsider.InitialAdvertisePeerURLs[0].String()
+		var added *clientv3.MemberAddResponse
+		polltest.Eventually(t, 15*time.Second, "member add accepted", func() (bool, string) {
+			added, err = cli.MemberAdd(ctx, []string{outsider.InitialAdvertisePeerURLs[0].String()})
+			return err == nil || !strings.Contains(err.Error(), "unhealthy cluster"), fmt.Sprint(err)
+		})
+		if err != nil {
+			t.Fatalf("member add: %v", err)
+		}
+		if n, err := Start(outsider); err == nil {
+			_ = n.Stop()
+			t.Fatalf("%s (CA %s, CN %s) joined", outsider.Name, leaf.ca.Cert.Subject.CommonName, leaf.opts.CN)
+		}
+		if _, err := cli.MemberRemove(ctx, added.Member.ID); err != nil {
+			t.Fatalf("remove %s: %v", outsider.Name, err)
+		}
 	}
 	for i := range 20 {
 		if _, err := cli.Put(ctx, fmt.Sprint("after-", i), "x"); err != nil {
