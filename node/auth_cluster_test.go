@@ -18,7 +18,6 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/troupedb/troupe/actors/actorapi"
@@ -94,26 +93,9 @@ func TestAuthCluster(t *testing.T) {
 	lead := c.waitLeader()
 	f := (lead + 1) % 3
 	admin := c.client(f)
+	enableAuth(t, admin) // through a follower
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for i, step := range []func() error{
-		func() error { _, err := admin.UserAdd(ctx, "root", "rootpw"); return err },
-		func() error { _, err := admin.RoleAdd(ctx, "root"); return err },
-		func() error { _, err := admin.UserGrantRole(ctx, "root", "root"); return err },
-		func() error { _, err := admin.UserAdd(ctx, "alice", "alicepw"); return err },
-		func() error { _, err := admin.UserAdd(ctx, "bob", "bobpw"); return err },
-		func() error { _, err := admin.RoleAdd(ctx, "app"); return err },
-		func() error {
-			_, err := admin.RoleGrantPermission(ctx, "app", "/app/", clientv3.GetPrefixRangeEnd("/app/"), clientv3.PermissionType(clientv3.PermReadWrite))
-			return err
-		},
-		func() error { _, err := admin.UserGrantRole(ctx, "alice", "app"); return err },
-		func() error { _, err := admin.AuthEnable(ctx); return err },
-	} {
-		if err := step(); err != nil {
-			t.Fatalf("setup step %d through a follower: %v", i, err)
-		}
-	}
 	tokenOf := func(user, pw string) context.Context {
 		resp, err := admin.Authenticate(ctx, user, pw)
 		if err != nil {

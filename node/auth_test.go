@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -32,10 +31,8 @@ import (
 	"github.com/troupedb/troupe/internal/tlstest"
 )
 
-// authMember starts a member with a root user (password "rootpw"), user
-// alice (password "alicepw") reading and writing /app/ and reading
-// /ro/, user bob without roles, and auth enabled. It returns the member's
-// config and a root client.
+// authMember starts a member with the users of addAuthUsers and auth
+// enabled. It returns the member's config and a root client.
 func authMember(t *testing.T, mutate func(*Config)) (Config, *clientv3.Client) {
 	t.Helper()
 	cfg := testConfig(t, t.TempDir())
@@ -48,7 +45,15 @@ func authMember(t *testing.T, mutate func(*Config)) (Config, *clientv3.Client) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = n.Stop() })
-	c := client(t, cfg)
+	enableAuth(t, client(t, cfg))
+	return cfg, userClient(t, cfg, "root", "rootpw")
+}
+
+// enableAuth adds, through c, a root user (password "rootpw"), user
+// alice (password "alicepw") reading and writing /app/ and reading /ro/,
+// user bob (password "bobpw") without roles, and enables auth.
+func enableAuth(t *testing.T, c *clientv3.Client) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	steps := []func() error{
@@ -71,10 +76,9 @@ func authMember(t *testing.T, mutate func(*Config)) (Config, *clientv3.Client) {
 	}
 	for i, step := range steps {
 		if err := step(); err != nil {
-			t.Fatalf("setup step %d: %v", i, err)
+			t.Fatalf("auth setup step %d: %v", i, err)
 		}
 	}
-	return cfg, userClient(t, cfg, "root", "rootpw")
 }
 
 func userClient(t *testing.T, cfg Config, user, password string) *clientv3.Client {
@@ -420,49 +424,24 @@ func TestAuthenticateFloodIsBounded(t *testing.T) {
 // member's own certificate for the user, and honour the token header.
 func TestAuthCommonNameAndGateway(t *testing.T) {
 	ca := tlstest.NewCA(t, "client-ca")
-	files := newTLSFiles(t, ca, t.TempDir())
-	cfg := testConfig(t, t.TempDir())
-	httpsURLs(&cfg)
-	cfg.ClientTLS = files.side()
-	cfg.BcryptCost = 4
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Stop() })
-	certClient := func(cn string) *clientv3.Client {
-		c, err := tlsClient(t, cfg, poolOf(ca), ca.Issue(t, tlstest.LeafOpts{CN: cn, Client: true}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	root, alice, mallory := certClient("root"), certClient("alice"), certClient("mallory")
+	cfg, _ := startTLSMember(t, ca, func(cfg *Config) { cfg.BcryptCost = 4 })
+	root, rootLeaf := certClient(t, cfg, ca, "root")
+	alice, _ := certClient(t, cfg, ca, "alice")
+	mallory, _ := certClient(t, cfg, ca, "mallory")
+	enableAuth(t, root)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for i, step := range []func() error{
-		func() error { _, err := root.UserAdd(ctx, "root", "rootpw"); return err },
-		func() error { _, err := root.RoleAdd(ctx, "root"); return err },
-		func() error { _, err := root.UserGrantRole(ctx, "root", "root"); return err },
-		func() error { _, err := root.UserAdd(ctx, "alice", "alicepw"); return err },
-		func() error { _, err := root.RoleAdd(ctx, "app"); return err },
-		func() error {
-			_, err := root.RoleGrantPermission(ctx, "app", "/app/", clientv3.GetPrefixRangeEnd("/app/"), clientv3.PermissionType(clientv3.PermReadWrite))
-			return err
-		},
-		func() error { _, err := root.UserGrantRole(ctx, "alice", "app"); return err },
-		func() error { _, err := root.AuthEnable(ctx); return err },
-		func() error { _, err := root.Put(ctx, "/app/x", "1"); return err }, // as root, by its CN
-		func() error { _, err := root.Put(ctx, "/other", "1"); return err },
-	} {
-		if err := step(); err != nil {
-			t.Fatalf("step %d: %v", i, err)
-		}
+	// root writes as its certificate's CN, without a token
+	if _, err := root.Put(ctx, "/app/x", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Put(ctx, "/other", "1"); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := alice.Get(ctx, "/app/x"); err != nil {
 		t.Errorf("alice (by CN) get /app/x: %v", err)
 	}
-	_, err = alice.Get(ctx, "/other")
+	_, err := alice.Get(ctx, "/other")
 	wantErr(t, "alice (by CN) get /other", err, rpctypes.ErrPermissionDenied)
 	_, err = mallory.Get(ctx, "/app/x")
 	wantErr(t, "mallory (no such user) get /app/x", err, rpctypes.ErrPermissionDenied)
@@ -471,13 +450,7 @@ func TestAuthCommonNameAndGateway(t *testing.T) {
 	}
 
 	// The gateway, reached with root's certificate and no Accept header.
-	leaf := ca.Issue(t, tlstest.LeafOpts{CN: "root", Client: true})
-	cert, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: poolOf(ca), Certificates: []tls.Certificate{cert}}}}
-	t.Cleanup(hc.CloseIdleConnections)
+	hc := httpsClient(t, ca, rootLeaf)
 	post := func(path, body, token string) string {
 		req, _ := http.NewRequest("POST", "https://"+cfg.ListenClientURLs[0].Host+path, strings.NewReader(body))
 		if token != "" {

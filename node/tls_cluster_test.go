@@ -146,16 +146,7 @@ func waitTLSValue(t *testing.T, cfg Config, ca *tlstest.CA, leaf *tlstest.Leaf, 
 // answers, one with plaintext options or an untrusted certificate none.
 func TestTLSActorAPI(t *testing.T) {
 	ca := tlstest.NewCA(t, "ca")
-	files := newTLSFiles(t, ca, t.TempDir())
-	cfg := testConfig(t, t.TempDir())
-	httpsURLs(&cfg)
-	cfg.ClientTLS = files.side()
-	cfg.ListenActorURL = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Stop()
+	cfg, files := startTLSMember(t, ca, func(cfg *Config) { cfg.ListenActorURL = fmt.Sprintf("127.0.0.1:%d", freePort(t)) })
 
 	call := func(opts []remote.ConfigOption) error {
 		logger := slog.New(slog.DiscardHandler)

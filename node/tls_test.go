@@ -73,6 +73,53 @@ func tlsClient(t *testing.T, cfg Config, pool *x509.CertPool, leaf *tlstest.Leaf
 	return cli, err
 }
 
+// startTLSMember starts a member whose client URLs (and the https URLs
+// tune adds) serve TLS with a certificate of ca and require client
+// certificates of ca; it stops at cleanup.
+func startTLSMember(t *testing.T, ca *tlstest.CA, tune func(*Config)) (Config, tlsFiles) {
+	t.Helper()
+	files := newTLSFiles(t, ca, t.TempDir())
+	cfg := testConfig(t, t.TempDir())
+	if tune != nil {
+		tune(&cfg)
+	}
+	httpsURLs(&cfg)
+	cfg.ClientTLS = files.side()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop() })
+	return cfg, files
+}
+
+// certClient is a client of cfg presenting a new client certificate of
+// ca with common name cn; it returns the certificate too.
+func certClient(t *testing.T, cfg Config, ca *tlstest.CA, cn string) (*clientv3.Client, *tlstest.Leaf) {
+	t.Helper()
+	leaf := ca.Issue(t, tlstest.LeafOpts{CN: cn, Client: true})
+	cli, err := tlsClient(t, cfg, poolOf(ca), leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cli, leaf
+}
+
+// httpsClient is an HTTP client trusting ca and presenting leaf.
+func httpsClient(t *testing.T, ca *tlstest.CA, leaf *tlstest.Leaf) *http.Client {
+	t.Helper()
+	pair, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: poolOf(ca), Certificates: []tls.Certificate{pair}}}}
+	t.Cleanup(hc.CloseIdleConnections)
+	return hc
+}
+
 func poolOf(cas ...*tlstest.CA) *x509.CertPool {
 	p := x509.NewCertPool()
 	for _, ca := range cas {
@@ -86,25 +133,11 @@ func poolOf(cas ...*tlstest.CA) *x509.CertPool {
 // certificate, or with one from another CA, is refused.
 func TestTLSClientEndpoints(t *testing.T) {
 	ca := tlstest.NewCA(t, "client-ca")
-	files := newTLSFiles(t, ca, t.TempDir())
-	cfg := testConfig(t, t.TempDir())
-	cfg.ListenMetricsURLs = []url.URL{{Scheme: "https", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}}
-	httpsURLs(&cfg)
-	cfg.ClientTLS = files.side()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Stop()
+	cfg, _ := startTLSMember(t, ca, func(cfg *Config) {
+		cfg.ListenMetricsURLs = []url.URL{{Scheme: "https", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}}
+	})
 
-	user := ca.Issue(t, tlstest.LeafOpts{CN: "alice", Client: true})
-	cli, err := tlsClient(t, cfg, poolOf(ca), user)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli, user := certClient(t, cfg, ca, "alice")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	wch := cli.Watch(ctx, "k")
@@ -139,9 +172,7 @@ func TestTLSClientEndpoints(t *testing.T) {
 
 	// HTTPS: the gateway and /health on the client port, /metrics on the
 	// metrics URL.
-	pair, _ := tls.X509KeyPair(user.CertPEM, user.KeyPEM)
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: poolOf(ca), Certificates: []tls.Certificate{pair}}}}
-	t.Cleanup(hc.CloseIdleConnections)
+	hc := httpsClient(t, ca, user)
 	for _, tc := range []struct{ method, url, body, want string }{
 		{"POST", "https://" + cfg.ListenClientURLs[0].Host + "/v3/kv/range", `{"key":"aw=="}`, `"value":"dg=="`},
 		{"GET", "https://" + cfg.ListenClientURLs[0].Host + "/health", "", `"health":"true"`},
@@ -173,15 +204,7 @@ func TestTLSClientEndpoints(t *testing.T) {
 // fails; new connections see each step without a restart.
 func TestTLSRotationUnderLoad(t *testing.T) {
 	ca1, ca2 := tlstest.NewCA(t, "ca-1"), tlstest.NewCA(t, "ca-2")
-	files := newTLSFiles(t, ca1, t.TempDir())
-	cfg := testConfig(t, t.TempDir())
-	httpsURLs(&cfg)
-	cfg.ClientTLS = files.side()
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Stop()
+	cfg, files := startTLSMember(t, ca1, nil)
 
 	// Clients were given both CAs before the rotation, as an operator would.
 	both := poolOf(ca1, ca2)
@@ -423,33 +446,16 @@ func TestTLSAutoTLS(t *testing.T) {
 // and the https HTTP URL the gateway, which dials the gRPC URL over TLS.
 func TestTLSClientHTTPURLs(t *testing.T) {
 	ca := tlstest.NewCA(t, "ca")
-	files := newTLSFiles(t, ca, t.TempDir())
-	cfg := testConfig(t, t.TempDir())
-	cfg.ListenClientHTTPURLs = []url.URL{{Scheme: "https", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}}
-	httpsURLs(&cfg)
-	cfg.ClientTLS = files.side()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Stop()
-	user := ca.Issue(t, tlstest.LeafOpts{CN: "alice", Client: true})
-	cli, err := tlsClient(t, cfg, poolOf(ca), user)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, _ := startTLSMember(t, ca, func(cfg *Config) {
+		cfg.ListenClientHTTPURLs = []url.URL{{Scheme: "https", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}}
+	})
+	cli, user := certClient(t, cfg, ca, "alice")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := cli.Put(ctx, "k", "v"); err != nil {
 		t.Fatalf("gRPC on the https client URL: %v", err)
 	}
-	pair, _ := tls.X509KeyPair(user.CertPEM, user.KeyPEM)
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: poolOf(ca), Certificates: []tls.Certificate{pair}}}}
-	defer hc.CloseIdleConnections()
-	resp, err := hc.Post("https://"+cfg.ListenClientHTTPURLs[0].Host+"/v3/kv/range", "application/json", strings.NewReader(`{"key":"aw=="}`))
+	resp, err := httpsClient(t, ca, user).Post("https://"+cfg.ListenClientHTTPURLs[0].Host+"/v3/kv/range", "application/json", strings.NewReader(`{"key":"aw=="}`))
 	if err != nil {
 		t.Fatalf("gateway on the https client http URL: %v", err)
 	}
