@@ -55,26 +55,24 @@ func (c *Config) peerSecurity() *transport.Security { return c.tls.peer }
 
 // registerTLSFlags registers etcd's TLS flags.
 func (c *Config) registerTLSFlags(fs *flag.FlagSet) {
-	cl, pe := &c.ClientTLS, &c.PeerTLS
-	fs.StringVar(&cl.CertFile, "cert-file", cl.CertFile, "")
-	fs.StringVar(&cl.KeyFile, "key-file", cl.KeyFile, "")
-	fs.BoolVar(&cl.ClientCertAuth, "client-cert-auth", cl.ClientCertAuth, "")
-	fs.StringVar(&cl.ClientCertFile, "client-cert-file", cl.ClientCertFile, "")
-	fs.StringVar(&cl.ClientKeyFile, "client-key-file", cl.ClientKeyFile, "")
-	fs.StringVar(&cl.CRLFile, "client-crl-file", cl.CRLFile, "")
-	fs.Var(&listValue{list: &cl.AllowedHostnames}, "client-cert-allowed-hostname", "")
-	fs.StringVar(&cl.TrustedCAFile, "trusted-ca-file", cl.TrustedCAFile, "")
-	fs.BoolVar(&cl.AutoTLS, "auto-tls", cl.AutoTLS, "")
-	fs.StringVar(&pe.CertFile, "peer-cert-file", pe.CertFile, "")
-	fs.StringVar(&pe.KeyFile, "peer-key-file", pe.KeyFile, "")
-	fs.BoolVar(&pe.ClientCertAuth, "peer-client-cert-auth", pe.ClientCertAuth, "")
-	fs.StringVar(&pe.ClientCertFile, "peer-client-cert-file", pe.ClientCertFile, "")
-	fs.StringVar(&pe.ClientKeyFile, "peer-client-key-file", pe.ClientKeyFile, "")
-	fs.StringVar(&pe.TrustedCAFile, "peer-trusted-ca-file", pe.TrustedCAFile, "")
+	// Both sides have these flags, the peer side's named with "peer-";
+	// etcd names the client side's CRL and allowed hostname "client-".
+	for _, s := range []struct {
+		t                  *TLSConfig
+		prefix, sidePrefix string
+	}{{&c.ClientTLS, "", "client-"}, {&c.PeerTLS, "peer-", "peer-"}} {
+		fs.StringVar(&s.t.CertFile, s.prefix+"cert-file", s.t.CertFile, "")
+		fs.StringVar(&s.t.KeyFile, s.prefix+"key-file", s.t.KeyFile, "")
+		fs.BoolVar(&s.t.ClientCertAuth, s.prefix+"client-cert-auth", s.t.ClientCertAuth, "")
+		fs.StringVar(&s.t.ClientCertFile, s.prefix+"client-cert-file", s.t.ClientCertFile, "")
+		fs.StringVar(&s.t.ClientKeyFile, s.prefix+"client-key-file", s.t.ClientKeyFile, "")
+		fs.StringVar(&s.t.TrustedCAFile, s.prefix+"trusted-ca-file", s.t.TrustedCAFile, "")
+		fs.BoolVar(&s.t.AutoTLS, s.prefix+"auto-tls", s.t.AutoTLS, "")
+		fs.StringVar(&s.t.CRLFile, s.sidePrefix+"crl-file", s.t.CRLFile, "")
+		fs.Var(&listValue{list: &s.t.AllowedHostnames}, s.sidePrefix+"cert-allowed-hostname", "")
+	}
+	pe := &c.PeerTLS
 	fs.Var(&listValue{list: &pe.AllowedCNs}, "peer-cert-allowed-cn", "")
-	fs.Var(&listValue{list: &pe.AllowedHostnames}, "peer-cert-allowed-hostname", "")
-	fs.BoolVar(&pe.AutoTLS, "peer-auto-tls", pe.AutoTLS, "")
-	fs.StringVar(&pe.CRLFile, "peer-crl-file", pe.CRLFile, "")
 	fs.BoolVar(&pe.SkipClientSANVerify, "peer-skip-client-san-verification", pe.SkipClientSANVerify, "")
 	fs.BoolVar(&pe.SkipClientSANVerify, "experimental-peer-skip-client-san-verification", pe.SkipClientSANVerify, renamedUsage("experimental-peer-skip-client-san-verification"))
 	fs.UintVar(&c.SelfSignedCertValidity, "self-signed-cert-validity", c.SelfSignedCertValidity, "")
@@ -174,36 +172,35 @@ func (c *Config) validateTLS() error {
 	return nil
 }
 
-// tlsWarnings are etcd's warnings about TLS flags that do not apply.
+// tlsWarnings are etcd's warnings about TLS flags that do not apply, in
+// etcd's order: the URLs of each side, then auto TLS.
 func (c *Config) tlsWarnings() []string {
+	sides := []struct {
+		name, http, authFlag, urlKind string // etcd's words for the side
+		t                             TLSConfig
+		urls                          []url.URL
+	}{
+		{"client", "http or unix", "--client-cert-auth", "client-url", c.ClientTLS, slices.Concat(c.ListenClientURLs, c.ListenClientHTTPURLs)},
+		{"peer", "HTTP", "--peer-client-cert-auth", "peer-url", c.PeerTLS, c.ListenPeerURLs},
+	}
 	var out []string
-	for _, u := range slices.Concat(c.ListenClientURLs, c.ListenClientHTTPURLs) {
-		if u.Scheme != "http" {
-			continue
-		}
-		if !c.ClientTLS.empty() {
-			out = append(out, "scheme is http or unix while key and cert files are present; ignoring key and cert files: client-url "+u.String())
-		}
-		if c.ClientTLS.ClientCertAuth {
-			out = append(out, "scheme is http or unix while --client-cert-auth is enabled; ignoring client cert auth for this URL: client-url "+u.String())
-		}
-	}
-	for _, u := range c.ListenPeerURLs {
-		if u.Scheme != "http" {
-			continue
-		}
-		if !c.PeerTLS.empty() {
-			out = append(out, "scheme is HTTP while key and cert files are present; ignoring key and cert files: peer-url "+u.String())
-		}
-		if c.PeerTLS.ClientCertAuth {
-			out = append(out, "scheme is HTTP while --peer-client-cert-auth is enabled; ignoring client cert auth for this URL: peer-url "+u.String())
+	for _, s := range sides {
+		for _, u := range s.urls {
+			if u.Scheme != "http" {
+				continue
+			}
+			if !s.t.empty() {
+				out = append(out, "scheme is "+s.http+" while key and cert files are present; ignoring key and cert files: "+s.urlKind+" "+u.String())
+			}
+			if s.t.ClientCertAuth {
+				out = append(out, "scheme is "+s.http+" while "+s.authFlag+" is enabled; ignoring client cert auth for this URL: "+s.urlKind+" "+u.String())
+			}
 		}
 	}
-	if c.ClientTLS.AutoTLS && !c.ClientTLS.empty() {
-		out = append(out, "ignoring client auto TLS since certs given")
-	}
-	if c.PeerTLS.AutoTLS && !c.PeerTLS.empty() {
-		out = append(out, "ignoring peer auto TLS since certs given")
+	for _, s := range sides {
+		if s.t.AutoTLS && !s.t.empty() {
+			out = append(out, "ignoring "+s.name+" auto TLS since certs given")
+		}
 	}
 	return out
 }
