@@ -7,7 +7,6 @@ import (
 
 	"github.com/troupedb/troupe/chaos"
 	"github.com/troupedb/troupe/e2e/e2etest"
-	"github.com/troupedb/troupe/internal/tlstest"
 )
 
 // chaosCluster drives an e2etest.Cluster for the chaos harness: kill,
@@ -58,11 +57,8 @@ func TestChaosProcesses(t *testing.T) {
 func TestChaosProcessesTLS(t *testing.T) {
 	dir := t.TempDir()
 	p := newPKI(t, dir, "ca")
-	srv := p.localhost("server", "localhost")
+	_, cli, clientTLS := p.clientMTLS()
 	peer := p.localhost("peer", "member")
-	cli := p.issue("client", tlstest.LeafOpts{CN: "client", Client: true})
-	clientTLS := serverTLS(srv, p, true)
-	clientTLS.ClientCertFile, clientTLS.ClientKeyFile = cli.cert, cli.key
 	c := e2etest.StartCluster(t, e2etest.ClusterConfig{SnapshotCount: 200, ClientTLS: clientTLS, PeerTLS: serverTLS(peer, p, true)})
 	var cl chaos.Cluster = chaosCluster{c}
 	if c.Kind() == e2etest.Troupe {

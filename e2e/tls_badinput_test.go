@@ -25,10 +25,7 @@ const badStartExit = 20 * time.Second
 func TestTLSBadInput(t *testing.T) {
 	dir := t.TempDir()
 	p := newPKI(t, dir, "ca")
-	srv := p.localhost("server", "localhost")
-	cli := p.issue("client", tlstest.LeafOpts{CN: "client", Client: true})
-	x := serverTLS(srv, p, true)
-	x.ClientCertFile, x.ClientKeyFile = cli.cert, cli.key
+	srv, cli, x := p.clientMTLS()
 	s := e2etest.Start(t, e2etest.Config{ClientTLS: x})
 	put, err := s.Client(t).Put(ctx(t), "kept", "v")
 	must(t, err)

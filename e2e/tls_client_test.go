@@ -65,8 +65,7 @@ func TestTLSClientCertAuth(t *testing.T) {
 	dir := t.TempDir()
 	p := newPKI(t, dir, "ca")
 	other := newPKI(t, dir, "other-ca")
-	srv := p.localhost("server", "localhost")
-	good := p.issue("client", tlstest.LeafOpts{CN: "client", Client: true})
+	_, good, x := p.clientMTLS()
 	expired := p.issue("expired", tlstest.LeafOpts{CN: "expired", Client: true,
 		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
 	revoked := p.issue("revoked", tlstest.LeafOpts{CN: "revoked", Client: true})
@@ -74,8 +73,7 @@ func TestTLSClientCertAuth(t *testing.T) {
 	crl := dir + "/ca.crl"
 	writeFile(t, crl, p.crlDER(revoked))
 	metrics := httpsMetricsURL(t)
-	x := serverTLS(srv, p, true)
-	x.CRLFile, x.ClientCertFile, x.ClientKeyFile = crl, good.cert, good.key
+	x.CRLFile = crl
 	s := e2etest.Start(t, e2etest.Config{ClientTLS: x, Args: []string{"--listen-metrics-urls", metrics}})
 	cfg := p.tlsConfig(good)
 	t.Run("clientv3", func(t *testing.T) { clientOpsOverTLS(t, s, cfg) })

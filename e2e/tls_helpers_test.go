@@ -215,3 +215,16 @@ func writeFile(t *testing.T, path string, data []byte) {
 func serverTLS(c certFiles, ca *pki, clientCertAuth bool) *e2etest.TLS {
 	return &e2etest.TLS{CertFile: c.cert, KeyFile: c.key, TrustedCAFile: ca.caFile, ClientCertAuth: clientCertAuth, CAFile: ca.caFile}
 }
+
+// clientMTLS issues the usual client mTLS of a member: a localhost
+// server leaf and a client leaf of p, and the member's client side
+// serving srv, requiring client certificates of p, with cli as the
+// certificate the harness's clients present.
+func (p *pki) clientMTLS() (srv, cli certFiles, x *e2etest.TLS) {
+	p.t.Helper()
+	srv = p.localhost("server", "localhost")
+	cli = p.issue("client", tlstest.LeafOpts{CN: "client", Client: true})
+	x = serverTLS(srv, p, true)
+	x.ClientCertFile, x.ClientKeyFile = cli.cert, cli.key
+	return srv, cli, x
+}

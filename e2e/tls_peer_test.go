@@ -34,16 +34,13 @@ func TestTLSPeerCluster(t *testing.T) {
 	p := newPKI(t, dir, "ca")
 	other := newPKI(t, dir, "other-ca")
 	peer := p.localhost("peer", "member")
-	srv := p.localhost("server", "localhost")
-	cli := p.issue("client", tlstest.LeafOpts{CN: "client", Client: true})
+	_, cli, clientTLS := p.clientMTLS()
 	revoked := p.localhost("revoked", "member")
 	crl := filepath.Join(dir, "peer.crl")
 	writeFile(t, crl, p.crlDER(revoked))
 	peerTLS := func(c certFiles) *e2etest.TLS {
 		return &e2etest.TLS{CertFile: c.cert, KeyFile: c.key, TrustedCAFile: p.caFile, ClientCertAuth: true, CRLFile: crl, AllowedCN: "member"}
 	}
-	clientTLS := serverTLS(srv, p, true)
-	clientTLS.ClientCertFile, clientTLS.ClientKeyFile = cli.cert, cli.key
 	c := e2etest.StartCluster(t, e2etest.ClusterConfig{ClientTLS: clientTLS, PeerTLS: peerTLS(peer)})
 
 	t.Run("writes replicate", func(t *testing.T) {

@@ -98,10 +98,7 @@ func (l *putLoop) finish(t *testing.T, name string) {
 func TestTLSRotateServerCert(t *testing.T) {
 	dir := t.TempDir()
 	p := newPKI(t, dir, "ca")
-	srv := p.localhost("server", "localhost")
-	cli := p.issue("client", tlstest.LeafOpts{CN: "client", Client: true})
-	x := serverTLS(srv, p, true)
-	x.ClientCertFile, x.ClientKeyFile = cli.cert, cli.key
+	srv, cli, x := p.clientMTLS()
 	s := e2etest.Start(t, e2etest.Config{ClientTLS: x})
 	cfg := p.tlsConfig(cli)
 	requireServedSerial(t, s.Endpoint(), cfg, srv.leaf.Cert.SerialNumber.String())

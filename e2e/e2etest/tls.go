@@ -27,40 +27,33 @@ type TLS struct {
 }
 
 // clientArgs are the member's client-side TLS flags.
-func (x *TLS) clientArgs() []string {
-	if x == nil {
-		return nil
-	}
-	a := []string{"--cert-file", x.CertFile, "--key-file", x.KeyFile}
-	if x.TrustedCAFile != "" {
-		a = append(a, "--trusted-ca-file", x.TrustedCAFile)
-	}
-	if x.ClientCertAuth {
-		a = append(a, "--client-cert-auth")
-	}
-	if x.CRLFile != "" {
-		a = append(a, "--client-crl-file", x.CRLFile)
+func (x *TLS) clientArgs() []string { return x.args("--", "--client-") }
+
+// peerArgs are the member's peer-side TLS flags.
+func (x *TLS) peerArgs() []string {
+	a := x.args("--peer-", "--peer-")
+	if x != nil && x.AllowedCN != "" {
+		a = append(a, "--peer-cert-allowed-cn", x.AllowedCN)
 	}
 	return a
 }
 
-// peerArgs are the member's peer-side TLS flags.
-func (x *TLS) peerArgs() []string {
+// args are one side's TLS flags: etcd names them with prefix
+// (--cert-file, --peer-cert-file), except the CRL file (crlPrefix:
+// --client-crl-file, --peer-crl-file).
+func (x *TLS) args(prefix, crlPrefix string) []string {
 	if x == nil {
 		return nil
 	}
-	a := []string{"--peer-cert-file", x.CertFile, "--peer-key-file", x.KeyFile}
+	a := []string{prefix + "cert-file", x.CertFile, prefix + "key-file", x.KeyFile}
 	if x.TrustedCAFile != "" {
-		a = append(a, "--peer-trusted-ca-file", x.TrustedCAFile)
+		a = append(a, prefix+"trusted-ca-file", x.TrustedCAFile)
 	}
 	if x.ClientCertAuth {
-		a = append(a, "--peer-client-cert-auth")
+		a = append(a, prefix+"client-cert-auth")
 	}
 	if x.CRLFile != "" {
-		a = append(a, "--peer-crl-file", x.CRLFile)
-	}
-	if x.AllowedCN != "" {
-		a = append(a, "--peer-cert-allowed-cn", x.AllowedCN)
+		a = append(a, crlPrefix+"crl-file", x.CRLFile)
 	}
 	return a
 }
