@@ -33,12 +33,7 @@ func TestAuthActorAPIToken(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := root.Put(ctx, "/app/x", "1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := root.Put(ctx, "/other", "1"); err != nil {
-		t.Fatal(err)
-	}
+	putAppAndOther(t, root)
 	tok, err := client(t, cfg).Authenticate(ctx, "alice", "alicepw")
 	if err != nil {
 		t.Fatal(err)

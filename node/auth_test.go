@@ -81,6 +81,19 @@ func enableAuth(t *testing.T, c *clientv3.Client) {
 	}
 }
 
+// putAppAndOther puts /app/x, which alice may read and write, and
+// /other, which she may not, through root.
+func putAppAndOther(t *testing.T, root *clientv3.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, k := range []string{"/app/x", "/other"} {
+		if _, err := root.Put(ctx, k, "1"); err != nil {
+			t.Fatalf("put %s as root: %v", k, err)
+		}
+	}
+}
+
 func userClient(t *testing.T, cfg Config, user, password string) *clientv3.Client {
 	t.Helper()
 	c, err := clientv3.New(clientv3.Config{
@@ -117,12 +130,7 @@ func TestAuthRBAC(t *testing.T) {
 	cfg, root := authMember(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := root.Put(ctx, "/app/x", "1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := root.Put(ctx, "/other", "1"); err != nil {
-		t.Fatal(err)
-	}
+	putAppAndOther(t, root)
 	alice := userClient(t, cfg, "alice", "alicepw")
 	bob := userClient(t, cfg, "bob", "bobpw")
 	anon := client(t, cfg)
@@ -431,13 +439,7 @@ func TestAuthCommonNameAndGateway(t *testing.T) {
 	enableAuth(t, root)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// root writes as its certificate's CN, without a token
-	if _, err := root.Put(ctx, "/app/x", "1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := root.Put(ctx, "/other", "1"); err != nil {
-		t.Fatal(err)
-	}
+	putAppAndOther(t, root) // as root by its certificate's CN, without a token
 	if _, err := alice.Get(ctx, "/app/x"); err != nil {
 		t.Errorf("alice (by CN) get /app/x: %v", err)
 	}

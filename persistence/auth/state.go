@@ -3,6 +3,7 @@ package auth
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 
 	"go.etcd.io/etcd/api/v3/authpb"
@@ -172,23 +173,9 @@ func (s *State) HasRole(user, role string) bool {
 	return ok && slices.Contains(u.Roles, role)
 }
 
-func (s *State) userNames() []string {
-	names := make([]string, 0, len(s.users))
-	for n := range s.users {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
+func (s *State) userNames() []string { return slices.Sorted(maps.Keys(s.users)) }
 
-func (s *State) roleNames() []string {
-	names := make([]string, 0, len(s.roles))
-	for n := range s.roles {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
+func (s *State) roleNames() []string { return slices.Sorted(maps.Keys(s.roles)) }
 
 func hasRootRole(u *authpb.User) bool {
 	_, found := slices.BinarySearch(u.Roles, rootRole)
