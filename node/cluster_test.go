@@ -276,13 +276,23 @@ func TestClusterSnapshotCatchUp(t *testing.T) {
 	c := newTestCluster(t, 3, func(cfg *Config) { cfg.SnapshotCount = 50 })
 	lead := c.waitLeader()
 	behind := (lead + 1) % 3
+	c.snapshotCatchUp(behind, func() *clientv3.Client { return c.client(lead) }, func(key, value string) { c.waitValue(behind, key, value) })
+}
+
+// snapshotCatchUp stops member behind, writes through cli (a client of
+// another member) until the others compacted their logs past it, and
+// restarts it, the snapshot install crashing once; waitValue(key, value)
+// waits until the member behind reads value at key.
+func (c *testCluster) snapshotCatchUp(behind int, client func() *clientv3.Client, waitValue func(key, value string)) {
+	t := c.t
+	t.Helper()
 	c.stop(behind)
 	// Nothing may reach the stopped member's address meanwhile: appends
 	// sent before the leader notices it is down wait in the remote's
 	// endpoint and reach the restarted member, which then holds the
 	// entries it needs and catches up without the snapshot.
 	c.isolate(behind, true)
-	cli := c.client(lead)
+	cli := client()
 	for i := 0; i < 5200; i++ { // past the 5000 catch-up entries kept after a snapshot
 		put(t, cli, fmt.Sprintf("s%05d", i), "x")
 	}
@@ -298,8 +308,8 @@ func TestClusterSnapshotCatchUp(t *testing.T) {
 	defer failpoint.Disable("snapshotInstallPanic")
 	c.isolate(behind, false)
 	c.restart(behind)
-	c.waitValue(behind, "last", "done")
-	c.waitValue(behind, "s00000", "x")
+	waitValue("last", "done")
+	waitValue("s00000", "x")
 	if failpoint.Hits("snapshotInstallPanic") == 0 {
 		t.Fatal("the member caught up without installing a snapshot")
 	}

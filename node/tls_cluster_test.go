@@ -22,7 +22,6 @@ import (
 
 	"github.com/troupedb/troupe/actors/actorapi"
 	"github.com/troupedb/troupe/client/actorclient"
-	"github.com/troupedb/troupe/failpoint"
 	"github.com/troupedb/troupe/internal/polltest"
 	"github.com/troupedb/troupe/internal/tlstest"
 )
@@ -33,16 +32,16 @@ func peerTLS(t *testing.T, cfg *Config, ca *tlstest.CA, dir string) tlsFiles {
 	t.Helper()
 	files := newTLSFiles(t, ca, dir)
 	httpsURLs(cfg)
-	for i := range cfg.ListenPeerURLs {
-		cfg.ListenPeerURLs[i].Scheme = "https"
-	}
-	for i := range cfg.InitialAdvertisePeerURLs {
-		cfg.InitialAdvertisePeerURLs[i].Scheme = "https"
-	}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	httpsPeerURLs(cfg)
 	cfg.PeerTLS = files.side()
 	cfg.ClientTLS = files.side()
 	return files
+}
+
+// httpsPeerURLs makes the peer URLs of cfg https.
+func httpsPeerURLs(cfg *Config) {
+	setHTTPS(cfg.ListenPeerURLs, cfg.InitialAdvertisePeerURLs)
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 }
 
 // TestTLSPeerCluster: three members with peer and client mutual TLS
@@ -198,44 +197,22 @@ func TestTLSSnapshotCatchUp(t *testing.T) {
 	})
 	lead := c.waitLeader()
 	behind := (lead + 1) % 3
-	c.stop(behind)
-	c.isolate(behind, true)
 	user := ca.Issue(t, tlstest.LeafOpts{CN: "user", Client: true})
-	cli, err := tlsClient(t, c.cfgs[lead], poolOf(ca), user)
-	if err != nil {
-		t.Fatal(err)
+	client := func() *clientv3.Client {
+		cli, err := tlsClient(t, c.cfgs[lead], poolOf(ca), user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cli
 	}
-	for i := 0; i < 5200; i++ { // past the 5000 catch-up entries kept after a snapshot
-		put(t, cli, fmt.Sprintf("s%05d", i), "x")
-	}
-	put(t, cli, "last", "done")
-	c.waitOthersSnapshot(behind, 5100)
-	// Counts the installs (and crashes the first once, which the core
-	// survives, as in TestClusterSnapshotCatchUp).
-	if err := failpoint.Enable("snapshotInstallPanic", "1*panic"); err != nil {
-		t.Fatal(err)
-	}
-	defer failpoint.Disable("snapshotInstallPanic")
-	c.isolate(behind, false)
-	c.restart(behind)
-	waitTLSValue(t, c.cfgs[behind], ca, user, "last", "done")
-	waitTLSValue(t, c.cfgs[behind], ca, user, "s00000", "x")
-	if failpoint.Hits("snapshotInstallPanic") == 0 {
-		t.Fatal("the member caught up without installing a snapshot")
-	}
+	c.snapshotCatchUp(behind, client, func(key, value string) { waitTLSValue(t, c.cfgs[behind], ca, user, key, value) })
 }
 
 // TestTLSPeerAutoTLS: members with --peer-auto-tls and https peer URLs
 // talk over their self-signed certificates (not verified, as etcd).
 func TestTLSPeerAutoTLS(t *testing.T) {
 	c := newTestCluster(t, 3, func(cfg *Config) {
-		for i := range cfg.ListenPeerURLs {
-			cfg.ListenPeerURLs[i].Scheme = "https"
-		}
-		for i := range cfg.InitialAdvertisePeerURLs {
-			cfg.InitialAdvertisePeerURLs[i].Scheme = "https"
-		}
-		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+		httpsPeerURLs(cfg)
 		cfg.PeerTLS.AutoTLS = true
 	})
 	lead := c.waitLeader()

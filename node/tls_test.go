@@ -45,7 +45,12 @@ func (f tlsFiles) side() TLSConfig {
 
 // httpsURLs makes the client (and metrics, when given) URLs of cfg https.
 func httpsURLs(cfg *Config) {
-	for _, list := range [][]url.URL{cfg.ListenClientURLs, cfg.AdvertiseClientURLs, cfg.ListenMetricsURLs} {
+	setHTTPS(cfg.ListenClientURLs, cfg.AdvertiseClientURLs, cfg.ListenMetricsURLs)
+}
+
+// setHTTPS makes every URL of lists https.
+func setHTTPS(lists ...[]url.URL) {
+	for _, list := range lists {
 		for i := range list {
 			list[i].Scheme = "https"
 		}

@@ -87,23 +87,10 @@ func (m *ConnMux) dispatch(c net.Conn) {
 	// itself: gRPC reads a bare TCP connection without pinning a buffer per
 	// connection, a wrapped one not (measured: ~5% of put throughput).
 	if isHTTP2, ok := peekHTTP2(c); ok {
-		to := m.http
-		if isHTTP2 {
-			to = m.grpc
-		}
-		to.deliver(c)
+		m.route(isHTTP2).deliver(c)
 		return
 	}
-	isHTTP2, head, err := sniff(c)
-	if err != nil {
-		_ = c.Close()
-		return
-	}
-	to := m.http
-	if isHTTP2 {
-		to = m.grpc
-	}
-	to.deliver(&sniffedConn{Conn: c, head: head})
+	m.deliverSniffed(c)
 }
 
 // dispatchTLS handshakes c within sniffTimeout and routes it by the
@@ -128,16 +115,26 @@ func (m *ConnMux) dispatchTLS(c *tls.Conn) {
 		m.http.deliver(c)
 		return
 	}
+	m.deliverSniffed(c)
+}
+
+// deliverSniffed reads c's first bytes to route it and hands them on
+// with it.
+func (m *ConnMux) deliverSniffed(c net.Conn) {
 	isHTTP2, head, err := sniff(c)
 	if err != nil {
 		_ = c.Close()
 		return
 	}
-	to := m.http
+	m.route(isHTTP2).deliver(&sniffedConn{Conn: c, head: head})
+}
+
+// route is the listener of a connection that speaks HTTP/2 (gRPC) or not.
+func (m *ConnMux) route(isHTTP2 bool) *chanListener {
 	if isHTTP2 {
-		to = m.grpc
+		return m.grpc
 	}
-	to.deliver(&sniffedConn{Conn: c, head: head})
+	return m.http
 }
 
 // peekHTTP2 looks at the first bytes of a TCP connection without reading
