@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -53,6 +54,15 @@ func requireErr(t testing.TB, err, want error) {
 	if gc != wc || gm != wm {
 		t.Fatalf("got error code=%v msg=%q, want code=%v msg=%q", gc, gm, wc, wm)
 	}
+}
+
+// freeURL is a scheme://127.0.0.1:port URL on a port free now.
+func freeURL(t testing.TB, scheme string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer l.Close()
+	return scheme + "://" + l.Addr().String()
 }
 
 func must(t testing.TB, err error) {

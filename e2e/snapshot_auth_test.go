@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"errors"
-	"net"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -50,13 +49,7 @@ func TestSnapshotRestoreEtcd36Auth(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "auth.db")
 	etcdctl(t, ref, "", append(root, "snapshot", "save", path)...)
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	peer := "http://" + l.Addr().String()
-	_ = l.Close()
-	dataDir := filepath.Join(t.TempDir(), "restored")
-	flags := []string{"--initial-cluster", "e2e=" + peer, "--initial-advertise-peer-urls", peer}
-	troupeCmd(t, append([]string{"snapshot", "restore", path, "--data-dir", dataDir, "--name", "e2e"}, flags...)...)
+	dataDir, peer, flags := restoreSnapshot(t, e2etest.Troupe, path)
 
 	s := loadRestoredAuth(t, filepath.Join(dataDir, "member", "snap", "db"))
 	if !s.Enabled() || s.Revision() != st.AuthRevision {

@@ -8,7 +8,6 @@ package e2e
 
 import (
 	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -44,21 +43,29 @@ func saveSnapshotAt(t *testing.T, s *e2etest.Server, dir string, rev int64) stri
 // etcdctl 3.4 restored, so a restore into etcd is one into etcd 3.4.
 func restoreAndStart(t *testing.T, kind string, path string) (*e2etest.Server, string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	peer := "http://" + l.Addr().String()
-	_ = l.Close()
-	dataDir := filepath.Join(t.TempDir(), "restored")
-	flags := []string{"--initial-cluster", "e2e=" + peer, "--initial-advertise-peer-urls", peer}
-	args := append([]string{"snapshot", "restore", path, "--data-dir", dataDir, "--name", "e2e"}, flags...)
-	switch kind {
-	case e2etest.Troupe:
-		troupeCmd(t, args...)
-	default:
-		etcdctl34(t, nil, "", args...)
+	dataDir, peer, flags := restoreSnapshot(t, kind, path)
+	if kind != e2etest.Troupe {
 		kind = e2etest.Etcd34
 	}
 	return e2etest.Start(t, e2etest.Config{Kind: kind, DataDir: dataDir, Args: append(flags, "--listen-peer-urls", peer)}), peer
+}
+
+// restoreSnapshot restores the snapshot at path into a new data dir of a
+// one-member cluster (member e2e) with the restore tool of kind (troupe's,
+// else etcdctl 3.4's) and returns the data dir, the member's peer URL and
+// the cluster flags a member started on it needs.
+func restoreSnapshot(t *testing.T, kind string, path string) (dataDir, peer string, flags []string) {
+	t.Helper()
+	peer = freeURL(t, "http")
+	dataDir = filepath.Join(t.TempDir(), "restored")
+	flags = []string{"--initial-cluster", "e2e=" + peer, "--initial-advertise-peer-urls", peer}
+	args := append([]string{"snapshot", "restore", path, "--data-dir", dataDir, "--name", "e2e"}, flags...)
+	if kind == e2etest.Troupe {
+		troupeCmd(t, args...)
+	} else {
+		etcdctl34(t, nil, "", args...)
+	}
+	return dataDir, peer, flags
 }
 
 // storeView is what a client can read of a store: every key, the keys as

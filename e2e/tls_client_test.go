@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"crypto/tls"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -13,16 +12,6 @@ import (
 	"github.com/troupedb/troupe/internal/tlstest"
 )
 
-// httpsMetricsURL returns a free https://127.0.0.1:port for
-// --listen-metrics-urls.
-func httpsMetricsURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	defer l.Close()
-	return "https://" + l.Addr().String()
-}
-
 // TestTLSClientServerAuth: a member with https client URLs and a server
 // certificate only (--cert-file, --key-file): clientv3, etcdctl, /health,
 // /metrics and the gateway work over https on the client port and on an
@@ -31,7 +20,7 @@ func httpsMetricsURL(t *testing.T) string {
 func TestTLSClientServerAuth(t *testing.T) {
 	p := newPKI(t, t.TempDir(), "ca")
 	srv := p.localhost("server", "localhost")
-	metrics := httpsMetricsURL(t)
+	metrics := freeURL(t, "https")
 	s := e2etest.Start(t, e2etest.Config{
 		ClientTLS: &e2etest.TLS{CertFile: srv.cert, KeyFile: srv.key, CAFile: p.caFile},
 		Args:      []string{"--listen-metrics-urls", metrics},
@@ -72,7 +61,7 @@ func TestTLSClientCertAuth(t *testing.T) {
 	foreign := other.issue("foreign", tlstest.LeafOpts{CN: "client", Client: true})
 	crl := dir + "/ca.crl"
 	writeFile(t, crl, p.crlDER(revoked))
-	metrics := httpsMetricsURL(t)
+	metrics := freeURL(t, "https")
 	x.CRLFile = crl
 	s := e2etest.Start(t, e2etest.Config{ClientTLS: x, Args: []string{"--listen-metrics-urls", metrics}})
 	cfg := p.tlsConfig(good)

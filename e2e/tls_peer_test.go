@@ -3,7 +3,6 @@ package e2e
 import (
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,7 +69,7 @@ func TestTLSPeerCluster(t *testing.T) {
 		})
 	}
 	t.Run("good member joins", func(t *testing.T) {
-		peerURL := freePeerURL(t)
+		peerURL := freeURL(t, "https")
 		addMember(t, c.Client(t), peerURL)
 		m := e2etest.Start(t, joinConfig(c, "joiner", peerURL, peerTLS(p.localhost("joiner", "member"))))
 		want, err := c.Client(t).Get(ctx(t), "peer-tls/", clientv3.WithPrefix())
@@ -104,7 +103,7 @@ func TestTLSPeerCluster(t *testing.T) {
 // serving writes; it then removes the member again.
 func requireJoinRefused(t *testing.T, c *e2etest.Cluster, x *e2etest.TLS) {
 	t.Helper()
-	peerURL := freePeerURL(t)
+	peerURL := freeURL(t, "https")
 	cli := c.Client(t)
 	add := addMember(t, cli, peerURL)
 	m := e2etest.Spawn(t, joinConfig(c, "rejected", peerURL, x))
@@ -160,15 +159,6 @@ func joinConfig(c *e2etest.Cluster, name, peerURL string, x *e2etest.TLS) e2etes
 		"--initial-cluster", c.InitialCluster() + "," + name + "=" + peerURL,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
 	}}
-}
-
-// freePeerURL is an https URL on a free port of 127.0.0.1.
-func freePeerURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	defer l.Close()
-	return "https://" + l.Addr().String()
 }
 
 func lastLines(s string, n int) string {
