@@ -353,12 +353,7 @@ func (s *Server) signalAndWait(sig syscall.Signal, d time.Duration) bool {
 // it serves clients.
 func (s *Server) Restart() {
 	s.t.Helper()
-	if s.Alive() {
-		s.Stop()
-	}
-	if err := s.startProcess(); err != nil {
-		s.t.Fatal(err)
-	}
+	s.Relaunch()
 	if err := s.waitReady(); err != nil {
 		s.t.Fatal(err)
 	}

@@ -324,6 +324,12 @@ func (ws *watchStream) handleCancel(id int64) error {
 	if _, ok := ws.watches[id]; !ok {
 		return nil // etcd answers nothing
 	}
+	return ws.cancelWatch(id, "")
+}
+
+// cancelWatch cancels watch id and tells the client, with reason (empty
+// for a cancel the client asked for).
+func (ws *watchStream) cancelWatch(id int64, reason string) error {
 	delete(ws.watches, id)
 	if ws.hub != nil {
 		ws.cfg.Root.Send(ws.hub, &messages.CancelWatch{Sink: ws.sink, WatchID: id})
@@ -332,7 +338,7 @@ func (ws *watchStream) handleCancel(id int64) error {
 	if st := ws.cfg.Raft.Store(); st != nil {
 		rev = st.Rev()
 	}
-	return ws.stream.Send(&pb.WatchResponse{Header: ws.header(rev), WatchId: id, Canceled: true})
+	return ws.stream.Send(&pb.WatchResponse{Header: ws.header(rev), WatchId: id, Canceled: true, CancelReason: reason})
 }
 
 // handleEvents sends one hub response to the client, without what it was

@@ -4,10 +4,8 @@ import (
 	"errors"
 	"slices"
 
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
-	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/auth"
 )
 
@@ -72,23 +70,10 @@ func (ws *watchStream) recheck() error {
 			ai.Revision = 0 // no user: "user name is empty", as at create
 		}
 		if err := st.IsRangePermitted(ai, w.key, w.end); err != nil {
-			if err := ws.cancelDenied(id, watchDenied(err)); err != nil {
+			if err := ws.cancelWatch(id, watchDenied(err)); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
-}
-
-// cancelDenied cancels watch id, no longer permitted, with reason.
-func (ws *watchStream) cancelDenied(id int64, reason string) error {
-	delete(ws.watches, id)
-	if ws.hub != nil {
-		ws.cfg.Root.Send(ws.hub, &messages.CancelWatch{Sink: ws.sink, WatchID: id})
-	}
-	rev := int64(0)
-	if st := ws.cfg.Raft.Store(); st != nil {
-		rev = st.Rev()
-	}
-	return ws.stream.Send(&pb.WatchResponse{Header: ws.header(rev), WatchId: id, Canceled: true, CancelReason: reason})
 }
