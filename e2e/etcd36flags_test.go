@@ -49,7 +49,7 @@ func TestEtcd36FlagsRefused(t *testing.T) {
 		want string
 	}{
 		{args: []string{"--discovery-srv=example.com"}, want: "troupe serve: --discovery-srv=example.com: DNS SRV discovery is not supported by troupe; list the members in --initial-cluster\n"},
-		{env: "ETCD_CLIENT_CERT_AUTH=true", want: "troupe serve: --client-cert-auth=true: TLS/auth: not yet supported by troupe\n"},
+		{env: "ETCD_DISCOVERY_SRV=example.com", want: "troupe serve: --discovery-srv=example.com: DNS SRV discovery is not supported by troupe; list the members in --initial-cluster\n"},
 		{args: []string{"--feature-gates=StopGRPCServiceOnDefrag=true"}, want: "troupe serve: --feature-gates=StopGRPCServiceOnDefrag=true: not supported by troupe yet"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -135,7 +135,7 @@ func TestValidateErrors(t *testing.T) {
 		{args: []string{"--heartbeat-interval=0"}, want: "--heartbeat-interval"},
 		{args: []string{"--listen-client-urls=http://127.0.0.1:2379"}, want: "--advertise-client-urls is required"},
 		{args: []string{"--listen-client-urls=localhost:2379", "--advertise-client-urls=http://127.0.0.1:2379"}, want: "--listen-client-urls \"localhost:2379\": scheme must be http"},
-		{args: []string{"--advertise-client-urls=https://127.0.0.1:2379"}, want: "TLS"},
+		{args: []string{"--listen-client-urls=https://127.0.0.1:2379", "--advertise-client-urls=https://127.0.0.1:2379"}, want: "TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:2379 with HTTPS scheme"},
 		{args: []string{"--listen-peer-urls=http://127.0.0.1"}, want: "--listen-peer-urls"},
 		{args: []string{"--listen-peer-urls=http://127.0.0.1:2380/x"}, want: "must not contain a path"},
 		{args: []string{"--listen-peer-urls="}, want: "--listen-peer-urls is empty"},
