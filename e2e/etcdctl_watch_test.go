@@ -54,7 +54,7 @@ func etcdctlWatch(t *testing.T, s *e2etest.Server, args ...string) string {
 	t.Helper()
 	c, cancel := context.WithTimeout(context.Background(), etcdctlWatchBound)
 	defer cancel()
-	cmd := exec.CommandContext(c, etcdctlBinary(t), append([]string{"--endpoints=" + s.Endpoint()}, args...)...)
+	cmd := exec.CommandContext(c, etcdctlBinary(t), append(s.EtcdctlArgs(), args...)...)
 	printed := make(chan struct{})
 	var once sync.Once
 	stdout := &notifyingBuffer{notify: func() { once.Do(func() { close(printed) }) }}

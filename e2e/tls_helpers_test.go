@@ -128,6 +128,26 @@ func servedSerial(t *testing.T, ep string, cfg *tls.Config) (*big.Int, error) {
 	return c.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber, nil
 }
 
+// firstRead completes a TLS handshake with ep over cfg and returns the
+// error of the first read: the server's alert if it refuses the client's
+// certificate, io.EOF if it closes the connection, a timeout if it waits
+// for a request (accepted).
+func firstRead(t *testing.T, ep string, cfg *tls.Config) error {
+	t.Helper()
+	if u, err := url.Parse(ep); err == nil && u.Host != "" {
+		ep = u.Host
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 3 * time.Second}, Config: cfg}
+	c, err := d.DialContext(ctx(t), "tcp", ep)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	must(t, c.SetReadDeadline(time.Now().Add(3*time.Second)))
+	_, err = c.Read(make([]byte, 1))
+	return err
+}
+
 // httpsDo makes one request over cfg and returns the status and body.
 func httpsDo(t *testing.T, cfg *tls.Config, method, u, body string) (int, string, error) {
 	t.Helper()

@@ -54,7 +54,12 @@ type KVRequest struct {
 	//	*KVRequest_DeleteRange
 	//	*KVRequest_Txn
 	//	*KVRequest_Compact
-	Op            isKVRequest_Op `protobuf_oneof:"op"`
+	Op isKVRequest_Op `protobuf_oneof:"op"`
+	// token is an auth token from etcd's Authenticate, as a gRPC client
+	// sends in its "token" metadata; empty: none. With auth enabled, the
+	// operation is checked against its user's permissions, as etcd checks
+	// a gRPC request.
+	Token         string `protobuf:"bytes,7,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -146,6 +151,13 @@ func (x *KVRequest) GetCompact() *etcdserverpb.CompactionRequest {
 		}
 	}
 	return nil
+}
+
+func (x *KVRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
 }
 
 type isKVRequest_Op interface {
@@ -398,14 +410,15 @@ var File_troupe_v1_kv_proto protoreflect.FileDescriptor
 
 const file_troupe_v1_kv_proto_rawDesc = "" +
 	"\n" +
-	"\x12troupe/v1/kv.proto\x12\ttroupe.v1\x1a\trpc.proto\"\xb5\x02\n" +
+	"\x12troupe/v1/kv.proto\x12\ttroupe.v1\x1a\trpc.proto\"\xcb\x02\n" +
 	"\tKVRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x122\n" +
 	"\x05range\x18\x02 \x01(\v2\x1a.etcdserverpb.RangeRequestH\x00R\x05range\x12,\n" +
 	"\x03put\x18\x03 \x01(\v2\x18.etcdserverpb.PutRequestH\x00R\x03put\x12E\n" +
 	"\fdelete_range\x18\x04 \x01(\v2 .etcdserverpb.DeleteRangeRequestH\x00R\vdeleteRange\x12,\n" +
 	"\x03txn\x18\x05 \x01(\v2\x18.etcdserverpb.TxnRequestH\x00R\x03txn\x12;\n" +
-	"\acompact\x18\x06 \x01(\v2\x1f.etcdserverpb.CompactionRequestH\x00R\acompactB\x04\n" +
+	"\acompact\x18\x06 \x01(\v2\x1f.etcdserverpb.CompactionRequestH\x00R\acompact\x12\x14\n" +
+	"\x05token\x18\a \x01(\tR\x05tokenB\x04\n" +
 	"\x02op\"\xeb\x02\n" +
 	"\n" +
 	"KVResponse\x12\x0e\n" +

@@ -40,7 +40,9 @@ type LeaseRequest struct {
 	//	*LeaseRequest_KeepAlive
 	//	*LeaseRequest_TimeToLive
 	//	*LeaseRequest_Leases
-	Op            isLeaseRequest_Op `protobuf_oneof:"op"`
+	Op isLeaseRequest_Op `protobuf_oneof:"op"`
+	// token: as KVRequest's.
+	Token         string `protobuf:"bytes,7,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -132,6 +134,13 @@ func (x *LeaseRequest) GetLeases() *etcdserverpb.LeaseLeasesRequest {
 		}
 	}
 	return nil
+}
+
+func (x *LeaseRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
 }
 
 type isLeaseRequest_Op interface {
@@ -328,7 +337,7 @@ var File_troupe_v1_lease_proto protoreflect.FileDescriptor
 
 const file_troupe_v1_lease_proto_rawDesc = "" +
 	"\n" +
-	"\x15troupe/v1/lease.proto\x12\ttroupe.v1\x1a\trpc.proto\x1a\x12troupe/v1/kv.proto\"\xe5\x02\n" +
+	"\x15troupe/v1/lease.proto\x12\ttroupe.v1\x1a\trpc.proto\x1a\x12troupe/v1/kv.proto\"\xfb\x02\n" +
 	"\fLeaseRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x127\n" +
 	"\x05grant\x18\x02 \x01(\v2\x1f.etcdserverpb.LeaseGrantRequestH\x00R\x05grant\x12:\n" +
@@ -337,7 +346,8 @@ const file_troupe_v1_lease_proto_rawDesc = "" +
 	"keep_alive\x18\x04 \x01(\v2#.etcdserverpb.LeaseKeepAliveRequestH\x00R\tkeepAlive\x12H\n" +
 	"\ftime_to_live\x18\x05 \x01(\v2$.etcdserverpb.LeaseTimeToLiveRequestH\x00R\n" +
 	"timeToLive\x12:\n" +
-	"\x06leases\x18\x06 \x01(\v2 .etcdserverpb.LeaseLeasesRequestH\x00R\x06leasesB\x04\n" +
+	"\x06leases\x18\x06 \x01(\v2 .etcdserverpb.LeaseLeasesRequestH\x00R\x06leases\x12\x14\n" +
+	"\x05token\x18\a \x01(\tR\x05tokenB\x04\n" +
 	"\x02op\"\x9b\x03\n" +
 	"\rLeaseResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x128\n" +

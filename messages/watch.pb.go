@@ -32,8 +32,11 @@ const (
 // order. The endpoint watches the subscriber: when it (or its actor
 // system) goes away, its watches are removed.
 type WatchRequest struct {
-	state         protoimpl.MessageState     `protogen:"open.v1"`
-	Request       *etcdserverpb.WatchRequest `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	state   protoimpl.MessageState     `protogen:"open.v1"`
+	Request *etcdserverpb.WatchRequest `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	// token: as KVRequest's. The stream's permissions are those of the
+	// token of the request that started it (a gRPC Watch call's metadata).
+	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -73,6 +76,13 @@ func (x *WatchRequest) GetRequest() *etcdserverpb.WatchRequest {
 		return x.Request
 	}
 	return nil
+}
+
+func (x *WatchRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
 }
 
 // WatchResponse carries one of etcd's watch responses to the subscriber:
@@ -220,9 +230,10 @@ var File_troupe_v1_watch_proto protoreflect.FileDescriptor
 
 const file_troupe_v1_watch_proto_rawDesc = "" +
 	"\n" +
-	"\x15troupe/v1/watch.proto\x12\ttroupe.v1\x1a\trpc.proto\x1a\x12troupe/v1/kv.proto\"D\n" +
+	"\x15troupe/v1/watch.proto\x12\ttroupe.v1\x1a\trpc.proto\x1a\x12troupe/v1/kv.proto\"Z\n" +
 	"\fWatchRequest\x124\n" +
-	"\arequest\x18\x01 \x01(\v2\x1a.etcdserverpb.WatchRequestR\arequest\"H\n" +
+	"\arequest\x18\x01 \x01(\v2\x1a.etcdserverpb.WatchRequestR\arequest\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\"H\n" +
 	"\rWatchResponse\x127\n" +
 	"\bresponse\x18\x01 \x01(\v2\x1b.etcdserverpb.WatchResponseR\bresponse\"(\n" +
 	"\bWatchAck\x12\x1c\n" +

@@ -213,6 +213,14 @@ type Config struct {
 	CompactHashCheck     bool
 	CompactHashCheckTime time.Duration
 
+	// Auth tokens and passwords, as etcd's flags: AuthToken is
+	// --auth-token ("simple", "jwt,..." or "" for none), AuthTokenTTL
+	// --auth-token-ttl (seconds a simple token lives unused; 0: 300),
+	// BcryptCost --bcrypt-cost (out of bcrypt's 4..31: 10, as etcd).
+	AuthToken    string
+	AuthTokenTTL uint
+	BcryptCost   uint
+
 	// Logger receives all logs; nil means slog.Default(). Not a flag.
 	Logger *slog.Logger
 
@@ -283,6 +291,9 @@ func Default() Config {
 		InitialElectionTickAdvance:  true,
 		RaftWriteTimeout:            DefaultRaftWriteTimeout,
 		LogRotationConfigJSON:       DefaultLogRotationConfig,
+		AuthToken:                   DefaultAuthToken,
+		AuthTokenTTL:                DefaultAuthTokenTTL,
+		BcryptCost:                  DefaultBcryptCost,
 		SelfSignedCertValidity:      1,
 		TLSMinVersion:               "TLS1.2",
 	}
@@ -399,6 +410,9 @@ func (c *Config) Validate() error {
 	if _, err := c.ActorAddress(); err != nil {
 		return err
 	}
+	if err := c.checkAuthToken(); err != nil {
+		return err
+	}
 	if err := c.validateEtcd36(); err != nil {
 		return err
 	}
@@ -409,7 +423,8 @@ func (c *Config) Validate() error {
 // given host:port, or for "auto" 127.0.0.1 at the first client URL's port
 // minus one (127.0.0.1:2378 for etcd's 2379; 22378 and 32378 for the
 // 22379 and 32379 of etcd's three-member Procfile). Loopback whatever the
-// client URL's host: the actor API has no TLS or auth yet.
+// client URL's host: the actor API has no auth yet (it has TLS, the
+// client side's, when a client URL is https).
 func (c *Config) ActorAddress() (string, error) {
 	switch c.ListenActorURL {
 	case "":
@@ -596,7 +611,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error.")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "Log format: 'text' (coloured on a terminal), 'json', or '' for text on a terminal and json otherwise. troupe only.")
-	fs.StringVar(&c.ListenActorURL, "listen-actor-url", c.ListenActorURL, "host:port of the protoactor remote endpoint serving the actor API; 'auto': 127.0.0.1 at the first client URL's port minus one (2378 for 2379); '' disables it. troupe only.")
+	fs.StringVar(&c.ListenActorURL, "listen-actor-url", c.ListenActorURL, "host:port of the protoactor remote endpoint serving the actor API; 'auto': 127.0.0.1 at the first client URL's port minus one (2378 for 2379); '' disables it. Over TLS (the client certificate flags) when a client URL is https; callers use actorclient.RemoteOptions. troupe only.")
 	c.registerEtcd36Flags(fs)
 }
 

@@ -72,7 +72,6 @@ func etcdUsage(name string) string {
 
 // Reasons shared by many refused flags.
 const (
-	reasonTLSAuth     = "TLS/auth: not yet supported by troupe"
 	reasonV2Discovery = "v2 discovery is not supported (etcd 3.6 deprecates it too); list the members in --initial-cluster"
 	reasonV3Discovery = "v3 discovery is not supported by troupe; list the members in --initial-cluster"
 	reasonSRV         = "DNS SRV discovery is not supported by troupe; list the members in --initial-cluster"
@@ -107,11 +106,6 @@ var refusedFlags = []refusedFlag{
 	{"discovery-cacert", "", kindString, reasonV3Discovery},
 	{"discovery-user", "", kindString, reasonV3Discovery},
 	{"discovery-password", "", kindString, reasonV3Discovery},
-
-	// Auth.
-	{"auth-token", "simple", kindString, reasonTLSAuth},
-	{"bcrypt-cost", "10", kindNumber, reasonTLSAuth},
-	{"auth-token-ttl", "300", kindNumber, reasonTLSAuth},
 
 	// Member.
 	{"raft-read-timeout", "5s", kindDuration, reasonRaftRead},
@@ -293,6 +287,9 @@ func (c *Config) registerEtcd36Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.UnsafeNoFsync, "unsafe-no-fsync", c.UnsafeNoFsync, "Disables fsync, unsafe, will cause data loss.")
 	fs.DurationVar(&c.CorruptCheckTime, "corrupt-check-time", c.CorruptCheckTime, "Duration of time between cluster corruption check passes.")
 	fs.DurationVar(&c.CompactHashCheckTime, "compact-hash-check-time", c.CompactHashCheckTime, "Duration of time between leader checks followers compaction hashes.")
+	fs.StringVar(&c.AuthToken, "auth-token", c.AuthToken, "Specify auth token specific options.")
+	fs.UintVar(&c.BcryptCost, "bcrypt-cost", c.BcryptCost, "Specify bcrypt algorithm cost factor for auth password hashing.")
+	fs.UintVar(&c.AuthTokenTTL, "auth-token-ttl", c.AuthTokenTTL, "The lifetime in seconds of the auth token.")
 
 	// The old names set the same fields: given alone they win, given
 	// with the new name ResolveFlags refuses both, as etcd 3.6.
@@ -809,4 +806,7 @@ var acceptedFlags = map[string]string{
 	"raft-write-timeout":                                "a write to another member blocked this long fails its connection (protoactor dials again); at least 5s, as etcd",
 	"enable-log-rotation":                               "the one file of --log-outputs rotates (lumberjack, as etcd)",
 	"log-rotation-config-json":                          "lumberjack's settings of the rotation, checked as etcd",
+	"auth-token":                                        "simple, jwt,<options> or '' (internal/authtoken), refused at start-up with etcd's errors",
+	"auth-token-ttl":                                    "seconds a simple token lives unused (0: 300)",
+	"bcrypt-cost":                                       "bcrypt cost of new passwords; out of 4..31: 10 with a warning, as etcd",
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/troupedb/troupe/actors/listeners"
 	"github.com/troupedb/troupe/actors/peers"
 	"github.com/troupedb/troupe/actors/watchers"
+	"github.com/troupedb/troupe/internal/authtoken"
 	"github.com/troupedb/troupe/internal/dispatch"
 	"github.com/troupedb/troupe/internal/hublink"
 	"github.com/troupedb/troupe/internal/memberview"
@@ -50,6 +51,7 @@ type Node struct {
 	root   *actor.PID
 	view   *memberview.View
 	raft   *raftclient.Client
+	tokens authtoken.Provider // stopped after the tree
 
 	done     chan error
 	stopOnce sync.Once
@@ -100,10 +102,16 @@ func Start(cfg Config) (*Node, error) {
 		Root: system.Root, View: view, Waits: raftclient.NewWaits(),
 		RequestTimeout: cfg.requestTimeout(), MaxRequestBytes: int(cfg.MaxRequestBytes),
 	})
-	n := &Node{cfg: cfg, system: system, remote: rem, bound: bound, view: view, raft: rc, done: make(chan error, 1)}
+	tokens, err := cfg.tokenProvider(rc)
+	if err != nil {
+		bound.Close()
+		rem.Shutdown(false)
+		return nil, err
+	}
+	n := &Node{cfg: cfg, system: system, remote: rem, bound: bound, view: view, raft: rc, tokens: tokens, done: make(chan error, 1)}
 	ready := make(chan error, 1)
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &supervisor{cfg: cfg, view: view, raft: rc, hub: &hublink.Link{}, bound: bound, boot: boot, initialized: initialized, ready: ready, done: n.done}
+		return &supervisor{cfg: cfg, view: view, raft: rc, hub: &hublink.Link{}, tokens: tokens, bound: bound, boot: boot, initialized: initialized, ready: ready, done: n.done}
 	}, metrics.Mailbox("node"))
 	n.root, err = system.Root.SpawnNamed(props, "node")
 	if err != nil {
@@ -286,6 +294,7 @@ func (n *Node) shutdown() {
 		n.stopErr = fmt.Errorf("stop node: %w", err)
 	}
 	n.bound.Close()
+	n.tokens.Stop()
 	transport.ShutdownRemote(n.remote, n.cfg.Logger)
 	n.system.Shutdown()
 }
@@ -300,15 +309,18 @@ func (n *Node) MemberID() uint64 { return n.view.MemberID }
 // sequence (core, the initial corruption check if on, then listeners) and
 // decides what a failure means.
 type supervisor struct {
-	cfg   Config
-	view  *memberview.View
-	raft  *raftclient.Client
-	hub   *hublink.Link
-	bound *transport.Bound // listeners bound by Start, served by the first listeners actor
-	boot  []raft.Peer      // raft's initial configuration, from --initial-cluster
-	ready chan error
-	done  chan error
-	log   *slog.Logger
+	cfg  Config
+	view *memberview.View
+	raft *raftclient.Client
+	hub  *hublink.Link
+	// tokens is the node's token provider, told by the applier what
+	// applied auth requests did and asked by the API services.
+	tokens authtoken.Provider
+	bound  *transport.Bound // listeners bound by Start, served by the first listeners actor
+	boot   []raft.Peer      // raft's initial configuration, from --initial-cluster
+	ready  chan error
+	done   chan error
+	log    *slog.Logger
 
 	// initialized: the member had a WAL when it started (etcd's
 	// memberInitialized); only such a member gets the initial corruption
@@ -387,6 +399,7 @@ func (s *supervisor) handleStarted(ctx actor.Context) {
 		UnsafeNoFsync: s.cfg.UnsafeNoFsync, MaxLearners: s.cfg.MaxLearners, WarningApplyDuration: s.cfg.WarningApplyDuration,
 		CompactionBatchLimit: s.cfg.CompactionBatchLimit, MemoryMlock: s.cfg.MemoryMlock, FreelistType: s.cfg.freelistType(),
 		BootstrapDefragThresholdBytes: int64(s.cfg.BootstrapDefragThresholdMegabytes) << 20,
+		Tokens:                        s.tokens,
 	}).Configure(metrics.Mailbox("core")), "core")
 	if err != nil {
 		s.fail(fmt.Errorf("spawn core: %w", err))
@@ -462,6 +475,7 @@ func (s *supervisor) spawnListeners(ctx actor.Context) {
 		GRPC: s.cfg.grpcLimits(), HTTP: s.cfg.httpOptions(), NoStrictReconfigCheck: !s.cfg.StrictReconfigCheck,
 		WarningUnaryRequestDuration: s.cfg.WarningUnaryRequestDuration,
 		Logger:                      s.cfg.Logger,
+		Tokens:                      s.tokens, BcryptCost: int(min(s.cfg.BcryptCost, 1<<16)), ClientCertAuth: s.cfg.clientCertAuth(),
 	}).Configure(metrics.Mailbox("listeners")), "listeners")
 	if err != nil {
 		s.fail(fmt.Errorf("spawn listeners: %w", err))

@@ -240,7 +240,7 @@ func (c *Config) sideTLS(t TLSConfig, side string, hosts []string, https, skipSA
 		CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCertFile: t.ClientCertFile, ClientKeyFile: t.ClientKeyFile,
 		TrustedCAFile: t.TrustedCAFile, CRLFile: t.CRLFile, ClientCertAuth: t.ClientCertAuth,
 		AllowedCNs: t.AllowedCNs, AllowedHostnames: t.AllowedHostnames, SkipClientSANVerify: skipSAN,
-		CipherSuites: suites, MinVersion: minV, MaxVersion: maxV,
+		CipherSuites: suites, MinVersion: minV, MaxVersion: maxV, Endpoint: side,
 	}
 	if t.empty() && t.AutoTLS {
 		dir := filepath.Join(c.DataDir, "fixtures", side)
@@ -248,9 +248,14 @@ func (c *Config) sideTLS(t TLSConfig, side string, hosts []string, https, skipSA
 		if err != nil {
 			return nil, fmt.Errorf("failed to get %s self-signed certs: %w", side, err)
 		}
-		info.CertFile, info.KeyFile = certFile, keyFile
-		info.ClientCertFile, info.ClientKeyFile = certFile, keyFile
-		info.InsecureSkipVerify = true
+		// As etcd's SelfCert, the generated files replace the whole side:
+		// a trusted CA, client cert auth or CRL given with auto TLS are
+		// dropped (etcd does the same).
+		info = transport.TLSInfo{
+			CertFile: certFile, KeyFile: keyFile, ClientCertFile: certFile, ClientKeyFile: keyFile,
+			InsecureSkipVerify: true, SkipClientSANVerify: skipSAN,
+			CipherSuites: suites, MinVersion: minV, MaxVersion: maxV, Endpoint: side,
+		}
 	}
 	sec, err := transport.NewSecurity(info, c.Logger.With("side", side))
 	if err != nil {

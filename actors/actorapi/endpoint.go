@@ -49,6 +49,7 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -236,7 +237,7 @@ func serve(ctx context.Context, kv etcdserverpb.KVServer, system *actor.ActorSys
 	req *messages.KVRequest, slots chan struct{}, inflight *sync.WaitGroup,
 ) {
 	defer inflight.Done()
-	resp := execute(ctx, kv, req)
+	resp := execute(withToken(ctx, req.GetToken()), kv, req)
 	<-slots // free the slot before replying: a client seeing the reply may send at once
 	system.Root.Send(sender, resp)
 }
@@ -285,4 +286,14 @@ func execute(ctx context.Context, kv etcdserverpb.KVServer, req *messages.KVRequ
 		return messages.NewKVErrorResponse(id, err)
 	}
 	return resp
+}
+
+// withToken returns ctx carrying an auth token as a gRPC request's
+// "token" metadata does, so the services check the request as they check
+// a gRPC one; an empty token adds nothing.
+func withToken(ctx context.Context, token string) context.Context {
+	if token == "" {
+		return ctx
+	}
+	return metadata.NewIncomingContext(ctx, metadata.Pairs(rpctypes.TokenFieldNameGRPC, token))
 }

@@ -86,7 +86,7 @@ func serveLease(ctx context.Context, ls LeaseService, system *actor.ActorSystem,
 	req *messages.LeaseRequest, slots chan struct{}, inflight *sync.WaitGroup,
 ) {
 	defer inflight.Done()
-	resp := executeLease(ctx, ls, req)
+	resp := executeLease(withToken(ctx, req.GetToken()), ls, req)
 	<-slots
 	system.Root.Send(sender, resp)
 }

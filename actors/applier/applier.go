@@ -9,8 +9,14 @@
 // snapshotter every SnapshotCount entries, MembersChanged to the parent
 // (the core) after a batch that changed the membership, InstallBackend to
 // the parent for a snapshot from the leader; results through the
-// raftclient's wait registries, the applied index there too, and the
-// active alarms through the member view.
+// raftclient's wait registries, the applied index there too, the active
+// alarms and the auth state through the member view, token side effects
+// to Config.Tokens.
+//
+// Auth (auth.go): the applier holds the applied auth state, loaded and
+// published like the alarms; it applies auth requests through raft and
+// refuses, as etcd's auth applier, the writes the entry's sender may not
+// make.
 //
 // Alarms (alarm.go): the applier holds the applied alarm set, loaded from
 // the backend at start and after a snapshot install; while NOSPACE or
@@ -43,6 +49,7 @@ import (
 	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/alarm"
+	"github.com/troupedb/troupe/persistence/auth"
 	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
@@ -81,7 +88,10 @@ type Config struct {
 	// WarningApplyDuration is etcd's --warning-apply-duration: a request
 	// whose apply takes longer is logged at warn; 0 turns it off.
 	WarningApplyDuration time.Duration
-	Logger               *slog.Logger
+	// Tokens, if set, hears the token side effects of applied auth
+	// requests (see auth.go).
+	Tokens auth.TokenKeeper
+	Logger *slog.Logger
 }
 
 // Props returns the applier's props.
@@ -103,6 +113,7 @@ type applier struct {
 	commitTimer    *time.Timer // non-nil while a commitDue is scheduled
 	membersChanged bool        // during one Apply
 	alarms         alarm.Set   // applied alarms; see alarm.go
+	auth           *auth.State // applied auth state; see auth.go
 	quota          quotaState  // see quota.go
 }
 
@@ -114,6 +125,7 @@ func (a *applier) Receive(ctx actor.Context) {
 		a.snapIndex = a.cfg.SnapshotIndex
 		a.quota.root = ctx.ActorSystem().Root
 		a.loadAlarms()
+		a.loadAuth()
 	case *actor.Stopping, *actor.Restarting:
 		a.stopTimer()
 	case *actor.Stopped:
@@ -216,6 +228,9 @@ func (a *applier) applyRequest(idx uint64, req *pb.InternalRaftRequest) (any, er
 	if err := a.checkAlarms(idx, req); err != nil {
 		return nil, err
 	}
+	if err := a.checkAuth(idx, req); err != nil {
+		return nil, err
+	}
 	switch {
 	case req.Put != nil:
 		return st.Put(idx, req.Put)
@@ -235,6 +250,8 @@ func (a *applier) applyRequest(idx uint64, req *pb.InternalRaftRequest) (any, er
 		return st.LeaseCheckpoint(idx, req.LeaseCheckpoint)
 	case req.Alarm != nil:
 		return a.applyAlarm(idx, req.Alarm)
+	case auth.IsAuthRequest(req):
+		return a.applyAuth(idx, req)
 	default:
 		// A request kind this member does not serve yet: it is still a
 		// committed entry, so the index moves and the caller hears why.
@@ -280,6 +297,7 @@ func (a *applier) handleInstallSnapshot(ctx actor.Context, msg *messages.Install
 	a.cfg.Store, a.cfg.Cluster = st, cl
 	a.snapIndex = md.GetIndex()
 	a.loadAlarms()
+	a.loadAuth()
 	ctx.Send(ctx.Parent(), &messages.MembersChanged{Members: cl.Members()})
 	a.cfg.Client.Waits().Applied.Reset(st.ConsistentIndex())
 	a.log.Info("installed snapshot from the leader", "index", md.GetIndex(), "backend-index", st.ConsistentIndex())

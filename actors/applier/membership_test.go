@@ -7,6 +7,7 @@ import (
 	"testing"
 	"testing/synctest"
 
+	"go.etcd.io/etcd/api/v3/authpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -14,6 +15,7 @@ import (
 	"github.com/troupedb/troupe/actors/internal/actortest"
 	"github.com/troupedb/troupe/messages"
 	"github.com/troupedb/troupe/persistence/alarm"
+	"github.com/troupedb/troupe/persistence/auth"
 	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
@@ -92,10 +94,17 @@ func TestConfChangeTellsTheParent(t *testing.T) {
 }
 
 // snapshotStore makes the database a leader's snapshot at index 10 would
-// bring: key "s", members 1 and 2, and member 2's NOSPACE alarm.
+// bring: user "u", key "s", members 1 and 2, and member 2's NOSPACE alarm.
 func snapshotStore(t *testing.T) *mvcc.Store {
 	t.Helper()
 	st := openStore(t)
+	_, _, ops, err := auth.Empty().Apply(&pb.InternalRaftRequest{AuthUserAdd: &pb.AuthUserAddRequest{Name: "u", Options: &authpb.UserAddOptions{NoPassword: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ApplyAuth(7, ops); err != nil {
+		t.Fatal(err)
+	}
 	ms := []membership.Member{{ID: 1, PeerURLs: []string{"http://m1"}}, {ID: 2, PeerURLs: []string{"http://m2"}}}
 	if err := st.ApplyMembers(8, ms, nil); err != nil {
 		t.Fatal(err)
@@ -119,8 +128,8 @@ func snapshotMsg(index uint64) *raftpb.Message {
 
 // TestInstallSnapshotAsksTheParent: for a snapshot from the leader the
 // applier asks its parent (the core) for the new backend, and answers raft
-// only once it has it; it takes the new backend's membership, alarms and
-// applied index, and applies the next entries to it.
+// only once it has it; it takes the new backend's membership, alarms, auth
+// state and applied index, and applies the next entries to it.
 func TestInstallSnapshotAsksTheParent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		old := openStore(t)
@@ -152,6 +161,9 @@ func TestInstallSnapshotAsksTheParent(t *testing.T) {
 		}
 		if client.AppliedIndex() != 10 || !client.View().Alarms().Has(pb.AlarmType_NOSPACE) {
 			t.Fatalf("after the install: applied index %d, alarms %v", client.AppliedIndex(), client.View().Alarms().Members())
+		}
+		if _, ok := client.View().Auth().User("u"); !ok || client.View().Auth().Revision() != 2 {
+			t.Fatalf("after the install: auth revision %d, user u missing", client.View().Auth().Revision())
 		}
 		// The next entry goes to the new backend (member 2's NOSPACE alarm
 		// refuses puts on every member, so a delete).

@@ -53,6 +53,7 @@ import (
 	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/persistence/auth"
 	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/mvcc"
 	"github.com/troupedb/troupe/persistence/snap"
@@ -101,6 +102,9 @@ type Config struct {
 	// Hub is the watch hub (beside the core) the applier sends events to.
 	Hub    *hublink.Link
 	Logger *slog.Logger
+	// Tokens hears the token side effects of applied auth requests (the
+	// applier's Config.Tokens); nil: none.
+	Tokens auth.TokenKeeper
 }
 
 // ErrRemoved stops a member that the cluster removed: it may not come
@@ -571,7 +575,7 @@ func (c *core) spawnChildren(ctx actor.Context, ms *raft.MemoryStorage, store *m
 		Store: store, Client: c.cfg.Client, Hub: c.cfg.Hub, Snapshotter: snapPID, SnapshotCount: c.cfg.SnapshotCount,
 		SnapshotIndex: snapIndex, Logger: log, QuotaBytes: c.cfg.QuotaBytes, CommitInterval: c.cfg.BackendBatchInterval,
 		WarningApplyDuration: c.cfg.WarningApplyDuration,
-		Cluster:              cl, Changes: c.changes,
+		Cluster:              cl, Changes: c.changes, Tokens: c.cfg.Tokens,
 	}, c.res.pinned(), metrics.Mailbox("applier")), "applier")
 	must(err)
 	lessorPID, err := ctx.SpawnNamed(lessor.Props(lessor.Config{

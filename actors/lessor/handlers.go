@@ -119,7 +119,7 @@ func (l *lessor) revokeExpired(ctx actor.Context, now time.Time) {
 		ls.revokedAt = now
 		budget--
 		l.log.Debug("lease expired", "id", id)
-		l.propose(ctx, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}})
+		l.propose(ctx, &pb.InternalRaftRequest{Header: asRoot(l.cfg.Client.View().Auth()), LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}})
 	}
 }
 

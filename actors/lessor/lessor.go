@@ -43,6 +43,7 @@ import (
 
 	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/persistence/auth"
 )
 
 // Defaults, as etcd 3.4's lessor.
@@ -171,10 +172,24 @@ func (l *lessor) stopTimer() {
 	}
 }
 
+// asRoot is the sender of the revoke of an expired lease, as etcd's
+// authStore.WithRoot: the root user at the auth revision the member last
+// applied. The apply-time check of a revoke (the lease's keys) passes an
+// admin whatever its revision; a revoke refused all the same leaves the
+// lease, which is proposed again after RetryInterval with the revision
+// then applied, as etcd's lessor retries.
+func asRoot(st *auth.State) *pb.RequestHeader {
+	return &pb.RequestHeader{Username: "root", AuthRevision: st.Revision()}
+}
+
 // propose sends req to raft without waiting: a lost revoke is retried
 // after RetryInterval, a lost checkpoint only costs precision.
+// A header req brings (its sender) gets the request id.
 func (l *lessor) propose(ctx actor.Context, req *pb.InternalRaftRequest) {
-	req.Header = &pb.RequestHeader{ID: l.cfg.Client.NextID()}
+	if req.Header == nil {
+		req.Header = &pb.RequestHeader{}
+	}
+	req.Header.ID = l.cfg.Client.NextID()
 	data, err := proto.Marshal(req)
 	if err != nil {
 		panic(fmt.Sprintf("lessor: marshal %T: %v", req, err)) // only valid messages are built here

@@ -17,6 +17,7 @@ import (
 	"github.com/troupedb/troupe/internal/memberview"
 	"github.com/troupedb/troupe/internal/raftclient"
 	"github.com/troupedb/troupe/messages"
+	"github.com/troupedb/troupe/persistence/auth"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
 
@@ -29,6 +30,7 @@ type fixture struct {
 	index   uint64
 	lessor  *actor.PID
 	props   chan *pb.InternalRaftRequest
+	view    *memberview.View
 	started time.Time
 }
 
@@ -47,8 +49,9 @@ func newFixture(t *testing.T) *fixture {
 			f.props <- &req
 		}
 	}))
+	f.view = memberview.New(memberview.Member{ID: 1, Name: "m"}, 1)
 	client := raftclient.New(raftclient.Config{
-		Root: f.sys.Root, View: memberview.New(memberview.Member{ID: 1, Name: "m"}, 1),
+		Root: f.sys.Root, View: f.view,
 		Waits: raftclient.NewWaits(), RequestTimeout: 5 * time.Second,
 	})
 	client.SetCore(&raftclient.Core{Raft: raft, Store: store})
@@ -226,6 +229,36 @@ func TestLessorCheckpointsAndRenewals(t *testing.T) {
 		time.Sleep(10 * time.Second)
 		if ps := f.proposals(); len(ps) != 0 {
 			t.Fatalf("a demoted lessor proposed %v", ps)
+		}
+	})
+}
+
+// TestLessorRevokesAsRoot: the revoke of an expired lease is sent by the
+// root user at the auth revision the member applied (etcd's WithRoot), so
+// it passes the apply-time check of the lease's keys with auth on.
+func TestLessorRevokesAsRoot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t)
+		defer f.close()
+		st, err := auth.Load([]auth.Op{{Bucket: auth.BucketAuth, Key: auth.KeyRevision, Value: []byte{0, 0, 0, 0, 0, 0, 0, 7}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.view.SetAuth(st)
+		f.apply(&pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: 1, TTL: 5}})
+		f.sys.Root.Send(f.lessor, &messages.LeaderChanged{Leader: 1, Term: 2})
+		time.Sleep(7 * time.Second)
+		var revokes []*pb.InternalRaftRequest
+		for _, p := range f.proposals() {
+			if p.LeaseRevoke != nil {
+				revokes = append(revokes, p)
+			}
+		}
+		if len(revokes) != 1 {
+			t.Fatalf("%d revokes, want 1", len(revokes))
+		}
+		if h := revokes[0].Header; h.GetUsername() != "root" || h.GetAuthRevision() != 7 || h.GetID() == 0 {
+			t.Fatalf("revoke header %v, want root at auth revision 7 with a request id", h)
 		}
 	})
 }

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/troupedb/troupe/actors/actorapi"
+	"github.com/troupedb/troupe/internal/authtoken"
 	"github.com/troupedb/troupe/internal/etcdapi"
 	"github.com/troupedb/troupe/internal/hublink"
 	"github.com/troupedb/troupe/internal/raftclient"
@@ -80,6 +81,11 @@ type Config struct {
 	// WarningUnaryRequestDuration: slower unary requests are logged at warn.
 	WarningUnaryRequestDuration time.Duration
 	Logger                      *slog.Logger
+	// Tokens, BcryptCost and ClientCertAuth are the auth settings of the
+	// etcd API (see etcdapi.Config); Tokens belongs to the node.
+	Tokens         authtoken.Provider
+	BcryptCost     int
+	ClientCertAuth bool
 }
 
 // ListenError is a client endpoint that cannot be bound: restarting will not
@@ -135,6 +141,7 @@ func (l *listeners) handleStarted(ctx actor.Context) {
 		Dialer: transport.Dialer{Security: l.cfg.Security}, Logger: l.log,
 		HTTP: l.cfg.HTTP, NoStrictReconfigCheck: l.cfg.NoStrictReconfigCheck,
 		WarningUnaryRequestDuration: l.cfg.WarningUnaryRequestDuration,
+		Tokens:                      l.cfg.Tokens, BcryptCost: l.cfg.BcryptCost, ClientCertAuth: l.cfg.ClientCertAuth,
 	})
 	var grpcAddr net.Addr
 	var grpcURL url.URL
@@ -263,8 +270,26 @@ func (l *listeners) goServe(u url.URL, what string, serve func() error) {
 // newHTTPServer returns the serving function of an HTTP server on lis.
 func (l *listeners) newHTTPServer(lis net.Listener, h http.Handler) func() error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if mux := transport.NewHTTPMux(lis); mux != nil {
+		// The mux's goroutine ends when srv closes lis (its root).
+		go mux.Serve()
+		return func() error { return serveHTTP(srv, &rootClosing{Listener: mux.HTTP(), root: lis}) }
+	}
 	l.https = append(l.https, srv)
 	return func() error { return serveHTTP(srv, lis) }
+}
+
+// rootClosing is the HTTP half of a mux whose Close also closes the
+// mux's root listener, so that shutting srv down ends the mux too.
+type rootClosing struct {
+	net.Listener
+	root net.Listener
+}
+
+func (r *rootClosing) Close() error {
+	err := r.Listener.Close()
+	_ = r.root.Close()
+	return err
 }
 
 // serveHTTP runs srv on lis until it is shut down.

@@ -37,6 +37,7 @@ type Client struct {
 	system  *actor.ActorSystem
 	target  *actor.PID
 	timeout time.Duration
+	token   string
 	nextID  atomic.Uint64
 }
 
@@ -52,6 +53,11 @@ func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = 
 func WithEndpointName(name string) Option {
 	return func(c *Client) { c.target = actor.NewPID(c.target.Address, name) }
 }
+
+// WithToken sends token, from etcd's Authenticate (a clientv3 Auth call
+// or etcdctl auth), with every request: with auth enabled the member
+// checks each request against the token's user, as it checks a gRPC one.
+func WithToken(token string) Option { return func(c *Client) { c.token = token } }
 
 // New returns a client of the endpoint at address (the host:port of the
 // member's actor API remote), sending from system.
@@ -135,7 +141,7 @@ type result struct {
 // An error reply comes back as its gRPC status error; a context that ends
 // first returns ctx.Err(), as clientv3 does.
 func (c *Client) do(ctx context.Context, req *messages.KVRequest) (*messages.KVResponse, error) {
-	req.Id = c.nextID.Add(1)
+	req.Id, req.Token = c.nextID.Add(1), c.token
 	msg, err := c.ask(ctx, req)
 	if err != nil {
 		return nil, err

@@ -73,7 +73,7 @@ func (c *Client) Leases(ctx context.Context, req *etcdserverpb.LeaseLeasesReques
 }
 
 func (c *Client) doLease(ctx context.Context, req *messages.LeaseRequest) (*messages.LeaseResponse, error) {
-	req.Id = c.nextID.Add(1)
+	req.Id, req.Token = c.nextID.Add(1), c.token
 	msg, err := c.ask(ctx, req)
 	if err != nil {
 		return nil, err

@@ -61,7 +61,7 @@ func (c *Client) Watch(ctx context.Context, req *etcdserverpb.WatchCreateRequest
 	ch := make(chan *etcdserverpb.WatchResponse, messages.WatchWindow)
 	w := &Watcher{C: ch, system: c.system, stop: make(chan struct{})}
 	created := make(chan *etcdserverpb.WatchResponse, 1)
-	sub := &subscriber{endpoint: c.target, req: req, ch: ch, created: created, w: w}
+	sub := &subscriber{endpoint: c.target, req: req, token: c.token, ch: ch, created: created, w: w}
 	pid := c.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return sub }))
 	w.pid = pid
 	wctx := ctx
@@ -98,6 +98,7 @@ func (c *Client) Watch(ctx context.Context, req *etcdserverpb.WatchCreateRequest
 type subscriber struct {
 	endpoint *actor.PID
 	req      *etcdserverpb.WatchCreateRequest
+	token    string
 	ch       chan *etcdserverpb.WatchResponse
 	created  chan *etcdserverpb.WatchResponse
 	w        *Watcher
@@ -123,7 +124,7 @@ func (s *subscriber) Receive(ctx actor.Context) {
 		})
 		ctx.Request(s.endpoint, &messages.WatchRequest{Request: &etcdserverpb.WatchRequest{
 			RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: s.req},
-		}})
+		}, Token: s.token})
 	case *messages.WatchResponse:
 		s.handleResponse(ctx, msg.GetResponse())
 	case *messages.WatchEnded:

@@ -5,7 +5,10 @@
 // Kubernetes' own clients do: readiness, creates, paginated and exact
 // lists, update conflicts, watches, CRDs, lease-backed objects, the
 // apiserver's compaction, a member restart, and a log free of storage
-// timeouts. The same harness runs against real etcd for comparison.
+// timeouts; then against three members with client and peer mTLS, the
+// apiserver presenting a client certificate (--etcd-cafile,
+// --etcd-certfile, --etcd-keyfile) as kubeadm sets it up. The same harness
+// runs against real etcd for comparison.
 //
 // The build tag keeps it out of `go test ./...`: it needs a kube-apiserver
 // binary (about 11 minutes to build). Run it with `task test:k8s`, which

@@ -94,9 +94,21 @@ type Cluster struct {
 	// the cluster keeps enough started, connected members for quorum
 	// (a learner must still have caught up before its promotion).
 	NoStrictReconfigCheck bool
+	// Auth, when set, lets only root-role users change the membership
+	// (etcd's checkMembershipOperationPermission).
+	Auth *Authenticator
 	// dial opens connections to a leader client address (host:port);
 	// the zero Dialer dials plaintext TCP. Tests dial in memory.
 	dial transport.Dialer
+}
+
+// admin is etcd's membership permission check, made by the member that
+// receives the request, before the change is proposed.
+func (c *Cluster) admin(ctx context.Context) error {
+	if c.Auth == nil {
+		return nil
+	}
+	return c.Auth.admin(ctx)
 }
 
 func (c *Cluster) header() *pb.ResponseHeader {
@@ -162,6 +174,9 @@ func (c *Cluster) MemberAdd(ctx context.Context, req *pb.MemberAddRequest) (*pb.
 	if err != nil {
 		return nil, rpctypes.ErrGRPCMemberBadURLs
 	}
+	if err := c.admin(ctx); err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	m := membership.Member{ID: membership.NewMemberID(urls, "", &now), PeerURLs: urls, IsLearner: req.IsLearner}
 	if err := c.mayAdd(m); err != nil {
@@ -199,6 +214,9 @@ func (c *Cluster) MemberRemove(ctx context.Context, req *pb.MemberRemoveRequest)
 	if err := c.check(); err != nil {
 		return nil, err
 	}
+	if err := c.admin(ctx); err != nil {
+		return nil, err
+	}
 	if err := c.mayRemove(req.ID); err != nil {
 		return nil, toGRPC(err)
 	}
@@ -220,6 +238,9 @@ func (c *Cluster) MemberUpdate(ctx context.Context, req *pb.MemberUpdateRequest)
 	if err != nil {
 		return nil, rpctypes.ErrGRPCMemberBadURLs
 	}
+	if err := c.admin(ctx); err != nil {
+		return nil, err
+	}
 	ms, err := c.Backend.ProposeConfChange(ctx, membership.UpdateChange(req.ID, urls))
 	if err != nil {
 		return nil, toGRPC(err)
@@ -233,6 +254,9 @@ func (c *Cluster) MemberUpdate(ctx context.Context, req *pb.MemberUpdateRequest)
 // leader's client gRPC endpoint), retrying until RequestTimeout.
 func (c *Cluster) MemberPromote(ctx context.Context, req *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
 	if err := c.check(); err != nil {
+		return nil, err
+	}
+	if err := c.admin(ctx); err != nil {
 		return nil, err
 	}
 	var ms []membership.Member
@@ -272,7 +296,7 @@ func (c *Cluster) forwardPromote(ctx context.Context, req *pb.MemberPromoteReque
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cctx = metadata.AppendToOutgoingContext(cctx, forwardedKey, "1")
+	cctx = forwardToken(ctx, metadata.AppendToOutgoingContext(cctx, forwardedKey, "1"))
 	retry := time.NewTicker(100 * time.Millisecond)
 	defer retry.Stop()
 	for {
@@ -302,7 +326,11 @@ func final(err error) bool {
 	switch rpctypes.ErrorDesc(err) {
 	case rpctypes.ErrorDesc(rpctypes.ErrGRPCLearnerNotReady),
 		rpctypes.ErrorDesc(rpctypes.ErrGRPCMemberNotFound),
-		rpctypes.ErrorDesc(rpctypes.ErrGRPCMemberNotLearner):
+		rpctypes.ErrorDesc(rpctypes.ErrGRPCMemberNotLearner),
+		rpctypes.ErrorDesc(rpctypes.ErrGRPCPermissionDenied),
+		rpctypes.ErrorDesc(rpctypes.ErrGRPCUserEmpty),
+		rpctypes.ErrorDesc(rpctypes.ErrGRPCUserNotFound),
+		rpctypes.ErrorDesc(rpctypes.ErrGRPCInvalidAuthToken):
 		return true
 	}
 	return false
@@ -313,7 +341,7 @@ func (c *Cluster) promoteAt(ctx context.Context, clientURL string, req *pb.Membe
 	if err != nil || u.Host == "" {
 		return nil, rpctypes.ErrGRPCMemberBadURLs
 	}
-	conn, err := c.dial.Dial(u.Host)
+	conn, err := c.dial.For(*u).Dial(u.Host)
 	if err != nil {
 		return nil, err
 	}

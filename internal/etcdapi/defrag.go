@@ -10,6 +10,9 @@ import (
 // but the consistent index); compare members with HashKV instead, which
 // does not count membership or lease records written at different times.
 func (m *Maintenance) Hash(ctx context.Context, _ *pb.HashRequest) (*pb.HashResponse, error) {
+	if err := m.admin(ctx); err != nil {
+		return nil, err
+	}
 	store := m.KV.cfg.Raft.Store()
 	if store == nil {
 		return nil, errCoreDown
@@ -31,6 +34,9 @@ func (m *Maintenance) Hash(ctx context.Context, _ *pb.HashRequest) (*pb.HashResp
 // compaction, the deletes free their pages before the copy and the file
 // shrinks at once (what frees space under a NOSPACE alarm).
 func (m *Maintenance) Defragment(ctx context.Context, _ *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
+	if err := m.admin(ctx); err != nil {
+		return nil, err
+	}
 	store := m.KV.cfg.Raft.Store()
 	if store == nil {
 		return nil, errCoreDown

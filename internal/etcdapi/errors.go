@@ -7,6 +7,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/troupedb/troupe/persistence/alarm"
+	"github.com/troupedb/troupe/persistence/auth"
 	"github.com/troupedb/troupe/persistence/membership"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
@@ -44,12 +45,32 @@ var grpcErrors = []struct {
 	{membership.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
 	{membership.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
 
+	// the ones etcd's togRPCError knows; the others reach clients as
+	// Unknown with the error's text, as etcd's do
+	{auth.ErrRootUserNotExist, rpctypes.ErrGRPCRootUserNotExist},
+	{auth.ErrRootRoleNotExist, rpctypes.ErrGRPCRootRoleNotExist},
+	{auth.ErrUserAlreadyExist, rpctypes.ErrGRPCUserAlreadyExist},
+	{auth.ErrUserEmpty, rpctypes.ErrGRPCUserEmpty},
+	{auth.ErrUserNotFound, rpctypes.ErrGRPCUserNotFound},
+	{auth.ErrRoleAlreadyExist, rpctypes.ErrGRPCRoleAlreadyExist},
+	{auth.ErrRoleNotFound, rpctypes.ErrGRPCRoleNotFound},
+	{auth.ErrRoleEmpty, rpctypes.ErrGRPCRoleEmpty},
+	{auth.ErrAuthFailed, rpctypes.ErrGRPCAuthFailed},
+	{auth.ErrPermissionNotGiven, rpctypes.ErrGRPCPermissionNotGiven},
+	{auth.ErrPermissionDenied, rpctypes.ErrGRPCPermissionDenied},
+	{auth.ErrRoleNotGranted, rpctypes.ErrGRPCRoleNotGranted},
+	{auth.ErrPermissionNotGranted, rpctypes.ErrGRPCPermissionNotGranted},
+	{auth.ErrAuthNotEnabled, rpctypes.ErrGRPCAuthNotEnabled},
+	{auth.ErrInvalidAuthToken, rpctypes.ErrGRPCInvalidAuthToken},
+	{auth.ErrInvalidAuthMgmt, rpctypes.ErrGRPCInvalidAuthMgmt},
+	{auth.ErrAuthOldRevision, rpctypes.ErrGRPCAuthOldRevision},
+
 	{context.DeadlineExceeded, rpctypes.ErrGRPCTimeout},
 	{context.Canceled, rpctypes.ErrGRPCCanceled},
 }
 
 // toGRPC maps an error of the persistence packages (mvcc, alarm,
-// membership) or of a context to the gRPC error etcd 3.4 sends for it, the
+// membership, auth) or of a context to the gRPC error etcd 3.4 sends for it, the
 // same code and message. Any other error, nil included, is returned as it
 // is: gRPC errors made by the actors pass through, and a backend failure
 // reaches the client as etcd's would, code Unknown.

@@ -1,7 +1,7 @@
 // Package etcdapi is the etcd v3 API of a member as plain Go: the KV,
-// Watch, Lease, Cluster and Maintenance gRPC services (Auth will join
-// them here), the interceptors in front of them (metrics, panic recovery,
-// the learner and require-leader gates) and etcd's HTTP endpoints
+// Watch, Lease, Cluster, Maintenance and Auth gRPC services, the
+// interceptors in front of them (metrics, panic recovery, the learner
+// and require-leader gates) and etcd's HTTP endpoints
 // (/health, /version, /metrics, /readyz, /livez) and its JSON gateway
 // (/v3/kv/range and the rest, see newGateway). It owns no listener,
 // server or serving goroutine: the listeners actor builds the servers
@@ -22,8 +22,16 @@
 //     they are kept as clients have seen them.
 //   - Keep-alives and time-to-live requests on a follower, and a
 //     MemberPromote, are forwarded to the leader's client endpoint over
-//     gRPC (Config.Dialer); Close drops those connections, after the
-//     servers stopped.
+//     gRPC (Config.Dialer), with the request's auth token; Close drops
+//     those connections, after the servers stopped.
+//   - Auth as etcd 3.6.8 (see Authenticator): a request's user comes from
+//     its token or, with --client-cert-auth, its certificate's CN; what
+//     is served here without raft is checked here (Range, read-only Txn,
+//     Watch, LeaseTimeToLive with keys, admin-only Maintenance and
+//     Cluster calls), proposals carry the user and auth revision and the
+//     applier checks them. Beyond etcd, a watch is checked again when the
+//     auth state changes (watchauth.go), and passwords are hashed and
+//     checked a bounded number at a time (Auth).
 package etcdapi
 
 import (
@@ -32,6 +40,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -45,6 +54,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/troupedb/troupe/internal/authtoken"
 	"github.com/troupedb/troupe/internal/hublink"
 	"github.com/troupedb/troupe/internal/metrics"
 	"github.com/troupedb/troupe/internal/raftclient"
@@ -82,6 +92,14 @@ type Config struct {
 	HTTP HTTPOptions
 	// Logger reports panics recovered while serving a request.
 	Logger *slog.Logger
+
+	// Tokens issues and checks auth tokens (--auth-token); nil: none is
+	// ever valid. BcryptCost is --bcrypt-cost. ClientCertAuth is
+	// --client-cert-auth: a verified client certificate's common name is
+	// the user of a request without a token.
+	Tokens         authtoken.Provider
+	BcryptCost     int
+	ClientCertAuth bool
 }
 
 // Services are the etcd API services of one member.
@@ -96,6 +114,7 @@ type Services struct {
 	watch       *Watch
 	maintenance *Maintenance
 	cluster     *Cluster
+	auth        *Auth
 
 	// gateways are the connections of the JSON gateways to this member's
 	// own client endpoints (one per client listener); Close closes them.
@@ -106,9 +125,10 @@ type Services struct {
 // New returns the services; Close them after the servers they are
 // registered on stopped.
 func New(cfg Config) *Services {
+	authn := NewAuthenticator(cfg.Raft.View(), cfg.Tokens, cfg.ClientCertAuth, cfg.Logger)
 	kv := NewKV(KVConfig{
 		Raft: cfg.Raft, MaxRequestBytes: cfg.MaxRequestBytes, MaxTxnOps: cfg.MaxTxnOps,
-		QuotaBytes: cfg.QuotaBytes,
+		QuotaBytes: cfg.QuotaBytes, Auth: authn,
 	})
 	progress, election := cfg.WatchProgressInterval, cfg.ElectionTimeout
 	if progress <= 0 {
@@ -127,14 +147,18 @@ func New(cfg Config) *Services {
 		lease:    lease,
 		watch: NewWatch(WatchConfig{
 			Raft: cfg.Raft, Hub: cfg.Hub, Root: cfg.Root, MaxRequestBytes: cfg.MaxRequestBytes,
-			ProgressInterval: progress, ElectionTimeout: election, Stopping: stopping,
+			ProgressInterval: progress, ElectionTimeout: election, Stopping: stopping, Auth: authn,
 		}),
 		maintenance: &Maintenance{KV: kv},
 		cluster: &Cluster{
 			View: cfg.Raft.View(), Backend: memberBackend{raft: cfg.Raft},
 			RequestTimeout: cfg.Raft.RequestTimeout(), dial: cfg.Dialer,
-			NoStrictReconfigCheck: cfg.NoStrictReconfigCheck,
+			NoStrictReconfigCheck: cfg.NoStrictReconfigCheck, Auth: authn,
 		},
+		auth: NewAuth(AuthConfig{
+			KV: kv, Authenticator: authn, Tokens: authn.tokens, BcryptCost: cfg.BcryptCost,
+			Hashers: bcryptHashers(), Logger: cfg.Logger,
+		}),
 	}
 }
 
@@ -146,6 +170,13 @@ func (s *Services) Lease() *Lease { return s.lease }
 
 // Watch is the Watch service.
 func (s *Services) Watch() *Watch { return s.watch }
+
+// Auth is the Auth service.
+func (s *Services) Auth() *Auth { return s.auth }
+
+// bcryptHashers is how many bcrypt computations run at once: half the
+// cores (at least one), so password checks never take the whole member.
+func bcryptHashers() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 // ServerOptions are the interceptors a gRPC server of these services
 // needs: metrics, panic recovery, and the learner and require-leader gates.
@@ -179,6 +210,7 @@ func (s *Services) Register(srv *grpc.Server) {
 	pb.RegisterWatchServer(srv, s.watch)
 	pb.RegisterMaintenanceServer(srv, s.maintenance)
 	pb.RegisterClusterServer(srv, s.cluster)
+	pb.RegisterAuthServer(srv, s.auth)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)

@@ -8,6 +8,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.etcd.io/etcd/api/v3/etcdserverpb/gw"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -33,6 +34,13 @@ func newGateway(conn *grpc.ClientConn) (http.Handler, error) {
 				MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false},
 				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 			},
+		}),
+		// Every call says it comes from the gateway, whose connection
+		// presents this member's certificate: its CN must never be taken
+		// for the user (etcd relies on the Accept header alone, which a
+		// client may leave out).
+		runtime.WithMetadata(func(context.Context, *http.Request) metadata.MD {
+			return metadata.Pairs(gatewayCallKey, "1")
 		}),
 	)
 	// The context only matters to the *FromEndpoint variants, which own

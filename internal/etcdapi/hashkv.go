@@ -11,6 +11,9 @@ import (
 // same history answer the same hash. The header carries the current
 // revision, HashRevision the revision hashed.
 func (m *Maintenance) HashKV(ctx context.Context, req *pb.HashKVRequest) (*pb.HashKVResponse, error) {
+	if err := m.admin(ctx); err != nil {
+		return nil, err
+	}
 	store := m.KV.cfg.Raft.Store()
 	if store == nil {
 		return nil, errCoreDown

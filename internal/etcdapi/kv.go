@@ -9,6 +9,7 @@ import (
 	"github.com/troupedb/troupe/failpoint"
 	"github.com/troupedb/troupe/internal/memberview"
 	"github.com/troupedb/troupe/internal/raftclient"
+	"github.com/troupedb/troupe/persistence/auth"
 	"github.com/troupedb/troupe/persistence/mvcc"
 )
 
@@ -21,6 +22,8 @@ type KVConfig struct {
 	MaxTxnOps       int
 	// QuotaBytes is --quota-backend-bytes in effect; <= 0 means no quota.
 	QuotaBytes int64
+	// Auth finds who sent a request (nil: nobody, as with auth off).
+	Auth *Authenticator
 }
 
 // KV serves etcd's KV service: writes go through raft and wait for the
@@ -50,6 +53,12 @@ func (s *KV) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse
 			return nil, err
 		}
 	}
+	ai, err := s.checkRead(ctx, func(st *auth.State, ai auth.Info) error {
+		return st.IsRangePermitted(ai, req.Key, req.RangeEnd)
+	})
+	if err != nil {
+		return nil, err
+	}
 	st := s.cfg.Raft.Store()
 	if st == nil {
 		return nil, errCoreDown
@@ -58,8 +67,28 @@ func (s *KV) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse
 	if err != nil {
 		return nil, toGRPC(err)
 	}
+	if err := s.freshRead(ai); err != nil {
+		return nil, err
+	}
 	s.fill(resp.Header)
 	return resp, nil
+}
+
+// checkRead checks a read served here, before it reads, as etcd's
+// doSerialize; freshRead then refuses its answer if the auth state
+// changed meanwhile.
+func (s *KV) checkRead(ctx context.Context, chk func(*auth.State, auth.Info) error) (auth.Info, error) {
+	if s.cfg.Auth == nil {
+		return auth.Info{}, nil
+	}
+	return s.cfg.Auth.check(ctx, chk)
+}
+
+func (s *KV) freshRead(ai auth.Info) error {
+	if s.cfg.Auth == nil {
+		return nil
+	}
+	return s.cfg.Auth.fresh(ai)
 }
 
 // Put writes one key.
@@ -119,6 +148,10 @@ func (s *KV) readTxn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, 
 			return nil, err
 		}
 	}
+	ai, err := s.checkRead(ctx, func(st *auth.State, ai auth.Info) error { return st.CheckTxn(ai, req) })
+	if err != nil {
+		return nil, err
+	}
 	st := s.cfg.Raft.Store()
 	if st == nil {
 		return nil, errCoreDown
@@ -126,6 +159,9 @@ func (s *KV) readTxn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, 
 	resp, err := st.ReadTxn(req)
 	if err != nil {
 		return nil, toGRPC(err)
+	}
+	if err := s.freshRead(ai); err != nil {
+		return nil, err
 	}
 	s.fill(resp.Header)
 	return resp, nil
@@ -160,14 +196,38 @@ func (s *KV) Compact(ctx context.Context, req *pb.CompactionRequest) (*pb.Compac
 // after a disarm made through another member passes even while this
 // member's view has not applied the disarm yet.
 func (s *KV) propose(ctx context.Context, r *pb.InternalRaftRequest) (any, error) {
+	if err := s.stamp(ctx, r); err != nil {
+		return nil, err
+	}
 	resp, err := s.cfg.Raft.Propose(ctx, r)
 	return resp, toGRPC(err)
 }
 
 // proposeAs is propose for a request whose response type is known.
 func proposeAs[T any](ctx context.Context, s *KV, r *pb.InternalRaftRequest) (T, error) {
+	if err := s.stamp(ctx, r); err != nil {
+		var zero T
+		return zero, err
+	}
 	resp, err := raftclient.ProposeAs[T](ctx, s.cfg.Raft, r)
 	return resp, toGRPC(err)
+}
+
+// stamp puts the sender's user and auth revision into r's header, as
+// etcd's processInternalRaftRequestOnce, for the applier's permission
+// checks; an Authenticate carries none (its password was checked here).
+func (s *KV) stamp(ctx context.Context, r *pb.InternalRaftRequest) error {
+	if s.cfg.Auth == nil || r.Authenticate != nil {
+		return nil
+	}
+	user, rev, err := s.cfg.Auth.stamp(ctx)
+	if err != nil {
+		return err
+	}
+	if user != "" || rev != 0 {
+		r.Header = &pb.RequestHeader{Username: user, AuthRevision: rev}
+	}
+	return nil
 }
 
 // linearizableRead returns once the applier has reached a read index that

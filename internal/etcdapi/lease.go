@@ -173,7 +173,13 @@ func (s *Lease) LeaseTimeToLive(ctx context.Context, req *pb.LeaseTimeToLiveRequ
 	for {
 		resp, err := s.timeToLiveOnce(ctx, req)
 		if !retryable(err) {
-			return resp, err
+			if err == nil && req.Keys {
+				err = s.checkKeys(ctx, resp.Keys)
+			}
+			if err != nil {
+				return nil, err
+			}
+			return resp, nil
 		}
 		if werr := sleepCtx(ctx, leaderRetryInterval); werr != nil {
 			return nil, s.leaderWaitError(ctx, werr)
@@ -215,6 +221,34 @@ func (s *Lease) timeToLiveOnce(ctx context.Context, req *pb.LeaseTimeToLiveReque
 		}
 	}
 	return resp, nil
+}
+
+// checkKeys is etcd's permission check of a LeaseTimeToLive that asks
+// for the keys: with auth on, the sender must be a user allowed to read
+// each key, and the auth state must not have changed meanwhile. etcd
+// checks the keys its own lessor lists before asking; troupe checks the
+// ones the answer lists, which are the ones the client would see.
+func (s *Lease) checkKeys(ctx context.Context, keys [][]byte) error {
+	a := s.kv.cfg.Auth
+	if a == nil {
+		return nil
+	}
+	ai, st, err := a.Info(ctx)
+	if err != nil || !st.Enabled() {
+		return err
+	}
+	if ai.Username == "" && ai.Revision == 0 {
+		return rpctypes.ErrGRPCUserEmpty
+	}
+	for _, k := range keys {
+		if err := st.IsRangePermitted(ai, k, nil); err != nil {
+			return authErr(err)
+		}
+	}
+	if st.Revision() != a.view.Auth().Revision() {
+		return rpctypes.ErrGRPCAuthOldRevision
+	}
+	return nil
 }
 
 // LeaseLeases lists this member's leases, as etcd 3.4 (no leader round):

@@ -48,13 +48,15 @@ func (f *leaseForwarder) client(lead uint64) (pb.LeaseClient, error) {
 		return nil, rpctypes.ErrGRPCNoLeader
 	}
 	target := ""
+	dial := f.dial
 	for _, m := range f.state.Members() {
 		if m.ID == lead && len(m.ClientURLs) > 0 {
 			u, err := url.Parse(m.ClientURLs[0])
 			if err != nil {
 				return nil, fmt.Errorf("listeners: leader %x client URL %q: %w", lead, m.ClientURLs[0], err)
 			}
-			target = u.Host
+			// TLS only to an https URL, as the leader serves it.
+			target, dial = u.Host, f.dial.For(*u)
 		}
 	}
 	if target == "" {
@@ -68,7 +70,7 @@ func (f *leaseForwarder) client(lead uint64) (pb.LeaseClient, error) {
 	cc, ok := f.conns[target]
 	if !ok {
 		var err error
-		cc, err = f.dial.Dial("passthrough:///" + target)
+		cc, err = dial.Dial("passthrough:///" + target)
 		if err != nil {
 			return nil, fmt.Errorf("listeners: connect to leader %x at %s: %w", lead, target, err)
 		}
@@ -82,7 +84,7 @@ func (f *leaseForwarder) timeToLive(ctx context.Context, lead uint64, req *pb.Le
 	if err != nil {
 		return nil, err
 	}
-	return c.LeaseTimeToLive(ctx, req)
+	return c.LeaseTimeToLive(forwardToken(ctx, ctx), req)
 }
 
 func (f *leaseForwarder) close() {

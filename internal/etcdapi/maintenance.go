@@ -21,11 +21,33 @@ type Maintenance struct {
 	KV *KV // proposes and reads through raft
 }
 
+// admin lets only root-role users through, as etcd's
+// authMaintenanceServer does for every call but Alarm (which the
+// applier decides on).
+func (m *Maintenance) admin(ctx context.Context) error {
+	if m.KV.cfg.Auth == nil {
+		return nil
+	}
+	return m.KV.cfg.Auth.admin(ctx)
+}
+
+// Downgrade is admin-only, as etcd's; past that check it answers
+// Unimplemented.
+func (m *Maintenance) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
+	if err := m.admin(ctx); err != nil {
+		return nil, err
+	}
+	return m.UnimplementedMaintenanceServer.Downgrade(ctx, r)
+}
+
 // Status reports this member's view, with etcd 3.6's fields (the quota in
 // effect, negative when disabled, the storage version, no downgrade in
 // progress); errors says "etcdserver: no leader" without a leader and
 // lists the active alarms, as etcd's.
 func (m *Maintenance) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
+	if err := m.admin(ctx); err != nil {
+		return nil, err
+	}
 	rc := m.KV.cfg.Raft
 	st := rc.View()
 	resp := &pb.StatusResponse{

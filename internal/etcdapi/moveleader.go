@@ -9,6 +9,9 @@ import (
 // MoveLeader hands leadership to req.TargetID; only the leader can, as in
 // etcd (ErrGRPCNotLeader otherwise), and it returns once the target leads.
 func (m *Maintenance) MoveLeader(ctx context.Context, req *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
+	if err := m.admin(ctx); err != nil {
+		return nil, err
+	}
 	if err := m.KV.cfg.Raft.TransferLeadership(ctx, req.TargetID); err != nil {
 		return nil, err
 	}

@@ -24,6 +24,9 @@ const snapshotChunkBytes = 32 * 1024
 // remaining_bytes) is known before the first chunk and the backend's read
 // transaction does not wait on a slow client.
 func (m *Maintenance) Snapshot(_ *pb.SnapshotRequest, srv pb.Maintenance_SnapshotServer) error {
+	if err := m.admin(srv.Context()); err != nil {
+		return err
+	}
 	store := m.KV.cfg.Raft.Store()
 	if store == nil {
 		return errCoreDown

@@ -59,6 +59,8 @@ type WatchConfig struct {
 	// Stopping, when closed, ends every stream with "server stopped"; nil
 	// never does.
 	Stopping <-chan struct{}
+	// Auth, when set, checks that the sender may read what it watches.
+	Auth *Authenticator
 }
 
 // Watch is etcd's Watch service: each stream multiplexes many watches,
@@ -92,6 +94,10 @@ type streamWatch struct {
 	progress bool
 	quiet    bool  // progress: no event sent since the last tick
 	next     int64 // first revision the client has not been sent
+	// user and the range it asked for, checked again when the auth
+	// state changes
+	user     string
+	key, end []byte
 }
 
 // watchStream is the state of one Watch RPC; only its loop touches it.
@@ -102,6 +108,15 @@ type watchStream struct {
 	hub     *actor.PID
 	watches map[int64]*streamWatch
 	nextID  int64 // next automatic watch id
+	// authSeen is the auth state the watches were last checked against.
+	authSeen authStamp
+}
+
+// authStamp identifies an auth state: a change of either field may
+// change what a user may read.
+type authStamp struct {
+	enabled  bool
+	revision uint64
 }
 
 // Watch serves one stream: one goroutine reads requests, this one sends
@@ -219,6 +234,10 @@ func (ws *watchStream) handleRequest(req *pb.WatchRequest) error {
 }
 
 func (ws *watchStream) handleCreate(creq *pb.WatchCreateRequest) error {
+	// the watches made before an auth change are checked before a new one
+	if err := ws.recheck(); err != nil {
+		return err
+	}
 	st := ws.cfg.Raft.Store()
 	if st == nil || ws.hub == nil {
 		return errCoreDown // clientv3 retries on another stream
@@ -235,15 +254,17 @@ func (ws *watchStream) handleCreate(creq *pb.WatchCreateRequest) error {
 	}
 	rev := st.Rev()
 	var id int64
+	var user string
 	var err error
-	switch {
-	case creq.StartRevision < 0:
+	if creq.StartRevision < 0 {
 		// as etcd >= 3.6.6, before any other check: refused as from a
 		// compacted revision (without a compact revision to resume from)
 		err = rpctypes.ErrCompacted
-	case len(end) != 0 && bytes.Compare(key, end) >= 0:
+	} else if user, err = ws.permitted(key, creq.RangeEnd); err != nil {
+		err = errors.New(watchDenied(err))
+	} else if len(end) != 0 && bytes.Compare(key, end) >= 0 {
 		err = errEmptyWatcherRange // before the id: it takes none
-	default:
+	} else {
 		id, err = ws.watchID(creq.WatchId)
 	}
 	if err != nil {
@@ -261,6 +282,7 @@ func (ws *watchStream) handleCreate(creq *pb.WatchCreateRequest) error {
 			ClientStartRevision: creq.StartRevision,
 		},
 		prevKV: creq.PrevKv, fragment: creq.Fragment, progress: creq.ProgressNotify, quiet: true, next: start,
+		user: user, key: key, end: creq.RangeEnd,
 	}
 	for _, f := range creq.Filters {
 		switch f {
@@ -316,6 +338,9 @@ func (ws *watchStream) handleCancel(id int64) error {
 // handleEvents sends one hub response to the client, without what it was
 // sent before (a new hub replays from the revision a watch reached).
 func (ws *watchStream) handleEvents(r *messages.WatchEvents) error {
+	if err := ws.recheck(); err != nil {
+		return err
+	}
 	if r.WatchID == messages.AllWatches && len(r.Events) == 0 && !r.Canceled {
 		// the answer to a progress request, for every watch of the stream
 		// (clientv3 hands it to each of them); a client may have chosen
@@ -388,6 +413,9 @@ func (ws *watchStream) recreate() {
 // tickProgress asks the hub for a progress notification of each watch
 // that wants them and was sent no event since the last tick, as etcd.
 func (ws *watchStream) tickProgress() {
+	if err := ws.recheck(); err != nil {
+		return // the stream's send failed; the next send reports it
+	}
 	for id, w := range ws.watches {
 		if !w.progress {
 			continue

@@ -1,7 +1,7 @@
 // Package memberview is the read model of one member: its identity, what
 // raft last reported (leader, term, commit index, the leader's view of its
 // followers), the applied membership, which peers answer, the applied
-// alarms and how often the core restarted.
+// alarms and auth state, and how often the core restarted.
 //
 // Contract: every field has one writer, named on its setter (the raft
 // actor, the core, the applier, the peers, the node); any goroutine reads,
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/troupedb/troupe/persistence/alarm"
+	"github.com/troupedb/troupe/persistence/auth"
 	"github.com/troupedb/troupe/persistence/membership"
 )
 
@@ -37,6 +38,7 @@ type View struct {
 	progress  atomic.Pointer[progress]
 	learner   atomic.Bool
 	alarms    atomic.Pointer[alarm.Set]
+	auth      atomic.Pointer[auth.State]
 	restarts  atomic.Uint64
 
 	peerMu     sync.Mutex
@@ -182,6 +184,21 @@ func (v *View) Alarms() alarm.Set {
 	}
 	return alarm.Set{}
 }
+
+// SetAuth publishes the applied auth state. Writer: applier.
+func (v *View) SetAuth(s *auth.State) { v.auth.Store(s) }
+
+// Auth returns the auth state the applier last applied, auth.Empty()
+// before it loaded one; never nil. Listeners check reads and stamp
+// proposals with it.
+func (v *View) Auth() *auth.State {
+	if s := v.auth.Load(); s != nil {
+		return s
+	}
+	return emptyAuth
+}
+
+var emptyAuth = auth.Empty()
 
 // CountRestart records a restart of the core. Writer: node.
 func (v *View) CountRestart() uint64 { return v.restarts.Add(1) }

@@ -183,7 +183,8 @@ func (c *Client) NextID() uint64 { return c.ids.next() }
 // request id.
 func (c *Client) Propose(ctx context.Context, req *pb.InternalRaftRequest) (any, error) {
 	id := c.NextID()
-	req.Header = &pb.RequestHeader{ID: id}
+	// The caller may have stamped the sender's user and auth revision.
+	req.Header = &pb.RequestHeader{ID: id, Username: req.Header.GetUsername(), AuthRevision: req.Header.GetAuthRevision()}
 	data, err := proto.Marshal(req)
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())

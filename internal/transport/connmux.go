@@ -38,7 +38,24 @@ func NewConnMux(root net.Listener) *ConnMux {
 	m := &ConnMux{root: root, grpc: newChanListener(root.Addr()), http: newChanListener(root.Addr())}
 	if tl, ok := root.(*tlsListener); ok {
 		m.sec = tl.sec
+		// dispatchTLS runs the post-handshake checks, as etcd's listener.
+		tl.cfg = tl.sec.ServerConfig()
 	}
+	return m
+}
+
+// NewHTTPMux returns, for root from a Security's listener, a ConnMux whose
+// every connection goes to HTTP() (an HTTP-only server: the metrics URLs,
+// --listen-client-http-urls) after the handshake and the checks of the
+// client port, so a revoked certificate meets etcd's closed connection
+// there too; run Serve. For a plaintext root it returns nil: serve root
+// itself.
+func NewHTTPMux(root net.Listener) *ConnMux {
+	if _, ok := root.(*tlsListener); !ok {
+		return nil
+	}
+	m := NewConnMux(root)
+	m.grpc = m.http
 	return m
 }
 
@@ -98,6 +115,9 @@ func (m *ConnMux) dispatchTLS(c *tls.Conn) {
 	if err != nil {
 		m.sec.handshakeFailed(c, err)
 		_ = c.Close()
+		return
+	}
+	if m.sec.accepted(c) != nil {
 		return
 	}
 	switch c.ConnectionState().NegotiatedProtocol {

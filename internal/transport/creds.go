@@ -26,6 +26,9 @@ func (c *serverCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthI
 		c.sec.handshakeFailed(raw, err)
 		return nil, nil, err
 	}
+	if err := c.sec.accepted(tc); err != nil {
+		return nil, nil, err
+	}
 	return conn, tlsAuthInfo(tc.ConnectionState()), nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -52,6 +53,9 @@ type TLSInfo struct {
 	// InsecureSkipVerify does not verify the server when dialing: the
 	// self-signed certificates of --auto-tls, as etcd.
 	InsecureSkipVerify bool
+	// Endpoint names the side in logs: "client" or "peer" give etcd's
+	// "rejected connection on client endpoint".
+	Endpoint string
 }
 
 // Empty reports whether no certificate is configured: plaintext.
@@ -141,14 +145,27 @@ func (s *Security) minVersion() uint16 {
 }
 
 // ServerConfig is the crypto/tls configuration of a server secured by s:
-// every handshake gets the current certificate, CA pool and CRL.
+// every handshake gets the current certificate, CA pool and CRL. Its
+// user runs accepted on each connection after the handshake (the CRL and
+// SAN checks, as etcd's TLS listener).
 func (s *Security) ServerConfig() *tls.Config {
-	return &tls.Config{MinVersion: s.minVersion(), MaxVersion: s.info.MaxVersion, GetConfigForClient: s.configForClient}
+	return s.serverConfig(false)
+}
+
+// serverConfig is ServerConfig; with checkInHandshake the CRL and SAN
+// checks run within the handshake instead (the client reads an alert
+// rather than etcd's closed connection), for servers that handshake on
+// their own (net/http).
+func (s *Security) serverConfig(checkInHandshake bool) *tls.Config {
+	return &tls.Config{MinVersion: s.minVersion(), MaxVersion: s.info.MaxVersion,
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			return s.configForClient(hello, checkInHandshake)
+		}}
 }
 
 // configForClient builds the configuration of one server handshake from
 // the files as they are now.
-func (s *Security) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+func (s *Security) configForClient(hello *tls.ClientHelloInfo, checkInHandshake bool) (*tls.Config, error) {
 	cert, err := s.cert.get()
 	if err != nil {
 		s.log.Warn("cannot load the server certificate", "err", err)
@@ -174,12 +191,21 @@ func (s *Security) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, err
 	if hello.Conn != nil {
 		remote = hello.Conn.RemoteAddr()
 	}
-	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		err := s.verifyClient(cs, remote)
-		if err != nil {
-			s.log.Warn("rejected connection", "remote-addr", addrString(remote), "server-name", cs.ServerName, "err", err)
+	if s.allowed != nil || checkInHandshake {
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			var err error
+			if s.allowed != nil {
+				err = s.verifyAllowed(cs)
+			}
+			if err == nil && checkInHandshake {
+				err = s.verifyAccepted(cs, remote)
+			}
+			if err != nil {
+				s.logRejected(addrString(remote), cs, err)
+				return &verifyError{err}
+			}
+			return nil
 		}
-		return err
 	}
 	return cfg, nil
 }
@@ -199,10 +225,37 @@ func negotiate(offered []string) []string {
 	return nil
 }
 
-// verifyClient runs the checks crypto/tls does not: the CRL, the allowed
-// common names or hostnames, and on the peer side the client's SAN
-// against its address, as etcd.
-func (s *Security) verifyClient(cs tls.ConnectionState, remote net.Addr) error {
+// verifyAllowed refuses, within the handshake (the client reads a TLS
+// alert), a certificate whose common name or hostname is not allowed, as
+// etcd's VerifyPeerCertificate does.
+func (s *Security) verifyAllowed(cs tls.ConnectionState) error {
+	if !slices.ContainsFunc(cs.VerifiedChains, func(chain []*x509.Certificate) bool {
+		return len(chain) > 0 && s.allowed(chain[0])
+	}) {
+		return errors.New("client certificate authentication failed")
+	}
+	return nil
+}
+
+// accepted runs, on a connection whose handshake succeeded, the checks
+// etcd's TLS listener runs after the handshake: the CRL and, on the peer
+// side, the client's SAN against its address. A refused connection is
+// logged and closed (its client reads EOF, as from etcd); the error says
+// why.
+func (s *Security) accepted(tc *tls.Conn) error {
+	if !s.requireClientCert {
+		return nil
+	}
+	cs := tc.ConnectionState()
+	err := s.verifyAccepted(cs, tc.RemoteAddr())
+	if err != nil {
+		s.logRejected(addrString(tc.RemoteAddr()), cs, err)
+		_ = tc.Close()
+	}
+	return err
+}
+
+func (s *Security) verifyAccepted(cs tls.ConnectionState, remote net.Addr) error {
 	if s.crl != nil {
 		crl, err := s.crl.get()
 		if err != nil {
@@ -211,11 +264,6 @@ func (s *Security) verifyClient(cs tls.ConnectionState, remote net.Addr) error {
 		if err := crl.check(cs.PeerCertificates); err != nil {
 			return err
 		}
-	}
-	if s.allowed != nil && !slices.ContainsFunc(cs.VerifiedChains, func(chain []*x509.Certificate) bool {
-		return len(chain) > 0 && s.allowed(chain[0])
-	}) {
-		return errors.New("client certificate authentication failed")
 	}
 	if !s.info.SkipClientSANVerify && remote != nil && len(cs.PeerCertificates) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -309,7 +357,7 @@ func (s *Security) listener(lis net.Listener) net.Listener {
 	if s == nil {
 		return lis
 	}
-	return &tlsListener{Listener: lis, sec: s, cfg: s.ServerConfig()}
+	return &tlsListener{Listener: lis, sec: s, cfg: s.serverConfig(true)}
 }
 
 // serverOptions are the gRPC server options that secure a server: none in
@@ -341,10 +389,47 @@ func (s *Security) selfCredentials() credentials.TransportCredentials {
 }
 
 // handshakeFailed logs a refused or broken handshake, as etcd's "rejected
-// connection".
+// connection on ... endpoint"; a refusal of verifyAllowed is logged already.
 func (s *Security) handshakeFailed(c net.Conn, err error) {
-	s.log.Warn("rejected connection", "remote-addr", addrString(c.RemoteAddr()), "err", err)
+	var ve *verifyError
+	if errors.As(err, &ve) {
+		return
+	}
+	var st tls.ConnectionState
+	if tc, ok := c.(*tls.Conn); ok {
+		st = tc.ConnectionState()
+	}
+	s.logRejected(addrString(c.RemoteAddr()), st, err)
 }
+
+// logRejected logs as etcd does: at warn, at debug for a connection
+// closed before the handshake ended (probes, load balancers).
+func (s *Security) logRejected(remote string, st tls.ConnectionState, err error) {
+	msg := "rejected connection"
+	if s.info.Endpoint != "" {
+		msg += " on " + s.info.Endpoint + " endpoint"
+	}
+	level := slog.LevelWarn
+	if errors.Is(err, io.EOF) {
+		level = slog.LevelDebug
+	}
+	attrs := []any{"remote-addr", remote, "server-name", st.ServerName}
+	if len(st.PeerCertificates) > 0 {
+		c := st.PeerCertificates[0]
+		ips := make([]string, len(c.IPAddresses))
+		for i, ip := range c.IPAddresses {
+			ips[i] = ip.String()
+		}
+		attrs = append(attrs, "ip-addresses", ips, "dns-names", c.DNSNames)
+	}
+	s.log.Log(context.Background(), level, msg, append(attrs, "error", err)...)
+}
+
+// verifyError is a refusal of verifyAllowed, logged when it happened.
+type verifyError struct{ err error }
+
+func (e *verifyError) Error() string { return e.err.Error() }
+func (e *verifyError) Unwrap() error { return e.err }
 
 // tlsListener hands out server-side TLS connections not yet handshaken.
 type tlsListener struct {

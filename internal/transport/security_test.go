@@ -233,6 +233,7 @@ func TestTLSRotation(t *testing.T) {
 	// CRL appears: the client is revoked from the next connection on.
 	info2 := info
 	info2.CRLFile = p.path("crl.pem")
+	info2.Endpoint = "client"
 	writeAtomic(t, p.path("crl.pem"), p.ca.CRL(t))
 	sec2 := mustSecurity(t, info2, &log)
 	addr2 := echoServer(t, sec2)
@@ -242,6 +243,9 @@ func TestTLSRotation(t *testing.T) {
 	writeAtomic(t, p.path("crl.pem"), p.ca.CRL(t, client.Cert))
 	if err := handshake(addr2, clientConfig(p.ca, client)); err == nil {
 		t.Fatal("revoked client accepted after the CRL changed")
+	}
+	if !strings.Contains(log.String(), "rejected connection on client endpoint") || !strings.Contains(log.String(), "revoked") {
+		t.Fatalf("the refusal is not logged as etcd's:\n%s", log.String())
 	}
 
 	// A broken CA bundle keeps the last good pool and names the file.

@@ -25,6 +25,14 @@
 // write at one revision. Expiry is not the store's business: the lessor
 // actor decides it and proposes revokes.
 //
+// # Auth
+//
+// The "auth", "authUsers" and "authRoles" buckets hold etcd's auth store
+// (format in persistence/auth). Open writes etcd's initial auth revision 1
+// into a backend that has none, as etcd's NewAuthStore; ApplyAuth puts an
+// auth request's writes in the pending batch with the raft index, and
+// LoadAuth reads the buckets back, uncommitted batches included.
+//
 // # Index
 //
 // An in-memory btree maps each key to its generations of revisions (a

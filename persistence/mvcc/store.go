@@ -192,7 +192,7 @@ func (s *Store) load() error {
 				return fmt.Errorf("create bucket %q: %w", name, err)
 			}
 		}
-		return nil
+		return initAuth(tx)
 	})
 	if err != nil {
 		return err
