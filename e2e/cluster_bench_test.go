@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -16,8 +15,11 @@ import (
 // a clientv3 client (a gRPC connection) of its own configured with all three
 // members' endpoints, as etcd's benchmark tool does (clientv3 balances its
 // requests round-robin over them, so two thirds reach a follower, which
-// forwards them to the leader). It reports puts/s, p50/p99 latency in ms and
-// the CPU of the three server processes together per put. The members' data
+// forwards them to the leader). Each cluster runs with plain http
+// (tls=off) and with client and peer mTLS (tls=mtls: https client and peer
+// URLs, --client-cert-auth and --peer-client-cert-auth). It reports puts/s,
+// p50/p99 latency in ms, the CPU of the three server processes together per
+// put and the largest member's peak RSS during the run. The members' data
 // dirs are on a real disk (see e2etest.DiskDir). Run for example
 //
 //	go test ./e2e -run '^$' -bench BenchmarkClusterPut -benchtime 20000x -count 3
@@ -27,11 +29,23 @@ func BenchmarkClusterPut(b *testing.B) {
 			// StartCluster puts the data dirs under t.TempDir(), which
 			// follows $TMPDIR: point it at a real disk.
 			b.Setenv("TMPDIR", e2etest.DiskDir(b))
-			c := e2etest.StartCluster(b, e2etest.ClusterConfig{Kind: kind, Size: 3})
+			mtls := benchMTLS(b)
+			clusters := map[string]*e2etest.Cluster{}
+			for _, mode := range benchTLSModes {
+				cfg := e2etest.ClusterConfig{Kind: kind, Size: 3}
+				if mode == "mtls" {
+					cfg.ClientTLS, cfg.PeerTLS = mtls, mtls
+				}
+				clusters[mode] = e2etest.StartCluster(b, cfg)
+			}
 			var run atomic.Int64
 			for _, clients := range []int{64, 256} {
 				b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-					benchClusterPut(b, c, clients, run.Add(1))
+					for _, mode := range benchTLSModes {
+						b.Run("tls="+mode, func(b *testing.B) {
+							benchClusterPut(b, clusters[mode], clients, run.Add(1))
+						})
+					}
 				})
 			}
 		})
@@ -43,12 +57,9 @@ func benchClusterPut(b *testing.B, c *e2etest.Cluster, clients int, run int64) {
 	for i := range clis {
 		clis[i] = c.Client(b)
 	}
-	// The CPU of all three members together.
-	putLoad(b, clis, run, func() time.Duration {
-		var sum time.Duration
-		for _, m := range c.Members() {
-			sum += processCPU(m.PID())
-		}
-		return sum
-	})
+	pids := make([]int, 0, c.Size())
+	for _, m := range c.Members() {
+		pids = append(pids, m.PID())
+	}
+	putLoad(b, clis, run, pids)
 }

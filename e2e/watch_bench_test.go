@@ -3,10 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -145,19 +143,9 @@ func BenchmarkWatchMemory(b *testing.B) {
 // vmRSS returns the VmRSS of pid in bytes, from /proc/pid/status.
 func vmRSS(b *testing.B, pid int) int64 {
 	b.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
+	rss := procStatusBytes(pid, "VmRSS:")
+	if rss == 0 {
+		b.Fatalf("no VmRSS for process %d", pid)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	b.Fatal("no VmRSS")
-	return 0
+	return rss
 }
