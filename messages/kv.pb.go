@@ -59,7 +59,14 @@ type KVRequest struct {
 	// sends in its "token" metadata; empty: none. With auth enabled, the
 	// operation is checked against its user's permissions, as etcd checks
 	// a gRPC request.
-	Token         string `protobuf:"bytes,7,opt,name=token,proto3" json:"token,omitempty"`
+	Token string `protobuf:"bytes,7,opt,name=token,proto3" json:"token,omitempty"`
+	// cert_user is set by the member, never by the caller: the member's
+	// remote overwrites it with the common name of the verified client
+	// certificate of the connection the request came in on ("" when none),
+	// whatever the sender put there. With --client-cert-auth it names the
+	// user of a request without a token, as a gRPC client's certificate
+	// does (etcd's AuthInfoFromTLS).
+	CertUser      string `protobuf:"bytes,8,opt,name=cert_user,json=certUser,proto3" json:"cert_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -156,6 +163,13 @@ func (x *KVRequest) GetCompact() *etcdserverpb.CompactionRequest {
 func (x *KVRequest) GetToken() string {
 	if x != nil {
 		return x.Token
+	}
+	return ""
+}
+
+func (x *KVRequest) GetCertUser() string {
+	if x != nil {
+		return x.CertUser
 	}
 	return ""
 }
@@ -410,7 +424,7 @@ var File_troupe_v1_kv_proto protoreflect.FileDescriptor
 
 const file_troupe_v1_kv_proto_rawDesc = "" +
 	"\n" +
-	"\x12troupe/v1/kv.proto\x12\ttroupe.v1\x1a\trpc.proto\"\xcb\x02\n" +
+	"\x12troupe/v1/kv.proto\x12\ttroupe.v1\x1a\trpc.proto\"\xe8\x02\n" +
 	"\tKVRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x122\n" +
 	"\x05range\x18\x02 \x01(\v2\x1a.etcdserverpb.RangeRequestH\x00R\x05range\x12,\n" +
@@ -418,7 +432,8 @@ const file_troupe_v1_kv_proto_rawDesc = "" +
 	"\fdelete_range\x18\x04 \x01(\v2 .etcdserverpb.DeleteRangeRequestH\x00R\vdeleteRange\x12,\n" +
 	"\x03txn\x18\x05 \x01(\v2\x18.etcdserverpb.TxnRequestH\x00R\x03txn\x12;\n" +
 	"\acompact\x18\x06 \x01(\v2\x1f.etcdserverpb.CompactionRequestH\x00R\acompact\x12\x14\n" +
-	"\x05token\x18\a \x01(\tR\x05tokenB\x04\n" +
+	"\x05token\x18\a \x01(\tR\x05token\x12\x1b\n" +
+	"\tcert_user\x18\b \x01(\tR\bcertUserB\x04\n" +
 	"\x02op\"\xeb\x02\n" +
 	"\n" +
 	"KVResponse\x12\x0e\n" +

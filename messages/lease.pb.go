@@ -42,7 +42,9 @@ type LeaseRequest struct {
 	//	*LeaseRequest_Leases
 	Op isLeaseRequest_Op `protobuf_oneof:"op"`
 	// token: as KVRequest's.
-	Token         string `protobuf:"bytes,7,opt,name=token,proto3" json:"token,omitempty"`
+	Token string `protobuf:"bytes,7,opt,name=token,proto3" json:"token,omitempty"`
+	// cert_user: as KVRequest's, set by the member, never by the caller.
+	CertUser      string `protobuf:"bytes,8,opt,name=cert_user,json=certUser,proto3" json:"cert_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -139,6 +141,13 @@ func (x *LeaseRequest) GetLeases() *etcdserverpb.LeaseLeasesRequest {
 func (x *LeaseRequest) GetToken() string {
 	if x != nil {
 		return x.Token
+	}
+	return ""
+}
+
+func (x *LeaseRequest) GetCertUser() string {
+	if x != nil {
+		return x.CertUser
 	}
 	return ""
 }
@@ -337,7 +346,7 @@ var File_troupe_v1_lease_proto protoreflect.FileDescriptor
 
 const file_troupe_v1_lease_proto_rawDesc = "" +
 	"\n" +
-	"\x15troupe/v1/lease.proto\x12\ttroupe.v1\x1a\trpc.proto\x1a\x12troupe/v1/kv.proto\"\xfb\x02\n" +
+	"\x15troupe/v1/lease.proto\x12\ttroupe.v1\x1a\trpc.proto\x1a\x12troupe/v1/kv.proto\"\x98\x03\n" +
 	"\fLeaseRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x127\n" +
 	"\x05grant\x18\x02 \x01(\v2\x1f.etcdserverpb.LeaseGrantRequestH\x00R\x05grant\x12:\n" +
@@ -347,7 +356,8 @@ const file_troupe_v1_lease_proto_rawDesc = "" +
 	"\ftime_to_live\x18\x05 \x01(\v2$.etcdserverpb.LeaseTimeToLiveRequestH\x00R\n" +
 	"timeToLive\x12:\n" +
 	"\x06leases\x18\x06 \x01(\v2 .etcdserverpb.LeaseLeasesRequestH\x00R\x06leases\x12\x14\n" +
-	"\x05token\x18\a \x01(\tR\x05tokenB\x04\n" +
+	"\x05token\x18\a \x01(\tR\x05token\x12\x1b\n" +
+	"\tcert_user\x18\b \x01(\tR\bcertUserB\x04\n" +
 	"\x02op\"\x9b\x03\n" +
 	"\rLeaseResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x128\n" +

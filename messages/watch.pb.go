@@ -36,7 +36,10 @@ type WatchRequest struct {
 	Request *etcdserverpb.WatchRequest `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
 	// token: as KVRequest's. The stream's permissions are those of the
 	// token of the request that started it (a gRPC Watch call's metadata).
-	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	Token string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	// cert_user: as KVRequest's, set by the member, never by the caller;
+	// the stream's is that of the request that started it.
+	CertUser      string `protobuf:"bytes,3,opt,name=cert_user,json=certUser,proto3" json:"cert_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -81,6 +84,13 @@ func (x *WatchRequest) GetRequest() *etcdserverpb.WatchRequest {
 func (x *WatchRequest) GetToken() string {
 	if x != nil {
 		return x.Token
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetCertUser() string {
+	if x != nil {
+		return x.CertUser
 	}
 	return ""
 }
@@ -230,10 +240,11 @@ var File_troupe_v1_watch_proto protoreflect.FileDescriptor
 
 const file_troupe_v1_watch_proto_rawDesc = "" +
 	"\n" +
-	"\x15troupe/v1/watch.proto\x12\ttroupe.v1\x1a\trpc.proto\x1a\x12troupe/v1/kv.proto\"Z\n" +
+	"\x15troupe/v1/watch.proto\x12\ttroupe.v1\x1a\trpc.proto\x1a\x12troupe/v1/kv.proto\"w\n" +
 	"\fWatchRequest\x124\n" +
 	"\arequest\x18\x01 \x01(\v2\x1a.etcdserverpb.WatchRequestR\arequest\x12\x14\n" +
-	"\x05token\x18\x02 \x01(\tR\x05token\"H\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\x12\x1b\n" +
+	"\tcert_user\x18\x03 \x01(\tR\bcertUser\"H\n" +
 	"\rWatchResponse\x127\n" +
 	"\bresponse\x18\x01 \x01(\v2\x1b.etcdserverpb.WatchResponseR\bresponse\"(\n" +
 	"\bWatchAck\x12\x1c\n" +

@@ -32,6 +32,11 @@
 //     (at most Config.DrainTimeout) for them to reply, so a stopped endpoint
 //     leaves no goroutine behind. A restart keeps nothing: the endpoint has
 //     no state beyond the in-flight operations, whose replies still go out.
+//   - Who sent a request (the services check its permissions as for a
+//     gRPC call): its token, and with StampedCertUser its cert_user, the
+//     CN of the verified client certificate of the connection it came in
+//     on, which Serve's remote writes over whatever the sender put (see
+//     certuser.go).
 //
 // Serve runs the endpoint in an actor system of its own behind a guarded
 // remote (see Serve); Props lets a supervisor (the listeners actor) run it
@@ -53,6 +58,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/troupedb/troupe/internal/transport"
 	"github.com/troupedb/troupe/messages"
 )
 
@@ -89,6 +95,12 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Watch serves WatchRequests (see watch.go); nil refuses them.
 	Watch etcdserverpb.WatchServer
+	// StampedCertUser says the remote in front of the endpoint stamps
+	// every request's cert_user with its connection's verified
+	// certificate CN (StampCertUser; Serve's does). Without it cert_user
+	// is ignored, so that callers of an endpoint behind another remote
+	// cannot name a user.
+	StampedCertUser bool
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -204,7 +216,7 @@ func (e *endpoint) handleKVRequest(ctx actor.Context, req *messages.KVRequest) {
 		return
 	}
 	e.inflight.Add(1)
-	go serve(e.ctx, e.cfg.KV, system, sender, req, e.slots, e.inflight)
+	go serve(e.caller(req.GetToken(), req.GetCertUser()), e.cfg.KV, system, sender, req, e.slots, e.inflight)
 }
 
 // check refuses requests that must not reach the KV.
@@ -237,7 +249,7 @@ func serve(ctx context.Context, kv etcdserverpb.KVServer, system *actor.ActorSys
 	req *messages.KVRequest, slots chan struct{}, inflight *sync.WaitGroup,
 ) {
 	defer inflight.Done()
-	resp := execute(withToken(ctx, req.GetToken()), kv, req)
+	resp := execute(ctx, kv, req)
 	<-slots // free the slot before replying: a client seeing the reply may send at once
 	system.Root.Send(sender, resp)
 }
@@ -288,10 +300,23 @@ func execute(ctx context.Context, kv etcdserverpb.KVServer, req *messages.KVRequ
 	return resp
 }
 
-// withToken returns ctx carrying an auth token as a gRPC request's
-// "token" metadata does, so the services check the request as they check
-// a gRPC one; an empty token adds nothing.
-func withToken(ctx context.Context, token string) context.Context {
+// caller is the context of a request's operation: cancelled when the
+// endpoint stops, carrying who sent it (withCaller). cert_user counts only
+// behind a remote that stamps it (Config.StampedCertUser).
+func (e *endpoint) caller(token, certUser string) context.Context {
+	if !e.cfg.StampedCertUser {
+		certUser = ""
+	}
+	return withCaller(e.ctx, token, certUser)
+}
+
+// withCaller returns ctx carrying who sent a request: its auth token as
+// a gRPC request's "token" metadata does, and the CN of its connection's
+// verified client certificate that the remote stamped on it (see
+// certuser.go), so the services check the request as they check a gRPC
+// one. Empty values add nothing.
+func withCaller(ctx context.Context, token, certUser string) context.Context {
+	ctx = transport.WithCertUser(ctx, certUser)
 	if token == "" {
 		return ctx
 	}

@@ -48,7 +48,7 @@ func (e *endpoint) handleLeaseRequest(ctx actor.Context, req *messages.LeaseRequ
 		return
 	}
 	e.inflight.Add(1)
-	go serveLease(e.ctx, e.cfg.Lease, system, sender, req, e.slots, e.inflight)
+	go serveLease(e.caller(req.GetToken(), req.GetCertUser()), e.cfg.Lease, system, sender, req, e.slots, e.inflight)
 }
 
 func (e *endpoint) checkLease(req *messages.LeaseRequest) error {
@@ -86,7 +86,7 @@ func serveLease(ctx context.Context, ls LeaseService, system *actor.ActorSystem,
 	req *messages.LeaseRequest, slots chan struct{}, inflight *sync.WaitGroup,
 ) {
 	defer inflight.Done()
-	resp := executeLease(withToken(ctx, req.GetToken()), ls, req)
+	resp := executeLease(ctx, ls, req)
 	<-slots
 	system.Root.Send(sender, resp)
 }

@@ -84,7 +84,9 @@ type Server struct {
 // Serve starts an actor system with a remote listening at cfg.Address and
 // spawns the endpoint (Props) in it as EndpointName. Inbound remote traffic
 // passes the guard (transport.Guard) first, so malformed or foreign
-// messages are dropped instead of crashing the process.
+// messages are dropped instead of crashing the process, and each request
+// is stamped with its connection's verified certificate CN
+// (StampCertUser), whatever cert_user its sender put.
 func Serve(cfg ServeConfig) (*Server, error) {
 	if cfg.KV == nil {
 		return nil, errors.New("actorapi: ServeConfig.KV is nil")
@@ -105,6 +107,7 @@ func Serve(cfg ServeConfig) (*Server, error) {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 	r, g := transport.NewRemote(system, host, port, transport.RemoteConfig{
 		Security: cfg.Security, MaxMessageBytes: cfg.MaxMessageBytes, AcceptedTypes: accepted,
+		Stamp:       StampCertUser,
 		GuardLogger: logger.With("actor", "actorapi", "part", "guard"),
 	})
 	if err := transport.StartRemote(r); err != nil {
@@ -125,6 +128,7 @@ func Serve(cfg ServeConfig) (*Server, error) {
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		MaxInFlight:     cfg.MaxInFlight,
 		DrainTimeout:    cfg.DrainTimeout,
+		StampedCertUser: true,
 		Logger:          logger,
 	}).Configure(metrics.Mailbox("actorapi")), EndpointName)
 	if err != nil {

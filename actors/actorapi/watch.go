@@ -63,7 +63,7 @@ func (e *endpoint) handleWatchRequest(ctx actor.Context, msg *messages.WatchRequ
 	}
 	s := e.sessions[sub.String()]
 	if s == nil {
-		s = e.startSession(ctx, sub, msg.GetToken())
+		s = e.startSession(ctx, sub, msg)
 	}
 	select {
 	case s.reqs <- msg.GetRequest():
@@ -73,8 +73,8 @@ func (e *endpoint) handleWatchRequest(ctx actor.Context, msg *messages.WatchRequ
 	}
 }
 
-func (e *endpoint) startSession(ctx actor.Context, sub *actor.PID, token string) *watchSession {
-	c, cancel := context.WithCancel(withToken(e.ctx, token))
+func (e *endpoint) startSession(ctx actor.Context, sub *actor.PID, first *messages.WatchRequest) *watchSession {
+	c, cancel := context.WithCancel(e.caller(first.GetToken(), first.GetCertUser()))
 	s := &watchSession{
 		sub: sub, root: ctx.ActorSystem().Root, reqs: make(chan *etcdserverpb.WatchRequest, watchRequestQueue),
 		credits: make(chan struct{}, WatchWindow), ctx: c, cancel: cancel,

@@ -5,12 +5,11 @@ import (
 	"log/slog"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 
 	"github.com/troupedb/troupe/internal/authtoken"
 	"github.com/troupedb/troupe/internal/memberview"
+	"github.com/troupedb/troupe/internal/transport"
 	"github.com/troupedb/troupe/persistence/auth"
 )
 
@@ -27,7 +26,10 @@ const (
 // Authenticator finds who sent a request, as etcd's AuthInfoFromCtx: the
 // token of the request (gRPC metadata "token", which the actor API sets
 // too, or the gateway's "authorization" header), else, with
-// --client-cert-auth, the common name of the verified client certificate.
+// --client-cert-auth, the common name of the verified client certificate:
+// of the gRPC call's connection, or, for an actor API request, the one its
+// remote stamped on the message (transport.CertUser; a context value, so
+// a gRPC client cannot set it).
 type Authenticator struct {
 	view           *memberview.View
 	tokens         authtoken.Provider
@@ -69,6 +71,9 @@ func (a *Authenticator) Info(ctx context.Context) (auth.Info, *auth.State, error
 		if cn, ok := commonName(ctx); ok {
 			return auth.Info{Username: cn, Revision: st.Revision()}, st, nil
 		}
+		if cn, ok := transport.CertUser(ctx); ok {
+			return auth.Info{Username: cn, Revision: st.Revision()}, st, nil
+		}
 	}
 	return auth.Info{}, st, nil
 }
@@ -93,25 +98,15 @@ func tokenOf(ctx context.Context) (string, bool) {
 // connection (etcd's AuthInfoFromTLS): none for a call of this member's
 // own gateway, which presents the member's certificate, not the user's.
 func commonName(ctx context.Context) (string, bool) {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p == nil || p.AuthInfo == nil {
-		return "", false
-	}
-	tlsInfo, ok := p.AuthInfo.(credentials.TLSInfo)
+	cn, ok := transport.VerifiedCommonName(ctx)
 	if !ok {
 		return "", false
 	}
-	for _, chain := range tlsInfo.State.VerifiedChains {
-		if len(chain) == 0 {
-			continue
-		}
-		md, ok := metadata.FromIncomingContext(ctx)
-		if !ok || len(md[gatewayMarker]) > 0 || len(md[gatewayCallKey]) > 0 {
-			return "", false
-		}
-		return chain[0].Subject.CommonName, true
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok || len(md[gatewayMarker]) > 0 || len(md[gatewayCallKey]) > 0 {
+		return "", false
 	}
-	return "", false
+	return cn, true
 }
 
 // check runs chk with ctx's auth info: etcd's permission check of a read

@@ -33,11 +33,17 @@ import (
 // (the stream and the other envelopes carry on); a panic that still happens
 // in a handler is recovered, logged with its stack and ends only that
 // stream or call.
+//
+// With a Stamp (RemoteConfig.Stamp), every envelope the guard lets through
+// is rewritten by it with the verified client certificate CN of the
+// stream's connection: protoactor does not tell an actor which connection
+// a message came from, and the guard is the last place that knows.
 
 // Guard checks inbound remote traffic; see above. NewRemote puts one in
 // front of every remote it configures.
 type Guard struct {
 	accepted map[string]bool
+	stamp    Stamp // nil: messages pass unchanged
 	log      *slog.Logger
 	streams  atomic.Int64 // inbound streams whose handler runs
 	// endedAt is when a stream's handler last returned (unix ns):
@@ -61,8 +67,8 @@ func (g *Guard) Settle() {
 // Streams is the number of inbound streams whose handler runs.
 func (g *Guard) Streams() int64 { return g.streams.Load() }
 
-func newGuard(accepted []string, log *slog.Logger) *Guard {
-	g := &Guard{accepted: make(map[string]bool, len(accepted)), log: log}
+func newGuard(accepted []string, stamp Stamp, log *slog.Logger) *Guard {
+	g := &Guard{accepted: make(map[string]bool, len(accepted)), stamp: stamp, log: log}
 	for _, t := range accepted {
 		g.accepted[t] = true
 	}
@@ -88,7 +94,13 @@ func (g *Guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 		g.streams.Add(-1)
 		g.endedAt.Store(time.Now().UnixNano())
 	}()
-	return handler(srv, &guardedStream{ServerStream: ss, g: g})
+	gs := &guardedStream{ServerStream: ss, g: g}
+	if g.stamp != nil {
+		// A stream lives on one connection, whose certificate the
+		// handshake verified once.
+		gs.cn, _ = VerifiedCommonName(ss.Context())
+	}
+	return handler(srv, gs)
 }
 
 func (g *Guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
@@ -104,7 +116,8 @@ func (g *Guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 // guardedStream filters every MessageBatch the remote reader receives.
 type guardedStream struct {
 	grpc.ServerStream
-	g *Guard
+	g  *Guard
+	cn string // the connection's verified client certificate CN, for the stamp
 }
 
 func (s *guardedStream) RecvMsg(m any) error {
@@ -120,20 +133,23 @@ func (s *guardedStream) RecvMsg(m any) error {
 	}
 	if rm, ok := m.(*remote.RemoteMessage); ok {
 		if batch := rm.GetMessageBatch(); batch != nil {
-			s.g.filter(batch)
+			s.g.filter(batch, s.cn)
 		}
 	}
 	return nil
 }
 
 // filter removes from batch, in place, the envelopes the reader cannot
-// handle safely or that are not accepted.
-func (g *Guard) filter(batch *remote.MessageBatch) {
+// handle safely or that are not accepted, and stamps the others with cn.
+func (g *Guard) filter(batch *remote.MessageBatch, cn string) {
 	kept := batch.Envelopes[:0]
 	for _, env := range batch.Envelopes {
 		if reason := g.reject(batch, env); reason != "" {
 			g.log.Warn("dropping remote message", "reason", reason, "typeId", env.GetTypeId())
 			continue
+		}
+		if g.stamp != nil {
+			env.MessageData = g.stamp(batch.TypeNames[env.GetTypeId()], env.MessageData, cn)
 		}
 		kept = append(kept, env)
 	}

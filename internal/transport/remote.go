@@ -29,6 +29,10 @@ type RemoteConfig struct {
 	// "troupe.v1.RaftEnvelope") remote peers may send; the Guard drops
 	// anything else before protoactor's reader sees it.
 	AcceptedTypes []string
+	// Stamp, when set, marks every accepted message with the verified
+	// client certificate CN of its connection (see Stamp); the actor API
+	// sets it, the peers do not.
+	Stamp Stamp
 	// GuardLogger logs what the guard drops and the panics it recovers.
 	GuardLogger *slog.Logger
 	// WriteTimeout, when positive, fails a write to another remote that
@@ -50,7 +54,7 @@ func NewRemote(system *actor.ActorSystem, host string, port int, cfg RemoteConfi
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxMessageBytes
 	}
-	g := newGuard(cfg.AcceptedTypes, cfg.GuardLogger)
+	g := newGuard(cfg.AcceptedTypes, cfg.Stamp, cfg.GuardLogger)
 	serverOpts := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxBytes),
 		grpc.MaxSendMsgSize(maxBytes),

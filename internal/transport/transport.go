@@ -17,4 +17,9 @@
 // side and one for the peer side. A nil *Security is plaintext. Files are
 // re-read when they change, per handshake: a rotated certificate, CA
 // bundle or CRL is used by the next connection without a restart.
+//
+// Identity: VerifiedCommonName reads the verified client certificate's CN
+// of a gRPC call's connection; a remote's Guard with a Stamp writes it into
+// each message of the actor API, whose endpoint passes it on with
+// WithCertUser (certuser.go).
 package transport
