@@ -3,6 +3,7 @@ package actorclient
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -81,7 +82,7 @@ func (c *Client) Watch(ctx context.Context, req *etcdserverpb.WatchCreateRequest
 		}
 		if r.Canceled {
 			w.Close()
-			return nil, status.Error(codes.InvalidArgument, r.CancelReason)
+			return nil, cancelError(r.CancelReason)
 		}
 		w.ID, w.Created = r.WatchId, r
 		return w, nil
@@ -182,4 +183,23 @@ func (s *subscriber) finish(ctx actor.Context, err error) {
 	}
 	close(s.ch)
 	ctx.Stop(ctx.Self())
+}
+
+// cancelError is the error of a watch the member cancelled at creation:
+// a reason in gRPC's status text (etcd's "rpc error: code = PermissionDenied
+// desc = etcdserver: permission denied") is that status again, so that
+// errors.Is(err, rpctypes.ErrGRPCPermissionDenied) holds; any other
+// reason is InvalidArgument with the reason as message.
+func cancelError(reason string) error {
+	const prefix, sep = "rpc error: code = ", " desc = "
+	if rest, ok := strings.CutPrefix(reason, prefix); ok {
+		if name, desc, ok := strings.Cut(rest, sep); ok {
+			for c := codes.OK; c <= codes.Unauthenticated; c++ {
+				if c.String() == name {
+					return status.Error(c, desc)
+				}
+			}
+		}
+	}
+	return status.Error(codes.InvalidArgument, reason)
 }
