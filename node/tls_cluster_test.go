@@ -107,6 +107,12 @@ func TestTLSPeerCluster(t *testing.T) {
 		if _, err := cli.MemberRemove(ctx, added.Member.ID); err != nil {
 			t.Fatalf("remove %s: %v", outsider.Name, err)
 		}
+		// raft drops a conf change proposed while another is not applied
+		// on the leader yet (the next MemberAdd would time out, in etcd
+		// too): wait until every member applied the removal.
+		for i := range c.nodes {
+			waitMemberGone(t, c.cfgs[i], ca, user, added.Member.ID)
+		}
 	}
 	for i := range 20 {
 		if _, err := cli.Put(ctx, fmt.Sprint("after-", i), "x"); err != nil {
@@ -136,6 +142,31 @@ func waitTLSValue(t *testing.T, cfg Config, ca *tlstest.CA, leaf *tlstest.Leaf, 
 			last = string(resp.Kvs[0].Value)
 		}
 		return last == value, fmt.Sprintf("last %q (%v)", last, err)
+	})
+}
+
+// waitMemberGone polls a serializable member list of cfg's member over
+// TLS until it no longer lists id.
+func waitMemberGone(t *testing.T, cfg Config, ca *tlstest.CA, leaf *tlstest.Leaf, id uint64) {
+	t.Helper()
+	cli, err := tlsClient(t, cfg, poolOf(ca), leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	polltest.Eventually(t, 20*time.Second, fmt.Sprintf("%s: member %x removed", cfg.Name, id), func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		resp, err := cli.MemberList(ctx, clientv3.WithSerializable())
+		cancel()
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, m := range resp.Members {
+			if m.ID == id {
+				return false, "still listed"
+			}
+		}
+		return true, ""
 	})
 }
 
