@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/troupedb/troupe/e2e/e2etest"
+	"github.com/troupedb/troupe/internal/polltest"
 	"github.com/troupedb/troupe/internal/tlstest"
 )
 
@@ -131,6 +132,24 @@ func requireJoinRefused(t *testing.T, c *e2etest.Cluster, x *e2etest.TLS) {
 	m.Kill()
 	_, err = cli.MemberRemove(ctx(t), add.Member.ID)
 	must(t, err)
+	// raft drops a conf change proposed while another is unapplied on the
+	// leader (the next MemberAdd would time out, on etcd too): wait until
+	// every member applied the removal.
+	for i := range c.Size() {
+		mc := c.MemberClient(t, i)
+		polltest.Eventually(t, 20*time.Second, fmt.Sprintf("m%d applied the removal of %x", i, add.Member.ID), func() (bool, string) {
+			ml, err := mc.MemberList(ctx(t), clientv3.WithSerializable())
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, mm := range ml.Members {
+				if mm.ID == add.Member.ID {
+					return false, "still listed"
+				}
+			}
+			return true, ""
+		})
+	}
 }
 
 // addMember adds a voting member at peerURL, retrying while etcd's strict
