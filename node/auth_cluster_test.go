@@ -116,8 +116,12 @@ func TestAuthCluster(t *testing.T) {
 		_, err = pb.NewKVClient(conn).Range(bob, &pb.RangeRequest{Key: []byte("/app/x")})
 		wantErr(t, fmt.Sprintf("member %d: bob range /app/x", i), err, rpctypes.ErrGRPCPermissionDenied)
 		ttl := &pb.LeaseTimeToLiveRequest{ID: lease.ID, Keys: true}
-		if _, err := pb.NewLeaseClient(conn).LeaseTimeToLive(alice, ttl); err != nil {
+		// A follower lists the keys from its own store, after a read
+		// index round, so the put just acknowledged is there.
+		if resp, err := pb.NewLeaseClient(conn).LeaseTimeToLive(alice, ttl); err != nil {
 			t.Errorf("member %d: alice lease ttl with keys: %v", i, err)
+		} else if len(resp.Keys) != 1 || string(resp.Keys[0]) != "/app/x" || resp.TTL <= 0 {
+			t.Errorf("member %d: alice lease ttl with keys: TTL %d, keys %q; want /app/x", i, resp.TTL, resp.Keys)
 		}
 		_, err = pb.NewLeaseClient(conn).LeaseTimeToLive(bob, ttl)
 		wantErr(t, fmt.Sprintf("member %d: bob lease ttl with keys", i), err, rpctypes.ErrGRPCPermissionDenied)

@@ -190,11 +190,7 @@ func (s *Lease) LeaseTimeToLive(ctx context.Context, req *pb.LeaseTimeToLiveRequ
 func (s *Lease) timeToLiveOnce(ctx context.Context, req *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
 	st := s.kv.cfg.Raft.View()
 	if lead := st.Leader(); lead != st.MemberID {
-		resp, err := s.fwd.timeToLive(ctx, lead, req)
-		if err == nil {
-			resp.Header = s.header() // as etcd: the answering member's header
-		}
-		return resp, err
+		return s.forwardTimeToLive(ctx, lead, req)
 	}
 	if err := s.waitApplied(ctx); err != nil {
 		return nil, err
@@ -219,6 +215,30 @@ func (s *Lease) timeToLiveOnce(ctx context.Context, req *pb.LeaseTimeToLiveReque
 		if store := s.kv.cfg.Raft.Store(); store != nil {
 			_, resp.Keys, _ = store.Lease(req.ID, true)
 		}
+	}
+	return resp, nil
+}
+
+// forwardTimeToLive asks the leader for the lease's TTL. The keys, when
+// asked for, come from this member's store after a read index round (so
+// they include every attach acknowledged before the request), as etcd's
+// follower lists them from its own lessor: the leader then need not know
+// who asks, which it could not for a user known by its certificate here
+// (the leader would see this member's certificate).
+func (s *Lease) forwardTimeToLive(ctx context.Context, lead uint64, req *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
+	resp, err := s.fwd.timeToLive(ctx, lead, &pb.LeaseTimeToLiveRequest{ID: req.ID})
+	if err != nil {
+		return nil, err
+	}
+	resp.Header = s.header() // as etcd: the answering member's header
+	if !req.Keys || resp.TTL == -1 {
+		return resp, nil
+	}
+	if err := s.kv.cfg.Raft.LinearizableRead(ctx); err != nil {
+		return nil, err
+	}
+	if store := s.kv.cfg.Raft.Store(); store != nil {
+		_, resp.Keys, _ = store.Lease(req.ID, true)
 	}
 	return resp, nil
 }
