@@ -32,36 +32,19 @@ func (s *Store) ApplyAlarm(index uint64, key []byte, active bool) error {
 }
 
 // LoadAlarmKeys returns the keys of the "alarm" bucket, including changes
-// not yet committed to bbolt, in no particular order. Safe from any
-// goroutine.
+// not yet committed to bbolt, in key order. Safe from any goroutine.
 func (s *Store) LoadAlarmKeys() ([][]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	keys := map[string]bool{}
+	overlay := s.batchOverlay()
+	var out [][]byte
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(alarmBucket).ForEach(func(k, _ []byte) error {
-			keys[string(k)] = true
-			return nil
+		return mergeBucket(tx.Bucket(alarmBucket), overlay[string(alarmBucket)], func(k, _ []byte) {
+			out = append(out, slices.Clone(k))
 		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mvcc: read alarms from %s: %w", s.path, err)
-	}
-	for _, b := range []*batch{s.committing, s.pending} {
-		if b == nil {
-			continue
-		}
-		for _, op := range b.others {
-			if string(op.bucket) == string(alarmBucket) {
-				keys[string(op.key)] = op.value != nil
-			}
-		}
-	}
-	var out [][]byte
-	for k, on := range keys {
-		if on {
-			out = append(out, []byte(k))
-		}
 	}
 	return out, nil
 }

@@ -47,24 +47,17 @@ func (s *Store) ApplyAuth(index uint64, ops []auth.Op) error {
 }
 
 // LoadAuth returns the contents of the auth buckets, including changes not
-// yet committed to bbolt, for auth.Load. Safe from any goroutine.
+// yet committed to bbolt, for auth.Load: each bucket in key order. Safe
+// from any goroutine.
 func (s *Store) LoadAuth() ([]auth.Op, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	kvs := map[string]map[string][]byte{}
-	set := func(bucket, k, v []byte) {
-		m := kvs[string(bucket)]
-		if m == nil {
-			m = map[string][]byte{}
-			kvs[string(bucket)] = m
-		}
-		m[string(k)] = v
-	}
+	overlay := s.batchOverlay()
+	var out []auth.Op
 	err := s.db.View(func(tx *bolt.Tx) error {
 		for _, name := range authBuckets {
-			err := tx.Bucket(name).ForEach(func(k, v []byte) error {
-				set(name, k, slices.Clone(v))
-				return nil
+			err := mergeBucket(tx.Bucket(name), overlay[string(name)], func(k, v []byte) {
+				out = append(out, auth.Op{Bucket: name, Key: slices.Clone(k), Value: slices.Clone(v)})
 			})
 			if err != nil {
 				return err
@@ -74,31 +67,6 @@ func (s *Store) LoadAuth() ([]auth.Op, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mvcc: read auth from %s: %w", s.path, err)
-	}
-	// A committing batch may be in bbolt already: replaying it is harmless.
-	for _, b := range []*batch{s.committing, s.pending} {
-		if b == nil {
-			continue
-		}
-		for _, op := range b.others {
-			if slices.ContainsFunc(authBuckets, func(n []byte) bool { return string(n) == string(op.bucket) }) {
-				set(op.bucket, op.key, op.value)
-			}
-		}
-	}
-	var out []auth.Op
-	for _, name := range authBuckets {
-		m := kvs[string(name)]
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			if v := m[k]; v != nil {
-				out = append(out, auth.Op{Bucket: name, Key: []byte(k), Value: v})
-			}
-		}
 	}
 	return out, nil
 }
