@@ -68,13 +68,7 @@ func (a *applier) authError(st *auth.State, ai auth.Info, req *pb.InternalRaftRe
 	case req.Put != nil:
 		return st.CheckPut(ai, req.Put, a.leaseKeys)
 	case req.DeleteRange != nil:
-		r := req.DeleteRange
-		if err := st.IsDeleteRangePermitted(ai, r.Key, r.RangeEnd); err != nil {
-			return err
-		}
-		if r.PrevKv {
-			return st.IsRangePermitted(ai, r.Key, r.RangeEnd)
-		}
+		return st.CheckDeleteRange(ai, req.DeleteRange)
 	case req.Txn != nil:
 		return st.CheckTxnLeases(ai, req.Txn, a.leaseKeys)
 	case req.LeaseRevoke != nil:

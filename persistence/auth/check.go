@@ -66,6 +66,19 @@ func (s *State) IsAdminPermitted(ai Info) error {
 	return nil
 }
 
+// CheckDeleteRange is etcd's check of a DeleteRange: write permission on
+// the range, and read permission with prev_kv (the deleted pairs come
+// back).
+func (s *State) CheckDeleteRange(ai Info, r *pb.DeleteRangeRequest) error {
+	if err := s.IsDeleteRangePermitted(ai, r.Key, r.RangeEnd); err != nil {
+		return err
+	}
+	if r.PrevKv {
+		return s.IsRangePermitted(ai, r.Key, r.RangeEnd)
+	}
+	return nil
+}
+
 // LeaseKeys looks up the keys attached to lease id; ok is false when
 // there is no such lease.
 type LeaseKeys func(id int64) (keys [][]byte, ok bool)
@@ -110,8 +123,8 @@ func (s *State) CheckLeaseKeys(ai Info, id int64, leases LeaseKeys) error {
 
 // CheckTxn is etcd's CheckTxnAuth: read permission on every compare's
 // range, then each op of both branches: read for a Range, CheckPut for a
-// Put (without the lease check; see CheckTxnLeases), write (and read with
-// prev_kv) for a DeleteRange, and a nested Txn the same way.
+// Put (without the lease check; see CheckTxnLeases), CheckDeleteRange for
+// a DeleteRange, and a nested Txn the same way.
 //
 // etcd 3.6.8 checks neither nested txns nor a put's prev_kv in a txn,
 // which let a user read and write keys it has no permission on; etcd
@@ -156,16 +169,10 @@ func (s *State) checkOps(ai Info, ops []*pb.RequestOp, leases LeaseKeys) error {
 				return err
 			}
 		case *pb.RequestOp_RequestDeleteRange:
-			d := r.RequestDeleteRange
-			if d == nil {
+			if r.RequestDeleteRange == nil {
 				continue
 			}
-			if d.PrevKv {
-				if err := s.IsRangePermitted(ai, d.Key, d.RangeEnd); err != nil {
-					return err
-				}
-			}
-			if err := s.IsDeleteRangePermitted(ai, d.Key, d.RangeEnd); err != nil {
+			if err := s.CheckDeleteRange(ai, r.RequestDeleteRange); err != nil {
 				return err
 			}
 		case *pb.RequestOp_RequestTxn:
