@@ -38,8 +38,6 @@ func NewConnMux(root net.Listener) *ConnMux {
 	m := &ConnMux{root: root, grpc: newChanListener(root.Addr()), http: newChanListener(root.Addr())}
 	if tl, ok := root.(*tlsListener); ok {
 		m.sec = tl.sec
-		// dispatchTLS runs the post-handshake checks, as etcd's listener.
-		tl.cfg = tl.sec.ServerConfig()
 	}
 	return m
 }

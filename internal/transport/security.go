@@ -149,23 +149,12 @@ func (s *Security) minVersion() uint16 {
 // user runs accepted on each connection after the handshake (the CRL and
 // SAN checks, as etcd's TLS listener).
 func (s *Security) ServerConfig() *tls.Config {
-	return s.serverConfig(false)
-}
-
-// serverConfig is ServerConfig; with checkInHandshake the CRL and SAN
-// checks run within the handshake instead (the client reads an alert
-// rather than etcd's closed connection), for servers that handshake on
-// their own (net/http).
-func (s *Security) serverConfig(checkInHandshake bool) *tls.Config {
-	return &tls.Config{MinVersion: s.minVersion(), MaxVersion: s.info.MaxVersion,
-		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-			return s.configForClient(hello, checkInHandshake)
-		}}
+	return &tls.Config{MinVersion: s.minVersion(), MaxVersion: s.info.MaxVersion, GetConfigForClient: s.configForClient}
 }
 
 // configForClient builds the configuration of one server handshake from
 // the files as they are now.
-func (s *Security) configForClient(hello *tls.ClientHelloInfo, checkInHandshake bool) (*tls.Config, error) {
+func (s *Security) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 	cert, err := s.cert.get()
 	if err != nil {
 		s.log.Warn("cannot load the server certificate", "err", err)
@@ -191,15 +180,9 @@ func (s *Security) configForClient(hello *tls.ClientHelloInfo, checkInHandshake 
 	if hello.Conn != nil {
 		remote = hello.Conn.RemoteAddr()
 	}
-	if s.allowed != nil || checkInHandshake {
+	if s.allowed != nil {
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			var err error
-			if s.allowed != nil {
-				err = s.verifyAllowed(cs)
-			}
-			if err == nil && checkInHandshake {
-				err = s.verifyAccepted(cs, remote)
-			}
+			err := s.verifyAllowed(cs)
 			if err != nil {
 				s.logRejected(addrString(remote), cs, err)
 				return &verifyError{err}
@@ -351,13 +334,15 @@ func (s *Security) clientCertificate(*tls.CertificateRequestInfo) (*tls.Certific
 }
 
 // listener returns lis as clients must meet it: lis itself in plaintext,
-// else a listener of TLS connections whose handshake runs on first use
-// (ConnMux, the gRPC credentials or net/http), never in Accept.
+// else a listener of TLS connections whose handshake runs on first use,
+// never in Accept. Every user handshakes them and then runs accepted:
+// ConnMux (the client port, and NewHTTPMux for HTTP-only servers) and
+// the gRPC credentials.
 func (s *Security) listener(lis net.Listener) net.Listener {
 	if s == nil {
 		return lis
 	}
-	return &tlsListener{Listener: lis, sec: s, cfg: s.serverConfig(true)}
+	return &tlsListener{Listener: lis, sec: s, cfg: s.ServerConfig()}
 }
 
 // serverOptions are the gRPC server options that secure a server: none in

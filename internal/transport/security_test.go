@@ -77,7 +77,7 @@ func echoServer(t *testing.T, sec *Security) string {
 			}
 			go func() {
 				defer c.Close()
-				if c.(*tls.Conn).Handshake() == nil {
+				if tc := c.(*tls.Conn); tc.Handshake() == nil && sec.accepted(tc) == nil {
 					_, _ = c.Write([]byte("ok"))
 				}
 			}()
