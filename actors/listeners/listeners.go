@@ -270,13 +270,22 @@ func (l *listeners) goServe(u url.URL, what string, serve func() error) {
 // newHTTPServer returns the serving function of an HTTP server on lis.
 func (l *listeners) newHTTPServer(lis net.Listener, h http.Handler) func() error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	if mux := transport.NewHTTPMux(lis); mux != nil {
-		// The mux's goroutine ends when srv closes lis (its root).
-		go mux.Serve()
-		return func() error { return serveHTTP(srv, &rootClosing{Listener: mux.HTTP(), root: lis}) }
-	}
 	l.https = append(l.https, srv)
-	return func() error { return serveHTTP(srv, lis) }
+	mux := transport.NewHTTPMux(lis)
+	if mux == nil {
+		return func() error { return serveHTTP(srv, lis) }
+	}
+	// Over TLS the mux handshakes and checks each connection first; its
+	// goroutine ends when srv's shutdown closes lis (the mux's root) and
+	// is waited for here.
+	return func() error {
+		done := make(chan struct{})
+		go func() { defer close(done); mux.Serve() }()
+		err := serveHTTP(srv, &rootClosing{Listener: mux.HTTP(), root: lis})
+		_ = lis.Close()
+		<-done
+		return err
+	}
 }
 
 // rootClosing is the HTTP half of a mux whose Close also closes the
