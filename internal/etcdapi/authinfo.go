@@ -49,12 +49,25 @@ func NewAuthenticator(view *memberview.View, tokens authtoken.Provider, clientCe
 	return &Authenticator{view: view, tokens: tokens, clientCertAuth: clientCertAuth, logger: logger}
 }
 
+// noAuth is the state of a nil Authenticator: auth disabled.
+var noAuth = auth.Empty()
+
+// state is the member's auth state. A nil Authenticator (a service built
+// without one: tests, the actor API's fakes) is a member whose auth is
+// off: every request is anonymous and every check passes.
+func (a *Authenticator) state() *auth.State {
+	if a == nil {
+		return noAuth
+	}
+	return a.view.Auth()
+}
+
 // Info returns who sent ctx's request and the auth state that answer is
 // valid for. Without auth, or without any credential, the Info is empty
 // (the permission checks then say "user name is empty" as etcd's); a
 // token nobody issued is ErrGRPCInvalidAuthToken.
 func (a *Authenticator) Info(ctx context.Context) (auth.Info, *auth.State, error) {
-	st := a.view.Auth()
+	st := a.state()
 	if !st.Enabled() {
 		return auth.Info{}, st, nil
 	}
@@ -124,7 +137,7 @@ func (a *Authenticator) check(ctx context.Context, chk func(*auth.State, auth.In
 // with an auth revision gets ErrGRPCAuthOldRevision if the auth state
 // changed while it read.
 func (a *Authenticator) fresh(ai auth.Info) error {
-	if ai.Revision != 0 && ai.Revision != a.view.Auth().Revision() {
+	if ai.Revision != 0 && ai.Revision != a.state().Revision() {
 		return rpctypes.ErrGRPCAuthOldRevision
 	}
 	return nil

@@ -102,15 +102,6 @@ type Cluster struct {
 	dial transport.Dialer
 }
 
-// admin is etcd's membership permission check, made by the member that
-// receives the request, before the change is proposed.
-func (c *Cluster) admin(ctx context.Context) error {
-	if c.Auth == nil {
-		return nil
-	}
-	return c.Auth.admin(ctx)
-}
-
 func (c *Cluster) header() *pb.ResponseHeader {
 	b := c.Backend
 	return &pb.ResponseHeader{ClusterId: b.ClusterID(), MemberId: b.MemberID(), RaftTerm: b.Term()}
@@ -174,7 +165,7 @@ func (c *Cluster) MemberAdd(ctx context.Context, req *pb.MemberAddRequest) (*pb.
 	if err != nil {
 		return nil, rpctypes.ErrGRPCMemberBadURLs
 	}
-	if err := c.admin(ctx); err != nil {
+	if err := c.Auth.admin(ctx); err != nil {
 		return nil, err
 	}
 	now := time.Now()
@@ -214,7 +205,7 @@ func (c *Cluster) MemberRemove(ctx context.Context, req *pb.MemberRemoveRequest)
 	if err := c.check(); err != nil {
 		return nil, err
 	}
-	if err := c.admin(ctx); err != nil {
+	if err := c.Auth.admin(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.mayRemove(req.ID); err != nil {
@@ -238,7 +229,7 @@ func (c *Cluster) MemberUpdate(ctx context.Context, req *pb.MemberUpdateRequest)
 	if err != nil {
 		return nil, rpctypes.ErrGRPCMemberBadURLs
 	}
-	if err := c.admin(ctx); err != nil {
+	if err := c.Auth.admin(ctx); err != nil {
 		return nil, err
 	}
 	ms, err := c.Backend.ProposeConfChange(ctx, membership.UpdateChange(req.ID, urls))
@@ -256,7 +247,7 @@ func (c *Cluster) MemberPromote(ctx context.Context, req *pb.MemberPromoteReques
 	if err := c.check(); err != nil {
 		return nil, err
 	}
-	if err := c.admin(ctx); err != nil {
+	if err := c.Auth.admin(ctx); err != nil {
 		return nil, err
 	}
 	var ms []membership.Member

@@ -53,7 +53,7 @@ func (s *KV) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse
 			return nil, err
 		}
 	}
-	ai, err := s.checkRead(ctx, func(st *auth.State, ai auth.Info) error {
+	ai, err := s.cfg.Auth.check(ctx, func(st *auth.State, ai auth.Info) error {
 		return st.IsRangePermitted(ai, req.Key, req.RangeEnd)
 	})
 	if err != nil {
@@ -67,28 +67,11 @@ func (s *KV) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse
 	if err != nil {
 		return nil, toGRPC(err)
 	}
-	if err := s.freshRead(ai); err != nil {
+	if err := s.cfg.Auth.fresh(ai); err != nil {
 		return nil, err
 	}
 	s.fill(resp.Header)
 	return resp, nil
-}
-
-// checkRead checks a read served here, before it reads, as etcd's
-// doSerialize; freshRead then refuses its answer if the auth state
-// changed meanwhile.
-func (s *KV) checkRead(ctx context.Context, chk func(*auth.State, auth.Info) error) (auth.Info, error) {
-	if s.cfg.Auth == nil {
-		return auth.Info{}, nil
-	}
-	return s.cfg.Auth.check(ctx, chk)
-}
-
-func (s *KV) freshRead(ai auth.Info) error {
-	if s.cfg.Auth == nil {
-		return nil
-	}
-	return s.cfg.Auth.fresh(ai)
 }
 
 // Put writes one key.
@@ -148,7 +131,7 @@ func (s *KV) readTxn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, 
 			return nil, err
 		}
 	}
-	ai, err := s.checkRead(ctx, func(st *auth.State, ai auth.Info) error { return st.CheckTxn(ai, req) })
+	ai, err := s.cfg.Auth.check(ctx, func(st *auth.State, ai auth.Info) error { return st.CheckTxn(ai, req) })
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +143,7 @@ func (s *KV) readTxn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, 
 	if err != nil {
 		return nil, toGRPC(err)
 	}
-	if err := s.freshRead(ai); err != nil {
+	if err := s.cfg.Auth.fresh(ai); err != nil {
 		return nil, err
 	}
 	s.fill(resp.Header)
@@ -217,7 +200,7 @@ func proposeAs[T any](ctx context.Context, s *KV, r *pb.InternalRaftRequest) (T,
 // etcd's processInternalRaftRequestOnce, for the applier's permission
 // checks; an Authenticate carries none (its password was checked here).
 func (s *KV) stamp(ctx context.Context, r *pb.InternalRaftRequest) error {
-	if s.cfg.Auth == nil || r.Authenticate != nil {
+	if r.Authenticate != nil {
 		return nil
 	}
 	user, rev, err := s.cfg.Auth.stamp(ctx)

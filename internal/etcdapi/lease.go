@@ -250,9 +250,6 @@ func (s *Lease) forwardTimeToLive(ctx context.Context, lead uint64, req *pb.Leas
 // ones the answer lists, which are the ones the client would see.
 func (s *Lease) checkKeys(ctx context.Context, keys [][]byte) error {
 	a := s.kv.cfg.Auth
-	if a == nil {
-		return nil
-	}
 	ai, st, err := a.Info(ctx)
 	if err != nil || !st.Enabled() {
 		return err
@@ -265,7 +262,7 @@ func (s *Lease) checkKeys(ctx context.Context, keys [][]byte) error {
 			return authErr(err)
 		}
 	}
-	if st.Revision() != a.view.Auth().Revision() {
+	if st.Revision() != a.state().Revision() {
 		return rpctypes.ErrGRPCAuthOldRevision
 	}
 	return nil

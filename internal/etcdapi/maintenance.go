@@ -24,12 +24,7 @@ type Maintenance struct {
 // admin lets only root-role users through, as etcd's
 // authMaintenanceServer does for every call but Alarm (which the
 // applier decides on).
-func (m *Maintenance) admin(ctx context.Context) error {
-	if m.KV.cfg.Auth == nil {
-		return nil
-	}
-	return m.KV.cfg.Auth.admin(ctx)
-}
+func (m *Maintenance) admin(ctx context.Context) error { return m.KV.cfg.Auth.admin(ctx) }
 
 // Downgrade is admin-only, as etcd's; past that check it answers
 // Unimplemented.

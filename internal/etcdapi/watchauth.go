@@ -16,11 +16,7 @@ import (
 // lets a user who may read one key watch every key after it; troupe
 // checks the whole range.
 func (ws *watchStream) permitted(key, end []byte) (string, error) {
-	a := ws.cfg.Auth
-	if a == nil {
-		return "", nil
-	}
-	ai, st, err := a.Info(ws.stream.Context())
+	ai, st, err := ws.cfg.Auth.Info(ws.stream.Context())
 	if err != nil {
 		return "", err
 	}
@@ -46,10 +42,7 @@ func watchDenied(err error) string {
 // longer read are canceled with the reason a create would get, before
 // any more of their events go out.
 func (ws *watchStream) recheck() error {
-	if ws.cfg.Auth == nil {
-		return nil
-	}
-	st := ws.cfg.Auth.view.Auth()
+	st := ws.cfg.Auth.state()
 	now := authStamp{enabled: st.Enabled(), revision: st.Revision()}
 	if now == ws.authSeen {
 		return nil
