@@ -41,12 +41,6 @@ func (a *applier) loadAuth() {
 	}
 }
 
-// requestAuth is the sender of req as its header names it (etcd's
-// authApplierV3 takes it from the header; none: no user).
-func requestAuth(req *pb.InternalRaftRequest) auth.Info {
-	return auth.Info{Username: req.GetHeader().GetUsername(), Revision: req.GetHeader().GetAuthRevision()}
-}
-
 // checkAuth refuses a write req at index that its sender may not make, as
 // etcd's authApplierV3 (Put, DeleteRange, Txn, LeaseRevoke; a txn's puts
 // with prev_kv and lease checked too, as etcd's later 3.6 releases, see
@@ -56,7 +50,7 @@ func (a *applier) checkAuth(idx uint64, req *pb.InternalRaftRequest) error {
 	if !st.Enabled() {
 		return nil
 	}
-	err := a.authError(st, requestAuth(req), req)
+	err := a.authError(st, auth.InfoOf(req), req)
 	if err != nil {
 		a.cfg.Store.SetConsistentIndex(idx)
 	}

@@ -33,6 +33,12 @@ func needAdmin(r *pb.InternalRaftRequest) bool {
 		r.AuthUserList != nil || r.AuthRoleList != nil
 }
 
+// InfoOf is the sender of req as its header names it (etcd's
+// authApplierV3 takes it from the header; none: no user).
+func InfoOf(req *pb.InternalRaftRequest) Info {
+	return Info{Username: req.GetHeader().GetUsername(), Revision: req.GetHeader().GetAuthRevision()}
+}
+
 // Apply applies the auth request of req as etcd's authApplierV3 and
 // authStore do, with the sender from req.Header: the admin check first,
 // then the request. It returns the next state (s itself when nothing
@@ -43,7 +49,7 @@ func needAdmin(r *pb.InternalRaftRequest) bool {
 // simple token depends on the entry's index (SimpleToken), a JWT is signed
 // by the API layer; the caller fills it in.
 func (s *State) Apply(req *pb.InternalRaftRequest) (next *State, resp any, ops []Op, err error) {
-	ai := Info{Username: req.GetHeader().GetUsername(), Revision: req.GetHeader().GetAuthRevision()}
+	ai := InfoOf(req)
 	if needAdmin(req) {
 		if err := s.IsAdminPermitted(ai); err != nil {
 			return s, nil, nil, err
