@@ -5,7 +5,9 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -178,6 +180,46 @@ func TestChaosInProcess(t *testing.T) {
 	wg.Wait()
 	t.Logf("in-process network faults: %v", counts)
 	if r.Failed() {
-		t.Fatalf("chaos schedule failed; replay with -chaos.seed=%d\n%s", r.Seed, r)
+		t.Fatalf("chaos schedule failed; replay with -chaos.seed=%d\n%s\nmembers at the end:\n%s", r.Seed, r, ic.state())
 	}
+}
+
+// state describes each member as it ended, for a failed schedule: whether
+// it stopped by itself (and why), its raft view, its store and its peers.
+// CI prints only the tail of a failed run, so this travels in the failure.
+func (ic *inprocCluster) state() string {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	var b strings.Builder
+	for i, n := range ic.c.nodes {
+		if n == nil {
+			fmt.Fprintf(&b, "  m%d: stopped by the schedule\n", i)
+			continue
+		}
+		stopped := "running"
+		select {
+		case err := <-n.Done():
+			stopped = fmt.Sprintf("STOPPED BY ITSELF: %v", err)
+		default:
+		}
+		fmt.Fprintf(&b, "  m%d %x: %s; leader=%x term=%d raft-index=%d restarts=%d", i, n.MemberID(), stopped,
+			n.view.Leader(), n.view.Term(), n.view.RaftIndex(), n.view.Restarts())
+		if st := n.raft.Store(); st != nil {
+			fmt.Fprintf(&b, " rev=%d consistent-index=%d", st.Rev(), st.ConsistentIndex())
+		} else {
+			b.WriteString(" store=none (core down)")
+		}
+		for _, id := range ic.c.ids {
+			if id == n.MemberID() {
+				continue
+			}
+			match, commit, ok := n.view.Progress(id)
+			fmt.Fprintf(&b, " peer %x: active-since=%s", id, n.view.PeerActiveSince(id).Format("15:04:05.000"))
+			if ok {
+				fmt.Fprintf(&b, " match=%d commit=%d", match, commit)
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
