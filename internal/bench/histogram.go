@@ -52,9 +52,11 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 }
 
 // Min, Max and Mean of the recorded values (0 when empty).
-func (h *Histogram) Min() time.Duration  { return micros(h.h.Min()) }
-func (h *Histogram) Max() time.Duration  { return micros(h.h.Max()) }
-func (h *Histogram) Mean() time.Duration { return time.Duration(h.h.Mean() * float64(time.Microsecond)) }
+func (h *Histogram) Min() time.Duration { return micros(h.h.Min()) }
+func (h *Histogram) Max() time.Duration { return micros(h.h.Max()) }
+func (h *Histogram) Mean() time.Duration {
+	return time.Duration(h.h.Mean() * float64(time.Microsecond))
+}
 
 // StdDev of the recorded values.
 func (h *Histogram) StdDev() time.Duration {

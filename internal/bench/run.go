@@ -152,4 +152,3 @@ func randomValue(n int) string {
 	_, _ = rand.Read(b)
 	return string(b)
 }
-
