@@ -42,7 +42,7 @@ type abandoned struct {
 }
 
 // openAbandoned connects a client whose connection can be stalled, and
-// makes one request so the connection is up before it stalls.
+// makes one request so the connection is up before anything stalls.
 func openAbandoned(ctx context.Context, cfg *Config) (*abandoned, error) {
 	a := &abandoned{}
 	dialer := grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
@@ -64,10 +64,22 @@ func openAbandoned(ctx context.Context, cfg *Config) (*abandoned, error) {
 		_ = a.cli.Close()
 		return nil, fmt.Errorf("abandon: first request: %w", err)
 	}
+	return a, nil
+}
+
+// stall stops reading a's connection.
+func (a *abandoned) stall() {
 	if c := a.conn.Load(); c != nil {
 		c.stalled.Store(true)
 	}
-	return a, nil
+}
+
+// close frees a stalled read first, so the client's goroutines end.
+func (a *abandoned) close() {
+	if c := a.conn.Load(); c != nil {
+		c.once.Do(func() { close(c.release) })
+	}
+	_ = a.cli.Close()
 }
 
 // runAbandon opens --watches watch calls (each on the whole key space)
@@ -98,7 +110,7 @@ func runAbandon(ctx context.Context, cfg *Config) (*Result, error) {
 	defer func() {
 		cancelCalls()
 		for _, a := range calls {
-			_ = a.cli.Close()
+			a.close()
 		}
 		wg.Wait()
 	}()
@@ -116,12 +128,17 @@ func runAbandon(ctx context.Context, cfg *Config) (*Result, error) {
 		}
 		calls = append(calls, a)
 		if i < cfg.AbandonWatches {
-			ch := a.cli.Watch(callCtx, "\x00", clientv3.WithFromKey())
+			// Watch returns once the server said created: the watch is
+			// open when its connection stops reading.
+			ch := a.cli.Watch(callCtx, "\x00", clientv3.WithFromKey(), clientv3.WithCreatedNotify())
+			a.stall()
 			wg.Go(func() {
-				for range ch { //nolint:revive // drained only when the stalled connection closes
+				for range ch { //nolint:revive // ends when the connection is closed
 				}
 			})
 		} else {
+			// The request goes out; its response is never read.
+			a.stall()
 			wg.Go(func() { _, _ = a.cli.Get(callCtx, "\x00", clientv3.WithFromKey()) })
 		}
 		w.record(st, time.Now(), start, nil)

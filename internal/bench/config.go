@@ -125,6 +125,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--read-ratio must be within 0..1, got %v", c.ReadRatio)
 	case c.TxnOps < 1:
 		return fmt.Errorf("--txn-ops must be at least 1, got %d", c.TxnOps)
+	case c.Workload == TxnPut && c.TxnOps > c.KeySpace:
+		return fmt.Errorf("txn-put puts distinct keys: --txn-ops %d needs --key-space of at least as many, got %d", c.TxnOps, c.KeySpace)
 	case c.Workload == WatchLatency && (c.Watchers < 1 || c.Streams < 1 || c.Streams > c.Watchers):
 		return fmt.Errorf("--watchers (%d) and --streams (%d) must be at least 1, streams at most watchers", c.Watchers, c.Streams)
 	case c.Workload == WatchLatency && c.ValSize < 8:

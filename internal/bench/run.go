@@ -58,9 +58,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	case TxnPut:
 		op = func(ctx context.Context, cli *clientv3.Client, w *worker, seq int64) error {
+			// Consecutive keys from the picked one: a txn may not put a
+			// key twice.
+			first := w.keyNumber(&cfg, seq*int64(cfg.TxnOps))
 			ops := make([]clientv3.Op, cfg.TxnOps)
 			for i := range ops {
-				ops[i] = clientv3.OpPut(keyOf(w.key, w.keyNumber(&cfg, seq*int64(cfg.TxnOps)+int64(i))), val)
+				ops[i] = clientv3.OpPut(keyOf(w.key, (first+i)%cfg.KeySpace), val)
 			}
 			_, err := cli.Txn(ctx).Then(ops...).Commit()
 			return err
