@@ -70,12 +70,16 @@ type Bucket struct {
 }
 
 // Buckets splits [Min, Max] into n bars of equal width, as etcd's
-// benchmark prints its response time histogram. The counts sum to Count.
+// benchmark prints its response time histogram (one bar when all values
+// are equal). The counts sum to Count.
 func (h *Histogram) Buckets(n int) []Bucket {
 	if h.Count() == 0 || n <= 0 {
 		return nil
 	}
 	lo, hi := h.h.Min(), h.h.Max()
+	if lo == hi {
+		return []Bucket{{Upper: micros(hi), Count: h.Count()}}
+	}
 	width := float64(hi-lo) / float64(n)
 	out := make([]Bucket, n)
 	for i := range out {
@@ -89,10 +93,7 @@ func (h *Histogram) Buckets(n int) []Bucket {
 		// A bar of the hdr histogram holds equivalent values; place it
 		// by its highest one, which Max reports too.
 		v := b.To
-		i := n - 1
-		if width > 0 {
-			i = min(int(float64(v-lo)/width), n-1)
-		}
+		i := min(int(float64(v-lo)/width), n-1)
 		// Rounding may put a value just past a bar's upper bound.
 		for i > 0 && micros(v) <= out[i-1].Upper {
 			i--
