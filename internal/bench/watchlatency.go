@@ -23,10 +23,12 @@ type putStart struct {
 	start atomic.Int64 // its start, in ns since the run's start
 }
 
-// runWatchLatency puts to one key, one put at a time per putting client
-// (--clients, paced by --rate), while --watchers watchers on --streams
+// runWatchLatency puts to one key while --watchers watchers on --streams
 // watch streams watch it; each event's latency runs from its put's start
-// to the watcher receiving it.
+// to the watcher receiving it. Without --rate one put is in flight at a
+// time and the next starts once every watcher has the last one's event
+// (latency without queueing, as e2e's BenchmarkWatchLatency); with --rate
+// --clients putters put at that rate whether or not the events kept up.
 func runWatchLatency(ctx context.Context, cfg *Config) (*Result, error) {
 	clis, err := dial(ctx, cfg, cfg.Conns)
 	if err != nil {
@@ -64,11 +66,12 @@ func runWatchLatency(ctx context.Context, cfg *Config) (*Result, error) {
 	var putsDone atomic.Int64
 	watchers := make([]*worker, cfg.Watchers)
 	var late atomic.Int64
+	d := &delivery{arrived: make(chan struct{}, 1)}
 	var wg sync.WaitGroup
 	for i := range watchers {
 		w := newWorker(i, cfg.KeySize)
 		watchers[i] = w
-		wg.Go(func() { receiveEvents(chans[i], w, &ring, start, &late) })
+		wg.Go(func() { receiveEvents(chans[i], w, &ring, start, &late, d) })
 	}
 
 	watch, err := startServerWatch(cfg.ServerPIDs)
@@ -82,12 +85,19 @@ func runWatchLatency(ctx context.Context, cfg *Config) (*Result, error) {
 		slot.start.Store(int64(time.Since(start)))
 		slot.seq.Store(seq + 1)
 		_, err := cli.Put(ctx, key, string(val))
-		if err == nil {
-			putsDone.Add(1)
+		if err != nil {
+			return err
 		}
-		return err
+		n := putsDone.Add(1)
+		if cfg.Rate == 0 {
+			return d.wait(ctx, n*int64(cfg.Watchers))
+		}
+		return nil
 	}
 	pcfg := *cfg
+	if cfg.Rate == 0 {
+		pcfg.Clients = 1
+	}
 	puts, runErr := loop(ctx, &pcfg, "puts", clis, int64(cfg.Total), cfg.Duration, nil, put)
 	if puts == nil {
 		return nil, runErr
@@ -133,7 +143,38 @@ func allSeen(ws []*worker, want int64) bool {
 	return true
 }
 
-func receiveEvents(ch clientv3.WatchChan, w *worker, ring *[ringSize]putStart, start time.Time, late *atomic.Int64) {
+// delivery counts the events all watchers received, so a putter can wait
+// for its put's events without polling.
+type delivery struct {
+	events  atomic.Int64
+	arrived chan struct{} // a token after each response; capacity 1
+}
+
+func (d *delivery) add(n int64) {
+	d.events.Add(n)
+	select {
+	case d.arrived <- struct{}{}:
+	default:
+	}
+}
+
+// wait returns once want events arrived, or errors after 30 s.
+func (d *delivery) wait(ctx context.Context, want int64) error {
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	for d.events.Load() < want {
+		select {
+		case <-d.arrived:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeout.C:
+			return fmt.Errorf("watch-latency: %d of %d events within 30s", d.events.Load(), want)
+		}
+	}
+	return nil
+}
+
+func receiveEvents(ch clientv3.WatchChan, w *worker, ring *[ringSize]putStart, start time.Time, late *atomic.Int64, d *delivery) {
 	for resp := range ch {
 		now := time.Now()
 		for _, ev := range resp.Events {
@@ -150,5 +191,6 @@ func receiveEvents(ch clientv3.WatchChan, w *worker, ring *[ringSize]putStart, s
 			}
 			w.seen.Add(1)
 		}
+		d.add(int64(len(resp.Events)))
 	}
 }
