@@ -63,6 +63,8 @@ func ResolveServer(s string) (string, error) {
 		}
 		return strings.ReplaceAll(etcdTemplate, "{bin}", shellQuote(bin)), nil
 	}
+	// A template written over several lines is one command.
+	s = strings.Join(strings.Fields(s), " ")
 	if !strings.Contains(s, "{data_dir}") || !strings.Contains(s, "{client_url}") {
 		return "", fmt.Errorf("server command %q: not a preset (troupe, etcd), and a template needs at least {data_dir} and {client_url}", s)
 	}
