@@ -30,6 +30,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stdout, stderr)
 	case "snapshot":
 		return snapshot(args[1:], stdout, stderr)
+	case "bench":
+		return benchCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		return version(stdout)
 	case "help", "-h", "-help", "--help":
@@ -51,6 +53,10 @@ func usage(w io.Writer) {
     Save a member's database, show a snapshot file's status, or build a
     new data dir from a snapshot (also one saved from etcd 3.4);
     'troupe snapshot --help' for the flags.
+
+  troupe bench <workload>|compare [flags]
+    Load any etcd v3 endpoint and report throughput and latency, or
+    compare two servers side by side; 'troupe bench --help' for more.
 
   troupe version
     Show the version of troupe.
