@@ -31,7 +31,7 @@ type CompareConfig struct {
 	Log io.Writer // a line per start and run; nil: none
 }
 
-// Run is one server's run in one round.
+// RunResult is one server's run in one round.
 type RunResult struct {
 	Round  int     `json:"round"`
 	Server string  `json:"server"` // "A" or "B"
