@@ -217,3 +217,35 @@ func TestBenchBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchAuthFlags runs put against a troupe with auth on: with
+// etcdctl's --user it succeeds, without it every put is refused.
+func TestBenchAuthFlags(t *testing.T) {
+	ep, _ := startTroupe(t)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.UserAdd(ctx, "root", "rootpw"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.UserGrantRole(ctx, "root", "root"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.AuthEnable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runArgs("bench", "put", "--endpoints", ep, "--total", "20", "--user", "root:rootpw", "--json")
+	var r bench.Result
+	if code != exitOK || json.Unmarshal([]byte(out), &r) != nil || r.Ops != 20 || r.Errors != 0 {
+		t.Errorf("with --user root:rootpw: exit %d, %d ops, %d errors\nstdout %s\nstderr %s", code, r.Ops, r.Errors, out, errOut)
+	}
+	code, out, _ = runArgs("bench", "put", "--endpoints", ep, "--total", "20", "--json")
+	r = bench.Result{}
+	if err := json.Unmarshal([]byte(out), &r); err != nil || code != exitOK || r.Ops != 0 || r.Errors != 20 {
+		t.Errorf("without --user: exit %d, %d ops, %d errors (%v), want every put refused", code, r.Ops, r.Errors, r.ErrorsByMessage)
+	}
+}
