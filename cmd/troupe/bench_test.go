@@ -162,7 +162,7 @@ func TestBenchCompareLoop(t *testing.T) {
 	tmpl := serverTemplate(t)
 	out := t.TempDir()
 	code, stdout, stderr := runArgs("bench", "compare", "--a", tmpl+" --snapshot-count 5000", "--b", tmpl,
-		"--rounds", "2", "--workload", "put", "--clients", "4", "--total", "150", "--val-size", "64",
+		"--rounds", "2", "--workload", "put", "--clients", "8", "--total", "400", "--val-size", "64",
 		"--data-root", t.TempDir(), "--out", out, "--json")
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
@@ -171,11 +171,13 @@ func TestBenchCompareLoop(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &c); err != nil {
 		t.Fatalf("%v: %s", err, stdout)
 	}
+	// 400 puts cost a server tens of ms of CPU, several of /proc's 10 ms
+	// ticks, so a CPU time of 0 is a wrong reading, not rounding.
 	var order []string
 	pids := map[int]bool{}
 	for _, r := range c.Runs {
 		order = append(order, fmt.Sprintf("%d%s", r.Round, r.Server))
-		if r.Result.Ops != 150 || len(r.Result.Servers) != 1 || r.Result.Servers[0].CPU <= 0 {
+		if r.Result.Ops != 400 || len(r.Result.Servers) != 1 || r.Result.Servers[0].CPU <= 0 {
 			t.Errorf("run %d%s: ops %d, servers %+v", r.Round, r.Server, r.Result.Ops, r.Result.Servers)
 		} else {
 			pids[r.Result.Servers[0].PID] = true
