@@ -33,6 +33,10 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	cfg.Workload = args[0]
 	fs := flag.NewFlagSet("troupe bench "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: troupe bench %s [flags]\n\nFlags:\n", cfg.Workload)
+		printBenchFlags(fs, stderr)
+	}
 	out := benchFlags(fs, &cfg)
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -128,6 +132,14 @@ func benchFlags(fs *flag.FlagSet, cfg *bench.Config) *benchOutput {
 	fs.BoolVar(&out.json, "json", false, "print the report as one JSON object (fields: see BENCHMARKS.md)")
 	fs.StringVar(&out.plot, "plot", "", "write the latency distribution and throughput over time to this SVG file")
 	return out
+}
+
+// printBenchFlags lists fs's flags as `troupe serve --help` does:
+// "--name 'default'" and the help on the next line.
+func printBenchFlags(fs *flag.FlagSet, w io.Writer) {
+	fs.VisitAll(func(f *flag.Flag) {
+		fmt.Fprintf(w, "  --%s '%s'\n      %s\n", f.Name, f.DefValue, f.Usage)
+	})
 }
 
 // fixTotal makes --duration replace the default --total.

@@ -23,7 +23,7 @@ func benchCompare(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: troupe bench compare --a troupe|'CMD' --b etcd|'CMD' --workload W [flags]\n\n"+
 			"A command template may use:\n  %s\n\nFlags:\n", bench.TemplateVars)
-		fs.PrintDefaults()
+		printBenchFlags(fs, stderr)
 	}
 	fs.StringVar(&cc.A, "a", "troupe", "server A: the preset troupe or etcd, or a command template")
 	fs.StringVar(&cc.B, "b", "etcd", "server B: the preset troupe or etcd, or a command template")

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -31,7 +32,7 @@ type CompareConfig struct {
 	Log io.Writer // a line per start and run; nil: none
 }
 
-// Run is one server's run in one round.
+// RunResult is one server's run in one round.
 type RunResult struct {
 	Round  int     `json:"round"`
 	Server string  `json:"server"` // "A" or "B"
@@ -114,6 +115,9 @@ func Compare(ctx context.Context, cc CompareConfig) (*Comparison, error) {
 		return nil, fmt.Errorf("--data-root: %w", err)
 	}
 	defer os.RemoveAll(root)
+	if onTmpfs(root) {
+		cc.logf("warning: --data-root %s is tmpfs, where fsync costs nothing: the figures flatter both servers; give a directory on a disk", root)
+	}
 	var certs *certFiles
 	if cc.TLS {
 		if certs, err = makeCerts(root); err != nil {
@@ -179,6 +183,14 @@ func (cc *CompareConfig) runOnce(ctx context.Context, tmpl, side string, round i
 		}
 	}
 	return r, nil
+}
+
+// tmpfsMagic is tmpfs's f_type in statfs(2).
+const tmpfsMagic = 0x01021994
+
+func onTmpfs(dir string) bool {
+	var st syscall.Statfs_t
+	return syscall.Statfs(dir, &st) == nil && st.Type == tmpfsMagic
 }
 
 func (cc *CompareConfig) logf(format string, args ...any) {

@@ -23,14 +23,14 @@ const (
 // p50, p99 and p99.9 marked), below the throughput in each second.
 func (r *Result) SVG() []byte {
 	var b bytes.Buffer
-	height := titleHeight + 2*panelHeight + panelGap + 50
+	height := titleHeight + 50 + 2*panelHeight + panelGap + 60
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n",
 		plotWidth, height, plotWidth, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="16" font-weight="bold">%s</text>`+"\n", marginLeft, html.EscapeString(r.title()))
 	fmt.Fprintf(&b, `<text x="%d" y="40">%s</text>`+"\n", marginLeft, html.EscapeString(r.subtitle()))
-	r.latencyPanel(&b, titleHeight+20)
-	r.throughputPanel(&b, titleHeight+20+panelHeight+panelGap)
+	r.latencyPanel(&b, titleHeight+50)
+	r.throughputPanel(&b, titleHeight+50+panelHeight+panelGap)
 	b.WriteString("</svg>\n")
 	return b.Bytes()
 }
@@ -40,8 +40,8 @@ func (r *Result) title() string {
 }
 
 func (r *Result) subtitle() string {
-	return fmt.Sprintf("%d clients, %d conns, key %d B, value %d B, key space %d, %d ops in %.1fs, %d errors, endpoints %v",
-		r.Clients, r.Conns, r.KeySize, r.ValSize, r.KeySpace, r.Ops, r.Elapsed.Seconds(), r.Errors, r.Endpoints)
+	return fmt.Sprintf("%d clients, %d conns, key %d B, value %d B, key space %d, %d ops in %.1fs, %d errors, %d endpoint(s)",
+		r.Clients, r.Conns, r.KeySize, r.ValSize, r.KeySpace, r.Ops, r.Elapsed.Seconds(), r.Errors, len(r.Endpoints))
 }
 
 func (r *Result) latencyPanel(b *bytes.Buffer, top int) {
@@ -69,7 +69,9 @@ func (r *Result) latencyPanel(b *bytes.Buffer, top int) {
 		us := max(float64(d)/float64(time.Microsecond), 1)
 		return float64(marginLeft) + (math.Log2(us)-first)*step
 	}
-	for _, m := range []struct {
+	// The labels go in the panel's top right corner, one per line, so
+	// close percentiles do not print over each other.
+	for i, m := range []struct {
 		name  string
 		value time.Duration
 		color string
@@ -77,7 +79,8 @@ func (r *Result) latencyPanel(b *bytes.Buffer, top int) {
 		x := xOf(m.value)
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="2" stroke-dasharray="5,3"/>`+"\n",
 			x, top, x, top+panelHeight, m.color)
-		fmt.Fprintf(b, `<text x="%.1f" y="%d" fill="%s">%s %s</text>`+"\n", x+3, top+12, m.color, m.name, fmtDur(m.value))
+		fmt.Fprintf(b, `<text x="%d" y="%d" fill="%s" text-anchor="end">%s %s (dashed)</text>`+"\n",
+			plotWidth-marginRight, top-36+14*i, m.color, m.name, fmtDur(m.value))
 	}
 	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="end">%d</text>`+"\n", marginLeft-5, top+10, most)
 }

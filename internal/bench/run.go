@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Run runs cfg's workload and reports it. ctx ends the run early (the
-// report then covers what ran).
+// report then covers what ran, and the error says why it stopped).
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -26,41 +29,55 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer closeAll(clis)
 	val := randomValue(cfg.ValSize)
-	var op opFunc
-	var setup func(context.Context, *clientv3.Client, *worker) error
-	total := int64(cfg.Total)
-	notes := map[string]float64{}
+	if (cfg.Workload == Range || cfg.Workload == RangeLarge) && !cfg.SkipLoad {
+		if err := load(ctx, &cfg, clis, val); err != nil {
+			return nil, err
+		}
+	}
+	setup, op := requestOf(&cfg, val)
+	watch, err := startServerWatch(cfg.ServerPIDs)
+	if err != nil {
+		return nil, err
+	}
+	p, runErr := loop(ctx, &cfg, cfg.Workload, clis, int64(cfg.Total), cfg.Duration, setup, op)
+	if p == nil {
+		return nil, runErr
+	}
+	r := newResult(&cfg, p, p.hist.Count())
+	if r.Servers, err = watch.finish(r.Ops); err != nil {
+		return nil, err
+	}
+	if cfg.Workload == RangeLarge {
+		r.Notes["keys_ranged_per_op"] = float64(cfg.KeySpace)
+		r.Notes["value_bytes_per_op"] = float64(cfg.KeySpace) * float64(cfg.ValSize)
+	}
+	return r, runErr
+}
+
+// requestOf is the request of a request-response workload, and the
+// per-client setup it needs (nil for none).
+func requestOf(cfg *Config, val string) (func(context.Context, *clientv3.Client, *worker) error, opFunc) {
 	switch cfg.Workload {
-	case Put:
-		op = func(ctx context.Context, cli *clientv3.Client, w *worker, seq int64) error {
-			_, err := cli.Put(ctx, keyOf(w.key, w.keyNumber(&cfg, seq)), val)
-			return err
-		}
 	case Range, RangeLarge:
-		if !cfg.SkipLoad {
-			if err := load(ctx, &cfg, clis, val); err != nil {
-				return nil, err
-			}
-		}
-		opts := readOpts(&cfg)
+		opts := readOpts(cfg)
 		if cfg.Workload == RangeLarge {
 			// The whole key space in one response: the server's memory
 			// per request shows.
 			opts = append(opts, clientv3.WithFromKey())
-		}
-		op = func(ctx context.Context, cli *clientv3.Client, w *worker, seq int64) error {
-			key := keyOf(w.key, w.keyNumber(&cfg, seq))
-			if cfg.Workload == RangeLarge {
-				key = "\x00"
+			return nil, func(ctx context.Context, cli *clientv3.Client, _ *worker, _ int64) error {
+				_, err := cli.Get(ctx, "\x00", opts...)
+				return err
 			}
-			_, err := cli.Get(ctx, key, opts...)
+		}
+		return nil, func(ctx context.Context, cli *clientv3.Client, w *worker, seq int64) error {
+			_, err := cli.Get(ctx, keyOf(w.key, w.keyNumber(cfg, seq)), opts...)
 			return err
 		}
 	case TxnPut:
-		op = func(ctx context.Context, cli *clientv3.Client, w *worker, seq int64) error {
+		return nil, func(ctx context.Context, cli *clientv3.Client, w *worker, seq int64) error {
 			// Consecutive keys from the picked one: a txn may not put a
 			// key twice.
-			first := w.keyNumber(&cfg, seq*int64(cfg.TxnOps))
+			first := w.keyNumber(cfg, seq*int64(cfg.TxnOps))
 			ops := make([]clientv3.Op, cfg.TxnOps)
 			for i := range ops {
 				ops[i] = clientv3.OpPut(keyOf(w.key, (first+i)%cfg.KeySpace), val)
@@ -69,9 +86,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return err
 		}
 	case Mixed:
-		opts := readOpts(&cfg)
-		op = func(ctx context.Context, cli *clientv3.Client, w *worker, seq int64) error {
-			key := keyOf(w.key, w.keyNumber(&cfg, seq))
+		opts := readOpts(cfg)
+		return nil, func(ctx context.Context, cli *clientv3.Client, w *worker, seq int64) error {
+			key := keyOf(w.key, w.keyNumber(cfg, seq))
 			var err error
 			if w.rnd.Float64() < cfg.ReadRatio {
 				_, err = cli.Get(ctx, key, opts...)
@@ -83,7 +100,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	case LeaseKeepAlive:
 		// As etcd's benchmark: each client keeps one lease alive with one
 		// LeaseKeepAlive request after another.
-		setup = func(ctx context.Context, cli *clientv3.Client, w *worker) error {
+		setup := func(ctx context.Context, cli *clientv3.Client, w *worker) error {
 			resp, err := cli.Grant(ctx, 60)
 			if err != nil {
 				return fmt.Errorf("lease-keepalive: grant: %w", err)
@@ -91,31 +108,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			w.lease = resp.ID
 			return nil
 		}
-		op = func(ctx context.Context, cli *clientv3.Client, w *worker, _ int64) error {
+		return setup, func(ctx context.Context, cli *clientv3.Client, w *worker, _ int64) error {
 			_, err := cli.KeepAliveOnce(ctx, w.lease)
 			return err
 		}
 	}
-	watch, err := startServerWatch(cfg.ServerPIDs)
-	if err != nil {
-		return nil, err
+	return nil, func(ctx context.Context, cli *clientv3.Client, w *worker, seq int64) error {
+		_, err := cli.Put(ctx, keyOf(w.key, w.keyNumber(cfg, seq)), val)
+		return err
 	}
-	p, runErr := loop(ctx, &cfg, cfg.Workload, clis, total, cfg.Duration, setup, op)
-	if p == nil {
-		return nil, runErr
-	}
-	r := newResult(&cfg, p, p.hist.Count())
-	if r.Servers, err = watch.finish(r.Ops); err != nil {
-		return nil, err
-	}
-	if cfg.Workload == RangeLarge {
-		notes["keys_ranged_per_op"] = float64(cfg.KeySpace)
-		notes["value_bytes_per_op"] = float64(cfg.KeySpace) * float64(cfg.ValSize)
-	}
-	for k, v := range notes {
-		r.Notes[k] = v
-	}
-	return r, runErr
 }
 
 func readOpts(cfg *Config) []clientv3.OpOption {
@@ -125,13 +126,12 @@ func readOpts(cfg *Config) []clientv3.OpOption {
 	return nil
 }
 
-// load writes every key of the key space once, with all clients, before a
-// read workload.
+// load writes every key of the key space once, with at least 16 clients,
+// before a read workload.
 func load(ctx context.Context, cfg *Config, clis []*clientv3.Client, val string) error {
 	lc := *cfg
 	lc.Rate = 0
 	lc.Clients = max(cfg.Clients, 16)
-	lc.Workload = "load"
 	p, err := loop(ctx, &lc, "load", clis, int64(cfg.KeySpace), 0, nil,
 		func(ctx context.Context, cli *clientv3.Client, w *worker, seq int64) error {
 			_, err := cli.Put(ctx, keyOf(w.key, int(seq)), val)
@@ -141,9 +141,8 @@ func load(ctx context.Context, cfg *Config, clis []*clientv3.Client, val string)
 		return fmt.Errorf("load %d keys: %w", cfg.KeySpace, err)
 	}
 	if len(p.errs) > 0 {
-		for msg := range p.errs {
-			return fmt.Errorf("load %d keys: %d puts failed, for one: %s", cfg.KeySpace, int64(cfg.KeySpace)-p.hist.Count(), msg)
-		}
+		msgs := slices.Sorted(maps.Keys(p.errs))
+		return fmt.Errorf("load %d keys: %d puts failed: %s", cfg.KeySpace, int64(cfg.KeySpace)-p.hist.Count(), strings.Join(msgs, "; "))
 	}
 	return nil
 }

@@ -132,8 +132,7 @@ func runWatchLatency(ctx context.Context, cfg *Config) (*Result, error) {
 	return r, runErr
 }
 
-// received counts a watcher's events; seen reads it from the run's
-// goroutine.
+// allSeen says whether every watcher has received want events.
 func allSeen(ws []*worker, want int64) bool {
 	for _, w := range ws {
 		if w.seen.Load() < want {
