@@ -6,6 +6,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -37,6 +38,13 @@ type ChunkReader struct {
 	keysOnly  bool
 	walk      int // index entries a chunk looks up at most; adapts
 	done      bool
+
+	// arena holds the keys and values of the chunk Next returned last;
+	// the next chunk reuses it, so a stream of any length makes no more
+	// garbage than its KeyValue structs (a GC target of 4x the live heap
+	// would otherwise let a 1 GiB stream hold hundreds of MiB of dead
+	// chunks). Its size is bounded by a chunk: maxBytes plus one entry.
+	arena []byte
 }
 
 // Chunk walk bounds: a chunk looks up at most walk keys in the index
@@ -88,7 +96,9 @@ func (c *ChunkReader) Done() bool { return c.done }
 
 // Next returns the next keys of the range, at least one (unless the range
 // has none left) and no more once their encoded size reaches maxBytes.
-// Keys-only values are dropped. After the last chunk Done is true. Errors:
+// Keys-only values are dropped. The keys and values alias a buffer the
+// next call reuses: use (or send) a chunk before asking for the next one.
+// After the last chunk Done is true. Errors:
 // ErrCompacted when a compaction passed the pinned revision meanwhile, or
 // a backend failure.
 func (c *ChunkReader) Next(maxBytes int) ([]*mvccpb.KeyValue, error) {
@@ -115,6 +125,7 @@ func (c *ChunkReader) Next(maxBytes int) ([]*mvccpb.KeyValue, error) {
 		cur = tx.Bucket(keyBucket).Cursor()
 	}
 	kvs := make([]*mvccpb.KeyValue, 0, len(revs))
+	c.arena = c.arena[:0]
 	size := 0
 	for i, kr := range revs {
 		kv, err := c.decode(kr, vals[i], cur)
@@ -193,7 +204,7 @@ func (c *ChunkReader) decode(kr keyRev, val []byte, cur *bolt.Cursor) (*mvccpb.K
 		}
 		val = fv
 	}
-	kv, err := decodeKV(val)
+	kv, err := c.decodeInArena(val)
 	if err != nil {
 		return nil, fmt.Errorf("mvcc: %s: revision %d_%d: %w", c.s.path, kr.rev.main, kr.rev.sub, err)
 	}
@@ -238,4 +249,60 @@ func (t *treeIndex) revisionsFrom(key, end []byte, atRev int64, n int) []keyRev 
 		return len(out) < n
 	})
 	return out
+}
+
+// decodeInArena decodes a KeyValue whose key and value are copied into
+// c.arena and alias it; the fields are decodeKVFast's (see codec.go),
+// repeated here because that one copies each field into a new slice. An
+// entry with fields it does not know goes to decodeKV (a copy).
+func (c *ChunkReader) decodeInArena(b []byte) (*mvccpb.KeyValue, error) {
+	start := len(c.arena)
+	if cap(c.arena)-start < len(b) && start > 0 {
+		// growing would move the entries already decoded: leave them in
+		// the old array and start a new one big enough for the chunk
+		c.arena = make([]byte, 0, max(2*cap(c.arena), len(b)))
+		start = 0
+	}
+	c.arena = append(c.arena, b...)
+	b = c.arena[start:len(c.arena):len(c.arena)]
+	kv := &mvccpb.KeyValue{}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, fmt.Errorf("mvcc: KeyValue: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		switch {
+		case typ == protowire.BytesType && (num == fieldKey || num == fieldValue):
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return nil, fmt.Errorf("mvcc: KeyValue: %w", protowire.ParseError(n))
+			}
+			b = b[n:]
+			if num == fieldKey {
+				kv.Key = v
+			} else {
+				kv.Value = v
+			}
+		case typ == protowire.VarintType && num >= fieldCreateRevision && num <= fieldLease && num != fieldValue:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return nil, fmt.Errorf("mvcc: KeyValue: %w", protowire.ParseError(n))
+			}
+			b = b[n:]
+			switch num {
+			case fieldCreateRevision:
+				kv.CreateRevision = int64(v)
+			case fieldModRevision:
+				kv.ModRevision = int64(v)
+			case fieldVersion:
+				kv.Version = int64(v)
+			case fieldLease:
+				kv.Lease = int64(v)
+			}
+		default:
+			return decodeKV(c.arena[start:])
+		}
+	}
+	return kv, nil
 }

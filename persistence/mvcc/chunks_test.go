@@ -3,6 +3,7 @@ package mvcc
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -28,12 +29,21 @@ func readAll(t *testing.T, s *Store, req *pb.RangeRequest, maxBytes int, between
 		if err != nil {
 			return chunks, err
 		}
-		chunks = append(chunks, kvs)
+		chunks = append(chunks, cloneKVs(kvs)) // Next reuses their bytes
 		if between != nil && !r.Done() {
 			between(i)
 		}
 	}
 	return chunks, nil
+}
+
+// cloneKVs copies a chunk out of the reader's buffer.
+func cloneKVs(kvs []*mvccpb.KeyValue) []*mvccpb.KeyValue {
+	out := make([]*mvccpb.KeyValue, len(kvs))
+	for i, kv := range kvs {
+		out[i] = proto.Clone(kv).(*mvccpb.KeyValue)
+	}
+	return out
 }
 
 // asRange is what a client merging the chunks gets, with the count and
@@ -110,7 +120,7 @@ func TestChunksMatchRange(t *testing.T) {
 					if size >= maxBytes {
 						t.Fatalf("chunk of %d bytes before its last key, budget %d", size, maxBytes)
 					}
-					chunks = append(chunks, kvs)
+					chunks = append(chunks, cloneKVs(kvs))
 				}
 				got := asRange(t, r, chunks, req.Limit)
 				if !proto.Equal(got, want) {
@@ -260,5 +270,42 @@ func TestChunksBoundedWalk(t *testing.T) {
 	}
 	if chunks > 5 {
 		t.Fatalf("%d chunks for 300 tiny keys: the walk did not grow", chunks)
+	}
+}
+
+// TestChunksReuseBuffer: a chunk's bytes live in one buffer that the next
+// chunk reuses, so a long stream allocates about one chunk of key and
+// value bytes, not the whole range.
+func TestChunksReuseBuffer(t *testing.T) {
+	ts := openTest(t, Options{})
+	value := strings.Repeat("x", 10<<10)
+	for i := range 200 {
+		ts.mustPut(fmt.Sprintf("k%03d", i), value)
+	}
+	if err := ts.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ts.ReadChunks(rng("k", "l"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Next(64 << 10); err != nil { // the buffer reaches its size
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for !r.Done() {
+		if _, err := r.Next(64 << 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	// The values alone are 2 MiB; the KeyValue structs, the chunks'
+	// slices, the index walks and bbolt transactions are far less.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 512<<10 {
+		t.Fatalf("reading 2 MiB of values allocated %d bytes", got)
+	}
+	if cap(r.arena) > 2*(64<<10)+2*len(value) {
+		t.Fatalf("buffer of %d bytes for chunks of 64 KiB", cap(r.arena))
 	}
 }
