@@ -94,8 +94,9 @@ func (c *ChunkReader) Rev() int64 { return c.headerRev }
 // Done reports whether the range or the limit is exhausted.
 func (c *ChunkReader) Done() bool { return c.done }
 
-// Next returns the next keys of the range, at least one (unless the range
-// has none left) and no more once their encoded size reaches maxBytes.
+// Next returns the next keys of the range: as many as fit in maxBytes
+// encoded, and at least one (unless the range has none left) even if it
+// alone is larger.
 // Keys-only values are dropped. The keys and values alias a buffer the
 // next call reuses: use (or send) a chunk before asking for the next one.
 // After the last chunk Done is true. Errors:
@@ -135,12 +136,13 @@ func (c *ChunkReader) Next(maxBytes int) ([]*mvccpb.KeyValue, error) {
 		if c.keysOnly {
 			kv.Value = nil
 		}
-		kvs = append(kvs, kv)
-		size += kvSize(kv)
-		if size >= maxBytes && i < len(revs)-1 {
-			more = true
+		sz := kvSize(kv)
+		if len(kvs) > 0 && size+sz > maxBytes {
+			more = true // this key opens the next chunk
 			break
 		}
+		kvs = append(kvs, kv)
+		size += sz
 	}
 	c.adapt(len(kvs), size, maxBytes)
 	if c.left >= 0 {
