@@ -31,7 +31,6 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
-	tuneGC(log)
 	startPprof(log)
 	n, err := node.Start(cfg)
 	if err != nil {

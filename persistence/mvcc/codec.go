@@ -26,6 +26,11 @@ const (
 )
 
 func encodeKV(kv *mvccpb.KeyValue) []byte {
+	return appendKV(make([]byte, 0, kvSize(kv)), kv)
+}
+
+// kvSize is the length of kv's encoding.
+func kvSize(kv *mvccpb.KeyValue) int {
 	n := 0
 	if len(kv.Key) > 0 {
 		n += 1 + protowire.SizeBytes(len(kv.Key))
@@ -41,7 +46,11 @@ func encodeKV(kv *mvccpb.KeyValue) []byte {
 	if kv.Lease != 0 {
 		n += 1 + protowire.SizeVarint(uint64(kv.Lease))
 	}
-	b := make([]byte, 0, n)
+	return n
+}
+
+// appendKV appends kv's encoding to b.
+func appendKV(b []byte, kv *mvccpb.KeyValue) []byte {
 	if len(kv.Key) > 0 {
 		b = protowire.AppendTag(b, fieldKey, protowire.BytesType)
 		b = protowire.AppendBytes(b, kv.Key)

@@ -1,6 +1,9 @@
 package mvcc
 
 import (
+	"sync"
+	"unsafe"
+
 	"github.com/google/btree"
 )
 
@@ -164,8 +167,19 @@ func newTreeIndex() *treeIndex {
 	return &treeIndex{tree: btree.NewG(32, lessKeyIndex)}
 }
 
+// lookupPivots are the search keys of lookup. A lookup runs on every put
+// and every single-key read, on the writer and on readers at once; a new
+// pivot each time cost two allocations (the keyIndex and the key's copy).
+var lookupPivots = sync.Pool{New: func() any { return new(keyIndex) }}
+
 func (t *treeIndex) lookup(key []byte) *keyIndex {
-	ki, _ := t.tree.Get(&keyIndex{key: string(key)})
+	p := lookupPivots.Get().(*keyIndex)
+	// The pivot's key aliases key only while the tree compares with it;
+	// nothing keeps the pivot.
+	p.key = unsafe.String(unsafe.SliceData(key), len(key))
+	ki, _ := t.tree.Get(p)
+	p.key = ""
+	lookupPivots.Put(p)
 	return ki
 }
 

@@ -50,6 +50,16 @@ func newLeaseTable() *leaseTable {
 	return &leaseTable{leases: map[int64]*leaseEntry{}, keyLease: map[string]int64{}}
 }
 
+// attachKey is attach for a key as bytes. Most puts neither have nor had
+// a lease: the lookup converts key without copying it, and only a key
+// that changes lease gets a string of its own.
+func (t *leaseTable) attachKey(key []byte, id int64) {
+	if _, ok := t.keyLease[string(key)]; !ok && id == 0 {
+		return
+	}
+	t.attach(string(key), id)
+}
+
 // attach records that key's live version has lease id (0: none),
 // detaching it from the lease of its previous version.
 func (t *leaseTable) attach(key string, id int64) {

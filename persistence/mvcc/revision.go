@@ -34,11 +34,16 @@ func bucketKey(rev revision, tomb bool) []byte {
 		n = markedRevBytesLen
 	}
 	b := make([]byte, n)
+	putBucketKey(b, rev, tomb)
+	return b
+}
+
+// putBucketKey writes bucketKey(rev, tomb) into b, which is long enough.
+func putBucketKey(b []byte, rev revision, tomb bool) {
 	putRevBytes(b, rev)
 	if tomb {
 		b[revBytesLen] = tombstoneMark
 	}
-	return b
 }
 
 // parseBucketKey decodes a key of the "key" bucket.

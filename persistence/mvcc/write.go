@@ -67,7 +67,7 @@ func (w *writeTxn) put(key, value []byte, lease int64) {
 		w.events = append(w.events, &mvccpb.Event{Type: mvccpb.PUT, Kv: kv})
 	}
 	ki.put(rev, rev, 1)
-	w.s.leases.attach(string(key), lease)
+	w.s.leases.attachKey(key, lease)
 	w.changes++
 	w.curRev = w.beginRev + 1
 }
@@ -96,10 +96,17 @@ func (w *writeTxn) deleteRange(key, end []byte) int64 {
 	return int64(len(kis))
 }
 
-// add puts one "key" bucket entry into the pending batch.
+// add puts one "key" bucket entry into the pending batch. Its key and
+// value share one allocation: they live and die together in the batch.
 func (w *writeTxn) add(rev revision, tomb bool, kv *mvccpb.KeyValue) {
 	p := w.s.pending
-	p.puts[rev] = pendingPut{key: bucketKey(rev, tomb), value: encodeKV(kv)}
+	n := revBytesLen
+	if tomb {
+		n = markedRevBytesLen
+	}
+	buf := make([]byte, n, n+kvSize(kv))
+	putBucketKey(buf, rev, tomb)
+	p.puts[rev] = pendingPut{key: buf[:n:n], value: appendKV(buf[n:], kv)}
 	p.order = append(p.order, rev)
 }
 
