@@ -7,7 +7,6 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 )
 
 // ChunkReader reads one range at one revision a chunk at a time, for
@@ -136,7 +135,7 @@ func (c *ChunkReader) Next(maxBytes int) ([]*mvccpb.KeyValue, error) {
 		if c.keysOnly {
 			kv.Value = nil
 		}
-		sz := kvSize(kv)
+		sz := responseSize(kv)
 		if len(kvs) > 0 && size+sz > maxBytes {
 			more = true // this key opens the next chunk
 			break
@@ -224,20 +223,11 @@ func (c *ChunkReader) adapt(returned, size, maxBytes int) {
 	c.walk = min(max(w, minChunkWalk), maxChunkWalk)
 }
 
-// kvSize is what kv adds to an encoded RangeResponse: the entry's bytes
-// and its field tag and length.
-func kvSize(kv *mvccpb.KeyValue) int {
-	n := proto.Size(kv)
-	return n + 1 + sizeVarint(uint64(n))
-}
-
-func sizeVarint(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
+// responseSize is what kv adds to an encoded RangeResponse: the entry's
+// bytes and its field tag and length.
+func responseSize(kv *mvccpb.KeyValue) int {
+	n := kvSize(kv)
+	return n + 1 + protowire.SizeVarint(uint64(n))
 }
 
 // revisionsFrom returns the revision of the first n keys in [key, end)

@@ -115,7 +115,7 @@ func TestChunksMatchRange(t *testing.T) {
 					}
 					size := 0
 					for _, kv := range kvs {
-						size += kvSize(kv)
+						size += responseSize(kv)
 					}
 					if len(kvs) > 1 && size > maxBytes {
 						t.Fatalf("chunk of %d keys in %d bytes, budget %d", len(kvs), size, maxBytes)
