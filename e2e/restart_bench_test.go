@@ -19,60 +19,74 @@ import (
 )
 
 // BenchmarkRestart measures restart to serving with many keys written,
-// troupe beside etcd: each server gets keys puts of 256-byte values to
-// distinct keys (one raft entry each, as clients write them), is stopped
-// with SIGTERM, and is then started again b.N times on the same data dir.
-// One iteration is the time from exec to the first successful
-// linearizable Get. It reports the median of those (restart-s), the
-// slowest (restart-max-s), the median server CPU time until then
-// (restart-cpu-s) and the peak RSS of the restarted process when
-// it first served (peak-rss-MiB). The data is written once per server; run
-// for example
+// troupe beside etcd in the same run: each server gets keys puts of
+// 256-byte values to distinct keys (one raft entry each, as clients write
+// them) and is stopped with SIGTERM; then, b.N times, each is started
+// again on its data dir, troupe and etcd alternating so that both see the
+// same machine. One restart is the time from exec to the first successful
+// linearizable Get. It reports per server the median of those
+// (<server>-restart-s), the median server CPU time until then
+// (<server>-cpu-s, steadier than the wall clock on a shared machine) and
+// the largest peak RSS when it first served (<server>-rss-MiB), and the
+// median of the per-round troupe/etcd ratios of time and CPU. Run for
+// example
 //
 //	go test ./e2e -run '^$' -bench 'BenchmarkRestart/keys=1M' -benchtime 5x
 //
-// (writing 1M keys takes a minute or two per server; keys=20k is the quick
-// row).
+// (writing 1M keys takes minutes per server on a busy machine; keys=20k
+// is the quick row).
 func BenchmarkRestart(b *testing.B) {
 	for _, n := range []struct {
 		label string
 		keys  int
 	}{{"20k", 20_000}, {"1M", 1_000_000}} {
 		b.Run("keys="+n.label, func(b *testing.B) {
-			for _, kind := range []string{e2etest.Troupe, e2etest.Etcd} {
-				b.Run("server="+kind, func(b *testing.B) {
-					s := e2etest.Start(b, e2etest.Config{Kind: kind, DataDir: filepath.Join(e2etest.DiskDir(b), "data")})
-					start := time.Now()
-					writeKeys(b, s, n.keys)
-					b.Logf("%s: wrote %d keys in %v", kind, n.keys, time.Since(start).Round(time.Millisecond))
-					s.Stop()
-					b.Run("restart", func(b *testing.B) { benchRestart(b, s) })
-				})
+			kinds := []string{e2etest.Troupe, e2etest.Etcd}
+			servers := make([]*e2etest.Server, len(kinds))
+			for i, kind := range kinds {
+				servers[i] = e2etest.Start(b, e2etest.Config{Kind: kind, DataDir: filepath.Join(e2etest.DiskDir(b), "data")})
+				start := time.Now()
+				writeKeys(b, servers[i], n.keys)
+				b.Logf("%s: wrote %d keys in %v", kind, n.keys, time.Since(start).Round(time.Millisecond))
+				servers[i].Stop()
 			}
+			b.Run("restart", func(b *testing.B) { benchRestart(b, kinds, servers) })
 		})
 	}
 }
 
-// benchRestart restarts the stopped server s b.N times and reports the
-// median and the slowest time to serve and the largest peak RSS.
-func benchRestart(b *testing.B, s *e2etest.Server) {
-	var took, cpu []time.Duration
-	var rss int64
+// benchRestart restarts each of the stopped servers in turn, b.N rounds,
+// and reports the figures BenchmarkRestart describes.
+func benchRestart(b *testing.B, kinds []string, servers []*e2etest.Server) {
+	took := make([][]time.Duration, len(servers))
+	cpu := make([][]time.Duration, len(servers))
+	rss := make([]int64, len(servers))
+	var tookRatio, cpuRatio []float64
 	for b.Loop() {
-		d, c, peak := restartToServing(b, s)
-		took = append(took, d)
-		cpu = append(cpu, c)
-		rss = max(rss, peak)
-		b.StopTimer()
-		s.Stop()
-		b.StartTimer()
+		for i, s := range servers {
+			d, c, peak := restartToServing(b, s)
+			took[i] = append(took[i], d)
+			cpu[i] = append(cpu[i], c)
+			rss[i] = max(rss[i], peak)
+			s.Stop()
+		}
+		n := len(took[0]) - 1
+		tookRatio = append(tookRatio, took[0][n].Seconds()/took[1][n].Seconds())
+		cpuRatio = append(cpuRatio, cpu[0][n].Seconds()/max(cpu[1][n].Seconds(), 0.01))
 	}
-	slices.Sort(took)
-	slices.Sort(cpu)
-	b.ReportMetric(took[len(took)/2].Seconds(), "restart-s")
-	b.ReportMetric(cpu[len(cpu)/2].Seconds(), "restart-cpu-s")
-	b.ReportMetric(took[len(took)-1].Seconds(), "restart-max-s")
-	b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
+	for i, kind := range kinds {
+		b.ReportMetric(median(took[i]).Seconds(), kind+"-restart-s")
+		b.ReportMetric(median(cpu[i]).Seconds(), kind+"-cpu-s")
+		b.ReportMetric(float64(rss[i])/(1<<20), kind+"-rss-MiB")
+	}
+	b.ReportMetric(median(tookRatio), "restart-ratio")
+	b.ReportMetric(median(cpuRatio), "cpu-ratio")
+}
+
+func median[T time.Duration | float64](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // restartToServing starts the stopped server s and returns the time from
