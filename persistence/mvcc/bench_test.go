@@ -1,6 +1,7 @@
 package mvcc
 
 import (
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -8,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
 // BenchmarkPut measures one applied Put, the batch committed every 1000
@@ -93,5 +96,69 @@ func BenchmarkRange(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkOpen measures Open of a file holding 1M keys of 256-byte
+// values (one revision each, as written by 1M puts): the time from
+// nothing in memory to a store that serves. The file is written once,
+// straight into bbolt, and closed by a Store as a member's stop does.
+func BenchmarkOpen(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "db")
+	writeKeysFile(b, path, 1_000_000)
+	lg := slog.New(slog.DiscardHandler)
+	s, err := Open(path, Options{Logger: lg, NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := Open(path, Options{Logger: lg, NoSync: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
+
+// writeKeysFile writes n distinct keys with 256-byte values at revisions
+// 2..n+1 into a new bbolt file at path, as n puts would have.
+func writeKeysFile(b *testing.B, path string, n int) {
+	b.Helper()
+	s, err := Open(path, Options{Logger: slog.New(slog.DiscardHandler), NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	db := s.db
+	val := make([]byte, 256)
+	const perTx = 100_000
+	for from := 0; from < n; from += perTx {
+		err := db.Update(func(tx *bolt.Tx) error {
+			kb := tx.Bucket(keyBucket)
+			kb.FillPercent = 0.9
+			for i := from; i < min(n, from+perTx); i++ {
+				rev := int64(i + 2)
+				kv := &mvccpb.KeyValue{Key: fmt.Appendf(nil, "restart/%012d", i), Value: val, CreateRevision: rev, ModRevision: rev, Version: 1}
+				if err := kb.Put(bucketKey(revision{main: rev}, false), encodeKV(kv)); err != nil {
+					return err
+				}
+			}
+			var ci [8]byte
+			binary.BigEndian.PutUint64(ci[:], uint64(min(n, from+perTx)+1))
+			return tx.Bucket(metaBucket).Put(consistentIndexKey, ci[:])
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
 	}
 }

@@ -36,8 +36,13 @@
 // # Index
 //
 // An in-memory btree maps each key to its generations of revisions (a
-// tombstone ends a generation), as etcd's treeIndex. It is rebuilt on Open
-// by scanning the "key" bucket.
+// tombstone ends a generation), as etcd's treeIndex. Open rebuilds it from
+// the index checkpoint a clean Close left in the troupe-only bucket
+// "troupe_key_index" when the file still matches it, else by scanning the
+// "key" bucket (decoding every revision, as etcd does on every start).
+// Open deletes the checkpoint before anything else writes, so the bucket
+// exists only in a closed file and a crash can never leave a stale one
+// behind; indexcheckpoint.go has the rule in full.
 //
 // # Compaction
 //

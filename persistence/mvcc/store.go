@@ -102,6 +102,9 @@ type Store struct {
 	// commitHook, when set (by tests, before the first write), runs inside
 	// every bbolt commit transaction; an error aborts that commit.
 	commitHook func() error
+	// checkpointMinKeys is the smallest index Close writes a checkpoint
+	// for (see indexcheckpoint.go); tests lower it.
+	checkpointMinKeys int
 
 	// mu guards everything below: the writer holds it exclusively while it
 	// changes them, readers hold it shared. The background commit takes it
@@ -176,6 +179,7 @@ func Open(path string, opts Options) (*Store, error) {
 	s := &Store{
 		path: path, db: db, bopts: *bopts, lg: lg, limit: limit, compactionBatchLimit: opts.CompactionBatchLimit, leases: newLeaseTable(), commitObserved: opts.CommitObserved, changed: opts.Changed,
 		index: newTreeIndex(), currentRev: 1, compactRev: -1, pending: newBatch(),
+		checkpointMinKeys: DefaultCheckpointMinKeys,
 	}
 	if err := s.load(); err != nil {
 		_ = db.Close()
@@ -184,15 +188,27 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// load creates missing buckets and rebuilds the in-memory state.
+// load creates missing buckets and rebuilds the in-memory state: the key
+// index from the checkpoint a clean Close left, else by scanning the "key"
+// bucket.
 func (s *Store) load() error {
+	var ri *restoredIndex
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %q: %w", name, err)
 			}
 		}
-		return initAuth(tx)
+		if err := initAuth(tx); err != nil {
+			return err
+		}
+		var err error
+		ri, err = takeIndexCheckpoint(tx)
+		if errors.Is(err, errCheckpoint) {
+			s.lg.Warn("rebuilding the key index by a scan", "path", s.path, "reason", err)
+			return nil
+		}
+		return err
 	})
 	if err != nil {
 		return err
@@ -217,7 +233,9 @@ func (s *Store) load() error {
 			}
 			scheduled = rev.main
 		}
-		if err := tx.Bucket(keyBucket).ForEach(s.restoreEntry); err != nil {
+		if ri != nil {
+			s.installIndex(ri)
+		} else if err := tx.Bucket(keyBucket).ForEach(s.restoreEntry); err != nil {
 			return err
 		}
 		return s.loadLeases(tx)
@@ -236,7 +254,8 @@ func (s *Store) load() error {
 		}
 	}
 	s.lg.Info("opened mvcc store", "path", s.path, "revision", s.currentRev,
-		"compact-revision", s.compactRev, "consistent-index", s.ci.Load())
+		"compact-revision", s.compactRev, "consistent-index", s.ci.Load(),
+		"keys", s.index.tree.Len(), "index-from-checkpoint", ri != nil)
 	return nil
 }
 
@@ -283,6 +302,13 @@ func (s *Store) Close() error {
 		return nil
 	}
 	err := s.Commit()
+	if err == nil {
+		// Only an optimisation of the next Open: a failure leaves no
+		// checkpoint (its transaction is atomic) and Open scans.
+		if cerr := s.writeIndexCheckpoint(); cerr != nil {
+			s.lg.Warn("could not write the key index checkpoint; the next open scans the key bucket", "path", s.path, "err", cerr)
+		}
+	}
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
