@@ -88,7 +88,7 @@ func (m *testMember) HashKV(rev int64) (uint32, int64, int64, error) {
 // name; cfg's Self, ClusterID (unless set), Snap and Member (a copy of
 // cfg's *testMember, if any, with its raft recorder and status channel)
 // are filled in.
-func startMember(t *testing.T, system *actor.ActorSystem, id uint64, name string, cfg Config) *member {
+func startMember(t testing.TB, system *actor.ActorSystem, id uint64, name string, cfg Config) *member {
 	t.Helper()
 	m := &member{id: id, system: system, raft: actortest.NewRecorder(1000), status: make(chan statusChange, 1000), latest: map[uint64]bool{}}
 	m.raftPID = system.Root.Spawn(m.raft.Props())
@@ -160,7 +160,7 @@ func (m *member) nextStep(t *testing.T) *messages.StepRaft {
 
 // waitStatus waits until member m's latest report on peer id is active
 // (or not).
-func (m *member) waitStatus(t *testing.T, id uint64, active bool) {
+func (m *member) waitStatus(t testing.TB, id uint64, active bool) {
 	t.Helper()
 	deadline := time.After(waitFor)
 	for {

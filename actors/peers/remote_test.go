@@ -26,7 +26,7 @@ import (
 
 // startRemoteMember starts an actor system with the peer remote on address
 // and the peers supervisor spawned as the node spawns it.
-func startRemoteMember(t *testing.T, id uint64, address string, cfg Config) *member {
+func startRemoteMember(t testing.TB, id uint64, address string, cfg Config) *member {
 	t.Helper()
 	system := newSystem()
 	r, err := StartRemote(system, address, nil, 0, testLogger())
