@@ -29,8 +29,7 @@ func (r *raftActor) handleProposeFlush(ctx actor.Context) {
 	if len(r.proposals) == 0 {
 		return
 	}
-	bs := r.rn.BasicStatus()
-	if bs.Lead == raft.None && len(r.proposals) <= maxParkedProposals {
+	if r.rn.BasicStatus().Lead == raft.None && len(r.proposals) <= maxParkedProposals {
 		// No leader (start-up, election, a lost quorum): keep the
 		// proposals until one is known, as etcd's Propose blocks on raft
 		// until its request timeout; the proposers withdraw them then.
@@ -47,15 +46,6 @@ func (r *raftActor) handleProposeFlush(ctx actor.Context) {
 		Type:    raftpb.MsgProp.Enum(),
 		From:    proto.Uint64(r.cfg.ID),
 		Entries: entries,
-	}
-	if bs.RaftState == raft.StateFollower && bs.Lead != raft.None && r.cfg.Peers != nil {
-		// What raft's follower does with a proposal (stepFollower: to the
-		// leader, without a term), done here so that it leaves now:
-		// stepped, it would wait in raft for the next Ready, and so for
-		// the append in flight (an fsync) to end.
-		m.To = proto.Uint64(bs.Lead)
-		r.sendPeer(ctx, m)
-		return
 	}
 	if err := r.rn.Step(m); err != nil {
 		// No leader to take it (or too much uncommitted): tell the callers

@@ -2,7 +2,6 @@ package raft
 
 import (
 	"log/slog"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 
@@ -214,19 +213,12 @@ func noLeaderWith(t *testing.T, sys *actor.ActorSystem, waits *raftclient.Waits,
 // member2 is noLeader with its Config changed by configure.
 func member2(t *testing.T, sys *actor.ActorSystem, waits *raftclient.Waits, peers *actortest.Recorder, configure func(*Config)) *actor.PID {
 	t.Helper()
-	return member2Holding(t, sys, waits, peers, configure, nil)
-}
-
-// member2Holding is member2 whose wal leaves Appends unanswered while
-// hold (if not nil) is set: the append stays in flight.
-func member2Holding(t *testing.T, sys *actor.ActorSystem, waits *raftclient.Waits, peers *actortest.Recorder, configure func(*Config), hold *atomic.Bool) *actor.PID {
-	t.Helper()
 	wal, applier := actortest.NewRecorder(4096), actortest.NewRecorder(4096)
 	// Named in advance: the wal answers the raft actor's first Append,
 	// which may come before Spawn returns.
 	pid := actor.NewPID(sys.Address(), "member2")
 	wal.Reply = func(msg any) any {
-		if a, ok := msg.(*messages.Append); ok && (hold == nil || !hold.Load()) {
+		if a, ok := msg.(*messages.Append); ok {
 			// Sent, not answered: the raft actor sends Appends without a
 			// sender.
 			sys.Root.Send(pid, &messages.Appended{Msg: a.Msg})

@@ -3,7 +3,6 @@ package raft
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -225,28 +224,6 @@ func TestParkedProposalReachesALeader(t *testing.T) {
 		sys.Root.Send(pid, &messages.WithdrawProposal{ID: 7})
 		if r := answer(t, "withdrawn proposal", prop); !errors.Is(r.Err, rpctypes.ErrGRPCTimeout) {
 			t.Fatalf("withdrawal of a forwarded proposal: %+v, want ErrGRPCTimeout", r)
-		}
-	})
-}
-
-// TestFollowerForwardsProposalsAtOnce: a follower sends its proposals to
-// the leader as raft would (one MsgProp, no term) without waiting for the
-// append it has in flight, which would hold raft's next Ready.
-func TestFollowerForwardsProposalsAtOnce(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		sys := actortest.NewSystem()
-		peers := actortest.NewRecorder(1 << 14)
-		var hold atomic.Bool
-		hold.Store(true)
-		pid := member2Holding(t, sys, raftclient.NewWaits(), peers, byHand, &hold)
-		leaderAppears(sys, pid) // its term and commit go to the wal, unanswered
-		pending[*messages.SendRaft](peers)
-		sys.Root.Send(pid, &messages.Propose{ID: 7, Data: []byte("x")})
-		sys.Root.Send(pid, &messages.Propose{ID: 8, Data: []byte("y")})
-		props := sentTo3(peers, raftpb.MsgProp)
-		if len(props) != 1 || len(props[0].Entries) != 2 || string(props[0].Entries[1].Data) != "y" ||
-			props[0].GetFrom() != 2 || props[0].GetTo() != 3 || props[0].Term != nil {
-			t.Fatalf("forwarded with an append in flight: %v, want one MsgProp from 2 to 3 without a term, with both entries", props)
 		}
 	})
 }
