@@ -27,3 +27,10 @@ type SnapshotReported struct {
 	ID     uint64
 	Failed bool
 }
+
+// StepRaft hands the raft actor the raft messages of one envelope from
+// another member, in the order they were sent; it steps them all before
+// it takes the next Ready.
+type StepRaft struct {
+	Msgs []*raftpb.Message
+}

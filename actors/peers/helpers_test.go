@@ -35,7 +35,8 @@ type member struct {
 	raftPID *actor.PID
 	snap    *snap.Snapshotter
 	status  chan statusChange
-	latest  map[uint64]bool // peer status as last seen by waitStatus
+	latest  map[uint64]bool   // peer status as last seen by waitStatus
+	stepped []*raftpb.Message // of the last StepRaft, not yet taken by nextRaft
 }
 
 type statusChange struct {
@@ -87,7 +88,7 @@ func (m *testMember) HashKV(rev int64) (uint32, int64, int64, error) {
 // name; cfg's Self, ClusterID (unless set), Snap and Member (a copy of
 // cfg's *testMember, if any, with its raft recorder and status channel)
 // are filled in.
-func startMember(t *testing.T, system *actor.ActorSystem, id uint64, name string, cfg Config) *member {
+func startMember(t testing.TB, system *actor.ActorSystem, id uint64, name string, cfg Config) *member {
 	t.Helper()
 	m := &member{id: id, system: system, raft: actortest.NewRecorder(1000), status: make(chan statusChange, 1000), latest: map[uint64]bool{}}
 	m.raftPID = system.Root.Spawn(m.raft.Props())
@@ -135,15 +136,31 @@ func raftMsg(from, to uint64, typ raftpb.MessageType, index uint64) *raftpb.Mess
 	return &raftpb.Message{Type: typ.Enum(), From: proto.Uint64(from), To: proto.Uint64(to), Term: proto.Uint64(1), Index: proto.Uint64(index)}
 }
 
-// nextRaft returns the next raft message member m's raft recorder got.
+// nextRaft returns the next raft message member m's raft recorder got,
+// in the order of the StepRafts and of the messages in each.
 func (m *member) nextRaft(t *testing.T) *raftpb.Message {
 	t.Helper()
-	return actortest.Next[*raftpb.Message](t, m.raft, waitFor)
+	for len(m.stepped) == 0 {
+		m.stepped = m.nextStep(t).Msgs
+	}
+	next := m.stepped[0]
+	m.stepped = m.stepped[1:]
+	return next
+}
+
+// nextStep returns the next StepRaft member m's raft recorder got (one
+// envelope's messages); nextRaft must have taken all of the last one.
+func (m *member) nextStep(t *testing.T) *messages.StepRaft {
+	t.Helper()
+	if len(m.stepped) > 0 {
+		t.Fatalf("member %d: %d messages of the last StepRaft not taken", m.id, len(m.stepped))
+	}
+	return actortest.Next[*messages.StepRaft](t, m.raft, waitFor)
 }
 
 // waitStatus waits until member m's latest report on peer id is active
 // (or not).
-func (m *member) waitStatus(t *testing.T, id uint64, active bool) {
+func (m *member) waitStatus(t testing.TB, id uint64, active bool) {
 	t.Helper()
 	deadline := time.After(waitFor)
 	for {

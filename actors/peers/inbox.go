@@ -3,6 +3,7 @@ package peers
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -62,20 +63,37 @@ func (in *inbox) Receive(ctx actor.Context) {
 }
 
 func (in *inbox) handleEnvelope(ctx actor.Context, env *messages.RaftEnvelope) {
-	m := env.GetMsg()
+	ms := env.GetMsgs()
 	switch {
 	case env.GetClusterId() != in.cfg.ClusterID:
 		in.drops.drop("cluster id mismatch", "from", env.GetFrom(), "cluster_id", env.GetClusterId())
 		return
-	case m == nil:
+	case len(ms) == 0:
 		in.drops.drop("empty envelope", "from", env.GetFrom())
 		return
-	case env.GetTo() != in.cfg.Self || m.GetTo() != in.cfg.Self:
+	case env.GetTo() != in.cfg.Self:
 		in.drops.drop("not addressed to this member", "from", env.GetFrom(), "to", env.GetTo())
 		return
 	}
-	if m.GetType() == raftpb.MsgSnap && !in.haveSnapshotDB(m) {
-		in.drops.drop("snapshot database not received", "from", env.GetFrom(), "index", m.GetSnapshot().GetMetadata().GetIndex())
+	// kept is ms without the messages refused; a copy only once one is
+	// (ms may be shared with a local sender).
+	var kept []*raftpb.Message
+	for i, m := range ms {
+		if reason := in.refuse(m); reason != "" {
+			in.drops.drop(reason, "from", env.GetFrom(), "type", m.GetType().String())
+			if kept == nil {
+				kept = slices.Clone(ms[:i])
+			}
+			continue
+		}
+		if kept != nil {
+			kept = append(kept, m)
+		}
+	}
+	if kept != nil {
+		ms = kept
+	}
+	if len(ms) == 0 {
 		return
 	}
 	raft := in.cfg.Member.Raft()
@@ -83,7 +101,20 @@ func (in *inbox) handleEnvelope(ctx actor.Context, env *messages.RaftEnvelope) {
 		in.drops.drop("raft not running", "from", env.GetFrom())
 		return
 	}
-	ctx.Send(raft, m)
+	ctx.Send(raft, &messages.StepRaft{Msgs: ms})
+}
+
+// refuse says why raft must not step m, or returns "".
+func (in *inbox) refuse(m *raftpb.Message) string {
+	switch {
+	case m == nil:
+		return "empty message"
+	case m.GetTo() != in.cfg.Self:
+		return "not addressed to this member"
+	case m.GetType() == raftpb.MsgSnap && !in.haveSnapshotDB(m):
+		return "snapshot database not received"
+	}
+	return ""
 }
 
 // handleGetMembers answers a joining member with the membership.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -101,23 +102,75 @@ func TestDeliverToTheRightMember(t *testing.T) {
 	if got.GetFrom() != 1 || got.GetTo() != 3 || got.GetIndex() != 8 {
 		t.Fatalf("member 3 got %v", got)
 	}
-	expectNoRaft[*raftpb.Message](t, ms[0])
+	expectNoRaft[*messages.StepRaft](t, ms[0])
 }
 
 func TestInboxDropsForeignEnvelopes(t *testing.T) {
 	ms := localCluster(t, 2, nil)
 	inbox, _ := memInbox(ms[0].system)(2, "mem://m2")
 	root := ms[0].system.Root
-	root.Send(inbox, &messages.RaftEnvelope{ClusterId: 0xbad, From: 1, To: 2, Msg: raftMsg(1, 2, raftpb.MsgApp, 1)})
-	root.Send(inbox, &messages.RaftEnvelope{ClusterId: testCluster, From: 1, To: 3, Msg: raftMsg(1, 3, raftpb.MsgApp, 2)})
+	root.Send(inbox, &messages.RaftEnvelope{ClusterId: 0xbad, From: 1, To: 2, Msgs: []*raftpb.Message{raftMsg(1, 2, raftpb.MsgApp, 1)}})
+	root.Send(inbox, &messages.RaftEnvelope{ClusterId: testCluster, From: 1, To: 3, Msgs: []*raftpb.Message{raftMsg(1, 3, raftpb.MsgApp, 2)}})
 	root.Send(inbox, &messages.RaftEnvelope{ClusterId: testCluster, From: 1, To: 2})
 	// A MsgSnap whose database never came.
 	snapMsg := raftMsg(1, 2, raftpb.MsgSnap, 3)
 	snapMsg.Snapshot = &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(3), Term: proto.Uint64(1)}}
-	root.Send(inbox, &messages.RaftEnvelope{ClusterId: testCluster, From: 1, To: 2, Msg: snapMsg})
-	root.Send(inbox, &messages.RaftEnvelope{ClusterId: testCluster, From: 1, To: 2, Msg: raftMsg(1, 2, raftpb.MsgApp, 4)})
+	root.Send(inbox, &messages.RaftEnvelope{ClusterId: testCluster, From: 1, To: 2, Msgs: []*raftpb.Message{snapMsg}})
+	root.Send(inbox, &messages.RaftEnvelope{ClusterId: testCluster, From: 1, To: 2, Msgs: []*raftpb.Message{raftMsg(1, 2, raftpb.MsgApp, 4)}})
 	if got := ms[1].nextRaft(t); got.GetIndex() != 4 {
 		t.Fatalf("member 2 got %v, want only the envelope at index 4", got)
+	}
+}
+
+// An envelope's messages reach raft as one StepRaft, in order; the ones
+// raft must not step (for another member, nil, a MsgSnap whose database
+// never came) are dropped alone, the others kept.
+func TestInboxStepsEnvelopeInOrder(t *testing.T) {
+	ms := localCluster(t, 2, nil)
+	inbox, _ := memInbox(ms[0].system)(2, "mem://m2")
+	snapMsg := raftMsg(1, 2, raftpb.MsgSnap, 3)
+	snapMsg.Snapshot = &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(3), Term: proto.Uint64(1)}}
+	ms[0].system.Root.Send(inbox, &messages.RaftEnvelope{ClusterId: testCluster, From: 1, To: 2, Msgs: []*raftpb.Message{
+		raftMsg(1, 2, raftpb.MsgApp, 1), raftMsg(1, 3, raftpb.MsgApp, 2), nil, snapMsg,
+		raftMsg(1, 2, raftpb.MsgHeartbeat, 5), raftMsg(1, 2, raftpb.MsgApp, 6),
+	}})
+	var got []string
+	for _, m := range ms[1].nextStep(t).Msgs {
+		got = append(got, fmt.Sprintf("%s %d", m.GetType(), m.GetIndex()))
+	}
+	if want := []string{"MsgApp 1", "MsgHeartbeat 5", "MsgApp 6"}; !slices.Equal(got, want) {
+		t.Fatalf("member 2 stepped %v, want %v", got, want)
+	}
+}
+
+// The messages a peer actor sends a member arrive in send order, and an
+// envelope holds at most maxEnvelopeBytes of them unless one alone is
+// larger.
+func TestEnvelopesKeepOrderAndSize(t *testing.T) {
+	ms := localCluster(t, 2, nil)
+	const n = 40
+	data := make([]byte, 300<<10) // three fit in an envelope, four do not
+	for i := uint64(1); i <= n; i++ {
+		m := raftMsg(1, 2, raftpb.MsgApp, i)
+		if i%2 == 0 {
+			m.Entries = []*raftpb.Entry{{Term: proto.Uint64(1), Index: proto.Uint64(i), Data: data}}
+		}
+		ms[0].system.Root.Send(ms[0].sup, &messages.SendRaft{Msg: m})
+	}
+	next := uint64(1)
+	for next <= n {
+		step := ms[1].nextStep(t)
+		size := 0
+		for _, m := range step.Msgs {
+			if m.GetIndex() != next {
+				t.Fatalf("member 2 got index %d, want %d", m.GetIndex(), next)
+			}
+			next++
+			size += approxSize(m)
+		}
+		if len(step.Msgs) > 1 && size > maxEnvelopeBytes {
+			t.Fatalf("an envelope of %d messages holds %d bytes, more than %d", len(step.Msgs), size, maxEnvelopeBytes)
+		}
 	}
 }
 

@@ -21,6 +21,13 @@ const minProbeBackoff = 100 * time.Millisecond
 // beyond it they are dropped.
 const maxDelayed = 4096
 
+// maxEnvelopeBytes bounds the raft messages one RaftEnvelope gathers (as
+// estimated by approxSize): raft's MaxSizePerMsg, so an envelope is no
+// larger than the largest single message already was, and a remote batch
+// of endpointWriterBatchSize envelopes stays under MaxMessageBytes. A
+// message larger on its own still travels, alone.
+const maxEnvelopeBytes = 1 << 20
+
 type status int
 
 const (
@@ -34,6 +41,7 @@ type (
 	probeNow     struct{}
 	probeExpired struct{ seq uint64 }
 	releaseDue   struct{}
+	flushPending struct{}
 )
 
 type delayedMsg struct {
@@ -73,6 +81,15 @@ type peer struct {
 	delayed    []delayedMsg
 	delayTimer *time.Timer
 
+	// pending are the raft messages for the member since the last flush,
+	// in send order, and pendingBytes their approxSize; flushQueued tells
+	// that a flushPending is in the mailbox, behind the SendRafts that
+	// were there when the first pending message came (those of one raft
+	// Ready at least): they all leave as one envelope.
+	pending      []*raftpb.Message
+	pendingBytes int
+	flushQueued  bool
+
 	// transfer is the snapshot database being sent, nil if none.
 	transfer *transfer
 }
@@ -93,6 +110,9 @@ func (p *peer) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 	case *messages.SendRaft:
 		p.handleSendRaft(ctx, msg.Msg)
+	case flushPending:
+		p.flushQueued = false
+		p.flush(ctx)
 	case releaseDue:
 		p.handleReleaseDue(ctx)
 	case probeNow:
@@ -180,7 +200,9 @@ func (p *peer) handleReleaseDue(ctx actor.Context) {
 	}
 }
 
-// deliver sends m to the member if it is active, and drops it otherwise.
+// deliver queues m for the member's next envelope if it is active, and
+// drops it otherwise. A MsgSnap starts a transfer instead; the messages
+// queued before it leave first.
 func (p *peer) deliver(ctx actor.Context, m *raftpb.Message) {
 	if p.status != statusActive {
 		p.reportUnreachable(ctx, false)
@@ -190,14 +212,52 @@ func (p *peer) deliver(ctx actor.Context, m *raftpb.Message) {
 		return
 	}
 	if m.GetType() == raftpb.MsgSnap {
+		p.flush(ctx)
 		p.startTransfer(ctx, m)
 		return
 	}
-	ctx.Send(p.inbox(), p.envelope(m))
+	size := approxSize(m)
+	if len(p.pending) > 0 && p.pendingBytes+size > maxEnvelopeBytes {
+		p.flush(ctx)
+	}
+	p.pending = append(p.pending, m)
+	p.pendingBytes += size
+	if !p.flushQueued {
+		p.flushQueued = true
+		ctx.Send(ctx.Self(), flushPending{})
+	}
 }
 
-func (p *peer) envelope(m *raftpb.Message) *messages.RaftEnvelope {
-	return &messages.RaftEnvelope{ClusterId: p.cfg.ClusterID, From: p.cfg.Self, To: p.id, Msg: m}
+// flush sends the pending messages as one envelope, or drops them if the
+// member became inactive since they were queued.
+func (p *peer) flush(ctx actor.Context) {
+	if len(p.pending) == 0 {
+		return
+	}
+	ms := p.pending
+	// A new slice each time: the envelope is serialised later, on the
+	// remote's writer, or shared with a local inbox.
+	p.pending, p.pendingBytes = nil, 0
+	if p.status != statusActive {
+		p.reportUnreachable(ctx, false)
+		return
+	}
+	ctx.Send(p.inbox(), p.envelope(ms...))
+}
+
+func (p *peer) envelope(ms ...*raftpb.Message) *messages.RaftEnvelope {
+	return &messages.RaftEnvelope{ClusterId: p.cfg.ClusterID, From: p.cfg.Self, To: p.id, Msgs: ms}
+}
+
+// approxSize estimates the bytes m takes in an envelope without
+// marshalling it: its entries' data, plus a generous allowance for the
+// fixed fields of the message and of each entry.
+func approxSize(m *raftpb.Message) int {
+	n := 64 + len(m.GetContext())
+	for _, e := range m.GetEntries() {
+		n += 32 + len(e.GetData())
+	}
+	return n
 }
 
 // reportUnreachable tells raft the member cannot be reached, at most once

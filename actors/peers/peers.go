@@ -6,15 +6,17 @@
 // "node/peers", OneForOne):
 //
 //   - inbox (InboxID): receives RaftEnvelopes from other members and
-//     forwards their *raftpb.Message to the raft actor (Member.Raft);
+//     hands the raft messages of each to the raft actor (Member.Raft) as
+//     one StepRaft;
 //     receives snapshot databases as SnapshotChunks and saves them with
 //     snap.Snapshotter.SaveDBFrom; answers probes (GetPeerStatus) and
 //     hands GetHashKV (another member's corruption check) to its hasher.
 //   - one peer actor per other member: sends envelopes to that member's
-//     inbox, probes it, streams snapshot databases to it.
+//     inbox, one per flush (the raft messages that queued in its mailbox
+//     meanwhile, in order), probes it, streams snapshot databases to it.
 //
 // In: *messages.SetPeers and *messages.SendRaft (to the supervisor).
-// Out: *raftpb.Message, *messages.PeerUnreachable and
+// Out: *messages.StepRaft, *messages.PeerUnreachable and
 // *messages.SnapshotReported to the raft actor; *messages.MemberRemoved to
 // the supervisor's parent (the node) when another member says the cluster
 // removed this one.

@@ -18,6 +18,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/troupedb/troupe/actors/internal/actortest"
 	"github.com/troupedb/troupe/messages"
@@ -25,7 +26,7 @@ import (
 
 // startRemoteMember starts an actor system with the peer remote on address
 // and the peers supervisor spawned as the node spawns it.
-func startRemoteMember(t *testing.T, id uint64, address string, cfg Config) *member {
+func startRemoteMember(t testing.TB, id uint64, address string, cfg Config) *member {
 	t.Helper()
 	system := newSystem()
 	r, err := StartRemote(system, address, nil, 0, testLogger())
@@ -103,14 +104,35 @@ func TestRemoteInboxDropsForeignTraffic(t *testing.T) {
 	ms := remoteCluster(t, 2, Config{})
 	inbox := actor.NewPID(ms[1].system.Address(), InboxID)
 	root := ms[0].system.Root
-	root.Send(inbox, &messages.RaftEnvelope{ClusterId: 0xbad, From: 1, To: 2, Msg: raftMsg(1, 2, raftpb.MsgApp, 1)})
-	root.Send(inbox, &messages.RaftEnvelope{ClusterId: testCluster, From: 1, To: 3, Msg: raftMsg(1, 3, raftpb.MsgApp, 2)})
+	root.Send(inbox, &messages.RaftEnvelope{ClusterId: 0xbad, From: 1, To: 2, Msgs: []*raftpb.Message{raftMsg(1, 2, raftpb.MsgApp, 1)}})
+	root.Send(inbox, &messages.RaftEnvelope{ClusterId: testCluster, From: 1, To: 3, Msgs: []*raftpb.Message{raftMsg(1, 3, raftpb.MsgApp, 2)}})
 	root.Send(inbox, &etcdserverpb.PutRequest{Key: []byte("k")}) // not an accepted type: the guard drops it
-	root.Send(inbox, &messages.RaftEnvelope{ClusterId: testCluster, From: 1, To: 2, Msg: raftMsg(1, 2, raftpb.MsgApp, 4)})
+	root.Send(inbox, &messages.RaftEnvelope{ClusterId: testCluster, From: 1, To: 2, Msgs: []*raftpb.Message{raftMsg(1, 2, raftpb.MsgApp, 4)}})
 	if got := ms[1].nextRaft(t); got.GetIndex() != 4 {
 		t.Fatalf("member 2 got %v, want only the envelope at index 4", got)
 	}
 	// Still serving.
+	ms[0].send(2, raftpb.MsgApp, 5)
+	if got := ms[1].nextRaft(t); got.GetIndex() != 5 {
+		t.Fatalf("member 2 got %v", got)
+	}
+}
+
+// Over the remote too, an envelope's messages are stepped in order and
+// those for another member, or a MsgSnap whose database never came, are
+// dropped alone; the member goes on serving.
+func TestRemoteEnvelopeDropsBadMessages(t *testing.T) {
+	ms := remoteCluster(t, 2, Config{})
+	inbox := actor.NewPID(ms[1].system.Address(), InboxID)
+	snapMsg := raftMsg(1, 2, raftpb.MsgSnap, 3)
+	snapMsg.Snapshot = &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(3), Term: proto.Uint64(1)}}
+	ms[0].system.Root.Send(inbox, &messages.RaftEnvelope{ClusterId: testCluster, From: 1, To: 2, Msgs: []*raftpb.Message{
+		raftMsg(1, 2, raftpb.MsgApp, 1), raftMsg(1, 3, raftpb.MsgApp, 2), snapMsg, raftMsg(1, 2, raftpb.MsgApp, 4),
+	}})
+	step := ms[1].nextStep(t)
+	if len(step.Msgs) != 2 || step.Msgs[0].GetIndex() != 1 || step.Msgs[1].GetIndex() != 4 {
+		t.Fatalf("member 2 stepped %v, want the messages at index 1 and 4", step.Msgs)
+	}
 	ms[0].send(2, raftpb.MsgApp, 5)
 	if got := ms[1].nextRaft(t); got.GetIndex() != 5 {
 		t.Fatalf("member 2 got %v", got)

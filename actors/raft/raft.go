@@ -4,7 +4,8 @@
 // In: Propose (batched into one MsgProp per mailbox run), WithdrawProposal
 // (a proposer gave up), ReadIndex (batched into one raft ReadIndex round),
 // Tick (from its ticker child), Appended (from the wal actor), Applied
-// (from the applier), and raft messages from peers.
+// (from the applier), and raft messages from peers (StepRaft, one per
+// envelope; a bare *raftpb.Message is stepped too).
 // Out: Append to the wal actor, Apply to the applier, raft messages to
 // other members as SendRaft to the peers supervisor, failed proposals and
 // read indexes through raftclient's wait registries, leader, term and
@@ -190,6 +191,13 @@ func (r *raftActor) Receive(ctx actor.Context) {
 		r.handleApplied(ctx, msg)
 	case *raftpb.Message:
 		r.step(msg)
+		r.handleReady(ctx)
+	case *messages.StepRaft:
+		// One envelope from a peer: all of it before the next Ready, so
+		// its messages cost one Ready, not one each.
+		for _, m := range msg.Msgs {
+			r.step(m)
+		}
 		r.handleReady(ctx)
 	case *messages.ProposeConfChange:
 		r.handleProposeConfChange(ctx, msg)

@@ -46,13 +46,13 @@ func byHand(c *Config) {
 	c.ReadRetryTicks = Ticks(ReadRetryInterval, tickInterval)
 }
 
-// leaderAppears delivers member 3's heartbeat at term 2: member 2 follows
-// it.
+// leaderAppears delivers member 3's heartbeat at term 2, as the peers
+// inbox does (StepRaft): member 2 follows it.
 func leaderAppears(sys *actor.ActorSystem, pid *actor.PID) {
-	sys.Root.Send(pid, &raftpb.Message{
+	sys.Root.Send(pid, &messages.StepRaft{Msgs: []*raftpb.Message{{
 		Type: raftpb.MsgHeartbeat.Enum(), From: proto.Uint64(3), To: proto.Uint64(2),
 		Term: proto.Uint64(2), Commit: proto.Uint64(1),
-	})
+	}}})
 	synctest.Wait()
 }
 
