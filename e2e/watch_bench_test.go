@@ -61,7 +61,8 @@ func openWatches(b *testing.B, s *e2etest.Server, c context.Context, key string,
 // events, then one put to the other (which goes first alternates), so
 // that the load of a shared machine falls on both alike. b.N is the
 // number of puts to each. Per server it reports p50/p99 over all
-// deliveries, the p50 of the puts themselves, the server's CPU per
+// deliveries, the p50 and p99 of the puts themselves, the p99 over puts
+// of the delay until every watcher had the event, the server's CPU per
 // delivered event and its peak RSS, and the troupe/etcd ratios of p50 and
 // p99. Run for example
 //
@@ -108,6 +109,7 @@ type watchSide struct {
 	arrived  chan time.Time
 	lat      []time.Duration // put start to event, every delivery
 	putLat   []time.Duration
+	allLat   []time.Duration // put start to its last watcher's event
 	cpu0     time.Duration
 }
 
@@ -138,6 +140,7 @@ func (sd *watchSide) start(b *testing.B) {
 	}
 	sd.lat = make([]time.Duration, 0, b.N*sd.watchers)
 	sd.putLat = make([]time.Duration, 0, b.N)
+	sd.allLat = make([]time.Duration, 0, b.N)
 	sd.cpu0 = processesCPU(pids)
 }
 
@@ -156,6 +159,7 @@ func (sd *watchSide) putAndWait(b *testing.B, c context.Context, i int) {
 			b.Fatalf("%s put %d: %d of %d watchers got the event", sd.s.Kind(), i, j, sd.watchers)
 		}
 	}
+	sd.allLat = append(sd.allLat, slices.Max(sd.lat[len(sd.lat)-sd.watchers:]))
 }
 
 // quantile returns the q-th percentile of the deliveries' delays.
@@ -168,12 +172,16 @@ func (sd *watchSide) report(b *testing.B) {
 	cpu := processesCPU(pids) - sd.cpu0
 	slices.Sort(sd.lat)
 	slices.Sort(sd.putLat)
+	slices.Sort(sd.allLat)
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	kind := sd.s.Kind()
 	b.ReportMetric(ms(sd.quantile(50)), kind+"-p50-ms")
 	b.ReportMetric(ms(sd.quantile(99)), kind+"-p99-ms")
 	// the put's own share of the delay (its reply races the events)
 	b.ReportMetric(ms(sd.putLat[len(sd.putLat)/2]), kind+"-put-p50-ms")
+	b.ReportMetric(ms(sd.putLat[min(len(sd.putLat)-1, len(sd.putLat)*99/100)]), kind+"-put-p99-ms")
+	// until every watcher has it: the fan-out's tail beside the put's
+	b.ReportMetric(ms(sd.allLat[min(len(sd.allLat)-1, len(sd.allLat)*99/100)]), kind+"-all-p99-ms")
 	// the put's own cost is in it too: per event, the fan-out's share
 	// grows with the watchers
 	b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(len(sd.lat)), kind+"-cpu-us/event")
