@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,7 +109,10 @@ func TestWALDirMismatchRefused(t *testing.T) {
 	putValue(t, cfg, "k", "v")
 	mustStop(t, n)
 
-	other := cfg
+	// The refused start binds its listeners before it reads the WAL dir:
+	// fresh ports, so that a port of the stopped member taken meanwhile by
+	// another process's connection cannot fail it for the wrong reason.
+	other := withFreshListeners(t, cfg)
 	other.WALDir = filepath.Join(t.TempDir(), "wal")
 	_, err := Start(other)
 	if err == nil || !strings.Contains(err.Error(), "--wal-dir "+other.WALDir+" has no WAL but data dir") {
@@ -203,4 +208,16 @@ func TestStorageFlags(t *testing.T) {
 	if c.WALDir != "/f" || !c.ForceNewCluster {
 		t.Fatalf("config file: WALDir %q ForceNewCluster %v", c.WALDir, c.ForceNewCluster)
 	}
+}
+
+// withFreshListeners is cfg listening for clients and peers on new ports
+// (advertising the same peer URLs, which identify the member).
+func withFreshListeners(t *testing.T, cfg Config) Config {
+	t.Helper()
+	cu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
+	pu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
+	cfg.ListenClientURLs = []url.URL{*cu}
+	cfg.AdvertiseClientURLs = []url.URL{*cu}
+	cfg.ListenPeerURLs = []url.URL{*pu}
+	return cfg
 }
