@@ -12,11 +12,12 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// ReadAll reads the whole log and returns its metadata, the last hard
-// state (empty if none), and the entries after from, with later entries
-// replacing earlier ones at the same or a higher index. A torn tail of the
-// last segment is repaired (logged at Warn); any other damage is refused
-// with ErrCorrupt. A non-zero from must be a marker saved in the log
+// ReadAll reads the log from the segment that holds from (see Recovery in
+// the package doc) and returns its metadata, the last hard state (empty if
+// none), and the entries after from, with later entries replacing earlier
+// ones at the same or a higher index. A torn tail of the last segment is
+// repaired (logged at Warn); any other damage in the segments read is
+// refused with ErrCorrupt. A non-zero from must be a marker saved in the log
 // (ErrSnapshotNotFound); metadata of a version this troupe does not read
 // is refused with ErrUnknownMetadataVersion. On success the WAL is ready
 // to append after the last record; ReadAll may be called once.
@@ -27,12 +28,16 @@ func (w *WAL) ReadAll(from SnapshotMarker) (md Metadata, hs *raftpb.HardState, e
 	if w.ready {
 		return Metadata{}, nil, nil, fmt.Errorf("wal: ReadAll called twice on %s", w.dir)
 	}
-	r := reader{w: w, from: from, hs: &raftpb.HardState{}}
-	var end segmentEnd
-	for i, s := range w.segs {
-		if end, err = r.readSegment(s, i == len(w.segs)-1); err != nil {
-			return Metadata{}, nil, nil, err
-		}
+	start := firstSegmentFor(w.segs, from.Index)
+	r, end, err := w.readFrom(from, start)
+	if err == nil && start > 0 && (r.metadata == nil || !r.foundFrom) {
+		// The skipped segments may hold what the read ones lack (a log
+		// whose segments do not start with the metadata, or a marker
+		// not where the segment names say): read them all, as before.
+		r, end, err = w.readFrom(from, 0)
+	}
+	if err != nil {
+		return Metadata{}, nil, nil, err
 	}
 	if from.Index != 0 && !r.foundFrom {
 		return Metadata{}, nil, nil, fmt.Errorf("%w: index %d term %d in %s", ErrSnapshotNotFound, from.Index, from.Term, w.dir)
@@ -46,6 +51,38 @@ func (w *WAL) ReadAll(from SnapshotMarker) (md Metadata, hs *raftpb.HardState, e
 	}
 	w.ready = true
 	return md, proto.CloneOf(r.hs), r.ents, nil
+}
+
+// firstSegmentFor returns the position in segs of the first segment a read
+// from a snapshot at index needs: the last one whose first index is at or
+// below index, as etcd's searchIndex. Every entry of an earlier segment
+// is below that segment's first index, so at or below the snapshot, and
+// what else they hold (metadata, the latest hard state and marker) starts
+// every segment. With no such segment (or no snapshot) it is 0.
+func firstSegmentFor(segs []segment, index uint64) int {
+	for i := len(segs) - 1; i > 0; i-- {
+		if segs[i].first <= index {
+			return i
+		}
+	}
+	return 0
+}
+
+// readFrom reads segs[first:] in order, as if the log began there.
+func (w *WAL) readFrom(from SnapshotMarker, first int) (*reader, segmentEnd, error) {
+	r := &reader{w: w, from: from, hs: &raftpb.HardState{}}
+	// Entries of the skipped segments are below segs[first].first, so at
+	// or below the marker this read must find, which sets lastIndex at
+	// least as high as they would have.
+	w.lastIndex, w.snap = 0, SnapshotMarker{}
+	var end segmentEnd
+	for i := first; i < len(w.segs); i++ {
+		var err error
+		if end, err = r.readSegment(w.segs[i], i == len(w.segs)-1); err != nil {
+			return nil, segmentEnd{}, err
+		}
+	}
+	return r, end, nil
 }
 
 // reader accumulates what ReadAll has decoded so far.

@@ -15,12 +15,21 @@
 //
 // # Recovery
 //
-// ReadAll reads every segment in order. A damaged or partial record at the
+// ReadAll reads the segments in order, starting, as etcd's wal.Open, at
+// the last segment whose first index is at or below the snapshot it reads
+// from: the segments before it hold only entries the snapshot covers, and
+// their metadata, latest marker and hard state are repeated at its start
+// (every segment troupe ever wrote starts that way; should the first segment
+// read lack the metadata or the marker not be found, every segment is read
+// after all). A damaged or partial record at the
 // end of the last segment, with nothing valid after it, is the tail of a
 // write that never finished: it is logged, zeroed and the log continues
-// from there. A damaged record anywhere else (in an older segment, or with
-// a valid record after it) is refused with ErrCorrupt naming the file and
-// the offset, since acknowledged data would be lost by skipping it.
+// from there. A damaged record anywhere else in the segments read (in an
+// older segment, or with a valid record after it) is refused with
+// ErrCorrupt naming the file and the offset, since acknowledged data would
+// be lost by skipping it. Damage in the segments skipped is not seen, as
+// in etcd: nothing in them is needed once the snapshot is durable, and
+// ReleaseTo removes them.
 //
 // A WAL is not safe for concurrent use: one owner (the wal actor) calls it.
 // Stats may be read from any goroutine.
