@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"hash/crc32"
 )
@@ -120,24 +121,42 @@ func decodeRecord(buf []byte) (recordType, []byte, int, decodeResult) {
 
 // validRecordAfter reports the offset of the first aligned offset at or
 // after from holding a valid record, or -1. It tells a torn tail (nothing
-// valid follows) from a damaged record in the middle of the log.
+// valid follows) from a damaged record in the middle of the log. Runs of
+// zeros (the preallocated rest of the last segment) are skipped a block at
+// a time: a record's length field is not zero, so no record starts in them.
 func validRecordAfter(buf []byte, from int) int {
-	for off := (from + recordAlign - 1) / recordAlign * recordAlign; off+headerBytes < len(buf); off += recordAlign {
+	off := (from + recordAlign - 1) / recordAlign * recordAlign
+	for off+headerBytes < len(buf) {
 		if binary.LittleEndian.Uint32(buf[off:]) == 0 {
+			// A record at an aligned offset o has a non-zero byte in
+			// [o, o+4), so none starts before the aligned offset at or
+			// below the next non-zero byte.
+			next := nextNonZero(buf, off) / recordAlign * recordAlign
+			off = max(next, off+recordAlign)
 			continue
 		}
 		if _, _, _, res := decodeRecord(buf[off:]); res == decodeOK {
 			return off
 		}
+		off += recordAlign
 	}
 	return -1
 }
 
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
+// zeroBlock is compared against to find runs of zeros at memory speed.
+var zeroBlock [4096]byte
+
+// nextNonZero returns the offset of the first non-zero byte of b at or
+// after from, or len(b).
+func nextNonZero(b []byte, from int) int {
+	off := from
+	for off+len(zeroBlock) <= len(b) && bytes.Equal(b[off:off+len(zeroBlock)], zeroBlock[:]) {
+		off += len(zeroBlock)
 	}
-	return true
+	for off < len(b) && b[off] == 0 {
+		off++
+	}
+	return off
 }
+
+func allZero(b []byte) bool { return nextNonZero(b, 0) == len(b) }
