@@ -5,8 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+
+	"golang.org/x/sys/unix"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -105,13 +106,13 @@ type segmentEnd struct {
 
 func (r *reader) readSegment(s segment, last bool) (segmentEnd, error) {
 	path := r.w.path(s)
-	data, err := r.readFile(path)
+	data, size, err := r.readFile(path)
 	if err != nil {
 		return segmentEnd{}, err
 	}
 	off := 0
 	for {
-		typ, body, n, res := decodeRecord(data[off:])
+		typ, body, n, res := recordAt(data, size, off)
 		if res == decodeOK {
 			if err := r.apply(typ, body); err != nil {
 				if errors.Is(err, ErrMissingEntries) {
@@ -122,7 +123,7 @@ func (r *reader) readSegment(s segment, last bool) (segmentEnd, error) {
 			off += n
 			continue
 		}
-		if next := validRecordAfter(data, off+1); next >= 0 {
+		if next := validRecordAfter(data, size, off+1); next >= 0 {
 			return segmentEnd{}, fmt.Errorf("%w: damaged record at offset %d of %s (%s) is followed by a valid record at offset %d; %s",
 				ErrCorrupt, off, path, res, next, corruptFix)
 		}
@@ -132,33 +133,72 @@ func (r *reader) readSegment(s segment, last bool) (segmentEnd, error) {
 		}
 		if res != decodeEnd {
 			r.w.log.Warn("wal torn tail truncated", "file", path, "offset", off,
-				"dropped_bytes", len(data)-off, "reason", res.String())
+				"dropped_bytes", size-off, "reason", res.String())
 		}
 		// A record whose padding was cut off by the end of the file ends
 		// unaligned; appending resumes at the next aligned offset.
 		aligned := (off + recordAlign - 1) / recordAlign * recordAlign
-		return segmentEnd{offset: int64(aligned), dirty: !allZero(data[off:]), size: int64(len(data))}, nil
+		return segmentEnd{offset: int64(aligned), dirty: off < len(data) && !allZero(data[off:]), size: int64(size)}, nil
 	}
 }
 
-func (r *reader) readFile(path string) ([]byte, error) {
+// readFile reads the segment at path up to the end of its data, as the
+// file system reports it (SEEK_HOLE): the rest of a preallocated segment
+// is a hole or an unwritten extent, which reads as zeros, so it is not
+// read at all. It returns those bytes and the file's size; the segment is
+// data followed by zeros up to size.
+func (r *reader) readFile(path string) ([]byte, int, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("wal: open %s: %w", path, err)
+		return nil, 0, fmt.Errorf("wal: open %s: %w", path, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("wal: stat %s: %w", path, err)
+		return nil, 0, fmt.Errorf("wal: stat %s: %w", path, err)
 	}
-	if int64(cap(r.buf)) < fi.Size() {
-		r.buf = make([]byte, fi.Size())
+	size := fi.Size()
+	end, err := dataEnd(f, size)
+	if err != nil {
+		return nil, 0, fmt.Errorf("wal: find the end of data in %s: %w", path, err)
 	}
-	r.buf = r.buf[:fi.Size()]
-	if _, err := io.ReadFull(f, r.buf); err != nil {
-		return nil, fmt.Errorf("wal: read %s: %w", path, err)
+	if int64(cap(r.buf)) < end {
+		r.buf = make([]byte, end)
 	}
-	return r.buf, nil
+	r.buf = r.buf[:end]
+	if _, err := f.ReadAt(r.buf, 0); err != nil {
+		return nil, 0, fmt.Errorf("wal: read %s: %w", path, err)
+	}
+	return r.buf, int(size), nil
+}
+
+// dataEnd returns the offset after the last byte of f (of size bytes) that
+// is not in a hole: everything from there on reads as zeros. A file
+// system without SEEK_DATA reports the whole file as data.
+func dataEnd(f *os.File, size int64) (int64, error) {
+	fd := int(f.Fd())
+	end := int64(0)
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			return end, nil // no data at or after off
+		}
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
+			return size, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return 0, err
+		}
+		if hole <= off {
+			return size, nil // no progress: trust nothing, read it all
+		}
+		end, off = min(hole, size), hole
+	}
+	return end, nil
 }
 
 // apply folds one valid record into the reader's state.

@@ -124,10 +124,10 @@ func decodeRecord(buf []byte) (recordType, []byte, int, decodeResult) {
 // valid follows) from a damaged record in the middle of the log. Runs of
 // zeros (the preallocated rest of the last segment) are skipped a block at
 // a time: a record's length field is not zero, so no record starts in them.
-func validRecordAfter(buf []byte, from int) int {
+func validRecordAfter(buf []byte, size, from int) int {
 	off := (from + recordAlign - 1) / recordAlign * recordAlign
-	for off+headerBytes < len(buf) {
-		if binary.LittleEndian.Uint32(buf[off:]) == 0 {
+	for off < len(buf) && off+headerBytes < size {
+		if off+4 <= len(buf) && binary.LittleEndian.Uint32(buf[off:]) == 0 {
 			// A record at an aligned offset o has a non-zero byte in
 			// [o, o+4), so none starts before the aligned offset at or
 			// below the next non-zero byte.
@@ -135,12 +135,39 @@ func validRecordAfter(buf []byte, from int) int {
 			off = max(next, off+recordAlign)
 			continue
 		}
-		if _, _, _, res := decodeRecord(buf[off:]); res == decodeOK {
+		if _, _, _, res := recordAt(buf, size, off); res == decodeOK {
 			return off
 		}
 		off += recordAlign
 	}
 	return -1
+}
+
+// recordAt decodes the record at off of a segment whose bytes are data
+// followed by zeros up to size (see readFile): a record running past data
+// is decoded with those zeros, as if the whole file had been read.
+func recordAt(data []byte, size, off int) (recordType, []byte, int, decodeResult) {
+	if off >= len(data) {
+		return 0, nil, 0, decodeEnd // in the zeros
+	}
+	typ, body, n, res := decodeRecord(data[off:])
+	if len(data) >= size {
+		return typ, body, n, res
+	}
+	if res == decodeOK {
+		// Padding cut short by the end of data goes on in the zeros.
+		padded := (headerBytes + 1 + len(body) + recordAlign - 1) / recordAlign * recordAlign
+		return typ, body, min(padded, size-off), res
+	}
+	if res != decodeTorn {
+		return typ, body, n, res
+	}
+	var length [4]byte
+	copy(length[:], data[off:])
+	need := headerBytes + int(binary.LittleEndian.Uint32(length[:])) + recordAlign
+	ext := make([]byte, min(size-off, need))
+	copy(ext, data[off:])
+	return decodeRecord(ext)
 }
 
 // zeroBlock is compared against to find runs of zeros at memory speed.

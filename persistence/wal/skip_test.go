@@ -2,9 +2,11 @@ package wal
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -206,5 +208,64 @@ func TestReadAllFallsBackWithoutHeader(t *testing.T) {
 	}
 	if _, _, _, err := r.w.ReadAll(snap); err == nil {
 		t.Fatal("second ReadAll succeeded")
+	}
+}
+
+// TestTailFarInPreallocatedSegment: ReadAll reads a segment only up to
+// the end of its data, yet bytes written far into the preallocated rest
+// (past a hole) are still seen: a valid record there after the end of the
+// log is refused, garbage there is a torn tail, zeroed on open.
+func TestTailFarInPreallocatedSegment(t *testing.T) {
+	const segBytes = 8 << 20
+	for _, tc := range []struct {
+		name    string
+		bytes   []byte
+		corrupt bool
+	}{
+		{"valid record after the end", encodeRecord(nil, recEntry, []byte("stray")), true},
+		{"garbage after the end", []byte("\x07garbage\xff\xfe"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "wal")
+			w := mustCreate(t, dir, segBytes)
+			mustSave(t, w, hardState(1, 1, 20), ents(1, 20, 1, 100))
+			path := w.fpath
+			w.Close()
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const far = 6 << 20
+			if _, err := f.WriteAt(tc.bytes, far); err != nil {
+				t.Fatal(err)
+			}
+			// The file system must report the rest as a hole, or this
+			// test reads the whole file and proves nothing.
+			if end, err := dataEnd(f, segBytes); err != nil || end <= far || end >= segBytes {
+				t.Fatalf("data ends at %d (%v), want after %d and before %d: the file system does not report the preallocated rest as a hole",
+					end, err, far, segBytes)
+			}
+			f.Close()
+
+			w, err = Open(dir, Options{SegmentSizeBytes: segBytes})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, es, err := w.ReadAll(SnapshotMarker{})
+			w.Close()
+			if tc.corrupt {
+				if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("valid record at offset %d", far)) {
+					t.Fatalf("ReadAll: %v, want ErrCorrupt naming offset %d", err, far)
+				}
+				return
+			}
+			if err != nil || len(es) != 20 {
+				t.Fatalf("ReadAll: %d entries, %v", len(es), err)
+			}
+			b, _ := os.ReadFile(path)
+			if len(b) != segBytes || !allZero(b[far:far+len(tc.bytes)]) {
+				t.Fatalf("garbage not zeroed (file of %d bytes)", len(b))
+			}
+		})
 	}
 }
