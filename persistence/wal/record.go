@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"hash/crc32"
 )
@@ -120,24 +121,69 @@ func decodeRecord(buf []byte) (recordType, []byte, int, decodeResult) {
 
 // validRecordAfter reports the offset of the first aligned offset at or
 // after from holding a valid record, or -1. It tells a torn tail (nothing
-// valid follows) from a damaged record in the middle of the log.
-func validRecordAfter(buf []byte, from int) int {
-	for off := (from + recordAlign - 1) / recordAlign * recordAlign; off+headerBytes < len(buf); off += recordAlign {
-		if binary.LittleEndian.Uint32(buf[off:]) == 0 {
+// valid follows) from a damaged record in the middle of the log. Runs of
+// zeros (the preallocated rest of the last segment) are skipped a block at
+// a time: a record's length field is not zero, so no record starts in them.
+func validRecordAfter(buf []byte, size, from int) int {
+	off := (from + recordAlign - 1) / recordAlign * recordAlign
+	for off < len(buf) && off+headerBytes < size {
+		if off+4 <= len(buf) && binary.LittleEndian.Uint32(buf[off:]) == 0 {
+			// A record at an aligned offset o has a non-zero byte in
+			// [o, o+4), so none starts before the aligned offset at or
+			// below the next non-zero byte.
+			next := nextNonZero(buf, off) / recordAlign * recordAlign
+			off = max(next, off+recordAlign)
 			continue
 		}
-		if _, _, _, res := decodeRecord(buf[off:]); res == decodeOK {
+		if _, _, _, res := recordAt(buf, size, off); res == decodeOK {
 			return off
 		}
+		off += recordAlign
 	}
 	return -1
 }
 
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
+// recordAt decodes the record at off of a segment whose bytes are data
+// followed by zeros up to size (see readFile): a record running past data
+// is decoded with those zeros, as if the whole file had been read.
+func recordAt(data []byte, size, off int) (recordType, []byte, int, decodeResult) {
+	if off >= len(data) {
+		return 0, nil, 0, decodeEnd // in the zeros
 	}
-	return true
+	typ, body, n, res := decodeRecord(data[off:])
+	if len(data) >= size {
+		return typ, body, n, res
+	}
+	if res == decodeOK {
+		// Padding cut short by the end of data goes on in the zeros.
+		padded := (headerBytes + 1 + len(body) + recordAlign - 1) / recordAlign * recordAlign
+		return typ, body, min(padded, size-off), res
+	}
+	if res != decodeTorn {
+		return typ, body, n, res
+	}
+	var length [4]byte
+	copy(length[:], data[off:])
+	need := headerBytes + int(binary.LittleEndian.Uint32(length[:])) + recordAlign
+	ext := make([]byte, min(size-off, need))
+	copy(ext, data[off:])
+	return decodeRecord(ext)
 }
+
+// zeroBlock is compared against to find runs of zeros at memory speed.
+var zeroBlock [4096]byte
+
+// nextNonZero returns the offset of the first non-zero byte of b at or
+// after from, or len(b).
+func nextNonZero(b []byte, from int) int {
+	off := from
+	for off+len(zeroBlock) <= len(b) && bytes.Equal(b[off:off+len(zeroBlock)], zeroBlock[:]) {
+		off += len(zeroBlock)
+	}
+	for off < len(b) && b[off] == 0 {
+		off++
+	}
+	return off
+}
+
+func allZero(b []byte) bool { return nextNonZero(b, 0) == len(b) }

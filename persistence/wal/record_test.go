@@ -37,7 +37,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, buf []byte) {
 		typ, body, n, res := decodeRecord(buf)
-		validRecordAfter(buf, 1)
+		validRecordAfter(buf, len(buf), 1)
 		if res != decodeOK {
 			return
 		}
@@ -48,6 +48,34 @@ func FuzzDecodeRecord(f *testing.F) {
 		framed := headerBytes + 1 + len(body)
 		if !bytes.Equal(again[:framed], buf[:framed]) {
 			t.Fatalf("re-encoding differs: %x vs %x", again[:framed], buf[:framed])
+		}
+	})
+}
+
+// FuzzDataThenZeros: a segment read only up to the end of its data
+// decodes exactly as the whole file would, zeros included, for any cut
+// at or before the trailing zeros.
+func FuzzDataThenZeros(f *testing.F) {
+	rec := encodeRecord(nil, recEntry, []byte("entry\x00\x00\x00\x00\x00\x00\x00\x00"))
+	f.Add(rec, uint16(64), uint16(0))
+	f.Add(rec[:len(rec)-9], uint16(64), uint16(3))
+	f.Add(append(append([]byte{0xff}, make([]byte, 7)...), rec...), uint16(8), uint16(1))
+	f.Add([]byte{byte(len(rec) - 8)}, uint16(40), uint16(0))
+	f.Fuzz(func(t *testing.T, data []byte, zeros, back uint16) {
+		full := append(bytes.Clone(data), make([]byte, zeros)...)
+		cut := len(data)
+		for cut > 0 && back > 0 && full[cut-1] == 0 {
+			cut, back = cut-1, back-1
+		}
+		for off := 0; off <= len(full); off++ {
+			wt, wb, wn, wr := decodeRecord(full[off:])
+			gt, gb, gn, gr := recordAt(full[:cut], len(full), off)
+			if wr != gr || wt != gt || wn != gn || !bytes.Equal(wb, gb) {
+				t.Fatalf("offset %d: whole file %v %d %d, read to %d of %d: %v %d %d", off, wr, wt, wn, cut, len(full), gr, gt, gn)
+			}
+			if want, got := validRecordAfter(full, len(full), off), validRecordAfter(full[:cut], len(full), off); want != got {
+				t.Fatalf("validRecordAfter from %d: whole file %d, read to %d: %d", off, want, cut, got)
+			}
 		}
 	})
 }

@@ -8,19 +8,35 @@
 // number, first index), each preallocated to Options.SegmentSizeBytes with
 // zeros. Every segment starts with the metadata given to Create (the
 // member and cluster ids, in the versioned format of metadata.go), the
-// latest snapshot marker and the latest hard state, so removing older
-// segments never loses them. Records are framed with a length and a CRC32C (see
-// record.go); a record never spans segments; a segment that cannot take the
+// latest snapshot marker and the latest hard state, so removing or
+// skipping older segments never loses them. Records are framed with a
+// length and a CRC32C (see record.go); a record never spans segments; a segment that cannot take the
 // next record is synced and followed by a new one.
 //
 // # Recovery
 //
-// ReadAll reads every segment in order. A damaged or partial record at the
-// end of the last segment, with nothing valid after it, is the tail of a
-// write that never finished: it is logged, zeroed and the log continues
-// from there. A damaged record anywhere else (in an older segment, or with
-// a valid record after it) is refused with ErrCorrupt naming the file and
-// the offset, since acknowledged data would be lost by skipping it.
+// ReadAll reads the segments in order, starting, as etcd's wal.Open, at
+// the last segment whose first index is at or below the snapshot it reads
+// from: the segments before it hold only entries the snapshot covers, and
+// their metadata, latest marker and hard state are repeated at its start.
+// Every segment troupe ever wrote starts that way; should the first segment
+// read lack the metadata, or the marker not be found, every segment is
+// read after all. Damage in the segments skipped is not seen, as in etcd:
+// nothing in them is needed once the snapshot is durable, and ReleaseTo
+// removes them.
+//
+// A segment is read only up to the end of its data as the file system
+// reports it (SEEK_DATA/SEEK_HOLE): the preallocated rest is a hole or an
+// unwritten extent, which reads as zeros, and is treated as zeros without
+// being read. Bytes written anywhere in it are data and are read. A file
+// system that cannot tell reports the whole file as data.
+//
+// A damaged or partial record at the end of the last segment, with nothing
+// valid after it, is the tail of a write that never finished: it is
+// logged, zeroed and the log continues from there. A damaged record
+// anywhere else in the segments read (in an older segment, or with a valid
+// record after it) is refused with ErrCorrupt naming the file and the
+// offset, since acknowledged data would be lost by skipping it.
 //
 // A WAL is not safe for concurrent use: one owner (the wal actor) calls it.
 // Stats may be read from any goroutine.
