@@ -244,9 +244,8 @@ func (t *treeIndex) revisionsFrom(key, end []byte, atRev int64, n int) []keyRev 
 }
 
 // decodeInArena decodes a KeyValue whose key and value are copied into
-// c.arena and alias it; the fields are decodeKVFast's (see codec.go),
-// repeated here because that one copies each field into a new slice. An
-// entry with fields it does not know goes to decodeKV (a copy).
+// c.arena and alias it. An entry with fields decodeKVFast does not know
+// goes to decodeKV (a copy).
 func (c *ChunkReader) decodeInArena(b []byte) (*mvccpb.KeyValue, error) {
 	start := len(c.arena)
 	if cap(c.arena)-start < len(b) && start > 0 {
@@ -257,44 +256,9 @@ func (c *ChunkReader) decodeInArena(b []byte) (*mvccpb.KeyValue, error) {
 	}
 	c.arena = append(c.arena, b...)
 	b = c.arena[start:len(c.arena):len(c.arena)]
-	kv := &mvccpb.KeyValue{}
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil, fmt.Errorf("mvcc: KeyValue: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
-		switch {
-		case typ == protowire.BytesType && (num == fieldKey || num == fieldValue):
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return nil, fmt.Errorf("mvcc: KeyValue: %w", protowire.ParseError(n))
-			}
-			b = b[n:]
-			if num == fieldKey {
-				kv.Key = v
-			} else {
-				kv.Value = v
-			}
-		case typ == protowire.VarintType && num >= fieldCreateRevision && num <= fieldLease && num != fieldValue:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return nil, fmt.Errorf("mvcc: KeyValue: %w", protowire.ParseError(n))
-			}
-			b = b[n:]
-			switch num {
-			case fieldCreateRevision:
-				kv.CreateRevision = int64(v)
-			case fieldModRevision:
-				kv.ModRevision = int64(v)
-			case fieldVersion:
-				kv.Version = int64(v)
-			case fieldLease:
-				kv.Lease = int64(v)
-			}
-		default:
-			return decodeKV(c.arena[start:])
-		}
+	kv, err := decodeKVFast(b, true)
+	if err == errSlowPath {
+		return decodeKV(b)
 	}
-	return kv, nil
+	return kv, err
 }

@@ -77,7 +77,7 @@ var errSlowPath = errors.New("mvcc: KeyValue needs the generic decoder")
 
 // decodeKV decodes a KeyValue; the result does not alias b.
 func decodeKV(b []byte) (*mvccpb.KeyValue, error) {
-	kv, err := decodeKVFast(b)
+	kv, err := decodeKVFast(b, false)
 	if err == errSlowPath {
 		kv = &mvccpb.KeyValue{}
 		err = proto.Unmarshal(b, kv)
@@ -85,7 +85,10 @@ func decodeKV(b []byte) (*mvccpb.KeyValue, error) {
 	return kv, err
 }
 
-func decodeKVFast(b []byte) (*mvccpb.KeyValue, error) {
+// decodeKVFast decodes the fields troupe and etcd write; with alias the
+// key and value point into b, otherwise each is a copy of its own. Any
+// other field is errSlowPath.
+func decodeKVFast(b []byte, alias bool) (*mvccpb.KeyValue, error) {
 	kv := &mvccpb.KeyValue{}
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
@@ -100,11 +103,13 @@ func decodeKVFast(b []byte) (*mvccpb.KeyValue, error) {
 				return nil, fmt.Errorf("mvcc: KeyValue: %w", protowire.ParseError(n))
 			}
 			b = b[n:]
-			c := append([]byte{}, v...)
+			if !alias {
+				v = append([]byte{}, v...)
+			}
 			if num == fieldKey {
-				kv.Key = c
+				kv.Key = v
 			} else {
-				kv.Value = c
+				kv.Value = v
 			}
 		case typ == protowire.VarintType && num >= fieldCreateRevision && num <= fieldLease && num != fieldValue:
 			v, n := protowire.ConsumeVarint(b)
