@@ -386,7 +386,7 @@ func (c *core) installSnapshotDB(index uint64) (*mvcc.Store, error) {
 	}
 	c.cfg.Client.SetCore(nil)
 	if c.res.store != nil {
-		if err := c.res.store.Close(); err != nil {
+		if err := c.res.store.CloseForReplace(); err != nil {
 			return nil, fmt.Errorf("close backend for snapshot install: %w", err)
 		}
 		c.res.store = nil

@@ -426,6 +426,25 @@ func TestIndexCheckpointThreshold(t *testing.T) {
 	}
 }
 
+// TestCloseForReplaceWritesNoCheckpoint: a store closed for a snapshot
+// install commits its writes but leaves no checkpoint in the file that is
+// about to be replaced.
+func TestCloseForReplaceWritesNoCheckpoint(t *testing.T) {
+	ts := openTest(t, Options{})
+	ts.checkpointMinKeys = 1
+	ts.mustPut("a", "1")
+	if err := ts.CloseForReplace(); err != nil {
+		t.Fatal(err)
+	}
+	if hasCheckpoint(t, ts.Path()) {
+		t.Fatal("CloseForReplace wrote a checkpoint")
+	}
+	ts.reopen(Options{})
+	if got := ts.Rev(); got != 2 {
+		t.Fatalf("revision after CloseForReplace and reopen = %d, want 2 (the put committed)", got)
+	}
+}
+
 // TestIndexCheckpointChunks round-trips an index larger than one chunk.
 func TestIndexCheckpointChunks(t *testing.T) {
 	ts := openTest(t, Options{})

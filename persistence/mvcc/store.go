@@ -294,15 +294,24 @@ func (s *Store) restoreEntry(k, v []byte) error {
 	return nil
 }
 
-// Close waits for a background commit, commits the pending batch and
-// closes the file. After a commit error it closes the file without
-// committing and returns that error. Writer goroutine only.
-func (s *Store) Close() error {
+// Close waits for a background commit, commits the pending batch, writes
+// the key index checkpoint the next Open starts from, and closes the file.
+// After a commit error it closes the file without committing and returns
+// that error. Writer goroutine only.
+func (s *Store) Close() error { return s.close(true) }
+
+// CloseForReplace is Close for a file about to be replaced (a snapshot
+// install renames another database over it): no checkpoint is written,
+// since nobody would open it, and for a large index it would hold the
+// install up for seconds.
+func (s *Store) CloseForReplace() error { return s.close(false) }
+
+func (s *Store) close(checkpoint bool) error {
 	if s.closed {
 		return nil
 	}
 	err := s.Commit()
-	if err == nil {
+	if err == nil && checkpoint {
 		// Only an optimisation of the next Open: a failure leaves no
 		// checkpoint (its transaction is atomic) and Open scans.
 		if cerr := s.writeIndexCheckpoint(); cerr != nil {
