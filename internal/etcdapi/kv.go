@@ -48,20 +48,9 @@ func (s *KV) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse
 	if err := mvcc.ValidateRange(req); err != nil {
 		return nil, toGRPC(err)
 	}
-	if !req.Serializable {
-		if err := s.linearizableRead(ctx); err != nil {
-			return nil, err
-		}
-	}
-	ai, err := s.cfg.Auth.check(ctx, func(st *auth.State, ai auth.Info) error {
-		return st.IsRangePermitted(ai, req.Key, req.RangeEnd)
-	})
+	st, ai, err := s.rangeStore(ctx, req)
 	if err != nil {
 		return nil, err
-	}
-	st := s.cfg.Raft.Store()
-	if st == nil {
-		return nil, errCoreDown
 	}
 	resp, err := st.Range(req)
 	if err != nil {
@@ -72,6 +61,29 @@ func (s *KV) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse
 	}
 	s.fill(resp.Header)
 	return resp, nil
+}
+
+// rangeStore readies a valid Range or RangeStream: the read barrier
+// unless it is serializable, then the sender's permission on its keys. It
+// returns the backend to read and who asked, for the auth check after the
+// read (fresh).
+func (s *KV) rangeStore(ctx context.Context, req *pb.RangeRequest) (*mvcc.Store, auth.Info, error) {
+	if !req.Serializable {
+		if err := s.linearizableRead(ctx); err != nil {
+			return nil, auth.Info{}, err
+		}
+	}
+	ai, err := s.cfg.Auth.check(ctx, func(st *auth.State, ai auth.Info) error {
+		return st.IsRangePermitted(ai, req.Key, req.RangeEnd)
+	})
+	if err != nil {
+		return nil, ai, err
+	}
+	st := s.cfg.Raft.Store()
+	if st == nil {
+		return nil, ai, errCoreDown
+	}
+	return st, ai, nil
 }
 
 // Put writes one key.

@@ -56,20 +56,9 @@ func (s *KV) RangeStream(req *pb.RangeRequest, stream pb.KV_RangeStreamServer) e
 		return errStreamFilters
 	}
 	ctx := stream.Context()
-	if !req.Serializable {
-		if err := s.linearizableRead(ctx); err != nil {
-			return err
-		}
-	}
-	ai, err := s.cfg.Auth.check(ctx, func(st *auth.State, ai auth.Info) error {
-		return st.IsRangePermitted(ai, req.Key, req.RangeEnd)
-	})
+	st, ai, err := s.rangeStore(ctx, req)
 	if err != nil {
 		return err
-	}
-	st := s.cfg.Raft.Store()
-	if st == nil {
-		return errCoreDown
 	}
 	if req.CountOnly {
 		return s.streamCount(st, req, ai, stream)
