@@ -513,7 +513,7 @@ func (e *env) appendFromLeader(d *datadriven.TestData) {
 
 func (e *env) fromLeader(m *raftpb.Message) {
 	e.printf("2 -> raft: %s", describeRaft(m))
-	e.sys.Root.Send(e.raftPID(), m)
+	e.sys.Root.Send(e.raftPID(), &messages.StepRaft{Msgs: []*raftpb.Message{m}})
 }
 
 // pairs returns the script's k=v arguments other than the named ones.

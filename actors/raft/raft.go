@@ -5,7 +5,7 @@
 // (a proposer gave up), ReadIndex (batched into one raft ReadIndex round),
 // Tick (from its ticker child), Appended (from the wal actor), Applied
 // (from the applier), and raft messages from peers (StepRaft, one per
-// envelope; a bare *raftpb.Message is stepped too).
+// envelope).
 // Out: Append to the wal actor, Apply to the applier, raft messages to
 // other members as SendRaft to the peers supervisor, failed proposals and
 // read indexes through raftclient's wait registries, leader, term and
@@ -189,9 +189,6 @@ func (r *raftActor) Receive(ctx actor.Context) {
 		r.handleAppended(ctx, &messages.Appended{Msg: msg.Msg})
 	case *messages.Applied:
 		r.handleApplied(ctx, msg)
-	case *raftpb.Message:
-		r.step(msg)
-		r.handleReady(ctx)
 	case *messages.StepRaft:
 		// One envelope from a peer: all of it before the next Ready, so
 		// its messages cost one Ready, not one each.

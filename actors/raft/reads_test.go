@@ -71,10 +71,10 @@ func sentTo3(peers *actortest.Recorder, typ raftpb.MessageType) []*raftpb.Messag
 // answerReadIndex answers a forwarded MsgReadIndex as leader 3 would,
 // confirming index.
 func answerReadIndex(sys *actor.ActorSystem, pid *actor.PID, req *raftpb.Message, index uint64) {
-	sys.Root.Send(pid, &raftpb.Message{
+	sys.Root.Send(pid, &messages.StepRaft{Msgs: []*raftpb.Message{{
 		Type: raftpb.MsgReadIndexResp.Enum(), From: proto.Uint64(3), To: proto.Uint64(2),
 		Term: proto.Uint64(2), Index: proto.Uint64(index), Entries: req.Entries,
-	})
+	}}})
 	synctest.Wait()
 }
 
