@@ -3,10 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/troupedb/troupe/e2e/e2etest"
+	"github.com/troupedb/troupe/internal/bench"
 	"github.com/troupedb/troupe/internal/tlstest"
 )
 
@@ -234,11 +233,11 @@ func processesCPU(pids []int) time.Duration {
 }
 
 // resetPeakRSS restarts the peak RSS (VmHWM) of each of pids from its
-// current RSS (clear_refs "5", Linux 4.0+), so that a run's peak is its
-// own and not that of an earlier run on the same process.
+// current RSS (bench.ResetPeak), so that a run's peak is its own and not
+// that of an earlier run on the same process.
 func resetPeakRSS(pids []int) error {
 	for _, pid := range pids {
-		if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+		if err := bench.ResetPeak(pid); err != nil {
 			return fmt.Errorf("reset peak RSS of %d: %w", pid, err)
 		}
 	}
@@ -250,7 +249,8 @@ func resetPeakRSS(pids []int) error {
 func peakRSS(pids []int) int64 {
 	var peak int64
 	for _, pid := range pids {
-		peak = max(peak, procStatusBytes(pid, "VmHWM:"))
+		p, _ := bench.ReadProc(pid)
+		peak = max(peak, p.PeakRSS)
 	}
 	return peak
 }
@@ -258,36 +258,15 @@ func peakRSS(pids []int) int64 {
 // procStatusBytes returns the field of /proc/pid/status (a size in kB) in
 // bytes, or 0 when it cannot be read.
 func procStatusBytes(pid int, field string) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	n, _ := bench.StatusBytes(pid, field)
+	return n
 }
 
-// processCPU returns the user+system CPU time pid has used, from
-// /proc/pid/stat (fields 14 and 15, in clock ticks of 10 ms), or 0 when it
+// processCPU returns the user+system CPU time pid has used, or 0 when it
 // cannot be read.
 func processCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name (field 2) may hold spaces; fields follow its ')'.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
+	p, _ := bench.ReadProc(pid)
+	return p.CPU
 }
 
 // reportLoad reports a load run of b.N ops of kind unit ("put", "op"):

@@ -13,39 +13,58 @@ import (
 // 100 on every Linux architecture Go supports.
 const clockTick = 10 * time.Millisecond
 
-// procSample is one reading of a process.
-type procSample struct {
-	cpu      time.Duration // user + system since it started
-	rssBytes int64         // VmRSS
-	hwmBytes int64         // VmHWM: the peak RSS
+// Proc is one reading of a process from /proc (Linux).
+type Proc struct {
+	CPU     time.Duration // user + system time since it started
+	RSS     int64         // VmRSS, bytes
+	PeakRSS int64         // VmHWM, bytes: the peak since start or the last ResetPeak
 }
 
-// readProc reads pid's CPU time and memory from /proc.
-func readProc(pid int) (procSample, error) {
+// ReadProc reads pid's CPU time and memory from /proc.
+func ReadProc(pid int) (Proc, error) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return procSample{}, fmt.Errorf("--server-pid %d: %w", pid, err)
+		return Proc{}, err
 	}
 	// The command name (field 2) may hold spaces; the fields after its
 	// closing parenthesis start with field 3 (state).
 	rest := stat[bytes.LastIndexByte(stat, ')')+1:]
 	f := strings.Fields(string(rest))
 	if len(f) < 13 {
-		return procSample{}, fmt.Errorf("--server-pid %d: short /proc/%d/stat", pid, pid)
+		return Proc{}, fmt.Errorf("short /proc/%d/stat", pid)
 	}
 	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
 	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
 	if err1 != nil || err2 != nil {
-		return procSample{}, fmt.Errorf("--server-pid %d: bad /proc/%d/stat: %q", pid, pid, rest)
+		return Proc{}, fmt.Errorf("bad /proc/%d/stat: %q", pid, rest)
 	}
-	s := procSample{cpu: time.Duration(utime+stime) * clockTick}
+	p := Proc{CPU: time.Duration(utime+stime) * clockTick}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return procSample{}, fmt.Errorf("--server-pid %d: %w", pid, err)
+		return Proc{}, err
 	}
-	s.rssBytes = statusKiB(status, "VmRSS:") * 1024
-	s.hwmBytes = statusKiB(status, "VmHWM:") * 1024
-	return s, nil
+	p.RSS = statusKiB(status, "VmRSS:") * 1024
+	p.PeakRSS = statusKiB(status, "VmHWM:") * 1024
+	return p, nil
+}
+
+// readProc is ReadProc for a process the user named with --server-pid.
+func readProc(pid int) (Proc, error) {
+	p, err := ReadProc(pid)
+	if err != nil {
+		return Proc{}, fmt.Errorf("--server-pid %d: %w", pid, err)
+	}
+	return p, nil
+}
+
+// StatusBytes reads one size field of /proc/pid/status ("VmRSS:",
+// "RssAnon:", ...) in bytes; 0 when the field is absent.
+func StatusBytes(pid int, field string) (int64, error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	return statusKiB(status, field) * 1024, nil
 }
 
 // statusKiB returns a "Name:   123 kB" line's number, 0 when absent.
@@ -62,10 +81,11 @@ func statusKiB(status []byte, field string) int64 {
 	return 0
 }
 
-// resetPeak restarts pid's VmHWM from its current RSS (clear_refs 5), so
-// the peak read after a run is that run's. It needs to own the process or
-// be root; when it cannot, the peak is the process's since it started.
-func resetPeak(pid int) error {
+// ResetPeak restarts pid's VmHWM from its current RSS (clear_refs 5, Linux
+// 4.0+), so the peak read after a run is that run's. It needs to own the
+// process or be root; when it cannot, the peak is the process's since it
+// started.
+func ResetPeak(pid int) error {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 }
 
@@ -88,7 +108,7 @@ type Server struct {
 // serverWatch holds the before-readings of the server processes.
 type serverWatch struct {
 	pids   []int
-	before []procSample
+	before []Proc
 	reset  []bool
 }
 
@@ -102,7 +122,7 @@ func startServerWatch(pids []int) (*serverWatch, error) {
 			return nil, err
 		}
 		w.before = append(w.before, s)
-		w.reset = append(w.reset, resetPeak(pid) == nil)
+		w.reset = append(w.reset, ResetPeak(pid) == nil)
 	}
 	return w, nil
 }
@@ -116,8 +136,8 @@ func (w *serverWatch) finish(ops int64) ([]Server, error) {
 			return nil, err
 		}
 		srv := Server{
-			PID: pid, CPU: s.cpu - w.before[i].cpu, PeakRSS: s.hwmBytes, PeakSinceStart: !w.reset[i],
-			RSSBefore: w.before[i].rssBytes, RSSAfter: s.rssBytes,
+			PID: pid, CPU: s.CPU - w.before[i].CPU, PeakRSS: s.PeakRSS, PeakSinceStart: !w.reset[i],
+			RSSBefore: w.before[i].RSS, RSSAfter: s.RSS,
 		}
 		if ops > 0 {
 			srv.CPUPerOp = srv.CPU / time.Duration(ops)

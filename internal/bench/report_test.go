@@ -160,17 +160,17 @@ func TestReadProcOfThisProcess(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	x := 0
-	for after := before; after.cpu <= before.cpu && time.Now().Before(deadline); after, _ = readProc(os.Getpid()) {
+	for after := before; after.CPU <= before.CPU && time.Now().Before(deadline); after, _ = readProc(os.Getpid()) {
 		for i := range 1_000_000 {
 			x += i
 		}
 	}
 	after, _ := readProc(os.Getpid())
-	if after.cpu <= before.cpu {
-		t.Errorf("cpu time did not grow (%v -> %v) after spinning", before.cpu, after.cpu)
+	if after.CPU <= before.CPU {
+		t.Errorf("cpu time did not grow (%v -> %v) after spinning", before.CPU, after.CPU)
 	}
-	if after.rssBytes <= 0 || after.hwmBytes < after.rssBytes {
-		t.Errorf("rss %d, hwm %d: want 0 < rss <= hwm", after.rssBytes, after.hwmBytes)
+	if after.RSS <= 0 || after.PeakRSS < after.RSS {
+		t.Errorf("rss %d, hwm %d: want 0 < rss <= hwm", after.RSS, after.PeakRSS)
 	}
 	if _, err := readProc(1 << 30); err == nil || !strings.Contains(err.Error(), "--server-pid") {
 		t.Errorf("a missing process: error %v, want one naming --server-pid", err)
