@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupedb/troupe/internal/bench"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -84,7 +85,7 @@ func launchCluster(t testing.TB, cfg ClusterConfig) (*Cluster, error) {
 	if size <= 0 {
 		size = 3
 	}
-	ports, err := freePorts(3 * size)
+	ports, err := bench.FreePorts(3 * size)
 	if err != nil {
 		return nil, err
 	}

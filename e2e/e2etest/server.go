@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupedb/troupe/internal/bench"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -136,7 +137,7 @@ func launch(t testing.TB, cfg Config, wait bool) (*Server, error) {
 	if dataDir == "" {
 		dataDir = filepath.Join(t.TempDir(), "data")
 	}
-	ports, err := freePorts(3)
+	ports, err := bench.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -457,13 +458,13 @@ func freePair(port int, taken []int) (int, error) {
 		if !slices.Contains(taken, port+1) && pairFree(port) {
 			return port, nil
 		}
-		ps, err := freePorts(1)
+		ps, err := bench.FreePorts(1)
 		if err != nil {
 			return 0, err
 		}
 		port = ps[0]
 		for slices.Contains(taken, port) || slices.Contains(taken, port+1) {
-			port++ // released by freePorts, still meant for another use
+			port++ // released by FreePorts, still meant for another use
 		}
 	}
 	return 0, fmt.Errorf("e2etest: no two consecutive free ports in 50 tries")
@@ -485,25 +486,4 @@ func pairFree(port int) bool {
 		ls = append(ls, l)
 	}
 	return true
-}
-
-// freePorts returns n distinct free TCP ports on 127.0.0.1, holding all n
-// listeners open at once so that they differ.
-func freePorts(n int) ([]int, error) {
-	ls := make([]net.Listener, 0, n)
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("e2etest: free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

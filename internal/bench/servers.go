@@ -101,7 +101,7 @@ type cluster struct {
 // data dirs under dir, and waits until every member serves (at most
 // timeout).
 func startCluster(ctx context.Context, template string, members int, dir string, certs *certFiles, sec Security, timeout time.Duration) (*cluster, error) {
-	ports, err := freePorts(3 * members)
+	ports, err := FreePorts(3 * members)
 	if err != nil {
 		return nil, err
 	}
@@ -223,8 +223,9 @@ func (c *cluster) stop() {
 	}
 }
 
-// freePorts returns n distinct ports that were free on 127.0.0.1.
-func freePorts(n int) ([]int, error) {
+// FreePorts returns n distinct ports that were free on 127.0.0.1 (all n
+// listeners are open at once, so they differ).
+func FreePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
