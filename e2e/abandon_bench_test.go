@@ -14,33 +14,65 @@ import (
 	"github.com/troupedb/troupe/e2e/e2etest"
 )
 
+// abandonShapes are the ways a client abandons calls, as
+// BenchmarkAbandonedCalls measures them.
+var abandonShapes = []struct {
+	name string
+	// callsPerConn is how many calls share a connection; 1 gives each
+	// call a connection of its own.
+	callsPerConn int
+	// cancel ends each call from the client (RST_STREAM) while its
+	// connection stays open; otherwise the calls end when the client
+	// closes its connections, as when its process dies.
+	cancel bool
+}{
+	// A stuck or paused client per connection: clients that each hold a
+	// connection of their own (etcdctl, small services) and stopped
+	// reading.
+	{name: "stalled", callsPerConn: 1},
+	// A stuck client with many calls on a few connections (clientv3
+	// multiplexes a process's calls on one): what was not sent waits at
+	// the server behind the connection's flow control window.
+	{name: "stalled-shared", callsPerConn: 100},
+	// A client that cancels its calls (a context deadline, a watch it no
+	// longer wants) and keeps its connection.
+	{name: "cancelled", callsPerConn: 1, cancel: true},
+	// The same on a few shared connections.
+	{name: "cancelled-shared", callsPerConn: 100, cancel: true},
+}
+
 // BenchmarkAbandonedCalls measures what calls a client abandons cost a
 // server's memory: b.N calls, half Watch (of a prefix from revision 1) and
-// half Range (of the same prefix), each on a gRPC connection of its own,
-// whose client never reads the reply and never cancels, as a stuck or
-// paused client does. The prefix holds 100 keys of 256-byte values, so
-// each reply is about 27 KiB. It reports the server's VmRSS growth over
-// the idle server while the calls are held (held-rss-MiB) and after the
-// clients closed their connections (after-rss-MiB), for troupe and etcd in
-// the same run. Run for example
+// half Range (of the same prefix), whose client never reads the reply, in
+// each shape of abandonShapes. The prefix holds 100 keys of 256-byte
+// values, so each reply is about 27 KiB. It reports the server's VmRSS
+// growth over the idle server while the calls are held (held-rss-MiB) and
+// after they ended (after-rss-MiB: the client cancelled them, or closed
+// its connections), for troupe and etcd in the same run. Run for example
 //
 //	go test ./e2e -run '^$' -bench BenchmarkAbandonedCalls -benchtime 2000x
 func BenchmarkAbandonedCalls(b *testing.B) {
-	watchBenchServers(b, func(b *testing.B, s *e2etest.Server) {
-		putAbandonKeys(b, s)
-		idle := settledRSS(b, s.PID())
-		b.ResetTimer()
-		conns := abandonCalls(b, s, b.N)
-		held := settledRSS(b, s.PID())
-		for _, cc := range conns {
-			cc.Close()
-		}
-		after := settledRSS(b, s.PID())
-		b.StopTimer()
-		b.ReportMetric(float64(idle)/(1<<20), "idle-rss-MiB")
-		b.ReportMetric(float64(held-idle)/(1<<20), "held-rss-MiB")
-		b.ReportMetric(float64(after-idle)/(1<<20), "after-rss-MiB")
-	})
+	for _, shape := range abandonShapes {
+		b.Run("shape="+shape.name, func(b *testing.B) {
+			watchBenchServers(b, func(b *testing.B, s *e2etest.Server) {
+				putAbandonKeys(b, s)
+				idle := settledRSS(b, s.PID())
+				b.ResetTimer()
+				calls := abandonCalls(b, s, b.N, shape.callsPerConn)
+				held := settledRSS(b, s.PID())
+				if shape.cancel {
+					calls.cancel()
+				} else {
+					calls.close()
+				}
+				after := settledRSS(b, s.PID())
+				b.StopTimer()
+				b.ReportMetric(float64(idle)/(1<<20), "idle-rss-MiB")
+				b.ReportMetric(float64(held-idle)/(1<<20), "held-rss-MiB")
+				b.ReportMetric(float64(after-idle)/(1<<20), "after-rss-MiB")
+			})
+		})
+	}
 }
 
 // TestAbandonedCallsMemory checks that calls a client abandons (see
@@ -52,7 +84,7 @@ func TestAbandonedCallsMemory(t *testing.T) {
 	s := e2etest.Start(t, e2etest.Config{})
 	putAbandonKeys(t, s)
 	idle := settledRSS(t, s.PID())
-	abandonCalls(t, s, calls)
+	abandonCalls(t, s, calls, 1)
 	grew := settledRSS(t, s.PID()) - idle
 	t.Logf("%s: %d abandoned calls grew RSS by %.1f MiB (%.1f KiB each)", s.Kind(), calls, float64(grew)/(1<<20), float64(grew)/calls/1024)
 	if s.Kind() == e2etest.Troupe && grew > calls*perCallBytes {
@@ -73,28 +105,49 @@ func putAbandonKeys(t testing.TB, s *e2etest.Server) {
 	}
 }
 
-// abandonCalls starts n calls on s, half Watch and half Range, each on a
-// connection of its own, and never reads their replies. It returns once
-// the server answers a read, with the connections (closed at cleanup).
-func abandonCalls(t testing.TB, s *e2etest.Server, n int) []*grpc.ClientConn {
+// abandonedCalls are calls a client started and never read, with their
+// connections.
+type abandonedCalls struct {
+	conns   []*grpc.ClientConn
+	cancels []context.CancelFunc
+}
+
+// cancel ends every call from the client; the connections stay open.
+func (a *abandonedCalls) cancel() {
+	for _, c := range a.cancels {
+		c()
+	}
+}
+
+// close closes every connection, which ends their calls.
+func (a *abandonedCalls) close() {
+	for _, cc := range a.conns {
+		cc.Close()
+	}
+}
+
+// abandonCalls starts n calls on s, half Watch and half Range,
+// callsPerConn of them on each connection, and never reads their
+// replies. It returns once the server answers a read, with the calls
+// (their connections are closed at cleanup).
+func abandonCalls(t testing.TB, s *e2etest.Server, n, callsPerConn int) *abandonedCalls {
 	t.Helper()
-	conns := make([]*grpc.ClientConn, 0, n)
-	t.Cleanup(func() {
-		for _, cc := range conns {
-			cc.Close()
-		}
-	})
+	a := &abandonedCalls{}
+	t.Cleanup(a.close)
 	for i := range n {
-		cc := abandonConn(t, s)
-		conns = append(conns, cc)
-		abandonCall(t, cc, i%2 == 0)
+		if i%callsPerConn == 0 {
+			a.conns = append(a.conns, abandonConn(t, s))
+		}
+		c, cancel := context.WithCancel(context.Background())
+		a.cancels = append(a.cancels, cancel)
+		abandonCall(t, c, a.conns[len(a.conns)-1], i%2 == 0)
 	}
 	// The calls get no reply to wait for: a read shows the server is up,
 	// and settledRSS waits until it has served them.
 	if _, err := s.Client(t).Get(context.Background(), "ab/0000"); err != nil {
 		t.Fatal(err)
 	}
-	return conns
+	return a
 }
 
 // abandonConn is a gRPC connection of its own to s with fixed 64 KiB flow
@@ -115,11 +168,10 @@ func abandonConn(t testing.TB, s *e2etest.Server) *grpc.ClientConn {
 }
 
 // abandonCall starts a Watch (watch set) or a Range of the prefix ab/ on
-// cc and returns without reading its reply; the call lives until cc is
-// closed.
-func abandonCall(t testing.TB, cc *grpc.ClientConn, watch bool) {
+// cc and returns without reading its reply; the call lives until c is
+// cancelled or cc is closed.
+func abandonCall(t testing.TB, c context.Context, cc *grpc.ClientConn, watch bool) {
 	t.Helper()
-	c := context.Background()
 	if watch {
 		ws, err := pb.NewWatchClient(cc).Watch(c)
 		if err != nil {
