@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/troupedb/troupe/failpoint"
+	"github.com/troupedb/troupe/internal/memrelease"
 	"github.com/troupedb/troupe/node"
 )
 
@@ -38,6 +40,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	notify(log, daemon.SdNotifyReady)
+	stopRelease := startMemRelease(log)
+	defer stopRelease()
 
 	select {
 	case sig := <-sigs:
@@ -51,6 +55,23 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		log.Info("node stopped")
 		return exitOK
+	}
+}
+
+// startMemRelease returns memory to the system after bursts of ended
+// connections and calls (see memrelease), until the returned stop is
+// called: a policy of the process, so the binary sets it and an embedding
+// program keeps its own.
+func startMemRelease(log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		memrelease.Run(ctx, memrelease.Config{Logger: log})
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
 
