@@ -113,6 +113,7 @@ func benchFlags(fs *flag.FlagSet, cfg *bench.Config) *benchOutput {
 	fs.IntVar(&cfg.AbandonWatches, "watches", cfg.AbandonWatches, "abandon: watch calls to open and abandon")
 	fs.IntVar(&cfg.AbandonRanges, "ranges", cfg.AbandonRanges, "abandon: range calls to open and abandon")
 	fs.DurationVar(&cfg.AbandonHold, "hold", cfg.AbandonHold, "abandon: how long to hold the calls before reading the servers")
+	fs.StringVar(&cfg.AbandonEnd, "end", cfg.AbandonEnd, "abandon: none (hold the calls), cancel (cancel them, as a client whose context ended) or close (close their connections, as a client that died) before the hold")
 	fs.StringVar(&cfg.Security.CACert, "cacert", "", "verify the servers' certificates with this CA bundle")
 	fs.StringVar(&cfg.Security.Cert, "cert", "", "client certificate (with --key) for mTLS")
 	fs.StringVar(&cfg.Security.Key, "key", "", "client certificate's private key")

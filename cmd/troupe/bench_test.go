@@ -129,6 +129,8 @@ func TestBenchWorkloadsAgainstTroupe(t *testing.T) {
 		{[]string{"watch-latency", "--watchers", "6", "--streams", "2", "--total", "20"}, 120, "puts"},
 		{[]string{"range-large", "--key-space", "200", "--val-size", "1024", "--total", "3"}, 3, "value_bytes_per_op"},
 		{[]string{"abandon", "--watches", "3", "--ranges", "3", "--total", "20", "--key-space", "10", "--hold", "100ms"}, 6, "largest_rss_growth_bytes"},
+		{[]string{"abandon", "--watches", "2", "--ranges", "2", "--total", "10", "--key-space", "10", "--hold", "100ms", "--end", "cancel"}, 4, "largest_rss_growth_bytes"},
+		{[]string{"abandon", "--watches", "2", "--ranges", "2", "--total", "10", "--key-space", "10", "--hold", "100ms", "--end", "close"}, 4, "largest_rss_growth_bytes"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, out, errOut := runArgs(append(append([]string{"bench"}, tc.args...), common...)...)

@@ -85,9 +85,10 @@ func (a *abandoned) close() {
 // runAbandon opens --watches watch calls (each on the whole key space)
 // and --ranges range calls (each of the whole key space), each on its own
 // connection that stops reading, puts --total values so the watches have
-// events to send, holds them for --hold, and reports the servers' memory
-// before and after. It never cancels a call before the report; closing
-// the connections at the end frees them.
+// events to send, ends the calls as --end says (not at all, cancelled, or
+// their connections closed), waits --hold, and reports the servers' memory
+// before and after. Closing the connections at the end frees what is
+// left.
 func runAbandon(ctx context.Context, cfg *Config) (*Result, error) {
 	clis, err := dial(ctx, cfg, cfg.Conns)
 	if err != nil {
@@ -155,6 +156,14 @@ func runAbandon(ctx context.Context, cfg *Config) (*Result, error) {
 		})
 	if err != nil {
 		return nil, err
+	}
+	switch cfg.AbandonEnd {
+	case AbandonEndCancel:
+		cancelCalls()
+	case AbandonEndClose:
+		for _, a := range calls {
+			a.close()
+		}
 	}
 	select {
 	case <-time.After(cfg.AbandonHold):

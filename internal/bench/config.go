@@ -52,6 +52,10 @@ type Config struct {
 	AbandonWatches int           // abandon: watch calls to open and abandon
 	AbandonRanges  int           // abandon: range calls to open and abandon
 	AbandonHold    time.Duration // abandon: how long to hold them before reading the servers
+	// AbandonEnd is how the abandon workload ends its calls before the
+	// hold: AbandonEndNone keeps them, AbandonEndCancel cancels them and
+	// AbandonEndClose closes their connections.
+	AbandonEnd string
 
 	Security Security
 
@@ -89,8 +93,16 @@ func Defaults() Config {
 		AbandonWatches: 1000,
 		AbandonRanges:  1000,
 		AbandonHold:    5 * time.Second,
+		AbandonEnd:     AbandonEndNone,
 	}
 }
+
+// The values of Config.AbandonEnd (--end).
+const (
+	AbandonEndNone   = "none"
+	AbandonEndCancel = "cancel"
+	AbandonEndClose  = "close"
+)
 
 // Validate reports the first flag value the run cannot use, naming the flag.
 func (c *Config) Validate() error {
@@ -133,6 +145,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("watch-latency puts a sequence number in the value: --val-size must be at least 8, got %d", c.ValSize)
 	case c.Workload == Abandon && c.AbandonWatches+c.AbandonRanges < 1:
 		return errors.New("abandon: --watches plus --ranges must be at least 1")
+	case c.AbandonEnd != AbandonEndNone && c.AbandonEnd != AbandonEndCancel && c.AbandonEnd != AbandonEndClose:
+		return fmt.Errorf("--end must be %s, %s or %s, got %q", AbandonEndNone, AbandonEndCancel, AbandonEndClose, c.AbandonEnd)
 	}
 	return nil
 }

@@ -126,6 +126,7 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{func(c *Config) { c.Workload, c.ValSize = WatchLatency, 4 }, "--val-size must be at least 8"},
 		{func(c *Config) { c.Workload, c.Streams = WatchLatency, 200 }, "--streams"},
 		{func(c *Config) { c.Workload, c.AbandonWatches, c.AbandonRanges = Abandon, 0, 0 }, "--watches plus --ranges"},
+		{func(c *Config) { c.Workload, c.AbandonEnd = Abandon, "kill" }, "--end must be none, cancel or close"},
 	} {
 		c := Defaults()
 		c.Workload = Put
