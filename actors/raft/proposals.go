@@ -26,6 +26,20 @@ func (r *raftActor) handlePropose(ctx actor.Context, msg *messages.Propose) {
 
 func (r *raftActor) handleProposeFlush(ctx actor.Context) {
 	r.propQueued = false
+	if r.appendsInFlight >= maxAppendsInFlight && len(r.proposals) < maxHeldProposals {
+		// The WAL is busy: the proposals wait for its answer
+		// (handleAppended steps them), so all that arrive meanwhile
+		// become one MsgProp, one MsgApp per follower and one
+		// MsgAppResp back, not one of each per mailbox run.
+		return
+	}
+	r.stepProposals()
+	r.handleReady(ctx)
+}
+
+// stepProposals steps the queued proposals as one MsgProp, or parks them
+// while there is no leader.
+func (r *raftActor) stepProposals() {
 	if len(r.proposals) == 0 {
 		return
 	}
@@ -54,7 +68,6 @@ func (r *raftActor) handleProposeFlush(ctx actor.Context) {
 			r.cfg.Waits.Proposals.Trigger(id, raftclient.Result{Err: rpctypes.ErrGRPCNoLeader})
 		}
 	}
-	r.handleReady(ctx)
 }
 
 // park starts the wait for a leader of the queued proposals; those

@@ -1,7 +1,8 @@
 // Package raft is the raft actor: it owns one raft.RawNode with
 // AsyncStorageWrites and is the only code that touches it.
 //
-// In: Propose (batched into one MsgProp per mailbox run), WithdrawProposal
+// In: Propose (batched into one MsgProp per mailbox run, or, while an
+// Append is in flight, held until it is answered), WithdrawProposal
 // (a proposer gave up), ReadIndex (batched into one raft ReadIndex round),
 // Tick (from its ticker child), Appended (from the wal actor), Applied
 // (from the applier), and raft messages from peers (StepRaft, one per
@@ -113,6 +114,11 @@ const maxReadRounds = 1024
 // all. Measured at 64 clients, 2 in flight made batches smaller for no gain
 // in throughput (fsyncs cost CPU here too).
 var maxAppendsInFlight = 1
+
+// maxHeldProposals bounds the proposals held while an Append is in flight
+// (a stalled disk must not grow them without end): beyond it they are
+// stepped into raft at once, whose own limit then applies.
+const maxHeldProposals = 10000
 
 type proposeFlush struct{}
 type readFlush struct{}
@@ -397,6 +403,8 @@ func (r *raftActor) handleAppended(ctx actor.Context, msg *messages.Appended) {
 	}
 	r.appendsInFlight--
 	r.deliver(ctx, m.Responses)
+	// The proposals held while the WAL was busy join this Ready.
+	r.stepProposals()
 	r.handleReady(ctx)
 }
 

@@ -358,3 +358,56 @@ func TestInitialElectionTickAdvance(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowerForwardsHeldProposalsAsOne: a follower whose WAL is busy
+// holds the proposals that arrive meanwhile and forwards them to the
+// leader as one MsgProp once the WAL answers, not one per mailbox run.
+func TestFollowerForwardsHeldProposalsAsOne(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sys := actortest.NewSystem()
+		wal, applier, peers := actortest.NewRecorder(1024), actortest.NewRecorder(1024), actortest.NewRecorder(1024)
+		ms := raft.NewMemoryStorage()
+		_ = ms.ApplySnapshot(&raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
+			Index: new(uint64(1)), Term: new(uint64(1)), ConfState: &raftpb.ConfState{Voters: []uint64{2, 3}},
+		}})
+		walPID, applierPID, peersPID := sys.Root.Spawn(wal.Props()), sys.Root.Spawn(applier.Props()), sys.Root.Spawn(peers.Props())
+		pid := sys.Root.Spawn(Props(Config{
+			ID: 2, Storage: ms, ElectionTick: 10, HeartbeatTick: 1,
+			WAL: walPID, Applier: applierPID, Peers: peersPID, Waits: raftclient.NewWaits(),
+			View: memberview.New(memberview.Member{ID: 2, Name: "m"}, 1), Logger: testLogger(),
+		}))
+		t.Cleanup(func() { stopAll(t, sys, pid, walPID, applierPID, peersPID) })
+
+		// Member 3 leads at term 2: the new term is an Append the test
+		// leaves in flight.
+		sys.Root.Send(pid, &messages.StepRaft{Msgs: []*raftpb.Message{{
+			Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(3)), To: new(uint64(2)), Term: new(uint64(2)), Commit: new(uint64(1)),
+		}}})
+		inFlight := pending[*messages.Append](wal)
+		if len(inFlight) != 1 {
+			t.Fatalf("%d Appends after the leader's heartbeat, want 1", len(inFlight))
+		}
+		for i := uint64(1); i <= 10; i++ {
+			// One at a time, as proposers on many goroutines arrive.
+			sys.Root.Send(pid, &messages.Propose{ID: i, Data: []byte("v")})
+			synctest.Wait()
+		}
+		props := func() []*raftpb.Message {
+			var out []*raftpb.Message
+			for _, s := range pending[*messages.SendRaft](peers) {
+				if s.Msg.GetType() == raftpb.MsgProp {
+					out = append(out, s.Msg)
+				}
+			}
+			return out
+		}
+		if got := props(); len(got) != 0 {
+			t.Fatalf("%d MsgProp forwarded while the WAL is busy, want 0", len(got))
+		}
+		sys.Root.Send(pid, &messages.Appended{Msg: inFlight[0].Msg})
+		got := props()
+		if len(got) != 1 || len(got[0].Entries) != 10 || got[0].GetTo() != 3 {
+			t.Fatalf("after Appended: %d MsgProp, want one to member 3 with the 10 held entries", len(got))
+		}
+	})
+}
