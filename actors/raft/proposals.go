@@ -37,6 +37,24 @@ func (r *raftActor) handleProposeFlush(ctx actor.Context) {
 	r.handleReady(ctx)
 }
 
+// holdForwarded queues the entries of a MsgProp forwarded by another
+// member with this member's own proposals while an Append is in flight,
+// so a leader steps them all as one MsgProp (one MsgApp per follower)
+// when the WAL answers. They have no waiter here (id 0). It reports
+// false, and the message is stepped as it came, when nothing is held:
+// the WAL is idle, or the held proposals are parked for want of a leader
+// (raft then drops the forwarded ones, as etcd's).
+func (r *raftActor) holdForwarded(m *raftpb.Message) bool {
+	if r.appendsInFlight < maxAppendsInFlight || r.parkedPos != nil || len(r.proposals)+len(m.Entries) > maxHeldProposals {
+		return false
+	}
+	for _, e := range m.Entries {
+		r.proposals = append(r.proposals, e)
+		r.proposalIDs = append(r.proposalIDs, 0)
+	}
+	return true
+}
+
 // stepProposals steps the queued proposals as one MsgProp, or parks them
 // while there is no leader.
 func (r *raftActor) stepProposals() {

@@ -132,7 +132,8 @@ type raftActor struct {
 	// and read rounds.
 	ticks int
 	// proposals queued since the last flush, or parked for a leader. A
-	// withdrawn proposal leaves a nil entry and id 0 in its place.
+	// withdrawn proposal leaves a nil entry and id 0 in its place; an
+	// entry another member forwarded has id 0 too (no waiter here).
 	proposals   []*raftpb.Entry
 	proposalIDs []uint64
 	propQueued  bool
@@ -199,6 +200,9 @@ func (r *raftActor) Receive(ctx actor.Context) {
 		// One envelope from a peer: all of it before the next Ready, so
 		// its messages cost one Ready, not one each.
 		for _, m := range msg.Msgs {
+			if m.GetType() == raftpb.MsgProp && r.holdForwarded(m) {
+				continue
+			}
 			r.step(m)
 		}
 		r.handleReady(ctx)

@@ -411,3 +411,96 @@ func TestFollowerForwardsHeldProposalsAsOne(t *testing.T) {
 		}
 	})
 }
+
+// TestLeaderHoldsForwardedProposals: proposals a follower forwards
+// while the leader's WAL is busy join the leader's own held ones, so the
+// follower gets one MsgApp with them all, not one per forwarded MsgProp.
+func TestLeaderHoldsForwardedProposals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sys := actortest.NewSystem()
+		wal, applier, peers := actortest.NewRecorder(1024), actortest.NewRecorder(1024), actortest.NewRecorder(1024)
+		view := memberview.New(memberview.Member{ID: 1, Name: "m"}, 1)
+		ms := raft.NewMemoryStorage()
+		_ = ms.ApplySnapshot(&raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
+			Index: new(uint64(1)), Term: new(uint64(1)), ConfState: &raftpb.ConfState{Voters: []uint64{1, 2}},
+		}})
+		walPID, applierPID, peersPID := sys.Root.Spawn(wal.Props()), sys.Root.Spawn(applier.Props()), sys.Root.Spawn(peers.Props())
+		pid := sys.Root.Spawn(Props(Config{
+			ID: 1, Storage: ms, ElectionTick: 10, HeartbeatTick: 1, SkipElectionTickAdvance: true,
+			WAL: walPID, Applier: applierPID, Peers: peersPID, Waits: raftclient.NewWaits(), View: view, Logger: testLogger(),
+		}))
+		t.Cleanup(func() { stopAll(t, sys, pid, walPID, applierPID, peersPID) })
+
+		// play persists every Append and answers as member 2 would; it
+		// returns the MsgApps member 2 got.
+		play := func() []*raftpb.Message {
+			var apps []*raftpb.Message
+			for {
+				synctest.Wait()
+				as := pending[*messages.Append](wal)
+				for _, a := range as {
+					sys.Root.Send(pid, &messages.Appended{Msg: a.Msg})
+				}
+				var replies []*raftpb.Message
+				for _, s := range pending[*messages.SendRaft](peers) {
+					m := s.Msg
+					r := &raftpb.Message{From: new(uint64(2)), To: new(uint64(1)), Term: new(m.GetTerm())}
+					switch m.GetType() {
+					case raftpb.MsgPreVote:
+						r.Type = raftpb.MsgPreVoteResp.Enum()
+					case raftpb.MsgVote:
+						r.Type = raftpb.MsgVoteResp.Enum()
+					case raftpb.MsgApp:
+						apps = append(apps, m)
+						r.Type = raftpb.MsgAppResp.Enum()
+						r.Index = new(m.GetIndex() + uint64(len(m.Entries)))
+					default:
+						continue
+					}
+					replies = append(replies, r)
+				}
+				if len(replies) > 0 {
+					sys.Root.Send(pid, &messages.StepRaft{Msgs: replies})
+				}
+				if len(as) == 0 && len(replies) == 0 {
+					return apps
+				}
+			}
+		}
+		for i := 0; i < 100 && view.Leader() != 1; i++ {
+			sys.Root.Send(pid, &messages.Tick{})
+			play()
+		}
+		if view.Leader() != 1 {
+			t.Fatal("member 1 did not become leader")
+		}
+
+		sys.Root.Send(pid, &messages.Propose{ID: 1, Data: []byte("a")})
+		first := pending[*messages.Append](wal)
+		if len(first) != 1 {
+			t.Fatalf("%d Appends for the first proposal, want 1", len(first))
+		}
+		pending[*messages.SendRaft](peers) // its MsgApp, left unanswered
+		for i := range 5 {
+			sys.Root.Send(pid, &messages.StepRaft{Msgs: []*raftpb.Message{{
+				Type: raftpb.MsgProp.Enum(), From: new(uint64(2)), To: new(uint64(1)),
+				Entries: []*raftpb.Entry{{Data: []byte{'f', byte(i)}}},
+			}}})
+			synctest.Wait()
+		}
+		sys.Root.Send(pid, &messages.Propose{ID: 2, Data: []byte("b")})
+		if held := pending[*messages.Append](wal); len(held) != 0 {
+			t.Fatalf("%d Appends sent while one is in flight, want 0", len(held))
+		}
+		sys.Root.Send(pid, &messages.Appended{Msg: first[0].Msg})
+		var withEntries []*raftpb.Message
+		for _, m := range play() {
+			if len(m.Entries) > 0 {
+				withEntries = append(withEntries, m)
+			}
+		}
+		if len(withEntries) != 1 || len(withEntries[0].Entries) != 6 {
+			t.Fatalf("member 2 got %d MsgApp with entries, want one with the 6 held entries", len(withEntries))
+		}
+	})
+}
