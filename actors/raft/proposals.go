@@ -26,6 +26,38 @@ func (r *raftActor) handlePropose(ctx actor.Context, msg *messages.Propose) {
 
 func (r *raftActor) handleProposeFlush(ctx actor.Context) {
 	r.propQueued = false
+	if r.appendsInFlight >= maxAppendsInFlight && len(r.proposals) < maxHeldProposals {
+		// The WAL is busy: the proposals wait for its answer
+		// (handleAppended steps them), so all that arrive meanwhile
+		// become one MsgProp, one MsgApp per follower and one
+		// MsgAppResp back, not one of each per mailbox run.
+		return
+	}
+	r.stepProposals()
+	r.handleReady(ctx)
+}
+
+// holdForwarded queues the entries of a MsgProp forwarded by another
+// member with this member's own proposals while an Append is in flight,
+// so a leader steps them all as one MsgProp (one MsgApp per follower)
+// when the WAL answers. They have no waiter here (id 0). It reports
+// false, and the message is stepped as it came, when nothing is held:
+// the WAL is idle, or the held proposals are parked for want of a leader
+// (raft then drops the forwarded ones, as etcd's).
+func (r *raftActor) holdForwarded(m *raftpb.Message) bool {
+	if r.appendsInFlight < maxAppendsInFlight || r.parkedPos != nil || len(r.proposals)+len(m.Entries) > maxHeldProposals {
+		return false
+	}
+	for _, e := range m.Entries {
+		r.proposals = append(r.proposals, e)
+		r.proposalIDs = append(r.proposalIDs, 0)
+	}
+	return true
+}
+
+// stepProposals steps the queued proposals as one MsgProp, or parks them
+// while there is no leader.
+func (r *raftActor) stepProposals() {
 	if len(r.proposals) == 0 {
 		return
 	}
@@ -54,7 +86,6 @@ func (r *raftActor) handleProposeFlush(ctx actor.Context) {
 			r.cfg.Waits.Proposals.Trigger(id, raftclient.Result{Err: rpctypes.ErrGRPCNoLeader})
 		}
 	}
-	r.handleReady(ctx)
 }
 
 // park starts the wait for a leader of the queued proposals; those

@@ -1,7 +1,8 @@
 // Package raft is the raft actor: it owns one raft.RawNode with
 // AsyncStorageWrites and is the only code that touches it.
 //
-// In: Propose (batched into one MsgProp per mailbox run), WithdrawProposal
+// In: Propose (batched into one MsgProp per mailbox run, or, while an
+// Append is in flight, held until it is answered), WithdrawProposal
 // (a proposer gave up), ReadIndex (batched into one raft ReadIndex round),
 // Tick (from its ticker child), Appended (from the wal actor), Applied
 // (from the applier), and raft messages from peers (StepRaft, one per
@@ -114,6 +115,11 @@ const maxReadRounds = 1024
 // in throughput (fsyncs cost CPU here too).
 var maxAppendsInFlight = 1
 
+// maxHeldProposals bounds the proposals held while an Append is in flight
+// (a stalled disk must not grow them without end): beyond it they are
+// stepped into raft at once, whose own limit then applies.
+const maxHeldProposals = 10000
+
 type proposeFlush struct{}
 type readFlush struct{}
 
@@ -126,7 +132,8 @@ type raftActor struct {
 	// and read rounds.
 	ticks int
 	// proposals queued since the last flush, or parked for a leader. A
-	// withdrawn proposal leaves a nil entry and id 0 in its place.
+	// withdrawn proposal leaves a nil entry and id 0 in its place; an
+	// entry another member forwarded has id 0 too (no waiter here).
 	proposals   []*raftpb.Entry
 	proposalIDs []uint64
 	propQueued  bool
@@ -193,6 +200,9 @@ func (r *raftActor) Receive(ctx actor.Context) {
 		// One envelope from a peer: all of it before the next Ready, so
 		// its messages cost one Ready, not one each.
 		for _, m := range msg.Msgs {
+			if m.GetType() == raftpb.MsgProp && r.holdForwarded(m) {
+				continue
+			}
 			r.step(m)
 		}
 		r.handleReady(ctx)
@@ -397,6 +407,8 @@ func (r *raftActor) handleAppended(ctx actor.Context, msg *messages.Appended) {
 	}
 	r.appendsInFlight--
 	r.deliver(ctx, m.Responses)
+	// The proposals held while the WAL was busy join this Ready.
+	r.stepProposals()
 	r.handleReady(ctx)
 }
 

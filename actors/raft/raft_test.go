@@ -358,3 +358,149 @@ func TestInitialElectionTickAdvance(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowerForwardsHeldProposalsAsOne: a follower whose WAL is busy
+// holds the proposals that arrive meanwhile and forwards them to the
+// leader as one MsgProp once the WAL answers, not one per mailbox run.
+func TestFollowerForwardsHeldProposalsAsOne(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sys := actortest.NewSystem()
+		wal, applier, peers := actortest.NewRecorder(1024), actortest.NewRecorder(1024), actortest.NewRecorder(1024)
+		ms := raft.NewMemoryStorage()
+		_ = ms.ApplySnapshot(&raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
+			Index: new(uint64(1)), Term: new(uint64(1)), ConfState: &raftpb.ConfState{Voters: []uint64{2, 3}},
+		}})
+		walPID, applierPID, peersPID := sys.Root.Spawn(wal.Props()), sys.Root.Spawn(applier.Props()), sys.Root.Spawn(peers.Props())
+		pid := sys.Root.Spawn(Props(Config{
+			ID: 2, Storage: ms, ElectionTick: 10, HeartbeatTick: 1,
+			WAL: walPID, Applier: applierPID, Peers: peersPID, Waits: raftclient.NewWaits(),
+			View: memberview.New(memberview.Member{ID: 2, Name: "m"}, 1), Logger: testLogger(),
+		}))
+		t.Cleanup(func() { stopAll(t, sys, pid, walPID, applierPID, peersPID) })
+
+		// Member 3 leads at term 2: the new term is an Append the test
+		// leaves in flight.
+		sys.Root.Send(pid, &messages.StepRaft{Msgs: []*raftpb.Message{{
+			Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(3)), To: new(uint64(2)), Term: new(uint64(2)), Commit: new(uint64(1)),
+		}}})
+		inFlight := pending[*messages.Append](wal)
+		if len(inFlight) != 1 {
+			t.Fatalf("%d Appends after the leader's heartbeat, want 1", len(inFlight))
+		}
+		for i := uint64(1); i <= 10; i++ {
+			// One at a time, as proposers on many goroutines arrive.
+			sys.Root.Send(pid, &messages.Propose{ID: i, Data: []byte("v")})
+			synctest.Wait()
+		}
+		props := func() []*raftpb.Message {
+			var out []*raftpb.Message
+			for _, s := range pending[*messages.SendRaft](peers) {
+				if s.Msg.GetType() == raftpb.MsgProp {
+					out = append(out, s.Msg)
+				}
+			}
+			return out
+		}
+		if got := props(); len(got) != 0 {
+			t.Fatalf("%d MsgProp forwarded while the WAL is busy, want 0", len(got))
+		}
+		sys.Root.Send(pid, &messages.Appended{Msg: inFlight[0].Msg})
+		got := props()
+		if len(got) != 1 || len(got[0].Entries) != 10 || got[0].GetTo() != 3 {
+			t.Fatalf("after Appended: %d MsgProp, want one to member 3 with the 10 held entries", len(got))
+		}
+	})
+}
+
+// TestLeaderHoldsForwardedProposals: proposals a follower forwards
+// while the leader's WAL is busy join the leader's own held ones, so the
+// follower gets one MsgApp with them all, not one per forwarded MsgProp.
+func TestLeaderHoldsForwardedProposals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sys := actortest.NewSystem()
+		wal, applier, peers := actortest.NewRecorder(1024), actortest.NewRecorder(1024), actortest.NewRecorder(1024)
+		view := memberview.New(memberview.Member{ID: 1, Name: "m"}, 1)
+		ms := raft.NewMemoryStorage()
+		_ = ms.ApplySnapshot(&raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
+			Index: new(uint64(1)), Term: new(uint64(1)), ConfState: &raftpb.ConfState{Voters: []uint64{1, 2}},
+		}})
+		walPID, applierPID, peersPID := sys.Root.Spawn(wal.Props()), sys.Root.Spawn(applier.Props()), sys.Root.Spawn(peers.Props())
+		pid := sys.Root.Spawn(Props(Config{
+			ID: 1, Storage: ms, ElectionTick: 10, HeartbeatTick: 1, SkipElectionTickAdvance: true,
+			WAL: walPID, Applier: applierPID, Peers: peersPID, Waits: raftclient.NewWaits(), View: view, Logger: testLogger(),
+		}))
+		t.Cleanup(func() { stopAll(t, sys, pid, walPID, applierPID, peersPID) })
+
+		// play persists every Append and answers as member 2 would; it
+		// returns the MsgApps member 2 got.
+		play := func() []*raftpb.Message {
+			var apps []*raftpb.Message
+			for {
+				synctest.Wait()
+				as := pending[*messages.Append](wal)
+				for _, a := range as {
+					sys.Root.Send(pid, &messages.Appended{Msg: a.Msg})
+				}
+				var replies []*raftpb.Message
+				for _, s := range pending[*messages.SendRaft](peers) {
+					m := s.Msg
+					r := &raftpb.Message{From: new(uint64(2)), To: new(uint64(1)), Term: new(m.GetTerm())}
+					switch m.GetType() {
+					case raftpb.MsgPreVote:
+						r.Type = raftpb.MsgPreVoteResp.Enum()
+					case raftpb.MsgVote:
+						r.Type = raftpb.MsgVoteResp.Enum()
+					case raftpb.MsgApp:
+						apps = append(apps, m)
+						r.Type = raftpb.MsgAppResp.Enum()
+						r.Index = new(m.GetIndex() + uint64(len(m.Entries)))
+					default:
+						continue
+					}
+					replies = append(replies, r)
+				}
+				if len(replies) > 0 {
+					sys.Root.Send(pid, &messages.StepRaft{Msgs: replies})
+				}
+				if len(as) == 0 && len(replies) == 0 {
+					return apps
+				}
+			}
+		}
+		for i := 0; i < 100 && view.Leader() != 1; i++ {
+			sys.Root.Send(pid, &messages.Tick{})
+			play()
+		}
+		if view.Leader() != 1 {
+			t.Fatal("member 1 did not become leader")
+		}
+
+		sys.Root.Send(pid, &messages.Propose{ID: 1, Data: []byte("a")})
+		first := pending[*messages.Append](wal)
+		if len(first) != 1 {
+			t.Fatalf("%d Appends for the first proposal, want 1", len(first))
+		}
+		pending[*messages.SendRaft](peers) // its MsgApp, left unanswered
+		for i := range 5 {
+			sys.Root.Send(pid, &messages.StepRaft{Msgs: []*raftpb.Message{{
+				Type: raftpb.MsgProp.Enum(), From: new(uint64(2)), To: new(uint64(1)),
+				Entries: []*raftpb.Entry{{Data: []byte{'f', byte(i)}}},
+			}}})
+			synctest.Wait()
+		}
+		sys.Root.Send(pid, &messages.Propose{ID: 2, Data: []byte("b")})
+		if held := pending[*messages.Append](wal); len(held) != 0 {
+			t.Fatalf("%d Appends sent while one is in flight, want 0", len(held))
+		}
+		sys.Root.Send(pid, &messages.Appended{Msg: first[0].Msg})
+		var withEntries []*raftpb.Message
+		for _, m := range play() {
+			if len(m.Entries) > 0 {
+				withEntries = append(withEntries, m)
+			}
+		}
+		if len(withEntries) != 1 || len(withEntries[0].Entries) != 6 {
+			t.Fatalf("member 2 got %d MsgApp with entries, want one with the 6 held entries", len(withEntries))
+		}
+	})
+}
