@@ -270,6 +270,11 @@ func (c *Client) LinearizableRead(ctx context.Context) error {
 // WaitApplied returns once the applier has applied index, bounded by ctx
 // and the request timeout.
 func (c *Client) WaitApplied(ctx context.Context, index uint64) error {
+	// Usually applied already (reads outnumber writes): skip the timer
+	// and child context, which cost a read more than the wait itself.
+	if c.cfg.Waits.Applied.Current() >= index {
+		return nil
+	}
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	if err := c.cfg.Waits.Applied.Wait(wctx, index); err != nil {
