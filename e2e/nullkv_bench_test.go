@@ -24,9 +24,11 @@ import (
 // no raft). Its server-cpu-us/op is what gRPC, HTTP/2 and protobuf alone
 // cost a server on this machine; troupe's CPU per op minus it is troupe's
 // own work. interceptors=on adds the metrics and recovery interceptors a
-// member runs. Run for example
+// member runs. Run it next to the rows it is the floor of, for example
 //
-//	go test ./e2e -run '^$' -bench 'BenchmarkNullKV|BenchmarkPut/server=troupe/clients=256/tls=off' -benchtime 20000x
+//	go test -c -o /tmp/e2e.test ./e2e && cd e2e
+//	/tmp/e2e.test -test.run '^$' -test.bench 'BenchmarkNullKV/interceptors=off' -test.benchtime 20000x
+//	/tmp/e2e.test -test.run '^$' -test.bench 'BenchmarkPut/server=(troupe|etcd)/clients=256/tls=off' -test.benchtime 20000x
 func BenchmarkNullKV(b *testing.B) {
 	bin := buildNullKV(b)
 	for _, icpt := range []string{"off", "on"} {
