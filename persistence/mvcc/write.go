@@ -132,7 +132,7 @@ func (s *Store) Put(index uint64, req *pb.PutRequest) (*pb.PutResponse, error) {
 }
 
 func (w *writeTxn) applyPut(req *pb.PutRequest) (*pb.PutResponse, error) {
-	resp := &pb.PutResponse{Header: &pb.ResponseHeader{}}
+	resp := newPutResponse()
 	value, lease := req.Value, req.Lease
 	if req.IgnoreValue || req.IgnoreLease || req.PrevKv {
 		prev, err := w.get(req.Key)
@@ -172,7 +172,7 @@ func (s *Store) DeleteRange(index uint64, req *pb.DeleteRangeRequest) (*pb.Delet
 }
 
 func (w *writeTxn) applyDeleteRange(req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
-	resp := &pb.DeleteRangeResponse{Header: &pb.ResponseHeader{}}
+	resp := newDeleteRangeResponse()
 	end := rangeEnd(req.RangeEnd)
 	if req.PrevKv {
 		rr, err := w.rangeKeys(req.Key, end, 0, 0, false)
