@@ -36,7 +36,9 @@ func (s *Store) beginWrite(index uint64) (*writeTxn, error) {
 	s.mu.Lock()
 	s.ci.Store(index)
 	s.pending.ci = index
-	return &writeTxn{view: view{s: s, curRev: s.currentRev}, beginRev: s.currentRev}, nil
+	// events starts nil: the Changed hook keeps the last write's slice.
+	s.wtxn = writeTxn{view: view{s: s, curRev: s.currentRev}, beginRev: s.currentRev}
+	return &s.wtxn, nil
 }
 
 // end publishes the write's revision, releases the lock and starts a
