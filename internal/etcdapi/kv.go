@@ -94,7 +94,9 @@ func (s *KV) Put(ctx context.Context, req *pb.PutRequest) (*pb.PutResponse, erro
 	if err := s.checkQuota(ctx, costPut(req)); err != nil {
 		return nil, err
 	}
-	r, err := proposeAs[*pb.PutResponse](ctx, s, &pb.InternalRaftRequest{Put: req})
+	ir := newRaftRequest()
+	ir.Put = req
+	r, err := proposeAs[*pb.PutResponse](ctx, s, ir)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +109,9 @@ func (s *KV) DeleteRange(ctx context.Context, req *pb.DeleteRangeRequest) (*pb.D
 	if err := mvcc.ValidateDeleteRange(req); err != nil {
 		return nil, toGRPC(err)
 	}
-	r, err := proposeAs[*pb.DeleteRangeResponse](ctx, s, &pb.InternalRaftRequest{DeleteRange: req})
+	ir := newRaftRequest()
+	ir.DeleteRange = req
+	r, err := proposeAs[*pb.DeleteRangeResponse](ctx, s, ir)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +130,9 @@ func (s *KV) Txn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, erro
 	if err := s.checkQuota(ctx, costTxn(req)); err != nil {
 		return nil, err
 	}
-	r, err := proposeAs[*pb.TxnResponse](ctx, s, &pb.InternalRaftRequest{Txn: req})
+	ir := newRaftRequest()
+	ir.Txn = req
+	r, err := proposeAs[*pb.TxnResponse](ctx, s, ir)
 	if err != nil {
 		return nil, err
 	}
@@ -220,9 +226,25 @@ func (s *KV) stamp(ctx context.Context, r *pb.InternalRaftRequest) error {
 		return err
 	}
 	if user != "" || rev != 0 {
-		r.Header = &pb.RequestHeader{Username: user, AuthRevision: rev}
+		if r.Header == nil {
+			r.Header = &pb.RequestHeader{}
+		}
+		r.Header.Username, r.Header.AuthRevision = user, rev
 	}
 	return nil
+}
+
+// newRaftRequest returns a request with its header in the same
+// allocation, for the writes every client makes (put, delete, txn): the
+// two live and die together, and raftclient.Propose fills the header in
+// place instead of allocating one.
+func newRaftRequest() *pb.InternalRaftRequest {
+	x := new(struct {
+		req pb.InternalRaftRequest
+		hdr pb.RequestHeader
+	})
+	x.req.Header = &x.hdr
+	return &x.req
 }
 
 // linearizableRead returns once the applier has reached a read index that

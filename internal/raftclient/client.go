@@ -183,8 +183,12 @@ func (c *Client) NextID() uint64 { return c.ids.next() }
 // request id.
 func (c *Client) Propose(ctx context.Context, req *pb.InternalRaftRequest) (any, error) {
 	id := c.NextID()
-	// The caller may have stamped the sender's user and auth revision.
-	req.Header = &pb.RequestHeader{ID: id, Username: req.Header.GetUsername(), AuthRevision: req.Header.GetAuthRevision()}
+	// The caller may have stamped the sender's user and auth revision
+	// into a header of its own, which then takes the id.
+	if req.Header == nil {
+		req.Header = &pb.RequestHeader{}
+	}
+	req.Header.ID = id
 	data, err := proto.Marshal(req)
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
@@ -196,7 +200,7 @@ func (c *Client) Propose(ctx context.Context, req *pb.InternalRaftRequest) (any,
 	if co == nil {
 		return nil, ErrStopped
 	}
-	res, err := ask(ctx, c, c.cfg.Waits.Proposals, id, co.Raft, &messages.Propose{ID: id, Data: data}, &messages.WithdrawProposal{ID: id})
+	res, err := ask(ctx, c, c.cfg.Waits.Proposals, id, co.Raft, &messages.Propose{ID: id, Data: data}, withdrawProposal)
 	if err != nil {
 		metrics.ProposalsFailed.Inc()
 		return nil, err
@@ -270,6 +274,11 @@ func (c *Client) LinearizableRead(ctx context.Context) error {
 // WaitApplied returns once the applier has applied index, bounded by ctx
 // and the request timeout.
 func (c *Client) WaitApplied(ctx context.Context, index uint64) error {
+	// Usually applied already (reads outnumber writes): skip the timer
+	// and child context, which cost a read more than the wait itself.
+	if c.cfg.Waits.Applied.Current() >= index {
+		return nil
+	}
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	if err := c.cfg.Waits.Applied.Wait(wctx, index); err != nil {
@@ -355,16 +364,16 @@ func (r ConfChangeResult) failure() error { return r.Err }
 
 // ask registers id in reg, sends msg to the raft actor and waits for id's
 // outcome, bounded by ctx and the request timeout; a waiter that gives up
-// cancels id. With a withdraw message, the raft actor is told of a
-// waiter that gives up, and at the request timeout it gives the answer
+// cancels id. With withdraw (which makes the withdrawal of id), the raft
+// actor is told of a waiter that gives up, and at the request timeout it gives the answer
 // (it alone knows whether raft took the request). The error is the
 // wait's or the outcome's.
-func ask[T outcome](ctx context.Context, c *Client, reg *wait.Registry[T], id uint64, raft *actor.PID, msg, withdraw any) (T, error) {
+func ask[T outcome](ctx context.Context, c *Client, reg *wait.Registry[T], id uint64, raft *actor.PID, msg any, withdraw func(id uint64) any) (T, error) {
 	return askWithin(ctx, c, c.cfg.RequestTimeout, reg, id, raft, msg, withdraw)
 }
 
 // askWithin is ask with another bound than the request timeout.
-func askWithin[T outcome](ctx context.Context, c *Client, timeout time.Duration, reg *wait.Registry[T], id uint64, raft *actor.PID, msg, withdraw any) (T, error) {
+func askWithin[T outcome](ctx context.Context, c *Client, timeout time.Duration, reg *wait.Registry[T], id uint64, raft *actor.PID, msg any, withdraw func(id uint64) any) (T, error) {
 	ch := reg.Register(id)
 	c.cfg.Root.Send(raft, msg)
 	t := time.NewTimer(timeout)
@@ -375,14 +384,14 @@ func askWithin[T outcome](ctx context.Context, c *Client, timeout time.Duration,
 	case <-ctx.Done():
 		reg.Cancel(id)
 		if withdraw != nil {
-			c.cfg.Root.Send(raft, withdraw)
+			c.cfg.Root.Send(raft, withdraw(id))
 		}
 		var zero T
 		return zero, ContextError(ctx, ctx.Err())
 	case <-t.C:
 	}
 	if withdraw != nil {
-		c.cfg.Root.Send(raft, withdraw)
+		c.cfg.Root.Send(raft, withdraw(id))
 		t.Reset(withdrawGrace)
 		select {
 		case x := <-ch:
@@ -395,6 +404,10 @@ func askWithin[T outcome](ctx context.Context, c *Client, timeout time.Duration,
 	var zero T
 	return zero, rpctypes.ErrGRPCTimeout
 }
+
+// withdrawProposal is the withdrawal of proposal id, made only when a
+// proposer gives up (one per proposal was 1 % of a put's allocations).
+func withdrawProposal(id uint64) any { return &messages.WithdrawProposal{ID: id} }
 
 func outcomeOf[T outcome](x T) (T, error) {
 	if err := x.failure(); err != nil {

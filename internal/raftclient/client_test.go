@@ -141,3 +141,38 @@ func TestFailAllAnswersEveryRegistry(t *testing.T) {
 		t.Fatal("a waiter did not get the error")
 	}
 }
+
+// TestWaitApplied: a read whose index is applied returns at once without
+// allocating (no timer, no child context: the common case of a read);
+// one ahead of the applier waits for it, and gives up at the request
+// timeout with etcd's context error.
+func TestWaitApplied(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, _ := newClient(t)
+		ctx := context.Background()
+		c.cfg.Waits.Applied.Advance(5)
+		if n := testing.AllocsPerRun(100, func() {
+			if err := c.WaitApplied(ctx, 5); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("WaitApplied of an applied index allocated %v times, want 0", n)
+		}
+		done := make(chan error, 1)
+		go func() { done <- c.WaitApplied(ctx, 6) }()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("WaitApplied(6) returned %v before the applier reached 6", err)
+		default:
+		}
+		c.cfg.Waits.Applied.Advance(6)
+		if err := <-done; err != nil {
+			t.Fatalf("WaitApplied(6) after Advance(6): %v", err)
+		}
+		start := time.Now()
+		if err := c.WaitApplied(ctx, 9); err == nil || time.Since(start) != time.Second {
+			t.Fatalf("WaitApplied(9) never applied: %v after %v, want an error after the request timeout", err, time.Since(start))
+		}
+	})
+}

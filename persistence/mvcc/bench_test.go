@@ -162,3 +162,30 @@ func writeKeysFile(b *testing.B, path string, n int) {
 		b.Fatal(err)
 	}
 }
+
+// TestPutAllocations bounds what one applied put of an existing key
+// allocates in the store (its KeyValue, its pending batch entry, its
+// response): each allocation is paid again in GC work on the request
+// path, and an unnoticed extra one per put is what this guards against.
+func TestPutAllocations(t *testing.T) {
+	ts := openTest(t, Options{})
+	keys := make([][]byte, 1000)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key/%08d", i)
+	}
+	val := make([]byte, 256)
+	index := ts.ConsistentIndex()
+	put := func(k []byte) {
+		index++
+		if _, err := ts.Put(index, &pb.PutRequest{Key: k, Value: val}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range keys {
+		put(k)
+	}
+	i := 0
+	if n := testing.AllocsPerRun(1000, func() { i++; put(keys[i%len(keys)]) }); n > 4 {
+		t.Errorf("a put allocates %v times, want at most 4", n)
+	}
+}

@@ -63,7 +63,8 @@ func rangeIn(v *view, req *pb.RangeRequest) (*pb.RangeResponse, error) {
 		kvs = pruneKVs(kvs, func(kv *mvccpb.KeyValue) bool { return kv.CreateRevision < req.MinCreateRevision })
 	}
 	sortKVs(kvs, req.SortOrder, req.SortTarget)
-	resp := &pb.RangeResponse{Header: &pb.ResponseHeader{Revision: rr.rev}, Count: int64(rr.count)}
+	resp := newRangeResponse()
+	resp.Header.Revision, resp.Count = rr.rev, int64(rr.count)
 	if req.Limit > 0 && len(kvs) > int(req.Limit) {
 		kvs = kvs[:req.Limit]
 		resp.More = true

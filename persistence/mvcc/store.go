@@ -83,6 +83,10 @@ type Store struct {
 	// compactionBatchLimit: see Options.CompactionBatchLimit.
 	compactionBatchLimit int
 	leases               *leaseTable // see lease.go; guarded by mu
+	// wtxn is the write in progress, reused by every beginWrite (one
+	// write at a time, under mu): a new one per write was an allocation
+	// per put.
+	wtxn writeTxn
 	// commitObserved: see Options.CommitObserved.
 	commitObserved func(start time.Time)
 	// changed: see Options.Changed.

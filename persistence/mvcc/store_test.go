@@ -488,6 +488,31 @@ func TestCheckIntervals(t *testing.T) {
 		if (errors.Is(err, ErrDuplicateKey)) != tc.dup || (err != nil && !errors.Is(err, ErrDuplicateKey)) {
 			t.Errorf("%s: %v, want duplicate %v", tc.name, err, tc.dup)
 		}
+		// ValidateTxn skips the check where no duplicate can be; it must
+		// still find every one in either branch.
+		for _, req := range []*pb.TxnRequest{{Success: tc.ops}, {Failure: tc.ops}} {
+			if err := ValidateTxn(req, DefaultMaxTxnOps); (errors.Is(err, ErrDuplicateKey)) != tc.dup || (err != nil && !errors.Is(err, ErrDuplicateKey)) {
+				t.Errorf("%s: ValidateTxn: %v, want duplicate %v", tc.name, err, tc.dup)
+			}
+		}
+	}
+}
+
+// TestValidateTxnOnePutAllocatesNothing guards the fast path of the
+// common txn (compare, then a put, else a get): checking it allocated a
+// map per txn on the request path.
+func TestValidateTxnOnePutAllocatesNothing(t *testing.T) {
+	req := &pb.TxnRequest{
+		Compare: []*pb.Compare{{Key: []byte("a"), Target: pb.Compare_MOD, Result: pb.Compare_EQUAL}},
+		Success: []*pb.RequestOp{opPut("a", "v")},
+		Failure: []*pb.RequestOp{opGet(&pb.RangeRequest{Key: []byte("a")})},
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if err := ValidateTxn(req, DefaultMaxTxnOps); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("ValidateTxn allocated %v times, want 0", n)
 	}
 }
 

@@ -229,7 +229,8 @@ func (w *writeTxn) checkRanges(ops []*pb.RequestOp) error {
 // newTxnResp builds the response skeleton of the chosen branches.
 func newTxnResp(req *pb.TxnRequest, path []bool) (*pb.TxnResponse, int) {
 	ops := branch(req, path[0])
-	resp := &pb.TxnResponse{Header: &pb.ResponseHeader{}, Succeeded: path[0], Responses: make([]*pb.ResponseOp, len(ops))}
+	resp := newTxnResponse()
+	resp.Succeeded, resp.Responses = path[0], make([]*pb.ResponseOp, len(ops))
 	txns := 0
 	for i, op := range ops {
 		r := &pb.ResponseOp{}

@@ -36,7 +36,9 @@ func (s *Store) beginWrite(index uint64) (*writeTxn, error) {
 	s.mu.Lock()
 	s.ci.Store(index)
 	s.pending.ci = index
-	return &writeTxn{view: view{s: s, curRev: s.currentRev}, beginRev: s.currentRev}, nil
+	// events starts nil: the Changed hook keeps the last write's slice.
+	s.wtxn = writeTxn{view: view{s: s, curRev: s.currentRev}, beginRev: s.currentRev}
+	return &s.wtxn, nil
 }
 
 // end publishes the write's revision, releases the lock and starts a
@@ -132,7 +134,7 @@ func (s *Store) Put(index uint64, req *pb.PutRequest) (*pb.PutResponse, error) {
 }
 
 func (w *writeTxn) applyPut(req *pb.PutRequest) (*pb.PutResponse, error) {
-	resp := &pb.PutResponse{Header: &pb.ResponseHeader{}}
+	resp := newPutResponse()
 	value, lease := req.Value, req.Lease
 	if req.IgnoreValue || req.IgnoreLease || req.PrevKv {
 		prev, err := w.get(req.Key)
@@ -172,7 +174,7 @@ func (s *Store) DeleteRange(index uint64, req *pb.DeleteRangeRequest) (*pb.Delet
 }
 
 func (w *writeTxn) applyDeleteRange(req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
-	resp := &pb.DeleteRangeResponse{Header: &pb.ResponseHeader{}}
+	resp := newDeleteRangeResponse()
 	end := rangeEnd(req.RangeEnd)
 	if req.PrevKv {
 		rr, err := w.rangeKeys(req.Key, end, 0, 0, false)
