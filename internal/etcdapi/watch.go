@@ -11,6 +11,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
@@ -68,6 +69,7 @@ type WatchConfig struct {
 type Watch struct {
 	pb.UnimplementedWatchServer
 	cfg WatchConfig
+	enc eventsEncoder // shared by the gRPC streams
 }
 
 // NewWatch returns the Watch service.
@@ -110,6 +112,9 @@ type watchStream struct {
 	nextID  int64 // next automatic watch id
 	// authSeen is the auth state the watches were last checked against.
 	authSeen authStamp
+	// enc encodes events once for many watches; nil when the stream is
+	// not gRPC's (the actor API's reads responses as Go values).
+	enc *eventsEncoder
 }
 
 // authStamp identifies an auth state: a change of either field may
@@ -126,6 +131,9 @@ func (s *Watch) Watch(stream pb.Watch_WatchServer) error {
 	ws := &watchStream{
 		cfg: s.cfg, stream: stream, sink: &chanSink{c: make(chan *messages.WatchEvents, watchSinkLen)},
 		watches: map[int64]*streamWatch{},
+	}
+	if _, ok := stream.(*grpc.GenericServerStream[pb.WatchRequest, pb.WatchResponse]); ok {
+		ws.enc = &s.enc
 	}
 	hub, replaced := s.cfg.Hub.Hub()
 	ws.hub = hub
@@ -377,6 +385,13 @@ func (ws *watchStream) handleEvents(r *messages.WatchEvents) error {
 		if w.prevKV {
 			evs = ws.withPrevKV(evs)
 		}
+	}
+	if len(evs) > 0 && ws.enc != nil && !w.prevKV && !w.fragment {
+		resp, err := ws.enc.response(r.WatchID, r.Revision, evs, ws.header)
+		if err != nil {
+			return err
+		}
+		return ws.stream.Send(resp)
 	}
 	resp := &pb.WatchResponse{Header: ws.header(r.Revision), WatchId: r.WatchID, Events: evs}
 	if w.fragment {
