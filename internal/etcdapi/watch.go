@@ -113,7 +113,7 @@ type watchStream struct {
 	// authSeen is the auth state the watches were last checked against.
 	authSeen authStamp
 	// enc encodes events once for many watches; nil when the stream is
-	// not gRPC's (the actor API's reads responses as Go values).
+	// not gRPC's (the actor API's takes responses as Go values).
 	enc *eventsEncoder
 }
 
@@ -391,7 +391,7 @@ func (ws *watchStream) handleEvents(r *messages.WatchEvents) error {
 		if err != nil {
 			return err
 		}
-		return ws.stream.Send(resp)
+		return ws.stream.SendMsg(resp)
 	}
 	resp := &pb.WatchResponse{Header: ws.header(r.Revision), WatchId: r.WatchID, Events: evs}
 	if w.fragment {
