@@ -115,16 +115,6 @@ type applier struct {
 	alarms         alarm.Set   // applied alarms; see alarm.go
 	auth           *auth.State // applied auth state; see auth.go
 	quota          quotaState  // see quota.go
-	// answers are the results of the batch's entries, given to their
-	// waiters only after the batch's events went to the watch hub, as
-	// etcd notifies its watchers before it answers the request: the
-	// fan-out to the watchers starts first.
-	answers []answer
-}
-
-type answer struct {
-	id  uint64
-	res raftclient.Result
 }
 
 // Receive dispatches on the message type.
@@ -165,16 +155,11 @@ func (a *applier) handleApply(ctx actor.Context, msg *messages.Apply) {
 		}
 		last = e.GetIndex()
 	}
-	a.publishEvents(ctx)
-	for i, an := range a.answers {
-		a.cfg.Client.Waits().Proposals.Trigger(an.id, an.res)
-		a.answers[i] = answer{}
-	}
-	a.answers = a.answers[:0]
 	if last > 0 {
 		a.cfg.Client.Waits().Applied.Advance(last)
 	}
 	ctx.Respond(&messages.Applied{Msg: msg.Msg, ConfChanges: ccs})
+	a.publishEvents(ctx)
 	if a.membersChanged {
 		ctx.Send(ctx.Parent(), &messages.MembersChanged{Members: a.cfg.Cluster.Members()})
 	}
@@ -224,7 +209,7 @@ func (a *applier) applyEntry(e *raftpb.Entry) {
 	if took := time.Since(start); a.cfg.WarningApplyDuration > 0 && took > a.cfg.WarningApplyDuration {
 		a.warnSlowApply(took, &req, resp, err)
 	}
-	a.answers = append(a.answers, answer{id: req.GetHeader().GetID(), res: raftclient.Result{Resp: resp, Err: err}})
+	a.cfg.Client.Waits().Proposals.Trigger(req.GetHeader().GetID(), raftclient.Result{Resp: resp, Err: err})
 }
 
 // warnSlowApply logs an apply slower than --warning-apply-duration with
