@@ -164,7 +164,7 @@ func (s *Watch) Watch(stream pb.Watch_WatchServer) error {
 		case req := <-reqs:
 			err = ws.handleRequest(req)
 		case r := <-ws.sink.c:
-			err = ws.handleEvents(r)
+			err = ws.sendDelivered(r)
 		case <-replaced:
 			// a new hub knows none of our watches: create them again
 			// from where each one is
@@ -348,6 +348,26 @@ func (ws *watchStream) cancelWatch(id int64, reason string) error {
 		rev = st.Rev()
 	}
 	return ws.stream.Send(&pb.WatchResponse{Header: ws.header(rev), WatchId: id, Canceled: true, CancelReason: reason})
+}
+
+// sendDelivered sends r and what else the hub delivered meanwhile, up to
+// a sink's worth, before the loop selects again: a select over the loop's
+// cases cost more than the send it picked (6 % of a member's CPU with 100
+// watchers on 10 streams, one response per watcher and put).
+func (ws *watchStream) sendDelivered(r *messages.WatchEvents) error {
+	for n := 1; ; n++ {
+		if err := ws.handleEvents(r); err != nil {
+			return err
+		}
+		if n == watchSinkLen {
+			return nil
+		}
+		select {
+		case r = <-ws.sink.c:
+		default:
+			return nil
+		}
+	}
 }
 
 // handleEvents sends one hub response to the client, without what it was
