@@ -513,3 +513,69 @@ func TestUnsafeNoFsync(t *testing.T) {
 	defer r.w.Close()
 	equalEntries(t, r.ents, ents(1, 100, 1, 10))
 }
+
+// TestSegmentHeaderHardState checks that every segment starts with the
+// bytes of the hard state last saved before it was cut, whether Save kept
+// that hard state by cloning (fields unset) or by overwriting its copy in
+// place, and that a caller changing its hard state after Save does not
+// change what the WAL kept.
+func TestSegmentHeaderHardState(t *testing.T) {
+	saved := []*raftpb.HardState{
+		hardState(1, 1, 1),
+		{Term: new(uint64(2)), Commit: new(uint64(2))}, // vote unset
+		hardState(2, 0, 3),
+		hardState(3, 2, 4),
+		hardState(3, 2, 5),
+		{Term: new(uint64(4)), Vote: new(uint64(1)), Commit: new(uint64(6))},
+		hardState(4, 1, 7),
+	}
+	dir := filepath.Join(t.TempDir(), "wal")
+	// Each entry is larger than a segment, so every Save cuts one.
+	w := mustCreate(t, dir, 1024)
+	var want [][]byte
+	for i, hs := range saved {
+		mustSave(t, w, hs, []*raftpb.Entry{ent(uint64(i+1), 1, 3000)})
+		b, err := proto.Marshal(hs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b)
+		*hs.Commit = 99 // the WAL must hold its own copy
+	}
+	if err := w.Save(nil, []*raftpb.Entry{ent(uint64(len(saved)+1), 1, 3000)}, true); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	files, _ := filepath.Glob(filepath.Join(dir, "*.wal"))
+	var got [][]byte
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for off := 0; off < len(data); {
+			typ, body, n, res := decodeRecord(data[off:])
+			if res != decodeOK || typ == recEntry {
+				break
+			}
+			if typ == recHardState && (len(got) == 0 || !bytes.Equal(got[len(got)-1], body)) {
+				got = append(got, bytes.Clone(body))
+			}
+			off += n
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("segment headers carry %d distinct hard states, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("hard state %d in segment headers: %x, want %x", i, got[i], want[i])
+		}
+	}
+	r := reopen(t, dir, SnapshotMarker{})
+	defer r.w.Close()
+	if !proto.Equal(r.hs, hardState(4, 1, 7)) {
+		t.Fatalf("read back hard state %v", r.hs)
+	}
+}

@@ -45,7 +45,7 @@ func (w *WAL) Save(hs *raftpb.HardState, ents []*raftpb.Entry, sync bool) error 
 		if err := w.fit(start); err != nil {
 			return err
 		}
-		w.hs = proto.CloneOf(hs)
+		w.keepHardState(hs)
 	}
 	if err := w.write(w.buf); err != nil {
 		return err
@@ -206,6 +206,22 @@ func (w *WAL) ReleaseTo(index uint64) error {
 	}
 	w.log.Info("wal segments released", "count", n, "to_index", index)
 	return syncDir(w.dir)
+}
+
+// keepHardState records hs as the latest hard state, which every new
+// segment repeats. w.hs is the WAL's own copy (HardState and ReadAll hand
+// out clones), so its fields are overwritten in place: a clone per Save
+// cost 4 allocations. A field hs leaves unset stays unset in the copy, so
+// the hard state a new segment starts with encodes to the same bytes as
+// a clone would.
+func (w *WAL) keepHardState(hs *raftpb.HardState) {
+	if hs.Term == nil || hs.Vote == nil || hs.Commit == nil ||
+		w.hs.Term == nil || w.hs.Vote == nil || w.hs.Commit == nil ||
+		len(hs.ProtoReflect().GetUnknown()) != 0 || len(w.hs.ProtoReflect().GetUnknown()) != 0 {
+		w.hs = proto.CloneOf(hs)
+		return
+	}
+	*w.hs.Term, *w.hs.Vote, *w.hs.Commit = *hs.Term, *hs.Vote, *hs.Commit
 }
 
 func isEmptyHardState(hs *raftpb.HardState) bool {
