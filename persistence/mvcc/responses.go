@@ -7,38 +7,29 @@ import pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 // allocation (the request path allocates ~100 objects per put, each one
 // paid again in GC work).
 
-func newPutResponse() *pb.PutResponse {
+// withHeader allocates a response and its header as one object; attach
+// points the response at the header.
+func withHeader[R any](attach func(*R, *pb.ResponseHeader)) *R {
 	x := new(struct {
-		resp pb.PutResponse
+		resp R
 		hdr  pb.ResponseHeader
 	})
-	x.resp.Header = &x.hdr
+	attach(&x.resp, &x.hdr)
 	return &x.resp
+}
+
+func newPutResponse() *pb.PutResponse {
+	return withHeader(func(r *pb.PutResponse, h *pb.ResponseHeader) { r.Header = h })
 }
 
 func newDeleteRangeResponse() *pb.DeleteRangeResponse {
-	x := new(struct {
-		resp pb.DeleteRangeResponse
-		hdr  pb.ResponseHeader
-	})
-	x.resp.Header = &x.hdr
-	return &x.resp
+	return withHeader(func(r *pb.DeleteRangeResponse, h *pb.ResponseHeader) { r.Header = h })
 }
 
 func newRangeResponse() *pb.RangeResponse {
-	x := new(struct {
-		resp pb.RangeResponse
-		hdr  pb.ResponseHeader
-	})
-	x.resp.Header = &x.hdr
-	return &x.resp
+	return withHeader(func(r *pb.RangeResponse, h *pb.ResponseHeader) { r.Header = h })
 }
 
 func newTxnResponse() *pb.TxnResponse {
-	x := new(struct {
-		resp pb.TxnResponse
-		hdr  pb.ResponseHeader
-	})
-	x.resp.Header = &x.hdr
-	return &x.resp
+	return withHeader(func(r *pb.TxnResponse, h *pb.ResponseHeader) { r.Header = h })
 }
