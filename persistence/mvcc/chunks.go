@@ -14,7 +14,8 @@ import (
 // chunk being read.
 //
 // Each chunk is its own short read (the read lock for the index walk, a
-// bbolt read transaction for the values, both gone when Next returns),
+// reference to the shared bbolt read transaction for the values, both
+// gone when Next returns; see readtx.go),
 // as etcd 3.7 runs one txn.Range per chunk at the pinned revision. A
 // read transaction held for the whole stream would pin the pages it
 // sees, so bbolt could not reuse the pages the applier frees and a
@@ -111,7 +112,7 @@ func (c *ChunkReader) Next(maxBytes int) ([]*mvccpb.KeyValue, error) {
 	}
 	revs, vals, tx, err := c.lookup(n + 1) // one more tells whether the range goes on
 	if tx != nil {
-		defer func() { _ = tx.Rollback() }()
+		defer tx.release()
 	}
 	if err != nil {
 		return nil, err
@@ -122,7 +123,7 @@ func (c *ChunkReader) Next(maxBytes int) ([]*mvccpb.KeyValue, error) {
 	}
 	var cur *bolt.Cursor
 	if tx != nil {
-		cur = tx.Bucket(keyBucket).Cursor()
+		cur = tx.kb.Cursor()
 	}
 	kvs := make([]*mvccpb.KeyValue, 0, len(revs))
 	c.arena = c.arena[:0]
@@ -170,9 +171,9 @@ func (c *ChunkReader) Count() (int64, error) {
 
 // lookup finds the revisions of at most n keys from c.next at the pinned
 // revision and, under the read lock, takes the values the batches hold
-// and opens a bbolt read transaction when some are not there (see view
-// for why that is safe after the lock is gone). The caller rolls tx back.
-func (c *ChunkReader) lookup(n int) (revs []keyRev, vals [][]byte, tx *bolt.Tx, err error) {
+// and acquires a bbolt read transaction when some are not there (see view
+// for why that is safe after the lock is gone). The caller releases tx.
+func (c *ChunkReader) lookup(n int) (revs []keyRev, vals [][]byte, tx *sharedReadTx, err error) {
 	s := c.s
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -185,8 +186,8 @@ func (c *ChunkReader) lookup(n int) (revs []keyRev, vals [][]byte, tx *bolt.Tx, 
 		if val, ok := s.inMemory(kr.rev); ok {
 			vals[i] = val
 		} else if tx == nil {
-			if tx, err = s.db.Begin(false); err != nil {
-				return nil, nil, nil, fmt.Errorf("mvcc: read %s: %w", s.path, err)
+			if tx, err = s.acquireReadTx(); err != nil {
+				return nil, nil, nil, err
 			}
 		}
 	}

@@ -142,6 +142,19 @@ func (s *Store) writeBatch(b *batch) error {
 	if s.commitObserved != nil {
 		defer s.commitObserved(time.Now())
 	}
+	s.startFileWrite()
+	err := s.writeBatchTxs(b)
+	s.mu.Lock()
+	if err == nil {
+		s.committing = nil
+	}
+	s.writingFile = false
+	s.mu.Unlock()
+	return err
+}
+
+// writeBatchTxs writes b in its bbolt transactions (see writeBatch).
+func (s *Store) writeBatchTxs(b *batch) error {
 	from, err := s.writeCompactionChunks(b)
 	if err != nil {
 		return fmt.Errorf("mvcc: commit compaction to %s: %w", s.path, err)
@@ -149,9 +162,6 @@ func (s *Store) writeBatch(b *batch) error {
 	if err := s.db.Update(func(tx *bolt.Tx) error { return s.fillTx(tx, b, from) }); err != nil {
 		return fmt.Errorf("mvcc: commit to %s: %w", s.path, err)
 	}
-	s.mu.Lock()
-	s.committing = nil
-	s.mu.Unlock()
 	return nil
 }
 

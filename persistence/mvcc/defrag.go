@@ -42,6 +42,9 @@ func (s *Store) Defrag() error {
 		return fmt.Errorf("mvcc: defrag %s: %w", s.path, err)
 	}
 	noSync := s.db.NoSync
+	// Close waits for every read transaction: the store's reference to
+	// the shared one must go first (its readers end on their own).
+	s.retireReadTx()
 	if err := s.db.Close(); err != nil {
 		panic(fmt.Sprintf("mvcc: defrag %s: close the old file: %v", s.path, err))
 	}

@@ -90,8 +90,9 @@
 // same time as that writer and the commit goroutine. A write holds the
 // store's write lock while it changes the index and the pending batch; a
 // read holds the read lock while it looks up revisions in the index and
-// takes their values from the pending or committing batch or opens a bbolt
-// read transaction for the rest. A commit writes bbolt without the lock
+// takes their values from the pending or committing batch or from a bbolt
+// read transaction for the rest: one shared by all readers and renewed by
+// every bbolt write (readtx.go). A commit writes bbolt without the lock
 // (nobody changes a committing batch) and then takes the write lock to
 // drop the batch.
 //

@@ -125,6 +125,15 @@ type Store struct {
 	pending    *batch
 	committing *batch
 	closed     bool
+	// writingFile is true while a bbolt write transaction runs (and after
+	// Close): readers then open a read transaction of their own instead
+	// of the shared rtx. See readtx.go.
+	writingFile bool
+	// rtx is the read transaction readers share, nil until one needs it
+	// and after a bbolt write retired it. Set under s.mu shared (creations
+	// serialised by rtxMu), retired only under s.mu exclusively.
+	rtx   atomic.Pointer[sharedReadTx]
+	rtxMu sync.Mutex
 	// compactHashes are the hashes taken at the last compactions (see
 	// hash.go), oldest first.
 	compactHashes []KeyHash
@@ -315,6 +324,9 @@ func (s *Store) close(checkpoint bool) error {
 		return nil
 	}
 	err := s.Commit()
+	// From here on nothing shares a read transaction: the checkpoint
+	// writes and db.Close waits for every read transaction to end.
+	s.startFileWrite()
 	if err == nil && checkpoint {
 		// Only an optimisation of the next Open: a failure leaves no
 		// checkpoint (its transaction is atomic) and Open scans.

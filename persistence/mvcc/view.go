@@ -15,18 +15,19 @@ import (
 //
 // A read view sets unlock: its first rangeKeys releases the read lock as
 // soon as it has looked up the revisions in the index, taken the values
-// still in the pending or the committing batch and opened the bbolt read
-// transaction. That is safe: under the lock a revision in neither batch
-// is in bbolt, because a batch is dropped (under the write lock) only
-// after its bbolt transaction committed; so the transaction sees it, and
-// a later compaction cannot remove it from that transaction's snapshot.
+// still in the pending or the committing batch and acquired a bbolt read
+// transaction (shared, see readtx.go). That is safe: under the lock a
+// revision in neither batch is in bbolt, because a batch is dropped
+// (under the write lock) only after its bbolt transaction committed, and
+// the transaction acquired began after that; so it sees the revision,
+// and a later compaction cannot remove it from its snapshot.
 // Decoding and bbolt reads then run without blocking the writer.
 type view struct {
 	s      *Store
 	curRev int64
-	unlock func()       // releases the read lock; nil once done or for writers
-	tx     *bolt.Tx     // opened when a value is not in a batch
-	cur    *bolt.Cursor // on tx's "key" bucket
+	unlock func()        // releases the read lock; nil once done or for writers
+	tx     *sharedReadTx // acquired when a value is not in a batch
+	cur    *bolt.Cursor  // on tx's "key" bucket
 }
 
 // rangeResult is the raw answer of a range in the index, before filters,
@@ -48,7 +49,7 @@ func (v *view) release() {
 func (v *view) close() {
 	v.release()
 	if v.tx != nil {
-		_ = v.tx.Rollback()
+		v.tx.release()
 		v.tx, v.cur = nil, nil
 	}
 }
@@ -85,12 +86,12 @@ func (v *view) rangeKeys(key, end []byte, atRev int64, limit int64, countOnly bo
 		if val, ok := v.s.inMemory(kr.rev); ok {
 			vals[i] = val
 		} else if v.tx == nil {
-			t, err := v.s.db.Begin(false)
+			t, err := v.s.acquireReadTx()
 			if err != nil {
-				return rangeResult{}, fmt.Errorf("mvcc: read %s: %w", v.s.path, err)
+				return rangeResult{}, err
 			}
 			v.tx = t
-			v.cur = t.Bucket(keyBucket).Cursor() // one cursor: its stack is reused
+			v.cur = t.kb.Cursor() // one cursor: its stack is reused
 		}
 	}
 	v.release()
