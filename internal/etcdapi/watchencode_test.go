@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 
+	"google.golang.org/grpc/mem"
+
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/protobuf/proto"
@@ -28,6 +30,7 @@ func TestSharedEventsWireBytes(t *testing.T) {
 		{1, 5, []*mvccpb.Event{put}},
 		{-1, 5, []*mvccpb.Event{put, del}},
 		{1 << 40, 6, []*mvccpb.Event{del}},
+		{2, 7, []*mvccpb.Event{put, put, put, put, put, del}}, // over the pooling threshold
 	} {
 		r, err := enc.response(tc.id, tc.rev, tc.evs, hdr)
 		if err != nil {
@@ -95,5 +98,37 @@ func TestSharedEventsEncodedOnce(t *testing.T) {
 	b, _ := enc.response(2, 5, []*mvccpb.Event{batch[0], batch[2]}, hdr)
 	if bytes.Equal(a.s.events, b.s.events) {
 		t.Fatal("two different picks of one batch share one encoding")
+	}
+}
+
+// A small response gets a buffer of its own size, a large one a pooled
+// buffer: pooled buffers come in size classes (4 KiB for a 330-byte
+// response), and a stream whose client stopped reading keeps 64 KiB of
+// responses queued in gRPC, which would then hold twelve times that.
+func TestWatchCodecPoolsOnlyLargeResponses(t *testing.T) {
+	hdr := func(rev int64) *pb.ResponseHeader { return &pb.ResponseHeader{Revision: rev} }
+	put := &mvccpb.Event{Kv: &mvccpb.KeyValue{Key: []byte("k"), Value: bytes.Repeat([]byte("v"), 256), ModRevision: 5}}
+	var enc eventsEncoder
+	codec := newWatchCodec()
+	for _, tc := range []struct {
+		evs    []*mvccpb.Event
+		pooled bool
+	}{
+		{[]*mvccpb.Event{put}, false},
+		{[]*mvccpb.Event{put, put, put, put, put, put}, true},
+	} {
+		r, err := enc.response(1, 5, tc.evs, hdr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := codec.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, own := data[0].(mem.SliceBuffer)
+		if len(data) != 1 || own == tc.pooled {
+			t.Errorf("%d events (%d bytes): buffer %T, want pooled=%v", len(tc.evs), r.size(), data[0], tc.pooled)
+		}
+		data.Free()
 	}
 }
