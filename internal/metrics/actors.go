@@ -6,6 +6,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/troupedb/troupe/internal/mailbox"
 )
 
 // Actor metrics: every actor spawned with Mailbox(kind) counts, in its
@@ -64,10 +66,12 @@ func kindOf(name string) *kindStats {
 
 // Mailbox returns the props option that gives an actor of kind an
 // unbounded mailbox (protoactor's default) counted in the actor metrics.
+// It is behind mailbox.Gated: every troupe actor gets its mailbox here, so
+// none can be handed a message before its spawn has set it up.
 func Mailbox(kind string) actor.PropsOption {
 	k := kindOf(kind)
 	return actor.WithMailbox(func() actor.Mailbox {
-		return actor.Unbounded(&mailboxStats{kind: k})()
+		return mailbox.Gated(actor.Unbounded(&mailboxStats{kind: k})())
 	})
 }
 
