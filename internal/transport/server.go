@@ -18,6 +18,15 @@ const grpcOverheadBytes = 512 * 1024
 // with the estimator on.
 const connWindowBytes = 16 << 20
 
+// tlsReadBufferBytes is gRPC's read buffer on a TLS connection: none.
+// gRPC reads a bare TCP connection into pooled buffers, but keeps a
+// 32 KiB buffer for the life of any other connection, a *tls.Conn among
+// them, which buffers a whole record itself: HTTP/2 frames read from it
+// directly cost no extra syscalls, and 256 connections hold 8 MiB less
+// (mTLS put 256 clients: peak RSS 84.1 -> 76.0 MiB with 4 KiB, 76.2 ->
+// 74.8 MiB from 4 KiB to none).
+const tlsReadBufferBytes = 0
+
 // streamWorkers is the number of goroutines gRPC keeps for running RPCs;
 // RPCs beyond it get a goroutine of their own, as without the option.
 const streamWorkers = 256
@@ -79,6 +88,9 @@ func ServerOptions(sec *Security, maxRequestBytes int, lim GRPCLimits) []grpc.Se
 	}
 	if interval > 0 && timeout > 0 {
 		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{Time: interval, Timeout: timeout}))
+	}
+	if sec != nil {
+		opts = append(opts, grpc.ReadBufferSize(tlsReadBufferBytes))
 	}
 	return append(opts, sec.serverOptions()...)
 }

@@ -3,12 +3,14 @@ package transport
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/troupedb/troupe/internal/tlstest"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
@@ -170,4 +172,63 @@ func (c *recordingConn) bytes() []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return bytes.Clone(c.read.Bytes())
+}
+
+// TestServerTLSRequests: over TLS gRPC reads HTTP/2 frames from the
+// *tls.Conn without a buffer of its own (tlsReadBufferBytes); requests
+// from one byte to --max-request-bytes, frames split across TLS records,
+// from concurrent streams of one connection, all arrive whole.
+func TestServerTLSRequests(t *testing.T) {
+	const maxRequestBytes = 1536 * 1024
+	p := newPKI(t)
+	info := p.info()
+	info.SkipClientSANVerify = true
+	sec := mustSecurity(t, info, nil)
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewConnMux(sec.listener(raw))
+	srv := grpc.NewServer(ServerOptions(sec, maxRequestBytes, GRPCLimits{})...)
+	pb.RegisterKVServer(srv, sizeKV{})
+	var serving sync.WaitGroup
+	serving.Go(m.Serve)
+	serving.Go(func() { _ = srv.Serve(m.GRPC()) })
+	t.Cleanup(func() {
+		srv.Stop()
+		_ = raw.Close()
+		serving.Wait()
+	})
+	p.ca.Issue(t, tlstest.LeafOpts{CN: "client", DNS: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}).Write(t, p.path("c.pem"), p.path("c.key"))
+	client := mustSecurity(t, TLSInfo{CertFile: p.path("c.pem"), KeyFile: p.path("c.key"), TrustedCAFile: p.path("ca.pem")}, nil)
+	conn, err := Dialer{Security: client}.Dial(raw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	kv := pb.NewKVClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	sizes := []int{1, 100, 16*1024 - 3, 16*1024 + 7, 100 * 1024, maxRequestBytes - 16}
+	errs := make(chan error, 4*len(sizes))
+	var puts sync.WaitGroup
+	for range 4 {
+		for _, size := range sizes {
+			puts.Go(func() {
+				resp, err := kv.Put(ctx, &pb.PutRequest{Key: []byte("k"), Value: bytes.Repeat([]byte{'v'}, size)})
+				if err == nil && resp.Header.Revision != int64(size) {
+					err = fmt.Errorf("server got %d bytes", resp.Header.Revision)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("put of %d bytes: %w", size, err)
+				}
+			})
+		}
+	}
+	puts.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
