@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/troupedb/troupe/internal/tlstest"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -146,8 +148,14 @@ func TestServerFlowControl(t *testing.T) {
 	}
 }
 
-// sizeKV answers a Put with the size of its value as the revision.
+// sizeKV answers a Put with the size of its value as the revision, and a
+// Range with a value of Limit bytes.
 type sizeKV struct{ pb.UnimplementedKVServer }
+
+func (sizeKV) Range(_ context.Context, req *pb.RangeRequest) (*pb.RangeResponse, error) {
+	kv := &mvccpb.KeyValue{Key: req.Key, Value: bytes.Repeat([]byte{'r'}, int(req.Limit))}
+	return &pb.RangeResponse{Header: &pb.ResponseHeader{}, Kvs: []*mvccpb.KeyValue{kv}, Count: 1}, nil
+}
 
 func (sizeKV) Put(_ context.Context, req *pb.PutRequest) (*pb.PutResponse, error) {
 	return &pb.PutResponse{Header: &pb.ResponseHeader{Revision: int64(len(req.Value))}}, nil
@@ -175,9 +183,11 @@ func (c *recordingConn) bytes() []byte {
 }
 
 // TestServerTLSRequests: over TLS gRPC reads HTTP/2 frames from the
-// *tls.Conn without a buffer of its own (tlsReadBufferBytes); requests
-// from one byte to --max-request-bytes, frames split across TLS records,
-// from concurrent streams of one connection, all arrive whole.
+// *tls.Conn without a buffer of its own and writes through one of a TLS
+// record (tlsReadBufferBytes, tlsWriteBufferBytes); requests from one byte
+// to --max-request-bytes and responses of up to 3 MiB, frames split
+// across TLS records, on concurrent streams of one connection, all arrive
+// whole.
 func TestServerTLSRequests(t *testing.T) {
 	const maxRequestBytes = 1536 * 1024
 	p := newPKI(t)
@@ -211,7 +221,7 @@ func TestServerTLSRequests(t *testing.T) {
 	defer cancel()
 
 	sizes := []int{1, 100, 16*1024 - 3, 16*1024 + 7, 100 * 1024, maxRequestBytes - 16}
-	errs := make(chan error, 4*len(sizes))
+	errs := make(chan error, 8*len(sizes))
 	var puts sync.WaitGroup
 	for range 4 {
 		for _, size := range sizes {
@@ -222,6 +232,15 @@ func TestServerTLSRequests(t *testing.T) {
 				}
 				if err != nil {
 					errs <- fmt.Errorf("put of %d bytes: %w", size, err)
+				}
+			})
+			puts.Go(func() {
+				resp, err := kv.Range(ctx, &pb.RangeRequest{Key: []byte("k"), Limit: int64(size) * 2})
+				if err == nil && (len(resp.Kvs) != 1 || !bytes.Equal(resp.Kvs[0].Value, bytes.Repeat([]byte{'r'}, size*2))) {
+					err = errors.New("the value is not what the server sent")
+				}
+				if err != nil {
+					errs <- fmt.Errorf("range of %d bytes: %w", size*2, err)
 				}
 			})
 		}
