@@ -33,10 +33,12 @@ const endpointWriterQueueSize = 1024
 // nearly every data frame (one raft envelope) with a BDP ping and
 // window updates, and the sender read them: on a leader under 256
 // clients, 223 reads of control frames on its two outgoing peer
-// connections for 273 writes of envelopes. With 1 MiB a window update
-// goes out once per 256 KiB received. It bounds what a stream may
+// connections for 273 writes of envelopes. 16 MiB is the largest window
+// that estimation could grow to, so a member far away (a high
+// bandwidth-delay product) is not held back more than before; a window
+// update goes out once per 4 MiB received. It bounds what a stream may
 // buffer unread on the receiver, not what is allocated up front.
-const remoteWindowBytes = 1 << 20
+const remoteWindowBytes = 16 << 20
 
 // RemoteConfig configures a protoactor remote's transport.
 type RemoteConfig struct {
