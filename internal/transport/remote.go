@@ -82,13 +82,13 @@ func NewRemote(system *actor.ActorSystem, host string, port int, cfg RemoteConfi
 	serverOpts := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxBytes),
 		grpc.MaxSendMsgSize(maxBytes),
-		grpc.InitialWindowSize(remoteWindowBytes),
-		grpc.InitialConnWindowSize(remoteWindowBytes),
+		grpc.StaticStreamWindowSize(remoteWindowBytes),
+		grpc.StaticConnWindowSize(remoteWindowBytes),
 	}, g.serverOptions()...)
 	serverOpts = append(serverOpts, cfg.Security.serverOptions()...)
 	dialOpts := append(RemoteDialOptions(cfg.Security, maxBytes),
-		grpc.WithInitialWindowSize(remoteWindowBytes),
-		grpc.WithInitialConnWindowSize(remoteWindowBytes),
+		grpc.WithStaticStreamWindowSize(remoteWindowBytes),
+		grpc.WithStaticConnWindowSize(remoteWindowBytes),
 	)
 	if cfg.WriteTimeout > 0 {
 		dialOpts = append(dialOpts, writeTimeoutDialer(cfg.WriteTimeout))
