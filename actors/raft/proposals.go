@@ -11,13 +11,31 @@ import (
 	"github.com/troupedb/troupe/messages"
 )
 
+// proposal is one entry queued for the next MsgProp, or parked for a
+// leader.
+type proposal struct {
+	// entry is nil once its proposer withdrew it.
+	entry *raftpb.Entry
+	// id is the proposer's wait id, told when raft refuses the entry or
+	// it expires parked. A forwarded entry came in another member's
+	// MsgProp: nobody here waits for it, and its id is unused.
+	id        uint64
+	forwarded bool
+	// parkedAt is the tick the proposal was parked at, while parkedPos
+	// is set.
+	parkedAt int
+}
+
+// waited reports whether a proposer here waits for the proposal.
+func (p proposal) waited() bool { return p.entry != nil && !p.forwarded }
+
 func (r *raftActor) handlePropose(ctx actor.Context, msg *messages.Propose) {
+	p := proposal{entry: &raftpb.Entry{Data: msg.Data}, id: msg.ID}
 	if r.parkedPos != nil {
-		r.parkedPos[msg.ID] = len(r.proposalIDs)
-		r.parkedAt = append(r.parkedAt, r.ticks)
+		r.parkedPos[msg.ID] = len(r.proposals)
+		p.parkedAt = r.ticks
 	}
-	r.proposals = append(r.proposals, &raftpb.Entry{Data: msg.Data})
-	r.proposalIDs = append(r.proposalIDs, msg.ID)
+	r.proposals = append(r.proposals, p)
 	if !r.propQueued {
 		r.propQueued = true
 		ctx.Send(ctx.Self(), proposeFlush{})
@@ -40,7 +58,7 @@ func (r *raftActor) handleProposeFlush(ctx actor.Context) {
 // holdForwarded queues the entries of a MsgProp forwarded by another
 // member with this member's own proposals while an Append is in flight,
 // so a leader steps them all as one MsgProp (one MsgApp per follower)
-// when the WAL answers. They have no waiter here (id 0). It reports
+// when the WAL answers. They have no waiter here. It reports
 // false, and the message is stepped as it came, when nothing is held:
 // the WAL is idle, or the held proposals are parked for want of a leader
 // (raft then drops the forwarded ones, as etcd's).
@@ -49,8 +67,7 @@ func (r *raftActor) holdForwarded(m *raftpb.Message) bool {
 		return false
 	}
 	for _, e := range m.Entries {
-		r.proposals = append(r.proposals, e)
-		r.proposalIDs = append(r.proposalIDs, 0)
+		r.proposals = append(r.proposals, proposal{entry: e, forwarded: true})
 	}
 	return true
 }
@@ -68,9 +85,9 @@ func (r *raftActor) stepProposals() {
 		r.park()
 		return
 	}
-	entries, ids := liveProposals(r.proposals, r.proposalIDs)
-	r.proposals, r.proposalIDs = nil, nil
-	r.parkedPos, r.parkedAt = nil, nil
+	ps := r.proposals
+	entries := liveEntries(ps)
+	r.proposals, r.parkedPos = nil, nil
 	if len(entries) == 0 {
 		return
 	}
@@ -82,8 +99,10 @@ func (r *raftActor) stepProposals() {
 	if err := r.rn.Step(m); err != nil {
 		// No leader to take it (or too much uncommitted): tell the callers
 		// now rather than let them time out.
-		for _, id := range ids {
-			r.cfg.Waits.Proposals.Trigger(id, raftclient.Result{Err: rpctypes.ErrGRPCNoLeader})
+		for _, p := range ps {
+			if p.waited() {
+				r.cfg.Waits.Proposals.Trigger(p.id, raftclient.Result{Err: rpctypes.ErrGRPCNoLeader})
+			}
 		}
 	}
 }
@@ -94,11 +113,13 @@ func (r *raftActor) park() {
 	if r.parkedPos != nil {
 		return
 	}
-	r.parkedPos = make(map[uint64]int, len(r.proposalIDs))
-	r.parkedAt = make([]int, len(r.proposalIDs))
-	for i, id := range r.proposalIDs {
-		r.parkedPos[id] = i
-		r.parkedAt[i] = r.ticks
+	r.parkedPos = make(map[uint64]int, len(r.proposals))
+	for i := range r.proposals {
+		p := &r.proposals[i]
+		p.parkedAt = r.ticks
+		if !p.forwarded {
+			r.parkedPos[p.id] = i
+		}
 	}
 }
 
@@ -114,7 +135,7 @@ func (r *raftActor) handleWithdrawProposal(msg *messages.WithdrawProposal) {
 		return
 	}
 	delete(r.parkedPos, msg.ID)
-	r.proposals[pos], r.proposalIDs[pos] = nil, 0
+	r.proposals[pos] = proposal{}
 	r.cfg.Waits.Proposals.Trigger(msg.ID, raftclient.Result{Err: raftclient.ErrNotProposed})
 }
 
@@ -122,41 +143,48 @@ func (r *raftActor) handleWithdrawProposal(msg *messages.WithdrawProposal) {
 // timeout. Their proposers withdrew them by then; this bounds what
 // proposers that do not wait (the lessor, the applier's alarm) leave.
 // The oldest are first, so the scan stops at the first one in time.
+// Withdrawn and forwarded entries at the front go at once: nobody here
+// waits for them (raft drops forwarded proposals without a leader, as
+// etcd's).
 func (r *raftActor) expireParked() {
 	if r.parkedPos == nil {
 		return
 	}
 	n := 0
-	for n < len(r.proposalIDs) && (r.proposalIDs[n] == 0 || r.ticks-r.parkedAt[n] > r.cfg.RequestTimeoutTicks) {
-		if id := r.proposalIDs[n]; id != 0 {
-			r.cfg.Waits.Proposals.Trigger(id, raftclient.Result{Err: raftclient.ErrNotProposed})
+	for ; n < len(r.proposals); n++ {
+		p := r.proposals[n]
+		if !p.waited() {
+			continue
 		}
-		n++
+		if r.ticks-p.parkedAt <= r.cfg.RequestTimeoutTicks {
+			break
+		}
+		r.cfg.Waits.Proposals.Trigger(p.id, raftclient.Result{Err: raftclient.ErrNotProposed})
 	}
 	if n == 0 {
 		return
 	}
-	r.proposals, r.proposalIDs, r.parkedAt = r.proposals[n:], r.proposalIDs[n:], r.parkedAt[n:]
-	if len(r.proposalIDs) == 0 {
-		r.proposals, r.proposalIDs, r.parkedPos, r.parkedAt = nil, nil, nil, nil
+	r.proposals = r.proposals[n:]
+	if len(r.proposals) == 0 {
+		r.proposals, r.parkedPos = nil, nil
 		return
 	}
 	clear(r.parkedPos)
-	for i, id := range r.proposalIDs {
-		if id != 0 {
-			r.parkedPos[id] = i
+	for i, p := range r.proposals {
+		if p.waited() {
+			r.parkedPos[p.id] = i
 		}
 	}
 }
 
-// liveProposals returns the entries and ids that were not withdrawn.
-func liveProposals(entries []*raftpb.Entry, ids []uint64) ([]*raftpb.Entry, []uint64) {
-	n := 0
-	for i := range entries {
-		if entries[i] != nil {
-			entries[n], ids[n] = entries[i], ids[i]
-			n++
+// liveEntries returns the entries that were not withdrawn, in a slice of
+// their own: raft keeps a forwarded MsgProp's.
+func liveEntries(ps []proposal) []*raftpb.Entry {
+	entries := make([]*raftpb.Entry, 0, len(ps))
+	for _, p := range ps {
+		if p.entry != nil {
+			entries = append(entries, p.entry)
 		}
 	}
-	return entries[:n], ids[:n]
+	return entries
 }

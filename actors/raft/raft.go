@@ -131,17 +131,12 @@ type raftActor struct {
 	// ticks counts the ticks since start: the clock of parked proposals
 	// and read rounds.
 	ticks int
-	// proposals queued since the last flush, or parked for a leader. A
-	// withdrawn proposal leaves a nil entry and id 0 in its place; an
-	// entry another member forwarded has id 0 too (no waiter here).
-	proposals   []*raftpb.Entry
-	proposalIDs []uint64
-	propQueued  bool
-	// parkedPos is the position in proposals of each parked id and
-	// parkedAt the tick each position was parked at; both nil while
-	// nothing is parked.
+	// proposals queued since the last flush, or parked for a leader.
+	proposals  []proposal
+	propQueued bool
+	// parkedPos is the position in proposals of each parked proposer's
+	// id; nil while nothing is parked.
 	parkedPos map[uint64]int
-	parkedAt  []int
 	// reads queued for the next round, and the rounds raft has not
 	// answered by their sequence number (the ReadIndex context).
 	reads      []uint64

@@ -412,95 +412,180 @@ func TestFollowerForwardsHeldProposalsAsOne(t *testing.T) {
 	})
 }
 
+// twoMembers runs member 1 of a two-member cluster {1, 2} whose wal and
+// peers are recorders; the test plays member 2 (play) and the WAL.
+type twoMembers struct {
+	sys        *actor.ActorSystem
+	pid        *actor.PID
+	wal, peers *actortest.Recorder
+	view       *memberview.View
+	waits      *raftclient.Waits
+}
+
+func newTwoMembers(t *testing.T) *twoMembers {
+	t.Helper()
+	sys := actortest.NewSystem()
+	tm := &twoMembers{
+		sys: sys, wal: actortest.NewRecorder(1024), peers: actortest.NewRecorder(1024),
+		view: memberview.New(memberview.Member{ID: 1, Name: "m"}, 1), waits: raftclient.NewWaits(),
+	}
+	applier := actortest.NewRecorder(1024)
+	ms := raft.NewMemoryStorage()
+	_ = ms.ApplySnapshot(&raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
+		Index: new(uint64(1)), Term: new(uint64(1)), ConfState: &raftpb.ConfState{Voters: []uint64{1, 2}},
+	}})
+	walPID, applierPID, peersPID := sys.Root.Spawn(tm.wal.Props()), sys.Root.Spawn(applier.Props()), sys.Root.Spawn(tm.peers.Props())
+	tm.pid = sys.Root.Spawn(Props(Config{
+		ID: 1, Storage: ms, ElectionTick: 10, HeartbeatTick: 1, SkipElectionTickAdvance: true,
+		WAL: walPID, Applier: applierPID, Peers: peersPID, Waits: tm.waits, View: tm.view, Logger: testLogger(),
+	}))
+	t.Cleanup(func() { stopAll(t, sys, tm.pid, walPID, applierPID, peersPID) })
+	return tm
+}
+
+// play persists every Append and answers as member 2 would; it returns
+// the MsgApps member 2 got.
+func (tm *twoMembers) play() []*raftpb.Message {
+	var apps []*raftpb.Message
+	for {
+		synctest.Wait()
+		as := pending[*messages.Append](tm.wal)
+		for _, a := range as {
+			tm.sys.Root.Send(tm.pid, &messages.Appended{Msg: a.Msg})
+		}
+		var replies []*raftpb.Message
+		for _, s := range pending[*messages.SendRaft](tm.peers) {
+			m := s.Msg
+			r := &raftpb.Message{From: new(uint64(2)), To: new(uint64(1)), Term: new(m.GetTerm())}
+			switch m.GetType() {
+			case raftpb.MsgPreVote:
+				r.Type = raftpb.MsgPreVoteResp.Enum()
+			case raftpb.MsgVote:
+				r.Type = raftpb.MsgVoteResp.Enum()
+			case raftpb.MsgApp:
+				apps = append(apps, m)
+				r.Type = raftpb.MsgAppResp.Enum()
+				r.Index = new(m.GetIndex() + uint64(len(m.Entries)))
+			default:
+				continue
+			}
+			replies = append(replies, r)
+		}
+		if len(replies) > 0 {
+			tm.sys.Root.Send(tm.pid, &messages.StepRaft{Msgs: replies})
+		}
+		if len(as) == 0 && len(replies) == 0 {
+			return apps
+		}
+	}
+}
+
+// elect ticks and plays until member 1 leads.
+func (tm *twoMembers) elect(t *testing.T) {
+	t.Helper()
+	for i := 0; i < 100 && tm.view.Leader() != 1; i++ {
+		tm.sys.Root.Send(tm.pid, &messages.Tick{})
+		tm.play()
+	}
+	if tm.view.Leader() != 1 {
+		t.Fatal("member 1 did not become leader")
+	}
+}
+
+// forward delivers a MsgProp member 2 forwarded with one entry of data.
+func (tm *twoMembers) forward(data string) {
+	tm.sys.Root.Send(tm.pid, &messages.StepRaft{Msgs: []*raftpb.Message{{
+		Type: raftpb.MsgProp.Enum(), From: new(uint64(2)), To: new(uint64(1)),
+		Entries: []*raftpb.Entry{{Data: []byte(data)}},
+	}}})
+	synctest.Wait()
+}
+
 // TestLeaderHoldsForwardedProposals: proposals a follower forwards
 // while the leader's WAL is busy join the leader's own held ones, so the
 // follower gets one MsgApp with them all, not one per forwarded MsgProp.
 func TestLeaderHoldsForwardedProposals(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sys := actortest.NewSystem()
-		wal, applier, peers := actortest.NewRecorder(1024), actortest.NewRecorder(1024), actortest.NewRecorder(1024)
-		view := memberview.New(memberview.Member{ID: 1, Name: "m"}, 1)
-		ms := raft.NewMemoryStorage()
-		_ = ms.ApplySnapshot(&raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
-			Index: new(uint64(1)), Term: new(uint64(1)), ConfState: &raftpb.ConfState{Voters: []uint64{1, 2}},
-		}})
-		walPID, applierPID, peersPID := sys.Root.Spawn(wal.Props()), sys.Root.Spawn(applier.Props()), sys.Root.Spawn(peers.Props())
-		pid := sys.Root.Spawn(Props(Config{
-			ID: 1, Storage: ms, ElectionTick: 10, HeartbeatTick: 1, SkipElectionTickAdvance: true,
-			WAL: walPID, Applier: applierPID, Peers: peersPID, Waits: raftclient.NewWaits(), View: view, Logger: testLogger(),
-		}))
-		t.Cleanup(func() { stopAll(t, sys, pid, walPID, applierPID, peersPID) })
+		tm := newTwoMembers(t)
+		tm.elect(t)
 
-		// play persists every Append and answers as member 2 would; it
-		// returns the MsgApps member 2 got.
-		play := func() []*raftpb.Message {
-			var apps []*raftpb.Message
-			for {
-				synctest.Wait()
-				as := pending[*messages.Append](wal)
-				for _, a := range as {
-					sys.Root.Send(pid, &messages.Appended{Msg: a.Msg})
-				}
-				var replies []*raftpb.Message
-				for _, s := range pending[*messages.SendRaft](peers) {
-					m := s.Msg
-					r := &raftpb.Message{From: new(uint64(2)), To: new(uint64(1)), Term: new(m.GetTerm())}
-					switch m.GetType() {
-					case raftpb.MsgPreVote:
-						r.Type = raftpb.MsgPreVoteResp.Enum()
-					case raftpb.MsgVote:
-						r.Type = raftpb.MsgVoteResp.Enum()
-					case raftpb.MsgApp:
-						apps = append(apps, m)
-						r.Type = raftpb.MsgAppResp.Enum()
-						r.Index = new(m.GetIndex() + uint64(len(m.Entries)))
-					default:
-						continue
-					}
-					replies = append(replies, r)
-				}
-				if len(replies) > 0 {
-					sys.Root.Send(pid, &messages.StepRaft{Msgs: replies})
-				}
-				if len(as) == 0 && len(replies) == 0 {
-					return apps
-				}
-			}
-		}
-		for i := 0; i < 100 && view.Leader() != 1; i++ {
-			sys.Root.Send(pid, &messages.Tick{})
-			play()
-		}
-		if view.Leader() != 1 {
-			t.Fatal("member 1 did not become leader")
-		}
-
-		sys.Root.Send(pid, &messages.Propose{ID: 1, Data: []byte("a")})
-		first := pending[*messages.Append](wal)
+		tm.sys.Root.Send(tm.pid, &messages.Propose{ID: 1, Data: []byte("a")})
+		first := pending[*messages.Append](tm.wal)
 		if len(first) != 1 {
 			t.Fatalf("%d Appends for the first proposal, want 1", len(first))
 		}
-		pending[*messages.SendRaft](peers) // its MsgApp, left unanswered
+		pending[*messages.SendRaft](tm.peers) // its MsgApp, left unanswered
 		for i := range 5 {
-			sys.Root.Send(pid, &messages.StepRaft{Msgs: []*raftpb.Message{{
-				Type: raftpb.MsgProp.Enum(), From: new(uint64(2)), To: new(uint64(1)),
-				Entries: []*raftpb.Entry{{Data: []byte{'f', byte(i)}}},
-			}}})
-			synctest.Wait()
+			tm.forward(string([]byte{'f', byte(i)}))
 		}
-		sys.Root.Send(pid, &messages.Propose{ID: 2, Data: []byte("b")})
-		if held := pending[*messages.Append](wal); len(held) != 0 {
+		tm.sys.Root.Send(tm.pid, &messages.Propose{ID: 2, Data: []byte("b")})
+		if held := pending[*messages.Append](tm.wal); len(held) != 0 {
 			t.Fatalf("%d Appends sent while one is in flight, want 0", len(held))
 		}
-		sys.Root.Send(pid, &messages.Appended{Msg: first[0].Msg})
+		tm.sys.Root.Send(tm.pid, &messages.Appended{Msg: first[0].Msg})
 		var withEntries []*raftpb.Message
-		for _, m := range play() {
+		for _, m := range tm.play() {
 			if len(m.Entries) > 0 {
 				withEntries = append(withEntries, m)
 			}
 		}
 		if len(withEntries) != 1 || len(withEntries[0].Entries) != 6 {
 			t.Fatalf("member 2 got %d MsgApp with entries, want one with the 6 held entries", len(withEntries))
+		}
+	})
+}
+
+// TestHeldForwardedProposalsDroppedWithoutLeader: a leader that loses
+// its quorum while it holds forwarded proposals parks them with its own
+// when the WAL answers; the forwarded ones, which nobody here waits for,
+// go at the next tick (raft drops a forwarded MsgProp without a leader,
+// as etcd's), its own wait for a leader and reach it.
+func TestHeldForwardedProposalsDroppedWithoutLeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tm := newTwoMembers(t)
+		tm.elect(t)
+
+		tm.sys.Root.Send(tm.pid, &messages.Propose{ID: 1, Data: []byte("a")})
+		first := pending[*messages.Append](tm.wal)
+		if len(first) != 1 {
+			t.Fatalf("%d Appends for the first proposal, want 1", len(first))
+		}
+		tm.forward("f0")
+		tm.forward("f1")
+		own := tm.waits.Proposals.Register(2)
+		tm.sys.Root.Send(tm.pid, &messages.Propose{ID: 2, Data: []byte("b")})
+		// Member 2 is silent: after two election timeouts the check
+		// quorum steps member 1 down, with no leader.
+		for range 25 {
+			tm.sys.Root.Send(tm.pid, &messages.Tick{})
+		}
+		tm.sys.Root.Send(tm.pid, &messages.Appended{Msg: first[0].Msg})
+		synctest.Wait()
+		if lead := tm.view.Leader(); lead != 0 {
+			t.Fatalf("leader %d after member 2 was silent, want none", lead)
+		}
+		tm.sys.Root.Send(tm.pid, &messages.Tick{})
+		synctest.Wait()
+		noAnswer(t, "own parked proposal", own)
+		pending[*messages.SendRaft](tm.peers)
+
+		// Member 2 leads at a higher term: only the own proposal goes to it.
+		tm.sys.Root.Send(tm.pid, &messages.StepRaft{Msgs: []*raftpb.Message{{
+			Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(2)), To: new(uint64(1)), Term: new(uint64(10)),
+		}}})
+		var props []*raftpb.Message
+		for range 10 {
+			for _, a := range pending[*messages.Append](tm.wal) {
+				tm.sys.Root.Send(tm.pid, &messages.Appended{Msg: a.Msg})
+			}
+			for _, s := range pending[*messages.SendRaft](tm.peers) {
+				if s.Msg.GetType() == raftpb.MsgProp {
+					props = append(props, s.Msg)
+				}
+			}
+		}
+		if len(props) != 1 || len(props[0].Entries) != 1 || string(props[0].Entries[0].GetData()) != "b" {
+			t.Fatalf("parked proposals sent to the new leader: %v, want one MsgProp with the own entry only", props)
 		}
 	})
 }
