@@ -118,8 +118,11 @@ type applier struct {
 
 	// req is the entry being applied, decoded into the same message each
 	// time: a new one was 3 % of the bytes a put allocates. Nothing keeps
-	// it past applyEntry (its fields' values may be kept).
-	req pb.InternalRaftRequest
+	// it past applyEntry (its fields' values may be kept). header and put
+	// are its Header and Put, reused the same way (see decode).
+	req    pb.InternalRaftRequest
+	header pb.RequestHeader
+	put    pb.PutRequest
 }
 
 // Receive dispatches on the message type.
@@ -204,11 +207,11 @@ func (a *applier) applyEntry(e *raftpb.Entry) {
 	}
 	req := &a.req
 	defer req.Reset() // the entry's data is not kept until the next one
-	if err := proto.Unmarshal(e.Data, req); err != nil {
+	if err := a.decode(e.Data); err != nil {
 		panic(fmt.Sprintf("applier: entry %d is not an InternalRaftRequest: %v", idx, err))
 	}
 	start := time.Now()
-	resp, err := a.applyQuota(idx, req)
+	resp, err := a.applyQuota(idx, req, start)
 	if errors.Is(err, mvcc.ErrAlreadyApplied) {
 		return
 	}

@@ -36,8 +36,9 @@ type quotaState struct {
 
 // applyQuota applies req as applyRequest does and, when it passed the
 // quota, answers alarm.ErrNoSpace and raises the alarm.
-func (a *applier) applyQuota(idx uint64, req *pb.InternalRaftRequest) (any, error) {
-	over := a.overQuota(req)
+// now is the entry's apply start: one clock read less per entry.
+func (a *applier) applyQuota(idx uint64, req *pb.InternalRaftRequest, now time.Time) (any, error) {
+	over := a.overQuota(req, now)
 	resp, err := a.applyRequest(idx, req)
 	if err != nil || !over {
 		return resp, err
@@ -46,7 +47,7 @@ func (a *applier) applyQuota(idx uint64, req *pb.InternalRaftRequest) (any, erro
 	return resp, alarm.ErrNoSpace
 }
 
-func (a *applier) overQuota(req *pb.InternalRaftRequest) bool {
+func (a *applier) overQuota(req *pb.InternalRaftRequest, now time.Time) bool {
 	if a.cfg.QuotaBytes <= 0 {
 		return false
 	}
@@ -54,7 +55,7 @@ func (a *applier) overQuota(req *pb.InternalRaftRequest) bool {
 	if cost == 0 {
 		return false
 	}
-	if now := time.Now(); now.Sub(a.quota.sizeAt) > dbSizeMaxAge {
+	if now.Sub(a.quota.sizeAt) > dbSizeMaxAge {
 		a.quota.size, _ = a.cfg.Store.DBSize()
 		a.quota.sizeAt = now
 	}
