@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/troupedb/troupe/e2e/e2etest"
+	"github.com/troupedb/troupe/internal/polltest"
 )
 
 // probePaths are the health and version requests compared with etcd; a
@@ -228,9 +229,28 @@ func TestLearnerProbesAsEtcd(t *testing.T) {
 	if a := httpDo(t, "GET", sut.Endpoint()+"/readyz/non_learner"); a.code != 503 || a.body != "[-]non_learner failed: not supported for learner\n\n" {
 		t.Errorf("/readyz/non_learner on a learner: %d %q", a.code, a.body)
 	}
+	// etcd writes the storage version a little after the learner applied
+	// the cluster version (its monitor runs on that change); until then
+	// its Status says 3.5.0. Compare once both have settled.
+	for _, s := range []*e2etest.Server{etcd, sut} {
+		waitStorageVersion(t, s, "3.6.0")
+	}
 	if want, got := statusOf(t, etcd), statusOf(t, sut); got != want {
 		t.Errorf("learner status:\n etcd %s\n %s %s", want, sut.Kind(), got)
 	}
+}
+
+// waitStorageVersion waits until s's Status reports storage version v.
+func waitStorageVersion(t *testing.T, s *e2etest.Server, v string) {
+	t.Helper()
+	cli := pb.NewMaintenanceClient(s.Client(t).ActiveConnection())
+	polltest.Eventually(t, 15*time.Second, s.Kind()+" storage version "+v, func() (bool, string) {
+		st, err := cli.Status(ctx(t), &pb.StatusRequest{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.StorageVersion == v, "storage version " + st.StorageVersion
+	})
 }
 
 // TestNoLeaderProbesAsEtcd: a member of two whose peer is down has no
