@@ -19,6 +19,7 @@ func indexString(s *Store) string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var b strings.Builder
+	b.WriteString(indexMismatch(s.index))
 	s.index.tree.Ascend(func(ki *keyIndex) bool {
 		fmt.Fprintf(&b, "%s:", ki.key)
 		for i, g := range ki.gens {
@@ -36,6 +37,23 @@ func indexString(s *Store) string {
 			}
 		}
 		b.WriteString("\n")
+		return true
+	})
+	return b.String()
+}
+
+// indexMismatch describes where the index's map and tree disagree, ""
+// where they hold the same keyIndexes; the dumps the tests compare
+// include it.
+func indexMismatch(t *treeIndex) string {
+	var b strings.Builder
+	if len(t.byKey) != t.tree.Len() {
+		fmt.Fprintf(&b, "index: %d keys in the map, %d in the tree\n", len(t.byKey), t.tree.Len())
+	}
+	t.tree.Ascend(func(ki *keyIndex) bool {
+		if t.byKey[ki.key] != ki {
+			fmt.Fprintf(&b, "index: the map does not hold tree key %q\n", ki.key)
+		}
 		return true
 	})
 	return b.String()

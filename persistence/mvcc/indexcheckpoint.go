@@ -461,8 +461,9 @@ func checkGenerations(gens []generation) error {
 // installIndex makes ri the store's index, revision and key leases (the
 // lease records come from their bucket afterwards). Open only.
 func (s *Store) installIndex(ri *restoredIndex) {
+	s.index.reserve(len(ri.keys))
 	for _, ki := range ri.keys {
-		s.index.tree.ReplaceOrInsert(ki)
+		s.index.insert(ki)
 	}
 	s.currentRev = max(s.currentRev, ri.header.currentRev)
 	s.leases.keyLease = ri.leases
