@@ -236,6 +236,23 @@ type keyRev struct {
 	rev revision
 }
 
+// revisionOf is revisions of key alone, appended to dst: without the
+// closure of visit, a caller's array for it stays on the caller's stack.
+func (t *treeIndex) revisionOf(dst []keyRev, key []byte, atRev int64, limit int) ([]keyRev, int) {
+	ki := t.lookup(key)
+	if ki == nil {
+		return dst, 0
+	}
+	rev, ok := ki.get(atRev)
+	if !ok {
+		return dst, 0
+	}
+	if limit >= 0 {
+		dst = append(dst, keyRev{key: ki.key, rev: rev})
+	}
+	return dst, 1
+}
+
 // revisions returns the revision of every key in [key, end) alive at
 // atRev, in key order, at most limit of them when limit > 0 and none when
 // limit < 0, and how many there are in all.
