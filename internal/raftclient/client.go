@@ -20,6 +20,7 @@ package raftclient
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -376,8 +377,8 @@ func ask[T outcome](ctx context.Context, c *Client, reg *wait.Registry[T], id ui
 func askWithin[T outcome](ctx context.Context, c *Client, timeout time.Duration, reg *wait.Registry[T], id uint64, raft *actor.PID, msg any, withdraw func(id uint64) any) (T, error) {
 	ch := reg.Register(id)
 	c.cfg.Root.Send(raft, msg)
-	t := time.NewTimer(timeout)
-	defer t.Stop()
+	t := getTimer(timeout)
+	defer putTimer(t)
 	select {
 	case x := <-ch:
 		return outcomeOf(x)
@@ -403,6 +404,27 @@ func askWithin[T outcome](ctx context.Context, c *Client, timeout time.Duration,
 	reg.Cancel(id)
 	var zero T
 	return zero, rpctypes.ErrGRPCTimeout
+}
+
+// timers holds stopped request timers. Every proposal and read waits
+// with one, and a new timer is two allocations (the timer and its
+// channel); since Go 1.23 a stopped timer's channel holds no stale tick,
+// so a timer can serve one wait after another.
+var timers sync.Pool
+
+// getTimer returns a timer that fires after d.
+func getTimer(d time.Duration) *time.Timer {
+	if t, ok := timers.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+// putTimer stops t and keeps it for another wait.
+func putTimer(t *time.Timer) {
+	t.Stop()
+	timers.Put(t)
 }
 
 // withdrawProposal is the withdrawal of proposal id, made only when a
