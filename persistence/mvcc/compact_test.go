@@ -42,20 +42,16 @@ func indexString(s *Store) string {
 	return b.String()
 }
 
-// indexMismatch describes where the index's map and tree disagree, ""
-// where they hold the same keyIndexes; the dumps the tests compare
-// include it.
+// indexMismatch describes where the index's map breaks its invariant
+// (every entry is the tree's keyIndex for its key), "" where it holds;
+// the dumps the tests compare include it.
 func indexMismatch(t *treeIndex) string {
 	var b strings.Builder
-	if len(t.byKey) != t.tree.Len() {
-		fmt.Fprintf(&b, "index: %d keys in the map, %d in the tree\n", len(t.byKey), t.tree.Len())
-	}
-	t.tree.Ascend(func(ki *keyIndex) bool {
-		if t.byKey[ki.key] != ki {
-			fmt.Fprintf(&b, "index: the map does not hold tree key %q\n", ki.key)
+	for k, ki := range t.byKey {
+		if got := t.treeGet([]byte(k)); got != ki || ki.key != k {
+			fmt.Fprintf(&b, "index: the map's keyIndex of %q is not the tree's\n", k)
 		}
-		return true
-	})
+	}
 	return b.String()
 }
 

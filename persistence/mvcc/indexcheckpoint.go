@@ -461,7 +461,6 @@ func checkGenerations(gens []generation) error {
 // installIndex makes ri the store's index, revision and key leases (the
 // lease records come from their bucket afterwards). Open only.
 func (s *Store) installIndex(ri *restoredIndex) {
-	s.index.reserve(len(ri.keys))
 	for _, ki := range ri.keys {
 		s.index.insert(ki)
 	}
