@@ -375,12 +375,13 @@ func ask[T outcome](ctx context.Context, c *Client, reg *wait.Registry[T], id ui
 
 // askWithin is ask with another bound than the request timeout.
 func askWithin[T outcome](ctx context.Context, c *Client, timeout time.Duration, reg *wait.Registry[T], id uint64, raft *actor.PID, msg any, withdraw func(id uint64) any) (T, error) {
-	ch := reg.Register(id)
+	ch := reg.RegisterReused(id)
 	c.cfg.Root.Send(raft, msg)
 	t := getTimer(timeout)
 	defer putTimer(t)
 	select {
 	case x := <-ch:
+		reg.Reuse(ch)
 		return outcomeOf(x)
 	case <-ctx.Done():
 		reg.Cancel(id)
@@ -396,6 +397,7 @@ func askWithin[T outcome](ctx context.Context, c *Client, timeout time.Duration,
 		t.Reset(withdrawGrace)
 		select {
 		case x := <-ch:
+			reg.Reuse(ch)
 			return outcomeOf(x)
 		case <-ctx.Done():
 		case <-t.C:
