@@ -20,6 +20,7 @@ package raftclient
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -374,12 +375,13 @@ func ask[T outcome](ctx context.Context, c *Client, reg *wait.Registry[T], id ui
 
 // askWithin is ask with another bound than the request timeout.
 func askWithin[T outcome](ctx context.Context, c *Client, timeout time.Duration, reg *wait.Registry[T], id uint64, raft *actor.PID, msg any, withdraw func(id uint64) any) (T, error) {
-	ch := reg.Register(id)
+	ch := reg.RegisterReused(id)
 	c.cfg.Root.Send(raft, msg)
-	t := time.NewTimer(timeout)
-	defer t.Stop()
+	t := getTimer(timeout)
+	defer putTimer(t)
 	select {
 	case x := <-ch:
+		reg.Reuse(ch)
 		return outcomeOf(x)
 	case <-ctx.Done():
 		reg.Cancel(id)
@@ -395,6 +397,7 @@ func askWithin[T outcome](ctx context.Context, c *Client, timeout time.Duration,
 		t.Reset(withdrawGrace)
 		select {
 		case x := <-ch:
+			reg.Reuse(ch)
 			return outcomeOf(x)
 		case <-ctx.Done():
 		case <-t.C:
@@ -403,6 +406,27 @@ func askWithin[T outcome](ctx context.Context, c *Client, timeout time.Duration,
 	reg.Cancel(id)
 	var zero T
 	return zero, rpctypes.ErrGRPCTimeout
+}
+
+// timers holds stopped request timers. Every proposal and read waits
+// with one, and a new timer is two allocations (the timer and its
+// channel); since Go 1.23 a stopped timer's channel holds no stale tick,
+// so a timer can serve one wait after another.
+var timers sync.Pool
+
+// getTimer returns a timer that fires after d.
+func getTimer(d time.Duration) *time.Timer {
+	if t, ok := timers.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+// putTimer stops t and keeps it for another wait.
+func putTimer(t *time.Timer) {
+	t.Stop()
+	timers.Put(t)
 }
 
 // withdrawProposal is the withdrawal of proposal id, made only when a

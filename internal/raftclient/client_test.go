@@ -176,3 +176,24 @@ func TestWaitApplied(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkReadIndex measures a read index round trip through a raft
+// actor that answers at once: the client's share of a linearizable read.
+func BenchmarkReadIndex(b *testing.B) {
+	sys := actor.NewActorSystem()
+	w := NewWaits()
+	c := New(Config{Root: sys.Root, View: memberview.New(memberview.Member{ID: 1}, 1), Waits: w, RequestTimeout: time.Second})
+	raft := sys.Root.Spawn(actor.PropsFromFunc(fakeRaft(w)))
+	c.SetCore(&Core{Raft: raft})
+	defer func() {
+		_ = sys.Root.StopFuture(raft).Wait()
+		sys.Shutdown()
+	}()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.ReadIndex(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

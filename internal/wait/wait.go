@@ -14,6 +14,9 @@ const shards = 64
 // what it received.
 type Registry[T any] struct {
 	shards [shards]shard[T]
+	// chans are empty channels whose waiter received its result, for
+	// RegisterReused: a channel is an allocation per request otherwise.
+	chans sync.Pool
 }
 
 type shard[T any] struct {
@@ -44,6 +47,30 @@ func (r *Registry[T]) Register(id uint64) <-chan T {
 	s.mu.Unlock()
 	return ch
 }
+
+// RegisterReused is Register with a channel that may have served an
+// earlier id. Give it back with Reuse once its result was received, and
+// only then: after Cancel a trigger may still be sending to it.
+func (r *Registry[T]) RegisterReused(id uint64) chan T {
+	ch, ok := r.chans.Get().(chan T)
+	if !ok {
+		ch = make(chan T, 1)
+	}
+	s := &r.shards[id%shards]
+	s.mu.Lock()
+	if _, dup := s.m[id]; dup {
+		s.mu.Unlock()
+		panic("wait: duplicate request id")
+	}
+	s.m[id] = ch
+	s.mu.Unlock()
+	return ch
+}
+
+// Reuse gives back a channel of RegisterReused whose result was
+// received: Trigger forgot its id before sending, so nothing else will
+// send to it.
+func (r *Registry[T]) Reuse(ch chan T) { r.chans.Put(ch) }
 
 // Trigger delivers x to id's waiter, if one is registered, and forgets id.
 // It never blocks. It reports whether a waiter was found.

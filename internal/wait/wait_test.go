@@ -50,3 +50,30 @@ func TestIndexWait(t *testing.T) {
 		t.Fatal("wait past the index returned without error")
 	}
 }
+
+// TestRegisterReused: a channel given back after its result was received
+// serves the next id empty, and gets only that id's result.
+func TestRegisterReused(t *testing.T) {
+	r := New[int]()
+	ch := r.RegisterReused(1)
+	r.Trigger(1, 5)
+	if got := <-ch; got != 5 {
+		t.Fatalf("got %d, want 5", got)
+	}
+	r.Reuse(ch)
+	for id := uint64(2); id < 5; id++ {
+		ch := r.RegisterReused(id)
+		if len(ch) != 0 {
+			t.Fatalf("reused channel for id %d holds %d results", id, len(ch))
+		}
+		r.Trigger(id-1, 99) // an id already answered finds nobody
+		r.Trigger(id, int(id))
+		if got := <-ch; got != int(id) {
+			t.Fatalf("id %d got %d", id, got)
+		}
+		r.Reuse(ch)
+	}
+	if r.Len() != 0 {
+		t.Fatalf("len = %d", r.Len())
+	}
+}

@@ -189,3 +189,33 @@ func TestPutAllocations(t *testing.T) {
 		t.Errorf("a put allocates %v times, want at most 4", n)
 	}
 }
+
+// TestTxnPutAllocations bounds what a txn of one put of an existing key
+// allocates: the test's request (5 objects) and in the store 6, the
+// put's KeyValue and batch entry, the txn response and its list, the
+// put's answer (one object with its oneof wrapper and header; were four)
+// and the compare path.
+func TestTxnPutAllocations(t *testing.T) {
+	ts := openTest(t, Options{})
+	keys := make([][]byte, 1000)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key/%08d", i)
+	}
+	val := make([]byte, 256)
+	index := ts.ConsistentIndex()
+	txn := func(k []byte) {
+		index++
+		req := &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: k, Value: val}}}}}
+		resp, err := ts.Txn(index, req)
+		if err != nil || resp.Responses[0].GetResponsePut().GetHeader().GetRevision() != resp.Header.Revision {
+			t.Fatal(resp, err)
+		}
+	}
+	for _, k := range keys {
+		txn(k)
+	}
+	i := 0
+	if n := testing.AllocsPerRun(1000, func() { i++; txn(keys[i%len(keys)]) }); n > 11 {
+		t.Errorf("a txn of one put allocates %v times, want at most 11", n)
+	}
+}

@@ -90,17 +90,37 @@ func decodeKV(b []byte) (*mvccpb.KeyValue, error) {
 // other field is errSlowPath.
 func decodeKVFast(b []byte, alias bool) (*mvccpb.KeyValue, error) {
 	kv := &mvccpb.KeyValue{}
+	if err := decodeKVFields(kv, b, alias); err != nil {
+		return nil, err
+	}
+	return kv, nil
+}
+
+// decodeKVAliased decodes b into kv, whose key and value then point into
+// b (kv is zero on entry). An entry with fields decodeKVFast does not know
+// goes to the generic decoder.
+func decodeKVAliased(kv *mvccpb.KeyValue, b []byte) error {
+	err := decodeKVFields(kv, b, true)
+	if err == errSlowPath {
+		proto.Reset(kv)
+		err = proto.UnmarshalOptions{}.Unmarshal(b, kv)
+	}
+	return err
+}
+
+// decodeKVFields is decodeKVFast into kv.
+func decodeKVFields(kv *mvccpb.KeyValue, b []byte, alias bool) error {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return nil, fmt.Errorf("mvcc: KeyValue: %w", protowire.ParseError(n))
+			return fmt.Errorf("mvcc: KeyValue: %w", protowire.ParseError(n))
 		}
 		b = b[n:]
 		switch {
 		case typ == protowire.BytesType && (num == fieldKey || num == fieldValue):
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
-				return nil, fmt.Errorf("mvcc: KeyValue: %w", protowire.ParseError(n))
+				return fmt.Errorf("mvcc: KeyValue: %w", protowire.ParseError(n))
 			}
 			b = b[n:]
 			if !alias {
@@ -114,7 +134,7 @@ func decodeKVFast(b []byte, alias bool) (*mvccpb.KeyValue, error) {
 		case typ == protowire.VarintType && num >= fieldCreateRevision && num <= fieldLease && num != fieldValue:
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
-				return nil, fmt.Errorf("mvcc: KeyValue: %w", protowire.ParseError(n))
+				return fmt.Errorf("mvcc: KeyValue: %w", protowire.ParseError(n))
 			}
 			b = b[n:]
 			switch num {
@@ -128,8 +148,8 @@ func decodeKVFast(b []byte, alias bool) (*mvccpb.KeyValue, error) {
 				kv.Lease = int64(v)
 			}
 		default:
-			return nil, errSlowPath // unknown or oddly typed field
+			return errSlowPath // unknown or oddly typed field
 		}
 	}
-	return kv, nil
+	return nil
 }

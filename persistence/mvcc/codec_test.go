@@ -29,12 +29,21 @@ func TestCodecMatchesProto(t *testing.T) {
 		if err != nil || !proto.Equal(got, kv) {
 			t.Errorf("decodeKV(%x) = %v %v, want %v", want, got, err, kv)
 		}
+		var aliased mvccpb.KeyValue
+		if err := decodeKVAliased(&aliased, want); err != nil || !proto.Equal(&aliased, kv) {
+			t.Errorf("decodeKVAliased(%x) = %v %v, want %v", want, &aliased, err, kv)
+		}
 	}
 	// unknown fields take the generic path
 	b := protowire.AppendTag(encodeKV(&mvccpb.KeyValue{Key: []byte("k")}), 99, protowire.VarintType)
 	b = protowire.AppendVarint(b, 5)
 	if kv, err := decodeKV(b); err != nil || string(kv.Key) != "k" {
 		t.Errorf("unknown field: %v %v", kv, err)
+	}
+	// the aliasing decoder's generic path starts from a clean KeyValue
+	var kv mvccpb.KeyValue
+	if err := decodeKVAliased(&kv, b); err != nil || string(kv.Key) != "k" || len(kv.ProtoReflect().GetUnknown()) == 0 {
+		t.Errorf("unknown field, aliased: %v %v", &kv, err)
 	}
 	if _, err := decodeKV([]byte{0x0a, 0x05, 'a'}); err == nil {
 		t.Error("truncated KeyValue decoded")

@@ -19,6 +19,7 @@ func indexString(s *Store) string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var b strings.Builder
+	b.WriteString(indexMismatch(s.index))
 	s.index.tree.Ascend(func(ki *keyIndex) bool {
 		fmt.Fprintf(&b, "%s:", ki.key)
 		for i, g := range ki.gens {
@@ -38,6 +39,19 @@ func indexString(s *Store) string {
 		b.WriteString("\n")
 		return true
 	})
+	return b.String()
+}
+
+// indexMismatch describes where the index's map breaks its invariant
+// (every entry is the tree's keyIndex for its key), "" where it holds;
+// the dumps the tests compare include it.
+func indexMismatch(t *treeIndex) string {
+	var b strings.Builder
+	for k, ki := range t.byKey {
+		if got := t.treeGet([]byte(k)); got != ki || ki.key != k {
+			fmt.Fprintf(&b, "index: the map's keyIndex of %q is not the tree's\n", k)
+		}
+	}
 	return b.String()
 }
 

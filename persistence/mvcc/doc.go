@@ -36,7 +36,9 @@
 // # Index
 //
 // An in-memory btree maps each key to its generations of revisions (a
-// tombstone ends a generation), as etcd's treeIndex. Open rebuilds it from
+// tombstone ends a generation), as etcd's treeIndex; a hash map beside it
+// finds a key written since Open without walking the tree (every put,
+// most one-key reads). Open rebuilds the tree from
 // the index checkpoint a clean Close left in the troupe-only bucket
 // "troupe_key_index" when the file still matches it, else by scanning the
 // "key" bucket (decoding every revision, as etcd does on every start).

@@ -462,7 +462,7 @@ func checkGenerations(gens []generation) error {
 // lease records come from their bucket afterwards). Open only.
 func (s *Store) installIndex(ri *restoredIndex) {
 	for _, ki := range ri.keys {
-		s.index.tree.ReplaceOrInsert(ki)
+		s.index.insert(ki)
 	}
 	s.currentRev = max(s.currentRev, ri.header.currentRev)
 	s.leases.keyLease = ri.leases

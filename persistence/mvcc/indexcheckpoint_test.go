@@ -79,6 +79,7 @@ func storeDump(s *Store) string {
 	defer s.mu.RUnlock()
 	var b strings.Builder
 	fmt.Fprintf(&b, "rev=%d compact=%d keys=%d\n", s.currentRev, s.compactRev, s.index.tree.Len())
+	b.WriteString(indexMismatch(s.index))
 	s.index.tree.Ascend(func(ki *keyIndex) bool {
 		fmt.Fprintf(&b, "%q:", ki.key)
 		for i, g := range ki.gens {

@@ -15,9 +15,9 @@ import (
 // the compaction revision itself is readable). Call ValidateRange first.
 func (s *Store) Range(req *pb.RangeRequest) (*pb.RangeResponse, error) {
 	s.mu.RLock()
-	v := &view{s: s, curRev: s.currentRev, unlock: s.mu.RUnlock}
+	v := view{s: s, curRev: s.currentRev, locked: true}
 	defer v.close()
-	return rangeIn(v, req)
+	return rangeIn(&v, req)
 }
 
 // rangeEnd turns a request's range_end into the index's form: nil for a

@@ -2,6 +2,7 @@ package mvcc
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
@@ -35,6 +36,26 @@ type sharedReadTx struct {
 	// refs counts the readers using tx plus one for the store while tx
 	// is current; the last release rolls tx back.
 	refs atomic.Int64
+	// cursors on kb that readers finished with: a new cursor is an
+	// allocation, its stack three or four more as a seek grows it, and
+	// bbolt counts each in the transaction's shared statistics.
+	cursors sync.Pool
+}
+
+// cursor returns a cursor on the "key" bucket for one reader.
+func (r *sharedReadTx) cursor() *bolt.Cursor {
+	if c, ok := r.cursors.Get().(*bolt.Cursor); ok {
+		return c
+	}
+	return r.kb.Cursor()
+}
+
+// putCursor gives back a cursor of cursor() once its reader is done
+// with it (Seek starts afresh, so nothing of its last use leaks).
+func (r *sharedReadTx) putCursor(c *bolt.Cursor) {
+	if c != nil {
+		r.cursors.Put(c)
+	}
 }
 
 // release ends one reader's use; the last one rolls the transaction back.

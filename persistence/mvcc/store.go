@@ -414,7 +414,7 @@ func (s *Store) compactLocked(rev int64) {
 		return true
 	})
 	for _, ki := range gone {
-		s.index.tree.Delete(ki)
+		s.index.remove(ki)
 	}
 	b := s.pending
 	for _, r := range removed {

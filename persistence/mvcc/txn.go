@@ -233,12 +233,14 @@ func newTxnResp(req *pb.TxnRequest, path []bool) (*pb.TxnResponse, int) {
 	resp.Succeeded, resp.Responses = path[0], make([]*pb.ResponseOp, len(ops))
 	txns := 0
 	for i, op := range ops {
+		if _, isPut := op.GetRequest().(*pb.RequestOp_RequestPut); isPut {
+			resp.Responses[i] = newTxnPutResponse()
+			continue
+		}
 		r := &pb.ResponseOp{}
 		switch t := op.GetRequest().(type) {
 		case *pb.RequestOp_RequestRange:
 			r.Response = &pb.ResponseOp_ResponseRange{}
-		case *pb.RequestOp_RequestPut:
-			r.Response = &pb.ResponseOp_ResponsePut{}
 		case *pb.RequestOp_RequestDeleteRange:
 			r.Response = &pb.ResponseOp_ResponseDeleteRange{}
 		case *pb.RequestOp_RequestTxn:
@@ -254,6 +256,22 @@ func newTxnResp(req *pb.TxnRequest, path []bool) (*pb.TxnResponse, int) {
 	return resp, txns
 }
 
+// newTxnPutResponse is the answer to a put inside a txn, its oneof
+// wrapper, its PutResponse and that one's header in one allocation (were
+// four, a put's answer being the common op of a txn).
+func newTxnPutResponse() *pb.ResponseOp {
+	x := new(struct {
+		op  pb.ResponseOp
+		w   pb.ResponseOp_ResponsePut
+		put pb.PutResponse
+		hdr pb.ResponseHeader
+	})
+	x.put.Header = &x.hdr
+	x.w.ResponsePut = &x.put
+	x.op.Response = &x.w
+	return &x.op
+}
+
 // applyTxn runs the chosen branches in order and fills resp.
 func (w *writeTxn) applyTxn(req *pb.TxnRequest, path []bool, resp *pb.TxnResponse) (int, error) {
 	txns := 0
@@ -267,11 +285,10 @@ func (w *writeTxn) applyTxn(req *pb.TxnRequest, path []bool, resp *pb.TxnRespons
 			}
 			r.Response = &pb.ResponseOp_ResponseRange{ResponseRange: rr}
 		case *pb.RequestOp_RequestPut:
-			pr, err := w.applyPut(t.RequestPut)
-			if err != nil {
+			rp := r.Response.(*pb.ResponseOp_ResponsePut) // newTxnPutResponse's
+			if _, err := w.applyPutTo(t.RequestPut, rp.ResponsePut); err != nil {
 				return 0, err
 			}
-			r.Response = &pb.ResponseOp_ResponsePut{ResponsePut: pr}
 		case *pb.RequestOp_RequestDeleteRange:
 			dr, err := w.applyDeleteRange(t.RequestDeleteRange)
 			if err != nil {

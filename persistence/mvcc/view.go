@@ -13,7 +13,7 @@ import (
 // holds s.mu (shared for reads, exclusive for writes) when it creates a
 // view and calls close at the end.
 //
-// A read view sets unlock: its first rangeKeys releases the read lock as
+// A read view sets locked: its first rangeKeys releases the read lock as
 // soon as it has looked up the revisions in the index, taken the values
 // still in the pending or the committing batch and acquired a bbolt read
 // transaction (shared, see readtx.go). That is safe: under the lock a
@@ -25,9 +25,9 @@ import (
 type view struct {
 	s      *Store
 	curRev int64
-	unlock func()        // releases the read lock; nil once done or for writers
+	locked bool          // holds s.mu shared, until release; false for writers
 	tx     *sharedReadTx // acquired when a value is not in a batch
-	cur    *bolt.Cursor  // on tx's "key" bucket
+	cur    *bolt.Cursor  // on tx's "key" bucket, tx's to reuse after close
 }
 
 // rangeResult is the raw answer of a range in the index, before filters,
@@ -40,15 +40,16 @@ type rangeResult struct {
 
 // release drops the read lock if the view still holds it.
 func (v *view) release() {
-	if v.unlock != nil {
-		v.unlock()
-		v.unlock = nil
+	if v.locked {
+		v.s.mu.RUnlock()
+		v.locked = false
 	}
 }
 
 func (v *view) close() {
 	v.release()
 	if v.tx != nil {
+		v.tx.putCursor(v.cur)
 		v.tx.release()
 		v.tx, v.cur = nil, nil
 	}
@@ -74,14 +75,25 @@ func (v *view) rangeKeys(key, end []byte, atRev int64, limit int64, countOnly bo
 	if countOnly {
 		max = -1
 	}
-	revs, total := v.s.index.revisions(key, end, atRev, max)
+	var one [1]keyRev // a single key's revision stays on the stack
+	var revs []keyRev
+	var total int
+	if end == nil {
+		revs, total = v.s.index.revisionOf(one[:0], key, atRev, max)
+	} else {
+		revs, total = v.s.index.revisions(key, end, atRev, max)
+	}
 	res := rangeResult{count: total, rev: v.curRev}
 	if countOnly {
 		v.release()
 		return res, nil
 	}
 	// under the lock: take what the batches hold, open bbolt for the rest
-	vals := make([][]byte, len(revs))
+	var oneVal [1][]byte
+	vals := oneVal[:]
+	if len(revs) != 1 {
+		vals = make([][]byte, len(revs))
+	}
 	for i, kr := range revs {
 		if val, ok := v.s.inMemory(kr.rev); ok {
 			vals[i] = val
@@ -91,27 +103,38 @@ func (v *view) rangeKeys(key, end []byte, atRev int64, limit int64, countOnly bo
 				return rangeResult{}, err
 			}
 			v.tx = t
-			v.cur = t.kb.Cursor() // one cursor: its stack is reused
+			v.cur = t.cursor() // one cursor: its stack is reused
 		}
 	}
 	v.release()
-	res.kvs = make([]*mvccpb.KeyValue, len(revs))
+	size := 0
 	for i, kr := range revs {
-		val := vals[i]
-		if val == nil {
+		if vals[i] == nil {
 			var k [revBytesLen]byte
 			putRevBytes(k[:], kr.rev)
 			found, fv := v.cur.Seek(k[:])
 			if string(found) != string(k[:]) {
 				return rangeResult{}, fmt.Errorf("mvcc: %s: revision %d_%d in the index is missing from the key bucket", v.s.path, kr.rev.main, kr.rev.sub)
 			}
-			val = fv
+			vals[i] = fv
 		}
-		kv, err := decodeKV(val)
-		if err != nil {
+		size += len(vals[i])
+	}
+	// The response must not alias bbolt's map or a batch: one copy of
+	// every entry, and KeyValues in one array that the entries alias, so
+	// a range costs the same four allocations for one key or many (was
+	// three per key).
+	buf := make([]byte, size)
+	kvs := make([]mvccpb.KeyValue, len(revs))
+	res.kvs = make([]*mvccpb.KeyValue, len(revs))
+	for i, kr := range revs {
+		b := buf[:len(vals[i]):len(vals[i])]
+		buf = buf[len(vals[i]):]
+		copy(b, vals[i])
+		if err := decodeKVAliased(&kvs[i], b); err != nil {
 			return rangeResult{}, fmt.Errorf("mvcc: %s: revision %d_%d: %w", v.s.path, kr.rev.main, kr.rev.sub, err)
 		}
-		res.kvs[i] = kv
+		res.kvs[i] = &kvs[i]
 	}
 	return res, nil
 }

@@ -134,7 +134,11 @@ func (s *Store) Put(index uint64, req *pb.PutRequest) (*pb.PutResponse, error) {
 }
 
 func (w *writeTxn) applyPut(req *pb.PutRequest) (*pb.PutResponse, error) {
-	resp := newPutResponse()
+	return w.applyPutTo(req, newPutResponse())
+}
+
+// applyPutTo is applyPut answering in resp, whose Header is set.
+func (w *writeTxn) applyPutTo(req *pb.PutRequest, resp *pb.PutResponse) (*pb.PutResponse, error) {
 	value, lease := req.Value, req.Lease
 	if req.IgnoreValue || req.IgnoreLease || req.PrevKv {
 		prev, err := w.get(req.Key)
