@@ -137,6 +137,13 @@ type Client struct {
 	cfg  Config
 	ids  idGenerator
 	core atomic.Pointer[Core] // nil while the core is down
+	// timers holds stopped request timers. Every proposal and read waits
+	// with one, and a new timer is two allocations (the timer and its
+	// channel); since Go 1.23 a stopped timer's channel holds no stale
+	// tick, so a timer can serve one wait after another. The pool is the
+	// client's, not the package's: a timer belongs to the synctest bubble
+	// it was made in, and each test makes its client in its own.
+	timers sync.Pool
 }
 
 // New returns a client of member cfg.View.MemberID.
@@ -377,8 +384,8 @@ func ask[T outcome](ctx context.Context, c *Client, reg *wait.Registry[T], id ui
 func askWithin[T outcome](ctx context.Context, c *Client, timeout time.Duration, reg *wait.Registry[T], id uint64, raft *actor.PID, msg any, withdraw func(id uint64) any) (T, error) {
 	ch := reg.RegisterReused(id)
 	c.cfg.Root.Send(raft, msg)
-	t := getTimer(timeout)
-	defer putTimer(t)
+	t := c.getTimer(timeout)
+	defer c.putTimer(t)
 	select {
 	case x := <-ch:
 		reg.Reuse(ch)
@@ -408,15 +415,9 @@ func askWithin[T outcome](ctx context.Context, c *Client, timeout time.Duration,
 	return zero, rpctypes.ErrGRPCTimeout
 }
 
-// timers holds stopped request timers. Every proposal and read waits
-// with one, and a new timer is two allocations (the timer and its
-// channel); since Go 1.23 a stopped timer's channel holds no stale tick,
-// so a timer can serve one wait after another.
-var timers sync.Pool
-
 // getTimer returns a timer that fires after d.
-func getTimer(d time.Duration) *time.Timer {
-	if t, ok := timers.Get().(*time.Timer); ok {
+func (c *Client) getTimer(d time.Duration) *time.Timer {
+	if t, ok := c.timers.Get().(*time.Timer); ok {
 		t.Reset(d)
 		return t
 	}
@@ -424,9 +425,9 @@ func getTimer(d time.Duration) *time.Timer {
 }
 
 // putTimer stops t and keeps it for another wait.
-func putTimer(t *time.Timer) {
+func (c *Client) putTimer(t *time.Timer) {
 	t.Stop()
-	timers.Put(t)
+	c.timers.Put(t)
 }
 
 // withdrawProposal is the withdrawal of proposal id, made only when a

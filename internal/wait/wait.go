@@ -36,16 +36,7 @@ func New[T any]() *Registry[T] {
 // Register returns the channel that receives id's result. Registering an
 // id twice is a broken invariant: ids come from one generator.
 func (r *Registry[T]) Register(id uint64) <-chan T {
-	s := &r.shards[id%shards]
-	ch := make(chan T, 1)
-	s.mu.Lock()
-	if _, dup := s.m[id]; dup {
-		s.mu.Unlock()
-		panic("wait: duplicate request id")
-	}
-	s.m[id] = ch
-	s.mu.Unlock()
-	return ch
+	return r.add(id, make(chan T, 1))
 }
 
 // RegisterReused is Register with a channel that may have served an
@@ -56,6 +47,11 @@ func (r *Registry[T]) RegisterReused(id uint64) chan T {
 	if !ok {
 		ch = make(chan T, 1)
 	}
+	return r.add(id, ch)
+}
+
+// add registers ch as id's result channel.
+func (r *Registry[T]) add(id uint64, ch chan T) chan T {
 	s := &r.shards[id%shards]
 	s.mu.Lock()
 	if _, dup := s.m[id]; dup {
