@@ -492,6 +492,18 @@ func (tm *twoMembers) elect(t *testing.T) {
 	}
 }
 
+// appendInFlight proposes "a" as proposal 1 and returns its Append, left
+// unanswered: the WAL is busy until the test answers it.
+func (tm *twoMembers) appendInFlight(t *testing.T) *messages.Append {
+	t.Helper()
+	tm.sys.Root.Send(tm.pid, &messages.Propose{ID: 1, Data: []byte("a")})
+	first := pending[*messages.Append](tm.wal)
+	if len(first) != 1 {
+		t.Fatalf("%d Appends for the first proposal, want 1", len(first))
+	}
+	return first[0]
+}
+
 // forward delivers a MsgProp member 2 forwarded with one entry of data.
 func (tm *twoMembers) forward(data string) {
 	tm.sys.Root.Send(tm.pid, &messages.StepRaft{Msgs: []*raftpb.Message{{
@@ -509,11 +521,7 @@ func TestLeaderHoldsForwardedProposals(t *testing.T) {
 		tm := newTwoMembers(t)
 		tm.elect(t)
 
-		tm.sys.Root.Send(tm.pid, &messages.Propose{ID: 1, Data: []byte("a")})
-		first := pending[*messages.Append](tm.wal)
-		if len(first) != 1 {
-			t.Fatalf("%d Appends for the first proposal, want 1", len(first))
-		}
+		first := tm.appendInFlight(t)
 		pending[*messages.SendRaft](tm.peers) // its MsgApp, left unanswered
 		for i := range 5 {
 			tm.forward(string([]byte{'f', byte(i)}))
@@ -522,7 +530,7 @@ func TestLeaderHoldsForwardedProposals(t *testing.T) {
 		if held := pending[*messages.Append](tm.wal); len(held) != 0 {
 			t.Fatalf("%d Appends sent while one is in flight, want 0", len(held))
 		}
-		tm.sys.Root.Send(tm.pid, &messages.Appended{Msg: first[0].Msg})
+		tm.sys.Root.Send(tm.pid, &messages.Appended{Msg: first.Msg})
 		var withEntries []*raftpb.Message
 		for _, m := range tm.play() {
 			if len(m.Entries) > 0 {
@@ -545,11 +553,7 @@ func TestHeldForwardedProposalsDroppedWithoutLeader(t *testing.T) {
 		tm := newTwoMembers(t)
 		tm.elect(t)
 
-		tm.sys.Root.Send(tm.pid, &messages.Propose{ID: 1, Data: []byte("a")})
-		first := pending[*messages.Append](tm.wal)
-		if len(first) != 1 {
-			t.Fatalf("%d Appends for the first proposal, want 1", len(first))
-		}
+		first := tm.appendInFlight(t)
 		tm.forward("f0")
 		tm.forward("f1")
 		own := tm.waits.Proposals.Register(2)
@@ -559,7 +563,7 @@ func TestHeldForwardedProposalsDroppedWithoutLeader(t *testing.T) {
 		for range 25 {
 			tm.sys.Root.Send(tm.pid, &messages.Tick{})
 		}
-		tm.sys.Root.Send(tm.pid, &messages.Appended{Msg: first[0].Msg})
+		tm.sys.Root.Send(tm.pid, &messages.Appended{Msg: first.Msg})
 		synctest.Wait()
 		if lead := tm.view.Leader(); lead != 0 {
 			t.Fatalf("leader %d after member 2 was silent, want none", lead)
