@@ -163,17 +163,24 @@ func writeKeysFile(b *testing.B, path string, n int) {
 	}
 }
 
+// allocationStore opens a store for the allocation tests with the 1,000
+// keys they write and a 256-byte value.
+func allocationStore(t *testing.T) (ts *testStore, keys [][]byte, val []byte) {
+	t.Helper()
+	ts = openTest(t, Options{})
+	keys = make([][]byte, 1000)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key/%08d", i)
+	}
+	return ts, keys, make([]byte, 256)
+}
+
 // TestPutAllocations bounds what one applied put of an existing key
 // allocates in the store (its KeyValue, its pending batch entry, its
 // response): each allocation is paid again in GC work on the request
 // path, and an unnoticed extra one per put is what this guards against.
 func TestPutAllocations(t *testing.T) {
-	ts := openTest(t, Options{})
-	keys := make([][]byte, 1000)
-	for i := range keys {
-		keys[i] = fmt.Appendf(nil, "key/%08d", i)
-	}
-	val := make([]byte, 256)
+	ts, keys, val := allocationStore(t)
 	index := ts.ConsistentIndex()
 	put := func(k []byte) {
 		index++
@@ -196,12 +203,7 @@ func TestPutAllocations(t *testing.T) {
 // put's answer (one object with its oneof wrapper and header; were four)
 // and the compare path.
 func TestTxnPutAllocations(t *testing.T) {
-	ts := openTest(t, Options{})
-	keys := make([][]byte, 1000)
-	for i := range keys {
-		keys[i] = fmt.Appendf(nil, "key/%08d", i)
-	}
-	val := make([]byte, 256)
+	ts, keys, val := allocationStore(t)
 	index := ts.ConsistentIndex()
 	txn := func(k []byte) {
 		index++
