@@ -40,6 +40,7 @@ func httpDo(t *testing.T, method, url string) httpAnswer {
 func TestHTTPEndpointsAsEtcd(t *testing.T) {
 	sut, _ := startServer(t)
 	etcd := e2etest.Start(t, e2etest.Config{Kind: e2etest.Etcd})
+	waitStorageVersions(t, etcd, sut)
 	for _, r := range []struct{ method, path string }{
 		{"GET", "/health"}, {"GET", "/version"}, {"POST", "/health"}, {"GET", "/nope"},
 	} {

@@ -106,6 +106,7 @@ func statusOf(t *testing.T, s *e2etest.Server) string {
 func TestIdentityAsEtcd(t *testing.T) {
 	sut, _ := startServer(t)
 	etcd := e2etest.Start(t, e2etest.Config{Kind: e2etest.Etcd})
+	waitStorageVersions(t, etcd, sut)
 	compareProbes(t, etcd, sut, "healthy", probePaths)
 	if want, got := statusOf(t, etcd), statusOf(t, sut); got != want {
 		t.Errorf("status:\n etcd %s\n %s %s", want, sut.Kind(), got)
@@ -123,6 +124,7 @@ func TestIdentityAlarmsAsEtcd(t *testing.T) {
 	quota := []string{"--quota-backend-bytes", "1048576"}
 	sut := e2etest.Start(t, e2etest.Config{Args: quota})
 	etcd := e2etest.Start(t, e2etest.Config{Kind: e2etest.Etcd, Args: quota})
+	waitStorageVersions(t, etcd, sut)
 	for _, s := range []*e2etest.Server{etcd, sut} {
 		requireErr(t, fillQuota(t, s.Client(t)), rpctypes.ErrGRPCNoSpace)
 		waitAlarms(t, s, 1) // etcd may raise it after the refusal
@@ -229,28 +231,28 @@ func TestLearnerProbesAsEtcd(t *testing.T) {
 	if a := httpDo(t, "GET", sut.Endpoint()+"/readyz/non_learner"); a.code != 503 || a.body != "[-]non_learner failed: not supported for learner\n\n" {
 		t.Errorf("/readyz/non_learner on a learner: %d %q", a.code, a.body)
 	}
-	// etcd writes the storage version a little after the learner applied
-	// the cluster version (its monitor runs on that change); until then
-	// its Status says 3.5.0. Compare once both have settled.
-	for _, s := range []*e2etest.Server{etcd, sut} {
-		waitStorageVersion(t, s, "3.6.0")
-	}
+	waitStorageVersions(t, etcd, sut)
 	if want, got := statusOf(t, etcd), statusOf(t, sut); got != want {
 		t.Errorf("learner status:\n etcd %s\n %s %s", want, sut.Kind(), got)
 	}
 }
 
-// waitStorageVersion waits until s's Status reports storage version v.
-func waitStorageVersion(t *testing.T, s *e2etest.Server, v string) {
+// waitStorageVersions waits until each server's Status reports storage
+// version 3.6.0. etcd writes it a little after it applied the cluster
+// version (its monitor runs on that change); until then its Status and
+// /version say 3.5.0, so a comparison made too early fails under load.
+func waitStorageVersions(t *testing.T, servers ...*e2etest.Server) {
 	t.Helper()
-	cli := pb.NewMaintenanceClient(s.Client(t).ActiveConnection())
-	polltest.Eventually(t, 15*time.Second, s.Kind()+" storage version "+v, func() (bool, string) {
-		st, err := cli.Status(ctx(t), &pb.StatusRequest{})
-		if err != nil {
-			return false, err.Error()
-		}
-		return st.StorageVersion == v, "storage version " + st.StorageVersion
-	})
+	for _, s := range servers {
+		cli := pb.NewMaintenanceClient(s.Client(t).ActiveConnection())
+		polltest.Eventually(t, 15*time.Second, s.Kind()+" storage version 3.6.0", func() (bool, string) {
+			st, err := cli.Status(ctx(t), &pb.StatusRequest{})
+			if err != nil {
+				return false, err.Error()
+			}
+			return st.StorageVersion == "3.6.0", "storage version " + st.StorageVersion
+		})
+	}
 }
 
 // TestNoLeaderProbesAsEtcd: a member of two whose peer is down has no
