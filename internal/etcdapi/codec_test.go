@@ -3,6 +3,7 @@ package etcdapi
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"testing"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -176,6 +177,33 @@ func BenchmarkCodec(b *testing.B) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// The encoders name every field of the messages they write: a field that
+// a newer api module adds fails here, instead of going missing from the
+// wire.
+func TestResponseEncodersKnowEveryField(t *testing.T) {
+	for _, tc := range []struct {
+		m      proto.Message
+		fields []protowire.Number
+	}{
+		{&pb.ResponseHeader{}, []protowire.Number{1, 2, 3, 4}},
+		{&mvccpb.KeyValue{}, []protowire.Number{1, 2, 3, 4, 5, 6}},
+		{&pb.PutResponse{}, []protowire.Number{1, 2}},
+		{&pb.RangeResponse{}, []protowire.Number{1, 2, 3, 4}},
+		{&pb.DeleteRangeResponse{}, []protowire.Number{1, 2, 3}},
+		{&pb.TxnResponse{}, []protowire.Number{1, 2, 3}},
+		{&pb.ResponseOp{}, []protowire.Number{1, 2, 3, 4}},
+	} {
+		fds := tc.m.ProtoReflect().Descriptor().Fields()
+		var got []protowire.Number
+		for i := range fds.Len() {
+			got = append(got, fds.Get(i).Number())
+		}
+		if !slices.Equal(got, tc.fields) {
+			t.Errorf("%T has fields %v, the encoder writes %v", tc.m, got, tc.fields)
 		}
 	}
 }
