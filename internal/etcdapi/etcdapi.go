@@ -180,8 +180,7 @@ func bcryptHashers() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 // ServerOptions are the interceptors a gRPC server of these services
 // needs: metrics, panic recovery, and the learner and require-leader gates;
-// and the codec that writes watch events encoded once and the KV
-// service's responses (codec.go).
+// and the codec that writes watch events encoded once (watchencode.go).
 func (s *Services) ServerOptions() []grpc.ServerOption {
 	// A panic while serving one request (a bug, or input nothing checked)
 	// fails that request with Internal and is logged; it must not take the
@@ -194,7 +193,7 @@ func (s *Services) ServerOptions() []grpc.ServerOption {
 		grpc.ChainUnaryInterceptor(logSlowUnary(s.logger(), s.cfg.WarningUnaryRequestDuration),
 			metrics.UnaryServerInterceptor, recovery.UnaryServerInterceptor(recovered), unaryGate(s.cfg.Raft.View())),
 		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor, recovery.StreamServerInterceptor(recovered), streamGate(s.cfg.Raft.View())),
-		serverCodecOption(),
+		watchServerOption(),
 	}
 }
 

@@ -113,7 +113,7 @@ type watchStream struct {
 	// authSeen is the auth state the watches were last checked against.
 	authSeen authStamp
 	// enc encodes events once for many watches, for the server's codec
-	// (serverCodec, from ServerOptions) to write; nil when the stream is
+	// (watchCodec, from ServerOptions) to write; nil when the stream is
 	// not gRPC's (the actor API's takes responses as Go values).
 	enc *eventsEncoder
 }

@@ -20,7 +20,7 @@ func TestSharedEventsWireBytes(t *testing.T) {
 	put := &mvccpb.Event{Kv: &mvccpb.KeyValue{Key: []byte("k"), Value: bytes.Repeat([]byte("v"), 256), CreateRevision: 2, ModRevision: 5, Version: 4, Lease: 8}}
 	del := &mvccpb.Event{Type: mvccpb.DELETE, Kv: &mvccpb.KeyValue{Key: []byte("k2"), ModRevision: 5}}
 	var enc eventsEncoder
-	codec := newServerCodec()
+	codec := newWatchCodec()
 	for _, tc := range []struct {
 		id  int64
 		rev int64
@@ -109,7 +109,7 @@ func TestWatchCodecPoolsOnlyLargeResponses(t *testing.T) {
 	hdr := func(rev int64) *pb.ResponseHeader { return &pb.ResponseHeader{Revision: rev} }
 	put := &mvccpb.Event{Kv: &mvccpb.KeyValue{Key: []byte("k"), Value: bytes.Repeat([]byte("v"), 256), ModRevision: 5}}
 	var enc eventsEncoder
-	codec := newServerCodec()
+	codec := newWatchCodec()
 	for _, tc := range []struct {
 		evs    []*mvccpb.Event
 		pooled bool
