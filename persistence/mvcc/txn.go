@@ -99,7 +99,14 @@ func (w *writeTxn) applyCompares(cmps []*pb.Compare) (bool, error) {
 // missing key compares as a zero KeyValue, except that a VALUE compare on
 // no key at all fails.
 func (w *writeTxn) applyCompare(c *pb.Compare) (bool, error) {
-	rr, err := w.rangeKeys(c.Key, rangeEnd(c.RangeEnd), 0, 0, false)
+	end := rangeEnd(c.RangeEnd)
+	if end == nil && c.Target != pb.Compare_VALUE && c.Target != pb.Compare_LEASE {
+		var kv mvccpb.KeyValue
+		if w.revisionsOf(c.Key, &kv) {
+			return compareKV(c, &kv), nil
+		}
+	}
+	rr, err := w.rangeKeys(c.Key, end, 0, 0, false)
 	if err != nil {
 		return false, err
 	}
@@ -115,6 +122,32 @@ func (w *writeTxn) applyCompare(c *pb.Compare) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// revisionsOf sets kv's create and mod revisions and version to the
+// key's at the view's revision from the index alone, without reading its
+// value: the compare of the common txn (a key's mod revision, then a
+// put) read the value from the batch or bbolt and allocated its copy,
+// only to look at these. A missing key leaves kv zero, as the range
+// would. It returns false, kv untouched, when that revision is not the
+// newest of the key's live generation (the index keeps a generation's
+// creation and version at its newest revision only): the caller then
+// reads the range.
+func (w *writeTxn) revisionsOf(key []byte, kv *mvccpb.KeyValue) bool {
+	ki := w.s.index.lookup(key)
+	if ki == nil {
+		return true
+	}
+	rev, found := ki.get(w.curRev)
+	if !found {
+		return true
+	}
+	g := ki.live()
+	if g == nil || g.revs[len(g.revs)-1] != rev {
+		return false
+	}
+	kv.CreateRevision, kv.ModRevision, kv.Version = g.created.main, rev.main, g.ver
+	return true
 }
 
 func compareKV(c *pb.Compare, kv *mvccpb.KeyValue) bool {
