@@ -220,6 +220,28 @@ func TestDecodeDoesNotReuseKeyBytes(t *testing.T) {
 	}
 }
 
+// The same for the puts of a txn, which decode into reused PutRequests.
+func TestDecodeTxnDoesNotReuseKeyBytes(t *testing.T) {
+	var a applier
+	data, _ := proto.Marshal(&pb.InternalRaftRequest{Txn: &pb.TxnRequest{Success: []*pb.RequestOp{putOpOf("first")}}})
+	if err := a.decode(data); err != nil {
+		t.Fatal(err)
+	}
+	put := a.req.Txn.Success[0].GetRequestPut()
+	key, val := put.Key, put.Value
+	a.doneWith()
+	data, _ = proto.Marshal(&pb.InternalRaftRequest{Txn: &pb.TxnRequest{Success: []*pb.RequestOp{putOpOf("other")}}})
+	if err := a.decode(data); err != nil {
+		t.Fatal(err)
+	}
+	if a.req.Txn.Success[0].GetRequestPut() != put {
+		t.Fatal("the second txn's put is not decoded into the reused PutRequest: this test checks nothing")
+	}
+	if string(key) != "first" || string(val) != "v-first" {
+		t.Fatalf("kept key/value changed to %q/%q", key, val)
+	}
+}
+
 func TestDecodeRefusesCorruptData(t *testing.T) {
 	var a applier
 	if err := a.decode([]byte{0x22, 0x05, 0x0a}); err == nil {
