@@ -19,6 +19,7 @@ func TestRevisionsOfMatchesRead(t *testing.T) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			rnd := rand.New(rand.NewPCG(seed, 0))
 			ts := openTest(t, Options{})
+			ts.checkpointMinKeys = 1 // Close writes one however few the keys
 			key := func() string { return fmt.Sprint("k", rnd.IntN(12)) }
 			for step := range 400 {
 				switch n := rnd.IntN(100); {
@@ -46,8 +47,10 @@ func TestRevisionsOfMatchesRead(t *testing.T) {
 					}
 				case n < 96:
 					ts.reopen(Options{}) // the index from its checkpoint
+					ts.checkpointMinKeys = 1
 				default:
 					reopenWithoutCheckpoint(ts) // the index from the key bucket
+					ts.checkpointMinKeys = 1
 				}
 				checkRevisionsOf(t, ts, step)
 			}
@@ -95,5 +98,33 @@ func checkRevisionsOf(t *testing.T, ts *testStore, step int) {
 			t.Fatalf("step %d: %s: index gives create %d mod %d version %d, the key %d %d %d", step, key,
 				got.CreateRevision, got.ModRevision, got.Version, want.CreateRevision, want.ModRevision, want.Version)
 		}
+	}
+}
+
+// A key from Open written again keeps its history: its version and
+// creation go on, and its older revisions stay readable (the key index
+// from the checkpoint and from the key bucket).
+func TestPutAfterReopenKeepsHistory(t *testing.T) {
+	for _, checkpoint := range []bool{true, false} {
+		t.Run(fmt.Sprint("checkpoint=", checkpoint), func(t *testing.T) {
+			ts := openTest(t, Options{})
+			ts.checkpointMinKeys = 1 // Close writes one however few the keys
+			first := ts.mustPut("k", "v1").Header.Revision
+			ts.mustPut("k", "v2")
+			if checkpoint {
+				ts.reopen(Options{})
+			} else {
+				reopenWithoutCheckpoint(ts)
+			}
+			ts.mustPut("k", "v3")
+			kv := ts.mustRange(get("k")).Kvs[0]
+			if string(kv.Value) != "v3" || kv.Version != 3 || kv.CreateRevision != first {
+				t.Fatalf("after reopen and a put: %v, want v3 at version 3 created at %d", kv, first)
+			}
+			old := ts.mustRange(&pb.RangeRequest{Key: []byte("k"), Revision: first})
+			if len(old.Kvs) != 1 || string(old.Kvs[0].Value) != "v1" {
+				t.Fatalf("at revision %d: %v, want v1", first, old.Kvs)
+			}
+		})
 	}
 }
