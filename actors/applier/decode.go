@@ -64,7 +64,7 @@ var errNotPlain = errors.New("applier: txn entry not in the plain shape")
 // decode unmarshals an entry's data into a.req, which must be reset. Its
 // Header, and its Put or Txn, when the data has them, are decoded into
 // the applier's own messages instead of new ones: two of the allocations
-// of every put and six of a txn of one put, on every member. Nothing
+// of every put and five of a txn of one put, on every member. Nothing
 // keeps those messages past the entry (the store keeps their Key and
 // Value, which decoding allocates afresh); release drops what they hold.
 func (a *applier) decode(data []byte) error {
