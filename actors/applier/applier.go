@@ -118,11 +118,13 @@ type applier struct {
 
 	// req is the entry being applied, decoded into the same message each
 	// time: a new one was 3 % of the bytes a put allocates. Nothing keeps
-	// it past applyEntry (its fields' values may be kept). header and put
-	// are its Header and Put, reused the same way (see decode).
-	req    pb.InternalRaftRequest
-	header pb.RequestHeader
-	put    pb.PutRequest
+	// it past applyEntry (its fields' values may be kept). header, put
+	// and txnMsgs are its Header, Put and Txn, reused the same way (see
+	// decode).
+	req     pb.InternalRaftRequest
+	header  pb.RequestHeader
+	put     pb.PutRequest
+	txnMsgs txnMessages
 }
 
 // Receive dispatches on the message type.
@@ -206,7 +208,7 @@ func (a *applier) applyEntry(e *raftpb.Entry) {
 		return
 	}
 	req := &a.req
-	defer req.Reset() // the entry's data is not kept until the next one
+	defer a.doneWith() // the entry's data is not kept until the next one
 	if err := a.decode(e.Data); err != nil {
 		panic(fmt.Sprintf("applier: entry %d is not an InternalRaftRequest: %v", idx, err))
 	}

@@ -33,11 +33,33 @@ func BenchmarkApplyPut(b *testing.B) {
 		if leader {
 			name = "leader"
 		}
-		b.Run(name, func(b *testing.B) { benchApplyPut(b, leader) })
+		b.Run(name, func(b *testing.B) { benchApply(b, leader, putRequest) })
 	}
 }
 
-func benchApplyPut(b *testing.B, leader bool) {
+// BenchmarkApplyTxnPut is BenchmarkApplyPut with each entry a txn of one
+// put, as under the txn-put benchmark.
+func BenchmarkApplyTxnPut(b *testing.B) {
+	for _, leader := range []bool{true, false} {
+		name := "follower"
+		if leader {
+			name = "leader"
+		}
+		b.Run(name, func(b *testing.B) { benchApply(b, leader, txnPutRequest) })
+	}
+}
+
+func putRequest(index uint64, key, value []byte) *pb.InternalRaftRequest {
+	return &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: index}, Put: &pb.PutRequest{Key: key, Value: value}}
+}
+
+func txnPutRequest(index uint64, key, value []byte) *pb.InternalRaftRequest {
+	return &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: index}, Txn: &pb.TxnRequest{
+		Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: key, Value: value}}}},
+	}}
+}
+
+func benchApply(b *testing.B, leader bool, request func(index uint64, key, value []byte) *pb.InternalRaftRequest) {
 	changes := &Changes{}
 	st, err := mvcc.Open(filepath.Join(b.TempDir(), "db"), mvcc.Options{NoSync: true, Logger: actortest.Logger(), Changed: changes.Add})
 	if err != nil {
@@ -73,10 +95,7 @@ func benchApplyPut(b *testing.B, leader bool) {
 		ents := make([]*raftpb.Entry, n)
 		for i := range ents {
 			index++
-			data, err := proto.Marshal(&pb.InternalRaftRequest{
-				Header: &pb.RequestHeader{ID: index},
-				Put:    &pb.PutRequest{Key: fmt.Appendf(nil, "key-%08d", index%100000), Value: value},
-			})
+			data, err := proto.Marshal(request(index, fmt.Appendf(nil, "key-%08d", index%100000), value))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -208,14 +208,21 @@ func (t *treeIndex) treeGet(key []byte) *keyIndex {
 
 // getOrCreate returns the keyIndex of key, adding an empty one if
 // missing, and puts it in the map. Writer only.
+//
+// A key not in the map is inserted into the tree at once, in one walk: a
+// lookup first, then an insert, walked the tree twice for every new key
+// (the common case of a key not in the map). A key the tree already held
+// (from Open) is replaced by the new keyIndex, which takes over its
+// history: nothing else holds a keyIndex while the writer runs (readers
+// copy what they need under the lock), and this happens once per key.
 func (t *treeIndex) getOrCreate(key []byte) *keyIndex {
 	if ki, ok := t.byKey[string(key)]; ok {
 		return ki
 	}
-	ki := t.treeGet(key)
-	if ki == nil {
-		ki = &keyIndex{key: string(key)}
-		t.tree.ReplaceOrInsert(ki)
+	ki := &keyIndex{key: string(key)}
+	if old, found := t.tree.ReplaceOrInsert(ki); found {
+		ki.gens = old.gens
+		old.gens = nil
 	}
 	t.byKey[ki.key] = ki
 	return ki

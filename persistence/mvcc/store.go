@@ -68,7 +68,8 @@ type Options struct {
 	// revision and its events in sub-revision order (a PUT with the new
 	// KeyValue, a DELETE with Key and ModRevision set, as etcd's). It must
 	// not call back into the store's writer methods; the events are not
-	// changed by the store afterwards.
+	// changed by the store afterwards, but the list is: the hook copies
+	// the events it keeps, not the slice.
 	Changed func(rev int64, events []*mvccpb.Event)
 }
 

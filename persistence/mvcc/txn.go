@@ -31,7 +31,10 @@ func (s *Store) Txn(index uint64, req *pb.TxnRequest) (*pb.TxnResponse, error) {
 }
 
 func (w *writeTxn) applyTxnRequest(req *pb.TxnRequest) (*pb.TxnResponse, error) {
-	path, err := w.compareToPath(req)
+	// The path of a txn without nested txns is one bool: it stays on the
+	// stack (was an allocation per txn).
+	var pathBuf [4]bool
+	path, err := w.compareToPath(pathBuf[:0], req)
 	if err != nil {
 		return nil, err
 	}
@@ -64,20 +67,19 @@ func branch(req *pb.TxnRequest, succeeded bool) []*pb.RequestOp {
 }
 
 // compareToPath evaluates the compares of req and of the nested txns of
-// the chosen branches, depth first, all before any write.
-func (w *writeTxn) compareToPath(req *pb.TxnRequest) ([]bool, error) {
+// the chosen branches, depth first, all before any write, and appends
+// their outcomes to path.
+func (w *writeTxn) compareToPath(path []bool, req *pb.TxnRequest) ([]bool, error) {
 	ok, err := w.applyCompares(req.Compare)
 	if err != nil {
 		return nil, err
 	}
-	path := []bool{ok}
+	path = append(path, ok)
 	for _, op := range branch(req, ok) {
 		if t, isTxn := op.GetRequest().(*pb.RequestOp_RequestTxn); isTxn && t.RequestTxn != nil {
-			sub, err := w.compareToPath(t.RequestTxn)
-			if err != nil {
+			if path, err = w.compareToPath(path, t.RequestTxn); err != nil {
 				return nil, err
 			}
-			path = append(path, sub...)
 		}
 	}
 	return path, nil
@@ -97,7 +99,14 @@ func (w *writeTxn) applyCompares(cmps []*pb.Compare) (bool, error) {
 // missing key compares as a zero KeyValue, except that a VALUE compare on
 // no key at all fails.
 func (w *writeTxn) applyCompare(c *pb.Compare) (bool, error) {
-	rr, err := w.rangeKeys(c.Key, rangeEnd(c.RangeEnd), 0, 0, false)
+	end := rangeEnd(c.RangeEnd)
+	if end == nil && c.Target != pb.Compare_VALUE && c.Target != pb.Compare_LEASE {
+		var kv mvccpb.KeyValue
+		if w.revisionsOf(c.Key, &kv) {
+			return compareKV(c, &kv), nil
+		}
+	}
+	rr, err := w.rangeKeys(c.Key, end, 0, 0, false)
 	if err != nil {
 		return false, err
 	}
@@ -113,6 +122,32 @@ func (w *writeTxn) applyCompare(c *pb.Compare) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// revisionsOf sets kv's create and mod revisions and version to the
+// key's at the view's revision from the index alone, without reading its
+// value: the compare of the common txn (a key's mod revision, then a
+// put) read the value from the batch or bbolt and allocated its copy,
+// only to look at these. A missing key leaves kv zero, as the range
+// would. It returns false, kv untouched, when that revision is not the
+// newest of the key's live generation (the index keeps a generation's
+// creation and version at its newest revision only): the caller then
+// reads the range.
+func (w *writeTxn) revisionsOf(key []byte, kv *mvccpb.KeyValue) bool {
+	ki := w.s.index.lookup(key)
+	if ki == nil {
+		return true
+	}
+	rev, found := ki.get(w.curRev)
+	if !found {
+		return true
+	}
+	g := ki.live()
+	if g == nil || g.revs[len(g.revs)-1] != rev {
+		return false
+	}
+	kv.CreateRevision, kv.ModRevision, kv.Version = g.created.main, rev.main, g.ver
+	return true
 }
 
 func compareKV(c *pb.Compare, kv *mvccpb.KeyValue) bool {
@@ -229,6 +264,11 @@ func (w *writeTxn) checkRanges(ops []*pb.RequestOp) error {
 // newTxnResp builds the response skeleton of the chosen branches.
 func newTxnResp(req *pb.TxnRequest, path []bool) (*pb.TxnResponse, int) {
 	ops := branch(req, path[0])
+	if len(ops) == 1 && ops[0].GetRequestPut() != nil {
+		resp := newOnePutTxnResponse()
+		resp.Succeeded = path[0]
+		return resp, 0
+	}
 	resp := newTxnResponse()
 	resp.Succeeded, resp.Responses = path[0], make([]*pb.ResponseOp, len(ops))
 	txns := 0
@@ -270,6 +310,29 @@ func newTxnPutResponse() *pb.ResponseOp {
 	x.w.ResponsePut = &x.put
 	x.op.Response = &x.w
 	return &x.op
+}
+
+// newOnePutTxnResponse is the answer to a txn whose branch is one put
+// (the common txn: compare, then put), in one allocation: the response,
+// its header, its one-element list and newTxnPutResponse's objects (were
+// three allocations).
+func newOnePutTxnResponse() *pb.TxnResponse {
+	x := new(struct {
+		resp pb.TxnResponse
+		hdr  pb.ResponseHeader
+		ops  [1]*pb.ResponseOp
+		op   pb.ResponseOp
+		w    pb.ResponseOp_ResponsePut
+		put  pb.PutResponse
+		phdr pb.ResponseHeader
+	})
+	x.put.Header = &x.phdr
+	x.w.ResponsePut = &x.put
+	x.op.Response = &x.w
+	x.ops[0] = &x.op
+	x.resp.Header = &x.hdr
+	x.resp.Responses = x.ops[:]
+	return &x.resp
 }
 
 // applyTxn runs the chosen branches in order and fills resp.

@@ -36,9 +36,23 @@ func (s *Store) beginWrite(index uint64) (*writeTxn, error) {
 	s.mu.Lock()
 	s.ci.Store(index)
 	s.pending.ci = index
-	// events starts nil: the Changed hook keeps the last write's slice.
-	s.wtxn = writeTxn{view: view{s: s, curRev: s.currentRev}, beginRev: s.currentRev}
+	s.wtxn = writeTxn{view: view{s: s, curRev: s.currentRev}, beginRev: s.currentRev, events: reuseEvents(s.wtxn.events)}
 	return &s.wtxn, nil
+}
+
+// maxReusedEvents bounds the event list a write passes on to the next:
+// a write of more events (a large delete) leaves its list to the GC.
+const maxReusedEvents = 1024
+
+// reuseEvents empties the last write's event list for the next write (a
+// new list per write was an allocation of every put on a member): the
+// Changed hook does not keep the list, only the events.
+func reuseEvents(evs []*mvccpb.Event) []*mvccpb.Event {
+	if cap(evs) > maxReusedEvents {
+		return nil
+	}
+	clear(evs)
+	return evs[:0]
 }
 
 // end publishes the write's revision, releases the lock and starts a
@@ -59,19 +73,33 @@ func (w *writeTxn) end() error {
 func (w *writeTxn) put(key, value []byte, lease int64) {
 	rev := revision{main: w.beginRev + 1, sub: w.changes}
 	ki := w.s.index.getOrCreate(key)
-	kv := &mvccpb.KeyValue{Key: key, Value: value, CreateRevision: rev.main, ModRevision: rev.main, Version: 1, Lease: lease}
+	kv := w.newPutKV()
+	kv.Key, kv.Value, kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease = key, value, rev.main, rev.main, 1, lease
 	if g := ki.live(); g != nil {
 		kv.CreateRevision = g.created.main
 		kv.Version = g.ver + 1
 	}
 	w.add(rev, false, kv)
-	if w.s.changed != nil {
-		w.events = append(w.events, &mvccpb.Event{Type: mvccpb.PUT, Kv: kv})
-	}
 	ki.put(rev, rev, 1)
 	w.s.leases.attachKey(key, lease)
 	w.changes++
 	w.curRev = w.beginRev + 1
+}
+
+// newPutKV returns the KeyValue of a put and, when the store has a
+// Changed hook, adds its PUT event: the two in one allocation (were two),
+// as they live and die together.
+func (w *writeTxn) newPutKV() *mvccpb.KeyValue {
+	if w.s.changed == nil {
+		return new(mvccpb.KeyValue)
+	}
+	x := new(struct {
+		ev mvccpb.Event
+		kv mvccpb.KeyValue
+	})
+	x.ev.Type, x.ev.Kv = mvccpb.PUT, &x.kv
+	w.events = append(w.events, &x.ev)
+	return &x.kv
 }
 
 // deleteRange writes tombstones for the keys in [key, end) that are alive
