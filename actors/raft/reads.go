@@ -138,3 +138,44 @@ func (r *raftActor) resolveRead(rs raft.ReadState) {
 		r.cfg.Waits.Reads.Trigger(id, raftclient.ReadResult{Index: rs.Index})
 	}
 }
+
+// publishLocalReads publishes bs's commit index as the read index reads
+// may take without a round when this member leads a configuration whose
+// only voter it is and has committed an entry of its term (raft's own
+// condition for answering a ReadIndex at once is the single voter alone;
+// the term's first commit is needed as well because the commit index a
+// restarted leader starts from may lag writes acknowledged before the
+// restart, and the term's first entry follows them all), and withdraws
+// it otherwise. Called with raft's state before anything of a Ready
+// leaves and when a configuration change is applied; see
+// raftclient.LocalReadIndex for why that makes such reads linearizable.
+func (r *raftActor) publishLocalReads(bs raft.BasicStatus) {
+	if r.cfg.LocalReads == nil {
+		return
+	}
+	var index uint64
+	if bs.RaftState == raft.StateLeader && r.soleVoter && r.committedInTerm(bs) {
+		index = bs.GetCommit()
+	}
+	r.cfg.LocalReads.Publish(index)
+}
+
+// committedInTerm reports whether the leader's commit index is at an
+// entry of its current term (raft's committedEntryInCurrentTerm). Once
+// true it stays true for the term: commit indexes only grow and every
+// entry after the term's first is the term's.
+func (r *raftActor) committedInTerm(bs raft.BasicStatus) bool {
+	term := bs.GetTerm()
+	if r.readTerm == term {
+		return true
+	}
+	// A leader's committed entries are in storage: its own vote counts
+	// only once the WAL has them (handleAppended). An index storage does
+	// not know is not vouched for.
+	t, err := r.cfg.Storage.Term(bs.GetCommit())
+	if err != nil || t != term {
+		return false
+	}
+	r.readTerm = term
+	return true
+}
