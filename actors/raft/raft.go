@@ -170,6 +170,9 @@ type raftActor struct {
 	// term committed (0: none yet): from then on its commit index is a
 	// read index, until the term ends.
 	readTerm uint64
+	// localIndex is the read index last published (0: none); reads that
+	// reach the actor meanwhile are answered with it.
+	localIndex uint64
 }
 
 // peerWait is how long a fresh member waits for its peers to answer
@@ -440,7 +443,7 @@ func (r *raftActor) handleApplied(ctx actor.Context, msg *messages.Applied) {
 		// reads take the round from now on, before any message of the
 		// new configuration leaves.
 		r.refreshSoleVoter()
-		r.publishLocalReads(r.rn.BasicStatus())
+		r.publishLocalReads(ctx, r.rn.BasicStatus())
 	}
 	r.deliver(ctx, msg.Msg.Responses)
 	r.handleReady(ctx)
@@ -486,7 +489,7 @@ func (r *raftActor) handleReady(ctx actor.Context) {
 	// Before anything of this Ready leaves: its messages, committed
 	// entries and answers may make others acknowledge writes up to this
 	// commit index, or make another member leader.
-	r.publishLocalReads(bs)
+	r.publishLocalReads(ctx, bs)
 	for _, rs := range rd.ReadStates {
 		r.resolveRead(rs)
 	}
