@@ -1,7 +1,7 @@
 package raft
 
 import (
-	"sync"
+	"fmt"
 	"testing"
 	"testing/synctest"
 
@@ -16,50 +16,105 @@ import (
 	"github.com/troupedb/troupe/messages"
 )
 
-// soloFixture runs member 1 as the only voter, its WAL, applier and peers
-// recorders played by the test. The applier hands applied configuration
-// changes back, as the real one, and notes what the raft actor had
-// published when each Apply and each message to a peer arrived: nothing
-// of a Ready may leave before the read index that covers it.
+// soloFixture drives member 1, the only voter, on the test's goroutine:
+// the fixture is the actor's context, so every message the actor sends
+// (an Append, an Apply, a raft message to a peer) is recorded with the
+// read index published at the moment it left. (Recipients of a spawned
+// actor run concurrently and would look too late.) The test plays the
+// WAL and the applier, which hands applied configuration changes back as
+// the real one does.
 type soloFixture struct {
-	sys                 *actor.ActorSystem
-	pid                 *actor.PID
-	wal, applier, peers *actortest.Recorder
-	view                *memberview.View
-	waits               *raftclient.Waits
-	local               *raftclient.LocalReadIndex
-
-	mu sync.Mutex
-	// seen is what left the raft actor, with the read index published
-	// when it arrived.
-	seen []departure
+	actor.Context // unset: the raft actor calls only the methods below
+	r             *raftActor
+	self          *actor.PID
+	msg           any
+	inbox         []any // what the actor sent itself, not yet delivered
+	sent          []departure
+	view          *memberview.View
+	waits         *raftclient.Waits
+	local         *raftclient.LocalReadIndex
 }
 
+// departure is a message the actor sent, with the read index published
+// when it was sent.
 type departure struct {
-	what      string // "apply" or the raft message type
-	lastIndex uint64 // an Apply's last entry
+	msg       any
 	published uint64
 }
 
+func (f *soloFixture) Message() any     { return f.msg }
+func (f *soloFixture) Self() *actor.PID { return f.self }
+func (f *soloFixture) Send(pid *actor.PID, msg any) {
+	if pid.Equal(f.self) {
+		f.inbox = append(f.inbox, msg)
+		return
+	}
+	f.sent = append(f.sent, departure{msg: msg, published: f.local.Load()})
+}
+func (f *soloFixture) Request(pid *actor.PID, msg any) { f.Send(pid, msg) }
+
+// deliver hands msg to the actor, then what it sent itself meanwhile.
+func (f *soloFixture) deliver(msg any) {
+	f.inbox = append(f.inbox, msg)
+	for len(f.inbox) > 0 {
+		f.msg, f.inbox = f.inbox[0], f.inbox[1:]
+		f.r.Receive(f)
+	}
+}
+
 // newSolo starts member 1 from storage ms (bootstrapping a new
-// one-member cluster when ms is nil); call it inside a bubble.
+// one-member cluster when ms is nil).
 func newSolo(t *testing.T, ms *raft.MemoryStorage) *soloFixture {
 	t.Helper()
-	sys := actortest.NewSystem()
 	f := &soloFixture{
-		sys: sys, wal: actortest.NewRecorder(1024), applier: actortest.NewRecorder(1024), peers: actortest.NewRecorder(1024),
-		view: memberview.New(memberview.Member{ID: memberID, Name: "m"}, 1), waits: raftclient.NewWaits(),
-		local: &raftclient.LocalReadIndex{},
+		self: actor.NewPID("solo", "raft"), view: memberview.New(memberview.Member{ID: memberID, Name: "m"}, 1),
+		waits: raftclient.NewWaits(), local: &raftclient.LocalReadIndex{},
 	}
-	f.applier.Reply = func(msg any) any {
-		a, ok := msg.(*messages.Apply)
-		if !ok {
-			return nil
+	var boot []raft.Peer
+	if ms == nil {
+		ms, boot = raft.NewMemoryStorage(), []raft.Peer{{ID: memberID}}
+	}
+	f.r = &raftActor{cfg: Config{
+		ID: memberID, Storage: ms, Bootstrap: boot, ElectionTick: 10, HeartbeatTick: 1,
+		WAL: actor.NewPID("solo", "wal"), Applier: actor.NewPID("solo", "applier"), Peers: actor.NewPID("solo", "peers"),
+		Waits: f.waits, LocalReads: f.local, View: f.view, Logger: testLogger(),
+	}}
+	f.deliver(&actor.Started{})
+	return f
+}
+
+// departures returns what left since the last call.
+func (f *soloFixture) departures() []departure {
+	out := f.sent
+	f.sent = nil
+	return out
+}
+
+// persistAll answers every Append as a durable WAL and every Apply as the
+// applier, until the actor sends no more, and returns what left.
+func (f *soloFixture) persistAll() []departure {
+	var all []departure
+	for range 1000 {
+		ds := f.departures()
+		if len(ds) == 0 {
+			return all
 		}
+		all = append(all, ds...)
+		for _, d := range ds {
+			f.answer(d.msg)
+		}
+	}
+	panic("the raft actor never went idle")
+}
+
+// answer answers an Append or an Apply as the WAL or the applier would.
+func (f *soloFixture) answer(msg any) {
+	switch m := msg.(type) {
+	case *messages.Append:
+		f.deliver(&messages.Appended{Msg: m.Msg})
+	case *messages.Apply:
 		var ccs []*raftpb.ConfChange
-		var last uint64
-		for _, e := range a.Msg.Entries {
-			last = e.GetIndex()
+		for _, e := range m.Msg.Entries {
 			if e.GetType() == raftpb.EntryConfChange {
 				var cc raftpb.ConfChange
 				if err := proto.Unmarshal(e.Data, &cc); err != nil {
@@ -68,53 +123,8 @@ func newSolo(t *testing.T, ms *raft.MemoryStorage) *soloFixture {
 				ccs = append(ccs, &cc)
 			}
 		}
-		f.note(departure{what: "apply", lastIndex: last, published: f.local.Load()})
-		return &messages.Applied{Msg: a.Msg, ConfChanges: ccs}
+		f.deliver(&messages.Applied{Msg: m.Msg, ConfChanges: ccs})
 	}
-	f.peers.Reply = func(msg any) any {
-		if s, ok := msg.(*messages.SendRaft); ok {
-			f.note(departure{what: s.Msg.GetType().String(), published: f.local.Load()})
-		}
-		return nil
-	}
-	var boot []raft.Peer
-	if ms == nil {
-		ms, boot = raft.NewMemoryStorage(), []raft.Peer{{ID: memberID}}
-	}
-	walPID, applierPID, peersPID := sys.Root.Spawn(f.wal.Props()), sys.Root.Spawn(f.applier.Props()), sys.Root.Spawn(f.peers.Props())
-	f.pid = sys.Root.Spawn(Props(Config{
-		ID: memberID, Storage: ms, Bootstrap: boot, ElectionTick: 10, HeartbeatTick: 1,
-		WAL: walPID, Applier: applierPID, Peers: peersPID, Waits: f.waits, LocalReads: f.local, View: f.view,
-		Logger: testLogger(),
-	}))
-	t.Cleanup(func() { stopAll(t, sys, f.pid, walPID, applierPID, peersPID) })
-	return f
-}
-
-func (f *soloFixture) note(d departure) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.seen = append(f.seen, d)
-}
-
-// departures returns what left since the last call.
-func (f *soloFixture) departures() []departure {
-	synctest.Wait()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := f.seen
-	f.seen = nil
-	return out
-}
-
-// persistOne answers the Append in flight, if any, and reports whether
-// there was one.
-func (f *soloFixture) persistOne() bool {
-	as := pending[*messages.Append](f.wal)
-	for _, a := range as {
-		f.sys.Root.Send(f.pid, &messages.Appended{Msg: a.Msg})
-	}
-	return len(as) > 0
 }
 
 // leadWithAppendHeld ticks and persists until member 1 leads, and
@@ -122,20 +132,20 @@ func (f *soloFixture) persistOne() bool {
 func (f *soloFixture) leadWithAppendHeld(t *testing.T) *messages.Append {
 	t.Helper()
 	for range 100 {
-		f.sys.Root.Send(f.pid, &messages.Tick{})
-		for {
-			as := pending[*messages.Append](f.wal)
-			if len(as) == 0 {
+		f.deliver(&messages.Tick{})
+		for range 100 {
+			ds := f.departures()
+			if len(ds) == 0 {
 				break
 			}
-			if f.view.Leader() == memberID {
-				if len(as) != 1 || len(as[0].Msg.Entries) == 0 || as[0].Msg.Entries[0].GetTerm() != f.view.Term() {
-					t.Fatalf("the new leader's Append: %v, want one with the term's first entry", as)
+			for _, d := range ds {
+				if a, ok := d.msg.(*messages.Append); ok && f.view.Leader() == memberID {
+					if len(a.Msg.Entries) == 0 || a.Msg.Entries[0].GetTerm() != f.view.Term() {
+						t.Fatalf("the new leader's Append: %v, want the term's first entry", a.Msg)
+					}
+					return a
 				}
-				return as[0]
-			}
-			for _, a := range as {
-				f.sys.Root.Send(f.pid, &messages.Appended{Msg: a.Msg})
+				f.answer(d.msg)
 			}
 		}
 	}
@@ -143,20 +153,26 @@ func (f *soloFixture) leadWithAppendHeld(t *testing.T) *messages.Append {
 	return nil
 }
 
-// checkCovered fails if anything left the raft actor before the read
-// index it published covered it: an Apply before its last entry, a
-// message before the commit index of the Ready that carried it (which
-// the view holds once the actor is idle).
-func (f *soloFixture) checkCovered(t *testing.T, ds []departure, wantPublished bool) {
+// checkCovered fails if anything left before the read index covered it:
+// with wantPublished, an Apply before the index reached its last entry
+// and a raft message before any index; without, anything while one was
+// published.
+func checkCovered(t *testing.T, ds []departure, wantPublished bool) {
 	t.Helper()
 	for _, d := range ds {
+		what := fmt.Sprintf("%T", d.msg)
+		if s, ok := d.msg.(*messages.SendRaft); ok {
+			what = s.Msg.GetType().String()
+		}
+		var last uint64
+		if a, ok := d.msg.(*messages.Apply); ok && len(a.Msg.Entries) > 0 {
+			last = a.Msg.Entries[len(a.Msg.Entries)-1].GetIndex()
+		}
 		switch {
 		case !wantPublished && d.published != 0:
-			t.Fatalf("%s left with read index %d published, want none", d.what, d.published)
-		case wantPublished && d.what == "apply" && d.published < d.lastIndex:
-			t.Fatalf("apply up to %d left with read index %d published", d.lastIndex, d.published)
-		case wantPublished && d.published == 0:
-			t.Fatalf("%s left with no read index published", d.what)
+			t.Fatalf("%s left with read index %d published, want none", what, d.published)
+		case wantPublished && (d.published == 0 || d.published < last):
+			t.Fatalf("%s (last entry %d) left with read index %d published", what, last, d.published)
 		}
 	}
 }
@@ -166,49 +182,53 @@ func (f *soloFixture) checkCovered(t *testing.T, ds []departure, wantPublished b
 // commit index, before the Ready that hands the entry to the applier
 // leaves; reads then need no round.
 func TestLocalReadsAfterTheTermsFirstCommit(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := newSolo(t, nil)
-		held := f.leadWithAppendHeld(t)
-		f.checkCovered(t, f.departures(), false) // the bootstrap entry, applied as a follower
-		if got := f.local.Load(); got != 0 {
-			t.Fatalf("leader with nothing of its term committed published read index %d", got)
-		}
-		f.sys.Root.Send(f.pid, &messages.Appended{Msg: held.Msg})
-		for f.persistOne() {
-		}
-		ds := f.departures()
-		if len(ds) == 0 {
-			t.Fatal("the term's first entry was not applied")
-		}
-		f.checkCovered(t, ds, true)
-		first := held.Msg.Entries[0].GetIndex()
-		if got := f.local.Load(); got < first || got != f.view.RaftIndex() {
-			t.Fatalf("read index %d after the term's first commit (entry %d, commit %d)", got, first, f.view.RaftIndex())
-		}
+	f := newSolo(t, nil)
+	held := f.leadWithAppendHeld(t)
+	if got := f.local.Load(); got != 0 {
+		t.Fatalf("leader with nothing of its term committed published read index %d", got)
+	}
+	f.answer(held)
+	ds := f.persistAll()
+	checkCovered(t, ds, true)
+	first := held.Msg.Entries[0].GetIndex()
+	if got := f.local.Load(); got < first || got != f.view.RaftIndex() {
+		t.Fatalf("read index %d after the term's first commit (entry %d, commit %d)", got, first, f.view.RaftIndex())
+	}
 
-		// A proposal's Apply leaves with the read index at its entry.
-		f.sys.Root.Send(f.pid, &messages.Propose{ID: 1, Data: []byte("a")})
-		for f.persistOne() {
-		}
-		f.checkCovered(t, f.departures(), true)
-		if got := f.local.Load(); got != first+1 {
-			t.Fatalf("read index %d after a proposal, want %d", got, first+1)
-		}
-	})
+	// A proposal's Apply leaves with the read index at its entry, and a
+	// read is answered with it, without a round.
+	f.deliver(&messages.Propose{ID: 1, Data: []byte("a")})
+	checkCovered(t, f.persistAll(), true)
+	if got := f.local.Load(); got != first+1 {
+		t.Fatalf("read index %d after a proposal, want %d", got, first+1)
+	}
+	read := f.waits.Reads.Register(9)
+	f.deliver(&messages.ReadIndex{ID: 9})
+	if r := <-read; r.Err != nil || r.Index != first+1 {
+		t.Fatalf("read index %+v, want %d", r, first+1)
+	}
+	if ds := f.departures(); len(ds) != 0 {
+		t.Fatalf("a read sent %d messages, want none", len(ds))
+	}
+
+	// A stopping actor withdraws it.
+	f.deliver(&actor.Stopping{})
+	if got := f.local.Load(); got != 0 {
+		t.Fatalf("read index %d after Stopping", got)
+	}
 }
 
 // addMember proposes adding member 2 as a voter or a learner and persists
 // and applies until the raft actor is idle.
-func (f *soloFixture) addMember(learner bool) {
+func (f *soloFixture) addMember(learner bool) []departure {
 	typ := raftpb.ConfChangeAddNode
 	if learner {
 		typ = raftpb.ConfChangeAddLearnerNode
 	}
-	f.sys.Root.Send(f.pid, &messages.ProposeConfChange{CC: &raftpb.ConfChange{
+	f.deliver(&messages.ProposeConfChange{CC: &raftpb.ConfChange{
 		Type: typ.Enum(), NodeId: proto.Uint64(2), Id: proto.Uint64(100),
 	}})
-	for f.persistOne() {
-	}
+	return f.persistAll()
 }
 
 // TestLocalReadsAcrossMembershipChanges: a learner keeps the leader the
@@ -216,54 +236,54 @@ func (f *soloFixture) addMember(learner bool) {
 // read index when the change is applied, before any message of the new
 // configuration leaves, and reads take the round again.
 func TestLocalReadsAcrossMembershipChanges(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := newSolo(t, nil)
-		f.sys.Root.Send(f.pid, &messages.Appended{Msg: f.leadWithAppendHeld(t).Msg})
-		for f.persistOne() {
-		}
-		f.departures()
+	f := newSolo(t, nil)
+	f.answer(f.leadWithAppendHeld(t))
+	f.persistAll()
 
-		f.addMember(true)
-		learnerAdded := f.local.Load()
-		f.checkCovered(t, f.departures(), true)
-		if learnerAdded == 0 {
-			t.Fatal("read index withdrawn when a learner was added")
-		}
+	checkCovered(t, f.addMember(true), true)
+	if f.local.Load() == 0 {
+		t.Fatal("read index withdrawn when a learner was added")
+	}
 
-		f.addMember(false)
-		if got := f.local.Load(); got != 0 {
-			t.Fatalf("read index %d published with two voters", got)
+	// Whatever left after the promotion's Apply, and the heartbeats of
+	// the new configuration, left without it.
+	var after []departure
+	for _, d := range f.addMember(false) {
+		if _, ok := d.msg.(*messages.Apply); ok {
+			after = nil
+			continue
 		}
-		// Whatever left after the promotion's Apply, and the heartbeats
-		// of the new configuration, left without it.
-		var ds []departure
-		for _, d := range f.departures() {
-			if d.what == "apply" {
-				ds = nil
-				continue
-			}
-			ds = append(ds, d)
-		}
-		tick(f.sys, f.pid, 3)
-		ds = append(ds, f.departures()...)
-		if len(ds) == 0 {
-			t.Fatal("no message to member 2 after its promotion was applied")
-		}
-		f.checkCovered(t, ds, false)
+		after = append(after, d)
+	}
+	if got := f.local.Load(); got != 0 {
+		t.Fatalf("read index %d published with two voters", got)
+	}
+	for range 3 {
+		f.deliver(&messages.Tick{})
+	}
+	after = append(after, f.departures()...)
+	if len(after) == 0 {
+		t.Fatal("no message to member 2 after its promotion was applied")
+	}
+	checkCovered(t, after, false)
 
-		// A read takes the round to member 2 now.
-		f.sys.Root.Send(f.pid, &messages.ReadIndex{ID: 7})
-		synctest.Wait()
-		heartbeats := 0
-		for _, d := range f.departures() {
-			if d.what == raftpb.MsgHeartbeat.String() {
-				heartbeats++
-			}
+	// A read takes a heartbeat round to member 2 now.
+	read := f.waits.Reads.Register(7)
+	f.deliver(&messages.ReadIndex{ID: 7})
+	heartbeats := 0
+	for _, d := range f.departures() {
+		if s, ok := d.msg.(*messages.SendRaft); ok && s.Msg.GetType() == raftpb.MsgHeartbeat && len(s.Msg.Context) > 0 {
+			heartbeats++
 		}
-		if heartbeats == 0 {
-			t.Fatal("a read with two voters sent no heartbeat round")
-		}
-	})
+	}
+	if heartbeats != 1 {
+		t.Fatalf("a read with two voters sent %d heartbeats with a read context, want 1", heartbeats)
+	}
+	select {
+	case r := <-read:
+		t.Fatalf("read answered %+v without member 2", r)
+	default:
+	}
 }
 
 // TestLocalReadsWithdrawnOnStepDown: a vote the leader grants (here a
@@ -278,7 +298,8 @@ func TestLocalReadsWithdrawnOnStepDown(t *testing.T) {
 		{"vote", func(term, lastIndex, lastTerm uint64) *raftpb.Message {
 			return &raftpb.Message{
 				Type: raftpb.MsgVote.Enum(), From: proto.Uint64(2), To: proto.Uint64(memberID), Term: proto.Uint64(term + 1),
-				Index: proto.Uint64(lastIndex), LogTerm: proto.Uint64(lastTerm), Context: []byte("CampaignTransfer"), // raft's campaignTransfer: no lease check,
+				Index: proto.Uint64(lastIndex), LogTerm: proto.Uint64(lastTerm),
+				Context: []byte("CampaignTransfer"), // raft's campaignTransfer: no lease check
 			}
 		}},
 		{"higher term", func(term, _, _ uint64) *raftpb.Message {
@@ -288,29 +309,29 @@ func TestLocalReadsWithdrawnOnStepDown(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				f := newSolo(t, nil)
-				held := f.leadWithAppendHeld(t)
-				f.sys.Root.Send(f.pid, &messages.Appended{Msg: held.Msg})
-				for f.persistOne() {
+			f := newSolo(t, nil)
+			held := f.leadWithAppendHeld(t)
+			f.answer(held)
+			f.persistAll()
+			if f.local.Load() == 0 {
+				t.Fatal("no read index published before the step-down")
+			}
+			last := held.Msg.Entries[len(held.Msg.Entries)-1]
+			f.deliver(&messages.StepRaft{Msgs: []*raftpb.Message{tc.msg(f.view.Term(), last.GetIndex(), last.GetTerm())}})
+			ds := f.persistAll()
+			answered := false
+			for _, d := range ds {
+				if s, ok := d.msg.(*messages.SendRaft); ok && s.Msg.GetTo() == 2 {
+					answered = true
 				}
-				f.departures()
-				if f.local.Load() == 0 {
-					t.Fatal("no read index published before the step-down")
-				}
-				last := held.Msg.Entries[len(held.Msg.Entries)-1]
-				f.sys.Root.Send(f.pid, &messages.StepRaft{Msgs: []*raftpb.Message{tc.msg(f.view.Term(), last.GetIndex(), last.GetTerm())}})
-				for f.persistOne() {
-				}
-				ds := f.departures()
-				if len(ds) == 0 {
-					t.Fatal("the step-down sent nothing")
-				}
-				f.checkCovered(t, ds, false)
-				if f.view.Leader() == memberID || f.local.Load() != 0 {
-					t.Fatalf("after the step-down: leader %d, read index %d", f.view.Leader(), f.local.Load())
-				}
-			})
+			}
+			if !answered {
+				t.Fatal("the step-down sent member 2 nothing")
+			}
+			checkCovered(t, ds, false)
+			if f.view.Leader() == memberID || f.local.Load() != 0 {
+				t.Fatalf("after the step-down: leader %d, read index %d", f.view.Leader(), f.local.Load())
+			}
 		})
 	}
 }
@@ -339,29 +360,38 @@ func restartedSolo() *raft.MemoryStorage {
 // raft answers a single voter's ReadIndex at once with its commit index
 // (3 here), so the raft actor holds the round until then.
 func TestRestartedSoloReadsWaitForTheTermsCommit(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := newSolo(t, restartedSolo())
-		held := f.leadWithAppendHeld(t)
-		first := held.Msg.Entries[0].GetIndex()
-		if first != 6 {
-			t.Fatalf("the term's first entry at %d, want 6", first)
-		}
-		read := f.waits.Reads.Register(9)
-		f.sys.Root.Send(f.pid, &messages.ReadIndex{ID: 9})
-		noAnswer(t, "read index before the term's first commit", read)
-		if got := f.local.Load(); got != 0 {
-			t.Fatalf("read index %d published before the term's first commit", got)
-		}
-		f.sys.Root.Send(f.pid, &messages.Appended{Msg: held.Msg})
-		for f.persistOne() {
-		}
-		if r := answer(t, "read index after the term's first commit", read); r.Err != nil || r.Index < first {
+	f := newSolo(t, restartedSolo())
+	held := f.leadWithAppendHeld(t)
+	first := held.Msg.Entries[0].GetIndex()
+	if first != 6 {
+		t.Fatalf("the term's first entry at %d, want 6", first)
+	}
+	read := f.waits.Reads.Register(9)
+	f.deliver(&messages.ReadIndex{ID: 9})
+	for range 20 {
+		f.deliver(&messages.Tick{}) // resends would go to raft, too
+	}
+	select {
+	case r := <-read:
+		t.Fatalf("read index before the term's first commit answered %+v, want it waiting", r)
+	default:
+	}
+	if got := f.local.Load(); got != 0 {
+		t.Fatalf("read index %d published before the term's first commit", got)
+	}
+	f.answer(held)
+	f.persistAll()
+	select {
+	case r := <-read:
+		if r.Err != nil || r.Index < first {
 			t.Fatalf("read index %+v, want at least %d", r, first)
 		}
-		if got := f.local.Load(); got < first {
-			t.Fatalf("published read index %d, want at least %d", got, first)
-		}
-	})
+	default:
+		t.Fatal("read index not answered after the term's first commit")
+	}
+	if got := f.local.Load(); got < first {
+		t.Fatalf("published read index %d, want at least %d", got, first)
+	}
 }
 
 // TestFollowerAndLearnerPublishNothing: a member that does not lead, a
