@@ -13,9 +13,10 @@
 // Every step that fails ends the start-up with a StartupError that names
 // the file and the fix.
 //
-// It publishes its raft, applier and lessor actors and its backend through
-// the member's raftclient.Client once started, and withdraws them (failing
-// the requests in flight) before it stops or restarts.
+// It publishes its raft, applier and lessor actors, its backend and its
+// raft actor's read index (raftclient.LocalReadIndex, one per incarnation)
+// through the member's raftclient.Client once started, and withdraws them
+// (failing the requests in flight) before it stops or restarts.
 //
 // In (from its children): InstallBackend (the applier, for a snapshot from
 // the leader: the core swaps the backend and answers BackendInstalled) and

@@ -3,10 +3,11 @@
 //
 // In: Propose (batched into one MsgProp per mailbox run, or, while an
 // Append is in flight, held until it is answered), WithdrawProposal
-// (a proposer gave up), ReadIndex (batched into one raft ReadIndex round),
-// Tick (from its ticker child), Appended (from the wal actor), Applied
-// (from the applier), and raft messages from peers (StepRaft, one per
-// envelope).
+// (a proposer gave up), ReadIndex (batched into one raft ReadIndex round;
+// a single voter answers it with its published read index, and holds it
+// until its term has a commit), Tick (from its ticker child), Appended
+// (from the wal actor), Applied (from the applier), and raft messages from
+// peers (StepRaft, one per envelope).
 // Out: Append to the wal actor, Apply to the applier, raft messages to
 // other members as SendRaft to the peers supervisor, failed proposals and
 // read indexes through raftclient's wait registries, leader, term and

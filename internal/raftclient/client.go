@@ -9,6 +9,9 @@
 // its backend with SetCore when its start-up finishes and withdraws them
 // (SetCore(nil)) before it stops; while withdrawn every call fails at once
 // with etcd's "server stopped", and FailAll answers the requests in flight.
+// The one exception to "through the raft actor": a read index the core's
+// raft actor publishes while it leads as the only voter (LocalReadIndex),
+// which reads take without a message.
 // Only the raft actor and the applier trigger the registries; a waiter that
 // gives up (context, request timeout) cancels its id, so the registries
 // hold only requests someone still waits for. A proposer that gives up
