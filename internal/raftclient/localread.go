@@ -7,19 +7,20 @@ import "sync/atomic"
 // configuration and has committed an entry of its current term; 0 while
 // that does not hold, and reads take the round.
 //
-// Why such an index is a linearizable read's: every write acknowledged
-// anywhere (by this member's applier or by a learner that applied it)
-// was committed in a Ready this raft actor handled, and the raft actor
-// publishes before anything of a Ready leaves (messages, entries for the
-// applier), so a read that loads the index after the acknowledgement
-// loads a commit index at or above the write's. Only the current term's
-// commit counts: after a restart the commit index raft starts from may
-// lag what was committed and acknowledged before, and the first entry of
-// the term is after all of them. Another member can only come to lead
-// through this raft actor's own Readies (a configuration change it
-// applies, a vote it grants), and it withdraws the index before those
-// leave, so a read that still loads it began before the other could
-// acknowledge anything.
+// Why such an index is a linearizable read's: a write is acknowledged
+// (or shown by a learner's serializable read) only once it is applied,
+// after a Ready of this raft actor handed it to an applier or told a
+// learner it is committed, and the raft actor publishes before anything
+// of a Ready leaves; so a read that loads the index after the write was
+// acknowledged loads a commit index at or above the write's, and waits
+// until this member applied it. Only the current term's commit counts:
+// after a restart the commit index raft starts from may lag what was
+// committed and acknowledged before, and the first entry of the term
+// follows all of it. Another member can only come to lead through what
+// this raft actor sends once it applies a configuration change that adds
+// a voter, or once it grants a vote; it withdraws the index before either
+// leaves, so a read that still loads the index began before another
+// leader could acknowledge anything.
 //
 // One writer, the core's raft actor; one per core incarnation, so the
 // index of a stopped core is never a running core's.
