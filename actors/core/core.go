@@ -13,9 +13,10 @@
 // Every step that fails ends the start-up with a StartupError that names
 // the file and the fix.
 //
-// It publishes its raft, applier and lessor actors and its backend through
-// the member's raftclient.Client once started, and withdraws them (failing
-// the requests in flight) before it stops or restarts.
+// It publishes its raft, applier and lessor actors, its backend and its
+// raft actor's read index (raftclient.LocalReadIndex, one per incarnation)
+// through the member's raftclient.Client once started, and withdraws them
+// (failing the requests in flight) before it stops or restarts.
 //
 // In (from its children): InstallBackend (the applier, for a snapshot from
 // the leader: the core swaps the backend and answers BackendInstalled) and
@@ -587,6 +588,9 @@ func (c *core) spawnChildren(ctx actor.Context, ms *raft.MemoryStorage, store *m
 	if rec.fresh {
 		peers = c.cfg.Peers
 	}
+	// Each incarnation's own: a read index of a stopped raft actor must
+	// never serve the next core's reads.
+	localReads := &raftclient.LocalReadIndex{}
 	pid, err := ctx.SpawnNamed(raftactor.Props(raftactor.Config{
 		ID: id, Storage: ms, Bootstrap: peers,
 		ElectionTick: c.cfg.ElectionTicks, HeartbeatTick: 1, TickInterval: c.cfg.HeartbeatInterval,
@@ -595,13 +599,13 @@ func (c *core) spawnChildren(ctx actor.Context, ms *raft.MemoryStorage, store *m
 		DisablePreVote:      c.cfg.DisablePreVote,
 		WAL:                 walPID, Applier: applierPID, Lessor: lessorPID, Peers: c.cfg.PeersPID,
 		SkipElectionTickAdvance: c.cfg.SkipElectionTickAdvance,
-		Waits:                   c.cfg.Client.Waits(), View: c.view(), Logger: log,
+		Waits:                   c.cfg.Client.Waits(), LocalReads: localReads, View: c.view(), Logger: log,
 	}, c.res.pinned(), metrics.Mailbox("raft")), "raft")
 	must(err)
 	if !pid.Equal(raftPID) {
 		panic(fmt.Sprintf("core: raft actor spawned as %s, want %s", pid, raftPID))
 	}
-	return &raftclient.Core{Raft: raftPID, Applier: applierPID, Lessor: lessorPID}
+	return &raftclient.Core{Raft: raftPID, Applier: applierPID, Lessor: lessorPID, LocalReads: localReads}
 }
 
 // must panics on a spawn error: names are fixed and the previous

@@ -3,14 +3,18 @@
 //
 // In: Propose (batched into one MsgProp per mailbox run, or, while an
 // Append is in flight, held until it is answered), WithdrawProposal
-// (a proposer gave up), ReadIndex (batched into one raft ReadIndex round),
-// Tick (from its ticker child), Appended (from the wal actor), Applied
-// (from the applier), and raft messages from peers (StepRaft, one per
-// envelope).
+// (a proposer gave up), ReadIndex (batched into one raft ReadIndex round;
+// a single voter answers it with its published read index, and holds it
+// until its term has a commit), Tick (from its ticker child), Appended
+// (from the wal actor), Applied (from the applier), and raft messages from
+// peers (StepRaft, one per envelope).
 // Out: Append to the wal actor, Apply to the applier, raft messages to
 // other members as SendRaft to the peers supervisor, failed proposals and
 // read indexes through raftclient's wait registries, leader, term and
-// progress to the member view.
+// progress to the member view, and, while it leads a configuration whose
+// only voter it is, its commit index as a read index that needs no round
+// (raftclient.LocalReadIndex), published before anything of a Ready
+// leaves.
 //
 // Without a leader it waits as etcd 3.6.8 does: proposals are parked
 // until a leader is known or their proposer withdraws them; read index
@@ -89,6 +93,10 @@ type Config struct {
 
 	// Waits are where failed proposals and read indexes are answered.
 	Waits *raftclient.Waits
+	// LocalReads, when set, is where the actor publishes the read index
+	// reads may take without a round while it is a single voter's leader
+	// (see publishLocalReads); nil: every read takes the round.
+	LocalReads *raftclient.LocalReadIndex
 	// View is told the leader, term, commit index and progress.
 	View   *memberview.View
 	Logger *slog.Logger
@@ -154,6 +162,18 @@ type raftActor struct {
 	// advanceWait counts down the ticks left to wait for peers before the
 	// initial election tick advance is given up; 0 once done or skipped.
 	advanceWait int
+	// soleVoter caches whether raft's configuration has this member as
+	// its only voter; refreshed wherever that configuration may change
+	// (start, applied configuration changes) and at every change of role
+	// (a follower's snapshot may bring another configuration).
+	soleVoter bool
+	// readTerm is the term in which this leader saw an entry of its own
+	// term committed (0: none yet): from then on its commit index is a
+	// read index, until the term ends.
+	readTerm uint64
+	// localIndex is the read index last published (0: none); reads that
+	// reach the actor meanwhile are answered with it.
+	localIndex uint64
 }
 
 // peerWait is how long a fresh member waits for its peers to answer
@@ -166,7 +186,13 @@ func (r *raftActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		r.handleStarted(ctx)
-	case *actor.Stopping, *actor.Restarting, *actor.Stopped, *actor.Terminated:
+	case *actor.Stopping, *actor.Restarting:
+		// Whatever the next core's raft actor decides, this one answers
+		// no more reads.
+		if r.cfg.LocalReads != nil {
+			r.cfg.LocalReads.Publish(0)
+		}
+	case *actor.Stopped, *actor.Terminated:
 	case *messages.Propose:
 		r.handlePropose(ctx, msg)
 	case proposeFlush:
@@ -252,7 +278,8 @@ func (r *raftActor) handleStarted(ctx actor.Context) {
 		panic(err)
 	}
 	r.confState = cs
-	if r.soleVoter() && len(r.cfg.Bootstrap) == 0 {
+	r.refreshSoleVoter()
+	if r.soleVoter && len(r.cfg.Bootstrap) == 0 {
 		// A lone voter need not wait an election timeout to lead.
 		_ = rn.Campaign()
 	}
@@ -324,12 +351,13 @@ func (r *raftActor) otherMembers() []uint64 {
 	return ids
 }
 
-// soleVoter reports whether this member is the only voter.
-func (r *raftActor) soleVoter() bool {
+// refreshSoleVoter records whether this member is the only voter of
+// raft's configuration (as raft's own IsSingleton, with itself the voter).
+func (r *raftActor) refreshSoleVoter() {
 	st := r.rn.Status()
 	cfg := st.Config.Voters[0]
 	_, self := cfg[r.cfg.ID]
-	return len(cfg) == 1 && self && len(st.Config.Voters[1]) == 0
+	r.soleVoter = len(cfg) == 1 && self && len(st.Config.Voters[1]) == 0
 }
 
 func (r *raftActor) handleProposeConfChange(ctx actor.Context, msg *messages.ProposeConfChange) {
@@ -356,7 +384,7 @@ func (r *raftActor) handleTick(ctx actor.Context) {
 	r.expireParked()
 	r.tickRounds(ctx)
 	r.publishProgress()
-	if bs := r.rn.BasicStatus(); bs.Lead == raft.None && bs.RaftState == raft.StateFollower && r.soleVoter() {
+	if bs := r.rn.BasicStatus(); bs.Lead == raft.None && bs.RaftState == raft.StateFollower && r.soleVoter {
 		// A lone voter need not wait an election timeout to lead; it can
 		// campaign once its bootstrap configuration is applied. Only from
 		// follower: a campaign in progress waits for its own vote to be
@@ -411,6 +439,13 @@ func (r *raftActor) handleApplied(ctx actor.Context, msg *messages.Applied) {
 	for _, cc := range msg.ConfChanges {
 		r.confState = r.rn.ApplyConfChange(cc)
 	}
+	if len(msg.ConfChanges) > 0 {
+		// A voter added here can lead once this member votes for it:
+		// reads take the round from now on, before any message of the
+		// new configuration leaves.
+		r.refreshSoleVoter()
+		r.publishLocalReads(ctx, r.rn.BasicStatus())
+	}
 	r.deliver(ctx, msg.Msg.Responses)
 	r.handleReady(ctx)
 }
@@ -448,8 +483,14 @@ func (r *raftActor) handleReady(ctx actor.Context) {
 	_ = failpoint.Inject("raftPanic")
 	rd := r.rn.Ready()
 	if rd.SoftState != nil {
+		r.refreshSoleVoter()
 		r.observeLeader(ctx, rd.SoftState.Lead)
 	}
+	bs := r.rn.BasicStatus()
+	// Before anything of this Ready leaves: its messages, committed
+	// entries and answers may make others acknowledge writes up to this
+	// commit index, or make another member leader.
+	r.publishLocalReads(ctx, bs)
 	for _, rs := range rd.ReadStates {
 		r.resolveRead(rs)
 	}
@@ -465,7 +506,6 @@ func (r *raftActor) handleReady(ctx actor.Context) {
 			r.sendPeer(ctx, m)
 		}
 	}
-	bs := r.rn.BasicStatus()
 	r.cfg.View.SetRaftStatus(bs.Lead, bs.GetTerm(), bs.GetCommit())
 	r.tellLessor(ctx, bs.Lead, bs.GetTerm())
 }

@@ -53,9 +53,22 @@ func (r *raftActor) handleReadIndex(ctx actor.Context, msg *messages.ReadIndex) 
 // does a round start without a leader while another waits: as in etcd's
 // single read loop, the reads queue for the next round, which starts when
 // that one ends (a leader's rounds run side by side, sooner answered).
+//
+// A single voter's leader answers without a round once its term has a
+// commit (see publishLocalReads), and starts none before: raft would
+// answer it at once with a commit index that may lag writes acknowledged
+// before a restart.
 func (r *raftActor) handleReadFlush(ctx actor.Context) {
 	r.readQueued = false
-	lead := r.rn.BasicStatus().Lead
+	if r.localIndex != 0 {
+		r.answerLocally(r.localIndex)
+		return
+	}
+	bs := r.rn.BasicStatus()
+	if r.awaitingTermCommit(bs) {
+		return // flushed when the term's first commit is published
+	}
+	lead := bs.Lead
 	if lead != raft.None && r.sendRoundsTo(lead) {
 		defer r.handleReady(ctx)
 	}
@@ -77,7 +90,11 @@ func (r *raftActor) handleReadFlush(ctx actor.Context) {
 // is sent again while a leader is known, since raft forgets a ReadIndex
 // whose message or answer was lost.
 func (r *raftActor) tickRounds(ctx actor.Context) {
-	lead := r.rn.BasicStatus().Lead
+	bs := r.rn.BasicStatus()
+	lead := bs.Lead
+	if r.awaitingTermCommit(bs) {
+		lead = raft.None // nothing is sent again before the term's commit
+	}
 	for seq, rd := range r.rounds {
 		rd.ageTicks++
 		if rd.ageTicks >= r.cfg.RequestTimeoutTicks {
@@ -90,7 +107,7 @@ func (r *raftActor) tickRounds(ctx actor.Context) {
 			r.rn.ReadIndex(rd.rctx)
 		}
 	}
-	if len(r.reads) > 0 && !r.readQueued {
+	if (len(r.reads) > 0 || (r.localIndex != 0 && len(r.rounds) > 0)) && !r.readQueued {
 		r.readQueued = true
 		ctx.Send(ctx.Self(), readFlush{})
 	}
@@ -137,4 +154,72 @@ func (r *raftActor) resolveRead(rs raft.ReadState) {
 	for _, id := range rd.ids {
 		r.cfg.Waits.Reads.Trigger(id, raftclient.ReadResult{Index: rs.Index})
 	}
+}
+
+// publishLocalReads publishes bs's commit index as the read index reads
+// may take without a round when this member leads a configuration whose
+// only voter it is and has committed an entry of its term, and withdraws
+// it otherwise. raft's own condition for answering a ReadIndex at once is
+// the single voter alone; the term's commit is needed as well because the
+// commit index a restarted leader starts from may lag writes acknowledged
+// before the restart, and the term's first entry follows them all.
+// Called with raft's state before anything of a Ready leaves and when a
+// configuration change is applied; see raftclient.LocalReadIndex for why
+// that makes such reads linearizable. Reads that waited for the term's
+// commit are answered once it is published.
+func (r *raftActor) publishLocalReads(ctx actor.Context, bs raft.BasicStatus) {
+	var index uint64
+	if bs.RaftState == raft.StateLeader && r.soleVoter && r.committedInTerm(bs) {
+		index = bs.GetCommit()
+	}
+	was := r.localIndex
+	r.localIndex = index
+	if r.cfg.LocalReads != nil {
+		r.cfg.LocalReads.Publish(index)
+	}
+	if was == 0 && index != 0 && (len(r.reads) > 0 || len(r.rounds) > 0) && !r.readQueued {
+		r.readQueued = true
+		ctx.Send(ctx.Self(), readFlush{})
+	}
+}
+
+// awaitingTermCommit reports whether this member leads as the only voter
+// but has not committed an entry of its term yet: reads wait.
+func (r *raftActor) awaitingTermCommit(bs raft.BasicStatus) bool {
+	return bs.RaftState == raft.StateLeader && r.soleVoter && !r.committedInTerm(bs)
+}
+
+// answerLocally answers the queued reads and every round with index, the
+// published read index: each read arrived before it was published.
+func (r *raftActor) answerLocally(index uint64) {
+	for _, id := range r.reads {
+		r.cfg.Waits.Reads.Trigger(id, raftclient.ReadResult{Index: index})
+	}
+	r.reads = nil
+	for seq, rd := range r.rounds {
+		delete(r.rounds, seq)
+		for _, id := range rd.ids {
+			r.cfg.Waits.Reads.Trigger(id, raftclient.ReadResult{Index: index})
+		}
+	}
+}
+
+// committedInTerm reports whether the leader's commit index is at an
+// entry of its current term (raft's committedEntryInCurrentTerm). Once
+// true it stays true for the term: commit indexes only grow and every
+// entry after the term's first is the term's.
+func (r *raftActor) committedInTerm(bs raft.BasicStatus) bool {
+	term := bs.GetTerm()
+	if r.readTerm == term {
+		return true
+	}
+	// A leader's committed entries are in storage: its own vote counts
+	// only once the WAL has them (handleAppended). An index storage does
+	// not know is not vouched for.
+	t, err := r.cfg.Storage.Term(bs.GetCommit())
+	if err != nil || t != term {
+		return false
+	}
+	r.readTerm = term
+	return true
 }

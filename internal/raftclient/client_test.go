@@ -3,6 +3,7 @@ package raftclient
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -177,6 +178,71 @@ func TestWaitApplied(t *testing.T) {
 	})
 }
 
+// TestLocalReadIndex: while the core's raft actor publishes a read index,
+// a linearizable read takes it without a message to the raft actor and
+// returns once the applier reached it (not before: the applied index
+// alone may be behind writes acknowledged elsewhere); withdrawn, reads
+// take the round again.
+func TestLocalReadIndex(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sys := actor.NewActorSystem()
+		w := NewWaits()
+		c := New(Config{Root: sys.Root, View: memberview.New(memberview.Member{ID: 1}, 1), Waits: w, RequestTimeout: time.Second})
+		var readIndexes atomic.Int32
+		answer := fakeRaft(w)
+		raft := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+			if _, ok := ctx.Message().(*messages.ReadIndex); ok {
+				readIndexes.Add(1)
+			}
+			answer(ctx)
+		}))
+		t.Cleanup(func() {
+			_ = sys.Root.StopFuture(raft).Wait()
+			sys.Shutdown()
+		})
+		local := &LocalReadIndex{}
+		c.SetCore(&Core{Raft: raft, LocalReads: local})
+		ctx := context.Background()
+		w.Applied.Advance(10)
+		local.Publish(12)
+
+		done := make(chan error, 1)
+		go func() { done <- c.LinearizableRead(ctx) }()
+		for _, applied := range []uint64{11, 12} {
+			synctest.Wait()
+			select {
+			case err := <-done:
+				t.Fatalf("linearizable read returned %v with %d applied, want it waiting for 12", err, w.Applied.Current())
+			default:
+			}
+			w.Applied.Advance(applied)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("linearizable read once 12 was applied: %v", err)
+		}
+		if idx, err := c.ReadIndex(ctx); err != nil || idx != 12 {
+			t.Fatalf("read index %d, %v, want the published 12", idx, err)
+		}
+		synctest.Wait()
+		if n := readIndexes.Load(); n != 0 {
+			t.Fatalf("%d ReadIndex messages reached the raft actor, want none", n)
+		}
+
+		local.Publish(0)
+		if idx, err := c.ReadIndex(ctx); err != nil || idx != 7 {
+			t.Fatalf("read index %d, %v after the withdrawal, want the round's 7", idx, err)
+		}
+		if n := readIndexes.Load(); n != 1 {
+			t.Fatalf("%d ReadIndex messages after the withdrawal, want 1", n)
+		}
+		local.Publish(12)
+		c.SetCore(nil)
+		if _, err := c.ReadIndex(ctx); !errors.Is(err, ErrStopped) {
+			t.Fatalf("read index with the core down: %v, want ErrStopped", err)
+		}
+	})
+}
+
 // BenchmarkReadIndex measures a read index round trip through a raft
 // actor that answers at once: the client's share of a linearizable read.
 func BenchmarkReadIndex(b *testing.B) {
@@ -189,6 +255,25 @@ func BenchmarkReadIndex(b *testing.B) {
 		_ = sys.Root.StopFuture(raft).Wait()
 		sys.Shutdown()
 	}()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.ReadIndex(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLocalReadIndex is BenchmarkReadIndex with a read index
+// published: no message, no wait.
+func BenchmarkLocalReadIndex(b *testing.B) {
+	sys := actor.NewActorSystem()
+	w := NewWaits()
+	c := New(Config{Root: sys.Root, View: memberview.New(memberview.Member{ID: 1}, 1), Waits: w, RequestTimeout: time.Second})
+	local := &LocalReadIndex{}
+	local.Publish(7)
+	c.SetCore(&Core{Raft: actor.NewPID("nowhere", "raft"), LocalReads: local})
+	defer sys.Shutdown()
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
