@@ -102,6 +102,24 @@ func (in *inbox) handleEnvelope(ctx actor.Context, env *messages.RaftEnvelope) {
 		return
 	}
 	ctx.Send(raft, &messages.StepRaft{Msgs: ms})
+	if fromLeader(ms) && ctx.Parent() != nil {
+		ctx.Send(ctx.Parent(), heardFromLeader{id: env.GetFrom()})
+	}
+}
+
+// heardFromLeader tells the peer actor of member id (through the
+// supervisor) that an envelope with a leader's message came from it.
+type heardFromLeader struct{ id uint64 }
+
+// fromLeader reports whether ms has a message only a leader sends.
+func fromLeader(ms []*raftpb.Message) bool {
+	for _, m := range ms {
+		switch m.GetType() {
+		case raftpb.MsgApp, raftpb.MsgHeartbeat, raftpb.MsgSnap:
+			return true
+		}
+	}
+	return false
 }
 
 // refuse says why raft must not step m, or returns "".

@@ -441,3 +441,65 @@ func TestPeerRestartBudgetEscalates(t *testing.T) {
 		t.Fatal("supervisor did not fail")
 	}
 }
+
+// A follower's forwarded proposals wait while the leader has not spoken
+// since the last ones went, and then travel in one envelope; a message
+// of any other kind takes them along at once.
+func TestProposalsWaitForTheLeader(t *testing.T) {
+	seen := make(chan uint64, 16)
+	ms := localCluster(t, 2, func(id uint64, cfg *Config) {
+		cfg.ProbeInterval = time.Hour // no probe answer releases them here
+		if id == 1 {
+			cfg.Filter = func(_, _ uint64, m *raftpb.Message) (bool, time.Duration) {
+				seen <- m.GetIndex()
+				return false, 0
+			}
+		}
+	})
+	// send hands m to member 1's peer actor and waits until it took it:
+	// its flush was queued before the next message.
+	send := func(typ raftpb.MessageType, index uint64) {
+		t.Helper()
+		ms[0].send(2, typ, index)
+		select {
+		case <-seen:
+		case <-time.After(waitFor):
+			t.Fatalf("member 1 did not take message %d within %s", index, waitFor)
+		}
+	}
+	steps := func(want ...string) {
+		t.Helper()
+		var got []string
+		for _, m := range ms[1].nextStep(t).Msgs {
+			got = append(got, fmt.Sprintf("%s %d", m.GetType(), m.GetIndex()))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("member 2 stepped %v, want %v", got, want)
+		}
+	}
+	send(raftpb.MsgProp, 1)
+	steps("MsgProp 1")
+	send(raftpb.MsgProp, 2)
+	send(raftpb.MsgProp, 3)
+	ms[1].send(1, raftpb.MsgApp, 4) // the leader speaks
+	if got := ms[0].nextRaft(t); got.GetIndex() != 4 {
+		t.Fatalf("member 1 got %v", got)
+	}
+	steps("MsgProp 2", "MsgProp 3")
+	send(raftpb.MsgProp, 5)
+	send(raftpb.MsgAppResp, 6)
+	steps("MsgProp 5", "MsgAppResp 6")
+}
+
+// A probe answer releases held proposals too: a member that stopped
+// leading holds them for at most ProbeInterval.
+func TestProbeReleasesProposals(t *testing.T) {
+	ms := localCluster(t, 2, nil)
+	ms[0].send(2, raftpb.MsgProp, 1)
+	ms[0].send(2, raftpb.MsgProp, 2)
+	for _, want := range []uint64{1, 2} {
+		if got := ms[1].nextRaft(t); got.GetIndex() != want {
+			t.Fatalf("member 2 got %v, want MsgProp %d", got, want)
+		}
+	}
+}

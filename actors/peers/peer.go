@@ -89,6 +89,12 @@ type peer struct {
 	pending      []*raftpb.Message
 	pendingBytes int
 	flushQueued  bool
+	// awaitingLeader is set once an envelope with a MsgProp went to the
+	// member, and cleared when it next sends this member a leader's
+	// message (heardFromLeader) or answers a probe. Meanwhile pending
+	// MsgProps wait, so a follower's forwarded proposals travel
+	// together rather than a few per envelope.
+	awaitingLeader bool
 
 	// transfer is the snapshot database being sent, nil if none.
 	transfer *transfer
@@ -112,6 +118,9 @@ func (p *peer) Receive(ctx actor.Context) {
 		p.handleSendRaft(ctx, msg.Msg)
 	case flushPending:
 		p.flushQueued = false
+		p.flush(ctx)
+	case heardFromLeader:
+		p.awaitingLeader = false
 		p.flush(ctx)
 	case releaseDue:
 		p.handleReleaseDue(ctx)
@@ -212,13 +221,13 @@ func (p *peer) deliver(ctx actor.Context, m *raftpb.Message) {
 		return
 	}
 	if m.GetType() == raftpb.MsgSnap {
-		p.flush(ctx)
+		p.send(ctx)
 		p.startTransfer(ctx, m)
 		return
 	}
 	size := approxSize(m)
 	if len(p.pending) > 0 && p.pendingBytes+size > maxEnvelopeBytes {
-		p.flush(ctx)
+		p.send(ctx)
 	}
 	p.pending = append(p.pending, m)
 	p.pendingBytes += size
@@ -228,9 +237,27 @@ func (p *peer) deliver(ctx actor.Context, m *raftpb.Message) {
 	}
 }
 
-// flush sends the pending messages as one envelope, or drops them if the
-// member became inactive since they were queued.
+// flush sends the pending messages as one envelope, unless they are only
+// proposals and the member has not spoken since the last ones went.
 func (p *peer) flush(ctx actor.Context) {
+	if p.awaitingLeader && onlyProposals(p.pending) {
+		return
+	}
+	p.send(ctx)
+}
+
+func onlyProposals(ms []*raftpb.Message) bool {
+	for _, m := range ms {
+		if m.GetType() != raftpb.MsgProp {
+			return false
+		}
+	}
+	return true
+}
+
+// send sends the pending messages as one envelope, or drops them if the
+// member became inactive since they were queued.
+func (p *peer) send(ctx actor.Context) {
 	if len(p.pending) == 0 {
 		return
 	}
@@ -241,6 +268,12 @@ func (p *peer) flush(ctx actor.Context) {
 	if p.status != statusActive {
 		p.reportUnreachable(ctx, false)
 		return
+	}
+	for _, m := range ms {
+		if m.GetType() == raftpb.MsgProp {
+			p.awaitingLeader = true
+			break
+		}
 	}
 	ctx.Send(p.inbox(), p.envelope(ms...))
 }

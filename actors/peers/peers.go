@@ -14,6 +14,15 @@
 //   - one peer actor per other member: sends envelopes to that member's
 //     inbox, one per flush (the raft messages that queued in its mailbox
 //     meanwhile, in order), probes it, streams snapshot databases to it.
+//     Once it sent a proposal (MsgProp: a follower forwards its clients'
+//     to the leader), a flush of nothing but proposals waits until the
+//     member speaks as a leader (the inbox tells, through the
+//     supervisor, when an envelope from it holds a MsgApp, MsgHeartbeat
+//     or MsgSnap) or answers a probe; any other message takes them along
+//     at once. The leader holds forwarded proposals while its WAL is
+//     busy anyway (actors/raft), and its next MsgApp follows that WAL
+//     round, so a follower's proposals travel several rounds of its raft
+//     actor to an envelope instead of one.
 //
 // In: *messages.SetPeers and *messages.SendRaft (to the supervisor).
 // Out: *messages.StepRaft, *messages.PeerUnreachable and

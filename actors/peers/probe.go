@@ -43,6 +43,8 @@ func (p *peer) handlePeerStatus(ctx actor.Context, msg *messages.PeerStatus) {
 		ctx.Send(ctx.Parent(), &messages.MemberRemoved{})
 	}
 	p.setActive(ctx)
+	p.awaitingLeader = false
+	p.flush(ctx)
 	p.backoff = minProbeBackoff
 	p.probeTimer = p.after(ctx, p.cfg.ProbeInterval, probeNow{})
 }

@@ -56,6 +56,10 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		s.handleSetPeers(ctx, msg)
 	case *messages.SendRaft:
 		s.handleSendRaft(ctx, msg)
+	case heardFromLeader:
+		if p, ok := s.peers[msg.id]; ok {
+			ctx.Send(p.pid, msg)
+		}
 	case *messages.MemberRemoved:
 		// From a peer actor: the node decides (it stops the member).
 		if ctx.Parent() != nil {
