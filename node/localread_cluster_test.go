@@ -241,3 +241,34 @@ func TestSingleVoterReadsAcrossASecondVoter(t *testing.T) {
 	})
 	waitAcked("writes acknowledged by the remaining voter")
 }
+
+// TestMembershipChangesBackToBack: a membership change proposed as soon
+// as the one before was answered is applied, not lost. raft turns a
+// change proposed while another is pending (not yet applied in raft) into
+// an empty entry that nobody answers; the applier answers a change only
+// once raft has been told it is applied, so the next one, proposed after
+// the answer, finds none pending. The failpoint widens the gap between
+// the applier's apply and raft's hearing of it, which a loaded machine
+// opens by chance (a single voter's read index no longer orders the two
+// through the raft actor).
+func TestMembershipChangesBackToBack(t *testing.T) {
+	c := newTestCluster(t, 1, nil)
+	cli := c.client(0)
+	if err := failpoint.Enable("applierBeforeApplied", "sleep(300ms)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { failpoint.Disable("applierBeforeApplied") })
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		added, err := cli.MemberAddAsLearner(ctx, []string{fmt.Sprintf("http://127.0.0.1:%d", i+1)})
+		if err != nil {
+			cancel()
+			t.Fatalf("round %d: add learner: %v", i, err)
+		}
+		_, err = cli.MemberRemove(ctx, added.Member.ID)
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: remove the learner just added: %v", i, err)
+		}
+	}
+}

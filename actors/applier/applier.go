@@ -116,6 +116,10 @@ type applier struct {
 	auth           *auth.State // applied auth state; see auth.go
 	quota          quotaState  // see quota.go
 
+	// ccAnswers are the answers to this Apply's membership changes, sent
+	// once raft has been told (at most one per change entry of a batch).
+	ccAnswers []confChangeAnswer
+
 	// req is the entry being applied, decoded into the same message each
 	// time: a new one was 3 % of the bytes a put allocates. Nothing keeps
 	// it past applyEntry (its fields' values may be kept). header, put
@@ -168,7 +172,18 @@ func (a *applier) handleApply(ctx actor.Context, msg *messages.Apply) {
 	if last > 0 {
 		a.cfg.Client.Waits().Applied.Advance(last)
 	}
+	_ = failpoint.Inject("applierBeforeApplied")
 	ctx.Respond(&messages.Applied{Msg: msg.Msg, ConfChanges: ccs})
+	// Only now that Applied is in the raft actor's mailbox: a proposer
+	// answered earlier could propose its next change before raft applied
+	// this one, and raft turns a change proposed while one is pending
+	// into an empty entry, which nobody answers (etcd, too, has raft
+	// apply a change before it answers the proposer).
+	for _, ans := range a.ccAnswers {
+		a.cfg.Client.Waits().ConfChanges.Trigger(ans.id, ans.res)
+	}
+	clear(a.ccAnswers)
+	a.ccAnswers = a.ccAnswers[:0]
 	a.publishEvents(ctx)
 	if a.membersChanged {
 		ctx.Send(ctx.Parent(), &messages.MembersChanged{Members: a.cfg.Cluster.Members()})
@@ -345,7 +360,7 @@ func (a *applier) applyConfChange(e *raftpb.Entry) *raftpb.ConfChange {
 		if aerr := st.ApplyMembers(idx, nil, nil); aerr != nil && !errors.Is(aerr, mvcc.ErrAlreadyApplied) {
 			panic(fmt.Sprintf("applier: record refused conf change %d: %v", idx, aerr))
 		}
-		a.cfg.Client.Waits().ConfChanges.Trigger(cc.GetId(), raftclient.ConfChangeResult{Err: err})
+		a.answerConfChange(cc.GetId(), raftclient.ConfChangeResult{Err: err})
 		a.log.Warn("conf change refused", "index", idx, "type", cc.GetType().String(), "node", fmt.Sprintf("%x", cc.GetNodeId()), "err", err)
 		return refused(&cc)
 	}
@@ -353,9 +368,22 @@ func (a *applier) applyConfChange(e *raftpb.Entry) *raftpb.ConfChange {
 		panic(fmt.Sprintf("applier: store conf change %d: %v", idx, err))
 	}
 	a.membersChanged = true
-	a.cfg.Client.Waits().ConfChanges.Trigger(cc.GetId(), raftclient.ConfChangeResult{Members: cl.Members()})
+	a.answerConfChange(cc.GetId(), raftclient.ConfChangeResult{Members: cl.Members()})
 	a.log.Info("membership changed", "index", idx, "type", cc.GetType().String(), "node", fmt.Sprintf("%x", cc.GetNodeId()))
 	return &cc
+}
+
+// answerConfChange queues the answer to a change's proposer until raft
+// has been told the change is applied (see handleApply).
+func (a *applier) answerConfChange(id uint64, res raftclient.ConfChangeResult) {
+	a.ccAnswers = append(a.ccAnswers, confChangeAnswer{id, res})
+}
+
+// confChangeAnswer is a proposer's answer held until raft applied the
+// change.
+type confChangeAnswer struct {
+	id  uint64
+	res raftclient.ConfChangeResult
 }
 
 // applied reports whether the membership shows cc as done. A change of a
