@@ -25,9 +25,8 @@ const memorySnapshotBytes = 16 << 20
 // index gets a database holding it) and in raft's log (last, the end of the
 // Apply just applied: a snapshot installed since is newer), once that index
 // moved memorySnapshotEntries past the previous one and memorySnapshotBytes
-// were applied since. The configuration is
-// the applied one, so it is skipped while a conf change lies past the
-// index.
+// were applied since. The configuration is the applied one, so it is
+// skipped while a conf change lies past the index.
 func (a *applier) maybeCompactRaftLog(ctx actor.Context, last uint64) {
 	if a.cfg.Snapshotter == nil {
 		return

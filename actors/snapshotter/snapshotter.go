@@ -2,13 +2,13 @@
 // from the applier into a raft snapshot file, then lets the WAL release the
 // segments it covers and compacts raft's in-memory log, keeping
 // CatchUpEntries for followers that are a little behind. A CompactRaftLog
-// (every 100 applied entries, as etcd 3.6) takes a snapshot in memory only
-// and compacts the log the same way, so raft's log stays near
-// CatchUpEntries entries (plus what the backend has not committed yet),
-// not CatchUpEntries plus SnapshotCount.
+// (from the applier between disk snapshots: every 100 applied entries, as
+// etcd 3.6, once they hold 16 MiB) takes a snapshot in memory only and
+// compacts the log the same way, so with large entries raft's log stays
+// near CatchUpEntries entries, not CatchUpEntries plus SnapshotCount.
 //
-// In: SaveSnapshot, CompactRaftLog. Out: ReleaseWAL to the wal actor, SnapshotSaved to the
-// sender. Order guarded: the snapshot file is durable before the WAL may
+// In: SaveSnapshot, CompactRaftLog. Out: ReleaseWAL to the wal actor,
+// SnapshotSaved to the sender. Order guarded: the snapshot file is durable before the WAL may
 // drop anything, so a crash between steps leaves a WAL that still covers
 // everything after the newest snapshot.
 package snapshotter
