@@ -8,9 +8,9 @@
 // near CatchUpEntries entries, not CatchUpEntries plus SnapshotCount.
 //
 // In: SaveSnapshot, CompactRaftLog. Out: ReleaseWAL to the wal actor,
-// SnapshotSaved to the sender. Order guarded: the snapshot file is durable before the WAL may
-// drop anything, so a crash between steps leaves a WAL that still covers
-// everything after the newest snapshot.
+// SnapshotSaved to the sender. Order guarded: the snapshot file is durable
+// before the WAL may drop anything, so a crash between steps leaves a WAL
+// that still covers everything after the newest snapshot.
 package snapshotter
 
 import (
