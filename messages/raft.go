@@ -62,6 +62,18 @@ type SaveSnapshot struct {
 	ConfState *raftpb.ConfState
 }
 
+// CompactRaftLog asks the snapshotter to take an in-memory snapshot of
+// raft state at Index (nothing written to disk, no WAL released) and to
+// compact raft's in-memory log behind it, as etcd 3.6 does every 100
+// applied entries: without it the log grows to SnapshotCount plus the
+// catch-up entries between disk snapshots. The backend's committed
+// transactions already hold everything up to Index, and ConfState is the
+// configuration at Index.
+type CompactRaftLog struct {
+	Index     uint64
+	ConfState *raftpb.ConfState
+}
+
 // SnapshotSaved reports a snapshot durable at Index with Term.
 type SnapshotSaved struct {
 	Index uint64

@@ -6,7 +6,8 @@
 // Out: Applied to the sender of Apply (the raft actor), EventsApplied to
 // the watch hub (one per batch, never waiting for it; EventsDropped when
 // its mailbox is full, see hublink.Link.SendEvents), SaveSnapshot to the
-// snapshotter every SnapshotCount entries, MembersChanged to the parent
+// snapshotter every SnapshotCount entries and CompactRaftLog between them
+// (compactlog.go), MembersChanged to the parent
 // (the core) after a batch that changed the membership, InstallBackend to
 // the parent for a snapshot from the leader; results through the
 // raftclient's wait registries, the applied index there too, the active
@@ -109,12 +110,19 @@ type applier struct {
 	cfg Config
 	log *slog.Logger
 
-	snapIndex      uint64
-	commitTimer    *time.Timer // non-nil while a commitDue is scheduled
-	membersChanged bool        // during one Apply
-	alarms         alarm.Set   // applied alarms; see alarm.go
-	auth           *auth.State // applied auth state; see auth.go
-	quota          quotaState  // see quota.go
+	snapIndex uint64
+	// memSnapIndex is the index of the newest in-memory snapshot asked
+	// for, memSnapBytes the bytes of entries applied since, and
+	// confChangeIndex the index of the newest conf change applied (see
+	// maybeCompactRaftLog).
+	memSnapIndex    uint64
+	memSnapBytes    int
+	confChangeIndex uint64
+	commitTimer     *time.Timer // non-nil while a commitDue is scheduled
+	membersChanged  bool        // during one Apply
+	alarms          alarm.Set   // applied alarms; see alarm.go
+	auth            *auth.State // applied auth state; see auth.go
+	quota           quotaState  // see quota.go
 
 	// ccAnswers are the answers to this Apply's membership changes, sent
 	// once raft has been told (at most one per change entry of a batch).
@@ -137,6 +145,7 @@ func (a *applier) Receive(ctx actor.Context) {
 	case *actor.Started:
 		a.log = a.cfg.Logger.With("actor", "applier", "member", a.cfg.Client.View().MemberID)
 		a.snapIndex = a.cfg.SnapshotIndex
+		a.memSnapIndex = a.cfg.SnapshotIndex
 		a.quota.root = ctx.ActorSystem().Root
 		a.loadAlarms()
 		a.loadAuth()
@@ -162,10 +171,12 @@ func (a *applier) handleApply(ctx actor.Context, msg *messages.Apply) {
 	var ccs []*raftpb.ConfChange
 	a.membersChanged = false
 	for _, e := range msg.Msg.Entries {
+		a.memSnapBytes += len(e.Data)
 		if e.GetType() == raftpb.EntryNormal {
 			a.applyEntry(e)
 		} else {
 			ccs = append(ccs, a.applyConfChange(e))
+			a.confChangeIndex = e.GetIndex()
 		}
 		last = e.GetIndex()
 	}
@@ -192,6 +203,7 @@ func (a *applier) handleApply(ctx actor.Context, msg *messages.Apply) {
 		a.snapshot(ctx, last, a.confState())
 		return
 	}
+	a.maybeCompactRaftLog(ctx, last)
 	a.scheduleCommit(ctx)
 }
 
@@ -322,6 +334,7 @@ func (a *applier) handleInstallSnapshot(ctx actor.Context, msg *messages.Install
 	st, cl := installed.Store, installed.Cluster
 	a.cfg.Store, a.cfg.Cluster = st, cl
 	a.snapIndex = md.GetIndex()
+	a.memSnapIndex, a.memSnapBytes = md.GetIndex(), 0
 	a.loadAlarms()
 	a.loadAuth()
 	ctx.Send(ctx.Parent(), &messages.MembersChanged{Members: cl.Members()})
@@ -430,6 +443,7 @@ func (a *applier) snapshot(ctx actor.Context, index uint64, cs *raftpb.ConfState
 		panic(fmt.Sprintf("applier: commit backend before snapshot: %v", err))
 	}
 	a.snapIndex = index
+	a.memSnapIndex, a.memSnapBytes = index, 0
 	ctx.Send(a.cfg.Snapshotter, &messages.SaveSnapshot{Index: index, ConfState: cs})
 }
 

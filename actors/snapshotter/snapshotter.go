@@ -1,12 +1,16 @@
 // Package snapshotter is the snapshotter actor: it turns a SaveSnapshot
 // from the applier into a raft snapshot file, then lets the WAL release the
 // segments it covers and compacts raft's in-memory log, keeping
-// CatchUpEntries for followers that are a little behind.
+// CatchUpEntries for followers that are a little behind. A CompactRaftLog
+// (from the applier between disk snapshots: every 100 applied entries, as
+// etcd 3.6, once they hold 16 MiB) takes a snapshot in memory only and
+// compacts the log the same way, so with large entries raft's log stays
+// near CatchUpEntries entries, not CatchUpEntries plus SnapshotCount.
 //
-// In: SaveSnapshot. Out: ReleaseWAL to the wal actor, SnapshotSaved to the
-// sender. Order guarded: the snapshot file is durable before the WAL may
-// drop anything, so a crash between steps leaves a WAL that still covers
-// everything after the newest snapshot.
+// In: SaveSnapshot, CompactRaftLog. Out: ReleaseWAL to the wal actor,
+// SnapshotSaved to the sender. Order guarded: the snapshot file is durable
+// before the WAL may drop anything, so a crash between steps leaves a WAL
+// that still covers everything after the newest snapshot.
 package snapshotter
 
 import (
@@ -57,6 +61,8 @@ func (s *snapshotter) Receive(ctx actor.Context) {
 	case *actor.Stopping, *actor.Restarting, *actor.Stopped:
 	case *messages.SaveSnapshot:
 		s.handleSaveSnapshot(ctx, msg)
+	case *messages.CompactRaftLog:
+		s.handleCompactRaftLog(msg)
 	default:
 		s.log.Warn("unexpected message", "type", fmt.Sprintf("%T", msg))
 	}
@@ -66,7 +72,12 @@ func (s *snapshotter) handleSaveSnapshot(ctx actor.Context, msg *messages.SaveSn
 	_ = failpoint.Inject("snapshotterPanic")
 	sn, err := s.cfg.Storage.CreateSnapshot(msg.Index, msg.ConfState, nil)
 	if errors.Is(err, raft.ErrSnapOutOfDate) {
-		return // a newer snapshot exists already
+		// An in-memory snapshot (CompactRaftLog) at this very index is
+		// still to be saved; a newer one is a snapshot installed from
+		// the leader, saved already.
+		if sn, err = s.cfg.Storage.Snapshot(); err != nil || sn.GetMetadata().GetIndex() != msg.Index {
+			return
+		}
 	}
 	if err != nil {
 		s.log.Warn("create snapshot", "index", msg.Index, "err", err)
@@ -77,11 +88,7 @@ func (s *snapshotter) handleSaveSnapshot(ctx actor.Context, msg *messages.SaveSn
 	}
 	term := sn.GetMetadata().GetTerm()
 	ctx.Send(s.cfg.WAL, &messages.ReleaseWAL{Index: msg.Index, Term: term})
-	if msg.Index > s.cfg.CatchUpEntries {
-		if err := s.cfg.Storage.Compact(msg.Index - s.cfg.CatchUpEntries); err != nil && !errors.Is(err, raft.ErrCompacted) {
-			s.log.Warn("compact raft log", "index", msg.Index-s.cfg.CatchUpEntries, "err", err)
-		}
-	}
+	s.compact(msg.Index)
 	if err := s.cfg.Snap.ReleaseOlderThan(msg.Index); err != nil {
 		// Old snapshot files cost disk, not correctness.
 		s.log.Warn("release old snapshots", "err", err)
@@ -89,5 +96,32 @@ func (s *snapshotter) handleSaveSnapshot(ctx actor.Context, msg *messages.SaveSn
 	s.log.Info("snapshot saved", "index", msg.Index, "term", term)
 	if ctx.Sender() != nil {
 		ctx.Respond(&messages.SnapshotSaved{Index: msg.Index, Term: term})
+	}
+}
+
+// handleCompactRaftLog takes an in-memory snapshot at msg.Index, which
+// raft hands out when a follower needs a snapshot (the database shipped
+// is the backend's, which holds msg.Index), and compacts the log behind
+// it: raft's log then stays near CatchUpEntries entries, as etcd's does,
+// instead of growing by SnapshotCount between disk snapshots. Nothing
+// goes to disk: the WAL and the snapshot files still start at the newest
+// disk snapshot.
+func (s *snapshotter) handleCompactRaftLog(msg *messages.CompactRaftLog) {
+	_, err := s.cfg.Storage.CreateSnapshot(msg.Index, msg.ConfState, nil)
+	if err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+		s.log.Warn("in-memory snapshot", "index", msg.Index, "err", err)
+		return
+	}
+	s.compact(msg.Index)
+}
+
+// compact drops raft's log entries up to CatchUpEntries behind index,
+// which a snapshot covers.
+func (s *snapshotter) compact(index uint64) {
+	if index <= s.cfg.CatchUpEntries {
+		return
+	}
+	if err := s.cfg.Storage.Compact(index - s.cfg.CatchUpEntries); err != nil && !errors.Is(err, raft.ErrCompacted) {
+		s.log.Warn("compact raft log", "index", index-s.cfg.CatchUpEntries, "err", err)
 	}
 }

@@ -147,6 +147,9 @@ func (s *Store) writeBatch(b *batch) error {
 	s.mu.Lock()
 	if err == nil {
 		s.committing = nil
+		if b.ci != 0 {
+			s.committedCI.Store(b.ci)
+		}
 	}
 	s.writingFile = false
 	s.mu.Unlock()

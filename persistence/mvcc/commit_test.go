@@ -45,10 +45,16 @@ func TestCommitAsyncReadsSeePendingCommittingAndBolt(t *testing.T) {
 	if entries, ci := committed(t, ts.Store); len(entries) != 0 || ci != 0 {
 		t.Fatalf("committed before the transaction ended: %v, index %d", revsOf(entries), ci)
 	}
+	if ci := ts.CommittedIndex(); ci != 0 {
+		t.Fatalf("CommittedIndex %d before the transaction ended, want 0", ci)
+	}
 	g.open()
 	ts.waitBackground()
 	if entries, ci := committed(t, ts.Store); revsOf(entries) != "[{2 0}]" || ci != 1 {
 		t.Fatalf("after the background commit: %v, index %d; want [{2 0}], 1", revsOf(entries), ci)
+	}
+	if ci := ts.CommittedIndex(); ci != 1 || ts.ConsistentIndex() <= ci {
+		t.Fatalf("CommittedIndex %d (applied %d) after the first batch, want 1 below applied", ci, ts.ConsistentIndex())
 	}
 	if err := ts.CommitAsync(); err != nil { // takes {b@3, a@4}
 		t.Fatal(err)

@@ -96,6 +96,9 @@ type Store struct {
 	// ci is the highest applied raft index, pending, committing or
 	// committed.
 	ci atomic.Uint64
+	// committedCI is the consistent index bbolt holds: that of the last
+	// batch whose transaction committed (see CommittedIndex).
+	committedCI atomic.Uint64
 
 	// Writer goroutine only. job is the background commit started by
 	// CommitAsync, nil once the writer saw it end; failed is the first
@@ -232,6 +235,7 @@ func (s *Store) load() error {
 		meta := tx.Bucket(metaBucket)
 		if v := meta.Get(consistentIndexKey); len(v) == 8 {
 			s.ci.Store(binary.BigEndian.Uint64(v))
+			s.committedCI.Store(s.ci.Load())
 		}
 		if v := meta.Get(finishedCompactKey); v != nil {
 			rev, _, err := parseBucketKey(v)
@@ -350,6 +354,12 @@ func (s *Store) Path() string { return s.path }
 // ConsistentIndex returns the highest raft index applied, including
 // applications still in the pending batch.
 func (s *Store) ConsistentIndex() uint64 { return s.ci.Load() }
+
+// CommittedIndex returns the consistent index of what bbolt holds: the
+// highest raft index whose application a committed transaction contains,
+// so a copy of the file taken now (SnapshotDB) has everything up to it.
+// Any goroutine.
+func (s *Store) CommittedIndex() uint64 { return s.committedCI.Load() }
 
 // SetConsistentIndex records that the raft entry at index was applied
 // (for entries that are not KV requests). A lower index is ignored.
