@@ -138,6 +138,21 @@ func (s *Lease) renewOnce(ctx context.Context, id int64, fs *forwardStream) (int
 	if lead := st.Leader(); lead != st.MemberID {
 		return fs.keepAlive(ctx, lead, id)
 	}
+	// etcd 3.6's ensureLeadership (etcd issue 15247): a leader that was
+	// paused or cut off may not know yet that another member leads, which
+	// may have let the lease expire meanwhile. A read index round needs a
+	// quorum of this leader's term, so once it returns with this member
+	// still leading, the renewal is the leader's. etcd skips the round
+	// while its raft loop ticked in the last three ticks; a process just
+	// resumed from a pause may tick before it reads its peers, so troupe
+	// always asks (rounds are shared by the reads and renewals queued
+	// together, and a single voter's costs no message).
+	if err := s.kv.linearizableRead(ctx); err != nil {
+		return 0, err
+	}
+	if st.Leader() != st.MemberID {
+		return 0, rpctypes.ErrGRPCNotLeader // renew asks the new leader
+	}
 	if err := s.waitApplied(ctx); err != nil {
 		return 0, err
 	}
