@@ -27,13 +27,15 @@ type testSink struct {
 	mu        sync.Mutex
 	room      int
 	got       []*messages.WatchEvents
-	createdAt map[int64]int // watch id -> len(got) when created (see created)
+	refused   []*messages.WatchEvents // offered while room was 0
+	createdAt map[int64]int           // watch id -> len(got) when created (see created)
 }
 
 func (s *testSink) Deliver(r *messages.WatchEvents) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.room == 0 {
+		s.refused = append(s.refused, r)
 		return false
 	}
 	if s.room > 0 {
