@@ -14,23 +14,30 @@ import (
 	"github.com/troupedb/troupe/persistence/snap"
 )
 
+// snapAndLog returns an empty snapshot dir and a raft log of entries 1 to
+// 100 in term 2.
+func snapAndLog(t *testing.T) (*snap.Snapshotter, *raft.MemoryStorage) {
+	t.Helper()
+	ss, err := snap.New(t.TempDir(), snap.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := raft.NewMemoryStorage()
+	var ents []*raftpb.Entry
+	for i := uint64(1); i <= 100; i++ {
+		ents = append(ents, &raftpb.Entry{Index: new(i), Term: new(uint64(2))})
+	}
+	if err := ms.Append(ents); err != nil {
+		t.Fatal(err)
+	}
+	return ss, ms
+}
+
 // TestSaveThenReleaseThenCompact: the snapshot file is on disk before the
 // WAL hears it may release, and raft's log keeps the catch-up entries.
 func TestSaveThenReleaseThenCompact(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		dir := t.TempDir()
-		ss, err := snap.New(dir, snap.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ms := raft.NewMemoryStorage()
-		var ents []*raftpb.Entry
-		for i := uint64(1); i <= 100; i++ {
-			ents = append(ents, &raftpb.Entry{Index: new(i), Term: new(uint64(2))})
-		}
-		if err := ms.Append(ents); err != nil {
-			t.Fatal(err)
-		}
+		ss, ms := snapAndLog(t)
 		sys := actortest.NewSystem()
 		defer actortest.Shutdown(sys)
 		wal := actortest.NewRecorder(4)
@@ -79,19 +86,7 @@ func TestSaveThenReleaseThenCompact(t *testing.T) {
 // for at the same index afterwards is still saved and releases the WAL.
 func TestCompactRaftLogInMemory(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		dir := t.TempDir()
-		ss, err := snap.New(dir, snap.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ms := raft.NewMemoryStorage()
-		var ents []*raftpb.Entry
-		for i := uint64(1); i <= 100; i++ {
-			ents = append(ents, &raftpb.Entry{Index: new(i), Term: new(uint64(2))})
-		}
-		if err := ms.Append(ents); err != nil {
-			t.Fatal(err)
-		}
+		ss, ms := snapAndLog(t)
 		sys := actortest.NewSystem()
 		defer actortest.Shutdown(sys)
 		wal := actortest.NewRecorder(4)
