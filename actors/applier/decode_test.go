@@ -24,12 +24,19 @@ func TestDecodeMatchesUnmarshal(t *testing.T) {
 		{Header: &pb.RequestHeader{ID: 5}, Put: &pb.PutRequest{Key: []byte("c"), IgnoreValue: true}},
 	}
 	var a applier
+	checkDecodeAll(t, &a, reqs)
+}
+
+// checkDecodeAll runs checkDecode on each of reqs, marshalled, in turn
+// with the same applier (its reused messages carry over).
+func checkDecodeAll(t *testing.T, a *applier, reqs []*pb.InternalRaftRequest) {
+	t.Helper()
 	for i, req := range reqs {
 		data, err := proto.Marshal(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkDecode(t, &a, fmt.Sprintf("request %d", i), data)
+		checkDecode(t, a, fmt.Sprintf("request %d", i), data)
 	}
 }
 
@@ -105,13 +112,7 @@ func TestDecodeTxnMatchesUnmarshal(t *testing.T) {
 		{Header: hdr(8), Put: &pb.PutRequest{Key: []byte("after")}},
 	}
 	var a applier
-	for i, req := range reqs {
-		data, err := proto.Marshal(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		checkDecode(t, &a, fmt.Sprintf("request %d", i), data)
-	}
+	checkDecodeAll(t, &a, reqs)
 
 	// Shapes proto.Marshal does not make but a decoder must take: fields
 	// repeated (they merge), unknown fields, unexpected wire types, and
