@@ -139,6 +139,53 @@ func (c *testCluster) waitLeader() int {
 	return idx
 }
 
+// joinConfig is the configuration of a member named name that joins c
+// (--initial-cluster-state existing).
+func (c *testCluster) joinConfig(name string) Config {
+	cfg := testConfig(c.t, c.t.TempDir())
+	cfg.Name = name
+	cfg.InitialClusterState = ClusterStateExisting
+	cfg.InitialCluster = c.cfgs[0].InitialCluster + "," + name + "=" + cfg.InitialAdvertisePeerURLs[0].String()
+	cfg.PeerFilter = c.filter
+	return cfg
+}
+
+// addMember asks member via to add cfg's member, as a learner if learner
+// is set. As etcd, a member is added only once the others have been
+// connected for a while (5 s): "unhealthy cluster" is retried until then.
+func (c *testCluster) addMember(ctx context.Context, via int, cfg Config, learner bool) *clientv3.MemberAddResponse {
+	t := c.t
+	t.Helper()
+	cli := c.client(via)
+	urls := []string{cfg.InitialAdvertisePeerURLs[0].String()}
+	var added *clientv3.MemberAddResponse
+	var err error
+	polltest.Eventually(t, 10*time.Second, cfg.Name+" add accepted", func() (bool, string) {
+		if learner {
+			added, err = cli.MemberAddAsLearner(ctx, urls)
+		} else {
+			added, err = cli.MemberAdd(ctx, urls)
+		}
+		return err == nil || !strings.Contains(err.Error(), "unhealthy cluster"), fmt.Sprint(err)
+	})
+	if err != nil {
+		t.Fatalf("add %s: %v", cfg.Name, err)
+	}
+	return added
+}
+
+// startJoined starts cfg's member, added already, as member len(c.nodes)
+// and returns that index.
+func (c *testCluster) startJoined(cfg Config) int {
+	c.t.Helper()
+	n, err := Start(cfg)
+	if err != nil {
+		c.t.Fatalf("start %s: %v", cfg.Name, err)
+	}
+	c.cfgs, c.nodes, c.ids = append(c.cfgs, cfg), append(c.nodes, n), append(c.ids, n.MemberID())
+	return len(c.nodes) - 1
+}
+
 func (c *testCluster) client(i int) *clientv3.Client {
 	c.t.Helper()
 	cli, err := clientv3.New(clientv3.Config{
@@ -324,34 +371,14 @@ func TestClusterMembership(t *testing.T) {
 	cli := c.client(lead)
 	put(t, cli, "before-join", "1")
 
-	cfg := testConfig(t, t.TempDir())
-	cfg.Name = "m3"
-	cfg.InitialClusterState = ClusterStateExisting
-	cfg.InitialCluster = c.cfgs[0].InitialCluster + ",m3=" + cfg.InitialAdvertisePeerURLs[0].String()
-	cfg.PeerFilter = c.filter
+	cfg := c.joinConfig("m3")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	// As etcd, a member is added only once the others have been connected
-	// for a while (5 s): retry "unhealthy cluster" until then.
-	var added *clientv3.MemberAddResponse
-	var err error
-	// "unhealthy cluster" until the peers are connected for 5 s, as etcd.
-	polltest.Eventually(t, 10*time.Second, "member add accepted", func() (bool, string) {
-		added, err = cli.MemberAdd(ctx, []string{cfg.InitialAdvertisePeerURLs[0].String()})
-		return err == nil || !strings.Contains(err.Error(), "unhealthy cluster"), fmt.Sprint(err)
-	})
-	if err != nil {
-		t.Fatalf("member add: %v", err)
-	}
+	added := c.addMember(ctx, lead, cfg, false)
 	if len(added.Members) != 4 || added.Member.Name != "" {
 		t.Fatalf("member add answered %v", added)
 	}
-	n4, err := Start(cfg)
-	if err != nil {
-		t.Fatalf("start the added member: %v", err)
-	}
-	c.cfgs = append(c.cfgs, cfg)
-	c.nodes = append(c.nodes, n4)
+	n4 := c.nodes[c.startJoined(cfg)]
 	if n4.MemberID() != added.Member.ID {
 		t.Fatalf("joined as %x, added as %x", n4.MemberID(), added.Member.ID)
 	}
@@ -412,30 +439,12 @@ func TestClusterLearnerAndMoveLeader(t *testing.T) {
 	}
 	cli = c.client(target)
 
-	cfg := testConfig(t, t.TempDir())
-	cfg.Name = "learner"
-	cfg.InitialClusterState = ClusterStateExisting
-	cfg.InitialCluster = c.cfgs[0].InitialCluster + ",learner=" + cfg.InitialAdvertisePeerURLs[0].String()
-	var added *clientv3.MemberAddResponse
-	var err error
-	// "unhealthy cluster" until the peers are connected for 5 s, as etcd.
-	polltest.Eventually(t, 10*time.Second, "learner add accepted", func() (bool, string) {
-		added, err = cli.MemberAddAsLearner(ctx, []string{cfg.InitialAdvertisePeerURLs[0].String()})
-		return err == nil || !strings.Contains(err.Error(), "unhealthy cluster"), fmt.Sprint(err)
-	})
-	if err != nil {
-		t.Fatalf("add learner: %v", err)
-	}
+	cfg := c.joinConfig("learner")
+	added := c.addMember(ctx, target, cfg, true)
 	if !added.Member.IsLearner {
 		t.Fatalf("added %v, want a learner", added.Member)
 	}
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatalf("start learner: %v", err)
-	}
-	c.cfgs = append(c.cfgs, cfg)
-	c.nodes = append(c.nodes, n)
-	c.ids = append(c.ids, n.MemberID())
+	n := c.nodes[c.startJoined(cfg)]
 	c.waitValue(3, "k", "v")
 	lc := c.client(3)
 	if _, err := lc.Get(ctx, "k"); err == nil || !strings.Contains(err.Error(), "not supported for learner") {

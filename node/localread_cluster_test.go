@@ -32,32 +32,12 @@ func (c *testCluster) localReadIndex(i int) uint64 {
 // addLearner adds a learner to the cluster through member via and starts
 // it; it returns its index in c.
 func (c *testCluster) addLearner(via int) int {
-	t := c.t
-	t.Helper()
-	cfg := testConfig(t, t.TempDir())
-	cfg.Name = fmt.Sprintf("learner%d", len(c.nodes))
-	cfg.InitialClusterState = ClusterStateExisting
-	cfg.InitialCluster = c.cfgs[0].InitialCluster + "," + cfg.Name + "=" + cfg.InitialAdvertisePeerURLs[0].String()
-	cfg.PeerFilter = c.filter
+	c.t.Helper()
+	cfg := c.joinConfig(fmt.Sprintf("learner%d", len(c.nodes)))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cli := c.client(via)
-	var err error
-	polltest.Eventually(t, 10*time.Second, "learner add accepted", func() (bool, string) {
-		_, err = cli.MemberAddAsLearner(ctx, []string{cfg.InitialAdvertisePeerURLs[0].String()})
-		return err == nil || !strings.Contains(err.Error(), "unhealthy cluster"), fmt.Sprint(err)
-	})
-	if err != nil {
-		t.Fatalf("add learner: %v", err)
-	}
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatalf("start learner: %v", err)
-	}
-	c.cfgs = append(c.cfgs, cfg)
-	c.nodes = append(c.nodes, n)
-	c.ids = append(c.ids, n.MemberID())
-	return len(c.nodes) - 1
+	c.addMember(ctx, via, cfg, true)
+	return c.startJoined(cfg)
 }
 
 // TestSingleVoterReadsSeeWhatALearnerApplied: a single voter answers
@@ -185,29 +165,17 @@ func TestSingleVoterReadsAcrossASecondVoter(t *testing.T) {
 		t.Fatal("the single voter publishes no read index")
 	}
 
-	cfg := testConfig(t, t.TempDir())
-	cfg.Name = "m1"
-	cfg.InitialClusterState = ClusterStateExisting
-	cfg.InitialCluster = c.cfgs[0].InitialCluster + ",m1=" + cfg.InitialAdvertisePeerURLs[0].String()
-	cfg.PeerFilter = c.filter
+	cfg := c.joinConfig("m1")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	added, err := c.client(0).MemberAdd(ctx, []string{cfg.InitialAdvertisePeerURLs[0].String()})
-	if err != nil {
-		t.Fatalf("member add: %v", err)
-	}
+	added := c.addMember(ctx, 0, cfg, false)
 	// MemberAdd is answered by the applier; the raft actor takes the new
 	// configuration (and withdraws the index) when the applier tells it,
 	// before it sends anything in it.
 	polltest.Eventually(t, 5*time.Second, "the leader of two voters withdraws its read index", func() (bool, string) {
 		return c.localReadIndex(0) == 0, fmt.Sprint(c.localReadIndex(0))
 	})
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatalf("start the added member: %v", err)
-	}
-	c.cfgs, c.nodes, c.ids = append(c.cfgs, cfg), append(c.nodes, n), append(c.ids, added.Member.ID)
-	cli1 := c.client(1)
+	cli1 := c.client(c.startJoined(cfg))
 	mu.Lock()
 	clis = append(clis, cli1)
 	mu.Unlock()
@@ -227,7 +195,7 @@ func TestSingleVoterReadsAcrossASecondVoter(t *testing.T) {
 	}
 	// "unhealthy cluster" until the peers are connected for 5 s, as etcd.
 	polltest.Eventually(t, 10*time.Second, "member 0 removed", func() (bool, string) {
-		_, err = cli1.MemberRemove(ctx, c.ids[0])
+		_, err := cli1.MemberRemove(ctx, c.ids[0])
 		if err != nil && !strings.Contains(err.Error(), "unhealthy cluster") {
 			t.Fatalf("remove member 0: %v", err)
 		}
